@@ -1,0 +1,6 @@
+"""`python -m nsdebug`."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

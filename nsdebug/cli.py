@@ -1,0 +1,134 @@
+"""`nsdebug CORE [EXECUTABLE] [-c CMD]... [--json]`: argument parsing and exit codes only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import NsdebugError
+
+EXIT_OK, EXIT_COMMAND_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="nsdebug",
+        description="Offline debugger for core files of CPython processes.",
+        epilog="Other forms: 'nsdebug report CORE [--json]', 'nsdebug demo'. "
+               "Without -c, -x or --snapshot, opens the interactive shell.")
+    p.add_argument("core", help="core file (ELF core, or an arthur .lz4 capture)")
+    p.add_argument("executable", nargs="?", help="the program's executable, if it moved")
+    p.add_argument("-c", "--command", action="append", default=[], metavar="CMD",
+                   help="run a command and exit (repeatable)")
+    p.add_argument("-x", "--commands-file", metavar="FILE",
+                   help="run the commands in FILE, one per line")
+    p.add_argument("--json", action="store_true", help="print one JSON document per command")
+    p.add_argument("--sysroot", metavar="DIR",
+                   help="look up the core's mapped files under DIR")
+    p.add_argument("--lib-path", metavar="DIR[:DIR]", default="",
+                   help="look up mapped files by name in these directories first")
+    p.add_argument("--snapshot", metavar="FILE", help="export a .heapsnapshot and exit")
+    p.add_argument("--traceback", action="store_true", help="show Python tracebacks of errors")
+    return p
+
+
+def _err(msg):
+    print(f"nsdebug: {msg}", file=sys.stderr)
+
+
+def open_session(args):
+    from .commands import Session, load_all
+    from .corefile import open_core
+    load_all()
+    lib_path = [d for d in args.lib_path.split(":") if d]
+    process = open_core(args.core, args.executable, args.sysroot, lib_path)
+    for w in process.warnings:
+        _err(f"warning: {w}")
+    return Session(process)
+
+
+def run_batch(session, lines, as_json, out=sys.stdout):
+    """Run command lines; returns the exit status (non-zero if any command failed)."""
+    from . import render
+    from .commands import run
+    status = EXIT_OK
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            result = run(session, line)
+        except NsdebugError as e:
+            status = EXIT_COMMAND_FAILED
+            if as_json:
+                print(render.to_json({"command": line, "error": str(e)}), file=out)
+            _err(str(e))
+            continue
+        if as_json:
+            print(render.to_json(result), file=out)
+        else:
+            for text in render.to_lines(result):
+                print(text, file=out)
+        out.flush()
+    return status
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_tb = "--traceback" in argv
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        # Output went to a closed pipe (e.g. `| head`); quiet exit like other tools.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except (NsdebugError, PermissionError) as e:
+        if show_tb:
+            raise
+        _err(str(e))
+        return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
+        if show_tb:
+            raise
+        _err(f"internal error: {type(e).__name__}: {e} (rerun with --traceback and report it)")
+        return EXIT_INTERNAL
+
+
+def _main(argv):
+    if argv and argv[0] == "report":
+        from .report import main as report_main
+        return report_main(argv[1:])
+    if argv and argv[0] == "demo":
+        from .demo import main as demo_main
+        return demo_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    lines = list(args.command)
+    if args.commands_file:
+        try:
+            with open(args.commands_file) as f:
+                lines.extend(f.read().splitlines())
+        except OSError as e:
+            raise NsdebugError(f"cannot read {args.commands_file}: {e.strerror}") from None
+    if args.snapshot:
+        lines.append(f"snapshot {_quote(args.snapshot)}")
+    session = open_session(args)
+    if lines:
+        return run_batch(session, lines, args.json)
+    from .repl import run_shell
+    return run_shell(session)
+
+
+def _quote(s):
+    import shlex
+    return shlex.quote(s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

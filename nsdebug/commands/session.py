@@ -1,0 +1,95 @@
+"""Session: the open core and what the user selected; commands read and change it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..errors import CommandError, NsdebugError
+
+
+@dataclass
+class Options:
+    """Bounds for value previews and walks, settable from the command line."""
+    max_depth: int = 2
+    max_items: int = 10
+    max_string: int = 80
+    max_frames: int = 4096
+
+
+@dataclass
+class Session:
+    process: object
+    options: Options = field(default_factory=Options)
+    thread_index: int = 0
+    frame_index: int = 0       # 0 = innermost Python frame of the selected thread
+    interrupted: object = None  # callable returning True when the user pressed Ctrl-C
+
+    def __post_init__(self):
+        crashed = self.process.crashed_thread
+        if crashed is not None:
+            self.thread_index = crashed.index
+
+    @property
+    def thread(self):
+        return self.process.threads[self.thread_index]
+
+    @cached_property
+    def runtime(self):
+        """The CPython runtime model, attached on first use."""
+        from ..cpython import attach
+        return attach(self.process)
+
+    def select_thread(self, tid):
+        for t in self.process.threads:
+            if t.tid == tid or (tid < len(self.process.threads) and t.index == tid and
+                                not any(x.tid == tid for x in self.process.threads)):
+                self.thread_index = t.index
+                self.frame_index = 0
+                return t
+        raise CommandError(f"no thread {tid} (see 'threads')")
+
+    # Addresses as users type them: 0x7f.., 1234, symbol, symbol+0x10, $rip, @id.
+    _ADDR = re.compile(r"^\s*(?P<base>[^+\-\s]+)\s*(?:(?P<op>[+\-])\s*(?P<off>\S+))?\s*$")
+
+    def parse_address(self, text):
+        m = self._ADDR.match(text)
+        if not m:
+            raise CommandError(f"not an address: {text!r}")
+        base = self._address_term(m.group("base"))
+        if m.group("op"):
+            off = self._number(m.group("off"))
+            if off is None:
+                raise CommandError(f"not an offset: {m.group('off')!r}")
+            base = base + off if m.group("op") == "+" else base - off
+        if not 0 <= base < 1 << 64:
+            raise CommandError(f"address out of range: {text!r}")
+        return base
+
+    @staticmethod
+    def _number(text):
+        try:
+            return int(text, 0)
+        except ValueError:
+            try:
+                return int(text, 16) if re.fullmatch(r"[0-9a-fA-F]+", text) else None
+            except ValueError:
+                return None
+
+    def _address_term(self, term):
+        if term.startswith("@"):
+            term = term[1:]
+        if term.startswith("$"):
+            reg = term[1:].lower()
+            reg = {"pc": "rip", "sp": "rsp", "fp": "rbp"}.get(reg, reg)
+            if reg not in self.thread.regs:
+                raise CommandError(f"no register {term}")
+            return self.thread.regs[reg]
+        n = self._number(term)
+        if n is not None:
+            return n
+        try:
+            return self.process.symbol_address(term)
+        except NsdebugError:
+            raise CommandError(f"not an address or known symbol: {term!r}") from None

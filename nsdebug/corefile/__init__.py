@@ -1,0 +1,5 @@
+"""Bytes -> process image: ELF cores, their notes, memory and symbols. Knows ELF, not Python."""
+
+from .process import Process, Thread, open_core
+
+__all__ = ["Process", "Thread", "open_core"]

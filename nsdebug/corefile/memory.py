@@ -1,0 +1,139 @@
+"""AddressSpace: the process's memory, from the core's PT_LOADs and the files it mapped."""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from ..errors import FaultError
+
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+
+
+@dataclass
+class Segment:
+    """One PT_LOAD: [start, end) in memory, the first `filesz` bytes kept in the core."""
+    start: int
+    end: int
+    offset: int
+    filesz: int
+    perms: str
+    file: object = None        # FileMapping covering it, if any
+    file_source: object = None  # FileSource of that file once resolved and checked
+
+    @property
+    def in_core(self):
+        return self.filesz > 0
+
+
+class AddressSpace:
+    """Reads process memory by address; everything above corefile/ reads through here."""
+
+    def __init__(self, source, segments):
+        self.source = source
+        self.segments = sorted(segments, key=lambda s: s.start)
+        self._starts = [s.start for s in self.segments]
+        self._read_file = source.read
+
+    def find_segment(self, addr):
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            seg = self.segments[i]
+            if addr < seg.end:
+                return seg
+        return None
+
+    def is_mapped(self, addr):
+        return self.find_segment(addr) is not None
+
+    def read(self, addr, size):
+        """Exactly `size` bytes at `addr`, or FaultError naming the first missing byte."""
+        i = bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            seg = self.segments[i]
+            off = addr - seg.start
+            if off + size <= seg.filesz:
+                return self._read_file(seg.offset + off, size)
+        if size <= 0:
+            return b""
+        return self._read_slow(addr, size)
+
+    def _read_slow(self, addr, size):
+        parts = []
+        cur, end = addr, addr + size
+        while cur < end:
+            seg = self.find_segment(cur)
+            if seg is None:
+                raise FaultError(f"address {cur:#x} is not mapped in the core", cur)
+            take = min(end, seg.end) - cur
+            off = cur - seg.start
+            if off < seg.filesz:
+                take = min(take, seg.filesz - off)
+                chunk = self._read_file(seg.offset + off, take)
+            else:
+                if seg.filesz:
+                    take = min(take, seg.end - cur)
+                chunk = self._read_backing_file(seg, cur, take)
+            if len(chunk) != take:
+                raise FaultError(f"address {cur:#x} lies past the end of the core file", cur)
+            parts.append(chunk)
+            cur += take
+        return b"".join(parts)
+
+    def _read_backing_file(self, seg, addr, size):
+        fm, src = seg.file, seg.file_source
+        if fm is None:
+            raise FaultError(f"address {addr:#x} is in a mapping whose bytes the core "
+                             f"did not keep", addr)
+        if src is None:
+            raise FaultError(f"address {addr:#x} is in {fm.path}, which the core did not "
+                             f"keep and which is not available on disk", addr)
+        return src.read(fm.offset + (addr - fm.start), size)
+
+    def available(self, addr, size):
+        """True when `read(addr, size)` would succeed."""
+        try:
+            self.read(addr, size)
+            return True
+        except FaultError:
+            return False
+
+    # Typed helpers. Every caller above corefile/ uses these or read().
+    def u64(self, addr):
+        return _U64.unpack(self.read(addr, 8))[0]
+
+    def i64(self, addr):
+        return _I64.unpack(self.read(addr, 8))[0]
+
+    def u32(self, addr):
+        return _U32.unpack(self.read(addr, 4))[0]
+
+    def i32(self, addr):
+        return _I32.unpack(self.read(addr, 4))[0]
+
+    def unpack(self, fmt, addr):
+        """struct.unpack of a Struct (or format string) at `addr`."""
+        if isinstance(fmt, str):
+            fmt = struct.Struct(fmt)
+        return fmt.unpack(self.read(addr, fmt.size))
+
+    def cstring(self, addr, limit=4096):
+        """A NUL-terminated byte string of at most `limit` bytes."""
+        out = b""
+        while len(out) < limit:
+            seg = self.find_segment(addr + len(out))
+            if seg is None:
+                if out:
+                    break
+                raise FaultError(f"address {addr:#x} is not mapped in the core", addr)
+            room = min(limit - len(out), seg.end - (addr + len(out)), 256)
+            chunk = self.read(addr + len(out), room)
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return out + chunk[:nul]
+            out += chunk
+        return out

@@ -1,0 +1,355 @@
+"""Process: one core file opened as threads, mappings, modules and an address space."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from ..errors import CoreFileError, SymbolError
+from . import elf
+from .memory import AddressSpace, Segment
+from .notes import decode_notes
+from .source import FileSource, open_source
+from .symbols import ElfFile, Module
+
+AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
+ARTHUR_NOTE = b"ARTHUR"
+
+
+@dataclass
+class Thread:
+    """A thread as the core recorded it."""
+    index: int
+    tid: int
+    regs: dict
+    signo: int
+    fpregs: bytes
+
+    @property
+    def pc(self):
+        return self.regs["rip"]
+
+    @property
+    def sp(self):
+        return self.regs["rsp"]
+
+
+class FileResolver:
+    """Where to look on this machine for a file the process had mapped."""
+
+    def __init__(self, sysroot=None, lib_path=(), overrides=None):
+        self.sysroot = sysroot
+        self.lib_path = list(lib_path or ())
+        self.overrides = dict(overrides or {})
+
+    def candidates(self, path):
+        if path in self.overrides:
+            yield self.overrides[path]
+            return
+        base = os.path.basename(path)
+        for d in self.lib_path:
+            yield os.path.join(d, base)
+        if self.sysroot:
+            yield os.path.join(self.sysroot, path.lstrip("/"))
+        else:
+            yield path
+
+    def resolve(self, path):
+        for cand in self.candidates(path):
+            if os.path.isfile(cand):
+                return cand
+        return None
+
+
+class Process:
+    """A core file: everything comes from here, nothing above reads the file itself."""
+
+    def __init__(self, path, executable=None, sysroot=None, lib_path=()):
+        self.path = path
+        self.warnings: list[str] = []
+        self.source = open_source(path)
+        self.core_size = self.source.size
+        head = self.source.read(0, 64)
+        self.header = elf.parse_header(head, path)
+        if self.header.e_type != elf.ET_CORE:
+            kind = {elf.ET_EXEC: "an executable", elf.ET_DYN: "a shared object"}.get(
+                self.header.e_type, f"ELF type {self.header.e_type}")
+            raise CoreFileError(f"{path} is {kind}, not a core file "
+                                f"(give the core first, then the executable)")
+        if self.header.e_machine != elf.EM_X86_64:
+            raise CoreFileError(f"{path} is a core of machine {self.header.e_machine}; "
+                                f"only x86-64 is supported")
+        self.phdrs = elf.read_program_headers(self.source.read, self.source.size,
+                                              self.header, path)
+        self._check_truncation()
+        raw_notes = []
+        for ph in self.phdrs:
+            if ph.p_type == elf.PT_NOTE:
+                raw_notes.extend(elf.iter_notes(self.source.read(ph.p_offset, ph.p_filesz),
+                                                f"{path}: notes"))
+        if not any(ph.p_type == elf.PT_NOTE for ph in self.phdrs):
+            raise CoreFileError(f"{path} has no notes: not a core of a Linux process")
+        self.raw_notes = raw_notes
+        self.notes = decode_notes(raw_notes)
+        if not self.notes.threads:
+            raise CoreFileError(f"{path} holds no thread (no NT_PRSTATUS note)")
+        self.arthur = self._arthur_info(raw_notes)
+        self.threads = [Thread(i, t.tid, t.regs, t.cursig, t.fpregs)
+                        for i, t in enumerate(self.notes.threads)]
+        segments = [Segment(ph.p_vaddr, ph.p_vaddr + ph.p_memsz, ph.p_offset, ph.p_filesz,
+                            ph.perms)
+                    for ph in self.phdrs if ph.p_type == elf.PT_LOAD and ph.p_memsz]
+        self.memory = AddressSpace(self.source, segments)
+        self.resolver = FileResolver(sysroot, lib_path)
+        self._executable_override = executable
+        self.modules = self._attach_files()
+
+    # -- opening -------------------------------------------------------------
+    def _check_truncation(self):
+        size = self.source.size
+        for i, ph in enumerate(self.phdrs):
+            end = ph.p_offset + ph.p_filesz
+            if ph.p_filesz and end > size:
+                kind = "notes" if ph.p_type == elf.PT_NOTE else \
+                    f"PT_LOAD at {ph.p_vaddr:#x}" if ph.p_type == elf.PT_LOAD else f"segment {i}"
+                raise CoreFileError(
+                    f"{self.path} is truncated: it has {size} bytes but its {kind} "
+                    f"ends at byte {end}")
+
+    @staticmethod
+    def _arthur_info(raw_notes):
+        import json
+        for note in raw_notes:
+            if note.name == ARTHUR_NOTE:
+                try:
+                    return json.loads(note.desc.rstrip(b"\0").decode())
+                except ValueError:
+                    return {}
+        return None
+
+    def core_bytes(self, addr, size):
+        """Bytes the core itself holds at addr (never from a file on disk), or None."""
+        seg = self.memory.find_segment(addr)
+        if seg is None or addr - seg.start + size > seg.filesz:
+            return None
+        return self.source.read(seg.offset + addr - seg.start, size)
+
+    def _core_build_id(self, start):
+        """The build-id of the ELF image mapped at `start`, from the core's own bytes."""
+        head = self.core_bytes(start, 64)
+        if head is None or head[:4] != elf.ELF_MAGIC:
+            return None
+        try:
+            hdr = elf.parse_header(head)
+            phdrs = elf.read_program_headers(
+                lambda off, n: self.core_bytes(start + off, n) or b"",
+                1 << 32, hdr)
+        except CoreFileError:
+            return None
+        loads = [p for p in phdrs if p.p_type == elf.PT_LOAD]
+        bias = start - min((p.p_vaddr - p.p_offset for p in loads), default=0)
+        for ph in phdrs:
+            if ph.p_type == elf.PT_NOTE:
+                data = self.core_bytes(bias + ph.p_vaddr, ph.p_filesz)
+                if data:
+                    bid = elf.build_id_from_notes(data)
+                    if bid:
+                        return bid
+        return None
+
+    def _attach_files(self):
+        by_path: dict[str, list] = {}
+        for fm in self.notes.files:
+            by_path.setdefault(fm.path, []).append(fm)
+        exe_path = self.executable_path
+        if self._executable_override and exe_path:
+            self.resolver.overrides[exe_path] = self._executable_override
+        modules = []
+        for path, maps in by_path.items():
+            needed = self._segments_needing(maps)
+            disk = None if path.endswith(" (deleted)") else self.resolver.resolve(path)
+            core_bid = self._core_build_id(min(m.start for m in maps))
+            module = None
+            if core_bid is not None:
+                module = Module(path, maps)
+                module.core_build_id = core_bid
+            src = None
+            if disk is None:
+                if needed:
+                    self.warnings.append(f"{path}: not found on this machine; its read-only "
+                                         f"bytes are missing (try --sysroot or --lib-path)")
+                if module is not None:
+                    module.problem = "file not found"
+            else:
+                try:
+                    src = FileSource(disk)
+                except CoreFileError as e:
+                    self.warnings.append(str(e))
+                    src = None
+                if src is not None and src.read(0, 4) == elf.ELF_MAGIC:
+                    module, src = self._check_module(path, maps, disk, module, core_bid, src)
+            if src is not None:
+                for seg in needed:
+                    seg.file_source = src
+            if module is not None:
+                modules.append(module)
+        modules.sort(key=lambda m: m.start)
+        return modules
+
+    def _check_module(self, path, maps, disk, module, core_bid, src):
+        try:
+            ef = ElfFile(disk)
+        except CoreFileError as e:
+            self.warnings.append(f"{path}: {e}")
+            return module, None
+        module = module or Module(path, maps)
+        disk_bid = ef.build_id
+        if core_bid and disk_bid and core_bid != disk_bid:
+            module.problem = f"build-id differs (core {core_bid[:12]}, disk {disk_bid[:12]})"
+            self.warnings.append(f"{disk} is not the file the process mapped as {path} "
+                                 f"(build-id {disk_bid[:12]} on disk, {core_bid[:12]} in "
+                                 f"the core); not used")
+            return module, None
+        module.attach_file(ef)
+        return module, src
+
+    def _segments_needing(self, maps):
+        """Segments of these file mappings whose bytes are not all in the core."""
+        out = []
+        for fm in maps:
+            seg = self.memory.find_segment(fm.start)
+            if seg is not None and seg.start == fm.start:
+                seg.file = fm
+                if seg.filesz < seg.end - seg.start:
+                    out.append(seg)
+            elif seg is None:
+                # Not in the core at all (some writers skip read-only mappings).
+                seg = Segment(fm.start, fm.end, 0, 0, "r--", fm)
+                self.memory.segments.append(seg)
+                self.memory.segments.sort(key=lambda s: s.start)
+                self.memory._starts = [s.start for s in self.memory.segments]
+                out.append(seg)
+        return out
+
+    # -- what the process was -------------------------------------------------
+    @property
+    def pid(self):
+        if self.notes.prpsinfo:
+            return self.notes.prpsinfo.pid
+        return self.threads[0].tid
+
+    @cached_property
+    def executable_path(self):
+        auxv = self.notes.auxv
+        if AT_EXECFN in auxv:
+            try:
+                name = self.memory.cstring(auxv[AT_EXECFN], 4096).decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001 - a garbage pointer just means "unknown"
+                name = ""
+            if name:
+                for fm in self.notes.files:
+                    if os.path.basename(fm.path) == os.path.basename(name):
+                        return fm.path
+        for key in (AT_PHDR, AT_ENTRY):
+            if key in auxv:
+                for fm in self.notes.files:
+                    if fm.start <= auxv[key] < fm.end:
+                        return fm.path
+        return self.notes.files[0].path if self.notes.files else None
+
+    @cached_property
+    def initial_stack(self):
+        """argv and environ as the process started (see initial_stack.py)."""
+        from .initial_stack import read_initial_stack
+        auxv_note = next((n.desc for n in self.raw_notes if n.type == 6 and n.name == b"CORE"),
+                         b"")
+        return read_initial_stack(self.memory, auxv_note, self.notes.auxv)
+
+    @property
+    def executable(self):
+        return self.module_by_path(self.executable_path)
+
+    @property
+    def crashed_thread(self):
+        """The thread that took the fatal signal (the kernel writes it first)."""
+        si = self.notes.siginfo
+        if si is None or si.signo == 0:
+            return None
+        for t in self.threads:
+            if t.signo == si.signo:
+                return t
+        return self.threads[0]
+
+    @property
+    def made_by(self):
+        if self.arthur is not None:
+            return "arthur" + (" (stopped capture)" if self.arthur.get("mode") == "stop" else "")
+        try:
+            names = {s.name for s in elf.read_sections(self.source.read, self.source.size,
+                                                       self.header)}
+        except CoreFileError:
+            names = set()
+        if "note0" in names:
+            return "gdb (gcore or generate-core-file)"
+        if self.notes.siginfo and self.notes.siginfo.signo:
+            return "the Linux kernel (fatal signal)"
+        return "unknown"
+
+    # -- modules and symbols --------------------------------------------------
+    def module_at(self, addr):
+        for m in self.modules:
+            if m.contains(addr):
+                return m
+        return None
+
+    def module_by_path(self, path):
+        for m in self.modules:
+            if m.path == path:
+                return m
+        return None
+
+    def find_module(self, name_part):
+        """The first module whose file name starts with `name_part` (e.g. 'libpython')."""
+        for m in self.modules:
+            if m.name.startswith(name_part):
+                return m
+        return None
+
+    def symbol_address(self, name):
+        """Address of a symbol in any module, executable first."""
+        exe = self.executable
+        order = ([exe] if exe else []) + [m for m in self.modules if m is not exe]
+        for m in order:
+            if m.file is None:
+                continue
+            hit = m.file.lookup(name)
+            if hit is not None:
+                return hit[0] + m.bias
+        raise SymbolError(f"symbol {name!r} not found in any module")
+
+    def symbolize(self, addr):
+        """(module, name, offset) for an address; name None when unknown."""
+        m = self.module_at(addr)
+        if m is None:
+            return None, None, 0
+        hit = m.symbolize(addr)
+        if hit is None:
+            return m, None, addr - m.start
+        return m, hit[0], hit[1]
+
+    def describe_address(self, addr):
+        m, name, off = self.symbolize(addr)
+        if m is None:
+            return f"{addr:#x}"
+        if name is None:
+            return f"{addr:#x} in {m.name}"
+        return f"{name}+{off:#x} in {m.name}" if off else f"{name} in {m.name}"
+
+    def close(self):
+        self.source.close()
+
+
+def open_core(path, executable=None, sysroot=None, lib_path=()):
+    """Open a core file (plain ELF or arthur .lz4) as a Process."""
+    return Process(path, executable, sysroot, lib_path)

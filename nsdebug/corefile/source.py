@@ -1,0 +1,48 @@
+"""Byte sources: a plain file read through mmap (the LZ4 container is in lz4source)."""
+
+import mmap
+import os
+
+from ..errors import CoreFileError
+
+
+class FileSource:
+    """A file mapped read-only; reads are slices of the mapping, paid on demand."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            self.size = os.fstat(fd).st_size
+            if self.size == 0:
+                raise CoreFileError(f"{path} is empty")
+            try:
+                self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError) as e:
+                raise CoreFileError(f"cannot map {path}: {e}") from None
+        finally:
+            os.close(fd)
+        self.view = memoryview(self._map)
+
+    def read(self, offset, size):
+        """Up to `size` bytes at `offset` (fewer at the end of the file)."""
+        if offset < 0 or size < 0:
+            return b""
+        return self._map[offset:offset + size]
+
+    def close(self):
+        self.view.release()
+        self._map.close()
+
+
+def open_source(path):
+    """The right byte source for a file: LZ4 container or plain file."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"\x04\x22\x4d\x18":
+        from .lz4source import LZ4Source
+        return LZ4Source(path)
+    return FileSource(path)

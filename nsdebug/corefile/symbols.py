@@ -1,0 +1,165 @@
+"""Mapped ELF modules: load bias, build-id, and their symbols (dynsym + symtab), on first use."""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+
+from ..errors import CoreFileError, SymbolError
+from . import elf
+from .source import FileSource
+
+STT_OBJECT, STT_FUNC, STT_TLS = 1, 2, 6
+
+
+class ElfFile:
+    """An ELF file on disk: headers at once, sections and symbols when asked."""
+
+    def __init__(self, path):
+        self.path = path
+        self.source = FileSource(path)
+        self.header = elf.parse_header(self.source.read(0, 64), path)
+        self.phdrs = elf.read_program_headers(self.source.read, self.source.size,
+                                              self.header, path)
+        self._sections = None
+        self._symbols = None
+        self._by_name = None
+
+    @property
+    def sections(self):
+        if self._sections is None:
+            self._sections = elf.read_sections(self.source.read, self.source.size,
+                                               self.header, self.path)
+        return self._sections
+
+    def section(self, name):
+        for s in self.sections:
+            if s.name == name:
+                return s
+        return None
+
+    @property
+    def build_id(self):
+        for ph in self.phdrs:
+            if ph.p_type == elf.PT_NOTE:
+                bid = elf.build_id_from_notes(self.source.read(ph.p_offset, ph.p_filesz))
+                if bid:
+                    return bid
+        return None
+
+    @property
+    def first_load_vaddr(self):
+        loads = [p for p in self.phdrs if p.p_type == elf.PT_LOAD]
+        return min((p.p_vaddr - p.p_offset for p in loads), default=0)
+
+    def _load_symbols(self):
+        """Sorted (value, size, name) of every defined function/object symbol."""
+        rows = {}
+        for sec in self.sections:
+            if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
+                continue
+            if sec.sh_link >= len(self.sections):
+                continue
+            strsec = self.sections[sec.sh_link]
+            strtab = self.source.read(strsec.sh_offset, strsec.sh_size)
+            data = self.source.read(sec.sh_offset, sec.sh_size)
+            data = data[:len(data) // elf.SYM.size * elf.SYM.size]
+            for st_name, st_info, _other, shndx, value, size in elf.SYM.iter_unpack(data):
+                kind = st_info & 0xF
+                if shndx == 0 or value == 0 or kind == STT_TLS or kind > STT_FUNC:
+                    continue
+                end = strtab.find(b"\0", st_name)
+                name = strtab[st_name:end].decode("utf-8", "replace")
+                if not name or name.startswith("$"):
+                    continue
+                # Keep the first name seen per (address, name): symtab repeats dynsym.
+                rows.setdefault((value, name), (value, size, name))
+        self._symbols = sorted(rows.values())
+        self._addrs = [r[0] for r in self._symbols]
+
+    @property
+    def symbols(self):
+        if self._symbols is None:
+            self._load_symbols()
+        return self._symbols
+
+    def lookup(self, name):
+        """(value, size) of a symbol by name, or None."""
+        if self._by_name is None:
+            self._by_name = {}
+            for value, size, n in self.symbols:
+                self._by_name.setdefault(n, (value, size))
+        return self._by_name.get(name)
+
+    def symbolize(self, vaddr):
+        """(name, offset, size) of the symbol at or before `vaddr` in file addresses."""
+        syms = self.symbols
+        i = bisect_right(self._addrs, vaddr) - 1
+        if i < 0:
+            return None
+        # Prefer a symbol whose extent covers the address (a few may share a start).
+        for j in range(i, max(i - 8, -1), -1):
+            value, size, name = syms[j]
+            if size and value <= vaddr < value + size:
+                return name, vaddr - value, size
+        value, size, name = syms[i]
+        if vaddr - value > 1 << 20:
+            return None
+        return name, vaddr - value, size
+
+
+class Module:
+    """One ELF file mapped in the process: where it was, where it is now, and its symbols."""
+
+    def __init__(self, path, mappings):
+        self.path = path                 # as the core recorded it
+        self.mappings = sorted(mappings, key=lambda m: m.start)
+        self.start = self.mappings[0].start
+        self.end = max(m.end for m in self.mappings)
+        self.file: ElfFile | None = None  # the file on disk, when found and matching
+        self.disk_path: str | None = None
+        self.core_build_id: str | None = None
+        self.problem: str | None = None  # why the disk file is not used
+        self.bias = self.start
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+    def attach_file(self, elf_file):
+        self.file = elf_file
+        self.disk_path = elf_file.path
+        base = next((m for m in self.mappings if m.offset == 0), self.mappings[0])
+        self.bias = base.start - base.offset - elf_file.first_load_vaddr
+
+    def contains(self, addr):
+        return self.start <= addr < self.end
+
+    def address_of(self, name):
+        """Runtime address of a symbol, or SymbolError."""
+        if self.file is None:
+            raise SymbolError(f"no symbols for {self.path}: {self.problem or 'file not loaded'}")
+        hit = self.file.lookup(name)
+        if hit is None:
+            raise SymbolError(f"symbol {name!r} not found in {self.name}")
+        return hit[0] + self.bias
+
+    def symbolize(self, addr):
+        if self.file is None:
+            return None
+        try:
+            return self.file.symbolize(addr - self.bias)
+        except CoreFileError:
+            return None
+
+    def section_range(self, name):
+        """Runtime [start, end) of a section of the file, or None."""
+        if self.file is None:
+            return None
+        try:
+            sec = self.file.section(name)
+        except CoreFileError:
+            return None
+        if sec is None or sec.sh_addr == 0:
+            return None
+        return sec.sh_addr + self.bias, sec.sh_addr + self.bias + sec.sh_size

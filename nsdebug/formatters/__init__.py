@@ -1,0 +1,1 @@
+"""Text formatters, one module per command family; each yields lines for a result type."""

@@ -1,0 +1,93 @@
+"""Text for info, threads, maps, x, sym and disasm."""
+
+from ..commands import process_cmds as pc
+from ..render import formatter, hexaddr, human_size, table
+
+
+@formatter(pc.InfoResult)
+def format_info(r):
+    yield f"core:        {r.core} ({human_size(r.core_size)}, made by {r.made_by})"
+    yield f"pid:         {r.pid}" + (f"  ppid: {r.ppid}" if r.ppid is not None else "") + \
+        (f"  uid: {r.uid}" if r.uid is not None else "") + \
+        (f"  state: {r.state}" if r.state else "")
+    yield f"command:     {r.command_line}"
+    yield f"executable:  {r.executable}"
+    yield f"threads:     {r.threads}"
+    s = r.signal
+    if s is None:
+        yield "signal:      none (the process was not stopped by a signal)"
+    else:
+        text = f"signal:      {s.name} ({s.number}), code {s.code_name}"
+        if s.fault_address is not None:
+            text += f", fault address {s.fault_address:#x}"
+        if s.sender_pid:
+            text += f", sent by pid {s.sender_pid}"
+        if s.thread is not None:
+            text += f", thread {s.thread}"
+        yield text
+    if r.python:
+        py = r.python
+        yield f"python:      {py.get('version')}" + \
+            (f" ({py['library']})" if py.get("library") else "")
+    if r.crash:
+        yield f"crash:       {r.crash}"
+    for w in r.warnings:
+        yield f"warning:     {w}"
+
+
+@formatter(pc.ThreadsResult)
+def format_threads(r):
+    rows = []
+    for t in r.threads:
+        where = t.symbol or "??"
+        if t.module:
+            where += f" in {t.module}"
+        rows.append(["*" if t.selected else " ", t.index, t.tid, hexaddr(t.pc), where,
+                     hexaddr(t.sp), t.signal or ""])
+    yield from table(["", "#", "tid", "pc", "function", "sp", "signal"], rows, "lrrllll")
+
+
+@formatter(pc.MapsResult)
+def format_maps(r):
+    rows = [[f"{m.start:#x}-{m.end:#x}", m.perms, human_size(m.size), m.source,
+             (f"{m.file} @{m.offset:#x}" if m.file else "")] for m in r.maps]
+    yield from table(["range", "perm", "size", "bytes from", "file"], rows, "llrll")
+
+
+@formatter(pc.HexdumpResult)
+def format_hexdump(r):
+    data = bytes.fromhex(r.data)
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        hexpart = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        yield f"{r.address + off:#018x}: {hexpart:<47}  |{text}|"
+    if r.error:
+        yield f"({r.error})"
+
+
+@formatter(pc.SymbolResult)
+def format_sym(r):
+    if r.symbol:
+        where = r.symbol + (f"+{r.offset:#x}" if r.offset else "")
+        yield f"{r.address:#x} is {where} in {r.module}"
+    elif r.module:
+        yield f"{r.address:#x} is in {r.module} (no symbol)"
+    elif r.mapping:
+        yield f"{r.address:#x} is in mapping {r.mapping} (no module)"
+    else:
+        yield f"{r.address:#x} is not mapped"
+    if r.mapping and r.module:
+        yield f"  mapping {r.mapping}"
+
+
+@formatter(pc.DisasmResult)
+def format_disasm(r):
+    for i in r.instructions:
+        mark = "=>" if i.address == r.address else "  "
+        line = f"{mark} {i.address:#x}: {i.bytes:<24} {i.mnemonic:<7} {i.operands}"
+        if i.target_symbol:
+            line += f"  <{i.target_symbol}>"
+        yield line.rstrip()
+    if r.error:
+        yield f"({r.error})"

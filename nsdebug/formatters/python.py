@@ -1,0 +1,1 @@
+"""Text for the Python commands (filled as the runtime model grows)."""
