@@ -108,14 +108,17 @@ class Process:
     # -- opening -------------------------------------------------------------
     def _check_truncation(self):
         size = self.source.size
-        for i, ph in enumerate(self.phdrs):
-            end = ph.p_offset + ph.p_filesz
-            if ph.p_filesz and end > size:
-                kind = "notes" if ph.p_type == elf.PT_NOTE else \
-                    f"PT_LOAD at {ph.p_vaddr:#x}" if ph.p_type == elf.PT_LOAD else f"segment {i}"
-                raise CoreFileError(
-                    f"{self.path} is truncated: it has {size} bytes but its {kind} "
-                    f"ends at byte {end}")
+        short = [ph for ph in self.phdrs if ph.p_filesz and ph.p_offset + ph.p_filesz > size]
+        if not short:
+            return
+        # Name the segment the cut falls inside, else the first one wholly missing.
+        ph = min(short, key=lambda p: (not p.p_offset <= size, p.p_offset))
+        kind = "notes" if ph.p_type == elf.PT_NOTE else \
+            f"PT_LOAD at {ph.p_vaddr:#x}" if ph.p_type == elf.PT_LOAD else "a segment"
+        where = "inside" if ph.p_offset <= size else "before"
+        raise CoreFileError(
+            f"{self.path} is truncated {where} its {kind}: the file has {size} bytes, "
+            f"the headers promise {max(p.p_offset + p.p_filesz for p in short)}")
 
     @staticmethod
     def _arthur_info(raw_notes):

@@ -40,8 +40,11 @@ class FileSource:
 
 def open_source(path):
     """The right byte source for a file: LZ4 container or plain file."""
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
     if magic == b"\x04\x22\x4d\x18":
         from .lz4source import LZ4Source
         return LZ4Source(path)
