@@ -1,0 +1,238 @@
+"""Python frames of a thread, per version: PyFrameObject chains (3.8-3.10) and
+_PyInterpreterFrame chains (3.11+), with line numbers and locals."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import NsdebugError
+from . import linetable
+
+CO_VARARGS, CO_VARKEYWORDS = 0x4, 0x8
+CO_FAST_HIDDEN, CO_FAST_LOCAL, CO_FAST_CELL, CO_FAST_FREE = 0x10, 0x20, 0x40, 0x80
+# _PyInterpreterFrame.owner (3.11+); CSTACK shims exist from 3.12.
+OWNERS = {0: "thread", 1: "generator", 2: "frame object", 3: "C stack"}
+OWNED_BY_GENERATOR, OWNED_BY_CSTACK = 1, 3
+_I32 = struct.Struct("<i")
+
+
+@dataclass
+class CodeInfo:
+    address: int
+    name: str
+    qualname: str
+    filename: str
+    firstlineno: int
+    argcount: int
+    flags: int
+
+
+@dataclass
+class Local:
+    name: str
+    address: int           # the value's PyObject*, 0 when unbound
+    kind: str              # "arg", "local", "cell", "free"
+
+
+@dataclass
+class Frame:
+    address: int
+    code: CodeInfo | None
+    line: int
+    owner: str = "thread"
+    entry: bool = False    # called from C (a new _PyEval_EvalFrame on the C stack)
+    error: str | None = None
+    locals_: list | None = field(default=None, repr=False)
+
+    @property
+    def function(self):
+        if self.code is None:
+            return "<unknown>"
+        return self.code.qualname
+
+    @property
+    def filename(self):
+        return self.code.filename if self.code else "<unknown>"
+
+
+class FrameWalker:
+    """Reads frames with one ObjectReader; caches code objects by address."""
+
+    def __init__(self, objects, max_frames=4096):
+        self.obj = objects
+        self.L = objects.L
+        self.version = objects.version
+        self.max_frames = max_frames
+        self._codes: dict[int, CodeInfo] = {}
+
+    # -- code objects ---------------------------------------------------------
+    def code_info(self, code):
+        info = self._codes.get(code)
+        if info is None:
+            o, C = self.obj, self.L.code
+            if o.kind(code) != "code":
+                raise NsdebugError(f"{code:#x} is not a code object")
+            name, qual, filename = o.code_names(code)
+            mem = o.mem
+            first = _I32.unpack(mem.read(code + C.co_firstlineno, 4))[0]
+            argc = _I32.unpack(mem.read(code + C.co_argcount, 4))[0]
+            kwonly = _I32.unpack(mem.read(code + C.co_kwonlyargcount, 4))[0]
+            flags = _I32.unpack(mem.read(code + C.co_flags, 4))[0]
+            nargs = argc + kwonly + bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
+            info = self._codes[code] = CodeInfo(code, name, qual, filename, first, nargs, flags)
+        return info
+
+    def _linetable(self, code):
+        C = self.L.code
+        field_off = C.co_linetable if C.co_linetable is not None else C.co_lnotab
+        return self.obj.read_bytes(self.obj.ptr(code + field_off))
+
+    def line_of(self, code, addrq):
+        """Line for byte offset `addrq` into the code's instructions."""
+        info = self.code_info(code)
+        table = self._linetable(code)
+        if self.version >= (3, 11):
+            return linetable.addr2line_311(table, info.firstlineno, addrq)
+        if self.version >= (3, 10):
+            if addrq < 0:
+                return info.firstlineno
+            return linetable.addr2line_310(table, info.firstlineno, addrq)
+        return linetable.addr2line_lnotab(table, info.firstlineno, addrq)
+
+    # -- chains -----------------------------------------------------------------
+    def frames(self, first):
+        """Frames innermost first, from a PyFrameObject* (3.8-3.10) or
+        _PyInterpreterFrame* (3.11+). A loop or garbage ends the walk with a marker."""
+        out = []
+        seen = set()
+        addr = first
+        step = self._next_311 if self.version >= (3, 11) else self._next_38
+        while addr:
+            if addr in seen:
+                out.append(Frame(addr, None, -1, error=f"frame chain loops back to {addr:#x}"))
+                break
+            if len(out) >= self.max_frames:
+                out.append(Frame(addr, None, -1, error=f"more than {self.max_frames} frames"))
+                break
+            seen.add(addr)
+            try:
+                frame, addr = step(addr, out)
+            except NsdebugError as e:
+                out.append(Frame(addr, None, -1, error=str(e)))
+                break
+            if frame is not None:
+                out.append(frame)
+        return out
+
+    def _next_38(self, addr, out):
+        F, o = self.L.frameobject, self.obj
+        back = o.ptr(addr + F.f_back)
+        code = o.ptr(addr + F.f_code)
+        lasti = _I32.unpack(o.mem.read(addr + F.f_lasti, 4))[0]
+        try:
+            self.code_info(code)
+        except NsdebugError as e:
+            return Frame(addr, None, -1, error=f"code {code:#x}: {e}"), back
+        if self.version >= (3, 10):
+            lineno = _I32.unpack(o.mem.read(addr + F.f_lineno, 4))[0]
+            line = lineno if lineno else self.line_of(code, lasti * 2)
+        else:
+            trace = o.ptr(addr + F.f_trace)
+            if trace:
+                line = _I32.unpack(o.mem.read(addr + F.f_lineno, 4))[0]
+            else:
+                line = self.line_of(code, lasti)
+        return Frame(addr, self.code_info(code), line), back
+
+    def _next_311(self, addr, out):
+        I, o = self.L.iframe, self.obj
+        previous = o.ptr(addr + I.previous)
+        owner = o.u8(addr + I.owner)
+        if owner == OWNED_BY_CSTACK:
+            # A shim: the newer frame above it was entered from C.
+            if out:
+                out[-1].entry = True
+            return None, previous
+        code = o.ptr(addr + I.code)
+        try:
+            info = self.code_info(code)
+        except NsdebugError as e:
+            return Frame(addr, None, -1, error=f"code {code:#x}: {e}"), previous
+        C = self.L.code
+        instr_field = I.instr_ptr if I.instr_ptr is not None else I.prev_instr
+        instr = o.ptr(addr + instr_field)
+        first_instr = code + C.co_code_adaptive
+        if owner != OWNED_BY_GENERATOR and C.co_firsttraceable is not None:
+            firsttraceable = _I32.unpack(o.mem.read(code + C.co_firsttraceable, 4))[0]
+            if instr < first_instr + 2 * firsttraceable:
+                return None, previous       # incomplete frame: CPython skips it too
+        line = self.line_of(code, instr - first_instr)
+        entry = bool(o.u8(addr + I.is_entry)) if I.is_entry is not None else False
+        return Frame(addr, info, line, OWNERS.get(owner, str(owner)), entry), previous
+
+    # -- locals ----------------------------------------------------------------
+    def locals_of(self, frame):
+        """Arguments and locals of a frame (cells dereferenced, unbound ones left out)."""
+        if frame.code is None:
+            return []
+        if frame.locals_ is None:
+            frame.locals_ = (self._locals_311(frame) if self.version >= (3, 11)
+                             else self._locals_38(frame))
+        return frame.locals_
+
+    def _tuple_strs(self, addr):
+        o = self.obj
+        return [o.read_str(a) for a in o.tuple_items(addr)] if addr else []
+
+    def _deref(self, value):
+        o = self.obj
+        try:
+            if value and o.kind(value) == "cell":
+                return o.ptr(value + self.L.cell.ob_ref)
+        except NsdebugError:
+            pass
+        return value
+
+    def _locals_38(self, frame):
+        o, C, code = self.obj, self.L.code, frame.code.address
+        varnames = self._tuple_strs(o.ptr(code + C.co_varnames))
+        cellvars = self._tuple_strs(o.ptr(code + C.co_cellvars))
+        freevars = self._tuple_strs(o.ptr(code + C.co_freevars))
+        names = ([(n, "local") for n in varnames] + [(n, "cell") for n in cellvars] +
+                 [(n, "free") for n in freevars])
+        base = frame.address + self.L.frameobject.f_localsplus
+        values = struct.unpack(f"<{len(names)}Q", o.mem.read(base, 8 * len(names)))
+        out = []
+        for i, ((name, kind), value) in enumerate(zip(names, values)):
+            if kind == "local" and i < frame.code.argcount:
+                kind = "arg"
+            if kind in ("cell", "free"):
+                value = self._deref(value)
+            if value:
+                out.append(Local(name, value, kind))
+        return out
+
+    def _locals_311(self, frame):
+        o, C, code = self.obj, self.L.code, frame.code.address
+        names = self._tuple_strs(o.ptr(code + C.co_localsplusnames))
+        kinds = o.read_bytes(o.ptr(code + C.co_localspluskinds))
+        n = min(len(names), len(kinds))
+        base = frame.address + self.L.iframe.localsplus
+        values = struct.unpack(f"<{n}Q", o.mem.read(base, 8 * n)) if n else ()
+        out = []
+        for i in range(n):
+            k, value = kinds[i], values[i]
+            if k & CO_FAST_HIDDEN:
+                continue
+            if k & CO_FAST_FREE:
+                kind, value = "free", self._deref(value)
+            elif k & CO_FAST_CELL:
+                kind, value = "cell", self._deref(value)
+            else:
+                kind = "local"
+            if i < frame.code.argcount and kind in ("local", "cell"):
+                kind = "arg" if kind == "local" else kind
+            if value:
+                out.append(Local(names[i], value, kind))
+        return out

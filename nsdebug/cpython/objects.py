@@ -1,0 +1,663 @@
+"""Typed views of PyObjects in a core: type names, decoded values, and safe bounded previews.
+
+Every pointer may be garbage: each read may raise FaultError or InvalidObject,
+and `preview()` turns either into `<invalid 0x...: why>`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import FaultError, NsdebugError
+
+# tp_flags bits (Include/object.h).
+TPFLAGS_INLINE_VALUES = 1 << 2      # 3.13+
+TPFLAGS_MANAGED_DICT = 1 << 4       # 3.11+
+TPFLAGS_HEAPTYPE = 1 << 9
+TPFLAGS_READY = 1 << 12
+TPFLAGS_LONG_SUBCLASS = 1 << 24
+TPFLAGS_LIST_SUBCLASS = 1 << 25
+TPFLAGS_TUPLE_SUBCLASS = 1 << 26
+TPFLAGS_BYTES_SUBCLASS = 1 << 27
+TPFLAGS_UNICODE_SUBCLASS = 1 << 28
+TPFLAGS_DICT_SUBCLASS = 1 << 29
+TPFLAGS_BASE_EXC_SUBCLASS = 1 << 30
+TPFLAGS_TYPE_SUBCLASS = 1 << 31
+
+_SUBCLASS_KINDS = [
+    (TPFLAGS_LONG_SUBCLASS, "int"), (TPFLAGS_LIST_SUBCLASS, "list"),
+    (TPFLAGS_TUPLE_SUBCLASS, "tuple"), (TPFLAGS_BYTES_SUBCLASS, "bytes"),
+    (TPFLAGS_UNICODE_SUBCLASS, "str"), (TPFLAGS_DICT_SUBCLASS, "dict"),
+    (TPFLAGS_BASE_EXC_SUBCLASS, "exception"), (TPFLAGS_TYPE_SUBCLASS, "type"),
+]
+
+# Exact built-in types recognised by tp_name (static types only).
+_BUILTIN_KINDS = {
+    "NoneType": "none", "bool": "bool", "float": "float", "complex": "complex",
+    "bytearray": "bytearray", "set": "set", "frozenset": "frozenset", "range": "range",
+    "slice": "slice", "function": "function", "method": "method",
+    "builtin_function_or_method": "cfunction", "module": "module", "code": "code",
+    "cell": "cell", "generator": "generator", "coroutine": "coroutine",
+    "async_generator": "async_generator", "frame": "frame", "weakref": "weakref",
+    "weakref.ReferenceType": "weakref", "weakproxy": "weakproxy",
+    "weakref.ProxyType": "weakproxy", "ellipsis": "ellipsis",
+    "NotImplementedType": "notimplemented", "mappingproxy": "mappingproxy",
+    "member_descriptor": "member_descriptor", "<dummy key> type": "dummy",
+    "staticmethod": "staticmethod", "classmethod": "classmethod", "property": "property",
+}
+
+MAX_TYPE_NAME = 256
+MAX_CONTAINER = 1 << 26          # a larger size than this is garbage, not data
+MAX_INT_DIGITS = 1 << 16
+MAX_MEMBERS = 1024
+T_OBJECT, T_OBJECT_EX = 6, 16   # PyMemberDef types that hold an object pointer
+
+_D = struct.Struct("<d")
+_DD = struct.Struct("<dd")
+_Q = struct.Struct("<Q")
+_q = struct.Struct("<q")
+
+
+class InvalidObject(NsdebugError):
+    """Memory at an address does not hold a sane object of the expected kind."""
+
+    def __init__(self, address, why):
+        super().__init__(f"invalid object at {address:#x}: {why}")
+        self.address = address
+        self.why = why
+
+
+@dataclass
+class TypeInfo:
+    address: int
+    name: str            # tp_name as stored
+    qualname: str        # module-qualified for classes: "pkg.mod.Class"
+    flags: int
+    basicsize: int
+    itemsize: int
+    dictoffset: int
+    kind: str            # how instances are decoded: "int", "dict", "instance", ...
+    is_heap: bool
+
+
+@dataclass
+class Preview:
+    """Bounds for preview(): nesting depth, items per container, characters per string."""
+    depth: int = 2
+    items: int = 10
+    string: int = 80
+
+
+class ObjectReader:
+    """Reads Python objects from an AddressSpace using one version's Layout."""
+
+    def __init__(self, memory, layout):
+        self.mem = memory
+        self.L = layout
+        self.version = layout.version
+        self._types: dict[int, TypeInfo] = {}
+        self._str_cache: dict[int, str] = {}
+        L = layout
+        self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
+        self._ob_size = L.varobject.ob_size if L.varobject.ob_size is not None else 16
+        self._managed_dict_at = -3 * 8
+        self._values_at = -4 * 8      # 3.11: PyDictValues* before the managed dict
+        self.py311 = self.version >= (3, 11)
+        self.py312 = self.version >= (3, 12)
+        self.py313 = self.version >= (3, 13)
+
+    # -- raw helpers ---------------------------------------------------------
+    def ptr(self, addr):
+        return _Q.unpack(self.mem.read(addr, 8))[0]
+
+    def ssize(self, addr):
+        return _q.unpack(self.mem.read(addr, 8))[0]
+
+    def u8(self, addr):
+        return self.mem.read(addr, 1)[0]
+
+    def type_of(self, addr):
+        if addr == 0:
+            raise InvalidObject(addr, "NULL")
+        return self.ptr(addr + self._ob_type)
+
+    def refcount(self, addr):
+        return self.ssize(addr)
+
+    def type_info(self, taddr):
+        info = self._types.get(taddr)
+        if info is None:
+            info = self._types[taddr] = self._read_type(taddr)
+        return info
+
+    def info(self, addr):
+        """TypeInfo of the object at addr (validating the type pointer)."""
+        return self.type_info(self.type_of(addr))
+
+    def _read_type(self, taddr):
+        T = self.L.type
+        if taddr == 0 or taddr & 7:
+            raise InvalidObject(taddr, "bad type pointer")
+        try:
+            flags = self.ptr(taddr + T.tp_flags)
+            name_ptr = self.ptr(taddr + T.tp_name)
+            raw = self.mem.cstring(name_ptr, MAX_TYPE_NAME)
+            basicsize = self.ssize(taddr + T.tp_basicsize)
+            itemsize = self.ssize(taddr + T.tp_itemsize)
+            dictoffset = self.ssize(taddr + T.tp_dictoffset)
+        except FaultError as e:
+            raise InvalidObject(taddr, f"type unreadable ({e})") from None
+        if not flags & TPFLAGS_READY or not raw or not 0 < basicsize < 1 << 24:
+            raise InvalidObject(taddr, "not a type object")
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidObject(taddr, "type name is not text") from None
+        if not name.isprintable():
+            raise InvalidObject(taddr, "type name is not text")
+        is_heap = bool(flags & TPFLAGS_HEAPTYPE)
+        kind = None if is_heap else _BUILTIN_KINDS.get(name)
+        if name == "type" and not is_heap:
+            kind = "type"
+        if kind is None:
+            for bit, k in _SUBCLASS_KINDS:
+                if flags & bit:
+                    kind = k
+                    break
+        if kind is None and not is_heap and name in ("object",):
+            kind = "object"
+        if kind is None:
+            kind = "instance" if is_heap else "other"
+        qualname = name
+        if is_heap:
+            qualname = self._heap_type_qualname(taddr, name)
+        return TypeInfo(taddr, name, qualname, flags, basicsize, itemsize, dictoffset, kind,
+                        is_heap)
+
+    def _heap_type_qualname(self, taddr, name):
+        H = self.L.heaptype
+        qual = name
+        try:
+            if H.ht_qualname is not None:
+                qual = self.read_str(self.ptr(taddr + H.ht_qualname), 256)
+        except NsdebugError:
+            pass
+        module = None
+        try:
+            tp_dict = self.ptr(taddr + self.L.type.tp_dict)
+            if tp_dict:
+                mod = self.dict_get_str(tp_dict, "__module__")
+                if mod:
+                    module = self.read_str(mod, 256)
+        except NsdebugError:
+            pass
+        if module and module != "builtins":
+            return f"{module}.{qual}"
+        return qual
+
+    def kind(self, addr):
+        return self.info(addr).kind
+
+    # -- scalars ---------------------------------------------------------------
+    def read_str(self, addr, limit=None):
+        """The value of a str object (at most `limit` characters when given)."""
+        if limit is None and addr in self._str_cache:
+            return self._str_cache[addr]
+        A = self.L.ascii
+        state = struct.unpack("<I", self.mem.read(addr + A.state, 4))[0]
+        length = self.ssize(addr + A.length)
+        kind = (state >> 2) & 7
+        compact = (state >> 5) & 1
+        is_ascii = (state >> 6) & 1
+        if kind not in (1, 2, 4) or not 0 <= length < 1 << 40:
+            raise InvalidObject(addr, f"str with kind {kind} and length {length}")
+        if not self.py312 and not (state >> 7) & 1:
+            raise InvalidObject(addr, "str not ready (legacy wstr string)")
+        if compact and is_ascii:
+            data = addr + A.size
+        elif compact:
+            data = addr + self.L.compact.size
+        else:
+            data = self.ptr(addr + self.L.unicode.data)
+        n = length if limit is None else min(length, limit)
+        raw = self.mem.read(data, n * kind)
+        codec = {1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind]
+        text = raw.decode(codec, "surrogatepass" if kind != 1 else "strict")
+        if limit is None and length < 256:
+            self._str_cache[addr] = text
+        return text
+
+    def str_length(self, addr):
+        return self.ssize(addr + self.L.ascii.length)
+
+    def read_int(self, addr):
+        if self.py312:
+            tag = self.ptr(addr + self.L.long.lv_tag)
+            ndigits = tag >> 3
+            sign = 1 - (tag & 3)
+        else:
+            size = self.ssize(addr + self._ob_size)
+            ndigits = abs(size)
+            sign = -1 if size < 0 else 1
+        if ndigits > MAX_INT_DIGITS:
+            raise InvalidObject(addr, f"int with {ndigits} digits")
+        if sign not in (-1, 0, 1):
+            raise InvalidObject(addr, "int with a bad sign")
+        digits = struct.unpack(f"<{ndigits}I", self.mem.read(addr + self.L.long.ob_digit,
+                                                            4 * ndigits))
+        value = 0
+        for d in reversed(digits):
+            value = (value << 30) | (d & 0x3FFFFFFF)
+        return -value if sign < 0 else value
+
+    def int_digits(self, addr):
+        if self.py312:
+            return self.ptr(addr + self.L.long.lv_tag) >> 3
+        return abs(self.ssize(addr + self._ob_size))
+
+    def read_float(self, addr):
+        return _D.unpack(self.mem.read(addr + self.L.float.ob_fval, 8))[0]
+
+    def read_complex(self, addr):
+        re_, im = _DD.unpack(self.mem.read(addr + self.L.complex.cval, 16))
+        return complex(re_, im)
+
+    def read_bytes(self, addr, limit=None):
+        size = self.var_size(addr)
+        n = size if limit is None else min(size, limit)
+        return self.mem.read(addr + self.L.bytes.ob_sval, n)
+
+    def read_bytearray(self, addr, limit=None):
+        size = self.var_size(addr)
+        n = size if limit is None else min(size, limit)
+        start = self.ptr(addr + self.L.bytearray.ob_start)
+        return self.mem.read(start, n) if n else b""
+
+    def var_size(self, addr):
+        size = self.ssize(addr + self._ob_size)
+        if not 0 <= size < 1 << 40:
+            raise InvalidObject(addr, f"size {size}")
+        return size
+
+    # -- containers ------------------------------------------------------------
+    def _check_count(self, addr, n, what):
+        if not 0 <= n <= MAX_CONTAINER:
+            raise InvalidObject(addr, f"{what} with {n} items")
+        return n
+
+    def tuple_items(self, addr, limit=None):
+        n = self._check_count(addr, self.ssize(addr + self._ob_size), "tuple")
+        take = n if limit is None else min(n, limit)
+        raw = self.mem.read(addr + self.L.tuple.ob_item, 8 * take)
+        return list(struct.unpack(f"<{take}Q", raw))
+
+    def tuple_size(self, addr):
+        return self._check_count(addr, self.ssize(addr + self._ob_size), "tuple")
+
+    def list_items(self, addr, limit=None):
+        n = self._check_count(addr, self.ssize(addr + self._ob_size), "list")
+        take = n if limit is None else min(n, limit)
+        if take == 0:
+            return []
+        items = self.ptr(addr + self.L.list.ob_item)
+        return list(struct.unpack(f"<{take}Q", self.mem.read(items, 8 * take)))
+
+    def list_size(self, addr):
+        return self._check_count(addr, self.ssize(addr + self._ob_size), "list")
+
+    def dict_size(self, addr):
+        return self._check_count(addr, self.ssize(addr + self.L.dict.ma_used), "dict")
+
+    def dict_items(self, addr, limit=None):
+        """[(key, value)] of a dict in insertion order."""
+        D = self.L.dict
+        keys = self.ptr(addr + D.ma_keys)
+        values = self.ptr(addr + D.ma_values)
+        return self.keys_items(keys, values, limit, owner=addr)
+
+    def keys_items(self, keys, values, limit=None, owner=0):
+        """Items of a PyDictKeysObject, with the split values array when given."""
+        K = self.L.dictkeys
+        if keys == 0:
+            raise InvalidObject(owner, "dict without keys")
+        nentries = self.ssize(keys + K.dk_nentries)
+        if self.py311:
+            log2_size = self.u8(keys + K.dk_log2_size)
+            log2_index_bytes = self.u8(keys + K.dk_log2_index_bytes)
+            kind = self.u8(keys + K.dk_kind)
+            if log2_size > 40 or log2_index_bytes > 43:
+                raise InvalidObject(owner, f"dict keys with log2 size {log2_size}")
+            size = 1 << log2_size
+            entries = keys + K.dk_indices + (1 << log2_index_bytes)
+            esize = self.L.dictentry.size if kind == 0 else self.L.unicodeentry.size
+            key_off = self.L.dictentry.me_key if kind == 0 else self.L.unicodeentry.me_key
+            val_off = self.L.dictentry.me_value if kind == 0 else self.L.unicodeentry.me_value
+        else:
+            size = self.ssize(keys + K.dk_size)
+            if not 0 < size <= 1 << 40 or size & (size - 1):
+                raise InvalidObject(owner, f"dict keys with size {size}")
+            width = 1 if size <= 0xFF else 2 if size <= 0xFFFF else 4 if size <= 0xFFFFFFFF else 8
+            entries = keys + K.dk_indices + size * width
+            esize, key_off, val_off = (self.L.dictentry.size, self.L.dictentry.me_key,
+                                       self.L.dictentry.me_value)
+        if not 0 <= nentries <= size:
+            raise InvalidObject(owner, f"dict with {nentries} entries in a table of {size}")
+        out = []
+        if values:
+            order = self._split_order(values, nentries)
+            vals_at = values + (self.L.dictvalues.values or 0)
+            for ix in order:
+                if ix >= nentries:
+                    continue
+                key = self.ptr(entries + ix * esize + key_off)
+                value = self.ptr(vals_at + 8 * ix)
+                if key and value:
+                    out.append((key, value))
+                    if limit is not None and len(out) >= limit:
+                        break
+            return out
+        raw = self.mem.read(entries, nentries * esize) if nentries else b""
+        for i in range(nentries):
+            key = _Q.unpack_from(raw, i * esize + key_off)[0]
+            value = _Q.unpack_from(raw, i * esize + val_off)[0]
+            if key and value:
+                out.append((key, value))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def _split_order(self, values, nentries):
+        """Insertion order of a split dict's values (entry indexes)."""
+        if self.py313:
+            V = self.L.dictvalues
+            capacity = self.u8(values + V.capacity)
+            used = self.u8(values + V.used)
+            order_at = values + V.values + 8 * capacity
+            return list(self.mem.read(order_at, used)) if used else []
+        if self.py311:
+            used = self.u8(values - 2)
+            if used == 0:
+                return []
+            raw = self.mem.read(values - 2 - used, used)
+            return list(reversed(raw))
+        return list(range(nentries))
+
+    def dict_get_str(self, addr, name):
+        """The value stored under a str key in a dict, or None."""
+        for k, v in self.dict_items(addr):
+            try:
+                if self.type_info(self.type_of(k)).kind == "str" and self.read_str(k) == name:
+                    return v
+            except NsdebugError:
+                continue
+        return None
+
+    def set_items(self, addr, limit=None):
+        S = self.L.set
+        mask = self.ssize(addr + S.mask)
+        if not 0 <= mask < 1 << 32 or (mask + 1) & mask:
+            raise InvalidObject(addr, f"set with mask {mask}")
+        table = self.ptr(addr + S.table)
+        esize = self.L.setentry.size
+        raw = self.mem.read(table, (mask + 1) * esize)
+        out = []
+        key_off = self.L.setentry.key
+        for i in range(mask + 1):
+            key = _Q.unpack_from(raw, i * esize + key_off)[0]
+            if key == 0:
+                continue
+            try:
+                if self.info(key).kind == "dummy":
+                    continue
+            except NsdebugError:
+                pass
+            out.append(key)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def set_size(self, addr):
+        return self._check_count(addr, self.ssize(addr + self.L.set.used), "set")
+
+    # -- instances ---------------------------------------------------------------
+    def instance_dict(self, addr, info=None):
+        """(dict address or None, [(key, value)] or None): where attributes live."""
+        info = info or self.info(addr)
+        flags = info.flags
+        if self.py313 and flags & TPFLAGS_INLINE_VALUES:
+            d = self.ptr(addr + self._managed_dict_at)
+            if d:
+                return d, None
+            values = addr + info.basicsize
+            if self.u8(values + self.L.dictvalues.valid):
+                keys = self._cached_keys(info)
+                return None, self.keys_items(keys, values, owner=addr)
+            return None, []
+        if self.py311 and flags & TPFLAGS_MANAGED_DICT:
+            word = self.ptr(addr + self._managed_dict_at)
+            if self.py313:
+                return (word or None), ([] if not word else None)
+            if self.py312:
+                if word & 1:
+                    return None, self.keys_items(self._cached_keys(info), word - 1, owner=addr)
+                return (word or None), ([] if not word else None)
+            if word:
+                return word, None
+            values = self.ptr(addr + self._values_at)
+            if values:
+                return None, self.keys_items(self._cached_keys(info), values, owner=addr)
+            return None, []
+        off = info.dictoffset
+        if off == 0:
+            return None, None
+        if off < 0:
+            size = abs(self.ssize(addr + self._ob_size))
+            off = info.basicsize + size * info.itemsize + off
+            off = (off + 7) & ~7
+        d = self.ptr(addr + off)
+        return (d or None), ([] if not d else None)
+
+    def _cached_keys(self, info):
+        keys = self.ptr(info.address + self.L.heaptype.ht_cached_keys)
+        if not keys:
+            raise InvalidObject(info.address, "split values without cached keys")
+        return keys
+
+    def attributes(self, addr, info=None):
+        """[(name object, value)] of an instance's attributes (its __dict__ or values)."""
+        d, items = self.instance_dict(addr, info)
+        if d is not None:
+            return self.dict_items(d)
+        return items or []
+
+    def slot_members(self, info):
+        """[(name, offset)] of __slots__ members: walk the type and its bases."""
+        out = []
+        seen = set()
+        taddr = info.address
+        M = self.L.memberdef
+        for _ in range(64):
+            if not taddr or taddr in seen:
+                break
+            seen.add(taddr)
+            ti = self.type_info(taddr)
+            members = self.ptr(taddr + self.L.type.tp_members) if ti.is_heap else 0
+            # A heap type's tp_members lists its __slots__ (PyMemberDef, NULL-terminated).
+            for i in range(MAX_MEMBERS if members else 0):
+                m = members + i * M.size
+                name_ptr = self.ptr(m + M.name)
+                if not name_ptr:
+                    break
+                mtype = struct.unpack("<i", self.mem.read(m + M.type, 4))[0]
+                if mtype not in (T_OBJECT, T_OBJECT_EX):
+                    continue
+                name = self.mem.cstring(name_ptr, 256).decode("utf-8", "replace")
+                if name not in ("__dict__", "__weakref__"):
+                    out.append((name, self.ssize(m + M.offset)))
+            taddr = self.ptr(taddr + self.L.type.tp_base)
+        return out
+
+    # -- names of things -----------------------------------------------------------
+    def code_names(self, code):
+        C = self.L.code
+        name = self.read_str(self.ptr(code + C.co_name))
+        qual = name
+        if C.co_qualname is not None:
+            try:
+                qual = self.read_str(self.ptr(code + C.co_qualname))
+            except NsdebugError:
+                pass
+        filename = self.read_str(self.ptr(code + C.co_filename))
+        return name, qual, filename
+
+    def module_name(self, addr):
+        d = self.ptr(addr + self.L.module.md_dict)
+        n = self.dict_get_str(d, "__name__") if d else None
+        return self.read_str(n) if n else "?"
+
+    # -- previews -------------------------------------------------------------------
+    def preview(self, addr, bounds=None, _depth=0, _seen=None):
+        """A repr-like one-line text for an object; never raises."""
+        bounds = bounds or Preview()
+        try:
+            return self._preview(addr, bounds, _depth, _seen or set())
+        except (NsdebugError, ValueError, OverflowError, struct.error) as e:
+            why = e.why if isinstance(e, InvalidObject) else str(e)
+            return f"<invalid {addr:#x}: {why}>"
+
+    def _preview(self, addr, b, depth, seen):
+        if addr == 0:
+            return "<NULL>"
+        info = self.info(addr)
+        k = info.kind
+        sub = info.is_heap and k not in ("instance", "exception", "type")
+        text = self._preview_kind(addr, info, k, b, depth, seen)
+        if sub:
+            text = f"{info.qualname}({text})"
+        return text
+
+    def _preview_kind(self, addr, info, k, b, depth, seen):
+        if k == "none":
+            return "None"
+        if k == "bool":
+            return "True" if self.read_int(addr) else "False"
+        if k == "int":
+            if self.int_digits(addr) > 1000:
+                return f"<int with {self.int_digits(addr)} digits>"
+            return str(self.read_int(addr))
+        if k == "float":
+            return repr(self.read_float(addr))
+        if k == "complex":
+            return repr(self.read_complex(addr))
+        if k == "str":
+            n = self.str_length(addr)
+            text = self.read_str(addr, b.string)
+            return repr(text) + (f"...(+{n - b.string} chars)" if n > b.string else "")
+        if k == "bytes":
+            n = self.var_size(addr)
+            data = self.read_bytes(addr, b.string)
+            return repr(data) + (f"...(+{n - b.string} bytes)" if n > b.string else "")
+        if k == "bytearray":
+            n = self.var_size(addr)
+            data = self.read_bytearray(addr, b.string)
+            more = f"...(+{n - b.string} bytes)" if n > b.string else ""
+            return f"bytearray({data!r}{more})"
+        if k == "ellipsis":
+            return "Ellipsis"
+        if k == "notimplemented":
+            return "NotImplemented"
+        if k in ("list", "tuple", "set", "frozenset", "dict"):
+            return self._preview_container(addr, k, b, depth, seen)
+        if k == "range":
+            R = self.L.range
+            start, stop, step = (self.read_int(self.ptr(addr + o))
+                                 for o in (R.start, R.stop, R.step))
+            return f"range({start}, {stop})" if step == 1 else f"range({start}, {stop}, {step})"
+        if k == "slice":
+            S = self.L.slice
+            parts = [self.preview(self.ptr(addr + o), b, depth + 1, seen)
+                     for o in (S.start, S.stop, S.step)]
+            return f"slice({', '.join(parts)})"
+        if k == "function":
+            F = self.L.function
+            qual = self.read_str(self.ptr(addr + F.func_qualname), 200)
+            return f"<function {qual} at {addr:#x}>"
+        if k == "method":
+            M = self.L.method
+            func = self.ptr(addr + M.im_func)
+            fname = self._callable_name(func)
+            owner = self.preview(self.ptr(addr + M.im_self), Preview(0, 0, 40), depth + 1, seen)
+            return f"<bound method {fname} of {owner}>"
+        if k == "cfunction":
+            C = self.L.cfunction
+            ml = self.ptr(addr + C.m_ml)
+            name = self.mem.cstring(self.ptr(ml + self.L.methoddef.ml_name), 200).decode()
+            self_ = self.ptr(addr + C.m_self)
+            if self_ and self.info(self_).kind != "module":
+                return f"<built-in method {name} of {self.info(self_).qualname} object " \
+                       f"at {self_:#x}>"
+            return f"<built-in function {name}>"
+        if k == "type":
+            return f"<class '{self.type_info(addr).qualname}'>"
+        if k == "module":
+            return f"<module '{self.module_name(addr)}'>"
+        if k == "code":
+            name, _qual, filename = self.code_names(addr)
+            line = struct.unpack("<i", self.mem.read(addr + self.L.code.co_firstlineno, 4))[0]
+            return f'<code object {name} at {addr:#x}, file "{filename}", line {line}>'
+        if k == "cell":
+            ref = self.ptr(addr + self.L.cell.ob_ref)
+            if ref == 0:
+                return f"<cell at {addr:#x}: empty>"
+            return f"<cell at {addr:#x}: {self.info(ref).qualname} object at {ref:#x}>"
+        if k in ("generator", "coroutine", "async_generator"):
+            qual = self.read_str(self.ptr(addr + self.L.gen.gi_qualname), 200)
+            return f"<{k} object {qual} at {addr:#x}>"
+        if k == "exception":
+            args = self.ptr(addr + self.L.exception.args)
+            if args and self.info(args).kind == "tuple":
+                items = self.tuple_items(args, b.items)
+                inner = ", ".join(self.preview(i, b, depth + 1, seen) for i in items)
+                return f"{info.name.rsplit('.', 1)[-1]}({inner})"
+            return f"{info.name}()"
+        if k == "instance":
+            return f"<{info.qualname} at {addr:#x}>"
+        return f"<{info.qualname} object at {addr:#x}>"
+
+    def _callable_name(self, func):
+        try:
+            if self.info(func).kind == "function":
+                return self.read_str(self.ptr(func + self.L.function.func_qualname), 200)
+        except NsdebugError:
+            pass
+        return "?"
+
+    def _preview_container(self, addr, k, b, depth, seen):
+        open_, close = {"list": ("[", "]"), "tuple": ("(", ")"), "set": ("{", "}"),
+                        "frozenset": ("frozenset({", "})"), "dict": ("{", "}")}[k]
+        if addr in seen:
+            return {"list": "[...]", "tuple": "(...)", "dict": "{...}"}.get(k, "{...}")
+        size = {"list": self.list_size, "tuple": self.tuple_size, "dict": self.dict_size,
+                "set": self.set_size, "frozenset": self.set_size}[k](addr)
+        if size == 0:
+            return {"list": "[]", "tuple": "()", "dict": "{}", "set": "set()",
+                    "frozenset": "frozenset()"}[k]
+        if depth >= b.depth:
+            return f"{open_}...{size} items{close}"
+        seen = seen | {addr}
+        take = min(size, b.items)
+        if k == "dict":
+            parts = [f"{self.preview(key, b, depth + 1, seen)}: "
+                     f"{self.preview(val, b, depth + 1, seen)}"
+                     for key, val in self.dict_items(addr, take)]
+        else:
+            items = {"list": self.list_items, "tuple": self.tuple_items,
+                     "set": self.set_items, "frozenset": self.set_items}[k](addr, take)
+            parts = [self.preview(i, b, depth + 1, seen) for i in items]
+        if size > take:
+            parts.append(f"...(+{size - take} more)")
+        text = ", ".join(parts)
+        if k == "tuple" and size == 1:
+            text += ","
+        return f"{open_}{text}{close}"

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Generate nsdebug/cpython/layouts/data/X.Y.json from the DWARF of CPython builds.
+
+usage: tools/gen_layouts.py [PYTHON_PREFIX...]   (default: every pyenv 3.8-3.13)
+
+gdb reads the DWARF of each libpython (or python binary) and reports, for
+every struct nsdebug needs, its size and the offset of every field it reads.
+A field may have several candidate paths (it moved between versions); the
+first that exists wins; null means "not in this version". Re-run after a new
+patch release: the data changes, not the code.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(os.path.dirname(HERE), "nsdebug", "cpython", "layouts", "data")
+
+# alias: (C type candidates, {field alias: [dotted path candidates]})
+SPEC = {
+    "runtime": (["_PyRuntimeState"], {
+        "interpreters_head": ["interpreters.head"],
+        "interpreters_main": ["interpreters.main"],
+        "tstate_current": ["gilstate.tstate_current"],            # 3.8-3.11
+        "gil_locked": ["ceval.gil.locked"],                       # 3.8-3.11
+        "gil_last_holder": ["ceval.gil.last_holder"],             # 3.8-3.11
+        "gc": ["gc"],                                             # 3.8 only
+        "debug_offsets": ["debug_offsets"],                       # 3.13+
+        "interned_strings": ["cached_objects.interned_strings"],  # 3.12+
+    }),
+    "interp": (["struct _is"], {
+        "next": ["next"], "id": ["id"],
+        "tstate_head": ["threads.head", "tstate_head"],           # 3.11 moved it
+        "modules": ["imports.modules", "modules"],                # 3.12 moved it
+        "sysdict": ["sysdict"], "builtins": ["builtins"],
+        "gc": ["gc"],                                             # 3.9+
+        "ceval_gil": ["ceval.gil"],                               # 3.12+: a pointer
+        "interned_strings": ["cached_objects.interned_strings"],
+        "threading_local_key": ["threads.main"],
+    }),
+    "tstate": (["struct _ts"], {
+        "prev": ["prev"], "next": ["next"], "interp": ["interp"],
+        "frame": ["frame"],                                       # 3.8-3.10
+        "cframe": ["cframe"],                                     # 3.11-3.12
+        "current_frame": ["current_frame"],                       # 3.13+
+        "thread_id": ["thread_id"], "native_thread_id": ["native_thread_id"],
+        "dict": ["dict"],
+    }),
+    "cframe": (["struct _PyCFrame", "_PyCFrame"], {"current_frame": ["current_frame"]}),
+    "gil": (["struct _gil_runtime_state"], {
+        "locked": ["locked"], "last_holder": ["last_holder"]}),
+    "frameobject": (["struct _frame", "PyFrameObject"], {
+        "f_back": ["f_back"], "f_code": ["f_code"], "f_lasti": ["f_lasti"],
+        "f_lineno": ["f_lineno"], "f_trace": ["f_trace"], "f_localsplus": ["f_localsplus"],
+        "f_frame": ["f_frame"], "f_locals": ["f_locals"], "f_globals": ["f_globals"],
+        "f_gen": ["f_gen"],
+    }),
+    "iframe": (["struct _PyInterpreterFrame", "_PyInterpreterFrame"], {
+        "code": ["f_executable", "f_code"],                       # 3.13 renamed it
+        "previous": ["previous"], "func": ["f_funcobj", "f_func"],
+        "globals": ["f_globals"], "builtins": ["f_builtins"], "locals": ["f_locals"],
+        "frame_obj": ["frame_obj"],
+        "prev_instr": ["prev_instr"],                             # 3.11-3.12
+        "instr_ptr": ["instr_ptr"],                               # 3.13+
+        "stacktop": ["stacktop"], "is_entry": ["is_entry"], "owner": ["owner"],
+        "localsplus": ["localsplus"],
+    }),
+    "code": (["PyCodeObject"], {
+        "co_argcount": ["co_argcount"], "co_posonlyargcount": ["co_posonlyargcount"],
+        "co_kwonlyargcount": ["co_kwonlyargcount"], "co_nlocals": ["co_nlocals"],
+        "co_flags": ["co_flags"], "co_firstlineno": ["co_firstlineno"],
+        "co_code": ["co_code"], "co_varnames": ["co_varnames"],
+        "co_cellvars": ["co_cellvars"], "co_freevars": ["co_freevars"],
+        "co_localsplusnames": ["co_localsplusnames"],
+        "co_localspluskinds": ["co_localspluskinds"], "co_nlocalsplus": ["co_nlocalsplus"],
+        "co_filename": ["co_filename"], "co_name": ["co_name"], "co_qualname": ["co_qualname"],
+        "co_lnotab": ["co_lnotab"], "co_linetable": ["co_linetable"],
+        "co_code_adaptive": ["co_code_adaptive"],
+        "co_firsttraceable": ["_co_firsttraceable"],
+        "co_consts": ["co_consts"], "co_names": ["co_names"],
+        "co_stacksize": ["co_stacksize"], "co_exceptiontable": ["co_exceptiontable"],
+        "co_weakreflist": ["co_weakreflist"], "co_zombieframe": ["co_zombieframe"],
+        "co_extra": ["co_extra"], "co_framesize": ["co_framesize"],
+    }),
+    "object": (["PyObject"], {"ob_refcnt": ["ob_refcnt"], "ob_type": ["ob_type"]}),
+    "varobject": (["PyVarObject"], {"ob_size": ["ob_size"]}),
+    "type": (["PyTypeObject"], {
+        "tp_name": ["tp_name"], "tp_basicsize": ["tp_basicsize"],
+        "tp_itemsize": ["tp_itemsize"], "tp_flags": ["tp_flags"], "tp_dict": ["tp_dict"],
+        "tp_base": ["tp_base"], "tp_mro": ["tp_mro"], "tp_bases": ["tp_bases"],
+        "tp_dictoffset": ["tp_dictoffset"], "tp_members": ["tp_members"],
+        "tp_weaklistoffset": ["tp_weaklistoffset"], "tp_subclasses": ["tp_subclasses"],
+        "tp_dealloc": ["tp_dealloc"], "tp_free": ["tp_free"], "tp_is_gc": ["tp_is_gc"],
+        "tp_doc": ["tp_doc"], "tp_cache": ["tp_cache"],
+    }),
+    "heaptype": (["PyHeapTypeObject"], {
+        "ht_name": ["ht_name"], "ht_qualname": ["ht_qualname"], "ht_slots": ["ht_slots"],
+        "ht_cached_keys": ["ht_cached_keys"], "ht_module": ["ht_module"],
+    }),
+    "memberdef": (["PyMemberDef", "struct PyMemberDef"], {
+        "name": ["name"], "type": ["type"], "offset": ["offset"], "flags": ["flags"]}),
+    "ascii": (["PyASCIIObject"], {"length": ["length"], "hash": ["hash"], "state": ["state"]}),
+    "compact": (["PyCompactUnicodeObject"], {"utf8_length": ["utf8_length"],
+                                             "utf8": ["utf8"]}),
+    "unicode": (["PyUnicodeObject"], {"data": ["data"]}),
+    "bytes": (["PyBytesObject"], {"ob_shash": ["ob_shash"], "ob_sval": ["ob_sval"]}),
+    "bytearray": (["PyByteArrayObject"], {
+        "ob_alloc": ["ob_alloc"], "ob_bytes": ["ob_bytes"], "ob_start": ["ob_start"],
+        "ob_exports": ["ob_exports"]}),
+    "list": (["PyListObject"], {"ob_item": ["ob_item"], "allocated": ["allocated"]}),
+    "tuple": (["PyTupleObject"], {"ob_item": ["ob_item"]}),
+    "dict": (["PyDictObject"], {"ma_used": ["ma_used"], "ma_keys": ["ma_keys"],
+                                "ma_values": ["ma_values"]}),
+    "dictkeys": (["struct _dictkeysobject", "PyDictKeysObject"], {
+        "dk_refcnt": ["dk_refcnt"], "dk_size": ["dk_size"],          # dk_size: 3.8-3.10
+        "dk_log2_size": ["dk_log2_size"], "dk_log2_index_bytes": ["dk_log2_index_bytes"],
+        "dk_kind": ["dk_kind"], "dk_usable": ["dk_usable"], "dk_nentries": ["dk_nentries"],
+        "dk_indices": ["dk_indices"]}),
+    "dictentry": (["PyDictKeyEntry"], {"me_hash": ["me_hash"], "me_key": ["me_key"],
+                                       "me_value": ["me_value"]}),
+    "unicodeentry": (["PyDictUnicodeEntry"], {"me_key": ["me_key"], "me_value": ["me_value"]}),
+    "dictvalues": (["struct _dictvalues", "PyDictValues"], {
+        "capacity": ["capacity"], "used": ["size"], "embedded": ["embedded"],
+        "valid": ["valid"], "values": ["values"]}),
+    "set": (["PySetObject"], {"fill": ["fill"], "used": ["used"], "mask": ["mask"],
+                              "table": ["table"], "smalltable": ["smalltable"]}),
+    "setentry": (["setentry"], {"key": ["key"], "hash": ["hash"]}),
+    "float": (["PyFloatObject"], {"ob_fval": ["ob_fval"]}),
+    "complex": (["PyComplexObject"], {"cval": ["cval"]}),
+    "long": (["PyLongObject", "struct _longobject"], {
+        "lv_tag": ["long_value.lv_tag"],                         # 3.12+
+        "ob_digit": ["long_value.ob_digit", "ob_digit"]}),
+    "function": (["PyFunctionObject"], {
+        "func_code": ["func_code"], "func_globals": ["func_globals"],
+        "func_builtins": ["func_builtins"], "func_name": ["func_name"],
+        "func_qualname": ["func_qualname"], "func_defaults": ["func_defaults"],
+        "func_kwdefaults": ["func_kwdefaults"], "func_closure": ["func_closure"],
+        "func_doc": ["func_doc"], "func_dict": ["func_dict"], "func_module": ["func_module"],
+        "func_annotations": ["func_annotations"], "func_weakreflist": ["func_weakreflist"],
+        "func_typeparams": ["func_typeparams"]}),
+    "method": (["PyMethodObject"], {"im_func": ["im_func"], "im_self": ["im_self"]}),
+    "cfunction": (["PyCFunctionObject"], {"m_ml": ["m_ml"], "m_self": ["m_self"],
+                                          "m_module": ["m_module"]}),
+    "methoddef": (["PyMethodDef", "struct PyMethodDef"], {"ml_name": ["ml_name"]}),
+    "module": (["PyModuleObject"], {"md_dict": ["md_dict"], "md_name": ["md_name"]}),
+    "cell": (["PyCellObject"], {"ob_ref": ["ob_ref"]}),
+    "exception": (["PyBaseExceptionObject"], {
+        "dict": ["dict"], "args": ["args"], "notes": ["notes"], "traceback": ["traceback"],
+        "context": ["context"], "cause": ["cause"]}),
+    "range": (["rangeobject"], {"start": ["start"], "stop": ["stop"], "step": ["step"],
+                                "length": ["length"]}),
+    "slice": (["PySliceObject"], {"start": ["start"], "stop": ["stop"], "step": ["step"]}),
+    "gen": (["PyGenObject"], {
+        "gi_frame": ["gi_frame"], "gi_code": ["gi_code"],          # 3.8-3.10
+        "gi_name": ["gi_name"], "gi_qualname": ["gi_qualname"],
+        "gi_weakreflist": ["gi_weakreflist"],
+        "gi_frame_state": ["gi_frame_state"], "gi_iframe": ["gi_iframe"]}),  # 3.11+
+    "weakref": (["PyWeakReference", "struct _PyWeakReference"], {
+        "wr_object": ["wr_object"], "wr_callback": ["wr_callback"], "hash": ["hash"]}),
+    "gcstate": (["struct _gc_runtime_state"], {
+        "generations": ["generations"], "generation0": ["generation0"],
+        "permanent_generation": ["permanent_generation"], "young": ["young"],
+        "old": ["old"]}),
+    "gcgen": (["struct gc_generation"], {"head": ["head"], "threshold": ["threshold"],
+                                         "count": ["count"]}),
+    "gchead": (["PyGC_Head"], {"gc_next": ["_gc_next"], "gc_prev": ["_gc_prev"]}),
+    "mappingproxy": (["mappingproxyobject"], {"mapping": ["mapping"]}),
+    "property": (["propertyobject"], {"prop_get": ["prop_get"]}),
+    "memberdescr": (["PyMemberDescrObject"], {"d_member": ["d_member"]}),
+    "descr": (["PyDescrObject"], {"d_type": ["d_type"], "d_name": ["d_name"]}),
+}
+
+GDB_SCRIPT = r'''
+import gdb, json, os
+spec = json.loads(os.environ["NSD_SPEC"])
+out = {}
+def find_type(names):
+    for n in names:
+        try:
+            return gdb.lookup_type(n).strip_typedefs()
+        except gdb.error:
+            pass
+        if not n.startswith("struct "):
+            try:
+                return gdb.lookup_type("struct " + n).strip_typedefs()
+            except gdb.error:
+                pass
+    return None
+def offset_of(t, path):
+    off = 0
+    for part in path.split("."):
+        t = t.strip_typedefs()
+        hit = None
+        for f in t.fields():
+            if f.name == part:
+                hit = f
+                break
+        if hit is None:
+            return None
+        off += hit.bitpos // 8
+        t = hit.type
+    return off
+for alias, (names, fields) in spec.items():
+    t = find_type(names)
+    if t is None:
+        out[alias] = None
+        continue
+    row = {"size": t.sizeof, "fields": {}}
+    for falias, paths in fields.items():
+        val = None
+        for p in paths:
+            val = offset_of(t, p)
+            if val is not None:
+                break
+        row["fields"][falias] = val
+    out[alias] = row
+with open(os.environ["NSD_OUT"], "w") as f:
+    json.dump(out, f, indent=1, sort_keys=True)
+'''
+
+
+def python_prefixes():
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    for d in sorted(glob.glob(os.path.join(root, "versions", "3.*"))):
+        parts = os.path.basename(d).split(".")
+        if len(parts) >= 2 and parts[1].isdigit() and 8 <= int(parts[1]) <= 13:
+            yield d
+
+
+def debug_binary(prefix):
+    libs = sorted(glob.glob(os.path.join(prefix, "lib", "libpython3.*.so.1.0")))
+    return libs[0] if libs else os.path.realpath(os.path.join(prefix, "bin", "python3"))
+
+
+def full_version(prefix):
+    return subprocess.run([os.path.join(prefix, "bin", "python3"), "-c",
+                           "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def generate(prefix):
+    binary = debug_binary(prefix)
+    version = full_version(prefix)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "dump.py")
+        out = os.path.join(tmp, "out.json")
+        with open(script, "w") as f:
+            f.write(GDB_SCRIPT)
+        env = dict(os.environ, NSD_SPEC=json.dumps(SPEC), NSD_OUT=out)
+        r = subprocess.run(["gdb", "-batch", "-nx", "-ex", f"source {script}", binary],
+                           capture_output=True, text=True, env=env)
+        if not os.path.exists(out):
+            raise SystemExit(f"gdb failed on {binary}: {r.stderr[-2000:]}")
+        with open(out) as f:
+            types = json.load(f)
+    missing = [a for a, v in types.items() if v is None]
+    major_minor = ".".join(version.split(".")[:2])
+    data = {"version": version, "source": os.path.basename(binary), "types": types}
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, f"{major_minor}.json")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"{path}: {version} from {binary}; types absent in this version: "
+          f"{', '.join(missing) or 'none'}")
+
+
+def main(argv):
+    for prefix in argv or list(python_prefixes()):
+        generate(prefix)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
