@@ -28,6 +28,14 @@ def build_parser():
                    help="look up the core's mapped files under DIR")
     p.add_argument("--lib-path", metavar="DIR[:DIR]", default="",
                    help="look up mapped files by name in these directories first")
+    p.add_argument("--max-depth", type=int, default=2, metavar="N",
+                   help="nesting shown in value previews (default 2)")
+    p.add_argument("--max-items", type=int, default=10, metavar="N",
+                   help="items shown per container in previews (default 10)")
+    p.add_argument("--max-string", type=int, default=80, metavar="N",
+                   help="characters shown per string in previews (default 80)")
+    p.add_argument("--runtime-method", choices=["symbol", "section", "cookie", "scan"],
+                   help="find _PyRuntime only this way (default: try each in turn)")
     p.add_argument("--snapshot", metavar="FILE", help="export a .heapsnapshot and exit")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of errors")
     return p
@@ -38,14 +46,18 @@ def _err(msg):
 
 
 def open_session(args):
-    from .commands import Session, load_all
+    from .commands import Options, Session, load_all
     from .corefile import open_core
     load_all()
     lib_path = [d for d in args.lib_path.split(":") if d]
     process = open_core(args.core, args.executable, args.sysroot, lib_path)
     for w in process.warnings:
         _err(f"warning: {w}")
-    return Session(process)
+    for name in ("max_depth", "max_items", "max_string"):
+        if getattr(args, name) < 0:
+            raise NsdebugError(f"--{name.replace('_', '-')} must not be negative")
+    options = Options(args.max_depth, args.max_items, args.max_string)
+    return Session(process, options, runtime_method=args.runtime_method)
 
 
 def run_batch(session, lines, as_json, out=sys.stdout):

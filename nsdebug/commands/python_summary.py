@@ -1,5 +1,35 @@
 """Adds the Python version and crash summary to `info` when the core holds an interpreter."""
 
+import os
+
+from ..errors import NsdebugError
+
 
 def add_to_info(session, result):
+    try:
+        rt = session.runtime
+    except NsdebugError as e:
+        result.python = {"error": str(e)}
+        return result
+    result.python = {"version": str(rt.version), "found_by": rt.version.how,
+                     "library": rt.module.path, "runtime": rt.address,
+                     "runtime_found_by": rt.found_by, "layout": rt.layout.source}
+    result.warnings.extend(rt.warnings)
+    sig = result.signal
+    if sig is not None and sig.thread is not None:
+        text = f"{sig.name}"
+        if sig.fault_address is not None:
+            text += f" at {sig.fault_address:#x}"
+        text += f" in thread {sig.thread}"
+        crashed = next((t for t in rt.threads if t.native_tid == sig.thread), None)
+        if crashed is not None:
+            frames = [f for f in rt.frames(crashed) if f.code is not None]
+            if frames:
+                f = frames[0]
+                text += f", Python: {f.function} ({os.path.basename(f.filename)}:{f.line})"
+            else:
+                text += ", no Python frames"
+        else:
+            text += ", not a Python thread"
+        result.crash = text
     return result

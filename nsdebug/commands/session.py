@@ -25,6 +25,7 @@ class Session:
     thread_index: int = 0
     frame_index: int = 0       # 0 = innermost Python frame of the selected thread
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C
+    runtime_method: str | None = None   # force one way of finding _PyRuntime
 
     def __post_init__(self):
         crashed = self.process.crashed_thread
@@ -39,7 +40,7 @@ class Session:
     def runtime(self):
         """The CPython runtime model, attached on first use."""
         from ..cpython import attach
-        return attach(self.process)
+        return attach(self.process, self.runtime_method)
 
     def select_thread(self, tid):
         for t in self.process.threads:

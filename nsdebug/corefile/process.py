@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -15,6 +16,10 @@ from .symbols import ElfFile, Module
 
 AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
 ARTHUR_NOTE = b"ARTHUR"
+# Signals whose default action dumps core: only these mean the process crashed.
+CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
+                                 signal.SIGBUS, signal.SIGFPE, signal.SIGSEGV, signal.SIGXCPU,
+                                 signal.SIGXFSZ, signal.SIGSYS)}
 
 
 @dataclass
@@ -275,9 +280,10 @@ class Process:
 
     @property
     def crashed_thread(self):
-        """The thread that took the fatal signal (the kernel writes it first)."""
+        """The thread that took the fatal signal (the kernel writes it first); None for a
+        core of a live process (gcore's SIGSTOP is not a crash)."""
         si = self.notes.siginfo
-        if si is None or si.signo == 0:
+        if si is None or si.signo not in CORE_SIGNALS:
             return None
         for t in self.threads:
             if t.signo == si.signo:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..errors import NsdebugError
 from . import linetable
 
-CO_VARARGS, CO_VARKEYWORDS = 0x4, 0x8
+CO_NEWLOCALS, CO_VARARGS, CO_VARKEYWORDS = 0x2, 0x4, 0x8
 CO_FAST_HIDDEN, CO_FAST_LOCAL, CO_FAST_CELL, CO_FAST_FREE = 0x10, 0x20, 0x40, 0x80
 # _PyInterpreterFrame.owner (3.11+); CSTACK shims exist from 3.12.
 OWNERS = {0: "thread", 1: "generator", 2: "frame object", 3: "C stack"}
@@ -177,8 +177,12 @@ class FrameWalker:
         if frame.code is None:
             return []
         if frame.locals_ is None:
-            frame.locals_ = (self._locals_311(frame) if self.version >= (3, 11)
-                             else self._locals_38(frame))
+            if not frame.code.flags & CO_NEWLOCALS:
+                # Module and class bodies keep their locals in a dict, as f_locals shows.
+                frame.locals_ = self._locals_dict(frame)
+            else:
+                frame.locals_ = (self._locals_311(frame) if self.version >= (3, 11)
+                                 else self._locals_38(frame))
         return frame.locals_
 
     def _tuple_strs(self, addr):
@@ -193,6 +197,21 @@ class FrameWalker:
         except NsdebugError:
             pass
         return value
+
+    def _locals_dict(self, frame):
+        o = self.obj
+        off = self.L.iframe.locals if self.version >= (3, 11) else self.L.frameobject.f_locals
+        d = o.ptr(frame.address + off)
+        if not d:
+            return []
+        out = []
+        for key, value in o.dict_items(d):
+            try:
+                name = o.read_str(key)
+            except NsdebugError:
+                name = o.preview(key)
+            out.append(Local(name, value, "local"))
+        return out
 
     def _locals_38(self, frame):
         o, C, code = self.obj, self.L.code, frame.code.address

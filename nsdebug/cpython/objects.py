@@ -440,7 +440,8 @@ class ObjectReader:
                 return (word or None), ([] if not word else None)
             if self.py312:
                 if word & 1:
-                    return None, self.keys_items(self._cached_keys(info), word - 1, owner=addr)
+                    # Tagged: the values pointer minus one (3.12 _PyDictOrValues_GetValues).
+                    return None, self.keys_items(self._cached_keys(info), word + 1, owner=addr)
                 return (word or None), ([] if not word else None)
             if word:
                 return word, None

@@ -49,7 +49,7 @@ class Layout:
     def copy(self):
         return Layout(self.version, json.loads(json.dumps(self._types)), self.source)
 
-    def set(self, alias, field, value):
+    def set_field(self, alias, field, value):
         row = self._types.setdefault(alias, {"size": None, "fields": {}})
         if row is None:
             row = self._types[alias] = {"size": None, "fields": {}}
@@ -151,5 +151,5 @@ def apply_debug_offsets(layout, offsets):
         if field != "size" and size and value >= max(size, 1 << 20):
             problems.append(f"{alias}.{field}={value} is beyond the struct")
             continue
-        merged.set(alias, field, value)
+        merged.set_field(alias, field, value)
     return merged, problems

@@ -1,0 +1,314 @@
+"""Commands over the Python runtime: bt, thread, frame, up, down, locals, list, print, inspect."""
+
+from __future__ import annotations
+
+import linecache
+import os
+from dataclasses import dataclass, field
+
+from ..errors import CommandError, NsdebugError
+from ..cpython.objects import Preview
+from .registry import Arg, command
+
+
+@dataclass
+class LocalRow:
+    name: str
+    kind: str
+    address: int
+    type: str
+    value: str
+
+
+@dataclass
+class FrameRow:
+    index: int                  # 0 = innermost
+    function: str
+    file: str
+    line: int
+    source: str | None
+    owner: str
+    entry: bool
+    selected: bool
+    address: int
+    error: str | None = None
+    locals: list | None = None
+
+
+@dataclass
+class ThreadStack:
+    tid: int | None
+    thread_id: int
+    name: str | None
+    holds_gil: bool
+    crashed: bool
+    selected: bool
+    interpreter: int
+    frames: list               # oldest first, like a traceback
+
+
+@dataclass
+class BacktraceResult:
+    python: str
+    threads: list
+    native_only: list = field(default_factory=list)   # tids with no Python thread state
+
+
+@dataclass
+class SelectResult:
+    thread: int | None
+    frame: FrameRow | None
+    message: str
+
+
+@dataclass
+class LocalsResult:
+    frame: FrameRow
+    locals: list
+
+
+@dataclass
+class ListResult:
+    file: str
+    line: int
+    first: int
+    lines: list
+    error: str | None = None
+
+
+@dataclass
+class ValueResult:
+    expression: str
+    address: int
+    type: str
+    value: str
+    where: str
+
+
+@dataclass
+class InspectResult:
+    address: int
+    type: str
+    type_address: int
+    refcount: int
+    size: int | None
+    preview: str
+    fields: list               # [(name, preview)] attributes, items or struct fields
+    error: str | None = None
+
+
+def bounds(session):
+    o = session.options
+    return Preview(o.max_depth, o.max_items, o.max_string)
+
+
+def _py_thread(session, core_index=None):
+    rt = session.runtime
+    idx = session.thread_index if core_index is None else core_index
+    t = rt.thread_for_core(idx)
+    if t is None:
+        tid = session.process.threads[idx].tid
+        raise CommandError(f"thread {tid} has no Python thread state (see 'bt --all')")
+    return t
+
+
+def _frame_row(session, rt, frame, index, selected, with_locals, source=True):
+    src = None
+    if source and frame.code is not None and frame.line > 0:
+        src = linecache.getline(frame.filename, frame.line).strip() or None
+    row = FrameRow(index, frame.function, frame.filename, frame.line, src, frame.owner,
+                   frame.entry, selected, frame.address, frame.error)
+    if with_locals and frame.code is not None:
+        row.locals = local_rows(session, rt, frame)
+    return row
+
+
+def local_rows(session, rt, frame):
+    o = rt.objects
+    b = bounds(session)
+    out = []
+    try:
+        locals_ = rt.walker.locals_of(frame)
+    except NsdebugError as e:
+        return [LocalRow("<locals>", "error", 0, "", f"<invalid: {e}>")]
+    for loc in locals_:
+        try:
+            tname = o.info(loc.address).qualname
+        except NsdebugError:
+            tname = "?"
+        out.append(LocalRow(loc.name, loc.kind, loc.address, tname, o.preview(loc.address, b)))
+    return out
+
+
+def _stack(session, rt, t, with_locals):
+    frames = rt.frames(t)
+    selected_thread = t.core_index == session.thread_index
+    rows = [_frame_row(session, rt, f, i, selected_thread and i == session.frame_index,
+                       with_locals) for i, f in enumerate(frames)]
+    rows.reverse()
+    return ThreadStack(t.native_tid, t.thread_id, t.name, t.holds_gil, t.crashed,
+                       selected_thread, t.interp_id, rows)
+
+
+@command("bt", "Python stack of the selected thread (or all), oldest call first",
+         Arg(("--all", "-a"), {"action": "store_true", "help": "every thread"}),
+         Arg(("--locals", "-l"), {"action": "store_true", "help": "show each frame's locals"}),
+         aliases=("where", "backtrace"), category="python")
+def bt(session, ns):
+    """Python stacks like a traceback: each thread headed by tid, name, GIL holder, crash."""
+    rt = session.runtime
+    if ns.all:
+        threads = sorted(rt.threads, key=lambda t: (t.core_index is None, t.core_index or 0))
+        stacks = [_stack(session, rt, t, ns.locals) for t in threads]
+        py_idx = {t.core_index for t in rt.threads}
+        native = [t.tid for t in session.process.threads if t.index not in py_idx]
+        return BacktraceResult(str(rt.version), stacks, native)
+    return BacktraceResult(str(rt.version), [_stack(session, rt, _py_thread(session),
+                                                    ns.locals)])
+
+
+@command("thread", "select a thread by tid (or by its index in 'threads')",
+         Arg(("tid",), {"type": int, "help": "native thread id, or index"}),
+         category="python")
+def thread(session, ns):
+    t = session.select_thread(ns.tid)
+    frame = None
+    try:
+        rt = session.runtime
+        pt = rt.thread_for_core(t.index)
+        if pt is not None and rt.frames(pt):
+            frame = _frame_row(session, rt, rt.frames(pt)[0], 0, True, False)
+    except NsdebugError:
+        pass
+    return SelectResult(t.tid, frame, f"thread {t.tid} selected")
+
+
+def _select_frame(session, index):
+    rt = session.runtime
+    frames = rt.frames(_py_thread(session))
+    if not frames:
+        raise CommandError("this thread has no Python frames")
+    if not 0 <= index < len(frames):
+        raise CommandError(f"no frame {index}: frames are 0 (innermost) to {len(frames) - 1}")
+    session.frame_index = index
+    row = _frame_row(session, rt, frames[index], index, True, False)
+    return SelectResult(session.thread.tid, row, f"frame {index} selected")
+
+
+@command("frame", "select a Python frame (0 = innermost)",
+         Arg(("index",), {"type": int, "nargs": "?", "help": "frame number from 'bt'"}),
+         aliases=("f",), category="python")
+def frame(session, ns):
+    return _select_frame(session, session.frame_index if ns.index is None else ns.index)
+
+
+@command("up", "select the caller of the selected frame",
+         Arg(("count",), {"type": int, "nargs": "?", "default": 1}), category="python")
+def up(session, ns):
+    return _select_frame(session, session.frame_index + ns.count)
+
+
+@command("down", "select the frame the selected one called",
+         Arg(("count",), {"type": int, "nargs": "?", "default": 1}), category="python")
+def down(session, ns):
+    return _select_frame(session, session.frame_index - ns.count)
+
+
+def selected_frame(session):
+    rt = session.runtime
+    frames = rt.frames(_py_thread(session))
+    if not frames:
+        raise CommandError("this thread has no Python frames")
+    idx = min(session.frame_index, len(frames) - 1)
+    return rt, frames[idx], idx
+
+
+@command("locals", "arguments and locals of the selected frame", category="python")
+def locals_(session, ns):
+    rt, f, idx = selected_frame(session)
+    row = _frame_row(session, rt, f, idx, True, True)
+    return LocalsResult(row, row.locals or [])
+
+
+@command("list", "source lines around the selected frame's current line",
+         Arg(("--context", "-n"), {"type": int, "default": 5, "help": "lines on each side"}),
+         aliases=("l",), category="python")
+def list_(session, ns):
+    rt, f, _ = selected_frame(session)
+    if f.code is None:
+        raise CommandError(f"frame has no code: {f.error}")
+    first = max(1, f.line - ns.context)
+    if not os.path.isfile(f.filename):
+        return ListResult(f.filename, f.line, first, [], f"{f.filename} is not on this machine")
+    lines = [linecache.getline(f.filename, n).rstrip("\n")
+             for n in range(first, f.line + ns.context + 1)]
+    while lines and not lines[-1] and len(lines) > f.line - first + 1:
+        lines.pop()
+    return ListResult(f.filename, f.line, first, lines)
+
+
+def _frame_globals(rt, f):
+    o = rt.objects
+    if rt.layout.frameobject.f_globals is not None and rt.version.key < (3, 11):
+        return o.ptr(f.address + rt.layout.frameobject.f_globals)
+    return o.ptr(f.address + rt.layout.iframe.globals)
+
+
+def lookup_name(session, name):
+    """(address, where) of a name visible in the selected frame: local, global, builtin."""
+    rt, f, idx = selected_frame(session)
+    for loc in rt.walker.locals_of(f):
+        if loc.name == name:
+            return loc.address, f"local of frame {idx} ({f.function})"
+    o = rt.objects
+    g = _frame_globals(rt, f)
+    if g:
+        v = o.dict_get_str(g, name)
+        if v:
+            return v, f"global of {f.filename}"
+    v = o.dict_get_str(rt.main_interpreter.builtins, name)
+    if v:
+        return v, "builtin"
+    raise CommandError(f"name {name!r} is not a local, global or builtin of frame {idx}")
+
+
+def resolve_object(session, text):
+    """(address, where) for a name of the selected frame or an address."""
+    text = text.strip()
+    if text.isidentifier():
+        try:
+            return lookup_name(session, text)
+        except CommandError:
+            try:
+                return session.parse_address(text), "symbol"
+            except CommandError:
+                pass
+            raise
+    return session.parse_address(text), "address"
+
+
+@command("print", "a local/global of the selected frame, or the object at an address",
+         Arg(("what",), {"help": "a name, or an address (0x..., @id)"}, complete="local"),
+         aliases=("p",), category="python")
+def print_(session, ns):
+    addr, where = resolve_object(session, ns.what)
+    rt = session.runtime
+    o = rt.objects
+    try:
+        tname = o.info(addr).qualname
+    except NsdebugError as e:
+        tname = f"<invalid: {e}>"
+    return ValueResult(ns.what, addr, tname, o.preview(addr, bounds(session)), where)
+
+
+@command("inspect", "the whole object: type, refcount, size, attributes or items",
+         Arg(("what",), {"help": "an address (0x..., @id) or a name"}, complete="address"),
+         Arg(("--depth", "-d"), {"type": int, "default": 1, "help": "nesting of previews"}),
+         Arg(("--limit",), {"type": int, "default": 100, "help": "items or attributes shown"}),
+         category="python")
+def inspect(session, ns):
+    from ..cpython.inspect import inspect_object
+    addr, _ = resolve_object(session, ns.what)
+    b = bounds(session)
+    b.depth = ns.depth
+    return InspectResult(**inspect_object(session.runtime, addr, b, ns.limit))

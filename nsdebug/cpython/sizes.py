@@ -1,0 +1,119 @@
+"""Own size of an object as sys.getsizeof computes it, per type and version."""
+
+from __future__ import annotations
+
+TPFLAGS_HAVE_GC = 1 << 14
+TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)     # MANAGED_WEAKREF | MANAGED_DICT (3.12+)
+
+
+def usable_fraction(n):
+    return (n << 1) // 3
+
+
+class SizeOf:
+    """getsizeof() for objects read through an ObjectReader."""
+
+    def __init__(self, objects):
+        self.o = objects
+        self.L = objects.L
+        self.gc_head = self.L.gchead.size or 16
+
+    def is_gc(self, info):
+        if not info.flags & TPFLAGS_HAVE_GC:
+            return False
+        if info.kind == "type":
+            # type objects: only heap types are GC-tracked (type_is_gc).
+            return True
+        return True
+
+    def preheader(self, info, addr):
+        if self.o.version >= (3, 12):
+            n = self.gc_head if self.is_gc(info) else 0
+            if info.flags & TPFLAGS_PREHEADER:
+                n += 16
+            return n
+        return self.gc_head if self.is_gc(info) else 0
+
+    def getsizeof(self, addr, info=None):
+        info = info or self.o.info(addr)
+        if info.kind == "type" and not (self.o.type_info(addr).is_heap):
+            # A static type is not GC-tracked: tp_is_gc says so.
+            return self._sizeof(addr, info)
+        return self._sizeof(addr, info) + self.preheader(info, addr)
+
+    def _sizeof(self, addr, info):
+        o, L, k = self.o, self.L, info.kind
+        if k in ("int", "bool"):
+            n = o.int_digits(addr)
+            if o.version >= (3, 12):
+                n = max(n, 1)
+            return L.long.ob_digit + 4 * n
+        if k == "str":
+            return self._str_size(addr)
+        if k == "list":
+            return L.list.size + 8 * o.ssize(addr + L.list.allocated)
+        if k == "bytearray":
+            return L.bytearray.size + o.ssize(addr + L.bytearray.ob_alloc)
+        if k == "dict":
+            return self._dict_size(addr, info)
+        if k in ("set", "frozenset"):
+            S = L.set
+            table = o.ptr(addr + S.table)
+            extra = 0
+            if table != addr + S.smalltable:
+                extra = (o.ssize(addr + S.mask) + 1) * L.setentry.size
+            return info.basicsize + extra
+        size = info.basicsize
+        if info.itemsize:
+            size += abs(o.ssize(addr + o._ob_size)) * info.itemsize
+        return size
+
+    def _str_size(self, addr):
+        o, L = self.o, self.L
+        state = int.from_bytes(o.mem.read(addr + L.ascii.state, 4), "little")
+        length = o.str_length(addr)
+        kind = (state >> 2) & 7
+        compact, is_ascii = (state >> 5) & 1, (state >> 6) & 1
+        if compact and is_ascii:
+            size = L.ascii.size + length + 1
+        elif compact:
+            size = L.compact.size + (length + 1) * kind
+        else:
+            size = L.unicode.size + (length + 1) * kind
+        if not is_ascii and L.compact.utf8 is not None:
+            utf8 = o.ptr(addr + L.compact.utf8)
+            if utf8:
+                size += o.ssize(addr + L.compact.utf8_length) + 1
+        return size
+
+    def _dict_size(self, addr, info):
+        o, L = self.o, self.L
+        K = L.dictkeys
+        keys = o.ptr(addr + L.dict.ma_keys)
+        values = o.ptr(addr + L.dict.ma_values)
+        res = info.basicsize
+        if o.version >= (3, 11):
+            log2 = o.u8(keys + K.dk_log2_size)
+            kind = o.u8(keys + K.dk_kind)
+            es = L.dictentry.size if kind == 0 else L.unicodeentry.size
+            keys_size = L.dictkeys.size + (1 << o.u8(keys + K.dk_log2_index_bytes)) + \
+                usable_fraction(1 << log2) * es
+            if values:
+                usable = o.ssize(keys + K.dk_nentries) + o.ssize(keys + K.dk_usable)
+                res += usable * 8
+                if o.version >= (3, 13):
+                    res += self._values_prefix(values, usable)
+        else:
+            size = o.ssize(keys + K.dk_size)
+            ixsize = 1 if size <= 0xFF else 2 if size <= 0xFFFF else 4 if size <= 0xFFFFFFFF \
+                else 8
+            usable = usable_fraction(size)
+            keys_size = L.dictkeys.size + ixsize * size + L.dictentry.size * usable
+            if values:
+                res += usable * 8
+        if o.ssize(keys + K.dk_refcnt) == 1:
+            res += keys_size
+        return res
+
+    def _values_prefix(self, values, usable):
+        return 0

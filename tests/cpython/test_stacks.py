@@ -1,0 +1,118 @@
+"""bt --all --locals against the truth the target recorded about itself, on every version."""
+
+import json
+
+import pytest
+
+# Kinds whose nsdebug preview is exactly Python's repr (at the default bounds).
+REPR_TYPES = {"int", "bool", "float", "complex", "str", "bytes", "bytearray", "NoneType",
+              "range", "list", "tuple", "dict", "set", "frozenset"}
+
+
+def bt_json(nsdebug, core, *extra):
+    r = nsdebug(core, *extra, "--max-string", 100000, "--max-items", 100000, "--max-depth", 50,
+                "-c", "bt --all --locals", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback (most recent call last)" not in r.stderr
+    return json.loads(r.stdout)
+
+
+def compare_stacks(result, truth, skip_idents=()):
+    by_tid = {t["tid"]: t for t in result["threads"]}
+    checked = 0
+    for tt in truth["threads"]:
+        if tt["ident"] in skip_idents:
+            continue
+        got = by_tid.get(tt["native_id"])
+        assert got is not None, f"thread {tt['native_id']} missing; have {sorted(by_tid)}"
+        assert got["thread_id"] == tt["ident"]
+        assert got["name"] == tt["name"]
+        want_frames = tt["frames"]
+        have = got["frames"]
+        assert [(f["function"], f["file"], f["line"]) for f in have] == \
+            [(f["function"], f["file"], f["line"]) for f in want_frames], tt["name"]
+        for fw, fh in zip(want_frames, have):
+            have_locals = {loc["name"]: loc for loc in fh["locals"]}
+            assert set(have_locals) == set(fw["locals"]), (fw["function"], fw["locals"].keys())
+            for name, want in fw["locals"].items():
+                h = have_locals[name]
+                assert h["address"] == want["id"], (fw["function"], name)
+                assert h["type"] == want["type"], (fw["function"], name)
+                if want["type"] in REPR_TYPES and "<" not in want["repr"]:
+                    assert h["value"] == want["repr"], (fw["function"], name)
+                checked += 1
+    return checked
+
+
+def test_bt_matches_truth_on_gcore(cores, version, nsdebug):
+    cap = cores.stacks(version)
+    result = bt_json(nsdebug, cap.core)
+    assert result["python"].startswith(version)
+    assert compare_stacks(result, cap.truth) > 40
+    assert len(result["threads"]) == 4
+    # Known locals of the main thread, checked by value.
+    main = next(t for t in result["threads"] if t["thread_id"] == cap.truth["main_ident"])
+    leaf = main["frames"][-1]
+    assert leaf["function"] == "main_leaf"
+    values = {loc["name"]: loc["value"] for loc in leaf["locals"]}
+    assert values["ucs4_text"] == repr("snake \U0001F40D!")
+    assert values["ucs2_text"] == repr("\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440")
+    assert values["big_int"] == str(2 ** 100 + 12345)
+    assert values["mapping"] == "{'a': 1, 'b': [1, 2], 3: 'c'}"
+    # The coroutine-driven worker passes through a generator-owned frame (3.11+ marks it).
+    co = next(t for t in result["threads"] if t["name"] == "worker-co")
+    owners = {f["function"]: f["owner"] for f in co["frames"]}
+    if tuple(map(int, version.split("."))) >= (3, 11):
+        assert owners["co_leaf"] == "generator"
+
+
+def test_bt_matches_truth_on_kernel_crash_core(cores, version, nsdebug):
+    cap = cores.crash(version)
+    result = bt_json(nsdebug, cap.core)
+    assert compare_stacks(result, cap.truth) > 40
+    crashed = [t for t in result["threads"] if t["crashed"]]
+    assert len(crashed) == 1
+    assert crashed[0]["thread_id"] == cap.truth["recorder_ident"]
+    assert crashed[0]["frames"][-1]["function"] == "parse_record"
+    r = nsdebug(cap.core, "-c", "info")
+    line = next(x for x in r.stdout.splitlines() if x.startswith("crash:"))
+    want_line = cap.truth["threads"][[t["ident"] for t in cap.truth["threads"]].index(
+        cap.truth["recorder_ident"])]["frames"][-1]["line"]
+    assert f"SIGSEGV at 0x8 in thread {crashed[0]['tid']}, Python: parse_record " \
+           f"(stacks_target.py:{want_line})" in line
+
+
+def test_thread_names_and_gil(cores, version, nsdebug):
+    cap = cores.stacks(version)
+    result = bt_json(nsdebug, cap.core)
+    names = sorted(t["name"] for t in result["threads"])
+    assert names == ["MainThread", "worker-3", "worker-5", "worker-co"]
+    # Every thread is blocked in a call that released the GIL.
+    assert not any(t["holds_gil"] for t in result["threads"])
+
+
+def test_select_and_print(cores, version, nsdebug):
+    cap = cores.stacks(version)
+    main_tid = next(t["native_id"] for t in cap.truth["threads"]
+                    if t["ident"] == cap.truth["main_ident"])
+    r = nsdebug(cap.core, "-c", f"thread {main_tid}", "-c", "frame 1", "-c", "print cache",
+                "-c", "up", "-c", "down", "-c", "locals", "-c", "list", "-c", "print n",
+                "-c", "print PARKED", "-c", "print len", "--json")
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert docs[1]["frame"]["function"] == "main_middle"
+    assert docs[2]["value"] == "{'k': [21, 21, 21]}"
+    assert docs[3]["frame"]["function"] == "frames_gen"
+    assert docs[4]["frame"]["function"] == "main_middle"
+    assert {loc["name"] for loc in docs[5]["locals"]} == {"n", "cache"}
+    listing = docs[6]
+    assert listing["lines"][listing["line"] - listing["first"]].strip().startswith(
+        "return main_leaf(")
+    assert docs[7]["value"] == "21"
+    assert docs[8]["value"] == "[1]" and "global" in docs[8]["where"]
+    assert docs[9]["value"] == "<built-in function len>" and docs[9]["where"] == "builtin"
+    # inspect by address shows items and the size sys.getsizeof reports for a small dict.
+    addr = docs[2]["address"]
+    r = nsdebug(cap.core, "-c", f"inspect {addr:#x}", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["type"] == "dict" and doc["fields"] == [["'k'", "[21, 21, 21]"]]
