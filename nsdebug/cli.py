@@ -60,8 +60,9 @@ def open_session(args):
     return Session(process, options, runtime_method=args.runtime_method)
 
 
-def run_batch(session, lines, as_json, out=sys.stdout):
+def run_batch(session, lines, as_json, out=None):
     """Run command lines; returns the exit status (non-zero if any command failed)."""
+    out = out or sys.stdout
     from . import render
     from .commands import run
     status = EXIT_OK

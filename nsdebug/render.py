@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+
+from .record import fields_of, is_record
 
 FORMATTERS = {}
 
@@ -16,9 +17,9 @@ def formatter(result_type):
 
 
 def to_plain(obj):
-    """A result as JSON-ready data (dataclasses become dicts, bytes become hex)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """A result as JSON-ready data (records become dicts, bytes become hex)."""
+    if is_record(obj):
+        return {name: to_plain(getattr(obj, name)) for name in fields_of(obj)}
     if isinstance(obj, dict):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

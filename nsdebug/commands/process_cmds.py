@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import CommandError, FaultError
 from .registry import Arg, command
 
 
-@dataclass
+@record
 class SignalInfo:
     number: int
     name: str
@@ -20,7 +20,7 @@ class SignalInfo:
     thread: int | None
 
 
-@dataclass
+@record
 class InfoResult:
     core: str
     core_size: int
@@ -35,10 +35,10 @@ class InfoResult:
     signal: SignalInfo | None
     python: dict | None = None
     crash: str | None = None
-    warnings: list = field(default_factory=list)
+    warnings: list = Factory(list)
 
 
-@dataclass
+@record
 class ThreadRow:
     index: int
     tid: int
@@ -50,12 +50,12 @@ class ThreadRow:
     selected: bool
 
 
-@dataclass
+@record
 class ThreadsResult:
     threads: list
 
 
-@dataclass
+@record
 class MapRow:
     start: int
     end: int
@@ -66,12 +66,12 @@ class MapRow:
     source: str      # "core", "file", "core+file", "missing"
 
 
-@dataclass
+@record
 class MapsResult:
     maps: list
 
 
-@dataclass
+@record
 class HexdumpResult:
     address: int
     data: str         # hex of the bytes read
@@ -79,7 +79,7 @@ class HexdumpResult:
     error: str | None = None
 
 
-@dataclass
+@record
 class SymbolResult:
     address: int
     module: str | None
@@ -88,7 +88,7 @@ class SymbolResult:
     mapping: str | None
 
 
-@dataclass
+@record
 class DisasmResult:
     address: int
     instructions: list

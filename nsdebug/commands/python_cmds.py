@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import linecache
 import os
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import CommandError, NsdebugError
 from ..cpython.objects import Preview
 from .registry import Arg, command
 
 
-@dataclass
+@record
 class LocalRow:
     name: str
     kind: str
@@ -20,7 +20,7 @@ class LocalRow:
     value: str
 
 
-@dataclass
+@record
 class FrameRow:
     index: int                  # 0 = innermost
     function: str
@@ -35,7 +35,7 @@ class FrameRow:
     locals: list | None = None
 
 
-@dataclass
+@record
 class ThreadStack:
     tid: int | None
     thread_id: int
@@ -47,27 +47,27 @@ class ThreadStack:
     frames: list               # oldest first, like a traceback
 
 
-@dataclass
+@record
 class BacktraceResult:
     python: str
     threads: list
-    native_only: list = field(default_factory=list)   # tids with no Python thread state
+    native_only: list = Factory(list)   # tids with no Python thread state
 
 
-@dataclass
+@record
 class SelectResult:
     thread: int | None
     frame: FrameRow | None
     message: str
 
 
-@dataclass
+@record
 class LocalsResult:
     frame: FrameRow
     locals: list
 
 
-@dataclass
+@record
 class ListResult:
     file: str
     line: int
@@ -76,7 +76,7 @@ class ListResult:
     error: str | None = None
 
 
-@dataclass
+@record
 class ValueResult:
     expression: str
     address: int
@@ -85,7 +85,7 @@ class ValueResult:
     where: str
 
 
-@dataclass
+@record
 class InspectResult:
     address: int
     type: str

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import CommandError
 
 
-@dataclass
+@record
 class Arg:
     """One argument or option of a command, as argparse takes it."""
     flags: tuple
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict = Factory(dict)
     complete: str | None = None   # what the shell completes here: type, local, address
 
 
-@dataclass
+@record
 class Command:
     name: str
     func: object

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from ..record import Factory, record
 from functools import cached_property
 
 from ..errors import CommandError, NsdebugError
 
 
-@dataclass
+@record
 class Options:
     """Bounds for value previews and walks, settable from the command line."""
     max_depth: int = 2
@@ -18,10 +18,10 @@ class Options:
     max_frames: int = 4096
 
 
-@dataclass
+@record
 class Session:
     process: object
-    options: Options = field(default_factory=Options)
+    options: Options = Factory(Options)
     thread_index: int = 0
     frame_index: int = 0       # 0 = innermost Python frame of the selected thread
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C

@@ -5,7 +5,7 @@ checked against the bytes available, so a corrupt file raises CoreFileError.
 """
 
 import struct
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import CoreFileError
 
@@ -30,7 +30,7 @@ MAX_PHDRS = 1 << 20
 MAX_SHDRS = 1 << 16
 
 
-@dataclass(frozen=True)
+@record
 class ElfHeader:
     e_type: int
     e_machine: int
@@ -44,7 +44,7 @@ class ElfHeader:
     e_shstrndx: int
 
 
-@dataclass(frozen=True)
+@record
 class ProgramHeader:
     p_type: int
     p_flags: int
@@ -60,7 +60,7 @@ class ProgramHeader:
         return ("r" if f & 4 else "-") + ("w" if f & 2 else "-") + ("x" if f & 1 else "-")
 
 
-@dataclass(frozen=True)
+@record
 class Section:
     name: str
     sh_type: int
@@ -71,7 +71,7 @@ class Section:
     sh_entsize: int
 
 
-@dataclass(frozen=True)
+@record
 class Note:
     name: bytes
     type: int

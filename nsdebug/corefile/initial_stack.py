@@ -9,7 +9,7 @@ with no fixed offset and no 80-byte limit (as NT_PRPSINFO has).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import FaultError
 
@@ -17,10 +17,10 @@ AT_EXECFN = 31
 MAX_STRINGS = 1 << 16
 
 
-@dataclass
+@record
 class InitialStack:
-    argv: list = field(default_factory=list)
-    environ: list = field(default_factory=list)
+    argv: list = Factory(list)
+    environ: list = Factory(list)
 
 
 def read_initial_stack(memory, auxv_bytes, auxv):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import FaultError
 
@@ -14,7 +14,7 @@ _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 
 
-@dataclass
+@record
 class Segment:
     """One PT_LOAD: [start, end) in memory, the first `filesz` bytes kept in the core."""
     start: int

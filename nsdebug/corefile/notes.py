@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal as _signal
 import struct
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import CoreFileError
 
@@ -53,7 +53,7 @@ def signal_name(signo):
         return f"signal {signo}"
 
 
-@dataclass
+@record
 class PrStatus:
     """One thread: its tid, the signal it holds, its general registers."""
     tid: int
@@ -77,7 +77,7 @@ class PrStatus:
         return self.regs["rsp"]
 
 
-@dataclass
+@record
 class PrPsInfo:
     state: str
     zombie: bool
@@ -93,7 +93,7 @@ class PrPsInfo:
     psargs: str
 
 
-@dataclass
+@record
 class SigInfo:
     signo: int
     errno: int
@@ -113,7 +113,7 @@ class SigInfo:
         return FAULT_SIGNALS.get(self.signo, {}).get(self.code, str(self.code))
 
 
-@dataclass
+@record
 class FileMapping:
     start: int
     end: int
@@ -121,16 +121,16 @@ class FileMapping:
     path: str
 
 
-@dataclass
+@record
 class CoreNotes:
     """Every note of a core, decoded; threads in the order the core lists them."""
-    threads: list = field(default_factory=list)
+    threads: list = Factory(list)
     prpsinfo: PrPsInfo | None = None
     siginfo: SigInfo | None = None
-    auxv: dict = field(default_factory=dict)
-    files: list = field(default_factory=list)
+    auxv: dict = Factory(dict)
+    files: list = Factory(list)
     page_size: int = 4096
-    other: list = field(default_factory=list)
+    other: list = Factory(list)
 
 
 def _need(desc, size, what):

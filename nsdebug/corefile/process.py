@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
+from ..record import record
 from functools import cached_property
 
 from ..errors import CoreFileError, SymbolError
@@ -22,7 +22,7 @@ CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, 
                                  signal.SIGXFSZ, signal.SIGSYS)}
 
 
-@dataclass
+@record
 class Thread:
     """A thread as the core recorded it."""
     index: int

@@ -4,7 +4,7 @@ _PyInterpreterFrame chains (3.11+), with line numbers and locals."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import Factory, record
 
 from ..errors import NsdebugError
 from . import linetable
@@ -17,7 +17,7 @@ OWNED_BY_GENERATOR, OWNED_BY_CSTACK = 1, 3
 _I32 = struct.Struct("<i")
 
 
-@dataclass
+@record
 class CodeInfo:
     address: int
     name: str
@@ -28,14 +28,14 @@ class CodeInfo:
     flags: int
 
 
-@dataclass
+@record
 class Local:
     name: str
     address: int           # the value's PyObject*, 0 when unbound
     kind: str              # "arg", "local", "cell", "free"
 
 
-@dataclass
+@record
 class Frame:
     address: int
     code: CodeInfo | None
@@ -43,7 +43,7 @@ class Frame:
     owner: str = "thread"
     entry: bool = False    # called from C (a new _PyEval_EvalFrame on the C stack)
     error: str | None = None
-    locals_: list | None = field(default=None, repr=False)
+    locals_: list | None = None
 
     @property
     def function(self):

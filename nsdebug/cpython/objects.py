@@ -7,7 +7,7 @@ and `preview()` turns either into `<invalid 0x...: why>`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import FaultError, NsdebugError
 
@@ -68,7 +68,7 @@ class InvalidObject(NsdebugError):
         self.why = why
 
 
-@dataclass
+@record
 class TypeInfo:
     address: int
     name: str            # tp_name as stored
@@ -81,7 +81,7 @@ class TypeInfo:
     is_heap: bool
 
 
-@dataclass
+@record
 class Preview:
     """Bounds for preview(): nesting depth, items per container, characters per string."""
     depth: int = 2

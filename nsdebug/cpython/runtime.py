@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from ..record import Factory, record
 from functools import cached_property
 
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
@@ -16,7 +16,7 @@ MAX_INTERPRETERS = 256
 MAX_THREADS = 100_000
 
 
-@dataclass
+@record
 class PyThread:
     """One Python thread state, tied to the core's native thread where possible."""
     interp_id: int
@@ -28,10 +28,10 @@ class PyThread:
     crashed: bool
     core_index: int | None       # index into Process.threads
     first_frame: int             # PyFrameObject* or _PyInterpreterFrame*
-    frames_: list | None = field(default=None, repr=False)
+    frames_: list | None = None
 
 
-@dataclass
+@record
 class Interpreter:
     address: int
     id: int

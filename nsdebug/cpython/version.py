@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
 
@@ -12,7 +12,7 @@ _EXE_RE = re.compile(r"^python(\d+)\.(\d+)")
 _VERSION_STR_RE = re.compile(rb"(3\.\d{1,2}\.\d{1,2})(?:[abrc+]\w*)? \(")
 
 
-@dataclass
+@record
 class PythonVersion:
     major: int
     minor: int
@@ -63,7 +63,7 @@ def detect_version(process, module, runtime_addr=None):
         except FaultError:
             pass
     if module.file is not None:
-        hit = module.file.lookup("Py_Version")
+        hit = module.file.lookup("Py_Version", exported=True)
         if hit is not None:
             try:
                 v = from_hexversion(mem.u32(hit[0] + module.bias), "Py_Version symbol")

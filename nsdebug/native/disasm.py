@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import FaultError
 
 MAX_INSN = 15
 
 
-@dataclass
+@record
 class Instruction:
     address: int
     size: int

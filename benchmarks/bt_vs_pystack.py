@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""`nsdebug CORE -c "bt --all"` against `pystack core CORE` on the same cores, per version.
+
+usage: python benchmarks/bt_vs_pystack.py [--runs N]   (needs: pip install -e '.[bench]')
+
+Each version's core is a gcore of fixtures/stacks_target.py (4 threads). Prints the
+median wall time of each tool and their ratio.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import byte_compile_nsdebug, median_time, print_table, targets, tool  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=9)
+    args = ap.parse_args()
+    nsdebug, pystack = tool("nsdebug"), tool("pystack")
+    if not nsdebug:
+        sys.exit("nsdebug is not installed (pip install -e .)")
+    if not pystack:
+        sys.exit("pystack is not installed (pip install -e '.[bench]')")
+    byte_compile_nsdebug()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for version, python in targets.installed_pythons().items():
+            cap = targets.gcore_capture(version, python, "stacks_target.py",
+                                        os.path.join(tmp, version), threads=4)
+            t_ns = median_time([nsdebug, cap.core, "-c", "bt --all"], args.runs)
+            t_ps = median_time([pystack, "core", cap.core], args.runs)
+            size = os.path.getsize(cap.core) >> 20
+            rows.append([version, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
+                         f"{t_ns * 1000:.0f} ms", f"{t_ns / t_ps:.2f}"])
+            os.unlink(cap.core)
+    print(f"median of {args.runs} runs, gcore cores of fixtures/stacks_target.py (4 threads)")
+    print_table(["python", "core", "pystack core", "nsdebug bt --all", "nsdebug/pystack"], rows)
+    missing = targets.missing_pythons()
+    if missing:
+        print(f"not installed, skipped: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Shared by the benchmarks: timing whole commands, finding tools, making cores."""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import targets  # noqa: E402,F401  (re-exported for the scripts)
+
+
+def tool(name):
+    """A console script next to this interpreter, else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    return here if os.access(here, os.X_OK) else shutil.which(name)
+
+
+def byte_compile_nsdebug():
+    """Compile nsdebug's modules as `pip install` does, so that an editable checkout is
+    timed like an installed tool (PYTHONDONTWRITEBYTECODE would otherwise make every run
+    compile from source)."""
+    import compileall
+    compileall.compile_dir(os.path.join(ROOT, "nsdebug"), quiet=1)
+    compileall.compile_dir(os.path.join(ROOT, "arthur"), quiet=1)
+
+
+def median_time(cmd, runs=7, warmup=1):
+    """Median wall time in seconds of a command (output discarded)."""
+    times = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - start
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}")
+        if i >= warmup:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def print_table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
