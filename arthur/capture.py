@@ -1,0 +1,458 @@
+"""freeze -> fork -> thaw -> dump the child -> kill and reap it: a core with a pause of ms.
+
+The target is stopped only while every thread is seized and one of them runs
+a raw clone() (fork semantics, no atfork handlers, no SIGCHLD to the target).
+Its registers are restored in a signal-path stop, so an interrupted system
+call restarts exactly as it would have. The frozen child is dumped at leisure;
+then it is killed, and the target is made to reap it with one injected wait4().
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from . import __version__, procfs
+from . import ptrace as pt
+from .corewriter import PF_R, PF_W, PF_X, ProcessRecord, Segment, ThreadRecord, \
+    build_notes, write_core
+from .errors import ArthurError, TargetGone
+
+SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
+MAX_SEIZE_ROUNDS = 64
+FAULT_ENV = "ARTHUR_FAULT"          # tests: raise at a named step (see faultpoint)
+
+
+class InjectedFault(Exception):
+    """Raised by faultpoint(): an unexpected exception, as a bug would raise."""
+
+
+def faultpoint(name):
+    """Raise at step `name` when ARTHUR_FAULT names it: proves cleanup from every step."""
+    if os.environ.get(FAULT_ENV) == name:
+        raise InjectedFault(f"injected fault at {name}")
+
+
+@dataclass
+class Seized:
+    tid: int
+    regs: pt.Regs
+    fpregs: pt.FpRegs
+    deliver: int = 0            # a signal caught in signal-delivery-stop, to pass on
+    sigmask: int | None = None
+
+
+@dataclass
+class Result:
+    path: str
+    mode: str
+    pause_ms: float
+    fork_ms: float | None
+    reap_ms: float | None
+    threads: int
+    segments: int
+    raw_size: int
+    file_size: int
+    seconds: float
+    unreadable: int
+    warnings: list = field(default_factory=list)
+
+
+class Session:
+    """One capture; every path out of it leaves the target running and untraced."""
+
+    def __init__(self, pid, log=lambda msg: None):
+        self.pid = pid
+        self.log = log
+        self.seized: dict[int, Seized] = {}
+        self.child = None
+        self.warnings = []
+
+    # -- freezing ------------------------------------------------------------------
+    def seize_all(self):
+        """Seize and interrupt every thread, re-listing until no new thread appears."""
+        opts = pt.PTRACE_O_TRACESYSGOOD
+        for _ in range(MAX_SEIZE_ROUNDS):
+            new = [t for t in procfs.thread_ids(self.pid) if t not in self.seized]
+            if not new:
+                break
+            attached = []
+            for tid in new:
+                try:
+                    pt.seize(tid, opts)
+                    pt.interrupt(tid)
+                    attached.append(tid)
+                except TargetGone:
+                    continue            # the thread ended before we could seize it
+            for tid in attached:
+                self._wait_stopped(tid)
+        else:
+            raise ArthurError("threads keep appearing; cannot freeze the process")
+        if not self.seized:
+            raise TargetGone(f"process {self.pid} has no thread left")
+
+    def _wait_stopped(self, tid):
+        deliver = 0
+        for _ in range(16):
+            stop = pt.wait(tid)
+            if stop.exited:
+                return
+            if stop.is_interrupt:
+                break
+            if stop.is_signal:
+                deliver = stop.sig     # stopped on its way to a signal: pass it on later
+                break
+            pt.cont(tid)
+        self.seized[tid] = Seized(tid, pt.get_regs(tid), pt.get_fpregs(tid), deliver,
+                                  pt.sigmask(tid))
+
+    def thaw(self):
+        """Detach from every seized thread, passing on any signal caught on its way."""
+        errors = []
+        for tid, s in list(self.seized.items()):
+            try:
+                pt.detach(tid, s.deliver)
+            except TargetGone:
+                pass
+            except ArthurError as e:
+                errors.append(str(e))
+            del self.seized[tid]
+        if errors:
+            self.warnings.extend(errors)
+
+    # -- running one syscall in a thread ------------------------------------------------
+    def syscall_insn(self):
+        """An address in the target holding a `syscall` instruction."""
+        maps = procfs.mappings(self.pid)
+        cands = [m for m in maps if "x" in m.perms and m.readable and "libc" in m.path] + \
+                [m for m in maps if "x" in m.perms and m.readable and m.path == "[vdso]"] + \
+                [m for m in maps if "x" in m.perms and m.readable]
+        with open(f"/proc/{self.pid}/mem", "rb", buffering=0) as mem:
+            for m in cands:
+                try:
+                    data = os.pread(mem.fileno(), min(m.size, 4 << 20), m.start)
+                except OSError:
+                    continue
+                pos = data.find(pt.SYSCALL_INSN)
+                if pos >= 0:
+                    return m.start + pos
+        raise ArthurError("no syscall instruction found in the target's code")
+
+    def run_syscall(self, tid, nr, args, insn, original):
+        """Run syscall `nr` in stopped thread `tid`; restore `original` (Seized) after.
+
+        Returns (result, new child pid or None)."""
+        regs = original.regs.copy()
+        regs.rax = nr
+        regs.orig_rax = (1 << 64) - 1           # not in a syscall: no restart fix-ups
+        regs.rip = insn
+        regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = (list(args) + [0] * 6)[:6]
+        pt.set_regs(tid, regs)
+        child = None
+        entered = False
+        pt.syscall_step(tid)
+        for _ in range(64):
+            stop = pt.wait(tid)
+            if stop.exited:
+                raise TargetGone(f"thread {tid} exited while arthur held it")
+            if stop.is_syscall:
+                if entered:
+                    break
+                entered = True
+            elif stop.event in (pt.PTRACE_EVENT_CLONE, pt.PTRACE_EVENT_FORK):
+                child = pt.event_msg(tid)
+            elif stop.is_signal:
+                original.deliver = original.deliver or stop.sig
+            pt.syscall_step(tid)
+        else:
+            raise ArthurError("the injected system call never finished")
+        result = pt.get_regs(tid).rax
+        if result >= 1 << 63:
+            result -= 1 << 64
+        # Back to a signal-path stop before restoring: an interrupted syscall then restarts
+        # on resume exactly as it would have without us.
+        pt.interrupt(tid)
+        pt.cont(tid)
+        for _ in range(64):
+            stop = pt.wait(tid)
+            if stop.exited:
+                raise TargetGone(f"thread {tid} exited while arthur held it")
+            if stop.is_interrupt:
+                break
+            if stop.is_signal:
+                original.deliver = original.deliver or stop.sig
+                break
+            pt.cont(tid)
+        pt.set_regs(tid, original.regs)
+        pt.set_fpregs(tid, original.fpregs)
+        return result, child
+
+    def fork_child(self):
+        """clone() the target from its main thread; the child is born stopped, traced."""
+        tid = self.pid if self.pid in self.seized else next(iter(self.seized))
+        insn = self.syscall_insn()
+        pt.set_options(tid, pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACECLONE |
+                       pt.PTRACE_O_TRACEFORK)
+        faultpoint("before-fork")
+        # clone(flags=0): a fork with no exit signal, so the target gets no SIGCHLD and its
+        # own waitpid(-1) never sees the child (only __WALL does).
+        if os.environ.get(FAULT_ENV) == "fork-fails":
+            result, child = -errno.EAGAIN, None       # as if clone() had failed
+        else:
+            result, child = self.run_syscall(tid, pt.SYS_CLONE, (0, 0, 0, 0, 0), insn,
+                                             self.seized[tid])
+        pt.set_options(tid, pt.PTRACE_O_TRACESYSGOOD)
+        if result < 0 or not child:
+            raise ArthurError(f"clone() in the target failed: {os.strerror(-result)}"
+                              if result < 0 else "clone() gave no child")
+        self.child = child
+        stop = pt.wait(child)
+        if stop.exited:
+            self.child = None
+            raise ArthurError("the forked child died at birth")
+        pt.set_options(child, pt.PTRACE_O_EXITKILL)
+        return child
+
+    def kill_child(self):
+        """Kill the child and have the target reap it (one injected wait4)."""
+        child, self.child = self.child, None
+        if child is None:
+            return None
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            try:
+                stop = pt.wait(child)
+            except TargetGone:
+                break
+            if stop.exited:
+                break
+        return self.reap_in_target(child)
+
+    def reap_in_target(self, child):
+        """The child is the target's: the target must wait4() it or it stays a zombie."""
+        if not procfs.exists(self.pid) or not os.path.exists(f"/proc/{child}"):
+            return None
+        tids = procfs.thread_ids(self.pid)
+        tid = self.pid if self.pid in tids else tids[0]
+        start = time.perf_counter()
+        try:
+            pt.seize(tid, pt.PTRACE_O_TRACESYSGOOD)
+            pt.interrupt(tid)
+            self._wait_stopped(tid)
+            if tid not in self.seized:
+                return None
+            faultpoint("during-reap")
+            insn = self.syscall_insn()
+            result, _ = self.run_syscall(tid, pt.SYS_WAIT4, (child, 0, pt.WALL, 0), insn,
+                                         self.seized[tid])
+            if result != child:
+                self.warnings.append(f"the target could not reap child {child}: "
+                                     f"{os.strerror(-result) if result < 0 else result}")
+        finally:
+            self.thaw()
+        return (time.perf_counter() - start) * 1000
+
+    # -- describing the process -------------------------------------------------------
+    def process_record(self):
+        st = procfs.stat(self.pid)
+        uid, gid = procfs.uid_gid(self.pid)
+        main_first = sorted(self.seized.values(), key=lambda s: s.tid != self.pid)
+        threads = [ThreadRecord(s.tid, s.regs.raw(), s.fpregs.raw(), s.deliver, 0,
+                                s.sigmask or 0) for s in main_first]
+        return ProcessRecord(self.pid, st["ppid"], st["pgrp"], st["session"], uid, gid,
+                             st["state"], st["nice"], st["flags"], st["comm"],
+                             procfs.cmdline(self.pid), procfs.auxv(self.pid), threads,
+                             os.getpid())
+
+
+def plan_segments(maps, read_head, anon_kb):
+    """PT_LOADs from mappings, kept as the kernel's default coredump filter keeps them:
+    anonymous memory, and file mappings with copy-on-write pages (.data, relro with the
+    dynamic linker's DT_DEBUG), whole; other file mappings by their ELF header page only
+    (nsdebug and gdb read the rest from the files)."""
+    out = []
+    for m in maps:
+        if m.path in SKIP_MAPPINGS:
+            continue
+        flags = (PF_R if m.readable else 0) | (PF_W if m.writable else 0) | \
+            (PF_X if "x" in m.perms else 0)
+        if not m.readable:
+            filesz = 0
+        elif m.is_file and (m.perms[3] == "s" or not anon_kb.get(m.start)):
+            filesz = 0
+            if m.offset == 0 and read_head(m.start) == b"\x7fELF":
+                filesz = min(4096, m.size)
+        else:
+            filesz = m.size
+        out.append(Segment(m.start, m.end, flags, filesz, m.path, m.offset, m.is_file))
+    return out
+
+
+class MemoryReader:
+    """pread() on /proc/<pid>/mem; unreadable chunks come back short."""
+
+    def __init__(self, pid):
+        self.unreadable = 0
+        try:
+            self.fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except FileNotFoundError:
+            raise TargetGone(f"process {pid} is gone") from None
+
+    def read(self, addr, n):
+        try:
+            return os.pread(self.fd, n, addr)
+        except OSError:
+            # A hole inside the range: read what can be read page by page.
+            out = bytearray()
+            for off in range(0, n, 4096):
+                try:
+                    out += os.pread(self.fd, min(4096, n - off), addr + off)
+                except OSError:
+                    self.unreadable += min(4096, n - off)
+                    out += bytes(min(4096, n - off))
+            return bytes(out)
+
+    def head(self, addr):
+        try:
+            return os.pread(self.fd, 4, addr)
+        except OSError:
+            return b""
+
+    def close(self):
+        os.close(self.fd)
+
+
+def default_output(pid, compress):
+    return f"core.{pid}.lz4" if compress else f"core.{pid}"
+
+
+class _Output:
+    """The core being written: a hidden temporary file beside the target name, 0600,
+    renamed into place only when complete and removed on any failure."""
+
+    def __init__(self, path, force):
+        self.path = os.path.abspath(path)
+        if os.path.exists(self.path) and not force:
+            raise ArthurError(f"{path} exists (use --force to overwrite)")
+        d, name = os.path.split(self.path)
+        self.tmp = os.path.join(d, f".{name}.arthur-{os.getpid()}.partial")
+        try:
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise ArthurError(f"cannot create {path}: {e.strerror}") from None
+        self.f = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def commit(self):
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self):
+        try:
+            self.f.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
+            log=lambda msg: None):
+    """Capture a core of `pid`; returns a Result. The target is left running, untraced."""
+    from .lz4core import ContainerWriter
+    if not procfs.exists(pid):
+        raise TargetGone(f"no process {pid}")
+    if pid == os.getpid():
+        raise ArthurError("arthur cannot capture itself")
+    out = _Output(output or default_output(pid, compress), force)
+    sess = Session(pid, log)
+    started = time.perf_counter()
+    fork_ms = reap_ms = None
+    mode = "stop" if stop_mode else "fork"
+    maps = proc = None
+    ok = False
+    try:
+        # Nothing may interrupt us while the target is frozen: SIGINT/SIGTERM wait.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            t0 = time.perf_counter()
+            sess.seize_all()
+            faultpoint("after-seize")
+            maps = procfs.mappings(pid)
+            proc = sess.process_record()
+            if not stop_mode:
+                try:
+                    f0 = time.perf_counter()
+                    sess.fork_child()
+                    fork_ms = (time.perf_counter() - f0) * 1000
+                    faultpoint("after-fork")
+                except TargetGone:
+                    raise
+                except ArthurError as e:
+                    sess.warnings.append(f"fork failed ({e}); falling back to --stop: the "
+                                         f"process stays stopped for the whole dump")
+                    mode = "stop"
+            if mode == "fork":
+                sess.thaw()
+                pause_ms = (time.perf_counter() - t0) * 1000
+                log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms "
+                    f"(clone {fork_ms:.1f} ms, {len(proc.threads)} threads)")
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
+        reader = MemoryReader(sess.child if mode == "fork" else pid)
+        try:
+            segments = plan_segments(maps, reader.head, procfs.anonymous_kb(
+                sess.child if mode == "fork" else pid))
+            meta = {"tool": "arthur", "version": __version__, "pid": pid, "mode": mode,
+                    "pause_ms": round(pause_ms, 3) if mode == "fork" else None,
+                    "fork_ms": round(fork_ms, 3) if fork_ms is not None else None,
+                    "captured_at": time.time(), "threads": len(proc.threads),
+                    "compressed": compress}
+            notes = build_notes(proc, segments, meta)
+            sink = ContainerWriter(out.f, level) if compress else out.f
+
+            def progress(done, total):
+                if done > total // 2:
+                    faultpoint("during-dump")
+
+            try:
+                raw_size, unreadable = write_core(sink, segments, notes, reader.read, progress)
+                if compress:
+                    sink.close()
+            except BaseException:
+                if compress:
+                    sink.abort()
+                raise
+            unreadable += reader.unreadable
+        finally:
+            reader.close()
+        if mode == "stop":
+            sess.thaw()
+            pause_ms = (time.perf_counter() - t0) * 1000
+            log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms (stopped for the whole dump)")
+        out.commit()
+        ok = True
+    except OSError as e:
+        raise ArthurError(f"cannot write {out.path}: {e.strerror or e}") from None
+    finally:
+        if not ok:
+            out.discard()
+        try:
+            reap_ms = sess.kill_child()
+        finally:
+            sess.thaw()
+    for w in sess.warnings:
+        log(f"arthur: warning: {w}")
+    return Result(out.path, mode, pause_ms, fork_ms, reap_ms, len(proc.threads),
+                  len(segments), raw_size, os.path.getsize(out.path),
+                  time.perf_counter() - started, unreadable, sess.warnings)

@@ -1,0 +1,196 @@
+"""The seekable LZ4 container: a standard LZ4 frame of independent blocks, then a skippable
+frame holding a block index, so a reader can decompress any block alone.
+
+The exact bytes are in docs/formats.md. The stock `lz4 -d` reads the first
+frame and skips the skippable one, giving back the plain file.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+
+import lz4.block
+import lz4.frame
+
+FRAME_MAGIC = b"\x04\x22\x4d\x18"
+SKIPPABLE_MAGIC = 0x184D2A5A
+INDEX_MAGIC = b"ARTHURIX"
+FOOTER_MAGIC = b"ARTHUREN"
+INDEX_VERSION = 1
+BLOCK_SIZE = 1 << 20                # LZ4 frame block maximum "1 MB" (BD = 6)
+RAW_FLAG = 0x80000000               # block stored uncompressed
+_INDEX_HEAD = struct.Struct("<8sIIQQ")
+_INDEX_ROW = struct.Struct("<QII")
+_FOOTER = struct.Struct("<Q8s")
+
+
+class ContainerError(Exception):
+    """The file is not a readable arthur container."""
+
+
+class ContainerWriter:
+    """Streams bytes into the container: write() in any sizes, close() writes the index.
+
+    Blocks are compressed on a thread pool (python-lz4 releases the GIL), and
+    written in order.
+    """
+
+    def __init__(self, fileobj, level=0, workers=None):
+        self.f = fileobj
+        self.level = level
+        self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
+        self.pending = []           # futures of compressed blocks, in order
+        self.buf = bytearray()
+        self.rows = []              # (compressed offset, stored size, flags)
+        self.total = 0
+        self.offset = 0
+        header = lz4.frame.LZ4FrameCompressor(
+            block_size=lz4.frame.BLOCKSIZE_MAX1MB, block_linked=False,
+            content_checksum=False, block_checksum=False).begin()
+        self._emit(header)
+
+    def _emit(self, data):
+        self.f.write(data)
+        self.offset += len(data)
+
+    def _compress(self, block):
+        if self.level > 0:
+            body = lz4.block.compress(block, mode="high_compression",
+                                      compression=self.level, store_size=False)
+        else:
+            body = lz4.block.compress(block, store_size=False)
+        if len(body) >= len(block):
+            return bytes(block), RAW_FLAG
+        return body, 0
+
+    def write(self, data):
+        self.buf += data
+        self.total += len(data)
+        while len(self.buf) >= BLOCK_SIZE:
+            block = bytes(self.buf[:BLOCK_SIZE])
+            del self.buf[:BLOCK_SIZE]
+            self.pending.append(self.pool.submit(self._compress, block))
+            self._drain(keep=2 * self.pool._max_workers)
+
+    def _drain(self, keep=0):
+        while len(self.pending) > keep:
+            body, flag = self.pending.pop(0).result()
+            self.rows.append((self.offset, len(body), flag))
+            self._emit(struct.pack("<I", len(body) | flag) + body)
+
+    def close(self):
+        """Flush the last block, end the frame, write the index frame."""
+        if self.buf:
+            self.pending.append(self.pool.submit(self._compress, bytes(self.buf)))
+            self.buf = bytearray()
+        self._drain()
+        self.pool.shutdown()
+        self._emit(b"\0\0\0\0")                      # end mark, no content checksum
+        index_at = self.offset
+        payload = _INDEX_HEAD.pack(INDEX_MAGIC, INDEX_VERSION, BLOCK_SIZE, self.total,
+                                   len(self.rows))
+        payload += b"".join(_INDEX_ROW.pack(*r) for r in self.rows)
+        payload += _FOOTER.pack(index_at, FOOTER_MAGIC)
+        self._emit(struct.pack("<II", SKIPPABLE_MAGIC, len(payload)) + payload)
+
+    def abort(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ContainerIndex:
+    """The block index of a container, read from its end."""
+
+    def __init__(self, read, size):
+        if size < 4 + _FOOTER.size or read(0, 4) != FRAME_MAGIC:
+            raise ContainerError("not an LZ4 frame")
+        index_at, magic = _FOOTER.unpack(read(size - _FOOTER.size, _FOOTER.size))
+        if magic != FOOTER_MAGIC or not 0 < index_at < size:
+            raise ContainerError("an LZ4 file without arthur's block index (truncated, or "
+                                 "not written by arthur): decompress it with `lz4 -d` first")
+        skip_magic, length = struct.unpack("<II", read(index_at, 8))
+        if skip_magic != SKIPPABLE_MAGIC or index_at + 8 + length != size:
+            raise ContainerError("arthur block index is corrupt")
+        head = read(index_at + 8, _INDEX_HEAD.size)
+        magic, version, self.block_size, self.total, count = _INDEX_HEAD.unpack(head)
+        if magic != INDEX_MAGIC or version != INDEX_VERSION:
+            raise ContainerError(f"unknown arthur index version {version}")
+        rows_at = index_at + 8 + _INDEX_HEAD.size
+        if count > size // 4 or rows_at + count * _INDEX_ROW.size > size or \
+                count * self.block_size < self.total:
+            raise ContainerError("arthur block index is corrupt (block count)")
+        raw = read(rows_at, count * _INDEX_ROW.size)
+        self.rows = list(_INDEX_ROW.iter_unpack(raw))
+        for coff, stored, _flag in self.rows:
+            if coff + 4 + stored > index_at:
+                raise ContainerError("arthur block index points past the data (truncated?)")
+        self.compressed_size = size
+        self._read = read
+
+    def block(self, i):
+        """Uncompressed bytes of block i."""
+        coff, stored, flag = self.rows[i]
+        data = self._read(coff + 4, stored)
+        if len(data) != stored:
+            raise ContainerError(f"block {i} is truncated")
+        want = min(self.block_size, self.total - i * self.block_size)
+        if flag & RAW_FLAG:
+            return data
+        try:
+            out = lz4.block.decompress(data, uncompressed_size=want)
+        except lz4.block.LZ4BlockError as e:
+            raise ContainerError(f"block {i} is corrupt: {e}") from None
+        if len(out) != want:
+            raise ContainerError(f"block {i} decompresses to {len(out)} bytes, not {want}")
+        return out
+
+
+class ContainerReader:
+    """Random reads of the uncompressed bytes, keeping at most `cache_blocks` blocks."""
+
+    def __init__(self, read, size, cache_blocks=32):
+        from collections import OrderedDict
+        self.index = ContainerIndex(read, size)
+        self.size = self.index.total
+        self.block_size = self.index.block_size
+        self._cache = OrderedDict()
+        self._max = cache_blocks
+
+    def _block(self, i):
+        data = self._cache.get(i)
+        if data is None:
+            data = self._cache[i] = self.index.block(i)
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(i)
+        return data
+
+    def read(self, offset, size):
+        """Up to `size` bytes at `offset` (fewer at the end)."""
+        if offset < 0 or size <= 0 or offset >= self.size:
+            return b""
+        size = min(size, self.size - offset)
+        bs = self.block_size
+        first, last = offset // bs, (offset + size - 1) // bs
+        if first == last:
+            start = offset - first * bs
+            return self._block(first)[start:start + size]
+        parts = []
+        for i in range(first, last + 1):
+            lo = max(offset, i * bs) - i * bs
+            hi = min(offset + size, (i + 1) * bs) - i * bs
+            parts.append(self._block(i)[lo:hi])
+        return b"".join(parts)
+
+    def iter_blocks(self):
+        for i in range(len(self.index.rows)):
+            yield self.index.block(i)
+
+
+def file_reader(f):
+    """read(offset, n) over an open binary file."""
+    def read(off, n):
+        return os.pread(f.fileno(), n, off)
+    return read

@@ -1,0 +1,120 @@
+"""What /proc says about a process: threads, mappings, status, auxv, command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import NotPermitted, TargetGone
+
+
+@dataclass
+class Mapping:
+    start: int
+    end: int
+    perms: str          # "rwxp"
+    offset: int
+    inode: int
+    path: str           # "" for anonymous, "[stack]", "/usr/lib/..."
+
+    @property
+    def readable(self):
+        return self.perms[0] == "r"
+
+    @property
+    def writable(self):
+        return self.perms[1] == "w"
+
+    @property
+    def is_file(self):
+        return self.path.startswith("/") and self.inode != 0
+
+    @property
+    def size(self):
+        return self.end - self.start
+
+
+def _read(pid, name, binary=False):
+    path = f"/proc/{pid}/{name}"
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise TargetGone(f"process {pid} does not exist") from None
+    except ProcessLookupError:
+        raise TargetGone(f"process {pid} exited") from None
+    except PermissionError:
+        raise NotPermitted(f"not permitted to read {path} (run as the process's user or "
+                           f"root)") from None
+
+
+def exists(pid):
+    return os.path.exists(f"/proc/{pid}")
+
+
+def thread_ids(pid):
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        raise TargetGone(f"process {pid} does not exist") from None
+
+
+def mappings(pid):
+    out = []
+    for line in _read(pid, "maps").splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5:
+            continue
+        lo, hi = parts[0].split("-")
+        path = parts[5] if len(parts) > 5 else ""
+        out.append(Mapping(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16),
+                           int(parts[4]), path))
+    return out
+
+
+def stat(pid):
+    """Fields of /proc/pid/stat after the command name: state, ppid, pgrp, session, ..."""
+    raw = _read(pid, "stat")
+    comm = raw[raw.index("(") + 1:raw.rindex(")")]
+    rest = raw[raw.rindex(")") + 2:].split()
+    return {"comm": comm, "state": rest[0], "ppid": int(rest[1]), "pgrp": int(rest[2]),
+            "session": int(rest[3]), "nice": int(rest[16]), "flags": int(rest[6])}
+
+
+def status(pid):
+    out = {}
+    for line in _read(pid, "status").splitlines():
+        key, _, value = line.partition(":")
+        out[key] = value.strip()
+    return out
+
+
+def uid_gid(pid):
+    st = status(pid)
+    return int(st["Uid"].split()[0]), int(st["Gid"].split()[0])
+
+
+def cmdline(pid):
+    return _read(pid, "cmdline", binary=True)
+
+
+def auxv(pid):
+    return _read(pid, "auxv", binary=True)
+
+
+def rss_bytes(pid):
+    st = status(pid)
+    return int(st.get("VmRSS", "0 kB").split()[0]) * 1024
+
+
+def anonymous_kb(pid):
+    """{mapping start: kB of anonymous (written, copy-on-write) pages} from smaps."""
+    out = {}
+    start = None
+    for line in _read(pid, "smaps").splitlines():
+        head = line.split(None, 1)[0] if line else ""
+        if "-" in head and not head.endswith(":"):
+            start = int(head.split("-")[0], 16)
+        elif head == "Anonymous:" and start is not None:
+            out[start] = int(line.split()[1])
+    return out

@@ -1,0 +1,47 @@
+"""Byte source over an arthur .lz4 capture: random reads, bounded memory, no full decompression.
+
+The container format lives in one place, arthur/lz4core.py; this wraps its
+reader in nsdebug's error type.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from ..errors import CoreFileError
+
+CACHE_BLOCKS = 32        # 32 MiB of decompressed 1 MiB blocks at most
+
+
+class LZ4Source:
+    """Reads the uncompressed core inside an arthur container, one block at a time."""
+
+    def __init__(self, path):
+        from arthur.lz4core import ContainerError, ContainerReader
+        self.path = path
+        self._error = ContainerError
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        try:
+            self._reader = ContainerReader(lambda off, n: self._map[off:off + n],
+                                           len(self._map), CACHE_BLOCKS)
+        except ContainerError as e:
+            raise CoreFileError(f"{path}: {e}") from None
+        self.size = self._reader.size
+
+    def read(self, offset, size):
+        """Up to `size` bytes at `offset` of the uncompressed core."""
+        try:
+            return self._reader.read(offset, size)
+        except self._error as e:
+            raise CoreFileError(f"{self.path}: {e}") from None
+
+    def close(self):
+        self._map.close()
