@@ -19,7 +19,7 @@ from . import __version__, procfs
 from . import ptrace as pt
 from .corewriter import PF_R, PF_W, PF_X, ProcessRecord, Segment, ThreadRecord, \
     build_notes, write_core
-from .errors import ArthurError, TargetGone
+from .errors import ArthurError, NotPermitted, TargetGone
 
 SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
 MAX_SEIZE_ROUNDS = 64
@@ -30,9 +30,14 @@ class InjectedFault(Exception):
     """Raised by faultpoint(): an unexpected exception, as a bug would raise."""
 
 
+_FIRED = set()
+
+
 def faultpoint(name):
-    """Raise at step `name` when ARTHUR_FAULT names it: proves cleanup from every step."""
-    if os.environ.get(FAULT_ENV) == name:
+    """Raise once at step `name` when ARTHUR_FAULT names it: proves cleanup from every
+    step (and that a retried step then succeeds)."""
+    if os.environ.get(FAULT_ENV) == name and name not in _FIRED:
+        _FIRED.add(name)
         raise InjectedFault(f"injected fault at {name}")
 
 
@@ -87,6 +92,13 @@ class Session:
                     attached.append(tid)
                 except TargetGone:
                     continue            # the thread ended before we could seize it
+                except NotPermitted:
+                    tracer = procfs.status(self.pid).get("TracerPid", "0")
+                    if tracer != "0":
+                        raise NotPermitted(f"cannot trace pid {self.pid}: it is already "
+                                           f"traced by pid {tracer} "
+                                           f"({procfs.stat(int(tracer))['comm']})") from None
+                    raise
             for tid in attached:
                 self._wait_stopped(tid)
         else:
@@ -232,7 +244,13 @@ class Session:
                 break
             if stop.exited:
                 break
-        return self.reap_in_target(child)
+        try:
+            return self.reap_in_target(child)
+        except (ArthurError, InjectedFault) as e:
+            if isinstance(e, TargetGone):
+                return None
+            self.warnings.append(f"reaping the child failed once ({e}); retrying")
+            return self.reap_in_target(child)
 
     def reap_in_target(self, child):
         """The child is the target's: the target must wait4() it or it stays a zombie."""
@@ -294,10 +312,22 @@ def plan_segments(maps, read_head, anon_kb):
     return out
 
 
+def alive(pid):
+    """True while a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] not in "ZX"
+
+
 class MemoryReader:
-    """pread() on /proc/<pid>/mem; unreadable chunks come back short."""
+    """pread() on /proc/<pid>/mem; unreadable pages come back as zeros and are counted,
+    and a process that died under us is an error, not a core full of zeros."""
 
     def __init__(self, pid):
+        self.pid = pid
         self.unreadable = 0
         try:
             self.fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
@@ -306,8 +336,13 @@ class MemoryReader:
 
     def read(self, addr, n):
         try:
-            return os.pread(self.fd, n, addr)
+            data = os.pread(self.fd, n, addr)
+            if len(data) == n:
+                return data
+            self._check_alive()
+            return data
         except OSError:
+            self._check_alive()
             # A hole inside the range: read what can be read page by page.
             out = bytearray()
             for off in range(0, n, 4096):
@@ -317,6 +352,11 @@ class MemoryReader:
                     self.unreadable += min(4096, n - off)
                     out += bytes(min(4096, n - off))
             return bytes(out)
+
+    def _check_alive(self):
+        if not alive(self.pid):
+            raise TargetGone(f"process {self.pid} (the frozen copy being dumped) died "
+                             f"during the dump")
 
     def head(self, addr):
         try:

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "arthur"))
 import targets  # noqa: E402
 
 PYTHONS = targets.installed_pythons()

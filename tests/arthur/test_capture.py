@@ -1,0 +1,101 @@
+"""arthur on real processes: what it writes, what nsdebug and gdb read, what it leaves."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import targets
+from conftest import PYTHONS
+from helpers import assert_untouched, run_arthur
+
+
+@pytest.fixture
+def stacks_target(version, tmp_path):
+    proc, truth_path = targets.start_target(PYTHONS[version], "stacks_target.py",
+                                            str(tmp_path), threads=4)
+    yield proc, truth_path
+    targets.stop(proc)
+
+
+def test_capture_equals_gcore_and_gdb_reads_it(version, stacks_target, tmp_path, nsdebug):
+    proc, _ = stacks_target
+    out = tmp_path / "cap.lz4"
+    r = run_arthur("capture", proc.pid, "-o", out)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"paused pid \d+ for ([\d.]+) ms", r.stderr)
+    assert m, r.stderr
+    assert oct(os.stat(out).st_mode & 0o777) == "0o600"
+    assert_untouched(proc.pid, threads=4)
+    # The same frozen state through gcore: nsdebug must say exactly the same.
+    gc = targets.gcore(proc.pid, str(tmp_path / "gc"))
+    args = ["--max-string", "1000", "-c", "bt --all --locals"]
+    a, g = nsdebug(out, *args), nsdebug(gc, *args)
+    assert a.returncode == 0 and g.returncode == 0, a.stderr + g.stderr
+    assert a.stdout == g.stdout
+    assert len(re.findall(r"^Thread \d+", a.stdout, re.M)) == 4
+    info = json.loads(nsdebug(out, "-c", "info", "--json").stdout)
+    assert info["made_by"] == "arthur" and info["threads"] == 4
+    # The stock lz4 tool gives back a plain core that gdb reads, every thread with frames.
+    plain = tmp_path / "plain.core"
+    subprocess.run(["lz4", "-q", "-d", str(out), str(plain)], check=True)
+    gdb = subprocess.run(["gdb", "-batch", "-nx", "-ex", "info threads", "-ex",
+                          "thread apply all bt", os.path.realpath(PYTHONS[version]),
+                          str(plain)], capture_output=True, text=True, timeout=300)
+    tids = {int(t) for t in os.listdir(f"/proc/{proc.pid}/task")}
+    seen = {int(x) for x in re.findall(r"\(LWP (\d+)\)", gdb.stdout)}
+    assert seen == tids, gdb.stdout[-2000:]
+    assert gdb.stdout.count("\n#0 ") >= 4
+    assert "?? ()" not in gdb.stdout.split("Thread")[1]
+    # nsdebug reads the plain core the same as the container.
+    assert nsdebug(plain, *args).stdout == a.stdout
+    assert_untouched(proc.pid, threads=4)
+
+
+def test_info_and_decompress(stacks_target, tmp_path):
+    proc, _ = stacks_target
+    out = tmp_path / "c.lz4"
+    assert run_arthur("capture", proc.pid, "-o", out).returncode == 0
+    r = run_arthur("info", out, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["arthur"]["pid"] == proc.pid and d["threads"] == 4
+    assert d["arthur"]["mode"] == "fork" and d["arthur"]["pause_ms"] > 0
+    assert d["ratio"] > 1.5 and d["raw_size"] > d["file_size"]
+    text = run_arthur("info", out).stdout
+    assert "pause:" in text and "threads:    4" in text
+    r = run_arthur("decompress", out, "-o", tmp_path / "d.core")
+    assert r.returncode == 0, r.stderr
+    subprocess.run(["lz4", "-q", "-d", str(out), str(tmp_path / "ref.core")], check=True)
+    assert open(tmp_path / "d.core", "rb").read() == open(tmp_path / "ref.core", "rb").read()
+    assert os.path.getsize(tmp_path / "d.core") == d["raw_size"]
+
+
+def test_stop_mode_and_fork_fallback(stacks_target, tmp_path, nsdebug):
+    proc, _ = stacks_target
+    r = run_arthur("capture", "--stop", proc.pid, "-o", tmp_path / "s.lz4")
+    assert r.returncode == 0, r.stderr
+    assert "stopped for the whole dump" in r.stderr
+    assert_untouched(proc.pid, threads=4)
+    r2 = run_arthur("capture", proc.pid, "-o", tmp_path / "f.lz4",
+                    env={"ARTHUR_FAULT": "fork-fails"})
+    assert r2.returncode == 0, r2.stderr
+    assert "fork failed" in r2.stderr and "falling back to --stop" in r2.stderr
+    assert_untouched(proc.pid, threads=4)
+    args = ["-c", "bt --all --locals"]
+    assert nsdebug(tmp_path / "s.lz4", *args).stdout == \
+        nsdebug(tmp_path / "f.lz4", *args).stdout
+    info = json.loads(nsdebug(tmp_path / "f.lz4", "-c", "info", "--json").stdout)
+    assert info["made_by"] == "arthur (stopped capture)"
+
+
+def test_no_compress_writes_a_plain_core(stacks_target, tmp_path, nsdebug):
+    proc, _ = stacks_target
+    out = tmp_path / "plain"
+    assert run_arthur("capture", "--no-compress", proc.pid, "-o", out).returncode == 0
+    assert open(out, "rb").read(4) == b"\x7fELF"
+    assert len(re.findall(r"^Thread \d+", nsdebug(out, "-c", "bt --all").stdout, re.M)) == 4
