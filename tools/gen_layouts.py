@@ -41,7 +41,16 @@ SPEC = {
         "ceval_gil": ["ceval.gil"],                               # 3.12+: a pointer
         "interned_strings": ["cached_objects.interned_strings"],
         "threading_local_key": ["threads.main"],
+        "obmalloc": ["obmalloc"],                                 # 3.12 struct, 3.13 pointer
     }),
+    "obmalloc": (["struct _obmalloc_state"], {                   # 3.12+
+        "arenas": ["mgmt.arenas"], "maxarenas": ["mgmt.maxarenas"]}),
+    "arena": (["struct arena_object"], {
+        "address": ["address"], "pool_address": ["pool_address"],
+        "nfreepools": ["nfreepools"], "ntotalpools": ["ntotalpools"]}),
+    "pool": (["struct pool_header"], {
+        "ref": ["ref"], "freeblock": ["freeblock"], "arenaindex": ["arenaindex"],
+        "szidx": ["szidx"], "nextoffset": ["nextoffset"], "maxnextoffset": ["maxnextoffset"]}),
     "tstate": (["struct _ts"], {
         "prev": ["prev"], "next": ["next"], "interp": ["interp"],
         "frame": ["frame"],                                       # 3.8-3.10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 TPFLAGS_HAVE_GC = 1 << 14
+TPFLAGS_MANAGED_DICT = 1 << 4                # 3.11+
 TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)     # MANAGED_WEAKREF | MANAGED_DICT (3.12+)
 
 
@@ -27,12 +28,15 @@ class SizeOf:
         return True
 
     def preheader(self, info, addr):
-        if self.o.version >= (3, 12):
-            n = self.gc_head if self.is_gc(info) else 0
-            if info.flags & TPFLAGS_PREHEADER:
-                n += 16
-            return n
-        return self.gc_head if self.is_gc(info) else 0
+        """Bytes before the object that getsizeof counts: the GC header, and from 3.11
+        the managed dict/values (3.12: and weakref) words (_PyType_PreHeaderSize)."""
+        n = self.gc_head if self.is_gc(info) else 0
+        v = self.o.version
+        if v >= (3, 12) and info.flags & TPFLAGS_PREHEADER:
+            n += 16
+        elif (3, 11) <= v < (3, 12) and info.flags & TPFLAGS_MANAGED_DICT:
+            n += 16
+        return n
 
     def getsizeof(self, addr, info=None):
         info = info or self.o.info(addr)
@@ -56,6 +60,8 @@ class SizeOf:
             return L.bytearray.size + o.ssize(addr + L.bytearray.ob_alloc)
         if k == "dict":
             return self._dict_size(addr, info)
+        if k in ("generator", "coroutine", "async_generator") and L.gen.gi_iframe is not None:
+            return self._gen_size(addr)
         if k in ("set", "frozenset"):
             S = L.set
             table = o.ptr(addr + S.table)
@@ -67,6 +73,19 @@ class SizeOf:
         if info.itemsize:
             size += abs(o.ssize(addr + o._ob_size)) * info.itemsize
         return size
+
+    def _gen_size(self, addr):
+        """gen_sizeof: the generator with its embedded frame (3.11+)."""
+        o, L = self.o, self.L
+        code = o.ptr(addr + L.gen.gi_iframe + L.iframe.code)
+        base = L.gen.gi_iframe + L.iframe.localsplus
+        i32 = lambda off: int.from_bytes(o.mem.read(code + off, 4), "little", signed=True)  # noqa: E731
+        if o.version >= (3, 12):
+            # _PyFrame_NumSlotsForCodeObject: co_framesize less the frame's own words.
+            specials = (L.iframe.size - 1) // 8
+            return base + (i32(L.code.co_framesize) - specials) * 8
+        # 3.11: (co_nlocalsplus + co_stacksize) words.
+        return base + (i32(L.code.co_nlocalsplus) + i32(L.code.co_stacksize)) * 8
 
     def _str_size(self, addr):
         o, L = self.o, self.L

@@ -1,0 +1,12 @@
+"""The heap: every object, the graph of references, and what is computed on it."""
+
+from .graph import HeapGraph
+from .walk import HeapWalker
+
+
+def build_heap(rt, progress=None):
+    """Walk the heap of a Runtime into a HeapGraph."""
+    return HeapWalker(rt, progress).run()
+
+
+__all__ = ["HeapGraph", "HeapWalker", "build_heap"]

@@ -1,0 +1,252 @@
+"""The heap as compact arrays: nodes, edges (CSR), reverse edges, dominators, retained sizes.
+
+Built once per session (Session.heap) and reused by every heap command and
+the snapshot export. Nothing here holds a Python object per node.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from .referents import ELEMENT, KIND_NAMES
+
+SYNTH = 1 << 63
+REACHABLE = 1
+UNREACHABLE_SEED = 2
+
+
+class HeapGraph:
+    """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
+
+    @classmethod
+    def build(cls, w, unreachable):
+        g = cls()
+        g.names, g.types, g.problems = w.names, w.types, w.problems
+        g.synth_names, g.synth_kinds = w.synth_names, w.synth_kinds
+        g.warnings = list(w.warnings)
+        g.n_synth = w.n_synth
+        g.n_reachable = w.n_reachable
+        n = len(w.addr)
+        g.n = n
+        g.addr = np.frombuffer(w.addr, dtype=np.uint64).copy()
+        g.type_ix = np.frombuffer(w.type_ix, dtype=np.int32).copy()
+        g.size = np.frombuffer(w.size, dtype=np.uint64).copy()
+        starts = np.frombuffer(w.edge_start, dtype=np.uint64).astype(np.int64)
+        to = np.frombuffer(w.e_to, dtype=np.uint64)
+        kind = np.frombuffer(bytes(w.e_kind), dtype=np.uint8)
+        name = np.frombuffer(w.e_name, dtype=np.int32)
+        # The (Unreachable) group's edges were known only at the end: splice them in.
+        ug = w.unreachable_group
+        u_to = np.array(unreachable, dtype=np.uint64)
+        lo, hi = starts[ug], starts[ug + 1]
+        to = np.concatenate([to[:lo], u_to, to[hi:]])
+        kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[hi:]])
+        name = np.concatenate([name[:lo], np.arange(len(u_to), dtype=np.int32), name[hi:]])
+        counts = np.diff(starts)
+        counts[ug] = len(u_to)
+        # Targets: synthetic indices, or addresses mapped to node indices.
+        synth = (to & np.uint64(SYNTH)) != 0
+        target = np.full(len(to), -1, dtype=np.int64)
+        target[synth] = (to[synth] & np.uint64(SYNTH - 1)).astype(np.int64)
+        real = ~synth
+        order = np.argsort(g.addr[g.n_synth:], kind="stable") + g.n_synth
+        sorted_addr = g.addr[order]
+        pos = np.searchsorted(sorted_addr, to[real])
+        pos_c = np.minimum(pos, len(sorted_addr) - 1)
+        found = (pos < len(sorted_addr)) & (sorted_addr[pos_c] == to[real])
+        t_real = np.where(found, order[pos_c], -1)
+        target[real] = t_real
+        keep = target >= 0
+        src = np.repeat(np.arange(n, dtype=np.int64), counts)
+        g.dropped_edges = int((~keep).sum())
+        src, target, kind, name = src[keep], target[keep], kind[keep], name[keep]
+        g.e_to = target.astype(np.int32)
+        g.e_kind = kind
+        g.e_name = name
+        g.edge_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=g.edge_start[1:])
+        g.flags = np.zeros(n, dtype=np.uint8)
+        g.flags[:g.n_reachable] = REACHABLE
+        g._rev = g._idom = g._retained = g._parent = None
+        g._by_addr = (sorted_addr, order)
+        return g
+
+    # -- lookups ------------------------------------------------------------------------
+    def index_of(self, addr):
+        """Node index of an object address, or None."""
+        sorted_addr, order = self._by_addr
+        i = int(np.searchsorted(sorted_addr, np.uint64(addr)))
+        if i < len(sorted_addr) and int(sorted_addr[i]) == addr:
+            return int(order[i])
+        return None
+
+    def type_name(self, i):
+        t = int(self.type_ix[i])
+        if i < self.n_synth:
+            return self.synth_names[i]
+        return "<invalid>" if t < 0 else self.types[t].qualname
+
+    def is_object(self, i):
+        return i >= self.n_synth
+
+    def reachable(self, i):
+        return bool(self.flags[i] & REACHABLE)
+
+    def edges(self, i):
+        """[(kind, name, target)] of node i."""
+        lo, hi = int(self.edge_start[i]), int(self.edge_start[i + 1])
+        return [(int(k), self.edge_label(int(k), int(nm)), int(t)) for k, nm, t in
+                zip(self.e_kind[lo:hi], self.e_name[lo:hi], self.e_to[lo:hi])]
+
+    def edge_label(self, kind, name):
+        return name if kind == ELEMENT else self.names[name]
+
+    @staticmethod
+    def kind_name(kind):
+        return KIND_NAMES[kind]
+
+    # -- reverse edges --------------------------------------------------------------------
+    def reverse(self):
+        """(rev_start, rev_edge): for node t, edge ids pointing at it."""
+        if self._rev is None:
+            order = np.argsort(self.e_to, kind="stable").astype(np.int64)
+            counts = np.bincount(self.e_to, minlength=self.n)
+            start = np.zeros(self.n + 1, dtype=np.int64)
+            np.cumsum(counts, out=start[1:])
+            self._rev = (start, order)
+        return self._rev
+
+    def edge_source(self, e):
+        return int(np.searchsorted(self.edge_start, e, side="right") - 1)
+
+    def referrers(self, i):
+        """[(source node, kind, name)] of every edge pointing at node i."""
+        start, order = self.reverse()
+        out = []
+        for e in order[start[i]:start[i + 1]]:
+            e = int(e)
+            src = self.edge_source(e)
+            k = int(self.e_kind[e])
+            out.append((src, k, self.edge_label(k, int(self.e_name[e]))))
+        return out
+
+    # -- shortest paths from the root --------------------------------------------------------
+    def parents(self):
+        """BFS tree from node 0: parent edge id per node (-1 for none)."""
+        if self._parent is None:
+            start = array("q", self.edge_start.tobytes())
+            to = array("i", self.e_to.tobytes())
+            parent = array("q", [-1]) * self.n
+            seen = bytearray(self.n)
+            seen[0] = 1
+            frontier = [0]
+            while frontier:
+                nxt = []
+                for v in frontier:
+                    for e in range(start[v], start[v + 1]):
+                        t = to[e]
+                        if not seen[t]:
+                            seen[t] = 1
+                            parent[t] = e
+                            nxt.append(t)
+                frontier = nxt
+            self._parent = parent
+        return self._parent
+
+    def path_edges(self, i):
+        """Edge ids from the root to node i, or None when not connected."""
+        parent = self.parents()
+        out = []
+        while i != 0:
+            e = parent[i]
+            if e < 0:
+                return None
+            out.append(e)
+            i = self.edge_source(e)
+            if len(out) > self.n:
+                return None
+        out.reverse()
+        return out
+
+    # -- dominators and retained sizes ----------------------------------------------------------
+    def dominators(self):
+        """Immediate dominator per node (Cooper, Harvey & Kennedy), from node 0."""
+        if self._idom is not None:
+            return self._idom
+        n = self.n
+        start = array("q", self.edge_start.tobytes())
+        to = array("i", self.e_to.tobytes())
+        # Reverse postorder by iterative DFS.
+        post = array("i")
+        state = bytearray(n)
+        stack = [(0, start[0])]
+        state[0] = 1
+        while stack:
+            v, e = stack[-1]
+            if e < start[v + 1]:
+                stack[-1] = (v, e + 1)
+                t = to[e]
+                if not state[t]:
+                    state[t] = 1
+                    stack.append((t, start[t]))
+            else:
+                stack.pop()
+                post.append(v)
+        rpo = post[::-1]
+        order = array("i", [-1]) * n              # postorder number, -1 unreached
+        for k, v in enumerate(post):
+            order[v] = k
+        rstart_np, redge_np = self.reverse()
+        rstart = array("q", rstart_np.tobytes())
+        src_of_edge = np.repeat(np.arange(n, dtype=np.int32), np.diff(self.edge_start))
+        preds = array("i", src_of_edge[redge_np].tobytes())
+        idom = array("i", [-1]) * n
+        idom[0] = 0
+        changed = True
+        while changed:
+            changed = False
+            for v in rpo[1:]:
+                new = -1
+                for j in range(rstart[v], rstart[v + 1]):
+                    p = preds[j]
+                    if idom[p] < 0:
+                        continue
+                    if new < 0:
+                        new = p
+                        continue
+                    a, b = p, new
+                    while a != b:
+                        while order[a] < order[b]:
+                            a = idom[a]
+                        while order[b] < order[a]:
+                            b = idom[b]
+                    new = a
+                if new != idom[v]:
+                    idom[v] = new
+                    changed = True
+        self._idom = idom
+        self._rpo = rpo
+        return idom
+
+    def retained(self):
+        """Retained size per node: its own size plus all it dominates."""
+        if self._retained is None:
+            idom = self.dominators()
+            ret = array("Q", self.size.tobytes())
+            for v in reversed(self._rpo):
+                d = idom[v]
+                if d >= 0 and d != v:
+                    ret[d] += ret[v]
+            self._retained = np.frombuffer(ret, dtype=np.uint64)
+        return self._retained
+
+    def dominated_by(self, i, limit):
+        """The largest nodes whose immediate dominator is i."""
+        idom = np.frombuffer(self.dominators(), dtype=np.int32)
+        kids = np.nonzero(idom == i)[0]
+        kids = kids[kids != i]
+        ret = self.retained()
+        top = kids[np.argsort(ret[kids])[::-1][:limit]]
+        return [int(k) for k in top]

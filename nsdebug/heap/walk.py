@@ -1,0 +1,347 @@
+"""Enumerate every object of the heap: from the roots, then the GC lists, then pymalloc.
+
+The result is compact arrays (HeapGraph), not an object per node. Synthetic
+nodes (the root, its groups, threads and frames) come first; real objects
+follow in the order they were found. Objects found only through the GC lists
+or the allocator's arenas are unreachable and hang under "(Unreachable)".
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from array import array
+from bisect import bisect_right
+from collections import deque
+
+from ..errors import NsdebugError
+from ..cpython.sizes import SizeOf
+from . import arenas as arena_mod
+from .graph import HeapGraph
+from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, Referents
+
+SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
+TPFLAGS_HAVE_GC = 1 << 14
+TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)
+INVALID_TYPE = -1
+MAX_USER_ADDRESS = 1 << 47        # x86-64 user space: a larger pointer is garbage
+MAX_REFCOUNT = 1 << 36            # above this a "refcount" is a pointer (immortal is 2**32-1)
+
+
+class Visited:
+    """A bit per 16-byte slot of each core segment: which addresses were seen."""
+
+    def __init__(self, memory):
+        self.segs = memory.segments
+        self.starts = [s.start for s in self.segs]
+        self.bits = {}
+
+    def add(self, addr):
+        """True when addr is new (and marks it)."""
+        i = bisect_right(self.starts, addr) - 1
+        if i < 0:
+            return True
+        seg = self.segs[i]
+        if addr >= seg.end:
+            return True
+        bm = self.bits.get(i)
+        if bm is None:
+            bm = self.bits[i] = bytearray(((seg.end - seg.start) >> 4) // 8 + 1)
+        slot = (addr - seg.start) >> 4
+        byte, bit = slot >> 3, 1 << (slot & 7)
+        if bm[byte] & bit:
+            return False
+        bm[byte] |= bit
+        return True
+
+    def __contains__(self, addr):
+        i = bisect_right(self.starts, addr) - 1
+        if i < 0 or i not in self.bits or addr >= self.segs[i].end:
+            return False
+        slot = (addr - self.segs[i].start) >> 4
+        return bool(self.bits[i][slot >> 3] & (1 << (slot & 7)))
+
+
+class HeapWalker:
+    """Builds the HeapGraph of a Runtime."""
+
+    def __init__(self, rt, progress=None, arenas=True):
+        self.rt = rt
+        self.o = rt.objects
+        self.refs = Referents(rt.objects)
+        self.sizes = SizeOf(rt.objects)
+        self.progress = progress
+        self.scan_arenas = arenas
+        self.warnings = []
+        # Node arrays.
+        self.addr = array("Q")
+        self.type_ix = array("i")
+        self.size = array("Q")
+        self.flags = bytearray()
+        self.edge_start = array("Q")
+        self.e_to = array("Q")
+        self.e_kind = bytearray()
+        self.e_name = array("i")
+        # Tables.
+        self.names: list[str] = []
+        self._name_ix: dict[str, int] = {}
+        self.types: list = []
+        self._type_ix: dict[int, int] = {}
+        self.synth_names: list[str] = []
+        self.synth_kinds: list[str] = []
+        self.problems: dict[int, str] = {}
+        self.visited = Visited(rt.memory)
+
+    # -- tables -----------------------------------------------------------------------
+    def name_id(self, name):
+        ix = self._name_ix.get(name)
+        if ix is None:
+            ix = self._name_ix[name] = len(self.names)
+            self.names.append(name)
+        return ix
+
+    def _type_index(self, info):
+        ix = self._type_ix.get(info.address)
+        if ix is None:
+            ix = self._type_ix[info.address] = len(self.types)
+            self.types.append(info)
+        return ix
+
+    def _edge(self, kind, name, target):
+        self.e_to.append(target)
+        self.e_kind.append(kind)
+        self.e_name.append(name if kind == ELEMENT else self.name_id(name))
+
+    # -- synthetic nodes ------------------------------------------------------------------
+    def _synth(self, name, kind, edges):
+        """A synthetic node; edges are (kind, name, target address or SYNTH|index)."""
+        ix = len(self.addr)
+        self.addr.append(0)
+        self.type_ix.append(INVALID_TYPE)
+        self.size.append(0)
+        self.flags.append(0)
+        self.edge_start.append(len(self.e_to))
+        self.synth_names.append(name)
+        self.synth_kinds.append(kind)
+        for e in edges:
+            self._edge(*e)
+        return ix
+
+    def _roots(self):
+        """Synthetic nodes: (root) -> groups -> threads -> frames -> locals."""
+        rt, o = self.rt, self.o
+        plan = []                       # (name, kind, edges) in index order
+        threads_ix = []
+        frame_plan = []
+        for t in rt.threads:
+            label = f"thread {t.native_tid or t.thread_id}" + (f" ({t.name})" if t.name else "")
+            frames = []
+            for f in rt.frames(t):
+                if f.code is None:
+                    continue
+                edges = [(INTERNAL, "f_code", f.code.address)]
+                try:
+                    for loc in rt.walker.locals_of(f):
+                        edges.append((PROPERTY, loc.name, loc.address))
+                except NsdebugError:
+                    pass
+                if rt.version.key < (3, 11):
+                    edges.append((INTERNAL, "frame object", f.address))
+                frames.append((f"frame {f.function} ({os.path.basename(f.filename)}:{f.line})",
+                               edges))
+            threads_ix.append((label, frames))
+        interp = rt.main_interpreter
+        groups = [("(Threads)", None), ("(Modules)", interp.modules),
+                  ("(Builtins)", interp.builtins), ("(Interned strings)", self._interned()),
+                  ("(Unreachable)", None)]
+        # Index layout: 0 root, 1..5 groups, then threads, then their frames.
+        n_groups = len(groups)
+        thread_base = 1 + n_groups
+        frame_base = thread_base + len(threads_ix)
+        frame_ix = frame_base
+        thread_edges = []
+        for label, frames in threads_ix:
+            edges = [(ELEMENT, i, SYNTH | (frame_ix + i)) for i in range(len(frames))]
+            thread_edges.append((label, edges))
+            frame_plan.extend(frames)
+            frame_ix += len(frames)
+        self._synth("(root)", "root", [(ELEMENT, i, SYNTH | (1 + i)) for i in range(n_groups)])
+        for name, dict_addr in groups:
+            edges = []
+            if name == "(Threads)":
+                edges = [(ELEMENT, i, SYNTH | (thread_base + i)) for i in range(len(threads_ix))]
+            elif dict_addr:
+                try:
+                    if name == "(Interned strings)" and o.kind(dict_addr) != "dict":
+                        edges = []
+                    else:
+                        for k, v in o.dict_items(dict_addr):
+                            edges.append((PROPERTY, self.refs.key_name(k), v) if
+                                         name != "(Interned strings)" else (ELEMENT, len(edges), k))
+                except NsdebugError as e:
+                    self.warnings.append(f"{name}: {e}")
+            self._synth(name, "group", edges)
+        self.unreachable_group = 5
+        for label, edges in thread_edges:
+            self._synth(label, "thread", edges)
+        for label, edges in frame_plan:
+            self._synth(label, "frame", edges)
+        self.root_dicts = {"(Modules)": interp.modules, "(Builtins)": interp.builtins}
+
+    def _interned(self):
+        rt, L, o = self.rt, self.rt.layout, self.o
+        try:
+            if L.interp.interned_strings is not None:
+                return o.ptr(rt.main_interpreter.address + L.interp.interned_strings)
+            f = rt.module.file
+            hit = f.lookup("interned") if f is not None else None
+            if hit is not None:
+                return o.ptr(hit[0] + rt.module.bias)
+        except NsdebugError:
+            pass
+        return 0
+
+    # -- objects ----------------------------------------------------------------------------
+    def _visit(self, addr, queue):
+        """Record one object: type, size, edges; queue its targets."""
+        o = self.o
+        ix = len(self.addr)
+        self.addr.append(addr)
+        self.edge_start.append(len(self.e_to))
+        try:
+            info = o.info(addr)
+        except NsdebugError as e:
+            self.type_ix.append(INVALID_TYPE)
+            self.size.append(0)
+            self.flags.append(0)
+            self.problems[addr] = getattr(e, "why", str(e))
+            return ix
+        self.type_ix.append(self._type_index(info))
+        try:
+            size = self.sizes.getsizeof(addr, info)
+        except (NsdebugError, struct.error, ValueError) as e:
+            size = info.basicsize
+            self.problems[addr] = f"size: {getattr(e, 'why', e)}"
+        self.size.append(size)
+        self.flags.append(0)
+        for kind, name, target in self.refs.edges(addr, info):
+            if target == 0:
+                if name == "<unreadable>":
+                    self.problems.setdefault(addr, "references unreadable")
+                continue
+            if target & 7 or target >= MAX_USER_ADDRESS:
+                self.problems.setdefault(addr, f"bad pointer {target:#x} in {name!r}")
+                continue
+            self._edge(kind, name, target)
+            if self.visited.add(target):
+                queue.append(target)
+        return ix
+
+    def _drain(self, queue):
+        visit = self._visit
+        n = 0
+        while queue:
+            visit(queue.popleft(), queue)
+            n += 1
+            if self.progress and not n & 0x3FFF:
+                self.progress(len(self.addr))
+
+    def _seed(self, targets):
+        queue = deque()
+        for t in targets:
+            if t and not t & 7 and self.visited.add(t):
+                queue.append(t)
+        return queue
+
+    def gc_objects(self):
+        """Every object on the GC's generation lists (and the permanent generation)."""
+        rt, L, o = self.rt, self.rt.layout, self.o
+        if L.interp.gc is not None:
+            gc = rt.main_interpreter.address + L.interp.gc     # 3.9+: per interpreter
+        else:
+            gc = rt.address + L.runtime.gc                      # 3.8: in _PyRuntime
+        heads = []
+        G, gen_size = L.gcstate, L.gcgen.size
+        for i in range(3):
+            heads.append(gc + G.generations + i * gen_size + L.gcgen.head)
+        if G.permanent_generation is not None:
+            heads.append(gc + G.permanent_generation + L.gcgen.head)
+        gch = L.gchead.size
+        for head in heads:
+            node = o.ptr(head + L.gchead.gc_next)
+            seen = 0
+            while node and node != head and seen < 1 << 28:
+                yield node + gch
+                node = o.ptr(node + L.gchead.gc_next) & ~3
+                seen += 1
+
+    def arena_objects(self):
+        """Objects in allocated pymalloc blocks: the object must start where its type says
+        (after a GC header and pre-header when it has them), fit in its block, and carry
+        a sane refcount and GC header, so that stale bytes and buffers are not taken for
+        objects."""
+        o = self.o
+        gch = self.rt.layout.gchead.size
+        pre = 16 if self.rt.version.key >= (3, 11) else 0
+        for block, size in arena_mod.allocated_blocks(self.rt):
+            for obj in (block + gch + pre, block + gch, block):
+                if obj + 16 > block + size:
+                    continue
+                try:
+                    info = o.info(obj)
+                except NsdebugError:
+                    continue
+                gc_type = bool(info.flags & TPFLAGS_HAVE_GC)
+                has_pre = gc_type and pre and info.flags & TPFLAGS_PREHEADER
+                want = block + (gch + (pre if has_pre else 0) if gc_type else 0)
+                if obj == want and self._plausible(obj, info, block + size, gc_type, has_pre):
+                    yield obj
+                    break
+
+    def _plausible(self, obj, info, block_end, gc_type, has_pre):
+        o = self.o
+        try:
+            refcnt = o.ssize(obj)
+            if not 0 < refcnt < MAX_REFCOUNT:
+                return False
+            if obj + info.basicsize > block_end:
+                return False
+            if gc_type:
+                gc_next = o.ptr(obj - self.rt.layout.gchead.size)
+                if gc_next & 7 or (gc_next and gc_next >= MAX_USER_ADDRESS):
+                    return False
+            if has_pre:
+                d = o.ptr(obj - 24)
+                if d and (d & 7 or o.info(d).kind != "dict"):
+                    return False
+        except NsdebugError:
+            return False
+        return True
+
+    def run(self):
+        self._roots()
+        n_synth = len(self.addr)
+        self.n_synth = n_synth
+        # 1. Everything reachable from the roots.
+        targets = [t for t in self.e_to if not t & SYNTH]
+        self._drain(self._seed(targets))
+        self.n_reachable = len(self.addr)
+        # 2. Unreachable: on the GC lists, or in pymalloc's blocks, but not reached.
+        unreachable = []
+        try:
+            for obj in self.gc_objects():
+                if self.visited.add(obj):
+                    unreachable.append(obj)
+                    self._drain(deque([obj]))
+        except NsdebugError as e:
+            self.warnings.append(f"GC lists: {e}")
+        if self.scan_arenas:
+            try:
+                for obj in self.arena_objects():
+                    if self.visited.add(obj):
+                        unreachable.append(obj)
+                        self._drain(deque([obj]))
+            except NsdebugError as e:
+                self.warnings.append(f"pymalloc arenas: {e}")
+        self.edge_start.append(len(self.e_to))
+        return HeapGraph.build(self, unreachable)
