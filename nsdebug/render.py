@@ -82,7 +82,7 @@ def human_size(n):
 
 def _load_formatters():
     # Each formatter module registers itself on import.
-    from .formatters import native, python  # noqa: F401
+    from .formatters import heap, native, python  # noqa: F401
 
 
 _load_formatters()

@@ -62,6 +62,12 @@ class CoreCache:
             version, PYTHONS[version], "stacks_target.py",
             os.path.join(self.base, f"stacks-{version}"), threads=4))
 
+    def heap(self, version):
+        """gcore of fixtures/heap_target.py: a known heap and its truth."""
+        return self._get(("heap", version), lambda: targets.gcore_capture(
+            version, PYTHONS[version], "heap_target.py",
+            os.path.join(self.base, f"heap-{version}")))
+
     def crash(self, version):
         """Kernel core of fixtures/stacks_target.py --crash: SIGSEGV at 0x8."""
         ok, why = targets.kernel_core_pattern_ok()

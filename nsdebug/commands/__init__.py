@@ -6,7 +6,7 @@ from .session import Options, Session
 
 def load_all():
     """Import every command module so the table is complete."""
-    from . import process_cmds, python_cmds  # noqa: F401
+    from . import heap_cmds, process_cmds, python_cmds  # noqa: F401
 
 
 __all__ = ["COMMANDS", "Arg", "Command", "command", "lookup", "parse", "run", "Options",

@@ -42,6 +42,14 @@ class Session:
         from ..cpython import attach
         return attach(self.process, self.runtime_method)
 
+    @cached_property
+    def heap(self):
+        """The heap graph, walked on first use (a progress bar on a terminal)."""
+        from ..heap import build_heap
+        from ..progress import progress_reporter
+        with progress_reporter("walking the heap", "objects") as report:
+            return build_heap(self.runtime, report)
+
     def select_thread(self, tid):
         for t in self.process.threads:
             if t.tid == tid or (tid < len(self.process.threads) and t.index == tid and

@@ -14,7 +14,7 @@ from .referents import ELEMENT, KIND_NAMES
 
 SYNTH = 1 << 63
 REACHABLE = 1
-UNREACHABLE_SEED = 2
+TRACKED = 2          # on the GC's lists
 
 
 class HeapGraph:
@@ -69,6 +69,11 @@ class HeapGraph:
         np.cumsum(np.bincount(src, minlength=n), out=g.edge_start[1:])
         g.flags = np.zeros(n, dtype=np.uint8)
         g.flags[:g.n_reachable] = REACHABLE
+        tracked = np.frombuffer(w.tracked, dtype=np.uint64)
+        if len(tracked):
+            tpos = np.minimum(np.searchsorted(sorted_addr, tracked), len(sorted_addr) - 1)
+            hit = sorted_addr[tpos] == tracked
+            g.flags[order[tpos[hit]]] |= TRACKED
         g._rev = g._idom = g._retained = g._parent = None
         g._by_addr = (sorted_addr, order)
         return g
@@ -93,6 +98,13 @@ class HeapGraph:
 
     def reachable(self, i):
         return bool(self.flags[i] & REACHABLE)
+
+    def object_indices(self):
+        return np.arange(self.n_synth, self.n)
+
+    def type_names(self):
+        """Qualified name per type index, and '<invalid>' for index -1 (last)."""
+        return [t.qualname for t in self.types] + ["<invalid>"]
 
     def edges(self, i):
         """[(kind, name, target)] of node i."""

@@ -92,7 +92,7 @@ class Referents:
         out = [(INTERNAL, "ob_type", info.address)]
         k = info.kind
         try:
-            decode = getattr(self, "_" + k, None)
+            decode = getattr(self, "_" + k, None) if k != "instance" else None
             if decode is not None:
                 decode(addr, info, out)
             fields = self._fields.get(k)

@@ -91,6 +91,7 @@ class HeapWalker:
         self.synth_kinds: list[str] = []
         self.problems: dict[int, str] = {}
         self.visited = Visited(rt.memory)
+        self.tracked = array("Q")          # addresses on the GC lists
 
     # -- tables -----------------------------------------------------------------------
     def name_id(self, name):
@@ -151,8 +152,9 @@ class HeapWalker:
                                edges))
             threads_ix.append((label, frames))
         interp = rt.main_interpreter
-        groups = [("(Threads)", None), ("(Modules)", interp.modules),
-                  ("(Builtins)", interp.builtins), ("(Interned strings)", self._interned()),
+        # Modules first: where a global and a frame local tie, the path names the global.
+        groups = [("(Modules)", interp.modules), ("(Builtins)", interp.builtins),
+                  ("(Threads)", None), ("(Interned strings)", self._interned()),
                   ("(Unreachable)", None)]
         # Index layout: 0 root, 1..5 groups, then threads, then their frames.
         n_groups = len(groups)
@@ -175,6 +177,8 @@ class HeapWalker:
                     if name == "(Interned strings)" and o.kind(dict_addr) != "dict":
                         edges = []
                     else:
+                        if name == "(Interned strings)":
+                            edges.append((INTERNAL, "dict", dict_addr))
                         for k, v in o.dict_items(dict_addr):
                             edges.append((PROPERTY, self.refs.key_name(k), v) if
                                          name != "(Interned strings)" else (ELEMENT, len(edges), k))
@@ -254,7 +258,9 @@ class HeapWalker:
         return queue
 
     def gc_objects(self):
-        """Every object on the GC's generation lists (and the permanent generation)."""
+        """(object, frozen) for every object on the GC's generation lists, then the
+        permanent generation (gc.freeze(); 3.12 puts its static tuples there), which
+        gc.get_objects() leaves out: frozen is True for those."""
         rt, L, o = self.rt, self.rt.layout, self.o
         if L.interp.gc is not None:
             gc = rt.main_interpreter.address + L.interp.gc     # 3.9+: per interpreter
@@ -267,11 +273,11 @@ class HeapWalker:
         if G.permanent_generation is not None:
             heads.append(gc + G.permanent_generation + L.gcgen.head)
         gch = L.gchead.size
-        for head in heads:
+        for n, head in enumerate(heads):
             node = o.ptr(head + L.gchead.gc_next)
             seen = 0
             while node and node != head and seen < 1 << 28:
-                yield node + gch
+                yield node + gch, n == 3
                 node = o.ptr(node + L.gchead.gc_next) & ~3
                 seen += 1
 
@@ -329,7 +335,9 @@ class HeapWalker:
         # 2. Unreachable: on the GC lists, or in pymalloc's blocks, but not reached.
         unreachable = []
         try:
-            for obj in self.gc_objects():
+            for obj, frozen in self.gc_objects():
+                if not frozen:
+                    self.tracked.append(obj)
                 if self.visited.add(obj):
                     unreachable.append(obj)
                     self._drain(deque([obj]))

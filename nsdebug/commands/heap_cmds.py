@@ -1,0 +1,272 @@
+"""Commands over the heap: objects, instances, refs, path, retained, strings, largest."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CommandError, NsdebugError
+from ..record import Factory, record
+from .python_cmds import bounds
+from .registry import Arg, command
+
+
+@record
+class TypeRow:
+    type: str
+    count: int
+    size: int
+    retained: int
+    tracked: int
+    unreachable: int
+
+
+@record
+class ObjectsResult:
+    total_objects: int
+    total_size: int
+    reachable_size: int
+    unreachable_objects: int
+    sort: str
+    rows: list
+    invalid: int = 0
+    damaged: list = Factory(list)        # [(address, type, why)] the first few
+    warnings: list = Factory(list)
+
+
+@record
+class InstanceRow:
+    address: int
+    size: int
+    retained: int
+    reachable: bool
+    preview: str
+
+
+@record
+class InstancesResult:
+    type: str
+    count: int
+    rows: list
+
+
+@record
+class RefRow:
+    address: int | None
+    type: str
+    how: str
+    owner: str | None                 # for a __dict__: the object that owns it
+    owner_address: int | None = None
+
+
+@record
+class RefsResult:
+    address: int
+    type: str
+    referrers: list
+
+
+@record
+class PathResult:
+    address: int
+    type: str
+    path: str | None
+    hops: list
+    reachable: bool
+
+
+@record
+class RetainedResult:
+    address: int
+    type: str
+    size: int
+    retained: int
+    dominated: list       # [InstanceRow]
+
+
+@record
+class StringsResult:
+    pattern: str
+    matches: list         # [InstanceRow]
+    truncated: bool
+
+
+@record
+class LargestResult:
+    by_size: list
+    by_retained: list
+
+
+def heap(session):
+    g = session.heap
+    return g
+
+
+def _index(session, text):
+    from .python_cmds import resolve_object
+    addr, _ = resolve_object(session, text)
+    g = heap(session)
+    i = g.index_of(addr)
+    if i is None:
+        raise CommandError(f"{addr:#x} is not an object of the heap (see 'objects')")
+    return g, i, addr
+
+
+def _row(session, g, i):
+    o = session.runtime.objects
+    addr = int(g.addr[i])
+    return InstanceRow(addr, int(g.size[i]), int(g.retained()[i]), g.reachable(i),
+                       o.preview(addr, bounds(session)))
+
+
+@command("objects", "the heap by type: count, own size, retained size",
+         Arg(("--top", "-n"), {"type": int, "default": 25, "help": "rows (default 25)"}),
+         Arg(("--sort", "-s"), {"choices": ["count", "size", "retained"], "default": "size"}),
+         aliases=("heap",), category="heap")
+def objects(session, ns):
+    g = heap(session)
+    objs = slice(g.n_synth, g.n)
+    tix = g.type_ix[objs].astype(np.int64)
+    tix = np.where(tix < 0, len(g.types), tix)
+    ntypes = len(g.types) + 1
+    count = np.bincount(tix, minlength=ntypes)
+    size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
+    retained_all = g.retained()
+    # A type's retained size: its objects not dominated by another of the same type.
+    idom = np.frombuffer(g.dominators(), dtype=np.int32)[objs]
+    idom_t = np.where(idom >= 0, g.type_ix[np.maximum(idom, 0)], -2)
+    top_level = idom_t != g.type_ix[objs]
+    ret = np.bincount(tix[top_level], weights=retained_all[objs][top_level].astype(np.float64),
+                      minlength=ntypes)
+    tracked = np.bincount(tix, weights=((g.flags[objs] & 2) > 0), minlength=ntypes)
+    unreach = np.bincount(tix, weights=((g.flags[objs] & 1) == 0), minlength=ntypes)
+    names = g.type_names()
+    key = {"count": count, "size": size, "retained": ret}[ns.sort]
+    order = np.argsort(-key, kind="stable")
+    rows = [TypeRow(names[t], int(count[t]), int(size[t]), int(ret[t]), int(tracked[t]),
+                    int(unreach[t])) for t in order[:ns.top] if count[t]]
+    damaged = [(a, g.type_name(g.index_of(a)) if g.index_of(a) is not None else "?", why)
+               for a, why in list(g.problems.items())[:20]]
+    reach = (g.flags[objs] & 1) > 0
+    return ObjectsResult(g.n - g.n_synth, int(g.size.sum()), int(g.size[objs][reach].sum()),
+                         int((~reach).sum()), ns.sort, rows, int(count[-1]), damaged,
+                         list(g.warnings))
+
+
+@command("instances", "objects of one type, with a preview",
+         Arg(("type",), {"help": "type name, e.g. dict or mymod.Widget"}, complete="type"),
+         Arg(("--limit", "-n"), {"type": int, "default": 20}),
+         category="heap")
+def instances(session, ns):
+    g = heap(session)
+    names = g.type_names()
+    wanted = [i for i, n in enumerate(names[:-1]) if n == ns.type]
+    if not wanted:
+        wanted = [i for i, n in enumerate(names[:-1]) if n.rsplit(".", 1)[-1] == ns.type]
+    if not wanted:
+        raise CommandError(f"no objects of type {ns.type!r} (see 'objects')")
+    idx = np.nonzero(np.isin(g.type_ix, wanted))[0]
+    idx = idx[idx >= g.n_synth]
+    rows = [_row(session, g, int(i)) for i in idx[:ns.limit]]
+    return InstancesResult(names[wanted[0]], len(idx), rows)
+
+
+def _owner(session, g, src):
+    """For a dict that is some object's __dict__: (that object's address, its preview)."""
+    for s2, kind, name in g.referrers(src):
+        if name == "__dict__" and s2 >= g.n_synth:
+            addr = int(g.addr[s2])
+            return addr, session.runtime.objects.preview(addr, bounds(session))
+    return None, None
+
+
+@command("refs", "who refers to an object, and by which name",
+         Arg(("address",), {"help": "address or name"}, complete="address"),
+         category="heap")
+def refs(session, ns):
+    from ..heap.referents import ELEMENT, HIDDEN, PROPERTY
+    g, i, addr = _index(session, ns.address)
+    rows = []
+    for src, kind, name in g.referrers(i):
+        if src < g.n_synth:
+            rows.append(RefRow(None, g.synth_names[src],
+                               f"local {name!r}" if g.synth_kinds[src] == "frame" else
+                               f"[{name!r}]" if kind == PROPERTY else str(name), None))
+            continue
+        stype = g.type_name(src)
+        is_dict = g.types[int(g.type_ix[src])].kind == "dict" if g.type_ix[src] >= 0 else False
+        how = (f"[{name}]" if kind == ELEMENT else
+               f"[{name!r}]" if kind == PROPERTY and is_dict else
+               "<key>" if kind == HIDDEN else f".{name}")
+        owner_addr, owner = _owner(session, g, src) if is_dict else (None, None)
+        if owner:
+            how = "." + name
+        rows.append(RefRow(int(g.addr[src]), stype, how, owner, owner_addr))
+    return RefsResult(addr, g.type_name(i), rows)
+
+
+@command("path", "the shortest chain of references from a root, as Python",
+         Arg(("address",), {"help": "address or name"}, complete="address"),
+         category="heap")
+def path(session, ns):
+    from ..heap.paths import path_text
+    g, i, addr = _index(session, ns.address)
+    edges = g.path_edges(i)
+    if edges is None:
+        return PathResult(addr, g.type_name(i), None, [], False)
+    hops = []
+    for e in edges:
+        t = int(g.e_to[e])
+        hops.append({"type": g.type_name(t),
+                     "address": int(g.addr[t]) if t >= g.n_synth else None,
+                     "edge": str(g.edge_label(int(g.e_kind[e]), int(g.e_name[e])))})
+    return PathResult(addr, g.type_name(i), path_text(g, edges), hops, g.reachable(i))
+
+
+@command("retained", "retained size of an object and the biggest objects it dominates",
+         Arg(("address",), {"help": "address or name"}, complete="address"),
+         Arg(("--top", "-n"), {"type": int, "default": 10}),
+         category="heap")
+def retained(session, ns):
+    g, i, addr = _index(session, ns.address)
+    ret = g.retained()
+    rows = [_row(session, g, k) for k in g.dominated_by(i, ns.top)]
+    return RetainedResult(addr, g.type_name(i), int(g.size[i]), int(ret[i]), rows)
+
+
+@command("strings", "str and bytes objects that contain a text",
+         Arg(("pattern",), {"help": "text to look for"}),
+         Arg(("--limit", "-n"), {"type": int, "default": 20}),
+         category="heap")
+def strings(session, ns):
+    g = heap(session)
+    o = session.runtime.objects
+    kinds = [i for i, t in enumerate(g.types) if t.kind in ("str", "bytes")]
+    idx = np.nonzero(np.isin(g.type_ix, kinds))[0]
+    pat_s, pat_b = ns.pattern, ns.pattern.encode("utf-8", "surrogateescape")
+    out = []
+    for i in idx:
+        i = int(i)
+        addr = int(g.addr[i])
+        try:
+            k = g.types[int(g.type_ix[i])].kind
+            hit = pat_s in o.read_str(addr) if k == "str" else pat_b in o.read_bytes(addr)
+        except NsdebugError:
+            continue
+        if hit:
+            out.append(_row(session, g, i))
+            if len(out) > ns.limit:
+                break
+    return StringsResult(ns.pattern, out[:ns.limit], len(out) > ns.limit)
+
+
+@command("largest", "the largest objects by own size and by retained size",
+         Arg(("--top", "-n"), {"type": int, "default": 10}),
+         category="heap")
+def largest(session, ns):
+    g = heap(session)
+    objs = np.arange(g.n_synth, g.n)
+    ret = g.retained()
+    by_size = objs[np.argsort(-g.size[objs].astype(np.int64), kind="stable")[:ns.top]]
+    by_ret = objs[np.argsort(-ret[objs].astype(np.int64), kind="stable")[:ns.top]]
+    return LargestResult([_row(session, g, int(i)) for i in by_size],
+                         [_row(session, g, int(i)) for i in by_ret])

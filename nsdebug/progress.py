@@ -1,0 +1,21 @@
+"""Progress for long walks: a rich bar on a terminal, nothing on a pipe."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+
+@contextlib.contextmanager
+def progress_reporter(description, unit):
+    """Yields report(count) or None; draws on stderr only when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
+                  TextColumn("{task.completed:,} " + unit), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done: bar.update(task, completed=done)

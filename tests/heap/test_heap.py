@@ -1,0 +1,75 @@
+"""The heap model against what the target said about its own heap, on every version."""
+
+import json
+
+import pytest
+
+BUILTIN_TRACKED_MIN = 200     # types this common are compared with gc.get_objects()
+
+
+def run_json(nsdebug, core, *cmds):
+    args = []
+    for c in cmds:
+        args += ["-c", c]
+    r = nsdebug(core, *args, "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines()]
+
+
+def test_counts_sizes_paths_refs(cores, version, nsdebug):
+    cap = cores.heap(version)
+    t = cap.truth
+    named = t["named"]
+    widget, shared = named["widget"]["id"], named["shared"]["id"]
+    sizes_cmds = [f"inspect {v['id']:#x}" for v in named.values()]
+    objs, path_w, refs_s, path_l, path_lb, *inspected = run_json(
+        nsdebug, cap.core, "objects --top 100000", f"path {widget:#x}", f"refs {shared:#x}",
+        f"path {t['leaked_id']:#x}", f"path {t['leaked_bytes_id']:#x}", *sizes_cmds)
+    rows = {r["type"]: r for r in objs["rows"]}
+    # User classes: exact.
+    for cls, n in t["classes"].items():
+        assert rows[cls]["count"] == n, cls
+    # GC-tracked built-in types: within 1% of gc.get_objects().
+    compared = 0
+    for name, n in t["gc_counts"].items():
+        if n < BUILTIN_TRACKED_MIN or name.startswith("__main__."):
+            continue
+        got = rows.get(name, {}).get("tracked", 0)
+        assert abs(got - n) <= 0.01 * n, (name, got, n)
+        compared += 1
+    assert compared >= 4
+    # Own sizes: exactly sys.getsizeof.
+    for (key, v), doc in zip(named.items(), inspected):
+        assert doc["size"] == v["size"], (key, doc["size"], v["size"])
+        assert doc["type"] == v["type"], key
+    # The path of an instance names the global that holds it.
+    assert path_w["reachable"] and path_w["path"] == "sys.modules['__main__'].widgets[42]"
+    # refs of a shared object lists all its holders.
+    holders = {r["address"] for r in refs_s["referrers"]} | \
+        {r["owner_address"] for r in refs_s["referrers"]}
+    assert t["holders"]["holder_a"] in holders and t["holders"]["holder_b"] in holders
+    assert t["holders"]["registry"] in holders
+    # Objects kept only by a leaked C reference are unreachable.
+    assert not path_l["reachable"] and "unreachable __main__.Leaked" in path_l["path"]
+    assert not path_lb["reachable"] and "unreachable bytes" in path_lb["path"]
+    assert objs["unreachable_objects"] >= 2
+
+
+def test_text_commands(cores, version, nsdebug):
+    cap = cores.heap(version)
+    t = cap.truth
+    table = t["named"]["table"]["id"]
+    r = nsdebug(cap.core, "-c", "objects --top 5 --sort count", "-c", "instances Point -n 2",
+                "-c", f"retained {table:#x}", "-c", "strings leaked-bytes",
+                "-c", "largest -n 2", timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "2,000 objects of type __main__.Point" in out
+    assert "<__main__.Point at 0x" in out
+    assert "retained" in out and "largest objects it keeps alive alone" in out
+    assert "b'leaked-bytes-0123456789'" in out and "unreachable" in out
+    assert "by retained size:" in out
+    # table (5000 lists of 2 ints) retains far more than its own size.
+    (doc,) = run_json(nsdebug, cap.core, f"retained {table:#x}")
+    assert doc["retained"] > doc["size"] + 5000 * 72
