@@ -88,7 +88,14 @@ class Session:
 
     def _address_term(self, term):
         if term.startswith("@"):
-            term = term[1:]
+            # A node id from a .heapsnapshot: resolved through the heap graph.
+            n = self._number(term[1:])
+            if n is None:
+                raise CommandError(f"not a snapshot id: {term!r}")
+            i = self.heap.index_of_snapshot_id(n)
+            if i is None or i < self.heap.n_synth:
+                raise CommandError(f"no object has snapshot id {n}")
+            return int(self.heap.addr[i])
         if term.startswith("$"):
             reg = term[1:].lower()
             reg = {"pc": "rip", "sp": "rsp", "fp": "rbp"}.get(reg, reg)

@@ -38,6 +38,9 @@ class AddressSpace:
         self.segments = sorted(segments, key=lambda s: s.start)
         self._starts = [s.start for s in self.segments]
         self._read_file = source.read
+        # A plain file is sliced directly: the hot path of heap walks.
+        self._buf = getattr(source, "_map", None) if type(source).__name__ == "FileSource" \
+            else None
 
     def find_segment(self, addr):
         i = bisect_right(self._starts, addr) - 1
@@ -56,7 +59,10 @@ class AddressSpace:
         if i >= 0:
             seg = self.segments[i]
             off = addr - seg.start
-            if off + size <= seg.filesz:
+            if off + size <= seg.filesz and off >= 0:
+                if self._buf is not None:
+                    off += seg.offset
+                    return self._buf[off:off + size]
                 return self._read_file(seg.offset + off, size)
         if size <= 0:
             return b""

@@ -97,6 +97,7 @@ class ObjectReader:
         self.L = layout
         self.version = layout.version
         self._types: dict[int, TypeInfo] = {}
+        self._bad_types: dict[int, InvalidObject] = {}    # addresses that are not types
         self._str_cache: dict[int, str] = {}
         L = layout
         self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
@@ -128,7 +129,15 @@ class ObjectReader:
     def type_info(self, taddr):
         info = self._types.get(taddr)
         if info is None:
-            info = self._types[taddr] = self._read_type(taddr)
+            bad = self._bad_types.get(taddr)
+            if bad is not None:
+                raise bad
+            try:
+                info = self._types[taddr] = self._read_type(taddr)
+            except InvalidObject as e:
+                if len(self._bad_types) < 1 << 16:
+                    self._bad_types[taddr] = e
+                raise
         return info
 
     def info(self, addr):

@@ -76,3 +76,9 @@ def format_largest(r):
     yield ""
     yield "by retained size:"
     yield from _instance_rows(r.by_retained)
+
+
+@formatter(hc.SnapshotResult)
+def format_snapshot(r):
+    yield (f"wrote {r.path}: {r.nodes:,} nodes, {r.edges:,} edges, {human_size(r.bytes)} "
+           f"in {r.seconds:.1f} s; open it in Chrome DevTools > Memory > Load")

@@ -119,6 +119,31 @@ class HeapGraph:
     def kind_name(kind):
         return KIND_NAMES[kind]
 
+    # -- ids for DevTools ------------------------------------------------------------------
+    def snapshot_ids(self):
+        """32-bit node ids: objects 2*((addr >> 4) mod 2**31), even and stable for a given
+        address; synthetic nodes small odd numbers. A rare clash takes the next free id."""
+        if getattr(self, "_ids", None) is None:
+            ids = ((self.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) << np.uint64(1)
+            ids = ids.astype(np.uint32)
+            ids[:self.n_synth] = 2 * np.arange(self.n_synth, dtype=np.uint32) + 1
+            uniq, first = np.unique(ids, return_index=True)
+            if len(uniq) != len(ids):
+                taken = set(uniq.tolist())
+                dup = np.setdiff1d(np.arange(len(ids)), first)
+                for i in dup:
+                    v = int(ids[i])
+                    while v in taken:
+                        v = (v + 2) & 0xFFFFFFFF
+                    taken.add(v)
+                    ids[i] = v
+            self._ids = ids
+        return self._ids
+
+    def index_of_snapshot_id(self, ident):
+        hits = np.nonzero(self.snapshot_ids() == np.uint32(ident & 0xFFFFFFFF))[0]
+        return int(hits[0]) if len(hits) else None
+
     # -- reverse edges --------------------------------------------------------------------
     def reverse(self):
         """(rev_start, rev_edge): for node t, edge ids pointing at it."""

@@ -148,6 +148,18 @@ class HeapWalker:
                     pass
                 if rt.version.key < (3, 11):
                     edges.append((INTERNAL, "frame object", f.address))
+                else:
+                    # 3.11+: the frame is not an object; what it holds, it holds directly.
+                    I = rt.layout.iframe
+                    for label, off in (("f_func", I.func), ("f_globals", I.globals),
+                                       ("f_builtins", I.builtins), ("f_locals", I.locals),
+                                       ("frame object", I.frame_obj)):
+                        try:
+                            target = o.ptr(f.address + off) if off is not None else 0
+                        except NsdebugError:
+                            target = 0
+                        if target:
+                            edges.append((INTERNAL, label, target))
                 frames.append((f"frame {f.function} ({os.path.basename(f.filename)}:{f.line})",
                                edges))
             threads_ix.append((label, frames))
@@ -289,12 +301,20 @@ class HeapWalker:
         o = self.o
         gch = self.rt.layout.gchead.size
         pre = 16 if self.rt.version.key >= (3, 11) else 0
+        ptr = o.ptr
+        visited = self.visited
+        known = o._types
         for block, size in arena_mod.allocated_blocks(self.rt):
             for obj in (block + gch + pre, block + gch, block):
                 if obj + 16 > block + size:
                     continue
+                if obj in visited:
+                    break               # already known (reachable, or a GC object)
                 try:
-                    info = o.info(obj)
+                    word = ptr(obj + 8)
+                    if word & 7 or not 0x10000 <= word < MAX_USER_ADDRESS:
+                        continue
+                    info = known.get(word) or o.type_info(word)
                 except NsdebugError:
                     continue
                 gc_type = bool(info.flags & TPFLAGS_HAVE_GC)

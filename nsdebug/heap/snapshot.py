@@ -1,0 +1,150 @@
+"""Stream a HeapGraph out as a Chrome DevTools .heapsnapshot (JSON), in bounded memory.
+
+Layout and mapping: docs/formats.md. DevTools keeps node fields in a
+Uint32Array, so an id cannot be a 47-bit address; it is derived from it
+(HeapGraph.snapshot_ids): even, stable across cores of one process, and any
+id seen in DevTools opens in nsdebug with `inspect @<id>`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..errors import NsdebugError
+from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
+
+NODE_TYPES = ["hidden", "array", "string", "object", "code", "closure", "regexp", "number",
+              "native", "synthetic", "concatenated string", "sliced string", "symbol",
+              "bigint", "object shape"]
+EDGE_TYPES = ["context", "element", "property", "internal", "hidden", "shortcut", "weak"]
+NODE_FIELDS = ["type", "name", "id", "self_size", "edge_count", "trace_node_id",
+               "detachedness"]
+EDGE_FIELDS = ["type", "name_or_index", "to_node"]
+N_HIDDEN, N_STRING, N_OBJECT, N_CODE, N_CLOSURE, N_NUMBER, N_SYNTHETIC = 0, 2, 3, 4, 5, 7, 9
+KIND_TO_EDGE = {ELEMENT: 1, PROPERTY: 2, INTERNAL: 3, HIDDEN: 4, WEAK: 6}
+NUMBER_KINDS = ("int", "bool", "float", "complex")
+MAX_NAME = 1000
+CHUNK = 1 << 16
+
+
+class StringTable:
+    def __init__(self):
+        self.strings = [""]            # strings[0] is a dummy, by convention
+        self.index = {"": 0}
+
+    def add(self, s):
+        ix = self.index.get(s)
+        if ix is None:
+            ix = self.index[s] = len(self.strings)
+            self.strings.append(s)
+        return ix
+
+
+def _meta():
+    return {
+        "node_fields": NODE_FIELDS,
+        "node_types": [NODE_TYPES, "string", "number", "number", "number", "number", "number"],
+        "edge_fields": EDGE_FIELDS,
+        "edge_types": [EDGE_TYPES, "string_or_number", "node"],
+        "trace_function_info_fields": ["function_id", "name", "script_name", "script_id",
+                                       "line", "column"],
+        "trace_node_fields": ["id", "function_info_index", "count", "size", "children"],
+        "sample_fields": ["timestamp_us", "last_assigned_id"],
+        "location_fields": ["object_index", "script_id", "line", "column"],
+    }
+
+
+def node_columns(g, objects, strings):
+    """(node type, name string index) per node, vectorized by type where names are shared."""
+    n = g.n
+    ntype = np.full(n, N_OBJECT, dtype=np.int64)
+    name = np.zeros(n, dtype=np.int64)
+    # Objects named by their type: one string per type.
+    kinds = [t.kind for t in g.types]
+    per_type_type = np.array([N_CLOSURE if k == "function" else N_CODE if k == "code"
+                              else N_NUMBER if k in NUMBER_KINDS else N_STRING if k == "str"
+                              else N_OBJECT for k in kinds] + [N_HIDDEN], dtype=np.int64)
+    per_type_name = np.array([strings.add(t.qualname) for t in g.types] +
+                             [strings.add("<invalid>")], dtype=np.int64)
+    tix = g.type_ix.astype(np.int64)
+    tix = np.where(tix < 0, len(g.types), tix)
+    ntype[:] = per_type_type[tix]
+    name[:] = per_type_name[tix]
+    for i in range(g.n_synth):
+        ntype[i] = N_SYNTHETIC
+        name[i] = strings.add(g.synth_names[i])
+    # Strings, numbers, functions and code are named by their value or qualified name.
+    valued = [i for i, k in enumerate(kinds) if k in ("str", "function", "code") or
+              k in NUMBER_KINDS]
+    idx = np.nonzero(np.isin(g.type_ix, valued))[0]
+    for i in idx:
+        i = int(i)
+        name[i] = strings.add(_value_name(objects, g, i, kinds[int(g.type_ix[i])]))
+    return ntype, name
+
+
+def _value_name(o, g, i, kind):
+    addr = int(g.addr[i])
+    try:
+        if kind == "str":
+            return o.read_str(addr, MAX_NAME)
+        if kind == "function":
+            return o.read_str(o.ptr(addr + o.L.function.func_qualname), 200)
+        if kind == "code":
+            return o.code_names(addr)[1]
+        return o.preview(addr)[:MAX_NAME]
+    except NsdebugError:
+        return g.type_name(i)
+
+
+def write_snapshot(g, objects, out, progress=None):
+    """Write the snapshot to a text file object; returns (node count, edge count)."""
+    strings = StringTable()
+    ntype, name = node_columns(g, objects, strings)
+    n, m = g.n, len(g.e_to)
+    ids = g.snapshot_ids().astype(np.int64)
+    counts = np.diff(g.edge_start)
+    graph_name_to_string = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
+    # (Unreachable) holds its objects by weak edges: kept in the file, not retained by root.
+    e_kind = g.e_kind.astype(np.int64)
+    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int64)[e_kind]
+    ug = g.synth_names.index("(Unreachable)")
+    lo, hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
+    etype[lo:hi] = 6
+    numeric = (e_kind == ELEMENT) | (e_kind == HIDDEN)
+    e_name = g.e_name.astype(np.int64)
+    hidden = e_kind == HIDDEN
+    e_name = np.where(hidden, np.arange(m), e_name)
+    ename = np.where(numeric, e_name, graph_name_to_string[np.where(numeric, 0, e_name)])
+    weak_named = (etype == 6) & numeric
+    if weak_named.any():
+        # Weak edges carry string names: name the unreachable by position.
+        ename[weak_named] = [strings.add(str(int(x))) for x in e_name[weak_named]]
+    header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
+                           "trace_function_count": 0}}
+    out.write('{"snapshot":' + json.dumps(header["snapshot"], separators=(",", ":")))
+    out.write(',\n"nodes":[')
+    zeros = np.zeros(n, dtype=np.int64)
+    table = np.stack([ntype, name, ids, g.size.astype(np.int64), counts, zeros, zeros], axis=1)
+    _write_rows(out, table, progress, 0)
+    out.write('],\n"edges":[')
+    etable = np.stack([etype, ename, g.e_to.astype(np.int64) * len(NODE_FIELDS)], axis=1)
+    _write_rows(out, etable, progress, n)
+    out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
+              '"locations":[],\n"strings":[')
+    for k in range(0, len(strings.strings), CHUNK):
+        chunk = strings.strings[k:k + CHUNK]
+        out.write(("," if k else "") + ",\n".join(json.dumps(s) for s in chunk))
+    out.write("]}\n")
+    return n, m
+
+
+def _write_rows(out, table, progress, done):
+    for k in range(0, len(table), CHUNK):
+        rows = table[k:k + CHUNK]
+        out.write(("," if k else "") +
+                  ",\n".join(",".join(map(str, r)) for r in rows.tolist()))
+        if progress:
+            progress(done + k + len(rows))
