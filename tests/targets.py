@@ -119,9 +119,9 @@ def stop(proc):
     proc.wait()
 
 
-def gcore_capture(version, python, script, workdir, threads=None, env=None):
+def gcore_capture(version, python, script, workdir, *args, threads=None, env=None):
     os.makedirs(workdir, exist_ok=True)
-    proc, truth_path = start_target(python, script, workdir, env=env, threads=threads)
+    proc, truth_path = start_target(python, script, workdir, *args, env=env, threads=threads)
     try:
         core = gcore(proc.pid, os.path.join(workdir, "core"))
     finally:
