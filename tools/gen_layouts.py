@@ -173,7 +173,7 @@ SPEC = {
     "gcstate": (["struct _gc_runtime_state"], {
         "generations": ["generations"], "generation0": ["generation0"],
         "permanent_generation": ["permanent_generation"], "young": ["young"],
-        "old": ["old"]}),
+        "old": ["old"], "enabled": ["enabled"], "collecting": ["collecting"]}),
     "gcgen": (["struct gc_generation"], {"head": ["head"], "threshold": ["threshold"],
                                          "count": ["count"]}),
     "gchead": (["PyGC_Head"], {"gc_next": ["_gc_next"], "gc_prev": ["_gc_prev"]}),

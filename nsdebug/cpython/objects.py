@@ -411,16 +411,14 @@ class ObjectReader:
         esize = self.L.setentry.size
         raw = self.mem.read(table, (mask + 1) * esize)
         out = []
-        key_off = self.L.setentry.key
+        key_off, hash_off = self.L.setentry.key, self.L.setentry.hash
         for i in range(mask + 1):
             key = _Q.unpack_from(raw, i * esize + key_off)[0]
             if key == 0:
                 continue
-            try:
-                if self.info(key).kind == "dummy":
-                    continue
-            except NsdebugError:
-                pass
+            # A deleted entry keeps the dummy key with hash -1, which no live key has.
+            if _q.unpack_from(raw, i * esize + hash_off)[0] == -1:
+                continue
             out.append(key)
             if limit is not None and len(out) >= limit:
                 break

@@ -1,0 +1,130 @@
+"""`nsdebug report CORE [--json]`: a one-shot triage report, in the spirit of Node's
+diagnostic report. Sections are gathered as data, then rendered as text or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import NsdebugError
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="nsdebug report",
+                                description="One-shot triage report of a core file.")
+    p.add_argument("core")
+    p.add_argument("executable", nargs="?")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument("--sysroot", metavar="DIR")
+    p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
+    p.add_argument("--top", type=int, default=10, help="rows per heap table (default 10)")
+    p.add_argument("--no-heap", action="store_true", help="skip the heap walk")
+    return p
+
+
+def _section(fn, errors, name):
+    try:
+        return fn()
+    except NsdebugError as e:
+        errors.append(f"{name}: {e}")
+        return None
+
+
+def gather(session, top=10, heap=True):
+    """The report as plain data (dict of records and lists)."""
+    from .commands import run
+    from .cpython.environment import gc_state, loaded_modules, redacted_environment
+    p = session.process
+    errors = []
+    rep = {"info": run(session, "info")}
+    crashed = p.crashed_thread
+    if crashed is not None:
+        session.thread_index = crashed.index
+        rep["crash"] = {"summary": rep["info"].crash,
+                        "instructions": _section(lambda: run(session, "disasm $pc 4"),
+                                                 errors, "disassembly")}
+    rep["threads"] = _section(lambda: run(session, "bt --all --locals"), errors, "threads")
+    if heap:
+        rep["heap"] = {sort: _section(lambda s=sort: run(session,
+                                                         f"objects --top {top} --sort {s}"),
+                                      errors, "heap") for sort in ("count", "size", "retained")}
+    rep["gc"] = _section(lambda: gc_state(session.runtime), errors, "gc")
+    rep["modules"] = _section(lambda: [{"name": n, "version": v, "file": f}
+                                       for n, v, f in loaded_modules(session.runtime)],
+                              errors, "modules")
+    rep["libraries"] = [{"path": m.path, "build_id": m.core_build_id or
+                         (m.file.build_id if m.file else None),
+                         "found": m.disk_path, "problem": m.problem} for m in p.modules]
+    env, secrets = redacted_environment(p)
+    rep["environment"] = [{"name": k, "value": v} for k, v in env]
+    rep["errors"] = errors
+    return rep, secrets
+
+
+def scrub(text, secrets):
+    """Hide every secret value wherever else it shows up (a local, a string preview...)."""
+    for s in sorted(set(secrets), key=len, reverse=True):
+        if len(s) >= 4:
+            text = text.replace(s, "<redacted>")
+    return text
+
+
+def text_lines(rep):
+    from . import render
+    yield "=== process"
+    yield from render.to_lines(rep["info"])
+    if "crash" in rep:
+        yield ""
+        yield "=== crash"
+        yield rep["crash"]["summary"] or "(no Python crash location)"
+        if rep["crash"]["instructions"] is not None:
+            yield "faulting instruction:"
+            yield from render.to_lines(rep["crash"]["instructions"])
+    yield ""
+    yield "=== threads"
+    if rep["threads"] is not None:
+        yield from render.to_lines(rep["threads"])
+    for sort, res in (rep.get("heap") or {}).items():
+        yield ""
+        yield f"=== heap by {sort}"
+        if res is not None:
+            yield from render.to_lines(res)
+    yield ""
+    yield "=== gc"
+    if rep["gc"]:
+        yield f"enabled: {rep['gc'].get('enabled')}  collecting: {rep['gc'].get('collecting')}"
+        for g in rep["gc"]["generations"]:
+            yield f"  generation {g['generation']}: {g['count']} / threshold {g['threshold']}"
+    yield ""
+    yield "=== python modules"
+    for m in rep["modules"] or []:
+        yield f"  {m['name']:<40} {m['version'] or '':<12} {m['file'] or ''}".rstrip()
+    yield ""
+    yield "=== shared libraries"
+    for lib in rep["libraries"]:
+        state = lib["problem"] or ("" if lib["found"] else "not found")
+        yield f"  {lib['path']}  {lib['build_id'] or ''}  {state}".rstrip()
+    yield ""
+    yield "=== environment (secrets redacted)"
+    for e in rep["environment"]:
+        yield f"  {e['name']}={e['value']}"
+    for err in rep["errors"]:
+        yield f"warning: {err}"
+
+
+def main(argv):
+    from . import render
+    from .cli import open_session
+    args = build_parser().parse_args(argv)
+    args.executable = args.executable
+    ns = argparse.Namespace(core=args.core, executable=args.executable, sysroot=args.sysroot,
+                            lib_path=args.lib_path, max_depth=2, max_items=10,
+                            max_string=80, runtime_method=None)
+    session = open_session(ns)
+    rep, secrets = gather(session, args.top, not args.no_heap)
+    if args.json:
+        sys.stdout.write(scrub(render.to_json(rep), secrets) + "\n")
+    else:
+        sys.stdout.write(scrub("\n".join(text_lines(rep)), secrets) + "\n")
+    return 0
