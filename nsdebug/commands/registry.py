@@ -32,7 +32,9 @@ class Command:
         return (self.func.__doc__ or self.summary).strip()
 
     def parser(self):
-        p = _Parser(prog=self.name, description=self.description, add_help=False)
+        # A fixed width keeps help text (and docs/commands.md) the same on any terminal.
+        p = _Parser(prog=self.name, description=self.description, add_help=False,
+                    formatter_class=lambda prog: argparse.HelpFormatter(prog, width=88))
         for a in self.args:
             p.add_argument(*a.flags, **a.kwargs)
         return p
