@@ -1,24 +1,13 @@
 """Garbage in the interpreter's memory: the stack is still printed, the bad part marked."""
 
 import json
-import shutil
 import struct
 import time
 
 from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
 
-
-def patch_core(src, dst, patches):
-    """Copy a core and overwrite process memory at {address: bytes} in the copy."""
-    shutil.copyfile(src, dst)
-    p = open_core(src)
-    with open(dst, "r+b") as f:
-        for addr, data in patches.items():
-            seg = p.memory.find_segment(addr)
-            assert seg is not None and addr - seg.start + len(data) <= seg.filesz
-            f.seek(seg.offset + addr - seg.start)
-            f.write(data)
+from corepatch import patch_core
 
 
 def test_loops_bad_code_and_absurd_strings(cores, version, nsdebug, tmp_path):
