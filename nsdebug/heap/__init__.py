@@ -4,8 +4,11 @@ from .graph import HeapGraph
 from .walk import HeapWalker
 
 
-def build_heap(rt, progress=None):
-    """Walk the heap of a Runtime into a HeapGraph."""
+def build_heap(rt, progress=None, vectorized=True):
+    """Walk the heap of a Runtime into a HeapGraph (vectorized unless asked not to)."""
+    if vectorized:
+        from .fastwalk import FastWalker
+        return FastWalker(rt, progress).run()
     return HeapWalker(rt, progress).run()
 
 

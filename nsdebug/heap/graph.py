@@ -22,21 +22,32 @@ class HeapGraph:
 
     @classmethod
     def build(cls, w, unreachable):
+        """From a HeapWalker's array-module columns."""
+        return cls._assemble(
+            w, unreachable, np.frombuffer(w.addr, dtype=np.uint64).copy(),
+            np.frombuffer(w.type_ix, dtype=np.int32).copy(),
+            np.frombuffer(w.size, dtype=np.uint64).copy(),
+            np.frombuffer(w.edge_start, dtype=np.uint64).astype(np.int64),
+            np.frombuffer(w.e_to, dtype=np.uint64), np.frombuffer(bytes(w.e_kind), np.uint8),
+            np.frombuffer(w.e_name, dtype=np.int32))
+
+    @classmethod
+    def build_arrays(cls, w, unreachable):
+        """From a FastWalker's numpy columns."""
+        return cls._assemble(w, unreachable, w.addr_np, w.type_np, w.size_np,
+                             w.edge_start_np, w.e_to_np, w.e_kind_np, w.e_name_np)
+
+    @classmethod
+    def _assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
         g.synth_names, g.synth_kinds = w.synth_names, w.synth_kinds
         g.warnings = list(w.warnings)
         g.n_synth = w.n_synth
         g.n_reachable = w.n_reachable
-        n = len(w.addr)
+        n = len(addr)
         g.n = n
-        g.addr = np.frombuffer(w.addr, dtype=np.uint64).copy()
-        g.type_ix = np.frombuffer(w.type_ix, dtype=np.int32).copy()
-        g.size = np.frombuffer(w.size, dtype=np.uint64).copy()
-        starts = np.frombuffer(w.edge_start, dtype=np.uint64).astype(np.int64)
-        to = np.frombuffer(w.e_to, dtype=np.uint64)
-        kind = np.frombuffer(bytes(w.e_kind), dtype=np.uint8)
-        name = np.frombuffer(w.e_name, dtype=np.int32)
+        g.addr, g.type_ix, g.size = addr, type_ix, size
         # The (Unreachable) group's edges were known only at the end: splice them in.
         ug = w.unreachable_group
         u_to = np.array(unreachable, dtype=np.uint64)

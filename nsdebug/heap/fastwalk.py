@@ -1,0 +1,607 @@
+"""The heap walk, vectorized: objects decoded in waves, grouped by kind, with numpy gathers.
+
+The common kinds of a big heap (tuple, list, dict, str, int, float, bytes and
+instances of plain classes, in every layout from 3.8 to 3.13) are decoded for
+a whole wave at once; the rarer ones (functions, code, types, frames, ...) go
+through the per-object decoders of HeapWalker. The result is the same HeapGraph.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ..corefile.vector import VectorMemory
+from ..errors import NsdebugError
+from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY
+from .walk import MAX_USER_ADDRESS, HeapWalker
+
+U64 = np.uint64
+MAX_ITEMS = 1 << 24
+TPFLAGS_INLINE_VALUES = 1 << 2
+TPFLAGS_MANAGED_DICT = 1 << 4
+LEAF_KINDS = ("float", "complex", "none", "bytes", "ellipsis", "notimplemented")
+
+
+class VecVisited:
+    """One flag per 16-byte slot of the bytes the core holds: which objects were seen."""
+
+    def __init__(self, vm):
+        self.vm = vm
+        sizes = ((vm.end - vm.start) >> U64(4)) + U64(1)
+        self.base = np.concatenate([[0], np.cumsum(sizes.astype(np.int64))])
+        self.flags = np.zeros(int(self.base[-1]), dtype=np.bool_)
+        self.outside = set()            # addresses outside the core's bytes (invalid)
+
+    def _slots(self, addrs):
+        i = np.searchsorted(self.vm.start, addrs, side="right").astype(np.int64) - 1
+        ic = np.maximum(i, 0)
+        inside = (i >= 0) & (addrs < self.vm.end[ic])
+        slot = self.base[ic] + ((addrs - self.vm.start[ic]) >> U64(4)).astype(np.int64)
+        return slot, inside
+
+    def add_many(self, addrs):
+        """The addresses of `addrs` (unique) not seen before; marks them seen."""
+        addrs = np.unique(np.asarray(addrs, dtype=np.uint64))
+        slot, inside = self._slots(addrs)
+        new = np.zeros(len(addrs), dtype=np.bool_)
+        new[inside] = ~self.flags[slot[inside]]
+        self.flags[slot[inside & new]] = True
+        for k in np.nonzero(~inside)[0]:
+            a = int(addrs[k])
+            if a not in self.outside:
+                self.outside.add(a)
+                new[k] = True
+        return addrs[new]
+
+    def add(self, addr):
+        return len(self.add_many(np.array([addr], dtype=np.uint64))) == 1
+
+    def __contains__(self, addr):
+        slot, inside = self._slots(np.array([addr], dtype=np.uint64))
+        return bool(self.flags[slot[0]]) if inside[0] else addr in self.outside
+
+
+class FastWalker(HeapWalker):
+    def __init__(self, rt, progress=None, arenas=True):
+        super().__init__(rt, progress, arenas)
+        self.vm = VectorMemory(rt.process)
+        self.visited = VecVisited(self.vm)
+        self.L = rt.layout
+        self.v = rt.version.key
+        self.chunks = {"addr": [], "type": [], "size": []}
+        self.edges = {"src": [], "tgt": [], "kind": [], "name": []}
+        self.count = 0
+        self._type_rows = {}           # type address -> (type index, kind, basicsize, ...)
+        self._key_name_ix = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _emit(self, src, tgt, kind, name):
+        """Edges from node indices `src` to addresses `tgt`, dropping NULL and garbage."""
+        if len(tgt) == 0:
+            return
+        tgt = np.asarray(tgt, dtype=np.uint64)
+        good = (tgt != 0) & ((tgt & U64(7)) == 0) & (tgt < U64(MAX_USER_ADDRESS))
+        bad = (tgt != 0) & ~good
+        if bad.any():
+            for s, t in zip(np.asarray(src)[bad][:100], tgt[bad][:100]):
+                a = int(self._wave_addr_of(int(s)))
+                self.problems.setdefault(a, f"bad pointer {int(t):#x}")
+        src = np.asarray(src, dtype=np.int64)[good]
+        self.edges["src"].append(src)
+        self.edges["tgt"].append(tgt[good])
+        self.edges["kind"].append(np.broadcast_to(np.uint8(kind), src.shape).astype(np.uint8)
+                                  if np.isscalar(kind) else np.asarray(kind, np.uint8)[good])
+        self.edges["name"].append(np.broadcast_to(np.int32(name), src.shape).astype(np.int32)
+                                  if np.isscalar(name) else np.asarray(name, np.int32)[good])
+
+    def _wave_addr_of(self, node):
+        return self._cur_addrs[node - self._cur_base]
+
+    def _type_row(self, taddr):
+        row = self._type_rows.get(taddr)
+        if row is None:
+            try:
+                info = self.o.type_info(taddr)
+                row = (self._type_index(info), info)
+            except NsdebugError as e:
+                row = (-1, getattr(e, "why", str(e)))
+            self._type_rows[taddr] = row
+        return row
+
+    def _key_names(self, keys):
+        """Name ids (into self.names) for dict keys, by the key objects' addresses."""
+        uk, inv = np.unique(keys, return_inverse=True)
+        ids = np.empty(len(uk), dtype=np.int32)
+        cache = self._key_name_ix
+        for j, k in enumerate(uk.tolist()):
+            ix = cache.get(k)
+            if ix is None:
+                ix = cache[k] = self.name_id(self.refs.key_name(k))
+            ids[j] = ix
+        return ids[inv]
+
+    # -- the walk -------------------------------------------------------------------------
+    def _wave(self, addrs):
+        """Decode a set of new objects; returns the addresses they refer to."""
+        vm, L = self.vm, self.L
+        n = len(addrs)
+        base = self.count
+        self._cur_addrs, self._cur_base = addrs, base
+        self.count += n
+        tix = np.full(n, -1, dtype=np.int32)
+        sizes = np.zeros(n, dtype=np.uint64)
+        types, ok = vm.q(addrs + U64(L.object.ob_type or 8))
+        kinds = np.empty(n, dtype=object)
+        ut, inv = np.unique(types, return_inverse=True)
+        rows = [self._type_row(int(t)) for t in ut]
+        u_ix = np.array([r[0] for r in rows], dtype=np.int32)
+        tix[:] = u_ix[inv]
+        tix[~ok] = -1
+        for k in np.nonzero(tix < 0)[0]:
+            a = int(addrs[k])
+            row = rows[inv[k]]
+            self.problems[a] = row[1] if isinstance(row[1], str) else "unreadable"
+        valid = tix >= 0
+        idx_all = np.arange(n)
+        self._emit(base + idx_all[valid], types[valid], INTERNAL, self.name_id("ob_type"))
+        # Group by kind.
+        kind_of_type = np.array([t.kind for t in self.types] + ["<invalid>"], dtype=object)
+        knd = kind_of_type[np.where(valid, tix, len(self.types))]
+        for kind in np.unique(knd):
+            idx = np.nonzero(knd == kind)[0]
+            if kind == "<invalid>":
+                continue
+            dec = getattr(self, "_v_" + kind, None)
+            heap_sub = np.array([self.types[t].is_heap for t in tix[idx]])
+            if dec is None or (kind not in ("instance",) and heap_sub.any()):
+                # Subclasses of builtins and rare kinds: the per-object decoder.
+                self._fallback(addrs, idx, base, tix, sizes)
+                continue
+            dec(addrs, idx, base, tix, sizes)
+        self.chunks["addr"].append(addrs)
+        self.chunks["type"].append(tix)
+        self.chunks["size"].append(sizes)
+        if self.progress:
+            self.progress(self.count)
+
+    def _fallback(self, addrs, idx, base, tix, sizes):
+        for k in idx.tolist():
+            addr = int(addrs[k])
+            info = self.types[int(tix[k])]
+            try:
+                sizes[k] = self.sizes.getsizeof(addr, info)
+            except (NsdebugError, struct.error, ValueError) as e:
+                sizes[k] = info.basicsize
+                self.problems[addr] = f"size: {getattr(e, 'why', e)}"
+            src, tgt, kk, nm = [], [], [], []
+            for kind, name, target in self.refs.edges(addr, info):
+                if name == "ob_type" and kind == INTERNAL:
+                    continue                    # emitted for the whole wave
+                if target == 0:
+                    if name == "<unreadable>":
+                        self.problems.setdefault(addr, "references unreadable")
+                    continue
+                src.append(base + k)
+                tgt.append(target)
+                kk.append(kind)
+                nm.append(name if kind == ELEMENT else self.name_id(name))
+            if src:
+                self._emit(np.array(src), np.array(tgt, dtype=np.uint64), np.array(kk),
+                           np.array(nm))
+
+    def _var_size(self, addrs, idx, tix, sizes, extra=None):
+        """getsizeof for fixed and var-sized objects without a __sizeof__ of their own."""
+        basic = np.array([t.basicsize for t in self.types], dtype=np.int64)[tix[idx]]
+        item = np.array([t.itemsize for t in self.types], dtype=np.int64)[tix[idx]]
+        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
+                       dtype=np.int64)[tix[idx]]
+        total = basic + pre
+        has_items = item > 0
+        if has_items.any():
+            n, _ = self.vm.i(addrs[idx[has_items]] + U64(self.o._ob_size))
+            total[has_items] += np.abs(n) * item[has_items]
+        sizes[idx] = total.astype(np.uint64)
+
+    def _problem(self, addrs, idx, bad, why):
+        for k in idx[bad][:1000]:
+            self.problems.setdefault(int(addrs[k]), why)
+
+    # -- leaves -------------------------------------------------------------------------------
+    def _v_leaf(self, addrs, idx, base, tix, sizes):
+        self._var_size(addrs, idx, tix, sizes)
+
+    _v_float = _v_complex = _v_none = _v_bytes = _v_ellipsis = _v_notimplemented = _v_leaf
+
+    def _v_int(self, addrs, idx, base, tix, sizes):
+        L, vm = self.L, self.vm
+        a = addrs[idx]
+        if self.v >= (3, 12):
+            tag, _ = vm.q(a + U64(L.long.lv_tag))
+            nd = np.maximum((tag >> U64(3)).astype(np.int64), 1)
+        else:
+            s, _ = vm.i(a + U64(self.o._ob_size))
+            nd = np.abs(s)
+        sizes[idx] = (L.long.ob_digit + 4 * nd).astype(np.uint64)
+
+    _v_bool = _v_int
+
+    def _v_str(self, addrs, idx, base, tix, sizes):
+        L, vm = self.L, self.vm
+        a = addrs[idx]
+        state, _ = vm.d(a + U64(L.ascii.state))
+        length, _ = vm.i(a + U64(L.ascii.length))
+        kind = ((state >> 2) & 7).astype(np.int64)
+        compact = ((state >> 5) & 1).astype(bool)
+        is_ascii = ((state >> 6) & 1).astype(bool)
+        size = np.where(compact & is_ascii, L.ascii.size + length + 1,
+                        np.where(compact, L.compact.size + (length + 1) * kind,
+                                 L.unicode.size + (length + 1) * kind))
+        if L.compact.utf8 is not None:
+            na = ~is_ascii
+            if na.any():
+                utf8, _ = vm.q(a[na] + U64(L.compact.utf8))
+                ulen, _ = vm.i(a[na] + U64(L.compact.utf8_length))
+                size[na] += np.where(utf8 != 0, ulen + 1, 0)
+        sizes[idx] = size.astype(np.uint64)
+
+    # -- containers ---------------------------------------------------------------------------
+    def _items(self, src, starts, counts, kind=ELEMENT, names=True):
+        """Emit element edges to the `counts[i]` words at `starts[i]`."""
+        total = int(counts.sum())
+        if total == 0:
+            return
+        rep = np.repeat(np.arange(len(counts)), counts)
+        ramp = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        tgt, ok = self.vm.q(starts[rep] + U64(8) * ramp.astype(np.uint64))
+        self._emit(src[rep], np.where(ok, tgt, 0).astype(np.uint64), kind,
+                   ramp.astype(np.int32) if names else 0)
+
+    def _v_tuple(self, addrs, idx, base, tix, sizes):
+        a = addrs[idx]
+        n, ok = self.vm.i(a + U64(self.o._ob_size))
+        bad = ~ok | (n < 0) | (n > MAX_ITEMS)
+        self._problem(addrs, idx, bad, "tuple with a bad size")
+        n = np.where(bad, 0, n)
+        self._items(base + idx, a + U64(self.L.tuple.ob_item), n)
+        self._var_size(addrs, idx, tix, sizes)
+
+    def _v_list(self, addrs, idx, base, tix, sizes):
+        L, vm = self.L, self.vm
+        a = addrs[idx]
+        n, ok = vm.i(a + U64(self.o._ob_size))
+        items, ok2 = vm.q(a + U64(L.list.ob_item))
+        alloc, _ = vm.i(a + U64(L.list.allocated))
+        bad = ~ok | ~ok2 | (n < 0) | (n > MAX_ITEMS) | (n > alloc)
+        self._problem(addrs, idx, bad, "list with a bad size")
+        n = np.where(bad, 0, n)
+        self._items(base + idx, items, n)
+        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
+                       dtype=np.int64)[tix[idx]]
+        sizes[idx] = (L.list.size + 8 * np.where(bad, 0, alloc) + pre).astype(np.uint64)
+
+    def _keys_table(self, keys):
+        """(entries base, entry size, key offset, value offset, nentries, size, ok) for
+        PyDictKeysObjects, per version."""
+        L, vm, K = self.L, self.vm, self.L.dictkeys
+        nentries, ok = vm.i(keys + U64(K.dk_nentries))
+        if self.v >= (3, 11):
+            log2, ok1 = vm.b(keys + U64(K.dk_log2_size))
+            log2ib, ok2 = vm.b(keys + U64(K.dk_log2_index_bytes))
+            dkind, ok3 = vm.b(keys + U64(K.dk_kind))
+            ok &= ok1 & ok2 & ok3 & (log2 <= 40) & (log2ib <= 43)
+            size = np.left_shift(1, np.minimum(log2, 40).astype(np.int64))
+            entries = keys + U64(K.dk_indices) + np.left_shift(
+                U64(1), np.minimum(log2ib, 43).astype(np.uint64))
+            general = dkind == 0
+            esize = np.where(general, L.dictentry.size, L.unicodeentry.size)
+            koff = np.where(general, L.dictentry.me_key, L.unicodeentry.me_key)
+            voff = np.where(general, L.dictentry.me_value, L.unicodeentry.me_value)
+        else:
+            size, ok1 = vm.i(keys + U64(K.dk_size))
+            ok &= ok1 & (size > 0) & (size <= 1 << 40) & ((size & (size - 1)) == 0)
+            width = np.where(size <= 0xFF, 1, np.where(size <= 0xFFFF, 2,
+                                                       np.where(size <= 0xFFFFFFFF, 4, 8)))
+            entries = keys + U64(K.dk_indices) + (np.where(ok, size, 0) * width).astype(U64)
+            esize = np.full(len(keys), L.dictentry.size)
+            koff = np.full(len(keys), L.dictentry.me_key)
+            voff = np.full(len(keys), L.dictentry.me_value)
+        ok &= (nentries >= 0) & (nentries <= size) & (nentries <= MAX_ITEMS)
+        return entries, esize, koff, voff, np.where(ok, nentries, 0), size, ok
+
+    def _entries(self, src, entries, esize, koff, voff, nentries, values, prop_names=True):
+        """Edges for dict entries: hidden to each key, property (named by key) to each value;
+        split tables take values from their values array."""
+        total = int(nentries.sum())
+        if total == 0:
+            return
+        rep = np.repeat(np.arange(len(nentries)), nentries)
+        ramp = (np.arange(total) - np.repeat(np.cumsum(nentries) - nentries, nentries)
+                ).astype(np.uint64)
+        eaddr = entries[rep] + ramp * esize[rep].astype(U64)
+        key, _ = self.vm.q(eaddr + koff[rep].astype(U64))
+        vbase = values[rep]
+        split = vbase != 0
+        if self.v >= (3, 13):
+            vbase = np.where(split, vbase + U64(self.L.dictvalues.values), 0).astype(U64)
+        vaddr = np.where(split, vbase + U64(8) * ramp, eaddr + voff[rep].astype(U64))
+        val, _ = self.vm.q(vaddr.astype(U64))
+        keep = (key != 0) & (val != 0)
+        s, key, val = src[rep][keep], key[keep], val[keep]
+        self._emit(s, key, HIDDEN, self.name_id("key"))
+        self._emit(s, val, PROPERTY, self._key_names(key) if len(key) else 0)
+
+    def _v_dict(self, addrs, idx, base, tix, sizes):
+        L, vm = self.L, self.vm
+        a = addrs[idx]
+        keys, ok1 = vm.q(a + U64(L.dict.ma_keys))
+        values, ok2 = vm.q(a + U64(L.dict.ma_values))
+        entries, esize, koff, voff, nentries, size, ok = self._keys_table(keys)
+        bad = ~(ok & ok1 & ok2)
+        self._problem(addrs, idx, bad, "dict keys unreadable")
+        self._entries(base + idx, entries, esize, koff, voff, np.where(bad, 0, nentries),
+                      values)
+        # getsizeof (_PyDict_SizeOf), vectorized per version.
+        K = L.dictkeys
+        refcnt, _ = vm.i(keys + U64(K.dk_refcnt))
+        usable, _ = vm.i(keys + U64(K.dk_usable))
+        basic = np.array([t.basicsize for t in self.types], dtype=np.int64)[tix[idx]]
+        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
+                       dtype=np.int64)[tix[idx]]
+        frac = (size << 1) // 3
+        if self.v >= (3, 11):
+            log2ib, _ = vm.b(keys + U64(K.dk_log2_index_bytes))
+            keys_size = K.size + np.left_shift(1, np.minimum(log2ib, 43).astype(np.int64)) + \
+                frac * esize
+            split_extra = (nentries + usable) * 8
+        else:
+            width = np.where(size <= 0xFF, 1, np.where(size <= 0xFFFF, 2,
+                                                       np.where(size <= 0xFFFFFFFF, 4, 8)))
+            keys_size = K.size + width * size + L.dictentry.size * frac
+            split_extra = frac * 8
+        total = basic + pre + np.where(values != 0, split_extra, 0) + \
+            np.where(refcnt == 1, keys_size, 0)
+        sizes[idx] = np.where(bad, basic + pre, total).astype(np.uint64)
+
+    # -- instances ------------------------------------------------------------------------------
+    def _v_instance(self, addrs, idx, base, tix, sizes):
+        vm = self.vm
+        self._var_size(addrs, idx, tix, sizes)
+        for t in np.unique(tix[idx]):
+            info = self.types[int(t)]
+            sel = idx[tix[idx] == t]
+            a = addrs[sel]
+            src = base + sel
+            for name, off in self.o.slot_members(info):
+                tgt, _ = vm.q(a + U64(off))
+                self._emit(src, tgt, PROPERTY, self.name_id(name))
+            self._instance_attrs(info, a, src, addrs, sel)
+
+    def _cached_keys_entries(self, info):
+        """(key addresses, entry count) of a class's shared keys (split instance dicts)."""
+        keys = self.o.ptr(info.address + self.L.heaptype.ht_cached_keys)
+        if not keys:
+            return None
+        k = np.array([keys], dtype=np.uint64)
+        entries, esize, koff, _, nentries, _, ok = self._keys_table(k)
+        if not ok[0]:
+            return None
+        n = int(nentries[0])
+        ek, _ = self.vm.q(entries[0] + U64(int(esize[0])) * np.arange(n, dtype=np.uint64) +
+                          U64(int(koff[0])))
+        return ek, n
+
+    def _values_edges(self, info, src, vals, offset=0):
+        """Attribute edges of instances whose values live in a values array."""
+        ck = self._cached_keys_entries(info)
+        if ck is None or not len(src):
+            return
+        keys, n = ck
+        if n == 0:
+            return
+        names = self._key_names(keys) if n else None
+        rep = np.repeat(np.arange(len(src)), n)
+        j = np.tile(np.arange(n, dtype=np.uint64), len(src))
+        tgt, _ = self.vm.q(vals[rep] + U64(offset) + U64(8) * j)
+        keep = (np.tile(keys, len(src)) != 0)
+        self._emit(src[rep][keep], tgt[keep], PROPERTY, np.tile(names, len(src))[keep])
+
+    def _instance_attrs(self, info, a, src, addrs, sel):
+        vm, v, L = self.vm, self.v, self.L
+        flags = info.flags
+        dict_edge = self.name_id("__dict__")
+        if v >= (3, 13) and flags & TPFLAGS_INLINE_VALUES:
+            d, _ = vm.q(a - U64(24))
+            self._emit(src, d, INTERNAL, dict_edge)
+            vals = a + U64(info.basicsize)
+            valid, _ = vm.b(vals + U64(L.dictvalues.valid))
+            use = (d == 0) & (valid != 0)
+            self._values_edges(info, src[use], vals[use], L.dictvalues.values)
+        elif v >= (3, 11) and flags & TPFLAGS_MANAGED_DICT:
+            word, _ = vm.q(a - U64(24))
+            if v >= (3, 13):
+                self._emit(src, word, INTERNAL, dict_edge)
+            elif v >= (3, 12):
+                tagged = (word & U64(1)) != 0
+                self._emit(src[~tagged], word[~tagged], INTERNAL, dict_edge)
+                self._values_edges(info, src[tagged], word[tagged] + U64(1))
+            else:
+                self._emit(src, word, INTERNAL, dict_edge)
+                vals, _ = vm.q(a - U64(32))
+                use = (word == 0) & (vals != 0)
+                self._values_edges(info, src[use], vals[use])
+        elif info.dictoffset > 0:
+            d, _ = vm.q(a + U64(info.dictoffset))
+            self._emit(src, d, INTERNAL, dict_edge)
+        elif info.dictoffset < 0:
+            for k, addr in zip(src.tolist(), a.tolist()):
+                dd, _items = self.o.instance_dict(addr, info)
+                if dd:
+                    self._emit(np.array([k]), np.array([dd], dtype=np.uint64), INTERNAL,
+                               dict_edge)
+
+    # -- driving ----------------------------------------------------------------------------
+    def _drain(self, frontier):
+        """Decode `frontier` (new, already marked seen) and everything new it leads to."""
+        while len(frontier):
+            mark = len(self.edges["tgt"])
+            self._wave(frontier)
+            new = self.edges["tgt"][mark:]
+            frontier = self.visited.add_many(np.concatenate(new)) if new else \
+                np.zeros(0, dtype=np.uint64)
+
+    def run(self):
+        from array import array
+        self._roots()
+        self.n_synth = self.count = len(self.addr)
+        # The synthetic nodes' edges, as rows like every other edge.
+        starts = np.frombuffer(self.edge_start, dtype=np.uint64).astype(np.int64)
+        counts = np.diff(np.append(starts, len(self.e_to)))
+        targets = np.frombuffer(self.e_to, dtype=np.uint64).copy()
+        self.edges["src"].append(np.repeat(np.arange(self.n_synth), counts))
+        self.edges["tgt"].append(targets)
+        self.edges["kind"].append(np.frombuffer(bytes(self.e_kind), dtype=np.uint8).copy())
+        self.edges["name"].append(np.frombuffer(self.e_name, dtype=np.int32).copy())
+        # 1. Everything reachable from the roots.
+        self._drain(self.visited.add_many(targets[(targets & U64(1 << 63)) == 0]))
+        self.n_reachable = self.count
+        # 2. Unreachable: on the GC lists or in pymalloc's blocks, but not reached.
+        unreachable = []
+        seeds = []
+        try:
+            on_lists = array("Q")
+            for obj, frozen in self.gc_objects():
+                if not frozen:
+                    self.tracked.append(obj)
+                on_lists.append(obj)
+            seeds.append(np.frombuffer(on_lists, dtype=np.uint64))
+        except NsdebugError as e:
+            self.warnings.append(f"GC lists: {e}")
+        for group in seeds:
+            new = self.visited.add_many(group)
+            unreachable.extend(new.tolist())
+            self._drain(new)
+        if self.scan_arenas:
+            try:
+                found = _ArenaScan(self).objects()
+                new = self.visited.add_many(found)
+                unreachable.extend(new.tolist())
+                self._drain(new)
+            except NsdebugError as e:
+                self.warnings.append(f"pymalloc arenas: {e}")
+        return self._graph(unreachable)
+
+    def _graph(self, unreachable):
+        from .graph import HeapGraph
+        src = np.concatenate(self.edges["src"])
+        order = np.argsort(src, kind="stable")
+        n = self.count
+        counts = np.bincount(src, minlength=n)
+        self.edge_start_np = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.edge_start_np[1:])
+        self.addr_np = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
+                                      self.chunks["addr"])
+        self.type_np = np.concatenate([np.full(self.n_synth, -1, dtype=np.int32)] +
+                                      self.chunks["type"])
+        self.size_np = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
+                                      self.chunks["size"])
+        self.e_to_np = np.concatenate(self.edges["tgt"])[order]
+        self.e_kind_np = np.concatenate(self.edges["kind"])[order]
+        self.e_name_np = np.concatenate(self.edges["name"])[order]
+        del src, order
+        self.edges = None
+        return HeapGraph.build_arrays(self, unreachable)
+
+
+def _ramp(counts):
+    total = int(counts.sum())
+    return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+class _ArenaScan:
+    """Allocated pymalloc blocks and the objects in them, an arena at a time."""
+
+    def __init__(self, walker):
+        self.w = walker
+        self.vm = walker.vm
+        self.L = walker.L
+
+    def objects(self):
+        from . import arenas as arena_mod
+        from .walk import TPFLAGS_HAVE_GC, TPFLAGS_PREHEADER
+        w, vm, L = self.w, self.vm, self.L
+        table = arena_mod.arena_table(w.rt)
+        if table is None:
+            raise NsdebugError("pymalloc's arena table cannot be found (stripped build?)")
+        arenas, count = table
+        if count > 1 << 24:
+            raise NsdebugError(f"arena table claims {count} arenas")
+        pool_size, _ = arena_mod.pool_and_arena_size(w.rt.version.key)
+        A, P = L.arena, L.pool
+        align = 1 << arena_mod.ALIGNMENT_SHIFT
+        overhead = (P.size + align - 1) & ~(align - 1)
+        ao = U64(arenas) + U64(A.size) * np.arange(count, dtype=np.uint64)
+        address, _ = vm.q(ao + U64(A.address))
+        pool_addr, _ = vm.q(ao + U64(A.pool_address))
+        types = [t for t in w.types]
+        known = np.array(sorted(t.address for t in types), dtype=np.uint64)
+        by_addr = {t.address: t for t in types}
+        gch = L.gchead.size
+        pre = 16 if w.v >= (3, 11) else 0
+        out = []
+        for a, end in zip(address.tolist(), pool_addr.tolist()):
+            if not a:
+                continue
+            first = (a + pool_size - 1) & ~(pool_size - 1)
+            end = min(end, a + (1 << 24))
+            if end <= first:
+                continue
+            pools = np.arange(first, end, pool_size, dtype=np.uint64)
+            ref, ok1 = vm.d(pools + U64(P.ref))
+            szidx, ok2 = vm.d(pools + U64(P.szidx))
+            nextoff, ok3 = vm.d(pools + U64(P.nextoffset))
+            used = ok1 & ok2 & ok3 & (ref > 0) & (szidx <= 63) & (nextoff <= pool_size)
+            pools, szidx, nextoff = pools[used], szidx[used].astype(np.int64), \
+                nextoff[used].astype(np.int64)
+            if not len(pools):
+                continue
+            bsize = (szidx + 1) << arena_mod.ALIGNMENT_SHIFT
+            limit = np.minimum(nextoff, pool_size - bsize + 1)
+            nblocks = np.maximum((limit - overhead + bsize - 1) // bsize, 0)
+            rep = np.repeat(np.arange(len(pools)), nblocks)
+            blocks = pools[rep] + (U64(overhead) + (bsize[rep] * _ramp(nblocks)).astype(U64))
+            bsz = bsize[rep]
+            # Free blocks: follow every pool's free list in lockstep.
+            free = []
+            cur, _ = vm.q(pools + U64(P.freeblock))
+            lo, hi = pools, pools + U64(pool_size)
+            for _ in range(pool_size // align):
+                live = (cur != 0) & (cur >= lo) & (cur < hi)
+                if not live.any():
+                    break
+                cur, lo, hi = cur[live], lo[live], hi[live]
+                free.append(cur)
+                cur, _ = vm.q(cur)
+            if free:
+                keep = ~np.isin(blocks, np.concatenate(free))
+                blocks, bsz = blocks[keep], bsz[keep]
+            chosen = np.zeros(len(blocks), dtype=np.uint64)
+            open_ = np.ones(len(blocks), dtype=np.bool_)
+            for off in (gch + pre, gch, 0):
+                obj = blocks + U64(off)
+                word, ok = vm.q(obj + U64(8))
+                cand = open_ & ok & np.isin(word, known) & (obj + U64(16) <= blocks + bsz.astype(U64))
+                for k in np.nonzero(cand)[0]:
+                    info = by_addr[int(word[k])]
+                    gc_type = bool(info.flags & TPFLAGS_HAVE_GC)
+                    has_pre = gc_type and pre and info.flags & TPFLAGS_PREHEADER
+                    want = gch + (pre if has_pre else 0) if gc_type else 0
+                    if want != off:
+                        continue
+                    o = int(obj[k])
+                    if w._plausible(o, info, int(blocks[k]) + int(bsz[k]), gc_type, has_pre):
+                        chosen[k] = o
+                        open_[k] = False
+            out.append(chosen[chosen != 0])
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
