@@ -24,14 +24,27 @@ TPFLAGS_MANAGED_DICT = 1 << 4
 LEAF_KINDS = ("float", "complex", "none", "bytes", "ellipsis", "notimplemented")
 
 
+class _Bits:
+    """A bit array indexed by numpy arrays (1 bit per 16 bytes of core: 1/128 of it)."""
+
+    def __init__(self, n):
+        self.bytes = np.zeros((n + 7) // 8, dtype=np.uint8)
+
+    def __getitem__(self, idx):
+        return ((self.bytes[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1).astype(np.bool_)
+
+    def __setitem__(self, idx, value):
+        np.bitwise_or.at(self.bytes, idx >> 3, (1 << (idx & 7)).astype(np.uint8))
+
+
 class VecVisited:
-    """One flag per 16-byte slot of the bytes the core holds: which objects were seen."""
+    """One bit per 16-byte slot of the bytes the core holds: which objects were seen."""
 
     def __init__(self, vm):
         self.vm = vm
         sizes = ((vm.end - vm.start) >> U64(4)) + U64(1)
         self.base = np.concatenate([[0], np.cumsum(sizes.astype(np.int64))])
-        self.flags = np.zeros(int(self.base[-1]), dtype=np.bool_)
+        self.flags = _Bits(int(self.base[-1]))
         self.outside = set()            # addresses outside the core's bytes (invalid)
 
     def _slots(self, addrs):
@@ -42,21 +55,35 @@ class VecVisited:
         return slot, inside
 
     def add_many(self, addrs):
-        """The addresses of `addrs` (unique) not seen before; marks them seen."""
-        addrs = np.unique(np.asarray(addrs, dtype=np.uint64))
+        """The distinct addresses of `addrs` not seen before, sorted; marks them seen.
+        Only the unseen ones are deduplicated: most targets of a wave are old."""
+        addrs = np.asarray(addrs, dtype=np.uint64)
         slot, inside = self._slots(addrs)
-        new = np.zeros(len(addrs), dtype=np.bool_)
-        new[inside] = ~self.flags[slot[inside]]
-        self.flags[slot[inside & new]] = True
-        for k in np.nonzero(~inside)[0]:
-            a = int(addrs[k])
+        fresh = inside.copy()
+        fresh[inside] = ~self.flags[slot[inside]]
+        _, first = np.unique(slot[fresh], return_index=True)
+        new = addrs[fresh][first]
+        self.flags[slot[fresh]] = True
+        extra = []
+        for a in addrs[~inside].tolist():
             if a not in self.outside:
                 self.outside.add(a)
-                new[k] = True
-        return addrs[new]
+                extra.append(a)
+        if extra:
+            new = np.concatenate([new, np.array(extra, dtype=np.uint64)])
+        return np.sort(new)
 
     def add(self, addr):
         return len(self.add_many(np.array([addr], dtype=np.uint64))) == 1
+
+    def contains_many(self, addrs):
+        addrs = np.asarray(addrs, dtype=np.uint64)
+        slot, inside = self._slots(addrs)
+        out = np.zeros(len(addrs), dtype=np.bool_)
+        out[inside] = self.flags[slot[inside]]
+        if self.outside:
+            out[~inside] = [int(a) in self.outside for a in addrs[~inside]]
+        return out
 
     def __contains__(self, addr):
         slot, inside = self._slots(np.array([addr], dtype=np.uint64))
@@ -88,7 +115,7 @@ class FastWalker(HeapWalker):
             for s, t in zip(np.asarray(src)[bad][:100], tgt[bad][:100]):
                 a = int(self._wave_addr_of(int(s)))
                 self.problems.setdefault(a, f"bad pointer {int(t):#x}")
-        src = np.asarray(src, dtype=np.int64)[good]
+        src = np.asarray(src, dtype=np.int32)[good]
         self.edges["src"].append(src)
         self.edges["tgt"].append(tgt[good])
         self.edges["kind"].append(np.broadcast_to(np.uint8(kind), src.shape).astype(np.uint8)
@@ -115,12 +142,35 @@ class FastWalker(HeapWalker):
         uk, inv = np.unique(keys, return_inverse=True)
         ids = np.empty(len(uk), dtype=np.int32)
         cache = self._key_name_ix
+        todo = np.array([k not in cache for k in uk.tolist()], dtype=np.bool_)
+        if todo.any():
+            self._name_str_keys(uk[todo])
         for j, k in enumerate(uk.tolist()):
             ix = cache.get(k)
             if ix is None:
                 ix = cache[k] = self.name_id(self.refs.key_name(k))
             ids[j] = ix
         return ids[inv]
+
+    def _name_str_keys(self, keys):
+        """Bulk path for the usual key, a compact ASCII str: read the text straight from
+        the mapped core (others are left to Referents.key_name)."""
+        L, vm = self.L, self.vm
+        t, ok = vm.q(keys + U64(L.object.ob_type or 8))
+        str_types = np.array([tp.address for tp in self.types
+                              if tp.kind == "str" and not tp.is_heap], dtype=np.uint64)
+        sel = ok & np.isin(t, str_types)
+        k = keys[sel]
+        state, _ = vm.d(k + U64(L.ascii.state))
+        length, _ = vm.i(k + U64(L.ascii.length))
+        simple = (((state >> 5) & 3) == 3) & (length >= 0) & (length <= 200)   # compact+ascii
+        k, length = k[simple], length[simple]
+        off, valid = vm.offsets(k + U64(L.ascii.size), 1)
+        buf = vm.u8
+        cache = self._key_name_ix
+        for a, o, n, v in zip(k.tolist(), off.tolist(), length.tolist(), valid.tolist()):
+            if v:
+                cache[a] = self.name_id(bytes(buf[o:o + n]).decode("ascii", "replace"))
 
     # -- the walk -------------------------------------------------------------------------
     def _wave(self, addrs):
@@ -149,17 +199,24 @@ class FastWalker(HeapWalker):
         # Group by kind.
         kind_of_type = np.array([t.kind for t in self.types] + ["<invalid>"], dtype=object)
         knd = kind_of_type[np.where(valid, tix, len(self.types))]
+        is_heap = np.array([t.is_heap for t in self.types] + [False], dtype=np.bool_)
+        heap_sub = is_heap[np.where(valid, tix, len(self.types))]
         for kind in np.unique(knd):
-            idx = np.nonzero(knd == kind)[0]
             if kind == "<invalid>":
                 continue
+            idx = np.nonzero(knd == kind)[0]
             dec = getattr(self, "_v_" + kind, None)
-            heap_sub = np.array([self.types[t].is_heap for t in tix[idx]])
-            if dec is None or (kind not in ("instance",) and heap_sub.any()):
-                # Subclasses of builtins and rare kinds: the per-object decoder.
+            if dec is None:
                 self._fallback(addrs, idx, base, tix, sizes)
                 continue
-            dec(addrs, idx, base, tix, sizes)
+            if kind != "instance":
+                # Subclasses of builtins (IntEnum members, ...): the per-object decoder.
+                sub = heap_sub[idx]
+                if sub.any():
+                    self._fallback(addrs, idx[sub], base, tix, sizes)
+                    idx = idx[~sub]
+            if len(idx):
+                dec(addrs, idx, base, tix, sizes)
         self.chunks["addr"].append(addrs)
         self.chunks["type"].append(tix)
         self.chunks["size"].append(sizes)
@@ -494,24 +551,38 @@ class FastWalker(HeapWalker):
 
     def _graph(self, unreachable):
         from .graph import HeapGraph
+        # (Unreachable) holds its objects like any node holds its references.
+        u = np.array(unreachable, dtype=np.uint64)
+        self.edges["src"].append(np.full(len(u), self.unreachable_group, dtype=np.int32))
+        self.edges["tgt"].append(u)
+        self.edges["kind"].append(np.zeros(len(u), dtype=np.uint8))
+        self.edges["name"].append(np.arange(len(u), dtype=np.int32))
         src = np.concatenate(self.edges["src"])
+        self.edges["src"] = None
         order = np.argsort(src, kind="stable")
         n = self.count
         counts = np.bincount(src, minlength=n)
-        self.edge_start_np = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.edge_start_np[1:])
-        self.addr_np = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
-                                      self.chunks["addr"])
-        self.type_np = np.concatenate([np.full(self.n_synth, -1, dtype=np.int32)] +
-                                      self.chunks["type"])
-        self.size_np = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
-                                      self.chunks["size"])
-        self.e_to_np = np.concatenate(self.edges["tgt"])[order]
-        self.e_kind_np = np.concatenate(self.edges["kind"])[order]
-        self.e_name_np = np.concatenate(self.edges["name"])[order]
-        del src, order
-        self.edges = None
-        return HeapGraph.build_arrays(self, unreachable)
+        del src
+        starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        del counts
+        cols = {}
+        for name, fill, dtype in (("addr", 0, np.uint64), ("type", -1, np.int32),
+                                  ("size", 0, np.uint64)):
+            cols[name] = np.concatenate([np.full(self.n_synth, fill, dtype=dtype)] +
+                                        self.chunks[name])
+            self.chunks[name] = None
+        for field in ("tgt", "kind", "name"):
+            merged = np.concatenate(self.edges[field])
+            self.edges[field] = None
+            cols[field] = merged[order]
+            del merged
+        del order
+        self.edges = self.chunks = None
+        # Hand the columns over (no reference kept here, so the assembly can free them).
+        return HeapGraph._assemble(self, [], cols.pop("addr"), cols.pop("type"),
+                                   cols.pop("size"), starts, cols.pop("tgt"),
+                                   cols.pop("kind"), cols.pop("name"))
 
 
 def _ramp(counts):
@@ -592,6 +663,11 @@ class _ArenaScan:
                 obj = blocks + U64(off)
                 word, ok = vm.q(obj + U64(8))
                 cand = open_ & ok & np.isin(word, known) & (obj + U64(16) <= blocks + bsz.astype(U64))
+                # A block whose object was already found is accounted for.
+                seen = np.zeros(len(cand), dtype=np.bool_)
+                seen[cand] = w.visited.contains_many(obj[cand])
+                open_ &= ~seen
+                cand &= ~seen
                 for k in np.nonzero(cand)[0]:
                     info = by_addr[int(word[k])]
                     gc_type = bool(info.flags & TPFLAGS_HAVE_GC)

@@ -32,12 +32,6 @@ class HeapGraph:
             np.frombuffer(w.e_name, dtype=np.int32))
 
     @classmethod
-    def build_arrays(cls, w, unreachable):
-        """From a FastWalker's numpy columns."""
-        return cls._assemble(w, unreachable, w.addr_np, w.type_np, w.size_np,
-                             w.edge_start_np, w.e_to_np, w.e_kind_np, w.e_name_np)
-
-    @classmethod
     def _assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
@@ -49,35 +43,43 @@ class HeapGraph:
         g.n = n
         g.addr, g.type_ix, g.size = addr, type_ix, size
         # The (Unreachable) group's edges were known only at the end: splice them in.
-        ug = w.unreachable_group
-        u_to = np.array(unreachable, dtype=np.uint64)
-        lo, hi = starts[ug], starts[ug + 1]
-        to = np.concatenate([to[:lo], u_to, to[hi:]])
-        kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[hi:]])
-        name = np.concatenate([name[:lo], np.arange(len(u_to), dtype=np.int32), name[hi:]])
         counts = np.diff(starts)
-        counts[ug] = len(u_to)
-        # Targets: synthetic indices, or addresses mapped to node indices.
-        synth = (to & np.uint64(SYNTH)) != 0
-        target = np.full(len(to), -1, dtype=np.int64)
-        target[synth] = (to[synth] & np.uint64(SYNTH - 1)).astype(np.int64)
-        real = ~synth
-        order = np.argsort(g.addr[g.n_synth:], kind="stable") + g.n_synth
+        if len(unreachable):
+            ug = w.unreachable_group
+            u_to = np.array(unreachable, dtype=np.uint64)
+            lo, hi = starts[ug], starts[ug + 1]
+            to = np.concatenate([to[:lo], u_to, to[hi:]])
+            kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[hi:]])
+            name = np.concatenate([name[:lo], np.arange(len(u_to), dtype=np.int32),
+                                   name[hi:]])
+            counts[ug] = len(u_to)
+        # Targets: synthetic indices, or addresses mapped to node indices (in slices, to
+        # bound the temporaries).
+        order = (np.argsort(g.addr[g.n_synth:], kind="stable") + g.n_synth).astype(np.int32)
         sorted_addr = g.addr[order]
-        pos = np.searchsorted(sorted_addr, to[real])
-        pos_c = np.minimum(pos, len(sorted_addr) - 1)
-        found = (pos < len(sorted_addr)) & (sorted_addr[pos_c] == to[real])
-        t_real = np.where(found, order[pos_c], -1)
-        target[real] = t_real
+        target = np.empty(len(to), dtype=np.int32)
+        step = 1 << 20
+        for lo in range(0, len(to), step):
+            part = to[lo:lo + step]
+            synth = (part & np.uint64(SYNTH)) != 0
+            pos = np.minimum(np.searchsorted(sorted_addr, part), len(sorted_addr) - 1)
+            found = sorted_addr[pos] == part
+            t = np.where(found, order[pos], -1)
+            t[synth] = (part[synth] & np.uint64(SYNTH - 1)).astype(np.int32)
+            target[lo:lo + step] = t
+        del to
         keep = target >= 0
-        src = np.repeat(np.arange(n, dtype=np.int64), counts)
-        g.dropped_edges = int((~keep).sum())
-        src, target, kind, name = src[keep], target[keep], kind[keep], name[keep]
-        g.e_to = target.astype(np.int32)
-        g.e_kind = kind
-        g.e_name = name
+        g.dropped_edges = int(len(keep) - keep.sum())
+        if g.dropped_edges:
+            src = np.repeat(np.arange(n, dtype=np.int32), counts)[keep]
+            target, kind, name = target[keep], kind[keep], name[keep]
+            counts = np.bincount(src, minlength=n)
+            del src
+        g.e_to = target
+        g.e_kind = np.ascontiguousarray(kind)
+        g.e_name = np.ascontiguousarray(name)
         g.edge_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src, minlength=n), out=g.edge_start[1:])
+        np.cumsum(counts, out=g.edge_start[1:])
         g.flags = np.zeros(n, dtype=np.uint8)
         g.flags[:g.n_reachable] = REACHABLE
         tracked = np.frombuffer(w.tracked, dtype=np.uint64)
@@ -184,8 +186,8 @@ class HeapGraph:
     def parents(self):
         """BFS tree from node 0: parent edge id per node (-1 for none)."""
         if self._parent is None:
-            start = array("q", self.edge_start.tobytes())
-            to = array("i", self.e_to.tobytes())
+            start = memoryview(self.edge_start)
+            to = memoryview(self.e_to)
             parent = array("q", [-1]) * self.n
             seen = bytearray(self.n)
             seen[0] = 1
@@ -224,8 +226,8 @@ class HeapGraph:
         if self._idom is not None:
             return self._idom
         n = self.n
-        start = array("q", self.edge_start.tobytes())
-        to = array("i", self.e_to.tobytes())
+        start = memoryview(self.edge_start)
+        to = memoryview(self.e_to)
         # Reverse postorder by iterative DFS.
         post = array("i")
         state = bytearray(n)
@@ -247,9 +249,11 @@ class HeapGraph:
         for k, v in enumerate(post):
             order[v] = k
         rstart_np, redge_np = self.reverse()
-        rstart = array("q", rstart_np.tobytes())
+        rstart = memoryview(rstart_np)
         src_of_edge = np.repeat(np.arange(n, dtype=np.int32), np.diff(self.edge_start))
-        preds = array("i", src_of_edge[redge_np].tobytes())
+        preds_np = src_of_edge[redge_np]
+        del src_of_edge
+        preds = memoryview(preds_np)
         idom = array("i", [-1]) * n
         idom[0] = 0
         changed = True
