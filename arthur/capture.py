@@ -17,8 +17,16 @@ from dataclasses import dataclass, field
 
 from . import __version__, procfs
 from . import ptrace as pt
-from .corewriter import PF_R, PF_W, PF_X, ProcessRecord, Segment, ThreadRecord, \
-    build_notes, write_core
+from .corewriter import (
+    PF_R,
+    PF_W,
+    PF_X,
+    ProcessRecord,
+    Segment,
+    ThreadRecord,
+    build_notes,
+    write_core,
+)
 from .errors import ArthurError, NotPermitted, TargetGone
 
 SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")

@@ -64,7 +64,7 @@ def cmd_capture(args):
 
 
 def _open_reader(path):
-    from .lz4core import ContainerError, ContainerReader, FRAME_MAGIC, file_reader
+    from .lz4core import FRAME_MAGIC, ContainerError, ContainerReader, file_reader
     try:
         f = open(path, "rb")
     except OSError as e:

@@ -12,7 +12,6 @@ capture wall time and throughput, raw core size and compressed size.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys

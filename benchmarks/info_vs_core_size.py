@@ -9,7 +9,6 @@ not grow with the core's size. Prints median wall times for both.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 

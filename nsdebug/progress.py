@@ -12,8 +12,8 @@ def progress_reporter(description, unit):
     if not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"),
                   TextColumn("{task.completed:,} " + unit), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:

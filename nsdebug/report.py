@@ -4,7 +4,6 @@ diagnostic report. Sections are gathered as data, then rendered as text or JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from .errors import NsdebugError

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from ..record import Factory, record
 
 from ..errors import CommandError, FaultError
+from ..record import Factory, record
 from .registry import Arg, command
 
 

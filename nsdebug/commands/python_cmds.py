@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import linecache
 import os
-from ..record import Factory, record
 
-from ..errors import CommandError, NsdebugError
 from ..cpython.objects import Preview
+from ..errors import CommandError, NsdebugError
+from ..record import Factory, record
 from .registry import Arg, command
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from ..record import Factory, record
 
 from ..errors import CommandError
+from ..record import Factory, record
 
 
 @record

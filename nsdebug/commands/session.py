@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from ..record import Factory, record
 from functools import cached_property
 
 from ..errors import CommandError, NsdebugError
+from ..record import Factory, record
 
 
 @record

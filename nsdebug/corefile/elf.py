@@ -5,9 +5,9 @@ checked against the bytes available, so a corrupt file raises CoreFileError.
 """
 
 import struct
-from ..record import record
 
 from ..errors import CoreFileError
+from ..record import record
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS64 = 2

@@ -9,9 +9,9 @@ with no fixed offset and no 80-byte limit (as NT_PRPSINFO has).
 from __future__ import annotations
 
 import struct
-from ..record import Factory, record
 
 from ..errors import FaultError
+from ..record import Factory, record
 
 AT_EXECFN = 31
 MAX_STRINGS = 1 << 16

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from ..record import record
 
 from ..errors import FaultError
+from ..record import record
 
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal as _signal
 import struct
-from ..record import Factory, record
 
 from ..errors import CoreFileError
+from ..record import Factory, record
 
 NT_PRSTATUS = 1
 NT_FPREGSET = 2
@@ -53,8 +53,20 @@ def signal_name(signo):
         return f"signal {signo}"
 
 
+class RegisterView:
+    """pc and sp of anything with a `regs` dict (user_regs_struct names)."""
+
+    @property
+    def pc(self):
+        return self.regs["rip"]
+
+    @property
+    def sp(self):
+        return self.regs["rsp"]
+
+
 @record
-class PrStatus:
+class PrStatus(RegisterView):
     """One thread: its tid, the signal it holds, its general registers."""
     tid: int
     signo: int
@@ -67,14 +79,6 @@ class PrStatus:
     regs: dict
     fpregs: bytes = b""
     xstate: bytes = b""
-
-    @property
-    def pc(self):
-        return self.regs["rip"]
-
-    @property
-    def sp(self):
-        return self.regs["rsp"]
 
 
 @record

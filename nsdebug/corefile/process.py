@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-from ..record import record
 from functools import cached_property
 
 from ..errors import CoreFileError, SymbolError
+from ..record import record
 from . import elf
 from .memory import AddressSpace, Segment
-from .notes import decode_notes
+from .notes import RegisterView, decode_notes
 from .source import FileSource, open_source
 from .symbols import ElfFile, Module
 
@@ -23,21 +23,13 @@ CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, 
 
 
 @record
-class Thread:
+class Thread(RegisterView):
     """A thread as the core recorded it."""
     index: int
     tid: int
     regs: dict
     signo: int
     fpregs: bytes
-
-    @property
-    def pc(self):
-        return self.regs["rip"]
-
-    @property
-    def sp(self):
-        return self.regs["rsp"]
 
 
 class FileResolver:

@@ -4,9 +4,9 @@ _PyInterpreterFrame chains (3.11+), with line numbers and locals."""
 from __future__ import annotations
 
 import struct
-from ..record import Factory, record
 
 from ..errors import NsdebugError
+from ..record import record
 from . import linetable
 
 CO_NEWLOCALS, CO_VARARGS, CO_VARKEYWORDS = 0x2, 0x4, 0x8

@@ -7,9 +7,9 @@ and `preview()` turns either into `<invalid 0x...: why>`.
 from __future__ import annotations
 
 import struct
-from ..record import record
 
 from ..errors import FaultError, NsdebugError
+from ..record import record
 
 # tp_flags bits (Include/object.h).
 TPFLAGS_INLINE_VALUES = 1 << 2      # 3.13+

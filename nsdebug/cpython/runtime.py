@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import struct
-from ..record import Factory, record
 from functools import cached_property
 
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
+from ..record import record
 from . import layouts
 from .frames import FrameWalker
 from .objects import ObjectReader

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from ..record import record
 
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
+from ..record import record
 
 _LIB_RE = re.compile(r"^libpython(\d+)\.(\d+)")
 _EXE_RE = re.compile(r"^python(\d+)\.(\d+)")

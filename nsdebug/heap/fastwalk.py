@@ -183,7 +183,6 @@ class FastWalker(HeapWalker):
         tix = np.full(n, -1, dtype=np.int32)
         sizes = np.zeros(n, dtype=np.uint64)
         types, ok = vm.q(addrs + U64(L.object.ob_type or 8))
-        kinds = np.empty(n, dtype=object)
         ut, inv = np.unique(types, return_inverse=True)
         rows = [self._type_row(int(t)) for t in ut]
         u_ix = np.array([r[0] for r in rows], dtype=np.int32)

@@ -14,11 +14,11 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 
-from ..errors import NsdebugError
 from ..cpython.sizes import SizeOf
+from ..errors import NsdebugError
 from . import arenas as arena_mod
 from .graph import HeapGraph
-from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, Referents
+from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 
 SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
 TPFLAGS_HAVE_GC = 1 << 14
@@ -131,7 +131,6 @@ class HeapWalker:
     def _roots(self):
         """Synthetic nodes: (root) -> groups -> threads -> frames -> locals."""
         rt, o = self.rt, self.o
-        plan = []                       # (name, kind, edges) in index order
         threads_ix = []
         frame_plan = []
         for t in rt.threads:

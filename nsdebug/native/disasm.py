@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..record import record
-
 from ..errors import FaultError
+from ..record import record
 
 MAX_INSN = 15
 

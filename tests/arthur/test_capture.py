@@ -1,14 +1,11 @@
 """arthur on real processes: what it writes, what nsdebug and gdb read, what it leaves."""
 
-import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
-
 import targets
 from conftest import PYTHONS
 from helpers import assert_untouched, run_arthur

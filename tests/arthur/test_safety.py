@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 import targets
 from helpers import arthur_cmd, assert_untouched, children, run_arthur, status
 

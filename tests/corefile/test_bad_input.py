@@ -1,12 +1,11 @@
 """Hostile files: each gives one clear line and a non-zero exit, never a traceback or a hang."""
 
+import contextlib
 import io
-import os
 import random
 import shutil
 import signal
 import struct
-import contextlib
 
 import pytest
 

@@ -2,8 +2,7 @@
 
 import json
 import os
-
-import pytest
+import shutil
 
 from nsdebug.corefile import open_core
 
@@ -133,3 +132,22 @@ def test_executable_argument_overrides_the_recorded_path(cores, nsdebug, tmp_pat
     moved.write_bytes(open(exe, "rb").read())
     p = open_core(cap.core, executable=str(moved))
     assert p.executable.disk_path == str(moved)
+
+
+def test_a_different_file_is_named_and_not_used(cores, nsdebug, tmp_path):
+    """A file whose build-id differs from the one the core recorded is not read."""
+    cap = cores.native()
+    libdir = tmp_path / "libs"
+    libdir.mkdir()
+    # Any other ELF file under libc's name: its build-id cannot match.
+    (libdir / "libc.so.6").write_bytes(open(shutil.which("sleep"), "rb").read())
+    r = nsdebug(cap.core, "--lib-path", libdir, "-c", "threads", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    line = next(x for x in r.stderr.splitlines() if "libc.so.6" in x)
+    assert "is not the file the process mapped" in line and "build-id" in line
+    p = open_core(cap.core, lib_path=[str(libdir)])
+    libc = p.find_module("libc")
+    assert libc.file is None and "build-id differs" in libc.problem
+    assert json.loads(r.stdout)["threads"][0]["module"] is None or \
+        json.loads(r.stdout)["threads"][0]["symbol"] is None

@@ -2,11 +2,10 @@
 
 import json
 
-import pytest
-
 # Kinds whose nsdebug preview is exactly Python's repr (at the default bounds).
 REPR_TYPES = {"int", "bool", "float", "complex", "str", "bytes", "bytearray", "NoneType",
-              "range", "list", "tuple", "dict", "set", "frozenset"}
+              "range", "list", "tuple", "dict", "set", "frozenset", "slice", "ValueError",
+              "builtin_function_or_method"}
 
 
 def bt_json(nsdebug, core, *extra):
@@ -59,6 +58,21 @@ def test_bt_matches_truth_on_gcore(cores, version, nsdebug):
     assert values["ucs2_text"] == repr("\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440")
     assert values["big_int"] == str(2 ** 100 + 12345)
     assert values["mapping"] == "{'a': 1, 'b': [1, 2], 3: 'c'}"
+    assert values["error"] == "ValueError('bad record', 42)"
+    assert values["func"].startswith("<function main_middle at 0x")
+    assert values["bound"].startswith("<bound method ParkedJob.run of <__main__.ParkedJob at")
+    assert values["klass"] == "<class '__main__.ParkedJob'>"
+    assert values["module"] == "<module 'sys'>"
+    assert values["code"].startswith("<code object main_leaf at 0x")
+    assert values["job"].startswith("<__main__.ParkedJob at 0x")
+    # Cell and free variables: cells in main_middle, free in its closure leaf_caller.
+    kinds = {(f["function"], loc["name"]): loc["kind"] for f in main["frames"]
+             for loc in f["locals"]}
+    assert kinds[("main_middle", "n")] == "cell" or kinds[("main_middle", "n")] == "arg"
+    assert kinds[("main_middle", "cache")] == "cell"
+    caller = next(f for f in main["frames"] if f["function"].endswith("leaf_caller"))
+    assert {loc["name"]: loc["kind"] for loc in caller["locals"]} == {"n": "free",
+                                                                     "cache": "free"}
     # The coroutine-driven worker passes through a generator-owned frame (3.11+ marks it).
     co = next(t for t in result["threads"] if t["name"] == "worker-co")
     owners = {f["function"]: f["owner"] for f in co["frames"]}
@@ -95,7 +109,7 @@ def test_select_and_print(cores, version, nsdebug):
     cap = cores.stacks(version)
     main_tid = next(t["native_id"] for t in cap.truth["threads"]
                     if t["ident"] == cap.truth["main_ident"])
-    r = nsdebug(cap.core, "-c", f"thread {main_tid}", "-c", "frame 1", "-c", "print cache",
+    r = nsdebug(cap.core, "-c", f"thread {main_tid}", "-c", "frame 2", "-c", "print cache",
                 "-c", "up", "-c", "down", "-c", "locals", "-c", "list", "-c", "print n",
                 "-c", "print PARKED", "-c", "print len", "--json")
     assert r.returncode == 0, r.stderr
@@ -104,10 +118,10 @@ def test_select_and_print(cores, version, nsdebug):
     assert docs[2]["value"] == "{'k': [21, 21, 21]}"
     assert docs[3]["frame"]["function"] == "frames_gen"
     assert docs[4]["frame"]["function"] == "main_middle"
-    assert {loc["name"] for loc in docs[5]["locals"]} == {"n", "cache"}
+    assert {loc["name"] for loc in docs[5]["locals"]} == {"n", "cache", "leaf_caller"}
     listing = docs[6]
-    assert listing["lines"][listing["line"] - listing["first"]].strip().startswith(
-        "return main_leaf(")
+    assert listing["lines"][listing["line"] - listing["first"]].strip() == \
+        "return leaf_caller()"
     assert docs[7]["value"] == "21"
     assert docs[8]["value"] == "[1]" and "global" in docs[8]["where"]
     assert docs[9]["value"] == "<built-in function len>" and docs[9]["where"] == "builtin"

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from test_stacks import bt_json, compare_stacks
 
 

@@ -4,10 +4,10 @@ import json
 import struct
 import time
 
+from corepatch import patch_core
+
 from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
-
-from corepatch import patch_core
 
 
 def test_garbage_keys_huge_list_and_bad_type_cycle(cores, version, nsdebug, tmp_path):

@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 BUILTIN_TRACKED_MIN = 200     # types this common are compared with gc.get_objects()
 
 

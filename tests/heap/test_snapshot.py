@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 import targets
 
 DEVTOOLS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "devtools")

@@ -6,7 +6,6 @@ import time
 
 import pexpect
 import pytest
-
 import targets
 
 PROMPT = r"nsdebug \[tid \d+ #\d+ [^\]]*\]>"
