@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import CommandError, NsdebugError
 from ..record import Factory, record
 from .python_cmds import bounds
@@ -123,6 +121,7 @@ def _row(session, g, i):
          Arg(("--sort", "-s"), {"choices": ["count", "size", "retained"], "default": "size"}),
          aliases=("heap",), category="heap")
 def objects(session, ns):
+    import numpy as np
     g = heap(session)
     objs = slice(g.n_synth, g.n)
     tix = g.type_ix[objs].astype(np.int64)
@@ -157,6 +156,7 @@ def objects(session, ns):
          Arg(("--limit", "-n"), {"type": int, "default": 20}),
          category="heap")
 def instances(session, ns):
+    import numpy as np
     g = heap(session)
     names = g.type_names()
     wanted = [i for i, n in enumerate(names[:-1]) if n == ns.type]
@@ -238,6 +238,7 @@ def retained(session, ns):
          Arg(("--limit", "-n"), {"type": int, "default": 20}),
          category="heap")
 def strings(session, ns):
+    import numpy as np
     g = heap(session)
     o = session.runtime.objects
     kinds = [i for i, t in enumerate(g.types) if t.kind in ("str", "bytes")]
@@ -263,6 +264,7 @@ def strings(session, ns):
          Arg(("--top", "-n"), {"type": int, "default": 10}),
          category="heap")
 def largest(session, ns):
+    import numpy as np
     g = heap(session)
     objs = np.arange(g.n_synth, g.n)
     ret = g.retained()
