@@ -102,6 +102,10 @@ class FastWalker(HeapWalker):
         self.count = 0
         self._type_rows = {}           # type address -> (type index, kind, basicsize, ...)
         self._key_name_ix = {}
+        # Dict entries are named lazily by their key object: a negative name -k-1 means
+        # "the text of key_refs[k]", read when shown or exported, not during the walk.
+        self.key_refs = []
+        self.n_key_refs = 0
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _emit(self, src, tgt, kind, name):
@@ -174,7 +178,19 @@ class FastWalker(HeapWalker):
 
     # -- the walk -------------------------------------------------------------------------
     def _wave(self, addrs):
-        """Decode a set of new objects; returns the addresses they refer to."""
+        """Decode a set of new objects (their edges end up sorted by source)."""
+        mark = len(self.edges["src"])
+        self._decode_wave(addrs)
+        # Node indices only grow from wave to wave: edges sorted within each wave are
+        # sorted overall, so the graph needs no global sort (and no copy of every edge).
+        if len(self.edges["src"]) - mark > 1:
+            order = np.argsort(np.concatenate(self.edges["src"][mark:]), kind="stable")
+            for field in ("src", "tgt", "kind", "name"):
+                merged = np.concatenate(self.edges[field][mark:])[order]
+                del self.edges[field][mark:]
+                self.edges[field].append(merged)
+
+    def _decode_wave(self, addrs):
         vm, L = self.vm, self.L
         n = len(addrs)
         base = self.count
@@ -386,7 +402,12 @@ class FastWalker(HeapWalker):
         keep = (key != 0) & (val != 0)
         s, key, val = src[rep][keep], key[keep], val[keep]
         self._emit(s, key, HIDDEN, self.name_id("key"))
-        self._emit(s, val, PROPERTY, self._key_names(key) if len(key) else 0)
+        if len(key):
+            uk, inv = np.unique(key, return_inverse=True)
+            self.key_refs.append(uk)
+            names = -(self.n_key_refs + inv.astype(np.int64) + 1)
+            self.n_key_refs += len(uk)
+            self._emit(s, val, PROPERTY, names.astype(np.int32))
 
     def _v_dict(self, addrs, idx, base, tix, sizes):
         L, vm = self.L, self.vm
@@ -550,21 +571,17 @@ class FastWalker(HeapWalker):
 
     def _graph(self, unreachable):
         from .graph import HeapGraph
-        # (Unreachable) holds its objects like any node holds its references.
-        u = np.array(unreachable, dtype=np.uint64)
-        self.edges["src"].append(np.full(len(u), self.unreachable_group, dtype=np.int32))
-        self.edges["tgt"].append(u)
-        self.edges["kind"].append(np.zeros(len(u), dtype=np.uint8))
-        self.edges["name"].append(np.arange(len(u), dtype=np.int32))
-        src = np.concatenate(self.edges["src"])
-        self.edges["src"] = None
-        order = np.argsort(src, kind="stable")
         n = self.count
-        counts = np.bincount(src, minlength=n)
-        del src
+        counts = np.zeros(n, dtype=np.int64)
+        for src in self.edges["src"]:
+            counts += np.bincount(src, minlength=n)
+        self.edges["src"] = None
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         del counts
+        self.visited = None
+        self.key_refs = np.concatenate(self.key_refs) if self.key_refs else \
+            np.zeros(0, dtype=np.uint64)
         cols = {}
         for name, fill, dtype in (("addr", 0, np.uint64), ("type", -1, np.int32),
                                   ("size", 0, np.uint64)):
@@ -572,14 +589,12 @@ class FastWalker(HeapWalker):
                                         self.chunks[name])
             self.chunks[name] = None
         for field in ("tgt", "kind", "name"):
-            merged = np.concatenate(self.edges[field])
+            cols[field] = np.concatenate(self.edges[field])
             self.edges[field] = None
-            cols[field] = merged[order]
-            del merged
-        del order
         self.edges = self.chunks = None
-        # Hand the columns over (no reference kept here, so the assembly can free them).
-        return HeapGraph._assemble(self, [], cols.pop("addr"), cols.pop("type"),
+        # Hand the columns over (no reference kept here, so the assembly can free them);
+        # (Unreachable)'s edges are spliced in there.
+        return HeapGraph._assemble(self, unreachable, cols.pop("addr"), cols.pop("type"),
                                    cols.pop("size"), starts, cols.pop("tgt"),
                                    cols.pop("kind"), cols.pop("name"))
 

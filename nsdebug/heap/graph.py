@@ -35,6 +35,11 @@ class HeapGraph:
     def _assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
+        # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].
+        g.key_refs = getattr(w, "key_refs", None)
+        if g.key_refs is None or isinstance(g.key_refs, list):
+            g.key_refs = np.zeros(0, dtype=np.uint64)
+        g.key_text = w.refs.key_name
         g.synth_names, g.synth_kinds = w.synth_names, w.synth_kinds
         g.warnings = list(w.warnings)
         g.n_synth = w.n_synth
@@ -126,7 +131,11 @@ class HeapGraph:
                 zip(self.e_kind[lo:hi], self.e_name[lo:hi], self.e_to[lo:hi])]
 
     def edge_label(self, kind, name):
-        return name if kind == ELEMENT else self.names[name]
+        if kind == ELEMENT:
+            return name
+        if name < 0:
+            return self.key_text(int(self.key_refs[-name - 1]))
+        return self.names[name]
 
     @staticmethod
     def kind_name(kind):

@@ -117,7 +117,15 @@ def write_snapshot(g, objects, out, progress=None):
     e_name = g.e_name.astype(np.int64)
     hidden = e_kind == HIDDEN
     e_name = np.where(hidden, np.arange(m), e_name)
-    ename = np.where(numeric, e_name, graph_name_to_string[np.where(numeric, 0, e_name)])
+    named = ~numeric & (e_name >= 0)
+    ename = np.where(numeric, e_name, graph_name_to_string[np.where(named, e_name, 0)])
+    lazy = ~numeric & (e_name < 0)
+    if lazy.any():
+        # Dict entries named by their key object: read each distinct key's text once.
+        refs, inv = np.unique(-e_name[lazy] - 1, return_inverse=True)
+        texts = np.array([strings.add(g.key_text(int(g.key_refs[r]))) for r in refs],
+                         dtype=np.int64)
+        ename[lazy] = texts[inv]
     weak_named = (etype == 6) & numeric
     if weak_named.any():
         # Weak edges carry string names: name the unreachable by position.
