@@ -588,7 +588,9 @@ class FastWalker(HeapWalker):
             cols[name] = np.concatenate([np.full(self.n_synth, fill, dtype=dtype)] +
                                         self.chunks[name])
             self.chunks[name] = None
-        for field in ("tgt", "kind", "name"):
+        cols["tgt"] = self.edges["tgt"]              # a list of chunks: mapped one by one
+        self.edges["tgt"] = None
+        for field in ("kind", "name"):
             cols[field] = np.concatenate(self.edges[field])
             self.edges[field] = None
         self.edges = self.chunks = None

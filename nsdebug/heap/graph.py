@@ -47,32 +47,41 @@ class HeapGraph:
         n = len(addr)
         g.n = n
         g.addr, g.type_ix, g.size = addr, type_ix, size
-        # The (Unreachable) group's edges were known only at the end: splice them in.
+        # Targets: synthetic indices, or addresses mapped to node indices, a chunk at a
+        # time (each address chunk is freed once mapped: only int32 targets accumulate).
+        order = (np.argsort(addr[w.n_synth:], kind="stable") + w.n_synth).astype(np.int32)
+        sorted_addr = addr[order]
+
+        def map_targets(part):
+            out = np.empty(len(part), dtype=np.int32)
+            step = 1 << 20
+            for lo in range(0, len(part), step):
+                p = part[lo:lo + step]
+                synth = (p & np.uint64(SYNTH)) != 0
+                pos = np.minimum(np.searchsorted(sorted_addr, p), len(sorted_addr) - 1)
+                t = np.where(sorted_addr[pos] == p, order[pos], -1)
+                t[synth] = (p[synth] & np.uint64(SYNTH - 1)).astype(np.int32)
+                out[lo:lo + step] = t
+            return out
+
+        chunks = to if isinstance(to, list) else [to]
+        del to
+        pieces = []
+        while chunks:
+            pieces.append(map_targets(chunks.pop(0)))
+        target = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+        del pieces
         counts = np.diff(starts)
         if len(unreachable):
+            # The (Unreachable) group's edges were known only at the end: splice them in.
             ug = w.unreachable_group
-            u_to = np.array(unreachable, dtype=np.uint64)
-            lo, hi = starts[ug], starts[ug + 1]
-            to = np.concatenate([to[:lo], u_to, to[hi:]])
-            kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[hi:]])
+            u_to = map_targets(np.array(unreachable, dtype=np.uint64))
+            lo = starts[ug]
+            target = np.concatenate([target[:lo], u_to, target[lo:]])
+            kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[lo:]])
             name = np.concatenate([name[:lo], np.arange(len(u_to), dtype=np.int32),
-                                   name[hi:]])
-            counts[ug] = len(u_to)
-        # Targets: synthetic indices, or addresses mapped to node indices (in slices, to
-        # bound the temporaries).
-        order = (np.argsort(g.addr[g.n_synth:], kind="stable") + g.n_synth).astype(np.int32)
-        sorted_addr = g.addr[order]
-        target = np.empty(len(to), dtype=np.int32)
-        step = 1 << 20
-        for lo in range(0, len(to), step):
-            part = to[lo:lo + step]
-            synth = (part & np.uint64(SYNTH)) != 0
-            pos = np.minimum(np.searchsorted(sorted_addr, part), len(sorted_addr) - 1)
-            found = sorted_addr[pos] == part
-            t = np.where(found, order[pos], -1)
-            t[synth] = (part[synth] & np.uint64(SYNTH - 1)).astype(np.int32)
-            target[lo:lo + step] = t
-        del to
+                                   name[lo:]])
+            counts[ug] += len(u_to)
         keep = target >= 0
         g.dropped_edges = int(len(keep) - keep.sum())
         if g.dropped_edges:
@@ -170,7 +179,7 @@ class HeapGraph:
     def reverse(self):
         """(rev_start, rev_edge): for node t, edge ids pointing at it."""
         if self._rev is None:
-            order = np.argsort(self.e_to, kind="stable").astype(np.int64)
+            order = np.argsort(self.e_to, kind="stable").astype(np.int32)
             counts = np.bincount(self.e_to, minlength=self.n)
             start = np.zeros(self.n + 1, dtype=np.int64)
             np.cumsum(counts, out=start[1:])
@@ -253,22 +262,26 @@ class HeapGraph:
             else:
                 stack.pop()
                 post.append(v)
-        rpo = post[::-1]
+        del state, stack
         order = array("i", [-1]) * n              # postorder number, -1 unreached
         for k, v in enumerate(post):
             order[v] = k
         rstart_np, redge_np = self.reverse()
         rstart = memoryview(rstart_np)
-        src_of_edge = np.repeat(np.arange(n, dtype=np.int32), np.diff(self.edge_start))
-        preds_np = src_of_edge[redge_np]
-        del src_of_edge
+        # The source of each reverse edge, in slices (no edge-sized temporary).
+        preds_np = np.empty(len(redge_np), dtype=np.int32)
+        step = 1 << 20
+        for lo in range(0, len(redge_np), step):
+            preds_np[lo:lo + step] = np.searchsorted(
+                self.edge_start, redge_np[lo:lo + step], side="right") - 1
         preds = memoryview(preds_np)
         idom = array("i", [-1]) * n
         idom[0] = 0
         changed = True
         while changed:
             changed = False
-            for v in rpo[1:]:
+            for k in range(len(post) - 2, -1, -1):   # reverse postorder, root (last) skipped
+                v = post[k]
                 new = -1
                 for j in range(rstart[v], rstart[v + 1]):
                     p = preds[j]
@@ -288,7 +301,7 @@ class HeapGraph:
                     idom[v] = new
                     changed = True
         self._idom = idom
-        self._rpo = rpo
+        self._post = post
         return idom
 
     def retained(self):
@@ -296,7 +309,7 @@ class HeapGraph:
         if self._retained is None:
             idom = self.dominators()
             ret = array("Q", self.size.tobytes())
-            for v in reversed(self._rpo):
+            for v in self._post:                      # children before their dominators
                 d = idom[v]
                 if d >= 0 and d != v:
                     ret[d] += ret[v]
