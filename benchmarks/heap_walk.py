@@ -11,7 +11,6 @@ snapshot export's time, file size, and nsdebug's peak memory per object.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -75,21 +74,24 @@ def main():
             t_objects, _ = timed([nsdebug, cap.core, "-c", "objects"])
             t_path, out = timed([nsdebug, cap.core, "-c", f"path {widget:#x}"])
             snap = os.path.join(tmp, "h.heapsnapshot")
-            t_snap, _ = timed([nsdebug, cap.core, "--snapshot", snap])
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # /usr/bin/time reports the export's own peak RSS (core pages included).
+            r = subprocess.run(["/usr/bin/time", "-f", "%e %M", nsdebug, cap.core,
+                                "--snapshot", snap], capture_output=True, text=True)
+            t_snap, snap_rss = r.stderr.strip().splitlines()[-1].split()
+            t_snap, snap_rss = float(t_snap), int(snap_rss) >> 10
             size = os.path.getsize(snap)
             n = probe["objects"]
             per_obj = (probe["peak_anon_kib"] - probe["base_kib"]) * 1024 / n
             rows.append([f"{n:,}", f"{probe['walk']:.1f}", f"{n / probe['walk']:,.0f}",
                          f"{probe['dominators']:.1f}", f"{t_objects:.1f}", f"{t_path:.1f}",
                          f"{per_obj:.0f}", f"{probe['peak_rss_kib'] >> 10}", f"{t_snap:.1f}",
-                         f"{size >> 20}", f"{usage.ru_maxrss >> 10}"])
+                         f"{size >> 20}", f"{snap_rss}"])
             print(f"path: {out.strip()}", flush=True)
     print("times in seconds; 'objects'/'path'/'snapshot' are whole nsdebug commands "
           "(start-up, walk and all)")
     print_table(["objects", "walk s", "objects/s", "dominators s", "objects cmd s",
                  "path cmd s", "peak anon B/object", "peak RSS MiB (incl. core pages)",
-                 "snapshot s", "snapshot MiB", "max child RSS MiB"], rows)
+                 "snapshot s", "snapshot MiB", "snapshot peak RSS MiB"], rows)
 
 
 if __name__ == "__main__":

@@ -519,7 +519,7 @@ class FastWalker(HeapWalker):
                                dict_edge)
 
     # -- driving ----------------------------------------------------------------------------
-    def _drain(self, frontier):
+    def _drain_waves(self, frontier):
         """Decode `frontier` (new, already marked seen) and everything new it leads to."""
         while len(frontier):
             mark = len(self.edges["tgt"])
@@ -541,7 +541,7 @@ class FastWalker(HeapWalker):
         self.edges["kind"].append(np.frombuffer(bytes(self.e_kind), dtype=np.uint8).copy())
         self.edges["name"].append(np.frombuffer(self.e_name, dtype=np.int32).copy())
         # 1. Everything reachable from the roots.
-        self._drain(self.visited.add_many(targets[(targets & U64(1 << 63)) == 0]))
+        self._drain_waves(self.visited.add_many(targets[(targets & U64(1 << 63)) == 0]))
         self.n_reachable = self.count
         # 2. Unreachable: on the GC lists or in pymalloc's blocks, but not reached.
         unreachable = []
@@ -558,13 +558,13 @@ class FastWalker(HeapWalker):
         for group in seeds:
             new = self.visited.add_many(group)
             unreachable.extend(new.tolist())
-            self._drain(new)
+            self._drain_waves(new)
         if self.scan_arenas:
             try:
                 found = _ArenaScan(self).objects()
                 new = self.visited.add_many(found)
                 unreachable.extend(new.tolist())
-                self._drain(new)
+                self._drain_waves(new)
             except NsdebugError as e:
                 self.warnings.append(f"pymalloc arenas: {e}")
         return self._graph(unreachable)

@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
 import conftest
+import pytest
 
 BAD = [
     ("print nosuchname", "is not a local, global or builtin"),
