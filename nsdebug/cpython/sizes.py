@@ -120,8 +120,6 @@ class SizeOf:
             if values:
                 usable = o.ssize(keys + K.dk_nentries) + o.ssize(keys + K.dk_usable)
                 res += usable * 8
-                if o.version >= (3, 13):
-                    res += self._values_prefix(values, usable)
         else:
             size = o.ssize(keys + K.dk_size)
             ixsize = 1 if size <= 0xFF else 2 if size <= 0xFFFF else 4 if size <= 0xFFFFFFFF \
@@ -133,6 +131,3 @@ class SizeOf:
         if o.ssize(keys + K.dk_refcnt) == 1:
             res += keys_size
         return res
-
-    def _values_prefix(self, values, usable):
-        return 0
