@@ -6,10 +6,8 @@ reader in nsdebug's error type.
 
 from __future__ import annotations
 
-import mmap
-import os
-
 from ..errors import CoreFileError
+from .source import FileSource
 
 CACHE_BLOCKS = 32        # 32 MiB of decompressed 1 MiB blocks at most
 
@@ -21,17 +19,9 @@ class LZ4Source:
         from arthur.lz4core import ContainerError, ContainerReader
         self.path = path
         self._error = ContainerError
+        self._file = FileSource(path)          # the compressed file, mapped
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as e:
-            raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
-        try:
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        try:
-            self._reader = ContainerReader(lambda off, n: self._map[off:off + n],
-                                           len(self._map), CACHE_BLOCKS)
+            self._reader = ContainerReader(self._file.read, self._file.size, CACHE_BLOCKS)
         except ContainerError as e:
             raise CoreFileError(f"{path}: {e}") from None
         self.size = self._reader.size
@@ -44,4 +34,4 @@ class LZ4Source:
             raise CoreFileError(f"{self.path}: {e}") from None
 
     def close(self):
-        self._map.close()
+        self._file.close()

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NsdebugError
 from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
+from .strings import StringTable
 
 NODE_TYPES = ["hidden", "array", "string", "object", "code", "closure", "regexp", "number",
               "native", "synthetic", "concatenated string", "sliced string", "symbol",
@@ -27,19 +28,6 @@ KIND_TO_EDGE = {ELEMENT: 1, PROPERTY: 2, INTERNAL: 3, HIDDEN: 4, WEAK: 6}
 NUMBER_KINDS = ("int", "bool", "float", "complex")
 MAX_NAME = 1000
 CHUNK = 1 << 16
-
-
-class StringTable:
-    def __init__(self):
-        self.strings = [""]            # strings[0] is a dummy, by convention
-        self.index = {"": 0}
-
-    def add(self, s):
-        ix = self.index.get(s)
-        if ix is None:
-            ix = self.index[s] = len(self.strings)
-            self.strings.append(s)
-        return ix
 
 
 def _meta():

@@ -19,6 +19,7 @@ from ..errors import NsdebugError
 from . import arenas as arena_mod
 from .graph import HeapGraph
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
+from .strings import StringTable
 
 SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
 TPFLAGS_HAVE_GC = 1 << 14
@@ -83,8 +84,8 @@ class HeapWalker:
         self.e_kind = bytearray()
         self.e_name = array("i")
         # Tables.
-        self.names: list[str] = []
-        self._name_ix: dict[str, int] = {}
+        self._names = StringTable()
+        self.names = self._names.strings
         self.types: list = []
         self._type_ix: dict[int, int] = {}
         self.synth_names: list[str] = []
@@ -95,11 +96,7 @@ class HeapWalker:
 
     # -- tables -----------------------------------------------------------------------
     def name_id(self, name):
-        ix = self._name_ix.get(name)
-        if ix is None:
-            ix = self._name_ix[name] = len(self.names)
-            self.names.append(name)
-        return ix
+        return self._names.add(name)
 
     def _type_index(self, info):
         ix = self._type_ix.get(info.address)

@@ -1,0 +1,16 @@
+"""StringTable: each distinct string once, by index (edge names, snapshot strings)."""
+
+
+class StringTable:
+    """strings[0] is "" (DevTools' convention; harmless elsewhere)."""
+
+    def __init__(self):
+        self.strings = [""]
+        self.index = {"": 0}
+
+    def add(self, s):
+        ix = self.index.get(s)
+        if ix is None:
+            ix = self.index[s] = len(self.strings)
+            self.strings.append(s)
+        return ix
