@@ -3,7 +3,7 @@
 The common kinds of a big heap (tuple, list, dict, str, int, float, bytes and
 instances of plain classes, in every layout from 3.8 to 3.13) are decoded for
 a whole wave at once; the rarer ones (functions, code, types, frames, ...) go
-through the per-object decoders of HeapWalker. The result is the same HeapGraph.
+through the per-object decoders (Referents and SizeOf). The result is a HeapGraph.
 """
 
 from __future__ import annotations
@@ -596,7 +596,7 @@ class FastWalker(HeapWalker):
         self.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
         # (Unreachable)'s edges are spliced in there.
-        return HeapGraph._assemble(self, unreachable, cols.pop("addr"), cols.pop("type"),
+        return HeapGraph.assemble(self, unreachable, cols.pop("addr"), cols.pop("type"),
                                    cols.pop("size"), starts, cols.pop("tgt"),
                                    cols.pop("kind"), cols.pop("name"))
 

@@ -21,18 +21,7 @@ class HeapGraph:
     """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
 
     @classmethod
-    def build(cls, w, unreachable):
-        """From a HeapWalker's array-module columns."""
-        return cls._assemble(
-            w, unreachable, np.frombuffer(w.addr, dtype=np.uint64).copy(),
-            np.frombuffer(w.type_ix, dtype=np.int32).copy(),
-            np.frombuffer(w.size, dtype=np.uint64).copy(),
-            np.frombuffer(w.edge_start, dtype=np.uint64).astype(np.int64),
-            np.frombuffer(w.e_to, dtype=np.uint64), np.frombuffer(bytes(w.e_kind), np.uint8),
-            np.frombuffer(w.e_name, dtype=np.int32))
-
-    @classmethod
-    def _assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
+    def assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
         # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].

@@ -1,23 +1,18 @@
-"""Enumerate every object of the heap: from the roots, then the GC lists, then pymalloc.
+"""What every heap walk starts from: the synthetic roots, the tables of names and types,
+the GC's lists, and the checks an object found in a pymalloc block must pass.
 
-The result is compact arrays (HeapGraph), not an object per node. Synthetic
-nodes (the root, its groups, threads and frames) come first; real objects
-follow in the order they were found. Objects found only through the GC lists
-or the allocator's arenas are unreachable and hang under "(Unreachable)".
+The walk itself is fastwalk.FastWalker. Synthetic nodes (the root, its groups,
+threads and frames) come first; objects found only through the GC lists or the
+allocator's arenas are unreachable and hang under "(Unreachable)".
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from array import array
-from bisect import bisect_right
-from collections import deque
 
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
-from . import arenas as arena_mod
-from .graph import HeapGraph
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .strings import StringTable
 
@@ -29,42 +24,8 @@ MAX_USER_ADDRESS = 1 << 47        # x86-64 user space: a larger pointer is garba
 MAX_REFCOUNT = 1 << 36            # above this a "refcount" is a pointer (immortal is 2**32-1)
 
 
-class Visited:
-    """A bit per 16-byte slot of each core segment: which addresses were seen."""
-
-    def __init__(self, memory):
-        self.segs = memory.segments
-        self.starts = [s.start for s in self.segs]
-        self.bits = {}
-
-    def add(self, addr):
-        """True when addr is new (and marks it)."""
-        i = bisect_right(self.starts, addr) - 1
-        if i < 0:
-            return True
-        seg = self.segs[i]
-        if addr >= seg.end:
-            return True
-        bm = self.bits.get(i)
-        if bm is None:
-            bm = self.bits[i] = bytearray(((seg.end - seg.start) >> 4) // 8 + 1)
-        slot = (addr - seg.start) >> 4
-        byte, bit = slot >> 3, 1 << (slot & 7)
-        if bm[byte] & bit:
-            return False
-        bm[byte] |= bit
-        return True
-
-    def __contains__(self, addr):
-        i = bisect_right(self.starts, addr) - 1
-        if i < 0 or i not in self.bits or addr >= self.segs[i].end:
-            return False
-        slot = (addr - self.segs[i].start) >> 4
-        return bool(self.bits[i][slot >> 3] & (1 << (slot & 7)))
-
-
 class HeapWalker:
-    """Builds the HeapGraph of a Runtime."""
+    """The base of the heap walk: roots, tables, GC lists, block plausibility."""
 
     def __init__(self, rt, progress=None, arenas=True):
         self.rt = rt
@@ -91,7 +52,6 @@ class HeapWalker:
         self.synth_names: list[str] = []
         self.synth_kinds: list[str] = []
         self.problems: dict[int, str] = {}
-        self.visited = Visited(rt.memory)
         self.tracked = array("Q")          # addresses on the GC lists
 
     # -- tables -----------------------------------------------------------------------
@@ -213,58 +173,6 @@ class HeapWalker:
             pass
         return 0
 
-    # -- objects ----------------------------------------------------------------------------
-    def _visit(self, addr, queue):
-        """Record one object: type, size, edges; queue its targets."""
-        o = self.o
-        ix = len(self.addr)
-        self.addr.append(addr)
-        self.edge_start.append(len(self.e_to))
-        try:
-            info = o.info(addr)
-        except NsdebugError as e:
-            self.type_ix.append(INVALID_TYPE)
-            self.size.append(0)
-            self.flags.append(0)
-            self.problems[addr] = getattr(e, "why", str(e))
-            return ix
-        self.type_ix.append(self._type_index(info))
-        try:
-            size = self.sizes.getsizeof(addr, info)
-        except (NsdebugError, struct.error, ValueError) as e:
-            size = info.basicsize
-            self.problems[addr] = f"size: {getattr(e, 'why', e)}"
-        self.size.append(size)
-        self.flags.append(0)
-        for kind, name, target in self.refs.edges(addr, info):
-            if target == 0:
-                if name == "<unreadable>":
-                    self.problems.setdefault(addr, "references unreadable")
-                continue
-            if target & 7 or target >= MAX_USER_ADDRESS:
-                self.problems.setdefault(addr, f"bad pointer {target:#x} in {name!r}")
-                continue
-            self._edge(kind, name, target)
-            if self.visited.add(target):
-                queue.append(target)
-        return ix
-
-    def _drain(self, queue):
-        visit = self._visit
-        n = 0
-        while queue:
-            visit(queue.popleft(), queue)
-            n += 1
-            if self.progress and not n & 0x3FFF:
-                self.progress(len(self.addr))
-
-    def _seed(self, targets):
-        queue = deque()
-        for t in targets:
-            if t and not t & 7 and self.visited.add(t):
-                queue.append(t)
-        return queue
-
     def gc_objects(self):
         """(object, frozen) for every object on the GC's generation lists, then the
         permanent generation (gc.freeze(); 3.12 puts its static tuples there), which
@@ -289,37 +197,6 @@ class HeapWalker:
                 node = o.ptr(node + L.gchead.gc_next) & ~3
                 seen += 1
 
-    def arena_objects(self):
-        """Objects in allocated pymalloc blocks: the object must start where its type says
-        (after a GC header and pre-header when it has them), fit in its block, and carry
-        a sane refcount and GC header, so that stale bytes and buffers are not taken for
-        objects."""
-        o = self.o
-        gch = self.rt.layout.gchead.size
-        pre = 16 if self.rt.version.key >= (3, 11) else 0
-        ptr = o.ptr
-        visited = self.visited
-        known = o._types
-        for block, size in arena_mod.allocated_blocks(self.rt):
-            for obj in (block + gch + pre, block + gch, block):
-                if obj + 16 > block + size:
-                    continue
-                if obj in visited:
-                    break               # already known (reachable, or a GC object)
-                try:
-                    word = ptr(obj + 8)
-                    if word & 7 or not 0x10000 <= word < MAX_USER_ADDRESS:
-                        continue
-                    info = known.get(word) or o.type_info(word)
-                except NsdebugError:
-                    continue
-                gc_type = bool(info.flags & TPFLAGS_HAVE_GC)
-                has_pre = gc_type and pre and info.flags & TPFLAGS_PREHEADER
-                want = block + (gch + (pre if has_pre else 0) if gc_type else 0)
-                if obj == want and self._plausible(obj, info, block + size, gc_type, has_pre):
-                    yield obj
-                    break
-
     def _plausible(self, obj, info, block_end, gc_type, has_pre):
         o = self.o
         try:
@@ -339,33 +216,3 @@ class HeapWalker:
         except NsdebugError:
             return False
         return True
-
-    def run(self):
-        self._roots()
-        n_synth = len(self.addr)
-        self.n_synth = n_synth
-        # 1. Everything reachable from the roots.
-        targets = [t for t in self.e_to if not t & SYNTH]
-        self._drain(self._seed(targets))
-        self.n_reachable = len(self.addr)
-        # 2. Unreachable: on the GC lists, or in pymalloc's blocks, but not reached.
-        unreachable = []
-        try:
-            for obj, frozen in self.gc_objects():
-                if not frozen:
-                    self.tracked.append(obj)
-                if self.visited.add(obj):
-                    unreachable.append(obj)
-                    self._drain(deque([obj]))
-        except NsdebugError as e:
-            self.warnings.append(f"GC lists: {e}")
-        if self.scan_arenas:
-            try:
-                for obj in self.arena_objects():
-                    if self.visited.add(obj):
-                        unreachable.append(obj)
-                        self._drain(deque([obj]))
-            except NsdebugError as e:
-                self.warnings.append(f"pymalloc arenas: {e}")
-        self.edge_start.append(len(self.e_to))
-        return HeapGraph.build(self, unreachable)
