@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 
+from . import __version__
 from .errors import ArthurError
 
 
@@ -24,6 +25,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="arthur",
                                 description="Capture a core of a live process with a pause "
                                             "of milliseconds.")
+    p.add_argument("--version", action="version", version=f"arthur {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("capture", help="capture a core of a running process")
     c.add_argument("pid", type=int)

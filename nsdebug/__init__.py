@@ -1,3 +1,3 @@
 """nsdebug: an offline debugger for core files of CPython processes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from . import __version__
 from .errors import NsdebugError
 
 EXIT_OK, EXIT_COMMAND_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -17,6 +18,7 @@ def build_parser():
         description="Offline debugger for core files of CPython processes.",
         epilog="Other forms: 'nsdebug report CORE [--json]', 'nsdebug demo'. "
                "Without -c, -x or --snapshot, opens the interactive shell.")
+    p.add_argument("--version", action="version", version=f"nsdebug {__version__}")
     p.add_argument("core", help="core file (ELF core, or an arthur .lz4 capture)")
     p.add_argument("executable", nargs="?", help="the program's executable, if it moved")
     p.add_argument("-c", "--command", action="append", default=[], metavar="CMD",
