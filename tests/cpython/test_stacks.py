@@ -43,10 +43,10 @@ def compare_stacks(result, truth, skip_idents=()):
     return checked
 
 
-def test_bt_matches_truth_on_gcore(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_bt_matches_truth_on_gcore(cores, build, nsdebug):
+    cap = cores.stacks(build)
     result = bt_json(nsdebug, cap.core)
-    assert result["python"].startswith(version)
+    assert result["python"].startswith(build.version + ".")
     assert compare_stacks(result, cap.truth) > 40
     assert len(result["threads"]) == 4
     # Known locals of the main thread, checked by value.
@@ -76,12 +76,12 @@ def test_bt_matches_truth_on_gcore(cores, version, nsdebug):
     # The coroutine-driven worker passes through a generator-owned frame (3.11+ marks it).
     co = next(t for t in result["threads"] if t["name"] == "worker-co")
     owners = {f["function"]: f["owner"] for f in co["frames"]}
-    if tuple(map(int, version.split("."))) >= (3, 11):
+    if build.key >= (3, 11):
         assert owners["co_leaf"] == "generator"
 
 
-def test_bt_matches_truth_on_kernel_crash_core(cores, version, nsdebug):
-    cap = cores.crash(version)
+def test_bt_matches_truth_on_kernel_crash_core(cores, build, nsdebug):
+    cap = cores.crash(build)
     result = bt_json(nsdebug, cap.core)
     assert compare_stacks(result, cap.truth) > 40
     crashed = [t for t in result["threads"] if t["crashed"]]
@@ -96,8 +96,8 @@ def test_bt_matches_truth_on_kernel_crash_core(cores, version, nsdebug):
            f"(stacks_target.py:{want_line})" in line
 
 
-def test_thread_names_and_gil(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_thread_names_and_gil(cores, build, nsdebug):
+    cap = cores.stacks(build)
     result = bt_json(nsdebug, cap.core)
     names = sorted(t["name"] for t in result["threads"])
     assert names == ["MainThread", "worker-3", "worker-5", "worker-co"]
@@ -105,8 +105,8 @@ def test_thread_names_and_gil(cores, version, nsdebug):
     assert not any(t["holds_gil"] for t in result["threads"])
 
 
-def test_select_and_print(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_select_and_print(cores, build, nsdebug):
+    cap = cores.stacks(build)
     main_tid = next(t["native_id"] for t in cap.truth["threads"]
                     if t["ident"] == cap.truth["main_ident"])
     r = nsdebug(cap.core, "-c", f"thread {main_tid}", "-c", "frame 2", "-c", "print cache",

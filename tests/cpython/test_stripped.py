@@ -7,7 +7,11 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import build_params
 from test_stacks import bt_json, compare_stacks
+
+# Debian's builds are stripped already; these cases strip pyenv's own.
+PYENV_ONLY = pytest.mark.parametrize("build", build_params("pyenv"), indirect=True)
 
 
 def stripped_copies(cap, dest):
@@ -26,8 +30,9 @@ def stripped_copies(cap, dest):
 
 
 @pytest.mark.skipif(shutil.which("strip") is None, reason="binutils strip not installed")
-def test_stripped_build_gives_the_same_stacks(cores, version, nsdebug, tmp_path):
-    cap = cores.stacks(version)
+@PYENV_ONLY
+def test_stripped_build_gives_the_same_stacks(cores, build, nsdebug, tmp_path):
+    cap = cores.stacks(build)
     libdir = stripped_copies(cap, str(tmp_path / "stripped"))
     r = nsdebug(cap.core, "--lib-path", libdir, "-c", "info", "--json")
     info = json.loads(r.stdout)
@@ -37,18 +42,19 @@ def test_stripped_build_gives_the_same_stacks(cores, version, nsdebug, tmp_path)
 
 
 @pytest.mark.skipif(shutil.which("strip") is None, reason="binutils strip not installed")
-def test_stripped_build_on_a_crash_core(cores, version, nsdebug, tmp_path):
-    cap = cores.crash(version)
+@PYENV_ONLY
+def test_stripped_build_on_a_crash_core(cores, build, nsdebug, tmp_path):
+    cap = cores.crash(build)
     libdir = stripped_copies(cap, str(tmp_path / "stripped"))
     result = bt_json(nsdebug, cap.core, "--lib-path", libdir)
     assert compare_stacks(result, cap.truth) > 40
 
 
-def test_every_way_of_finding_the_runtime_agrees(cores, version, nsdebug):
-    cap = cores.stacks(version)
+def test_every_way_of_finding_the_runtime_agrees(cores, build, nsdebug):
+    cap = cores.stacks(build)
     want = None
     methods = ["symbol", "scan"]
-    key = tuple(int(x) for x in version.split("."))
+    key = build.key
     if key >= (3, 12):
         methods.append("section")      # the .PyRuntime section exists from 3.12
     if key >= (3, 13):
@@ -64,10 +70,10 @@ def test_every_way_of_finding_the_runtime_agrees(cores, version, nsdebug):
     assert compare_stacks(result, cap.truth) > 40
 
 
-def test_debug_offsets_are_read_on_313(cores, nsdebug):
-    if "3.13" not in __import__("conftest").PYTHONS:
-        pytest.skip("CPython 3.13 is not installed")
-    cap = cores.stacks("3.13")
+@pytest.mark.parametrize("build", [b for b in build_params() if b.values[0].key >= (3, 13)],
+                         indirect=True)
+def test_debug_offsets_are_read_on_313_and_later(cores, build, nsdebug):
+    cap = cores.stacks(build)
     py = json.loads(nsdebug(cap.core, "-c", "info", "--json").stdout)["python"]
     assert py["found_by"] == "_Py_DebugOffsets"
     assert py["layout"].startswith("_Py_DebugOffsets of the process")

@@ -10,8 +10,8 @@ from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
 
 
-def test_garbage_keys_huge_list_and_bad_type_cycle(cores, version, nsdebug, tmp_path):
-    cap = cores.heap(version)
+def test_garbage_keys_huge_list_and_bad_type_cycle(cores, build, nsdebug, tmp_path):
+    cap = cores.heap(build)
     t = cap.truth["named"]
     p = open_core(cap.core)
     rt = attach(p)

@@ -15,8 +15,8 @@ def run_json(nsdebug, core, *cmds):
     return [json.loads(x) for x in r.stdout.splitlines()]
 
 
-def test_counts_sizes_paths_refs(cores, version, nsdebug):
-    cap = cores.heap(version)
+def test_counts_sizes_paths_refs(cores, build, nsdebug):
+    cap = cores.heap(build)
     t = cap.truth
     named = t["named"]
     widget, shared = named["widget"]["id"], named["shared"]["id"]
@@ -54,8 +54,8 @@ def test_counts_sizes_paths_refs(cores, version, nsdebug):
     assert objs["unreachable_objects"] >= 2
 
 
-def test_text_commands(cores, version, nsdebug):
-    cap = cores.heap(version)
+def test_text_commands(cores, build, nsdebug):
+    cap = cores.heap(build)
     t = cap.truth
     table = t["named"]["table"]["id"]
     r = nsdebug(cap.core, "-c", "objects --top 5 --sort count", "-c", "instances Point -n 2",

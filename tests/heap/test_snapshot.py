@@ -56,8 +56,8 @@ def check_header_counts(path):
     return doc["snapshot"]["node_count"], doc["snapshot"]["edge_count"]
 
 
-def test_snapshot_loads_in_devtools(cores, version, nsdebug, devtools, tmp_path):
-    cap = cores.heap(version)
+def test_snapshot_loads_in_devtools(cores, build, nsdebug, devtools, tmp_path):
+    cap = cores.heap(build)
     out = tmp_path / "heap.heapsnapshot"
     r = nsdebug(cap.core, "--snapshot", out, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -101,8 +101,7 @@ def test_comparison_of_two_cores_shows_the_growth(devtools, nsdebug, tmp_path):
 
 
 def test_snapshot_refuses_to_overwrite(cores, nsdebug, tmp_path):
-    cap = cores.heap(targets.SUPPORTED[-1] if targets.SUPPORTED[-1] in
-                     targets.installed_pythons() else "3.11")
+    cap = cores.heap(targets.default_build())
     out = tmp_path / "x.heapsnapshot"
     out.write_text("keep")
     r = nsdebug(cap.core, "-c", f"snapshot {out}")

@@ -2,7 +2,7 @@
 
 import json
 
-import conftest
+import targets
 import pytest
 
 BAD = [
@@ -22,7 +22,7 @@ BAD = [
 
 @pytest.mark.parametrize("line,message", BAD)
 def test_bad_python_and_heap_commands(cores, nsdebug, line, message):
-    cap = cores.stacks(conftest.VERSIONS[-1])
+    cap = cores.stacks(targets.default_build())
     r = nsdebug(cap.core, "-c", line)
     assert r.returncode == 1, (line, r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
@@ -31,7 +31,7 @@ def test_bad_python_and_heap_commands(cores, nsdebug, line, message):
 
 
 def test_inspect_of_a_garbage_pointer_is_an_answer(cores, nsdebug):
-    cap = cores.stacks(conftest.VERSIONS[-1])
+    cap = cores.stacks(targets.default_build())
     r = nsdebug(cap.core, "-c", "inspect 0x10", "--json")
     assert r.returncode == 0
     doc = json.loads(r.stdout)

@@ -1,10 +1,13 @@
 """nsdebug report on a kernel crash core: the crash, the stacks, the heap, secrets hidden."""
 
 import json
+import os
+
+import targets
 
 
-def test_report_json_on_a_crash_core(cores, version, nsdebug):
-    cap = cores.crash(version)
+def test_report_json_on_a_crash_core(cores, build, nsdebug):
+    cap = cores.crash(build)
     r = nsdebug("report", cap.core, "--json", timeout=600)
     assert r.returncode == 0, r.stderr
     assert "tok-5ecret-value" not in r.stdout
@@ -21,13 +24,13 @@ def test_report_json_on_a_crash_core(cores, version, nsdebug):
     assert rep["heap"]["count"]["rows"] and rep["heap"]["retained"]["rows"]
     assert len(rep["gc"]["generations"]) == 3
     assert any(m["name"] == "threading" for m in rep["modules"])
-    assert any("libpython" in lib["path"] for lib in rep["libraries"])
+    assert any(os.path.basename(lib["path"]).startswith(("libpython", "python3"))
+               for lib in rep["libraries"])
     assert not rep["errors"]
 
 
 def test_report_text(cores, nsdebug):
-    import conftest
-    cap = cores.crash(conftest.VERSIONS[-1])
+    cap = cores.crash(targets.default_build())
     r = nsdebug("report", cap.core, "--no-heap", timeout=600)
     assert r.returncode == 0, r.stderr
     for section in ("=== process", "=== crash", "=== threads", "=== gc",

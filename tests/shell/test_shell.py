@@ -15,7 +15,7 @@ PROMPT = r"nsdebug \[tid \d+ #\d+ [^\]]*\]>"
 def big_heap_core(tmp_path_factory):
     """A heap large enough that its first walk takes seconds (to be interrupted)."""
     d = str(tmp_path_factory.mktemp("bigheap"))
-    return targets.gcore_capture("default", sys.executable, "heap_target.py", d, "4")
+    return targets.gcore_capture(targets.default_build(), "heap_target.py", d, "4")
 
 
 def spawn(core, tmp_path):
