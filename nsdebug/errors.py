@@ -38,3 +38,7 @@ class PythonNotFoundError(NsdebugError):
     """The core holds no CPython interpreter nsdebug can find."""
 
     hint = "is this a core of a Python process? try --lib-path if libpython moved"
+
+
+class LayoutError(NsdebugError):
+    """No struct layout can be trusted for this build: reading on would mean guessing."""

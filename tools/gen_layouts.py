@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""Generate nsdebug/cpython/layouts/data/X.Y.json from the DWARF of CPython builds.
+"""Generate nsdebug/cpython/layouts/data/X.Y.Z-SOURCE.json from the DWARF of CPython builds.
 
-usage: tools/gen_layouts.py [PYTHON_PREFIX...]   (default: every pyenv 3.8-3.13)
+usage: tools/gen_layouts.py [--debian] [PYTHON...]
+
+PYTHON is a pyenv prefix (~/.pyenv/versions/3.13.0) or an interpreter path.
+Default: every pyenv 3.8+; with --debian also Debian's builds that
+tools/get_pythons.sh --dbg fetched (their DWARF is in the detached debug files
+of the python3.X-dbg packages, found by build-id under <root>/usr/lib/debug).
 
 gdb reads the DWARF of each libpython (or python binary) and reports, for
 every struct nsdebug needs, its size and the offset of every field it reads.
 A field may have several candidate paths (it moved between versions); the
-first that exists wins; null means "not in this version". Re-run after a new
-patch release: the data changes, not the code.
+first that exists wins; null means "not in this version". From 3.13 it also
+records the layout of _Py_DebugOffsets itself (each version defines its own),
+so nsdebug parses a process's debug offsets as that version wrote them.
+
+One table per build, not per minor version: patch releases and compilers
+change internal structs (Debian's 3.13.18 has the GC generations 4 bytes
+before pyenv's 3.13.0). nsdebug picks the table that passes its checks.
+Re-run after a new release: the data changes, not the code.
 """
 
 import glob
@@ -19,6 +30,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(os.path.dirname(HERE), "nsdebug", "cpython", "layouts", "data")
+DEBUG_OFFSETS_TYPE = "struct _Py_DebugOffsets"
 
 # alias: (C type candidates, {field alias: [dotted path candidates]})
 SPEC = {
@@ -58,7 +70,10 @@ SPEC = {
         "current_frame": ["current_frame"],                       # 3.13+
         "thread_id": ["thread_id"], "native_thread_id": ["native_thread_id"],
         "dict": ["dict"],
+        "holds_gil": ["holds_gil"],                               # 3.14+
     }),
+    # 3.14 made frame slots tagged references (_PyStackRef): its presence says so.
+    "stackref": (["_PyStackRef"], {"bits": ["bits"]}),
     "cframe": (["struct _PyCFrame", "_PyCFrame"], {"current_frame": ["current_frame"]}),
     "gil": (["struct _gil_runtime_state"], {
         "locked": ["locked"], "last_holder": ["last_holder"]}),
@@ -119,7 +134,8 @@ SPEC = {
     "bytes": (["PyBytesObject"], {"ob_shash": ["ob_shash"], "ob_sval": ["ob_sval"]}),
     "bytearray": (["PyByteArrayObject"], {
         "ob_alloc": ["ob_alloc"], "ob_bytes": ["ob_bytes"], "ob_start": ["ob_start"],
-        "ob_exports": ["ob_exports"]}),
+        "ob_exports": ["ob_exports"],
+        "ob_bytes_object": ["ob_bytes_object"]}),                # 3.15+: a bytes holds the data
     "list": (["PyListObject"], {"ob_item": ["ob_item"], "allocated": ["allocated"]}),
     "tuple": (["PyTupleObject"], {"ob_item": ["ob_item"]}),
     "dict": (["PyDictObject"], {"ma_used": ["ma_used"], "ma_keys": ["ma_keys"],
@@ -227,8 +243,22 @@ for alias, (names, fields) in spec.items():
                 break
         row["fields"][falias] = val
     out[alias] = row
+debug = None
+try:
+    t = gdb.lookup_type(os.environ["NSD_DEBUG_TYPE"]).strip_typedefs()
+    debug = {"size": t.sizeof, "sections": {}}
+    for f in t.fields():
+        ft = f.type.strip_typedefs()
+        if ft.code == gdb.TYPE_CODE_STRUCT:
+            debug["sections"][f.name] = {"at": f.bitpos // 8, "size": ft.sizeof,
+                "fields": {g.name: g.bitpos // 8 for g in ft.fields()}}
+        else:
+            debug["sections"].setdefault("", {"at": 0, "size": 0, "fields": {}})
+            debug["sections"][""]["fields"][f.name] = f.bitpos // 8
+except gdb.error:
+    pass
 with open(os.environ["NSD_OUT"], "w") as f:
-    json.dump(out, f, indent=1, sort_keys=True)
+    json.dump({"types": out, "debug_offsets": debug}, f, indent=1, sort_keys=True)
 '''
 
 
@@ -236,41 +266,72 @@ def python_prefixes():
     root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
     for d in sorted(glob.glob(os.path.join(root, "versions", "3.*"))):
         parts = os.path.basename(d).split(".")
-        if len(parts) >= 2 and parts[1].isdigit() and 8 <= int(parts[1]) <= 13:
+        if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) >= 8:
             yield d
 
 
-def debug_binary(prefix):
-    libs = sorted(glob.glob(os.path.join(prefix, "lib", "libpython3.*.so.1.0")))
-    return libs[0] if libs else os.path.realpath(os.path.join(prefix, "bin", "python3"))
+def debian_pythons():
+    """Interpreters tools/get_pythons.sh fetched (with their debug files)."""
+    r = subprocess.run(["bash", os.path.join(HERE, "get_pythons.sh"), "--dbg"],
+                       capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        yield line.split(" ", 1)[1]
 
 
-def full_version(prefix):
-    return subprocess.run([os.path.join(prefix, "bin", "python3"), "-c",
-                           "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+def build_of(python):
+    """(interpreter, binary with the DWARF or its debug link, debug dir or None, source)."""
+    if os.path.isdir(python):
+        exe = os.path.join(python, "bin", "python3")
+        libs = sorted(glob.glob(os.path.join(python, "lib", "libpython3.*.so.1.0")))
+        return exe, (libs[0] if libs else os.path.realpath(exe)), None, "pyenv"
+    exe = os.path.realpath(python)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(exe)))    # <root>/usr/bin/python3.X
+    debug_dir = os.path.join(root, "usr", "lib", "debug")
+    if os.path.isdir(debug_dir):
+        return exe, exe, debug_dir, "debian"
+    return exe, exe, None, "local"
+
+
+def build_id(path):
+    r = subprocess.run(["readelf", "-n", path], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        if "Build ID:" in line:
+            return line.split()[-1]
+    return None
+
+
+def full_version(exe):
+    return subprocess.run([exe, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def generate(prefix):
-    binary = debug_binary(prefix)
-    version = full_version(prefix)
+def generate(python):
+    exe, binary, debug_dir, source = build_of(python)
+    version = full_version(exe)
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "dump.py")
         out = os.path.join(tmp, "out.json")
         with open(script, "w") as f:
             f.write(GDB_SCRIPT)
-        env = dict(os.environ, NSD_SPEC=json.dumps(SPEC), NSD_OUT=out)
-        r = subprocess.run(["gdb", "-batch", "-nx", "-ex", f"source {script}", binary],
-                           capture_output=True, text=True, env=env)
+        env = dict(os.environ, NSD_SPEC=json.dumps(SPEC), NSD_OUT=out,
+                   NSD_DEBUG_TYPE=DEBUG_OFFSETS_TYPE)
+        pre = ["-ex", f"set debug-file-directory {debug_dir}"] if debug_dir else []
+        r = subprocess.run(["gdb", "-batch", "-nx", *pre, "-ex", f"file {binary}",
+                            "-ex", f"source {script}"], capture_output=True, text=True, env=env)
         if not os.path.exists(out):
             raise SystemExit(f"gdb failed on {binary}: {r.stderr[-2000:]}")
         with open(out) as f:
-            types = json.load(f)
+            dumped = json.load(f)
+    types = dumped["types"]
+    if all(v is None for v in types.values()):
+        raise SystemExit(f"{binary} has no DWARF (for a stripped build, fetch its debug files)")
     missing = [a for a, v in types.items() if v is None]
-    major_minor = ".".join(version.split(".")[:2])
-    data = {"version": version, "source": os.path.basename(binary), "types": types}
+    data = {"version": version, "source": source, "binary": os.path.basename(binary),
+            "build_id": build_id(binary), "types": types}
+    if dumped["debug_offsets"]:
+        data["debug_offsets"] = dumped["debug_offsets"]
     os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, f"{major_minor}.json")
+    path = os.path.join(OUT, f"{version}-{source}.json")
     with open(path, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -279,8 +340,13 @@ def generate(prefix):
 
 
 def main(argv):
-    for prefix in argv or list(python_prefixes()):
-        generate(prefix)
+    debian = "--debian" in argv
+    argv = [a for a in argv if a != "--debian"]
+    pythons = argv or list(python_prefixes())
+    if debian:
+        pythons += list(debian_pythons())
+    for python in pythons:
+        generate(python)
 
 
 if __name__ == "__main__":

@@ -304,6 +304,19 @@ class Process:
                 return m
         return None
 
+    def data_regions(self, module):
+        """A module's writable segments, each with the anonymous (.bss) tail that follows it."""
+        segs = self.memory.segments
+        out = []
+        for i, s in enumerate(segs):
+            if "w" not in s.perms or s.file is None or s.file.path != module.path:
+                continue
+            out.append(s)
+            nxt = segs[i + 1] if i + 1 < len(segs) else None
+            if nxt is not None and nxt.start == s.end and nxt.file is None:
+                out.append(nxt)
+        return out
+
     def module_by_path(self, path):
         for m in self.modules:
             if m.path == path:

@@ -11,9 +11,11 @@ from . import linetable
 
 CO_NEWLOCALS, CO_VARARGS, CO_VARKEYWORDS = 0x2, 0x4, 0x8
 CO_FAST_HIDDEN, CO_FAST_LOCAL, CO_FAST_CELL, CO_FAST_FREE = 0x10, 0x20, 0x40, 0x80
-# _PyInterpreterFrame.owner (3.11+); CSTACK shims exist from 3.12.
-OWNERS = {0: "thread", 1: "generator", 2: "frame object", 3: "C stack"}
-OWNED_BY_GENERATOR, OWNED_BY_CSTACK = 1, 3
+# _PyInterpreterFrame.owner (3.11+). From 3.12 an owner of 3 or more marks a frame that
+# is not a Python call (3.12-3.13 FRAME_OWNED_BY_CSTACK = 3; 3.14 renumbered: INTERPRETER
+# = 3, CSTACK = 4; 3.15 has INTERPRETER = 3 only): the entry shim of a C call into Python.
+OWNERS = {0: "thread", 1: "generator", 2: "frame object"}
+OWNED_BY_GENERATOR, FIRST_SHIM_OWNER = 1, 3
 _I32 = struct.Struct("<i")
 
 
@@ -77,8 +79,12 @@ class FrameWalker:
             mem = o.mem
             first = _I32.unpack(mem.read(code + C.co_firstlineno, 4))[0]
             argc = _I32.unpack(mem.read(code + C.co_argcount, 4))[0]
-            kwonly = _I32.unpack(mem.read(code + C.co_kwonlyargcount, 4))[0]
-            flags = _I32.unpack(mem.read(code + C.co_flags, 4))[0]
+            # A layout from _Py_DebugOffsets alone lacks these two: every frame is then
+            # read as a function's, its keyword-only arguments as locals.
+            kwonly = _I32.unpack(mem.read(code + C.co_kwonlyargcount, 4))[0] \
+                if C.co_kwonlyargcount is not None else 0
+            flags = _I32.unpack(mem.read(code + C.co_flags, 4))[0] \
+                if C.co_flags is not None else CO_NEWLOCALS
             nargs = argc + kwonly + bool(flags & CO_VARARGS) + bool(flags & CO_VARKEYWORDS)
             info = self._codes[code] = CodeInfo(code, name, qual, filename, first, nargs, flags)
         return info
@@ -149,17 +155,18 @@ class FrameWalker:
         I, o = self.L.iframe, self.obj
         previous = o.ptr(addr + I.previous)
         owner = o.u8(addr + I.owner)
-        if owner == OWNED_BY_CSTACK:
+        if owner >= FIRST_SHIM_OWNER:
             # A shim: the newer frame above it was entered from C.
             if out:
                 out[-1].entry = True
             return None, previous
-        code = o.ptr(addr + I.code)
+        code = o.stackref(addr + I.code)
         try:
             info = self.code_info(code)
         except NsdebugError as e:
             return Frame(addr, None, -1, error=f"code {code:#x}: {e}"), previous
         C = self.L.code
+        # 3.13 renamed prev_instr (the last instruction run) to instr_ptr (the next).
         instr_field = I.instr_ptr if I.instr_ptr is not None else I.prev_instr
         instr = o.ptr(addr + instr_field)
         first_instr = code + C.co_code_adaptive
@@ -241,7 +248,7 @@ class FrameWalker:
         values = struct.unpack(f"<{n}Q", o.mem.read(base, 8 * n)) if n else ()
         out = []
         for i in range(n):
-            k, value = kinds[i], values[i]
+            k, value = kinds[i], o.ref_value(values[i])
             if k & CO_FAST_HIDDEN:
                 continue
             if k & CO_FAST_FREE:

@@ -104,6 +104,8 @@ class ObjectReader:
         self._ob_size = L.varobject.ob_size if L.varobject.ob_size is not None else 16
         self._managed_dict_at = -3 * 8
         self._values_at = -4 * 8      # 3.11: PyDictValues* before the managed dict
+        # 3.14 made frame slots tagged references (_PyStackRef): the low bits are tags.
+        self.tagged_refs = bool(layout.stackref.present)
         self.py311 = self.version >= (3, 11)
         self.py312 = self.version >= (3, 12)
         self.py313 = self.version >= (3, 13)
@@ -111,6 +113,17 @@ class ObjectReader:
     # -- raw helpers ---------------------------------------------------------
     def ptr(self, addr):
         return _Q.unpack(self.mem.read(addr, 8))[0]
+
+    def stackref(self, addr):
+        """The object in a frame slot: a plain PyObject* before 3.14, a _PyStackRef after
+        (low bit set for deferred or immortal references; both bits for a tagged int,
+        which is not an object)."""
+        return self.ref_value(self.ptr(addr))
+
+    def ref_value(self, bits):
+        if not self.tagged_refs:
+            return bits
+        return 0 if bits & 3 == 3 else bits & ~3
 
     def ssize(self, addr):
         return _q.unpack(self.mem.read(addr, 8))[0]
@@ -152,13 +165,18 @@ class ObjectReader:
             flags = self.ptr(taddr + T.tp_flags)
             name_ptr = self.ptr(taddr + T.tp_name)
             raw = self.mem.cstring(name_ptr, MAX_TYPE_NAME)
-            basicsize = self.ssize(taddr + T.tp_basicsize)
-            itemsize = self.ssize(taddr + T.tp_itemsize)
-            dictoffset = self.ssize(taddr + T.tp_dictoffset)
+            # A layout from _Py_DebugOffsets alone may lack these (0: unknown).
+            basicsize = self.ssize(taddr + T.tp_basicsize) if T.tp_basicsize is not None \
+                else None
+            itemsize = self.ssize(taddr + T.tp_itemsize) if T.tp_itemsize is not None else 0
+            dictoffset = self.ssize(taddr + T.tp_dictoffset) \
+                if T.tp_dictoffset is not None else 0
         except FaultError as e:
             raise InvalidObject(taddr, f"type unreadable ({e})") from None
-        if not flags & TPFLAGS_READY or not raw or not 0 < basicsize < 1 << 24:
+        if not flags & TPFLAGS_READY or not raw or \
+                basicsize is not None and not 0 < basicsize < 1 << 24:
             raise InvalidObject(taddr, "not a type object")
+        basicsize = basicsize or 0
         try:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -187,6 +205,8 @@ class ObjectReader:
     def _heap_type_qualname(self, taddr, name):
         H = self.L.heaptype
         qual = name
+        if self.L.type.tp_dict is None:
+            return name                  # a layout from _Py_DebugOffsets alone
         try:
             if H.ht_qualname is not None:
                 qual = self.read_str(self.ptr(taddr + H.ht_qualname), 256)

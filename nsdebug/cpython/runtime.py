@@ -5,12 +5,12 @@ from __future__ import annotations
 import struct
 from functools import cached_property
 
-from ..errors import FaultError, NsdebugError, PythonNotFoundError
+from ..errors import FaultError, LayoutError, NsdebugError, PythonNotFoundError
 from ..record import record
-from . import layouts
+from . import layout_check, layouts
 from .frames import FrameWalker
 from .objects import ObjectReader
-from .version import detect_version, python_module
+from .version import PythonVersion, detect_version, python_module
 
 MAX_INTERPRETERS = 256
 MAX_THREADS = 100_000
@@ -50,26 +50,30 @@ class Runtime:
         self.module = python_module(process)
         self.warnings: list[str] = []
         guess = detect_version(process, self.module)
-        layout, warn = layouts.load_layout(guess.major, guess.minor)
-        if warn:
-            self.warnings.append(warn)
-        self.layout = layout
-        self.address, self.found_by = self._find_runtime(method)
-        # With _PyRuntime known, 3.13+ can tell its exact version and offsets itself.
-        self.version = detect_version(process, self.module, self.address) \
-            if guess.key >= (3, 13) else guess
-        self._apply_debug_offsets()
+        if guess.free_threaded:
+            raise LayoutError(f"{self.module.name} is a free-threaded build (CPython "
+                              f"{guess}); nsdebug reads only builds with the GIL so far")
+        self._tables = layouts.candidates(guess.major, guess.minor, guess.micro,
+                                          self._build_id())
+        self.address, self.found_by = self._find_runtime(method, guess)
+        debug = self._debug_offsets(guess)
+        self.version = self._reconcile(guess, debug)
+        self.layout = self._choose_layout(debug)
         self.objects = ObjectReader(self.memory, self.layout)
         self.walker = FrameWalker(self.objects)
+
+    def _build_id(self):
+        m = self.module
+        return m.core_build_id or (m.file.build_id if m.file is not None else None)
 
     # -- finding _PyRuntime --------------------------------------------------------
     METHODS = ("symbol", "section", "cookie", "scan")
 
-    def _find_runtime(self, method):
+    def _find_runtime(self, method, guess):
         order = [method] if method else list(self.METHODS)
         tried = []
         for m in order:
-            if m == "cookie" and self.layout.version < (3, 13):
+            if m == "cookie" and guess.key < (3, 13):
                 continue
             addr = getattr(self, f"_by_{m}")()
             if addr is not None:
@@ -88,22 +92,8 @@ class Runtime:
         rng = self.module.section_range(".PyRuntime")
         return rng[0] if rng else None
 
-    def _data_regions(self):
-        """Writable segments of the module, and the anonymous .bss tail after them."""
-        segs = self.memory.segments
-        out = []
-        for i, s in enumerate(segs):
-            if "w" not in s.perms:
-                continue
-            if s.file is not None and s.file.path == self.module.path:
-                out.append(s)
-                nxt = segs[i + 1] if i + 1 < len(segs) else None
-                if nxt is not None and nxt.start == s.end and nxt.file is None:
-                    out.append(nxt)
-        return out
-
     def _by_cookie(self):
-        for seg in self._data_regions():
+        for seg in self.process.data_regions(self.module):
             try:
                 data = self.memory.read(seg.start, seg.end - seg.start)
             except FaultError:
@@ -116,52 +106,132 @@ class Runtime:
         return None
 
     def _by_scan(self):
-        """A word that points at an interpreter whose thread states point back at it."""
-        R, I = self.layout.runtime, self.layout.interp
-        off = R.interpreters_head
-        for seg in self._data_regions():
-            try:
-                data = self.memory.read(seg.start, seg.end - seg.start)
-            except FaultError:
-                continue
-            words = memoryview(data)[:len(data) // 8 * 8].cast("Q")
-            for i in range(len(words) - off // 8):
-                interp = words[i + off // 8]
-                if interp & 7 or not 0x10000 < interp < 1 << 47:
+        """A word that points at an interpreter whose thread states point back at it,
+        with each candidate table's offsets in turn."""
+        for table in self._tables:
+            L = table.layout()
+            off = L.runtime.interpreters_head
+            for seg in self.process.data_regions(self.module):
+                try:
+                    data = self.memory.read(seg.start, seg.end - seg.start)
+                except FaultError:
                     continue
-                cand = seg.start + 8 * i
-                if self._looks_like_runtime(cand, interp, I):
-                    return cand
+                words = memoryview(data)[:len(data) // 8 * 8].cast("Q")
+                o = ObjectReader(self.memory, L)
+                for i in range(len(words) - off // 8):
+                    interp = words[i + off // 8]
+                    if interp & 7 or not 0x10000 < interp < 1 << 47:
+                        continue
+                    cand = seg.start + 8 * i
+                    if not layout_check.structure_problems(o, L, cand):
+                        return cand
         return None
 
-    def _looks_like_runtime(self, cand, interp, I):
-        o = ObjectReader(self.memory, self.layout)
+    # -- which layout -----------------------------------------------------------------
+    def _debug_offsets(self, guess):
+        """The process's _Py_DebugOffsets (3.13+), parsed as its version defines the
+        struct and sanity-checked; None before 3.13. A cookie with offsets that fail
+        their checks is an error: nothing read through them could be trusted."""
+        if guess.key < (3, 13):
+            return None
+        specs = layouts.debug_specs(guess.major, guess.minor)
         try:
-            tstate = o.ptr(interp + I.tstate_head)
-            if tstate == 0 or o.ptr(tstate + self.layout.tstate.interp) != interp:
-                return False
-            for field_off in (I.modules, I.sysdict, I.builtins):
-                d = o.ptr(interp + field_off)
-                if o.info(d).name != "dict":
-                    return False
-            return True
-        except NsdebugError:
-            return False
+            raw = self.memory.read(self.address, layouts.debug_offsets_size(specs))
+        except FaultError as e:
+            raise LayoutError(f"_Py_DebugOffsets at {self.address:#x} unreadable: {e}") \
+                from None
+        if raw[:8] != layouts.DEBUG_COOKIE:
+            self.warnings.append("_PyRuntime has no _Py_DebugOffsets cookie")
+            return None
+        found = []
+        for spec in specs:
+            d = layouts.parse_debug_offsets(raw, spec)
+            problems = d.problems()
+            if problems:
+                found.append(problems[0])
+                continue
+            if d.free_threaded:
+                raise LayoutError(f"the core is of a free-threaded build (CPython "
+                                  f"{'.'.join(map(str, d.version))}, _Py_DebugOffsets."
+                                  f"free_threaded set); nsdebug reads only builds with the "
+                                  f"GIL so far")
+            if not self._tables:
+                # A version no table knows, read with another version's definition of
+                # the struct: it must lead to an interpreter and its threads.
+                L = self._debug_layout(d, guess)
+                problems = layout_check.structure_problems(ObjectReader(self.memory, L), L,
+                                                           self.address)
+                if problems:
+                    found.append(problems[0])
+                    continue
+            return d
+        raise LayoutError(f"_Py_DebugOffsets of this CPython {guess} process fail their "
+                          f"checks ({found[0] if found else 'no known definition'}); "
+                          f"refusing to read the runtime through them")
 
-    def _apply_debug_offsets(self):
-        if self.layout.version < (3, 13):
-            return
-        try:
-            raw = self.memory.read(self.address, layouts.debug_offsets_size())
-        except FaultError:
-            return
-        offsets = layouts.parse_debug_offsets(raw)
-        if offsets is None:
-            self.warnings.append("_PyRuntime has no _Py_DebugOffsets cookie; using the table")
-            return
-        self.layout, problems = layouts.apply_debug_offsets(self.layout, offsets)
-        self.layout.source = f"_Py_DebugOffsets of the process, table {self.layout.source}"
-        self.warnings.extend(f"_Py_DebugOffsets: {p}" for p in problems)
+    def _reconcile(self, guess, debug):
+        """The version, once _Py_DebugOffsets (when present) agrees with the binary."""
+        if debug is None:
+            return guess
+        dv = debug.version
+        if dv[:2] != guess.key or (guess.micro is not None and dv[2] != guess.micro and
+                                   guess.how != "file name"):
+            raise LayoutError(
+                f"_Py_DebugOffsets says CPython {'.'.join(map(str, dv))} but the "
+                f"{guess.how} says {guess}: the core and its binary disagree; "
+                f"refusing to guess")
+        return PythonVersion(dv[0], dv[1], dv[2], "_Py_DebugOffsets")
+
+    def _debug_layout(self, debug, version):
+        key = version.full or (*version.key, 0)
+        return layouts.Layout(key, {}, "_Py_DebugOffsets of the process", complete=False) \
+            .with_fields(debug.mapped())
+
+    def _choose_layout(self, debug):
+        """The first candidate table that agrees with the debug offsets and passes the
+        checks; else, with debug offsets, a layout of those alone (stacks, no heap)."""
+        rejected = []
+        for table in self._tables:
+            layout = table.layout()
+            if debug is not None:
+                mapped = debug.mapped()
+                clash = [f"{a}.{f}" for (a, f), v in mapped.items()
+                         if layout.get(a, f) is not None and layout.get(a, f) != v]
+                if clash:
+                    rejected.append(f"{table.name}: _Py_DebugOffsets differ at "
+                                    f"{', '.join(clash[:3])}")
+                    continue
+                layout = layout.with_fields(mapped)
+                layout.source = f"_Py_DebugOffsets of the process + table {table.name}"
+            o = ObjectReader(self.memory, layout)
+            problems = layout_check.structure_problems(o, layout, self.address)
+            if not problems:
+                interp = o.ptr(self.address + layout.runtime.interpreters_head)
+                problems = layout_check.table_problems(o, layout, interp)
+            if problems:
+                rejected.append(f"{table.name}: {problems[0]}")
+                continue
+            if self.version.full and table.version != self.version.full:
+                layout.source += f" (checked against this {self.version} build)"
+            return layout
+        why = "; ".join(rejected) if rejected else \
+            f"no table for CPython {self.version.major}.{self.version.minor}"
+        if debug is None:
+            known = ", ".join(f"{a}.{b}" for a, b in layouts.known_versions())
+            raise LayoutError(f"no layout fits this CPython {self.version} ({why}); "
+                              f"nsdebug knows {known}: generate a table for this build "
+                              f"with tools/gen_layouts.py")
+        layout = self._debug_layout(debug, self.version)
+        layout.missing = (f"no layout table fits CPython {self.version} ({why}); stacks "
+                          f"come from the process's own _Py_DebugOffsets, the heap needs "
+                          f"a table: tools/gen_layouts.py")
+        problems = layout_check.structure_problems(ObjectReader(self.memory, layout), layout,
+                                                   self.address)
+        if problems:
+            raise LayoutError(f"CPython {self.version}: {why}; and its _Py_DebugOffsets do "
+                              f"not check out ({problems[0]})")
+        self.warnings.append(layout.missing)
+        return layout
 
     # -- interpreters and threads ----------------------------------------------------
     @cached_property
@@ -209,7 +279,11 @@ class Runtime:
         """The thread state holding the GIL of an interpreter, or None."""
         o = self.objects
         try:
-            if self.layout.runtime.gil_locked is not None:       # 3.8-3.11: in _PyRuntime
+            if self.layout.interp.gil_locked is not None:        # 3.13+: debug offsets
+                locked = struct.unpack("<i", self.memory.read(
+                    interp.address + self.layout.interp.gil_locked, 4))[0]
+                holder = o.ptr(interp.address + self.layout.interp.gil_holder)
+            elif self.layout.runtime.gil_locked is not None:     # 3.8-3.11: in _PyRuntime
                 locked = struct.unpack("<i", self.memory.read(
                     self.address + self.layout.runtime.gil_locked, 4))[0]
                 holder = o.ptr(self.address + self.layout.runtime.gil_last_holder)

@@ -39,11 +39,26 @@ class SizeOf:
         return n
 
     def getsizeof(self, addr, info=None):
+        """What sys.getsizeof(obj) returns."""
+        info = info or self.o.info(addr)
+        return self.own_size(addr, info) + self._included_objects(addr, info)
+
+    def own_size(self, addr, info=None):
+        """The memory of this object alone: getsizeof less any other object it counts
+        that the heap has as a node of its own (so no byte is counted twice)."""
         info = info or self.o.info(addr)
         if info.kind == "type" and not (self.o.type_info(addr).is_heap):
             # A static type is not GC-tracked: tp_is_gc says so.
             return self._sizeof(addr, info)
         return self._sizeof(addr, info) + self.preheader(info, addr)
+
+    def _included_objects(self, addr, info):
+        if info.kind == "bytearray" and self.L.bytearray.ob_bytes_object is not None:
+            # 3.15: a bytearray keeps its data in a bytes object, which __sizeof__ counts.
+            data = self.o.ptr(addr + self.L.bytearray.ob_bytes_object)
+            if data:
+                return self.getsizeof(data)
+        return 0
 
     def _sizeof(self, addr, info):
         o, L, k = self.o, self.L, info.kind
@@ -57,6 +72,8 @@ class SizeOf:
         if k == "list":
             return L.list.size + 8 * o.ssize(addr + L.list.allocated)
         if k == "bytearray":
+            if L.bytearray.ob_bytes_object is not None:
+                return info.basicsize           # 3.15: the data is a bytes object's
             return L.bytearray.size + o.ssize(addr + L.bytearray.ob_alloc)
         if k == "dict":
             return self._dict_size(addr, info)
@@ -77,7 +94,7 @@ class SizeOf:
     def _gen_size(self, addr):
         """gen_sizeof: the generator with its embedded frame (3.11+)."""
         o, L = self.o, self.L
-        code = o.ptr(addr + L.gen.gi_iframe + L.iframe.code)
+        code = o.stackref(addr + L.gen.gi_iframe + L.iframe.code)
         base = L.gen.gi_iframe + L.iframe.localsplus
         i32 = lambda off: int.from_bytes(o.mem.read(code + off, 4), "little", signed=True)  # noqa: E731
         if o.version >= (3, 12):

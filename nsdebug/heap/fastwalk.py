@@ -243,7 +243,7 @@ class FastWalker(HeapWalker):
             addr = int(addrs[k])
             info = self.types[int(tix[k])]
             try:
-                sizes[k] = self.sizes.getsizeof(addr, info)
+                sizes[k] = self.sizes.own_size(addr, info)
             except (NsdebugError, struct.error, ValueError) as e:
                 sizes[k] = info.basicsize
                 self.problems[addr] = f"size: {getattr(e, 'why', e)}"

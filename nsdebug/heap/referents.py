@@ -59,6 +59,8 @@ class Referents:
                       ("f_globals", L.frameobject.f_globals), ("f_locals", L.frameobject.f_locals),
                       ("f_trace", L.frameobject.f_trace)],
             "mappingproxy": [("mapping", L.mappingproxy.mapping)],
+            # 3.15: the data lives in a bytes object (None before: no edge).
+            "bytearray": [("ob_bytes_object", L.bytearray.ob_bytes_object)],
             "staticmethod": [], "classmethod": [], "property": [],
         }
         for k in ("coroutine", "async_generator"):
@@ -184,7 +186,7 @@ class Referents:
 
     def _iframe_refs(self, iframe, out):
         I = self.L.iframe
-        code = self.ptr(iframe + I.code)
+        code = self.o.stackref(iframe + I.code)
         if not code:
             return
         out.append((INTERNAL, "f_code", code))
@@ -198,7 +200,7 @@ class Referents:
         base = iframe + I.localsplus
         raw = self.mem.read(base, 8 * len(names)) if names else b""
         for i, name in enumerate(names):
-            value = _Q.unpack_from(raw, 8 * i)[0]
+            value = self.o.ref_value(_Q.unpack_from(raw, 8 * i)[0])
             if value:
                 out.append((PROPERTY, name, value))
 

@@ -111,7 +111,9 @@ class HeapWalker:
                                        ("f_builtins", I.builtins), ("f_locals", I.locals),
                                        ("frame object", I.frame_obj)):
                         try:
-                            target = o.ptr(f.address + off) if off is not None else 0
+                            # f_func is a tagged reference from 3.14 (others are plain
+                            # pointers; masking them changes nothing).
+                            target = o.stackref(f.address + off) if off is not None else 0
                         except NsdebugError:
                             target = 0
                         if target:

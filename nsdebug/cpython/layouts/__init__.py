@@ -1,9 +1,14 @@
-"""Field offsets of CPython's structures, per version: data files, and _Py_DebugOffsets (3.13+).
+"""Field offsets of CPython's structures: one table per build, and _Py_DebugOffsets (3.13+).
 
-The data files (data/X.Y.json) are generated from the DWARF of real builds by
-tools/gen_layouts.py; no offset is written by hand. On 3.13+ the runtime
-carries its own offsets (_Py_DebugOffsets); they are checked and then laid
-over the table, so the process's own word wins where it speaks.
+The tables (data/X.Y.Z-SOURCE.json) are generated from the DWARF of real
+builds by tools/gen_layouts.py; no offset is written by hand. One minor
+version may need several: patch releases and compilers move internal fields.
+From 3.13 the runtime carries its own offsets (_Py_DebugOffsets), whose own
+layout each version defines differently; the tables record that layout too.
+The runtime model (runtime.py) chooses, checks and combines them.
+
+$NSDEBUG_LAYOUT_DIR names more table directories (':'-separated), searched
+first: tables generated for builds nsdebug does not ship.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from types import SimpleNamespace
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 DEBUG_COOKIE = b"xdebugpy"
+MAX_STRUCT = 1 << 22         # no CPython struct is larger (PyInterpreterState: ~230 KiB)
 
 
 class TypeLayout(SimpleNamespace):
@@ -29,11 +35,16 @@ class TypeLayout(SimpleNamespace):
 
 
 class Layout:
-    """All struct layouts of one CPython version."""
+    """All struct layouts nsdebug uses for one build.
 
-    def __init__(self, version, types, source):
+    `complete` is False for a layout made from _Py_DebugOffsets alone: enough for
+    threads and stacks, not for the heap (`missing` says why)."""
+
+    def __init__(self, version, types, source, complete=True, missing=None):
         self.version = tuple(version)
         self.source = source
+        self.complete = complete
+        self.missing = missing
         self._types = types
         for alias, row in types.items():
             if row is None:
@@ -46,110 +57,244 @@ class Layout:
             raise AttributeError(name)
         return TypeLayout(size=None, present=False)
 
-    def copy(self):
-        return Layout(self.version, json.loads(json.dumps(self._types)), self.source)
+    def get(self, alias, field):
+        row = self._types.get(alias)
+        if not row:
+            return None
+        return row["size"] if field == "size" else row["fields"].get(field)
 
-    def set_field(self, alias, field, value):
-        row = self._types.setdefault(alias, {"size": None, "fields": {}})
-        if row is None:
-            row = self._types[alias] = {"size": None, "fields": {}}
-        if field == "size":
-            row["size"] = value
-        else:
-            row["fields"][field] = value
-        setattr(self, alias, TypeLayout(size=row["size"], present=True, **row["fields"]))
+    def with_fields(self, values):
+        """A copy with {(alias, field): offset} set (a new layout; this one is shared)."""
+        types = json.loads(json.dumps(self._types))
+        for (alias, field), value in values.items():
+            row = types.get(alias) or {"size": None, "fields": {}}
+            types[alias] = row
+            if field == "size":
+                row["size"] = value
+            else:
+                row["fields"][field] = value
+        return Layout(self.version, types, self.source, self.complete, self.missing)
 
 
-def known_versions():
-    out = []
-    for name in os.listdir(DATA):
-        if name.endswith(".json"):
-            major, minor = name[:-5].split(".")
-            out.append((int(major), int(minor)))
-    return sorted(out)
+class Table:
+    """One generated table: the build it came from, its struct layouts, and (3.13+) the
+    layout of that version's _Py_DebugOffsets."""
+
+    def __init__(self, name, data):
+        self.name = name
+        self.version = tuple(int(x) for x in data["version"].split(".")[:3])
+        self.source = data.get("source", "?")
+        self.build_id = data.get("build_id")
+        self.types = data["types"]
+        self.debug_offsets = data.get("debug_offsets")
+
+    @property
+    def key(self):
+        return self.version[:2]
+
+    def layout(self):
+        return Layout(self.version, self.types, f"table {self.name}")
+
+    def __repr__(self):
+        return f"Table({self.name})"
+
+
+def table_dirs():
+    extra = [d for d in os.environ.get("NSDEBUG_LAYOUT_DIR", "").split(":") if d]
+    return extra + [DATA]
 
 
 @lru_cache(maxsize=None)
-def _load(major, minor):
-    with open(os.path.join(DATA, f"{major}.{minor}.json")) as f:
-        return json.load(f)
+def _tables(dirs):
+    out = []
+    for d in dirs:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(d, name)) as f:
+                    out.append(Table(name[:-5], json.load(f)))
+            except (OSError, ValueError, KeyError):
+                continue       # a broken extra table is skipped, not trusted
+    return tuple(out)
 
 
-def load_layout(major, minor):
-    """(Layout, warning or None). An unknown version uses the nearest known one below."""
-    known = known_versions()
-    warning = None
-    key = (major, minor)
-    if key not in known:
-        lower = [k for k in known if k <= key] or known[:1]
-        key = lower[-1]
-        warning = (f"no layout table for CPython {major}.{minor}; using {key[0]}.{key[1]}'s "
-                   f"(regenerate with tools/gen_layouts.py)")
-    data = _load(*key)
-    full = tuple(int(x) for x in data["version"].split(".")[:3])
-    return Layout(full, data["types"], f"table {data['version']}"), warning
+def all_tables():
+    return _tables(tuple(table_dirs()))
 
 
-# _Py_DebugOffsets (3.13): (section, [(field, (alias, field) or None)]) in struct order;
-# each section starts with its struct's size.
-_DEBUG_SECTIONS = [
-    ("runtime", ["size", "finalizing", "interpreters_head"]),
-    ("interp", ["size", "id", "next", "tstate_head", "gc", "modules", "sysdict", "builtins",
-                "ceval_gil", "gil_runtime_state", "gil_enabled", "gil_locked", "gil_holder"]),
-    ("tstate", ["size", "prev", "next", "interp", "current_frame", "thread_id",
-                "native_thread_id", "datastack_chunk", "status"]),
-    ("iframe", ["size", "previous", "code", "instr_ptr", "localsplus", "owner"]),
-    ("code", ["size", "co_filename", "co_name", "co_qualname", "co_linetable",
-              "co_firstlineno", "co_argcount", "co_localsplusnames", "co_localspluskinds",
-              "co_code_adaptive"]),
-    ("object", ["size", "ob_type"]),
-    ("type", ["size", "tp_name", "tp_repr", "tp_flags"]),
-    ("tuple", ["size", "ob_item", "ob_size"]),
-    ("list", ["size", "ob_item", "ob_size"]),
-    ("dict", ["size", "ma_keys", "ma_values"]),
-    ("float", ["size", "ob_fval"]),
-    ("long", ["size", "lv_tag", "ob_digit"]),
-    ("bytes", ["size", "ob_size", "ob_sval"]),
-    ("ascii", ["state", "length", "size"]),     # unicode_object: size, state, length, ascii size
-    ("gc", ["size", "collecting"]),
-]
-_HEAD = struct.Struct("<8sQQ")
+def known_versions():
+    """(major, minor) of every version some table covers."""
+    return sorted({t.key for t in all_tables()})
 
 
-def debug_offsets_size():
-    n = sum(len(fields) for _, fields in _DEBUG_SECTIONS) + 1  # unicode has 4 fields
-    return _HEAD.size + 8 * n
+def candidates(major, minor, micro=None, build_id=None):
+    """The tables that may fit a build, best first: the same build (build-id), the same
+    release, then the other releases of that minor version, nearest first."""
+    def rank(t):
+        return (t.build_id != build_id or build_id is None,
+                micro is None or t.version[2] != micro,
+                abs(t.version[2] - (micro or 0)), -t.version[2])
+    return sorted((t for t in all_tables() if t.key == (major, minor)), key=rank)
 
 
-def parse_debug_offsets(raw):
-    """{(alias, field): value} from the bytes at _PyRuntime, or None when no cookie."""
-    if len(raw) < _HEAD.size or raw[:8] != DEBUG_COOKIE:
-        return None
-    cookie, version, free_threaded = _HEAD.unpack_from(raw)
-    words = list(struct.unpack_from(f"<{(len(raw) - _HEAD.size) // 8}Q", raw, _HEAD.size))
-    out = {("meta", "version"): version, ("meta", "free_threaded"): free_threaded}
-    i = 0
-    for alias, fields in _DEBUG_SECTIONS:
-        if alias == "ascii":
-            i += 1          # the unicode struct's own size (PyUnicodeObject), unused
-        for f in fields:
-            if i >= len(words):
-                return out
-            out[(alias, f)] = words[i]
-            i += 1
+def debug_specs(major, minor):
+    """The distinct _Py_DebugOffsets layouts to try for a version, best first: that
+    version's own, else (a version no table knows) the newest ones first."""
+    own = [t.debug_offsets for t in candidates(major, minor) if t.debug_offsets]
+    if not own:
+        newer = sorted((t for t in all_tables() if t.debug_offsets), key=lambda t: t.version,
+                       reverse=True)
+        own = [t.debug_offsets for t in newer]
+    out = []
+    for spec in own:
+        if spec not in out:
+            out.append(spec)
     return out
 
 
-def apply_debug_offsets(layout, offsets):
-    """Lay checked _Py_DebugOffsets over a copy of the table; returns (layout, problems)."""
-    problems = []
-    merged = layout.copy()
-    for (alias, field), value in offsets.items():
-        if alias == "meta":
+# _Py_DebugOffsets (section, field) -> the (alias, field) of our tables it stands for.
+# Names are CPython's; they are stable across 3.13-3.15 where the field exists.
+DEBUG_FIELDS = {
+    ("runtime_state", "size"): ("runtime", "size"),
+    ("runtime_state", "finalizing"): ("runtime", "finalizing"),
+    ("runtime_state", "interpreters_head"): ("runtime", "interpreters_head"),
+    ("interpreter_state", "size"): ("interp", "size"),
+    ("interpreter_state", "id"): ("interp", "id"),
+    ("interpreter_state", "next"): ("interp", "next"),
+    ("interpreter_state", "threads_head"): ("interp", "tstate_head"),
+    ("interpreter_state", "gc"): ("interp", "gc"),
+    ("interpreter_state", "imports_modules"): ("interp", "modules"),
+    ("interpreter_state", "sysdict"): ("interp", "sysdict"),
+    ("interpreter_state", "builtins"): ("interp", "builtins"),
+    ("interpreter_state", "ceval_gil"): ("interp", "ceval_gil"),
+    # The GIL's fields relative to the interpreter (its _gil member), not to the GIL.
+    ("interpreter_state", "gil_runtime_state_locked"): ("interp", "gil_locked"),
+    ("interpreter_state", "gil_runtime_state_holder"): ("interp", "gil_holder"),
+    ("thread_state", "size"): ("tstate", "size"),
+    ("thread_state", "prev"): ("tstate", "prev"),
+    ("thread_state", "next"): ("tstate", "next"),
+    ("thread_state", "interp"): ("tstate", "interp"),
+    ("thread_state", "current_frame"): ("tstate", "current_frame"),
+    ("thread_state", "thread_id"): ("tstate", "thread_id"),
+    ("thread_state", "native_thread_id"): ("tstate", "native_thread_id"),
+    ("thread_state", "holds_gil"): ("tstate", "holds_gil"),
+    ("interpreter_frame", "size"): ("iframe", "size"),
+    ("interpreter_frame", "previous"): ("iframe", "previous"),
+    ("interpreter_frame", "executable"): ("iframe", "code"),
+    ("interpreter_frame", "instr_ptr"): ("iframe", "instr_ptr"),
+    ("interpreter_frame", "localsplus"): ("iframe", "localsplus"),
+    ("interpreter_frame", "owner"): ("iframe", "owner"),
+    ("code_object", "size"): ("code", "size"),
+    ("code_object", "filename"): ("code", "co_filename"),
+    ("code_object", "name"): ("code", "co_name"),
+    ("code_object", "qualname"): ("code", "co_qualname"),
+    ("code_object", "linetable"): ("code", "co_linetable"),
+    ("code_object", "firstlineno"): ("code", "co_firstlineno"),
+    ("code_object", "argcount"): ("code", "co_argcount"),
+    ("code_object", "localsplusnames"): ("code", "co_localsplusnames"),
+    ("code_object", "localspluskinds"): ("code", "co_localspluskinds"),
+    ("code_object", "co_code_adaptive"): ("code", "co_code_adaptive"),
+    ("pyobject", "size"): ("object", "size"),
+    ("pyobject", "ob_type"): ("object", "ob_type"),
+    ("type_object", "size"): ("type", "size"),
+    ("type_object", "tp_name"): ("type", "tp_name"),
+    ("type_object", "tp_flags"): ("type", "tp_flags"),
+    ("type_object", "tp_basicsize"): ("type", "tp_basicsize"),
+    ("type_object", "tp_dictoffset"): ("type", "tp_dictoffset"),
+    ("heap_type_object", "size"): ("heaptype", "size"),
+    ("heap_type_object", "ht_cached_keys"): ("heaptype", "ht_cached_keys"),
+    ("tuple_object", "size"): ("tuple", "size"),
+    ("tuple_object", "ob_item"): ("tuple", "ob_item"),
+    ("tuple_object", "ob_size"): ("varobject", "ob_size"),
+    ("list_object", "size"): ("list", "size"),
+    ("list_object", "ob_item"): ("list", "ob_item"),
+    ("set_object", "size"): ("set", "size"),
+    ("set_object", "used"): ("set", "used"),
+    ("set_object", "table"): ("set", "table"),
+    ("set_object", "mask"): ("set", "mask"),
+    ("dict_object", "size"): ("dict", "size"),
+    ("dict_object", "ma_keys"): ("dict", "ma_keys"),
+    ("dict_object", "ma_values"): ("dict", "ma_values"),
+    ("float_object", "size"): ("float", "size"),
+    ("float_object", "ob_fval"): ("float", "ob_fval"),
+    ("long_object", "size"): ("long", "size"),
+    ("long_object", "lv_tag"): ("long", "lv_tag"),
+    ("long_object", "ob_digit"): ("long", "ob_digit"),
+    ("bytes_object", "size"): ("bytes", "size"),
+    ("bytes_object", "ob_sval"): ("bytes", "ob_sval"),
+    ("unicode_object", "size"): ("unicode", "size"),
+    ("unicode_object", "state"): ("ascii", "state"),
+    ("unicode_object", "length"): ("ascii", "length"),
+    ("unicode_object", "asciiobject_size"): ("ascii", "size"),
+    ("unicode_object", "compactunicodeobject_size"): ("compact", "size"),
+    ("gc", "size"): ("gcstate", "size"),
+    ("gc", "collecting"): ("gcstate", "collecting"),
+    ("gen_object", "size"): ("gen", "size"),
+    ("gen_object", "gi_name"): ("gen", "gi_name"),
+    ("gen_object", "gi_iframe"): ("gen", "gi_iframe"),
+    ("gen_object", "gi_frame_state"): ("gen", "gi_frame_state"),
+}
+
+
+class DebugOffsets:
+    """A process's _Py_DebugOffsets, parsed with one version's definition of the struct."""
+
+    def __init__(self, values, version_hex, free_threaded, spec_size):
+        self.values = values                  # {(section, field): offset}
+        self.version_hex = version_hex
+        self.free_threaded = free_threaded
+        self.spec_size = spec_size
+
+    @property
+    def version(self):
+        v = self.version_hex
+        return v >> 24 & 0xFF, v >> 16 & 0xFF, v >> 8 & 0xFF
+
+    def mapped(self):
+        """{(alias, field): offset} for the fields our layouts know."""
+        return {DEBUG_FIELDS[k]: v for k, v in self.values.items() if k in DEBUG_FIELDS}
+
+    def problems(self):
+        """Why these offsets cannot be right, if they cannot: sizes out of range, or a
+        field beyond its struct (an offset at the very end is a flexible array)."""
+        out = []
+        sizes = {s: v for (s, f), v in self.values.items() if f == "size"}
+        for sec, size in sizes.items():
+            if not 8 <= size <= MAX_STRUCT:
+                out.append(f"{sec}.size is {size}")
+        for (sec, f), v in self.values.items():
+            # Only the offsets nsdebug uses; some fields are sizes, not offsets.
+            if f == "size" or sec not in sizes or (sec, f) not in DEBUG_FIELDS:
+                continue
+            if v > sizes[sec]:
+                out.append(f"{sec}.{f}={v} is beyond the struct ({sizes[sec]} bytes)")
+        return out
+
+
+_HEAD = struct.Struct("<8sQQ")
+
+
+def parse_debug_offsets(raw, spec):
+    """DebugOffsets from the bytes at _PyRuntime read with `spec` (a table's record of the
+    struct), or None when the cookie is not there."""
+    if len(raw) < _HEAD.size or raw[:8] != DEBUG_COOKIE:
+        return None
+    _cookie, version, free_threaded = _HEAD.unpack_from(raw)
+    values = {}
+    for sec, row in spec["sections"].items():
+        if not sec:
             continue
-        size = getattr(getattr(layout, alias), "size", None)
-        if field != "size" and size and value >= max(size, 1 << 20):
-            problems.append(f"{alias}.{field}={value} is beyond the struct")
-            continue
-        merged.set_field(alias, field, value)
-    return merged, problems
+        for f, off in row["fields"].items():
+            at = row["at"] + off
+            if at + 8 <= len(raw):
+                values[(sec, f)] = struct.unpack_from("<Q", raw, at)[0]
+    return DebugOffsets(values, version, free_threaded, spec["size"])
+
+
+def debug_offsets_size(specs):
+    return max((s["size"] for s in specs), default=0)
