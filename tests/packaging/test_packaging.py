@@ -66,12 +66,14 @@ def test_the_installed_wheel_runs_from_outside_the_work_tree(dists, cores, tmp_p
     py = str(venv / "bin" / "python")
     site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    here_site = os.path.dirname(os.path.dirname(nsdebug.__file__))
-    with open(os.path.join(site, "borrowed-deps.pth"), "w") as f:
-        f.write(here_site + "\n")
     r = subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q",
                         "--no-deps", str(wheel)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    # Only now (pip would see this venv's nsdebug through it and install nothing); the
+    # venv's own site-packages stays first on the path.
+    here_site = os.path.dirname(os.path.dirname(nsdebug.__file__))
+    with open(os.path.join(site, "zz-borrowed-deps.pth"), "w") as f:
+        f.write(here_site + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
