@@ -133,7 +133,9 @@ def core_layout(segments, notes):
                       PN_XNUM if xnum else n, _SHDR.size if xnum else 0, 1 if xnum else 0, 0)
     phdrs = [_PHDR.pack(PT_NOTE, 0, notes_at, 0, 0, len(notes), 0, 1)]
     for s, off in zip(segments, offsets):
-        phdrs.append(_PHDR.pack(PT_LOAD, s.flags, off if s.filesz else 0, s.start, 0,
+        # Like the kernel: an empty segment still gets the running offset (elfutils, and
+        # so pystack, read a p_offset of 0 as "the ELF header is here").
+        phdrs.append(_PHDR.pack(PT_LOAD, s.flags, off, s.start, 0,
                                 s.filesz, s.memsz, PAGE))
     head = ehdr + b"".join(phdrs)
     if xnum:

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """`nsdebug CORE -c "bt --all"` against `pystack core CORE` on the same cores, per version.
 
-usage: python benchmarks/bt_vs_pystack.py [--runs N]   (needs: pip install -e '.[bench]')
+usage: python benchmarks/bt_vs_pystack.py [--runs N]   (needs: pip install '.[bench]')
 
-Each version's core is a gcore of fixtures/stacks_target.py (4 threads). Prints the
-median wall time of each tool and their ratio.
+Each build's core is of fixtures/stacks_target.py (4 threads): a gcore for pyenv's
+builds; for Debian's (tools/get_pythons.sh), whose thread stacks gcore cannot dump
+whole, an arthur capture written as a plain core (--no-compress), which both tools
+read. Prints the median wall time of each tool and their ratio.
 """
 
 import argparse
@@ -28,20 +30,23 @@ def main():
     byte_compile_nsdebug()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for version, python in targets.installed_pythons().items():
-            cap = targets.gcore_capture(version, python, "stacks_target.py",
-                                        os.path.join(tmp, version), threads=4)
+        for build in targets.available_builds():
+            tool_name = targets.live_capture_tool(build)
+            cap = targets.gcore_capture(build, "stacks_target.py",
+                                        os.path.join(tmp, build.id), threads=4,
+                                        tool=tool_name)
             t_ns = median_time([nsdebug, cap.core, "-c", "bt --all"], args.runs)
             t_ps = median_time([pystack, "core", cap.core], args.runs)
             size = os.path.getsize(cap.core) >> 20
-            rows.append([version, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
+            rows.append([build.id, ".".join(map(str, cap.truth["version"])),
+                         tool_name, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
                          f"{t_ns * 1000:.0f} ms", f"{t_ns / t_ps:.2f}"])
             os.unlink(cap.core)
-    print(f"median of {args.runs} runs, gcore cores of fixtures/stacks_target.py (4 threads)")
-    print_table(["python", "core", "pystack core", "nsdebug bt --all", "nsdebug/pystack"], rows)
-    missing = targets.missing_pythons()
-    if missing:
-        print(f"not installed, skipped: {', '.join(missing)}")
+    print(f"median of {args.runs} runs, cores of fixtures/stacks_target.py (4 threads)")
+    print_table(["build", "version", "core by", "core", "pystack core", "nsdebug bt --all",
+                 "nsdebug/pystack"], rows)
+    for b in targets.missing_builds():
+        print(f"not available, skipped: {b.id} ({b.why_missing})")
 
 
 if __name__ == "__main__":

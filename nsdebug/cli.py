@@ -62,6 +62,11 @@ def open_session(args):
     return Session(process, options, runtime_method=args.runtime_method)
 
 
+def _warn_new(session):
+    for w in session.new_warnings():
+        _err(f"warning: {w}")
+
+
 def run_batch(session, lines, as_json, out=None):
     """Run command lines; returns the exit status (non-zero if any command failed)."""
     out = out or sys.stdout
@@ -78,8 +83,10 @@ def run_batch(session, lines, as_json, out=None):
             status = EXIT_COMMAND_FAILED
             if as_json:
                 print(render.to_json({"command": line, "error": str(e)}), file=out)
+            _warn_new(session)
             _err(str(e))
             continue
+        _warn_new(session)
         if as_json:
             print(render.to_json(result), file=out)
         else:

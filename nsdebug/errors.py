@@ -40,5 +40,10 @@ class PythonNotFoundError(NsdebugError):
     hint = "is this a core of a Python process? try --lib-path if libpython moved"
 
 
+class LayoutMissing(NsdebugError):
+    """What was asked needs struct layouts this build has no table for (a layout made
+    from _Py_DebugOffsets alone covers threads and stacks, not the heap)."""
+
+
 class LayoutError(NsdebugError):
     """No struct layout can be trusted for this build: reading on would mean guessing."""

@@ -236,3 +236,5 @@ def run_shell(session):
             print("\ninterrupted")
         except NsdebugError as e:
             print(f"error: {e}")
+        for w in session.new_warnings():
+            print(f"warning: {w}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate nsdebug/cpython/layouts/data/X.Y.Z-SOURCE.json from the DWARF of CPython builds.
 
-usage: tools/gen_layouts.py [--debian] [PYTHON...]
+usage: tools/gen_layouts.py [--debian] [--out DIR] [PYTHON...]
 
 PYTHON is a pyenv prefix (~/.pyenv/versions/3.13.0) or an interpreter path.
 Default: every pyenv 3.8+; with --debian also Debian's builds that
@@ -82,6 +82,7 @@ SPEC = {
         "f_lineno": ["f_lineno"], "f_trace": ["f_trace"], "f_localsplus": ["f_localsplus"],
         "f_frame": ["f_frame"], "f_locals": ["f_locals"], "f_globals": ["f_globals"],
         "f_gen": ["f_gen"],
+        "f_frame_data": ["_f_frame_data"],                        # 3.11+: the embedded frame
     }),
     "iframe": (["struct _PyInterpreterFrame", "_PyInterpreterFrame"], {
         "code": ["f_executable", "f_code"],                       # 3.13 renamed it
@@ -340,8 +341,13 @@ def generate(python):
 
 
 def main(argv):
+    global OUT
     debian = "--debian" in argv
     argv = [a for a in argv if a != "--debian"]
+    if "--out" in argv:
+        i = argv.index("--out")
+        OUT = argv[i + 1]
+        del argv[i:i + 2]
     pythons = argv or list(python_prefixes())
     if debian:
         pythons += list(debian_pythons())

@@ -26,6 +26,17 @@ class Session:
     frame_index: int = 0       # 0 = innermost Python frame of the selected thread
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C
     runtime_method: str | None = None   # force one way of finding _PyRuntime
+    warnings_shown: int = 0
+
+    def new_warnings(self):
+        """Warnings of the runtime model not yet shown (the CLI and shell print them
+        once, when the runtime is first attached); the process's are shown at open."""
+        rt = self.__dict__.get("runtime")
+        if rt is None:
+            return []
+        out = rt.warnings[self.warnings_shown:]
+        self.warnings_shown = len(rt.warnings)
+        return out
 
     def __post_init__(self):
         crashed = self.process.crashed_thread
@@ -47,6 +58,9 @@ class Session:
         """The heap graph, walked on first use (a progress bar on a terminal)."""
         from ..heap import build_heap
         from ..progress import progress_reporter
+        if not self.runtime.layout.complete:
+            raise CommandError(f"the heap of this core cannot be read: "
+                               f"{self.runtime.layout.missing}")
         with progress_reporter("walking the heap", "objects") as report:
             return build_heap(self.runtime, report)
 

@@ -55,6 +55,7 @@ def redacted_environment(process):
 def gc_state(rt):
     """{'enabled', 'collecting', 'generations': [{count, threshold}]} of the main interpreter."""
     L, o = rt.layout, rt.objects
+    o.need_table("the GC state")
     gc = rt.main_interpreter.address + L.interp.gc if L.interp.gc is not None \
         else rt.address + L.runtime.gc
     i32 = lambda a: struct.unpack("<i", rt.memory.read(a, 4))[0]  # noqa: E731

@@ -198,6 +198,8 @@ class FrameWalker:
 
     def _deref(self, value):
         o = self.obj
+        if self.L.cell.ob_ref is None:
+            return value        # a layout from _Py_DebugOffsets alone: the cell itself
         try:
             if value and o.kind(value) == "cell":
                 return o.ptr(value + self.L.cell.ob_ref)

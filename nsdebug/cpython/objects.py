@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import FaultError, NsdebugError
+from ..errors import FaultError, LayoutMissing, NsdebugError
 from ..record import record
 
 # tp_flags bits (Include/object.h).
@@ -46,6 +46,10 @@ _BUILTIN_KINDS = {
     "member_descriptor": "member_descriptor", "<dummy key> type": "dummy",
     "staticmethod": "staticmethod", "classmethod": "classmethod", "property": "property",
 }
+
+# What a layout from _Py_DebugOffsets alone can preview; other kinds are shown by type.
+DEBUG_OFFSETS_KINDS = {"none", "bool", "int", "float", "str", "bytes", "tuple", "list",
+                       "code", "type", "ellipsis", "notimplemented"}
 
 MAX_TYPE_NAME = 256
 MAX_CONTAINER = 1 << 26          # a larger size than this is garbage, not data
@@ -246,6 +250,8 @@ class ObjectReader:
         if compact and is_ascii:
             data = addr + A.size
         elif compact:
+            if self.L.compact.size is None:
+                raise LayoutMissing("a non-ASCII str needs the compact unicode layout")
             data = addr + self.L.compact.size
         else:
             data = self.ptr(addr + self.L.unicode.data)
@@ -338,8 +344,14 @@ class ObjectReader:
     def dict_size(self, addr):
         return self._check_count(addr, self.ssize(addr + self.L.dict.ma_used), "dict")
 
+    def need_table(self, what):
+        """LayoutMissing unless the layout came from a table (not debug offsets alone)."""
+        if not self.L.complete:
+            raise LayoutMissing(f"{what} needs a layout table: {self.L.missing}")
+
     def dict_items(self, addr, limit=None):
         """[(key, value)] of a dict in insertion order."""
+        self.need_table("reading a dict")
         D = self.L.dict
         keys = self.ptr(addr + D.ma_keys)
         values = self.ptr(addr + D.ma_values)
@@ -423,6 +435,7 @@ class ObjectReader:
         return None
 
     def set_items(self, addr, limit=None):
+        self.need_table("reading a set")
         S = self.L.set
         mask = self.ssize(addr + S.mask)
         if not 0 <= mask < 1 << 32 or (mask + 1) & mask:
@@ -450,6 +463,7 @@ class ObjectReader:
     # -- instances ---------------------------------------------------------------
     def instance_dict(self, addr, info=None):
         """(dict address or None, [(key, value)] or None): where attributes live."""
+        self.need_table("reading attributes")
         info = info or self.info(addr)
         flags = info.flags
         if self.py313 and flags & TPFLAGS_INLINE_VALUES:
@@ -501,6 +515,7 @@ class ObjectReader:
 
     def slot_members(self, info):
         """[(name, offset)] of __slots__ members: walk the type and its bases."""
+        self.need_table("reading __slots__")
         out = []
         seen = set()
         taddr = info.address
@@ -559,6 +574,8 @@ class ObjectReader:
             return "<NULL>"
         info = self.info(addr)
         k = info.kind
+        if not self.L.complete and k not in DEBUG_OFFSETS_KINDS:
+            return f"<{info.qualname} object at {addr:#x}>"
         sub = info.is_heap and k not in ("instance", "exception", "type")
         text = self._preview_kind(addr, info, k, b, depth, seen)
         if sub:

@@ -144,8 +144,8 @@ class Runtime:
             self.warnings.append("_PyRuntime has no _Py_DebugOffsets cookie")
             return None
         found = []
-        for spec in specs:
-            d = layouts.parse_debug_offsets(raw, spec)
+        for spec, table in specs:
+            d = layouts.parse_debug_offsets(raw, spec, table)
             problems = d.problems()
             if problems:
                 found.append(problems[0])
@@ -183,9 +183,13 @@ class Runtime:
         return PythonVersion(dv[0], dv[1], dv[2], "_Py_DebugOffsets")
 
     def _debug_layout(self, debug, version):
+        """A layout of the debug offsets alone. How frame slots encode objects (tagged
+        _PyStackRef or not) goes with the frame struct those offsets describe: taken from
+        the table whose definition of _Py_DebugOffsets read them."""
         key = version.full or (*version.key, 0)
-        return layouts.Layout(key, {}, "_Py_DebugOffsets of the process", complete=False) \
-            .with_fields(debug.mapped())
+        types = {"stackref": debug.table.types.get("stackref")} if debug.table else {}
+        return layouts.Layout(key, types, "_Py_DebugOffsets of the process",
+                              complete=False).with_fields(debug.mapped())
 
     def _choose_layout(self, debug):
         """The first candidate table that agrees with the debug offsets and passes the
@@ -344,6 +348,8 @@ class Runtime:
         """{ident: name} from threading._active, where it can be read."""
         o = self.objects
         out = {}
+        if not self.layout.complete:
+            return out                  # threading._active is a dict: needs a table
         try:
             threading = self.module_object("threading")
             if threading is None:

@@ -79,6 +79,8 @@ class SizeOf:
             return self._dict_size(addr, info)
         if k in ("generator", "coroutine", "async_generator") and L.gen.gi_iframe is not None:
             return self._gen_size(addr)
+        if k == "frame":
+            return self._frame_size(addr)
         if k in ("set", "frozenset"):
             S = L.set
             table = o.ptr(addr + S.table)
@@ -93,16 +95,34 @@ class SizeOf:
 
     def _gen_size(self, addr):
         """gen_sizeof: the generator with its embedded frame (3.11+)."""
+        L = self.L
+        code = self.o.stackref(addr + L.gen.gi_iframe + L.iframe.code)
+        return L.gen.gi_iframe + L.iframe.localsplus + 8 * self._frame_slots(code)
+
+    def _frame_slots(self, code):
+        """Words of an interpreter frame after its header, for a code object (3.11+)."""
         o, L = self.o, self.L
-        code = o.stackref(addr + L.gen.gi_iframe + L.iframe.code)
-        base = L.gen.gi_iframe + L.iframe.localsplus
         i32 = lambda off: int.from_bytes(o.mem.read(code + off, 4), "little", signed=True)  # noqa: E731
         if o.version >= (3, 12):
             # _PyFrame_NumSlotsForCodeObject: co_framesize less the frame's own words.
-            specials = (L.iframe.size - 1) // 8
-            return base + (i32(L.code.co_framesize) - specials) * 8
-        # 3.11: (co_nlocalsplus + co_stacksize) words.
-        return base + (i32(L.code.co_nlocalsplus) + i32(L.code.co_stacksize)) * 8
+            return i32(L.code.co_framesize) - (L.iframe.size - 1) // 8
+        return i32(L.code.co_nlocalsplus) + i32(L.code.co_stacksize)    # 3.11
+
+    def _frame_size(self, addr):
+        """frame_sizeof. A frame object has no ob_size: PyObject_HEAD only (3.11+)."""
+        o, L = self.o, self.L
+        F = L.frameobject
+        if F.f_frame_data is not None:                       # 3.11+
+            iframe = o.ptr(addr + F.f_frame)
+            code = o.stackref(iframe + L.iframe.code)
+            return F.f_frame_data + L.iframe.localsplus + 8 * self._frame_slots(code)
+        # 3.8-3.10: the frame's extra words, less the one f_localsplus[1] declares.
+        code = o.ptr(addr + F.f_code)
+        i32 = lambda off: int.from_bytes(o.mem.read(code + off, 4), "little", signed=True)  # noqa: E731
+        extras = i32(L.code.co_stacksize) + i32(L.code.co_nlocals) + \
+            o.tuple_size(o.ptr(code + L.code.co_cellvars)) + \
+            o.tuple_size(o.ptr(code + L.code.co_freevars))
+        return F.size + (extras - 1) * 8
 
     def _str_size(self, addr):
         o, L = self.o, self.L

@@ -3,7 +3,9 @@
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 import targets
@@ -54,8 +56,15 @@ def test_capture_equals_gcore_and_gdb_reads_it(build, stacks_target, tmp_path, n
     assert seen == tids, gdb.stdout[-2000:]
     assert gdb.stdout.count("\n#0 ") >= 4
     assert "?? ()" not in gdb.stdout.split("Thread")[1]
-    # nsdebug reads the plain core the same as the container.
+    # nsdebug reads the plain core the same as the container; so does pystack (elfutils
+    # once took the empty segments' p_offset of 0 for the ELF header, and lost the
+    # executable of statically linked builds).
     assert nsdebug(plain, *args).stdout == a.stdout
+    pystack = shutil.which("pystack", path=os.path.dirname(sys.executable))
+    ps = subprocess.run([pystack, "core", str(plain)], capture_output=True, text=True,
+                        timeout=120)
+    assert ps.returncode == 0, ps.stderr[-1000:]
+    assert "in main_leaf" in ps.stdout
     assert_untouched(proc.pid, threads=4)
 
 

@@ -70,3 +70,24 @@ def test_shell_session(big_heap_core, tmp_path):
     assert child.exitstatus == 0
     history = (tmp_path / "state" / "nsdebug" / "history").read_text()
     assert "instances __main__.Widget" in history and "print widget_count" in history
+
+
+def test_shell_on_every_build(cores, build, tmp_path):
+    """The shell is the same command table on every build: stacks, a local, the heap."""
+    cap = cores.heap(build)
+    child = spawn(cap.core, tmp_path)
+    try:
+        child.sendline("bt")
+        child.expect(r"line \d+, in park")
+        child.expect(PROMPT)
+        child.sendline("print widget_count")
+        child.expect(r"3000\s")
+        child.expect(PROMPT)
+        child.sendline("instances Widget -n 1")
+        child.expect(r"3,000 objects of type __main__\.Widget", timeout=120)
+        child.expect(PROMPT)
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -143,17 +143,17 @@ def candidates(major, minor, micro=None, build_id=None):
 
 
 def debug_specs(major, minor):
-    """The distinct _Py_DebugOffsets layouts to try for a version, best first: that
-    version's own, else (a version no table knows) the newest ones first."""
-    own = [t.debug_offsets for t in candidates(major, minor) if t.debug_offsets]
+    """[(spec, table)]: the distinct _Py_DebugOffsets layouts to try for a version, best
+    first, each with a table that recorded it: that version's own, else (a version no
+    table knows) the newest ones first."""
+    own = [t for t in candidates(major, minor) if t.debug_offsets]
     if not own:
-        newer = sorted((t for t in all_tables() if t.debug_offsets), key=lambda t: t.version,
-                       reverse=True)
-        own = [t.debug_offsets for t in newer]
+        own = sorted((t for t in all_tables() if t.debug_offsets), key=lambda t: t.version,
+                     reverse=True)
     out = []
-    for spec in own:
-        if spec not in out:
-            out.append(spec)
+    for t in own:
+        if all(t.debug_offsets != spec for spec, _ in out):
+            out.append((t.debug_offsets, t))
     return out
 
 
@@ -244,11 +244,11 @@ DEBUG_FIELDS = {
 class DebugOffsets:
     """A process's _Py_DebugOffsets, parsed with one version's definition of the struct."""
 
-    def __init__(self, values, version_hex, free_threaded, spec_size):
+    def __init__(self, values, version_hex, free_threaded, table):
         self.values = values                  # {(section, field): offset}
         self.version_hex = version_hex
         self.free_threaded = free_threaded
-        self.spec_size = spec_size
+        self.table = table                    # whose definition of the struct was used
 
     @property
     def version(self):
@@ -279,7 +279,7 @@ class DebugOffsets:
 _HEAD = struct.Struct("<8sQQ")
 
 
-def parse_debug_offsets(raw, spec):
+def parse_debug_offsets(raw, spec, table=None):
     """DebugOffsets from the bytes at _PyRuntime read with `spec` (a table's record of the
     struct), or None when the cookie is not there."""
     if len(raw) < _HEAD.size or raw[:8] != DEBUG_COOKIE:
@@ -293,8 +293,8 @@ def parse_debug_offsets(raw, spec):
             at = row["at"] + off
             if at + 8 <= len(raw):
                 values[(sec, f)] = struct.unpack_from("<Q", raw, at)[0]
-    return DebugOffsets(values, version, free_threaded, spec["size"])
+    return DebugOffsets(values, version, free_threaded, table)
 
 
 def debug_offsets_size(specs):
-    return max((s["size"] for s in specs), default=0)
+    return max((s["size"] for s, _ in specs), default=0)
