@@ -20,7 +20,8 @@ def _guard_installed_package():
     tree (an editable install once hid a wheel without its data files). Set
     NSDEBUG_TEST_WORKTREE=1 to test a work tree on purpose while developing."""
     here = os.path.realpath(nsdebug.__file__)
-    if here.startswith(targets.ROOT + os.sep) and not os.environ.get("NSDEBUG_TEST_WORKTREE"):
+    source = os.path.join(targets.ROOT, "nsdebug") + os.sep
+    if here.startswith(source) and not os.environ.get("NSDEBUG_TEST_WORKTREE"):
         raise pytest.UsageError(
             f"nsdebug is imported from the work tree ({here}), not from an installed "
             f"package: install it with `pip install .` and run `.venv/bin/pytest`, or set "
