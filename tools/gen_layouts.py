@@ -195,9 +195,30 @@ SPEC = {
                                          "count": ["count"]}),
     "gchead": (["PyGC_Head"], {"gc_next": ["_gc_next"], "gc_prev": ["_gc_prev"]}),
     "mappingproxy": (["mappingproxyobject"], {"mapping": ["mapping"]}),
-    "property": (["propertyobject"], {"prop_get": ["prop_get"]}),
+    "property": (["propertyobject"], {
+        "prop_get": ["prop_get"], "prop_set": ["prop_set"], "prop_del": ["prop_del"],
+        "prop_doc": ["prop_doc"], "prop_name": ["prop_name"]}),          # prop_name: 3.10+
     "memberdescr": (["PyMemberDescrObject"], {"d_member": ["d_member"]}),
-    "descr": (["PyDescrObject"], {"d_type": ["d_type"], "d_name": ["d_name"]}),
+    "descr": (["PyDescrObject"], {"d_type": ["d_type"], "d_name": ["d_name"],
+                                  "d_qualname": ["d_qualname"]}),
+    "classmethod": (["classmethod"], {"callable": ["cm_callable"], "dict": ["cm_dict"]}),
+    "staticmethod": (["staticmethod"], {"callable": ["sm_callable"], "dict": ["sm_dict"]}),
+    "methodwrapper": (["wrapperobject"], {"descr": ["descr"], "self": ["self"]}),
+    # C types of the standard library that hold objects in fields of their own.
+    "lrucache": (["lru_cache_object"], {
+        "cache": ["cache"], "func": ["func"], "kwd_mark": ["kwd_mark"],
+        "cache_info_type": ["cache_info_type"], "dict": ["dict"]}),
+    "partial": (["partialobject"], {"fn": ["fn"], "args": ["args"], "kw": ["kw"],
+                                    "dict": ["dict"]}),
+    "deque": (["dequeobject"], {"leftblock": ["leftblock"], "rightblock": ["rightblock"],
+                                "leftindex": ["leftindex"], "rightindex": ["rightindex"],
+                                "maxlen": ["maxlen"]}),
+    "dequeblock": (["block"], {"leftlink": ["leftlink"], "data": ["data"],
+                               "rightlink": ["rightlink"]}),
+    "pattern": (["PatternObject"], {"groupindex": ["groupindex"],
+                                    "indexgroup": ["indexgroup"], "pattern": ["pattern"]}),
+    "defaultdict": (["defdictobject"], {"default_factory": ["default_factory"]}),
+    "odict": (["PyODictObject"], {"od_inst_dict": ["od_inst_dict"]}),
 }
 
 GDB_SCRIPT = r'''

@@ -131,7 +131,7 @@ def objects(session, ns):
     size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
     retained_all = g.retained()
     # A type's retained size: its objects not dominated by another of the same type.
-    idom = np.frombuffer(g.dominators(), dtype=np.int32)[objs]
+    idom = g.dominators()[objs]
     idom_t = np.where(idom >= 0, g.type_ix[np.maximum(idom, 0)], -2)
     top_level = idom_t != g.type_ix[objs]
     ret = np.bincount(tix[top_level], weights=retained_all[objs][top_level].astype(np.float64),

@@ -43,7 +43,10 @@ _BUILTIN_KINDS = {
     "weakref.ReferenceType": "weakref", "weakproxy": "weakproxy",
     "weakref.ProxyType": "weakproxy", "ellipsis": "ellipsis",
     "NotImplementedType": "notimplemented", "mappingproxy": "mappingproxy",
-    "member_descriptor": "member_descriptor", "<dummy key> type": "dummy",
+    "member_descriptor": "descriptor", "method_descriptor": "descriptor",
+    "getset_descriptor": "descriptor", "wrapper_descriptor": "descriptor",
+    "classmethod_descriptor": "descriptor", "method-wrapper": "methodwrapper",
+    "<dummy key> type": "dummy",
     "staticmethod": "staticmethod", "classmethod": "classmethod", "property": "property",
 }
 
@@ -103,6 +106,7 @@ class ObjectReader:
         self._types: dict[int, TypeInfo] = {}
         self._bad_types: dict[int, InvalidObject] = {}    # addresses that are not types
         self._str_cache: dict[int, str] = {}
+        self._members: dict[int, list] = {}
         L = layout
         self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
         self._ob_size = L.varobject.ob_size if L.varobject.ob_size is not None else 16
@@ -471,7 +475,13 @@ class ObjectReader:
             if d:
                 return d, None
             values = addr + info.basicsize
-            if self.u8(values + self.L.dictvalues.valid):
+            V = self.L.dictvalues
+            head = self.mem.read(values, 4)
+            capacity, used, embedded, valid = (head[V.capacity], head[V.used],
+                                               head[V.embedded], head[V.valid])
+            if valid not in (0, 1) or embedded not in (0, 1) or used > capacity:
+                raise InvalidObject(addr, "inline values with a bad header")
+            if valid:
                 keys = self._cached_keys(info)
                 return None, self.keys_items(keys, values, owner=addr)
             return None, []
@@ -514,8 +524,16 @@ class ObjectReader:
         return items or []
 
     def slot_members(self, info):
-        """[(name, offset)] of __slots__ members: walk the type and its bases."""
+        """[(name, offset)] of the object members of a type and its bases: a class's
+        __slots__, and a C type's own fields that it exposes as members (OSError.errno,
+        functools.partial.func ...). Cached per type."""
         self.need_table("reading __slots__")
+        found = self._members.get(info.address)
+        if found is None:
+            found = self._members[info.address] = self._read_members(info)
+        return found
+
+    def _read_members(self, info):
         out = []
         seen = set()
         taddr = info.address
@@ -524,9 +542,8 @@ class ObjectReader:
             if not taddr or taddr in seen:
                 break
             seen.add(taddr)
-            ti = self.type_info(taddr)
-            members = self.ptr(taddr + self.L.type.tp_members) if ti.is_heap else 0
-            # A heap type's tp_members lists its __slots__ (PyMemberDef, NULL-terminated).
+            members = self.ptr(taddr + self.L.type.tp_members)
+            # tp_members: PyMemberDef entries, NULL-terminated; only object-typed ones.
             for i in range(MAX_MEMBERS if members else 0):
                 m = members + i * M.size
                 name_ptr = self.ptr(m + M.name)

@@ -9,19 +9,26 @@ through the per-object decoders (Referents and SizeOf). The result is a HeapGrap
 from __future__ import annotations
 
 import struct
+import time
 
 import numpy as np
 
 from ..corefile.vector import VectorMemory
 from ..errors import NsdebugError
+from .fields import KIND_FIELDS
 from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY
 from .walk import MAX_USER_ADDRESS, HeapWalker
 
 U64 = np.uint64
 MAX_ITEMS = 1 << 24
+TPFLAGS_HEAPTYPE = 1 << 9
 TPFLAGS_INLINE_VALUES = 1 << 2
 TPFLAGS_MANAGED_DICT = 1 << 4
 LEAF_KINDS = ("float", "complex", "none", "bytes", "ellipsis", "notimplemented")
+# Kinds whose decoder reads the object's own attributes itself (no second pass).
+ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
+# Kinds read per object (referents.py, sizes.py): their frames vary in shape.
+PER_OBJECT_KINDS = ("generator", "coroutine", "async_generator", "frame")
 
 
 class _Bits:
@@ -106,6 +113,12 @@ class FastWalker(HeapWalker):
         # "the text of key_refs[k]", read when shown or exported, not during the walk.
         self.key_refs = []
         self.n_key_refs = 0
+        self._tarrays = None
+        self.kind_stats = {}            # kind -> [objects, seconds]: where the walk goes
+        self._decoders = {k[3:]: getattr(self, k) for k in dir(self) if k.startswith("_v_")}
+        for kind in KIND_FIELDS:
+            if kind not in self._decoders and kind not in PER_OBJECT_KINDS:
+                self._decoders[kind] = self._v_fields
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _emit(self, src, tgt, kind, name):
@@ -190,6 +203,21 @@ class FastWalker(HeapWalker):
                 del self.edges[field][mark:]
                 self.edges[field].append(merged)
 
+    def _type_arrays(self):
+        """Per type index (and one more for invalid): basicsize, itemsize, preheader,
+        heap flag, kind. Rebuilt only when new types were met."""
+        if self._tarrays is None or self._tarrays[0] != len(self.types):
+            ts = self.types
+            self._tarrays = (
+                len(ts),
+                np.array([t.basicsize for t in ts] + [0], dtype=np.int64),
+                np.array([t.itemsize for t in ts] + [0], dtype=np.int64),
+                # getsizeof counts the GC header and the managed pre-header.
+                np.array([self.sizes.preheader(t, 0) for t in ts] + [0], dtype=np.int64),
+                np.array([t.is_heap for t in ts] + [False], dtype=np.bool_),
+                np.array([t.kind for t in ts] + ["<invalid>"], dtype=object))
+        return self._tarrays[1:]
+
     def _decode_wave(self, addrs):
         vm, L = self.vm, self.L
         n = len(addrs)
@@ -211,27 +239,33 @@ class FastWalker(HeapWalker):
         valid = tix >= 0
         idx_all = np.arange(n)
         self._emit(base + idx_all[valid], types[valid], INTERNAL, self.name_id("ob_type"))
-        # Group by kind.
-        kind_of_type = np.array([t.kind for t in self.types] + ["<invalid>"], dtype=object)
-        knd = kind_of_type[np.where(valid, tix, len(self.types))]
-        is_heap = np.array([t.is_heap for t in self.types] + [False], dtype=np.bool_)
-        heap_sub = is_heap[np.where(valid, tix, len(self.types))]
+        _basic, _item, pre, is_heap, kind_of_type = self._type_arrays()
+        t_all = np.where(valid, tix, len(self.types))
+        knd = kind_of_type[t_all]
+        heap = is_heap[t_all]
         for kind in np.unique(knd):
             if kind == "<invalid>":
                 continue
+            start = time.perf_counter()
             idx = np.nonzero(knd == kind)[0]
-            dec = getattr(self, "_v_" + kind, None)
+            dec = self._decoders.get(kind)
             if dec is None:
                 self._fallback(addrs, idx, base, tix, sizes)
-                continue
-            if kind != "instance":
-                # Subclasses of builtins (IntEnum members, ...): the per-object decoder.
-                sub = heap_sub[idx]
-                if sub.any():
-                    self._fallback(addrs, idx[sub], base, tix, sizes)
-                    idx = idx[~sub]
-            if len(idx):
+            else:
                 dec(addrs, idx, base, tix, sizes)
+                # Heap subclasses of built-ins (IntEnum members, a dict subclass...) and
+                # exceptions have attributes of their own besides the built-in's data.
+                if kind not in ATTRIBUTE_KINDS:
+                    own = np.ones(len(idx), np.bool_) if kind == "exception" else heap[idx]
+                    if own.any():
+                        self._attributes(addrs, idx[own], base, tix)
+                    if kind not in KIND_FIELDS and not own.all():
+                        # collections.defaultdict and other C types of a built-in kind.
+                        self._type_fields(addrs, idx[~own], base, tix)
+                sizes[idx] += pre[tix[idx]].astype(np.uint64)
+            stat = self.kind_stats.setdefault(kind, [0, 0.0])
+            stat[0] += len(idx)
+            stat[1] += time.perf_counter() - start
         self.chunks["addr"].append(addrs)
         self.chunks["type"].append(tix)
         self.chunks["size"].append(sizes)
@@ -263,13 +297,12 @@ class FastWalker(HeapWalker):
                 self._emit(np.array(src), np.array(tgt, dtype=np.uint64), np.array(kk),
                            np.array(nm))
 
-    def _var_size(self, addrs, idx, tix, sizes, extra=None):
-        """getsizeof for fixed and var-sized objects without a __sizeof__ of their own."""
-        basic = np.array([t.basicsize for t in self.types], dtype=np.int64)[tix[idx]]
-        item = np.array([t.itemsize for t in self.types], dtype=np.int64)[tix[idx]]
-        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
-                       dtype=np.int64)[tix[idx]]
-        total = basic + pre
+    def _var_size(self, addrs, idx, tix, sizes):
+        """The size of fixed and var-sized objects without a __sizeof__ of their own
+        (the wave adds the pre-header)."""
+        basic, item, _pre, _heap, _kind = self._type_arrays()
+        total = basic[tix[idx]].copy()
+        item = item[tix[idx]]
         has_items = item > 0
         if has_items.any():
             n, _ = self.vm.i(addrs[idx[has_items]] + U64(self.o._ob_size))
@@ -349,9 +382,7 @@ class FastWalker(HeapWalker):
         self._problem(addrs, idx, bad, "list with a bad size")
         n = np.where(bad, 0, n)
         self._items(base + idx, items, n)
-        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
-                       dtype=np.int64)[tix[idx]]
-        sizes[idx] = (L.list.size + 8 * np.where(bad, 0, alloc) + pre).astype(np.uint64)
+        sizes[idx] = (L.list.size + 8 * np.where(bad, 0, alloc)).astype(np.uint64)
 
     def _keys_table(self, keys):
         """(entries base, entry size, key offset, value offset, nentries, size, ok) for
@@ -423,9 +454,7 @@ class FastWalker(HeapWalker):
         K = L.dictkeys
         refcnt, _ = vm.i(keys + U64(K.dk_refcnt))
         usable, _ = vm.i(keys + U64(K.dk_usable))
-        basic = np.array([t.basicsize for t in self.types], dtype=np.int64)[tix[idx]]
-        pre = np.array([self.sizes.preheader(t, 0) for t in self.types],
-                       dtype=np.int64)[tix[idx]]
+        basic = self._type_arrays()[0][tix[idx]]
         frac = (size << 1) // 3
         if self.v >= (3, 11):
             log2ib, _ = vm.b(keys + U64(K.dk_log2_index_bytes))
@@ -437,14 +466,30 @@ class FastWalker(HeapWalker):
                                                        np.where(size <= 0xFFFFFFFF, 4, 8)))
             keys_size = K.size + width * size + L.dictentry.size * frac
             split_extra = frac * 8
-        total = basic + pre + np.where(values != 0, split_extra, 0) + \
+        total = basic + np.where(values != 0, split_extra, 0) + \
             np.where(refcnt == 1, keys_size, 0)
-        sizes[idx] = np.where(bad, basic + pre, total).astype(np.uint64)
+        sizes[idx] = np.where(bad, basic, total).astype(np.uint64)
 
     # -- instances ------------------------------------------------------------------------------
     def _v_instance(self, addrs, idx, base, tix, sizes):
-        vm = self.vm
+        """Instances of classes, of C types nsdebug has no kind for, and of object: their
+        members (__slots__, or a C type's own exposed fields), __dict__ and, for C types
+        of the standard library, the object fields of their struct."""
         self._var_size(addrs, idx, tix, sizes)
+        self._attributes(addrs, idx, base, tix)
+
+    _v_other = _v_object = _v_instance
+
+    def _type_fields(self, addrs, idx, base, tix):
+        """The struct fields of C types of the standard library, by tp_name."""
+        for t in np.unique(tix[idx]):
+            rows = self.refs._by_type_name.get(self.types[int(t)].qualname)
+            if rows:
+                sel = idx[tix[idx] == t]
+                self._fields(addrs[sel], base + sel, rows)
+
+    def _attributes(self, addrs, idx, base, tix):
+        vm = self.vm
         for t in np.unique(tix[idx]):
             info = self.types[int(t)]
             sel = idx[tix[idx] == t]
@@ -453,7 +498,69 @@ class FastWalker(HeapWalker):
             for name, off in self.o.slot_members(info):
                 tgt, _ = vm.q(a + U64(off))
                 self._emit(src, tgt, PROPERTY, self.name_id(name))
+            rows = self.refs._by_type_name.get(info.qualname)
+            if rows:
+                self._fields(a, src, rows)
             self._instance_attrs(info, a, src, addrs, sel)
+
+    # -- objects with fixed fields ------------------------------------------------------------
+    def _fields(self, a, src, rows):
+        """Edges to the object fields at fixed offsets: rows of (name, offset, kind)."""
+        for name, off, kind in rows:
+            tgt, _ = self.vm.q(a + U64(off))
+            self._emit(src, tgt, kind, self.name_id(name))
+
+    def _v_fields(self, addrs, idx, base, tix, sizes):
+        knd = self._type_arrays()[4][tix[idx[0]]]
+        self._fields(addrs[idx], base + idx, self.refs._fields[knd])
+        self._var_size(addrs, idx, tix, sizes)
+
+    def _v_bytearray(self, addrs, idx, base, tix, sizes):
+        L = self.L
+        self._fields(addrs[idx], base + idx, self.refs._fields["bytearray"])
+        if L.bytearray.ob_bytes_object is not None:
+            self._var_size(addrs, idx, tix, sizes)     # 3.15: the data is a bytes object's
+        else:
+            alloc, _ = self.vm.i(addrs[idx] + U64(L.bytearray.ob_alloc))
+            sizes[idx] = (L.bytearray.size + np.maximum(alloc, 0)).astype(np.uint64)
+
+    def _v_type(self, addrs, idx, base, tix, sizes):
+        a, src = addrs[idx], base + idx
+        self._fields(a, src, self.refs._type_fields)
+        # A type object's own heap-ness, not its metatype's, says if it is a heap type.
+        flags, _ = self.vm.q(a + U64(self.L.type.tp_flags))
+        heap = (flags & U64(TPFLAGS_HEAPTYPE)) != 0
+        self._fields(a[heap], src[heap], self.refs._heaptype_fields)
+        self._var_size(addrs, idx, tix, sizes)
+        # A static type is not GC-tracked (tp_is_gc): no pre-header, which the wave adds.
+        sizes[idx] -= np.where(heap, 0, self._type_arrays()[2][tix[idx]]).astype(np.uint64)
+
+    def _v_set(self, addrs, idx, base, tix, sizes):
+        """set and frozenset: the live keys of the hash table (not NULL, not the dummy of
+        a deleted entry, whose hash is -1), named by their order in the table."""
+        L, vm, S, E = self.L, self.vm, self.L.set, self.L.setentry
+        a = addrs[idx]
+        mask, ok1 = vm.i(a + U64(S.mask))
+        table, ok2 = vm.q(a + U64(S.table))
+        bad = ~(ok1 & ok2) | (mask < 0) | (mask >= MAX_ITEMS) | (((mask + 1) & mask) != 0)
+        self._problem(addrs, idx, bad, "set with a bad table")
+        count = np.where(bad, 0, mask + 1)
+        total = int(count.sum())
+        if total:
+            rep = np.repeat(np.arange(len(idx)), count)
+            slot = _ramp(count).astype(np.uint64)
+            entry = table[rep] + slot * U64(E.size)
+            key, _ = vm.q(entry + U64(E.key))
+            h, _ = vm.i(entry + U64(E.hash))
+            live = (key != 0) & (h != -1)
+            rep, key = rep[live], key[live]
+            live_count = np.bincount(rep, minlength=len(idx))
+            self._emit(base + idx[rep], key, ELEMENT, _ramp(live_count).astype(np.int32))
+        basic = self._type_arrays()[0][tix[idx]]
+        external = (table != a + U64(S.smalltable)) & ~bad
+        sizes[idx] = (basic + np.where(external, count * E.size, 0)).astype(np.uint64)
+
+    _v_frozenset = _v_set
 
     def _cached_keys_entries(self, info):
         """(key addresses, entry count) of a class's shared keys (split instance dicts)."""
@@ -492,9 +599,15 @@ class FastWalker(HeapWalker):
             d, _ = vm.q(a - U64(24))
             self._emit(src, d, INTERNAL, dict_edge)
             vals = a + U64(info.basicsize)
-            valid, _ = vm.b(vals + U64(L.dictvalues.valid))
-            use = (d == 0) & (valid != 0)
-            self._values_edges(info, src[use], vals[use], L.dictvalues.values)
+            V = L.dictvalues
+            valid, _ = vm.b(vals + U64(V.valid))
+            embedded, _ = vm.b(vals + U64(V.embedded))
+            used, _ = vm.b(vals + U64(V.used))
+            capacity, _ = vm.b(vals + U64(V.capacity))
+            sane = (valid <= 1) & (embedded <= 1) & (used <= capacity)
+            self._problem(addrs, sel, (d == 0) & ~sane, "inline values with a bad header")
+            use = (d == 0) & (valid == 1) & sane
+            self._values_edges(info, src[use], vals[use], V.values)
         elif v >= (3, 11) and flags & TPFLAGS_MANAGED_DICT:
             word, _ = vm.q(a - U64(24))
             if v >= (3, 13):
@@ -687,6 +800,11 @@ class _ArenaScan:
                 for k in np.nonzero(cand)[0]:
                     info = by_addr[int(word[k])]
                     gc_type = bool(info.flags & TPFLAGS_HAVE_GC)
+                    if gc_type and info.is_heap:
+                        # An instance of a class is always on a GC list while it lives
+                        # (and all of those were walked): this block is freed memory
+                        # that still carries its old type pointer.
+                        continue
                     has_pre = gc_type and pre and info.flags & TPFLAGS_PREHEADER
                     want = gch + (pre if has_pre else 0) if gc_type else 0
                     if want != off:

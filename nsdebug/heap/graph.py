@@ -6,11 +6,15 @@ the snapshot export. Nothing here holds a Python object per node.
 
 from __future__ import annotations
 
-from array import array
-
 import numpy as np
 
+from . import graph_py as _py
 from .referents import ELEMENT, KIND_NAMES
+
+try:
+    from . import _graphc      # compiled at install (setup.py); see graph_py otherwise
+except ImportError:            # pragma: no cover - a build without a C compiler
+    _graphc = None
 
 SYNTH = 1 << 63
 REACHABLE = 1
@@ -193,22 +197,11 @@ class HeapGraph:
     def parents(self):
         """BFS tree from node 0: parent edge id per node (-1 for none)."""
         if self._parent is None:
-            start = memoryview(self.edge_start)
-            to = memoryview(self.e_to)
-            parent = array("q", [-1]) * self.n
-            seen = bytearray(self.n)
-            seen[0] = 1
-            frontier = [0]
-            while frontier:
-                nxt = []
-                for v in frontier:
-                    for e in range(start[v], start[v + 1]):
-                        t = to[e]
-                        if not seen[t]:
-                            seen[t] = 1
-                            parent[t] = e
-                            nxt.append(t)
-                frontier = nxt
+            parent = np.empty(self.n, dtype=np.int64)
+            if _graphc is not None:
+                _graphc.bfs_parents(self.edge_start, self.e_to, self.n, 0, parent)
+            else:
+                _py.bfs_parents(self.edge_start, self.e_to, self.n, parent)
             self._parent = parent
         return self._parent
 
@@ -217,7 +210,7 @@ class HeapGraph:
         parent = self.parents()
         out = []
         while i != 0:
-            e = parent[i]
+            e = int(parent[i])
             if e < 0:
                 return None
             out.append(e)
@@ -229,85 +222,34 @@ class HeapGraph:
 
     # -- dominators and retained sizes ----------------------------------------------------------
     def dominators(self):
-        """Immediate dominator per node (Cooper, Harvey & Kennedy), from node 0."""
-        if self._idom is not None:
-            return self._idom
-        n = self.n
-        start = memoryview(self.edge_start)
-        to = memoryview(self.e_to)
-        # Reverse postorder by iterative DFS.
-        post = array("i")
-        state = bytearray(n)
-        stack = [(0, start[0])]
-        state[0] = 1
-        while stack:
-            v, e = stack[-1]
-            if e < start[v + 1]:
-                stack[-1] = (v, e + 1)
-                t = to[e]
-                if not state[t]:
-                    state[t] = 1
-                    stack.append((t, start[t]))
+        """Immediate dominator per node from node 0 (int32, -1 where not reached)."""
+        if self._idom is None:
+            idom = np.empty(self.n, dtype=np.int32)
+            order = np.empty(self.n, dtype=np.int32)
+            if _graphc is not None:
+                reached = _graphc.dominators(self.edge_start, self.e_to, self.n, 0, idom,
+                                             order)
             else:
-                stack.pop()
-                post.append(v)
-        del state, stack
-        order = array("i", [-1]) * n              # postorder number, -1 unreached
-        for k, v in enumerate(post):
-            order[v] = k
-        rstart_np, redge_np = self.reverse()
-        rstart = memoryview(rstart_np)
-        # The source of each reverse edge, in slices (no edge-sized temporary).
-        preds_np = np.empty(len(redge_np), dtype=np.int32)
-        step = 1 << 20
-        for lo in range(0, len(redge_np), step):
-            preds_np[lo:lo + step] = np.searchsorted(
-                self.edge_start, redge_np[lo:lo + step], side="right") - 1
-        preds = memoryview(preds_np)
-        idom = array("i", [-1]) * n
-        idom[0] = 0
-        changed = True
-        while changed:
-            changed = False
-            for k in range(len(post) - 2, -1, -1):   # reverse postorder, root (last) skipped
-                v = post[k]
-                new = -1
-                for j in range(rstart[v], rstart[v + 1]):
-                    p = preds[j]
-                    if idom[p] < 0:
-                        continue
-                    if new < 0:
-                        new = p
-                        continue
-                    a, b = p, new
-                    while a != b:
-                        while order[a] < order[b]:
-                            a = idom[a]
-                        while order[b] < order[a]:
-                            b = idom[b]
-                    new = a
-                if new != idom[v]:
-                    idom[v] = new
-                    changed = True
-        self._idom = idom
-        self._post = post
-        return idom
+                reached = _py.dominators(self, idom, order)
+            self._idom, self._order = idom, order[:reached]
+        return self._idom
 
     def retained(self):
         """Retained size per node: its own size plus all it dominates."""
         if self._retained is None:
             idom = self.dominators()
-            ret = array("Q", self.size.tobytes())
-            for v in self._post:                      # children before their dominators
-                d = idom[v]
-                if d >= 0 and d != v:
-                    ret[d] += ret[v]
-            self._retained = np.frombuffer(ret, dtype=np.uint64)
+            ret = np.empty(self.n, dtype=np.uint64)
+            size = np.ascontiguousarray(self.size, dtype=np.uint64)
+            if _graphc is not None:
+                _graphc.retained(self._order, len(self._order), idom, size, ret)
+            else:
+                _py.retained(self._order, idom, size, ret)
+            self._retained = ret
         return self._retained
 
     def dominated_by(self, i, limit):
         """The largest nodes whose immediate dominator is i."""
-        idom = np.frombuffer(self.dominators(), dtype=np.int32)
+        idom = self.dominators()
         kids = np.nonzero(idom == i)[0]
         kids = kids[kids != i]
         ret = self.retained()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import struct
 
 from ..errors import NsdebugError
+from . import fields
+from .fields import ELEMENT, HIDDEN, INTERNAL, KIND_NAMES, PROPERTY, WEAK  # noqa: F401
 
-ELEMENT, PROPERTY, INTERNAL, WEAK, HIDDEN = 0, 1, 2, 3, 4
-KIND_NAMES = ("element", "property", "internal", "weak", "hidden")
 MAX_ITEMS = 1 << 24          # a container claiming more is corrupt: its items are skipped
 _Q = struct.Struct("<Q")
 
@@ -27,50 +27,17 @@ class Referents:
         self.v = objects.version
         self._key_names: dict[int, str] = {}
         L = self.L
-        self._fields = {
-            "function": [("__code__", L.function.func_code), ("__globals__", L.function.func_globals),
-                         ("__builtins__", L.function.func_builtins),
-                         ("__name__", L.function.func_name), ("__qualname__", L.function.func_qualname),
-                         ("__defaults__", L.function.func_defaults),
-                         ("__kwdefaults__", L.function.func_kwdefaults),
-                         ("__closure__", L.function.func_closure), ("__doc__", L.function.func_doc),
-                         ("__dict__", L.function.func_dict), ("__module__", L.function.func_module),
-                         ("__annotations__", L.function.func_annotations)],
-            "method": [("__func__", L.method.im_func), ("__self__", L.method.im_self)],
-            "cfunction": [("__self__", L.cfunction.m_self), ("__module__", L.cfunction.m_module)],
-            "cell": [("cell_contents", L.cell.ob_ref)],
-            "module": [("__dict__", L.module.md_dict)],
-            "exception": [("args", L.exception.args), ("__traceback__", L.exception.traceback),
-                          ("__context__", L.exception.context), ("__cause__", L.exception.cause),
-                          ("__dict__", L.exception.dict), ("__notes__", L.exception.notes)],
-            "code": [(n, getattr(L.code, f)) for n, f in (
-                ("co_consts", "co_consts"), ("co_names", "co_names"), ("co_filename", "co_filename"),
-                ("co_name", "co_name"), ("co_qualname", "co_qualname"), ("co_code", "co_code"),
-                ("co_varnames", "co_varnames"), ("co_cellvars", "co_cellvars"),
-                ("co_freevars", "co_freevars"), ("co_localsplusnames", "co_localsplusnames"),
-                ("co_localspluskinds", "co_localspluskinds"), ("co_lnotab", "co_lnotab"),
-                ("co_linetable", "co_linetable"), ("co_exceptiontable", "co_exceptiontable"))],
-            "range": [("start", L.range.start), ("stop", L.range.stop), ("step", L.range.step),
-                      ("length", L.range.length)],
-            "slice": [("start", L.slice.start), ("stop", L.slice.stop), ("step", L.slice.step)],
-            "generator": [("gi_code", L.gen.gi_code), ("gi_frame", L.gen.gi_frame),
-                          ("__name__", L.gen.gi_name), ("__qualname__", L.gen.gi_qualname)],
-            "frame": [("f_back", L.frameobject.f_back), ("f_code", L.frameobject.f_code),
-                      ("f_globals", L.frameobject.f_globals), ("f_locals", L.frameobject.f_locals),
-                      ("f_trace", L.frameobject.f_trace)],
-            "mappingproxy": [("mapping", L.mappingproxy.mapping)],
-            # 3.15: the data lives in a bytes object (None before: no edge).
-            "bytearray": [("ob_bytes_object", L.bytearray.ob_bytes_object)],
-            "staticmethod": [], "classmethod": [], "property": [],
-        }
-        for k in ("coroutine", "async_generator"):
-            self._fields[k] = self._fields["generator"]
-        self._type_fields = [("__dict__", L.type.tp_dict), ("__mro__", L.type.tp_mro),
-                             ("__base__", L.type.tp_base), ("__bases__", L.type.tp_bases)]
-        self._heaptype_fields = [("__name__", L.heaptype.ht_name),
-                                 ("__qualname__", L.heaptype.ht_qualname),
-                                 ("__slots__", L.heaptype.ht_slots),
-                                 ("__module_object__", L.heaptype.ht_module)]
+        self._fields = {k: fields.offsets(L, rows) for k, rows in fields.KIND_FIELDS.items()}
+        self._type_fields = fields.offsets(L, [
+            ("__dict__", "type", "tp_dict", INTERNAL), ("__mro__", "type", "tp_mro", INTERNAL),
+            ("__base__", "type", "tp_base", INTERNAL), ("__bases__", "type", "tp_bases", INTERNAL)])
+        self._heaptype_fields = fields.offsets(L, [
+            ("__name__", "heaptype", "ht_name", INTERNAL),
+            ("__qualname__", "heaptype", "ht_qualname", INTERNAL),
+            ("__slots__", "heaptype", "ht_slots", INTERNAL),
+            ("__module_object__", "heaptype", "ht_module", INTERNAL)])
+        self._by_type_name = {name: fields.offsets(L, rows)
+                              for name, rows in fields.TYPE_FIELDS.items()}
 
     def ptr(self, addr):
         return _Q.unpack(self.mem.read(addr, 8))[0]
@@ -97,9 +64,9 @@ class Referents:
             decode = getattr(self, "_" + k, None) if k != "instance" else None
             if decode is not None:
                 decode(addr, info, out)
-            fields = self._fields.get(k)
-            if fields:
-                self._plain_fields(addr, fields, out)
+            rows = self._fields.get(k) or self._by_type_name.get(info.qualname)
+            if rows:
+                self._plain_fields(addr, rows, out)
             if k in ("instance", "exception", "other", "object") or \
                     (info.is_heap and k not in ("type",)):
                 self._instance(addr, info, out)
@@ -107,10 +74,8 @@ class Referents:
             out.append((INTERNAL, "<unreadable>", 0))
         return out
 
-    def _plain_fields(self, addr, fields, out, kind=INTERNAL):
-        for name, off in fields:
-            if off is None:
-                continue
+    def _plain_fields(self, addr, rows, out):
+        for name, off, kind in rows:
             target = self.ptr(addr + off)
             if target:
                 out.append((kind, name, target))
@@ -142,17 +107,6 @@ class Referents:
         ti = self.o.type_info(addr)
         if ti.is_heap:
             self._plain_fields(addr, self._heaptype_fields, out)
-
-    def _weakref(self, addr, info, out):
-        W = self.L.weakref
-        target = self.ptr(addr + W.wr_object)
-        if target:
-            out.append((WEAK, "referent", target))
-        cb = self.ptr(addr + W.wr_callback)
-        if cb:
-            out.append((INTERNAL, "__callback__", cb))
-
-    _weakproxy = _weakref
 
     def _generator(self, addr, info, out):
         # 3.11+: the frame is embedded in the generator (gi_iframe); its locals are refs.

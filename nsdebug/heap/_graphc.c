@@ -1,0 +1,368 @@
+/* The loops of the heap graph that no numpy expression can do: a depth-first order,
+ * dominators, retained sizes, a breadth-first tree, and the decimal text of the
+ * snapshot's number arrays. Arrays come and go as Python buffers (numpy arrays, read
+ * and written in place), so this module needs neither numpy's headers nor a copy.
+ *
+ * Dominators: the semi-NCA algorithm (Georgiadis, "Linear-Time Algorithms for Dominators
+ * and Related Problems", 2005): semi-dominators as Lengauer and Tarjan compute them (eval
+ * with path compression), then each immediate dominator as the nearest common ancestor
+ * of its DFS parent and its semi-dominator, walking the partly built tree. Nodes are
+ * renumbered in DFS preorder; a dominator always precedes what it dominates there.
+ *
+ * Sizes: nodes are int32 (under 2**31), edge positions int64. Every array is checked
+ * against the counts it must hold before anything is read.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    Py_buffer b;
+    int held;
+} Buf;
+
+static void release(Buf *bufs, int n) {
+    for (int i = 0; i < n; i++)
+        if (bufs[i].held) PyBuffer_Release(&bufs[i].b);
+}
+
+static int need(Buf *b, Py_ssize_t items, Py_ssize_t itemsize, const char *what) {
+    if (b->b.len < items * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, need %zd", what, b->b.len,
+                     items * itemsize);
+        return 0;
+    }
+    return 1;
+}
+
+/* Check the CSR arrays: starts non-decreasing within [0, m], targets within [0, n). */
+static int check_csr(const int64_t *start, Py_ssize_t n, const int32_t *to, Py_ssize_t m) {
+    if (start[0] != 0 || start[n] > m) {
+        PyErr_SetString(PyExc_ValueError, "edge starts out of range");
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (start[i + 1] < start[i]) {
+            PyErr_SetString(PyExc_ValueError, "edge starts decrease");
+            return 0;
+        }
+    for (int64_t e = 0; e < start[n]; e++)
+        if (to[e] < 0 || to[e] >= n) {
+            PyErr_SetString(PyExc_ValueError, "edge target out of range");
+            return 0;
+        }
+    return 1;
+}
+
+/* Iterative DFS from root: preorder vertex list and DFS-tree parents (as preorder
+ * numbers). pre[v] = -1 for unreached nodes. Returns the number of reached nodes. */
+static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int32_t root,
+                      int32_t *pre, int32_t *vertex, int32_t *parent) {
+    int32_t *stack = malloc(sizeof(int32_t) * (size_t)n);
+    int64_t *next = malloc(sizeof(int64_t) * (size_t)n);
+    if (!stack || !next) {
+        free(stack);
+        free(next);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) pre[i] = -1;
+    Py_ssize_t k = 0, top = 0;
+    pre[root] = 0;
+    vertex[0] = root;
+    parent[0] = 0;
+    k = 1;
+    stack[0] = root;
+    next[0] = start[root];
+    top = 1;
+    while (top) {
+        int32_t v = stack[top - 1];
+        if (next[top - 1] < start[v + 1]) {
+            int32_t t = to[next[top - 1]++];
+            if (pre[t] < 0) {
+                pre[t] = (int32_t)k;
+                vertex[k] = t;
+                parent[k] = pre[v];
+                k++;
+                stack[top] = t;
+                next[top] = start[t];
+                top++;
+            }
+        } else {
+            top--;
+        }
+    }
+    free(stack);
+    free(next);
+    return k;
+}
+
+/* dominators(edge_start, e_to, n, root, idom_out, order_out) -> reached count.
+ * idom_out[v]: the immediate dominator of v (root: itself; unreached: -1).
+ * order_out[0:reached]: reached nodes in DFS preorder (each after its dominator). */
+static PyObject *dominators(PyObject *self, PyObject *args) {
+    Buf b[4] = {{.held = 0}};
+    Py_ssize_t n;
+    int root;
+    if (!PyArg_ParseTuple(args, "y*y*niw*w*", &b[0].b, &b[1].b, &n, &root, &b[2].b, &b[3].b))
+        return NULL;
+    for (int i = 0; i < 4; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    int32_t *pre = NULL, *vertex = NULL, *parent = NULL, *semi = NULL, *label = NULL,
+            *anc = NULL, *rsrc = NULL, *path = NULL;
+    int64_t *rstart = NULL;
+    if (n <= 0 || n >= INT32_MAX || root < 0 || root >= n) {
+        PyErr_SetString(PyExc_ValueError, "bad node count or root");
+        goto done;
+    }
+    if (!need(&b[0], n + 1, 8, "edge_start") || !need(&b[2], n, 4, "idom_out") ||
+        !need(&b[3], n, 4, "order_out"))
+        goto done;
+    const int64_t *start = b[0].b.buf;
+    const int32_t *to = b[1].b.buf;
+    Py_ssize_t m = b[1].b.len / 4;
+    if (!check_csr(start, n, to, m)) goto done;
+    int32_t *idom = b[2].b.buf, *order = b[3].b.buf;
+
+    pre = malloc(sizeof(int32_t) * n);
+    vertex = malloc(sizeof(int32_t) * n);
+    parent = malloc(sizeof(int32_t) * n);
+    if (!pre || !vertex || !parent) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t k;
+    Py_BEGIN_ALLOW_THREADS
+    k = dfs(start, to, n, (int32_t)root, pre, vertex, parent);
+    Py_END_ALLOW_THREADS
+    if (k < 0) { PyErr_NoMemory(); goto done; }
+
+    /* Predecessors of each reached node, in preorder numbers (edges between reached). */
+    rstart = calloc((size_t)k + 1, sizeof(int64_t));
+    if (!rstart) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int32_t v = vertex[i];
+        for (int64_t e = start[v]; e < start[v + 1]; e++)
+            if (pre[to[e]] >= 0) rstart[pre[to[e]] + 1]++;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) rstart[i + 1] += rstart[i];
+    rsrc = malloc(sizeof(int32_t) * (size_t)(rstart[k] ? rstart[k] : 1));
+    semi = malloc(sizeof(int32_t) * k);
+    label = malloc(sizeof(int32_t) * k);
+    anc = malloc(sizeof(int32_t) * k);
+    path = malloc(sizeof(int32_t) * k);
+    if (!rsrc || !semi || !label || !anc || !path) { PyErr_NoMemory(); goto done; }
+
+    Py_BEGIN_ALLOW_THREADS
+    {
+        int64_t *fill = malloc(sizeof(int64_t) * (size_t)k);
+        if (fill) {
+            memcpy(fill, rstart, sizeof(int64_t) * (size_t)k);
+            for (Py_ssize_t i = 0; i < k; i++) {
+                int32_t v = vertex[i];
+                for (int64_t e = start[v]; e < start[v + 1]; e++) {
+                    int32_t t = pre[to[e]];
+                    if (t >= 0) rsrc[fill[t]++] = (int32_t)i;
+                }
+            }
+            free(fill);
+        }
+        if (fill) {
+            for (Py_ssize_t i = 0; i < k; i++) {
+                semi[i] = (int32_t)i;
+                label[i] = (int32_t)i;
+                anc[i] = -1;
+            }
+            for (Py_ssize_t w = k - 1; w > 0; w--) {
+                for (int64_t j = rstart[w]; j < rstart[w + 1]; j++) {
+                    int32_t v = rsrc[j], u;
+                    if (anc[v] < 0) {
+                        u = v;
+                    } else {
+                        /* eval(v) with path compression, iteratively. */
+                        int32_t depth = 0, x = v;
+                        while (anc[anc[x]] >= 0) {
+                            path[depth++] = x;
+                            x = anc[x];
+                        }
+                        while (depth > 0) {
+                            int32_t y = path[--depth];
+                            if (semi[label[anc[y]]] < semi[label[y]]) label[y] = label[anc[y]];
+                            anc[y] = anc[anc[y]];
+                        }
+                        u = label[v];
+                    }
+                    if (semi[u] < semi[w]) semi[w] = semi[u];
+                }
+                anc[w] = parent[w];
+            }
+            /* Immediate dominators: the NCA of the DFS parent and the semi-dominator. */
+            int32_t *dom = anc;           /* reused: its eval use is over */
+            dom[0] = 0;
+            for (Py_ssize_t w = 1; w < k; w++) {
+                int32_t d = parent[w];
+                while (d > semi[w]) d = dom[d];
+                dom[w] = d;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) idom[i] = -1;
+            for (Py_ssize_t w = 0; w < k; w++) {
+                idom[vertex[w]] = vertex[dom[w]];
+                order[w] = vertex[w];
+            }
+        }
+        if (!fill) k = -1;
+    }
+    Py_END_ALLOW_THREADS
+    if (k < 0) { PyErr_NoMemory(); goto done; }
+    result = PyLong_FromSsize_t(k);
+done:
+    free(pre); free(vertex); free(parent); free(semi); free(label); free(anc);
+    free(rsrc); free(rstart); free(path);
+    release(b, 4);
+    return result;
+}
+
+/* retained(order, reached, idom, size, out): out[v] = size[v] plus all v dominates. */
+static PyObject *retained(PyObject *self, PyObject *args) {
+    Buf b[4] = {{.held = 0}};
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*ny*y*w*", &b[0].b, &k, &b[1].b, &b[2].b, &b[3].b))
+        return NULL;
+    for (int i = 0; i < 4; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[1].b.len / 4;
+    if (!need(&b[0], k, 4, "order") || !need(&b[2], n, 8, "size") ||
+        !need(&b[3], n, 8, "out"))
+        goto done;
+    const int32_t *order = b[0].b.buf, *idom = b[1].b.buf;
+    const uint64_t *size = b[2].b.buf;
+    uint64_t *out = b[3].b.buf;
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (order[i] < 0 || order[i] >= n || idom[order[i]] < 0 || idom[order[i]] >= n) {
+            PyErr_SetString(PyExc_ValueError, "order or idom out of range");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(out, size, sizeof(uint64_t) * (size_t)n);
+    for (Py_ssize_t i = k - 1; i > 0; i--) {
+        int32_t v = order[i];
+        out[idom[v]] += out[v];
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 4);
+    return result;
+}
+
+/* bfs_parents(edge_start, e_to, n, root, parent_out): parent_out[v] = the edge by which
+ * a breadth-first search from root first reached v (-1: root, or not reached). */
+static PyObject *bfs_parents(PyObject *self, PyObject *args) {
+    Buf b[3] = {{.held = 0}};
+    Py_ssize_t n;
+    int root;
+    if (!PyArg_ParseTuple(args, "y*y*niw*", &b[0].b, &b[1].b, &n, &root, &b[2].b))
+        return NULL;
+    for (int i = 0; i < 3; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    int32_t *queue = NULL;
+    if (n <= 0 || n >= INT32_MAX || root < 0 || root >= n) {
+        PyErr_SetString(PyExc_ValueError, "bad node count or root");
+        goto done;
+    }
+    if (!need(&b[0], n + 1, 8, "edge_start") || !need(&b[2], n, 8, "parent_out"))
+        goto done;
+    const int64_t *start = b[0].b.buf;
+    const int32_t *to = b[1].b.buf;
+    if (!check_csr(start, n, to, b[1].b.len / 4)) goto done;
+    int64_t *parent = b[2].b.buf;
+    queue = malloc(sizeof(int32_t) * n);
+    if (!queue) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) parent[i] = -2;      /* -2: not seen */
+    Py_ssize_t head = 0, tail = 0;
+    queue[tail++] = root;
+    parent[root] = -1;
+    while (head < tail) {
+        int32_t v = queue[head++];
+        for (int64_t e = start[v]; e < start[v + 1]; e++) {
+            int32_t t = to[e];
+            if (parent[t] == -2) {
+                parent[t] = e;
+                queue[tail++] = t;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (parent[i] == -2) parent[i] = -1;
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(queue);
+    release(b, 3);
+    return result;
+}
+
+/* format_rows(table, cols) -> bytes: int64 rows as "a,b,c" joined by ",\n" (the
+ * .heapsnapshot arrays, one node or edge per line). */
+static PyObject *format_rows(PyObject *self, PyObject *args) {
+    Buf b[1] = {{.held = 0}};
+    Py_ssize_t cols;
+    if (!PyArg_ParseTuple(args, "y*n", &b[0].b, &cols)) return NULL;
+    b[0].held = 1;
+    PyObject *result = NULL;
+    Py_ssize_t count = b[0].b.len / 8;
+    if (cols <= 0 || count % cols) {
+        PyErr_SetString(PyExc_ValueError, "table size is not a multiple of the columns");
+        goto done;
+    }
+    const int64_t *v = b[0].b.buf;
+    /* At most 20 digits, a sign and a separator per value, plus a newline per row. */
+    char *out = malloc((size_t)count * 22 + (size_t)(count / cols) + 1);
+    if (!out) { PyErr_NoMemory(); goto done; }
+    char *p = out;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i) {
+            *p++ = ',';
+            if (i % cols == 0) *p++ = '\n';
+        }
+        int64_t x = v[i];
+        uint64_t u = x < 0 ? (uint64_t)(-(x + 1)) + 1 : (uint64_t)x;
+        if (x < 0) *p++ = '-';
+        char tmp[20];
+        int len = 0;
+        do {
+            tmp[len++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        while (len) *p++ = tmp[--len];
+    }
+    Py_END_ALLOW_THREADS
+    result = PyBytes_FromStringAndSize(out, p - out);
+    free(out);
+done:
+    release(b, 1);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"dominators", dominators, METH_VARARGS,
+     "dominators(edge_start, e_to, n, root, idom_out, order_out) -> reached count"},
+    {"retained", retained, METH_VARARGS,
+     "retained(order, reached, idom, size, out): retained size of every node"},
+    {"bfs_parents", bfs_parents, METH_VARARGS,
+     "bfs_parents(edge_start, e_to, n, root, parent_out): BFS tree as parent edges"},
+    {"format_rows", format_rows, METH_VARARGS,
+     "format_rows(int64 table, cols) -> bytes of rows 'a,b,c' joined by ',\\n'"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_graphc",
+    "Compiled loops of the heap graph: dominators, retained sizes, BFS, row text.", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__graphc(void) {
+    return PyModule_Create(&module);
+}

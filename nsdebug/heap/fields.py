@@ -1,0 +1,95 @@
+"""What each kind of object refers to through fixed fields: one table for the per-object
+decoder (referents.py) and the vectorized walk (fastwalk.py).
+
+A row is (edge name, layout alias, layout field, edge kind); the offset comes from
+the build's layout table, and a field the build lacks (None) is skipped. Kinds are
+ObjectReader's (objects.py); C types of the standard library whose object fields
+are not exposed as members are recognised by tp_name.
+"""
+
+from __future__ import annotations
+
+ELEMENT, PROPERTY, INTERNAL, WEAK, HIDDEN = 0, 1, 2, 3, 4
+KIND_NAMES = ("element", "property", "internal", "weak", "hidden")
+
+_CODE = ("co_consts", "co_names", "co_filename", "co_name", "co_qualname", "co_code",
+         "co_varnames", "co_cellvars", "co_freevars", "co_localsplusnames",
+         "co_localspluskinds", "co_lnotab", "co_linetable", "co_exceptiontable")
+
+KIND_FIELDS = {
+    "function": [(n, "function", f, INTERNAL) for n, f in (
+        ("__code__", "func_code"), ("__globals__", "func_globals"),
+        ("__builtins__", "func_builtins"), ("__name__", "func_name"),
+        ("__qualname__", "func_qualname"), ("__defaults__", "func_defaults"),
+        ("__kwdefaults__", "func_kwdefaults"), ("__closure__", "func_closure"),
+        ("__doc__", "func_doc"), ("__dict__", "func_dict"), ("__module__", "func_module"),
+        ("__annotations__", "func_annotations"), ("__type_params__", "func_typeparams"))],
+    "method": [("__func__", "method", "im_func", INTERNAL),
+               ("__self__", "method", "im_self", INTERNAL)],
+    "cfunction": [("__self__", "cfunction", "m_self", INTERNAL),
+                  ("__module__", "cfunction", "m_module", INTERNAL)],
+    "cell": [("cell_contents", "cell", "ob_ref", INTERNAL)],
+    "module": [("__dict__", "module", "md_dict", INTERNAL)],
+    # (An exception's __dict__ is its instance dict: read with its other attributes.)
+    "exception": [(n, "exception", f, INTERNAL) for n, f in (
+        ("args", "args"), ("__traceback__", "traceback"), ("__context__", "context"),
+        ("__cause__", "cause"), ("__notes__", "notes"))],
+    "code": [(f, "code", f, INTERNAL) for f in _CODE],
+    "range": [(f, "range", f, INTERNAL) for f in ("start", "stop", "step", "length")],
+    "slice": [(f, "slice", f, INTERNAL) for f in ("start", "stop", "step")],
+    "generator": [("gi_code", "gen", "gi_code", INTERNAL), ("gi_frame", "gen", "gi_frame", INTERNAL),
+                  ("__name__", "gen", "gi_name", INTERNAL),
+                  ("__qualname__", "gen", "gi_qualname", INTERNAL)],
+    "frame": [(n, "frameobject", n, INTERNAL) for n in ("f_back", "f_code", "f_globals",
+                                                        "f_locals", "f_trace")],
+    "mappingproxy": [("mapping", "mappingproxy", "mapping", INTERNAL)],
+    "property": [("fget", "property", "prop_get", INTERNAL),
+                 ("fset", "property", "prop_set", INTERNAL),
+                 ("fdel", "property", "prop_del", INTERNAL),
+                 ("__doc__", "property", "prop_doc", INTERNAL),
+                 ("__name__", "property", "prop_name", INTERNAL)],
+    "classmethod": [("__func__", "classmethod", "callable", INTERNAL),
+                    ("__dict__", "classmethod", "dict", INTERNAL)],
+    "staticmethod": [("__func__", "staticmethod", "callable", INTERNAL),
+                     ("__dict__", "staticmethod", "dict", INTERNAL)],
+    "descriptor": [("__objclass__", "descr", "d_type", INTERNAL),
+                   ("__name__", "descr", "d_name", INTERNAL),
+                   ("__qualname__", "descr", "d_qualname", INTERNAL)],
+    "methodwrapper": [("__self__", "methodwrapper", "self", INTERNAL),
+                      ("descr", "methodwrapper", "descr", INTERNAL)],
+    "weakref": [("referent", "weakref", "wr_object", WEAK),
+                ("__callback__", "weakref", "wr_callback", INTERNAL)],
+    # 3.15: a bytearray's data lives in a bytes object (no field before: no edge).
+    "bytearray": [("ob_bytes_object", "bytearray", "ob_bytes_object", INTERNAL)],
+}
+for _k in ("coroutine", "async_generator"):
+    KIND_FIELDS[_k] = KIND_FIELDS["generator"]
+KIND_FIELDS["weakproxy"] = KIND_FIELDS["weakref"]
+
+# C types with object fields their type does not list as members, by tp_name.
+TYPE_FIELDS = {
+    "functools._lru_cache_wrapper": [
+        ("__wrapped__", "lrucache", "func", INTERNAL), ("cache", "lrucache", "cache", INTERNAL),
+        ("__dict__", "lrucache", "dict", INTERNAL),
+        ("cache_info_type", "lrucache", "cache_info_type", INTERNAL),
+        ("kwd_mark", "lrucache", "kwd_mark", INTERNAL)],
+    "functools.partial": [("func", "partial", "fn", INTERNAL), ("args", "partial", "args", INTERNAL),
+                          ("keywords", "partial", "kw", INTERNAL),
+                          ("__dict__", "partial", "dict", INTERNAL)],
+    "re.Pattern": [("pattern", "pattern", "pattern", INTERNAL),
+                   ("groupindex", "pattern", "groupindex", INTERNAL),
+                   ("indexgroup", "pattern", "indexgroup", INTERNAL)],
+    "collections.defaultdict": [("default_factory", "defaultdict", "default_factory",
+                                 INTERNAL)],
+    "collections.OrderedDict": [("__dict__", "odict", "od_inst_dict", INTERNAL)],
+}
+
+
+def offsets(layout, rows):
+    """[(name, offset, edge kind)] of the rows this build has."""
+    out = []
+    for name, alias, field, kind in rows:
+        off = getattr(getattr(layout, alias), field)
+        if off is not None:
+            out.append((name, off, kind))
+    return out

@@ -1,0 +1,100 @@
+"""The graph loops in pure Python, for an install without the compiled _graphc module
+(no C compiler): the same results, slower by one or two orders of magnitude. The tests
+check both against each other."""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+
+def bfs_parents(edge_start, e_to, n, parent):
+    """parent[v] = the edge by which a BFS from node 0 first reached v, else -1."""
+    start, to = memoryview(edge_start), memoryview(e_to)
+    parent[:] = -1
+    seen = bytearray(n)
+    seen[0] = 1
+    frontier = [0]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for e in range(start[v], start[v + 1]):
+                t = to[e]
+                if not seen[t]:
+                    seen[t] = 1
+                    parent[t] = e
+                    nxt.append(t)
+        frontier = nxt
+
+
+def dominators(g, idom_out, order_out):
+    """Cooper, Harvey & Kennedy's iterative algorithm; fills idom (-1 unreached) and the
+    reached nodes in an order where each comes after its dominator. Returns the count."""
+    n = g.n
+    start = memoryview(g.edge_start)
+    to = memoryview(g.e_to)
+    post = array("i")
+    state = bytearray(n)
+    stack = [(0, start[0])]
+    state[0] = 1
+    while stack:
+        v, e = stack[-1]
+        if e < start[v + 1]:
+            stack[-1] = (v, e + 1)
+            t = to[e]
+            if not state[t]:
+                state[t] = 1
+                stack.append((t, start[t]))
+        else:
+            stack.pop()
+            post.append(v)
+    del state, stack
+    order = array("i", [-1]) * n              # postorder number, -1 unreached
+    for k, v in enumerate(post):
+        order[v] = k
+    rstart_np, redge_np = g.reverse()
+    rstart = memoryview(rstart_np)
+    preds_np = np.searchsorted(g.edge_start, redge_np, side="right") - 1
+    preds = memoryview(preds_np.astype(np.int32))
+    idom = array("i", [-1]) * n
+    idom[0] = 0
+    changed = True
+    while changed:
+        changed = False
+        for k in range(len(post) - 2, -1, -1):   # reverse postorder, root (last) skipped
+            v = post[k]
+            new = -1
+            for j in range(rstart[v], rstart[v + 1]):
+                p = preds[j]
+                if idom[p] < 0:
+                    continue
+                if new < 0:
+                    new = p
+                    continue
+                a, b = p, new
+                while a != b:
+                    while order[a] < order[b]:
+                        a = idom[a]
+                    while order[b] < order[a]:
+                        b = idom[b]
+                new = a
+            if new != idom[v]:
+                idom[v] = new
+                changed = True
+    idom_out[:] = np.frombuffer(idom, dtype=np.int32)
+    # Reverse postorder: every node after its dominator.
+    reached = np.frombuffer(post, dtype=np.int32)[::-1]
+    order_out[:len(reached)] = reached
+    return len(reached)
+
+
+def retained(order, idom, size, out):
+    out[:] = size
+    ret = out.tolist()
+    dom = idom.tolist()
+    for v in order[::-1].tolist():           # each node before its dominator
+        d = dom[v]
+        if d != v:
+            ret[d] += ret[v]
+    out[:] = ret

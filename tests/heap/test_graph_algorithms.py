@@ -1,0 +1,89 @@
+"""The compiled graph loops (_graphc) against the pure-Python ones, on a real heap graph
+and on random graphs with cycles, unreachable parts and self-loops; and the installed
+package has the compiled module (a silently failed build would make every heap slow)."""
+
+import numpy as np
+import pytest
+
+from nsdebug.heap import graph, graph_py
+
+
+def test_the_compiled_module_is_installed():
+    assert graph._graphc is not None, "nsdebug.heap._graphc was not built"
+
+
+class _G:
+    """A bare CSR graph with what graph_py needs."""
+
+    def __init__(self, src, dst, n):
+        order = np.argsort(src, kind="stable")
+        self.n = n
+        self.e_to = np.ascontiguousarray(dst[order], dtype=np.int32)
+        self.edge_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=self.edge_start[1:])
+
+    def reverse(self):
+        order = np.argsort(self.e_to, kind="stable").astype(np.int32)
+        start = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.e_to, minlength=self.n), out=start[1:])
+        return start, order
+
+
+def both(g, size=None):
+    c_idom, c_order = np.empty(g.n, np.int32), np.empty(g.n, np.int32)
+    k = graph._graphc.dominators(g.edge_start, g.e_to, g.n, 0, c_idom, c_order)
+    p_idom, p_order = np.empty(g.n, np.int32), np.empty(g.n, np.int32)
+    kp = graph_py.dominators(g, p_idom, p_order)
+    assert k == kp
+    assert np.array_equal(c_idom, p_idom)
+    size = np.arange(1, g.n + 1, dtype=np.uint64) if size is None else size
+    c_ret, p_ret = np.empty(g.n, np.uint64), np.empty(g.n, np.uint64)
+    graph._graphc.retained(c_order[:k], k, c_idom, size, c_ret)
+    graph_py.retained(p_order[:kp], p_idom, size, p_ret)
+    assert np.array_equal(c_ret, p_ret)
+    c_par, p_par = np.empty(g.n, np.int64), np.empty(g.n, np.int64)
+    graph._graphc.bfs_parents(g.edge_start, g.e_to, g.n, 0, c_par)
+    graph_py.bfs_parents(g.edge_start, g.e_to, g.n, p_par)
+    assert np.array_equal(c_par, p_par)
+    return c_idom, c_ret
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_graphs_agree(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 3000))
+    m = int(rng.integers(0, 4 * n))
+    src = rng.integers(0, n, m)
+    dst = rng.integers(0, n, m)
+    both(_G(src, dst, n))
+
+
+def test_a_known_graph():
+    # 0 -> 1 -> 2 -> 4, 0 -> 3 -> 4, 4 -> 5, 5 -> 4 (a cycle), 6 unreachable -> 5
+    src = np.array([0, 1, 2, 0, 3, 4, 5, 6])
+    dst = np.array([1, 2, 4, 3, 4, 5, 4, 5])
+    idom, ret = both(_G(src, dst, 7))
+    assert idom.tolist() == [0, 0, 1, 0, 0, 4, -1]
+    assert ret.tolist()[:6] == [1 + 2 + 3 + 4 + 5 + 6, 2 + 3, 3, 4, 5 + 6, 6]
+
+
+def test_a_real_heap_graph_agrees(cores):
+    import targets
+    from nsdebug.commands import Session, load_all
+    from nsdebug.corefile import open_core
+    load_all()
+    s = Session(open_core(cores.heap(targets.default_build()).core))
+    g = s.heap
+    idom, ret = both(g, np.ascontiguousarray(g.size, dtype=np.uint64))
+    assert np.array_equal(g.dominators(), idom) and np.array_equal(g.retained(), ret)
+    assert int(ret[0]) == int(g.size.sum())
+
+
+def test_bad_arrays_are_refused():
+    start = np.array([0, 1, 5], dtype=np.int64)       # promises 5 edges, has 1
+    to = np.array([1], dtype=np.int32)
+    with pytest.raises(ValueError):
+        graph._graphc.dominators(start, to, 2, 0, np.empty(2, np.int32), np.empty(2, np.int32))
+    with pytest.raises(ValueError):
+        graph._graphc.bfs_parents(np.array([0, 1, 1], np.int64), np.array([7], np.int32), 2, 0,
+                                  np.empty(2, np.int64))
