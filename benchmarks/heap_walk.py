@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
-"""Heap walk and snapshot export on cores of processes with about 1 and 5 million objects.
+"""Heap commands on cores of heaps like real ones, and the synthetic heap beside them.
 
-usage: python benchmarks/heap_walk.py [--objects 1000000,5000000]
+usage: python benchmarks/heap_walk.py [--cases app:200000,app:1000000,...] [--kinds]
+       (pip install '.[bench]' for Flask in the application heap)
 
-Prints, per core: objects found, walk time and objects per second, dominator
-(retained sizes) time, the time of `objects` and `path` as whole commands, the
-snapshot export's time, file size, and nsdebug's peak memory per object.
+Cases (NAME:OBJECTS): `app` is fixtures/app_target.py (the standard library, Flask,
+classes, closures, decorated functions, bound methods, request-like data); `ast` the
+same process holding parsed syntax trees (a deep graph); `synthetic` is
+fixtures/heap_target.py (lists, dicts and instances of a few classes). Default: app at
+200k, 1M and 5M objects, synthetic at 1M and 5M, ast at 1.5M.
+
+Prints per core: objects; `objects` as a whole command the first time (walk, dominators,
+index written) and the second time (index mapped); `path` and `refs` with the index;
+the snapshot export; the walk's and dominators' own times and peak memory per object
+(anonymous RSS sampled in-process; the mapped core is page cache, not counted); and,
+with --kinds, objects per second per kind of object.
 """
 
 import argparse
@@ -19,10 +28,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import byte_compile_nsdebug, print_table, targets, tool  # noqa: E402
 
-OBJECTS_PER_SCALE = 41_000       # heap_target.py builds about this many per unit of SCALE
+DEFAULT = "app:200000,app:1000000,app:5000000,synthetic:1000000,synthetic:5000000,ast:1500000"
+SYNTHETIC_PER_SCALE = 41_000     # heap_target.py builds about this many per unit of SCALE
+APP_BLOCKS_PER_OBJECT = 1.25     # app_target.py counts pymalloc blocks; objects are fewer
 
-# Peak anonymous memory (RssAnon, sampled): nsdebug's own memory. The mapped core's
-# pages (page cache, reclaimable) are reported apart, as the peak of the whole RSS.
+# In-process: the walk and the dominators, timed; peak anonymous memory, sampled.
 PROBE = r"""
 import json, resource, sys, threading, time
 def anon():
@@ -36,16 +46,15 @@ def sample():
 threading.Thread(target=sample, daemon=True).start()
 from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
-from nsdebug.heap import build_heap
+from nsdebug.heap.fastwalk import FastWalker
 rt = attach(open_core(sys.argv[1]))
 time.sleep(0.05)
 base = anon()
-t = time.perf_counter(); g = build_heap(rt); walk = time.perf_counter() - t
+t = time.perf_counter(); w = FastWalker(rt); g = w.run(); walk = time.perf_counter() - t
 t = time.perf_counter(); g.retained(); dom = time.perf_counter() - t
 time.sleep(0.05)
 print(json.dumps({"objects": g.n - g.n_synth, "walk": walk, "dominators": dom,
-                  "peak_anon_kib": peak[0], "base_kib": base,
-                  "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_anon_kib": peak[0], "base_kib": base, "kinds": w.kind_stats}))
 """
 
 
@@ -53,45 +62,66 @@ def timed(cmd):
     start = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
-        sys.exit(r.stderr[-2000:])
+        sys.exit(f"{' '.join(map(str, cmd))}: {r.stderr[-2000:]}")
     return time.perf_counter() - start, r.stdout
+
+
+def capture(case, want, tmp):
+    """A gcore of the case's target at about `want` objects."""
+    me = targets.Build("bench", f"{sys.version_info[0]}.{sys.version_info[1]}", "pyenv",
+                       sys.executable)
+    if case == "synthetic":
+        args = ["heap_target.py", str(max(1, round(want / SYNTHETIC_PER_SCALE)))]
+    else:
+        args = ["app_target.py", str(int(want * APP_BLOCKS_PER_OBJECT))] + \
+            (["--ast"] if case == "ast" else [])
+    return targets.gcore_capture(me, args[0], tmp, *args[1:])
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--objects", default="1000000,5000000")
+    ap.add_argument("--cases", default=DEFAULT)
+    ap.add_argument("--kinds", action="store_true", help="print objects/s per kind")
     args = ap.parse_args()
     byte_compile_nsdebug()
     nsdebug = tool("nsdebug")
-    rows = []
-    for want in (int(x) for x in args.objects.split(",")):
-        scale = max(1, round(want / OBJECTS_PER_SCALE))
+    rows, kind_rows = [], {}
+    for spec in args.cases.split(","):
+        case, want = spec.split(":")
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-            cap = targets.gcore_capture("bench", sys.executable, "heap_target.py", tmp,
-                                        str(scale))
+            cap = capture(case, int(want), tmp)
             probe = json.loads(timed([sys.executable, "-c", PROBE, cap.core])[1])
-            widget = cap.truth["named"]["widget"]["id"]
-            t_objects, _ = timed([nsdebug, cap.core, "-c", "objects"])
-            t_path, out = timed([nsdebug, cap.core, "-c", f"path {widget:#x}"])
+            t_first, out = timed([nsdebug, cap.core, "-c", "objects"])
+            t_second, _ = timed([nsdebug, cap.core, "-c", "objects"])
+            top = out.splitlines()[2].split()       # the largest type: an address to ask about
+            r = subprocess.run([nsdebug, cap.core, "-c", f"instances {top[-1]} -n 1",
+                                "--json"], capture_output=True, text=True)
+            addr = hex(json.loads(r.stdout)["rows"][0]["address"])
+            t_path, _ = timed([nsdebug, cap.core, "-c", f"path {addr}"])
+            t_refs, _ = timed([nsdebug, cap.core, "-c", f"refs {addr}"])
             snap = os.path.join(tmp, "h.heapsnapshot")
-            # /usr/bin/time reports the export's own peak RSS (core pages included).
-            r = subprocess.run(["/usr/bin/time", "-f", "%e %M", nsdebug, cap.core,
-                                "--snapshot", snap], capture_output=True, text=True)
-            t_snap, snap_rss = r.stderr.strip().splitlines()[-1].split()
-            t_snap, snap_rss = float(t_snap), int(snap_rss) >> 10
-            size = os.path.getsize(snap)
+            t_snap, _ = timed([nsdebug, cap.core, "--snapshot", snap])
             n = probe["objects"]
             per_obj = (probe["peak_anon_kib"] - probe["base_kib"]) * 1024 / n
-            rows.append([f"{n:,}", f"{probe['walk']:.1f}", f"{n / probe['walk']:,.0f}",
-                         f"{probe['dominators']:.1f}", f"{t_objects:.1f}", f"{t_path:.1f}",
-                         f"{per_obj:.0f}", f"{probe['peak_rss_kib'] >> 10}", f"{t_snap:.1f}",
-                         f"{size >> 20}", f"{snap_rss}"])
-            print(f"path: {out.strip()}", flush=True)
-    print("times in seconds; 'objects'/'path'/'snapshot' are whole nsdebug commands "
-          "(start-up, walk and all)")
-    print_table(["objects", "walk s", "objects/s", "dominators s", "objects cmd s",
-                 "path cmd s", "peak anon B/object", "peak RSS MiB (incl. core pages)",
-                 "snapshot s", "snapshot MiB", "snapshot peak RSS MiB"], rows)
+            rows.append([case, f"{n:,}", f"{t_first:.2f}", f"{n / t_first:,.0f}",
+                         f"{t_second:.2f}", f"{t_path:.2f}", f"{t_refs:.2f}",
+                         f"{t_snap:.2f}", f"{os.path.getsize(snap) >> 20}",
+                         f"{probe['walk']:.2f}", f"{probe['dominators']:.2f}", f"{per_obj:.0f}"])
+            for kind, (count, secs) in probe["kinds"].items():
+                k = kind_rows.setdefault(kind, [0, 0.0])
+                k[0] += count
+                k[1] += secs
+            print(" ".join(rows[-1]), flush=True)
+    print("\nseconds for whole nsdebug commands (start-up included); the first 'objects' "
+          "walks and writes the heap index, the others map it")
+    print_table(["case", "objects", "objects 1st", "objects/s 1st", "objects 2nd", "path",
+                 "refs", "snapshot", "snapshot MiB", "walk", "dominators",
+                 "peak B/object"], rows)
+    if args.kinds:
+        print("\nobjects per second of the walk, by kind (all cases together)")
+        table = sorted(([k, f"{c:,}", f"{c / s:,.0f}" if s else "-"]
+                        for k, (c, s) in kind_rows.items()), key=lambda r: -int(r[1].replace(",", "")))
+        print_table(["kind", "objects", "objects/s"], table)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def build_parser():
     p.add_argument("--runtime-method", choices=["symbol", "section", "cookie", "scan"],
                    help="find _PyRuntime only this way (default: try each in turn)")
     p.add_argument("--snapshot", metavar="FILE", help="export a .heapsnapshot and exit")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the heap index (CORE.nsdebug-index)")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of errors")
     return p
 
@@ -59,7 +61,8 @@ def open_session(args):
         if getattr(args, name) < 0:
             raise NsdebugError(f"--{name.replace('_', '-')} must not be negative")
     options = Options(args.max_depth, args.max_items, args.max_string)
-    return Session(process, options, runtime_method=args.runtime_method)
+    return Session(process, options, runtime_method=args.runtime_method,
+                   use_index=not getattr(args, "no_cache", False))
 
 
 def _warn_new(session):

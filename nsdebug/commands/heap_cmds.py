@@ -29,6 +29,7 @@ class ObjectsResult:
     invalid: int = 0
     damaged: list = Factory(list)        # [(address, type, why)] the first few
     warnings: list = Factory(list)
+    heap_source: str = "walk"            # "walk", or "index" when mapped from the index
 
 
 @record
@@ -148,7 +149,7 @@ def objects(session, ns):
     reach = (g.flags[objs] & 1) > 0
     return ObjectsResult(g.n - g.n_synth, int(g.size.sum()), int(g.size[objs][reach].sum()),
                          int((~reach).sum()), ns.sort, rows, int(count[-1]), damaged,
-                         list(g.warnings))
+                         list(g.warnings), "index" if g.from_index else "walk")
 
 
 @command("instances", "objects of one type, with a preview",
@@ -302,7 +303,8 @@ def snapshot(session, ns):
     try:
         with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as out, \
                 progress_reporter("writing the snapshot", "rows") as report:
-            nodes, edges = write_snapshot(g, session.runtime.objects, out, report)
+            nodes, edges = write_snapshot(g, session.runtime.objects, out, report,
+                                          session.vector_memory)
         os.replace(tmp, ns.file)
     except OSError as e:
         if os.path.exists(tmp):

@@ -26,16 +26,20 @@ class Session:
     frame_index: int = 0       # 0 = innermost Python frame of the selected thread
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C
     runtime_method: str | None = None   # force one way of finding _PyRuntime
+    use_index: bool = True               # read and write the heap index (--no-cache)
     warnings_shown: int = 0
+    notes: list = Factory(list)          # the session's own warnings (heap index...)
+    notes_shown: int = 0
 
     def new_warnings(self):
-        """Warnings of the runtime model not yet shown (the CLI and shell print them
-        once, when the runtime is first attached); the process's are shown at open."""
+        """Warnings not yet shown, of the runtime model and of the session (the CLI and
+        shell print them once); the process's are shown at open."""
+        out = self.notes[self.notes_shown:]
+        self.notes_shown = len(self.notes)
         rt = self.__dict__.get("runtime")
-        if rt is None:
-            return []
-        out = rt.warnings[self.warnings_shown:]
-        self.warnings_shown = len(rt.warnings)
+        if rt is not None:
+            out += rt.warnings[self.warnings_shown:]
+            self.warnings_shown = len(rt.warnings)
         return out
 
     def __post_init__(self):
@@ -55,14 +59,41 @@ class Session:
 
     @cached_property
     def heap(self):
-        """The heap graph, walked on first use (a progress bar on a terminal)."""
-        from ..heap import build_heap
+        """The heap graph: mapped from the core's heap index when there is a valid one,
+        else walked (a progress bar on a terminal) and its index written."""
+        from ..heap import build_heap, index
         from ..progress import progress_reporter
-        if not self.runtime.layout.complete:
-            raise CommandError(f"the heap of this core cannot be read: "
-                               f"{self.runtime.layout.missing}")
+        rt = self.runtime
+        if not rt.layout.complete:
+            raise CommandError(f"the heap of this core cannot be read: {rt.layout.missing}")
+        identity = None
+        if self.use_index:
+            try:
+                identity = index.core_identity(self.process.path, rt.layout.source)
+            except OSError as e:
+                self.notes.append(f"heap index not used: {e.strerror or e}")
+        if identity is not None:
+            from ..heap.graph import HeapGraph
+            from ..heap.referents import Referents
+            found, reasons = index.load(self.process.path, identity)
+            self.notes.extend(f"ignoring heap index {r}; walking again" for r in reasons)
+            if found is not None:
+                return HeapGraph.from_index(*found, Referents(rt.objects))
         with progress_reporter("walking the heap", "objects") as report:
-            return build_heap(self.runtime, report)
+            g = build_heap(rt, report)
+        if identity is not None:
+            try:
+                index.save(g, self.process.path, identity)
+            except OSError as e:
+                self.notes.append(f"heap index not written ({e}); the next command walks "
+                                  f"the heap again")
+        return g
+
+    @cached_property
+    def vector_memory(self):
+        """The core mapped for reads at many addresses at once (heap walks, snapshots)."""
+        from ..corefile.vector import VectorMemory
+        return VectorMemory(self.process)
 
     def select_thread(self, tid):
         for t in self.process.threads:

@@ -14,6 +14,11 @@ import tempfile
 
 import numpy as np
 
+try:
+    from . import _vector      # compiled at install (setup.py); numpy below otherwise
+except ImportError:            # pragma: no cover - a build without a C compiler
+    _vector = None
+
 
 class VectorMemory:
     def __init__(self, process):
@@ -22,6 +27,7 @@ class VectorMemory:
         buf = getattr(src, "_map", None) if type(src).__name__ == "FileSource" else None
         if buf is None:
             buf = self._materialize(src)
+        self.buf = buf
         self.u8 = np.frombuffer(buf, dtype=np.uint8)
         self.u64 = np.frombuffer(buf, dtype="<u8", count=len(buf) // 8)
         self.u32 = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
@@ -41,9 +47,17 @@ class VectorMemory:
             f.flush()
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
+    def _seg(self):
+        return self.u8, self.start, self.end, self.off
+
     def offsets(self, addrs, width):
         """(file offsets, valid mask) for reading `width` bytes at each address."""
-        addrs = np.asarray(addrs, dtype=np.uint64)
+        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+        if _vector is not None:
+            out = np.empty(len(addrs), dtype=np.int64)
+            _vector.locate_many(*self._seg(), addrs, width, out)
+            valid = out >= 0
+            return np.where(valid, out, 0).astype(np.uint64), valid
         i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
         ic = np.maximum(i, 0)
         valid = (i >= 0) & (addrs + np.uint64(width) <= self.end[ic])
@@ -51,6 +65,12 @@ class VectorMemory:
         return off, valid
 
     def _gather(self, view, shift, addrs, width):
+        if _vector is not None:
+            addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+            out = np.empty(len(addrs), dtype=view.dtype)
+            ok = np.empty(len(addrs), dtype=np.bool_)
+            _vector.gather(*self._seg(), addrs, width, out, ok)
+            return out, ok
         off, valid = self.offsets(addrs, width)
         valid &= (off & np.uint64(width - 1)) == 0
         out = np.zeros(len(off), dtype=view.dtype)
@@ -71,7 +91,30 @@ class VectorMemory:
 
     def b(self, addrs):
         """uint8 at each address."""
+        if _vector is not None:
+            return self._gather(self.u8, 0, addrs, 1)
         off, valid = self.offsets(addrs, 1)
         out = np.zeros(len(off), dtype=np.uint8)
         out[valid] = self.u8[off[valid].astype(np.int64)]
         return out, valid
+
+    def chase(self, head, next_off, mask=~0, limit=1 << 28):
+        """The nodes of a circular linked list from `head` (not included): each node's
+        next pointer at `next_off`, masked. (addresses, whether it came back to head)."""
+        mask &= (1 << 64) - 1
+        if _vector is not None:
+            out = np.empty(min(limit, max(1, len(self.u8) // 16)), dtype=np.uint64)
+            n = _vector.chase(*self._seg(), head, next_off, mask, len(out), out)
+            closed = n >= 0
+            return out[:n if closed else -n - 1].copy(), closed
+        nodes, node = [], head
+        while len(nodes) < limit:
+            v, ok = self.q(np.array([node + next_off], dtype=np.uint64))
+            nxt = int(v[0]) & mask
+            if not ok[0] or nxt == 0:
+                return np.array(nodes, dtype=np.uint64), False
+            if nxt == head:
+                return np.array(nodes, dtype=np.uint64), True
+            nodes.append(nxt)
+            node = nxt
+        return np.array(nodes, dtype=np.uint64), False

@@ -107,6 +107,7 @@ class ObjectReader:
         self._bad_types: dict[int, InvalidObject] = {}    # addresses that are not types
         self._str_cache: dict[int, str] = {}
         self._members: dict[int, list] = {}
+        self._interned: dict[str, int] = {}      # name -> a str object with that text
         L = layout
         self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
         self._ob_size = L.varobject.ob_size if L.varobject.ob_size is not None else 16
@@ -429,10 +430,20 @@ class ObjectReader:
         return list(range(nentries))
 
     def dict_get_str(self, addr, name):
-        """The value stored under a str key in a dict, or None."""
-        for k, v in self.dict_items(addr):
+        """The value stored under a str key in a dict, or None. Keys such as "__module__"
+        are interned: once one is found, the same key object is looked for by address
+        first (no text read per key), then by text."""
+        items = self.dict_items(addr)
+        known = self._interned.get(name)
+        if known is not None:
+            for k, v in items:
+                if k == known:
+                    return v
+        for k, v in items:
             try:
                 if self.type_info(self.type_of(k)).kind == "str" and self.read_str(k) == name:
+                    if len(self._interned) < 4096:
+                        self._interned.setdefault(name, k)
                     return v
             except NsdebugError:
                 continue

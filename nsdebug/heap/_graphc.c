@@ -345,7 +345,48 @@ done:
     return result;
 }
 
+/* reverse(e_to, n, rev_start_out, rev_edge_out): the edges into each node, grouped by
+ * target in edge order (a counting sort: rev_edge[rev_start[t]:rev_start[t+1]]). */
+static PyObject *reverse(PyObject *self, PyObject *args) {
+    Buf b[3] = {{.held = 0}};
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*nw*w*", &b[0].b, &n, &b[1].b, &b[2].b)) return NULL;
+    for (int i = 0; i < 3; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    Py_ssize_t m = b[0].b.len / 4;
+    if (n <= 0 || n >= INT32_MAX || m >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad node or edge count");
+        goto done;
+    }
+    if (!need(&b[1], n + 1, 8, "rev_start_out") || !need(&b[2], m, 4, "rev_edge_out"))
+        goto done;
+    const int32_t *to = b[0].b.buf;
+    int64_t *start = b[1].b.buf;
+    int32_t *edge = b[2].b.buf;
+    for (Py_ssize_t e = 0; e < m; e++)
+        if (to[e] < 0 || to[e] >= n) {
+            PyErr_SetString(PyExc_ValueError, "edge target out of range");
+            goto done;
+        }
+    int64_t *fill = malloc(sizeof(int64_t) * (size_t)n);
+    if (!fill) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    memset(start, 0, sizeof(int64_t) * (size_t)(n + 1));
+    for (Py_ssize_t e = 0; e < m; e++) start[to[e] + 1]++;
+    for (Py_ssize_t i = 0; i < n; i++) start[i + 1] += start[i];
+    memcpy(fill, start, sizeof(int64_t) * (size_t)n);
+    for (Py_ssize_t e = 0; e < m; e++) edge[fill[to[e]]++] = (int32_t)e;
+    Py_END_ALLOW_THREADS
+    free(fill);
+    result = Py_NewRef(Py_None);
+done:
+    release(b, 3);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"reverse", reverse, METH_VARARGS,
+     "reverse(e_to, n, rev_start_out, rev_edge_out): edges grouped by target"},
     {"dominators", dominators, METH_VARARGS,
      "dominators(edge_start, e_to, n, root, idom_out, order_out) -> reached count"},
     {"retained", retained, METH_VARARGS,

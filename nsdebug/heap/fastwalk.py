@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -31,6 +32,20 @@ ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
 PER_OBJECT_KINDS = ("generator", "coroutine", "async_generator", "frame")
 
 
+MODE_NONE, MODE_INLINE, MODE_MANAGED, MODE_TAGGED, MODE_OFFSET, MODE_VAR_OFFSET = range(6)
+
+
+class _AttrPlan:
+    """Where the instances of one type keep their attributes (fastwalk._make_plan)."""
+
+    def __init__(self):
+        self.field_off = self.field_name = self.field_kind = None
+        self.mode = MODE_NONE
+        self.dictoffset = 0
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.key_names = np.zeros(0, dtype=np.int32)
+
+
 class _Bits:
     """A bit array indexed by numpy arrays (1 bit per 16 bytes of core: 1/128 of it)."""
 
@@ -45,21 +60,17 @@ class _Bits:
 
 
 class VecVisited:
-    """One bit per 16-byte slot of the bytes the core holds: which objects were seen."""
+    """One bit per 16 bytes of the core file (objects are 16-aligned): which objects were
+    seen, found by the file offset that holds their first byte."""
 
     def __init__(self, vm):
         self.vm = vm
-        sizes = ((vm.end - vm.start) >> U64(4)) + U64(1)
-        self.base = np.concatenate([[0], np.cumsum(sizes.astype(np.int64))])
-        self.flags = _Bits(int(self.base[-1]))
+        self.flags = _Bits(len(vm.u8) // 16 + 1)
         self.outside = set()            # addresses outside the core's bytes (invalid)
 
     def _slots(self, addrs):
-        i = np.searchsorted(self.vm.start, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        inside = (i >= 0) & (addrs < self.vm.end[ic])
-        slot = self.base[ic] + ((addrs - self.vm.start[ic]) >> U64(4)).astype(np.int64)
-        return slot, inside
+        off, inside = self.vm.offsets(addrs, 1)
+        return (off >> U64(4)).astype(np.int64), inside
 
     def add_many(self, addrs):
         """The distinct addresses of `addrs` not seen before, sorted; marks them seen.
@@ -114,6 +125,10 @@ class FastWalker(HeapWalker):
         self.key_refs = []
         self.n_key_refs = 0
         self._tarrays = None
+        self._plans = {}                # type index -> _AttrPlan
+        self._plan_cache = None
+        self._kind_codes, self._kind_names = {}, []
+        self._known_types = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32))
         self.kind_stats = {}            # kind -> [objects, seconds]: where the walk goes
         self._decoders = {k[3:]: getattr(self, k) for k in dir(self) if k.startswith("_v_")}
         for kind in KIND_FIELDS:
@@ -215,8 +230,32 @@ class FastWalker(HeapWalker):
                 # getsizeof counts the GC header and the managed pre-header.
                 np.array([self.sizes.preheader(t, 0) for t in ts] + [0], dtype=np.int64),
                 np.array([t.is_heap for t in ts] + [False], dtype=np.bool_),
-                np.array([t.kind for t in ts] + ["<invalid>"], dtype=object))
+                np.array([t.kind for t in ts] + ["<invalid>"], dtype=object),
+                np.array([self._kind_code(t.kind) for t in ts] + [-1], dtype=np.int32))
         return self._tarrays[1:]
+
+    def _kind_code(self, kind):
+        code = self._kind_codes.get(kind)
+        if code is None:
+            code = self._kind_codes[kind] = len(self._kind_names)
+            self._kind_names.append(kind)
+        return code
+
+    def _type_indices(self, types):
+        """Type index per object from its type pointer (-1: not a type), with a sorted
+        table of the types met so far: a search, not a sort, per wave."""
+        known, ix = self._known_types
+        pos = np.minimum(np.searchsorted(known, types), max(len(known) - 1, 0))
+        hit = known[pos] == types if len(known) else np.zeros(len(types), np.bool_)
+        if not hit.all():
+            for t in np.unique(types[~hit]).tolist():
+                self._type_row(t)
+            rows = sorted((a, r[0]) for a, r in self._type_rows.items())
+            known = np.array([a for a, _ in rows], dtype=np.uint64)
+            ix = np.array([i for _, i in rows], dtype=np.int32)
+            self._known_types = (known, ix)
+            pos = np.searchsorted(known, types)
+        return ix[pos]
 
     def _decode_wave(self, addrs):
         vm, L = self.vm, self.L
@@ -224,30 +263,29 @@ class FastWalker(HeapWalker):
         base = self.count
         self._cur_addrs, self._cur_base = addrs, base
         self.count += n
-        tix = np.full(n, -1, dtype=np.int32)
         sizes = np.zeros(n, dtype=np.uint64)
         types, ok = vm.q(addrs + U64(L.object.ob_type or 8))
-        ut, inv = np.unique(types, return_inverse=True)
-        rows = [self._type_row(int(t)) for t in ut]
-        u_ix = np.array([r[0] for r in rows], dtype=np.int32)
-        tix[:] = u_ix[inv]
+        tix = self._type_indices(types)
         tix[~ok] = -1
-        for k in np.nonzero(tix < 0)[0]:
+        for k in np.nonzero(tix < 0)[0][:1000]:
             a = int(addrs[k])
-            row = rows[inv[k]]
-            self.problems[a] = row[1] if isinstance(row[1], str) else "unreadable"
+            row = self._type_rows.get(int(types[k]))
+            self.problems[a] = row[1] if row and isinstance(row[1], str) else "unreadable"
         valid = tix >= 0
         idx_all = np.arange(n)
         self._emit(base + idx_all[valid], types[valid], INTERNAL, self.name_id("ob_type"))
-        _basic, _item, pre, is_heap, kind_of_type = self._type_arrays()
+        _basic, _item, pre, is_heap, _kinds, kind_code = self._type_arrays()
         t_all = np.where(valid, tix, len(self.types))
-        knd = kind_of_type[t_all]
+        codes = kind_code[t_all]
         heap = is_heap[t_all]
-        for kind in np.unique(knd):
-            if kind == "<invalid>":
+        by_kind = np.argsort(codes.astype(np.int16), kind="stable")      # a radix sort
+        bounds = np.searchsorted(codes[by_kind], np.arange(len(self._kind_names) + 1))
+        for code in range(len(self._kind_names)):
+            if bounds[code] == bounds[code + 1]:
                 continue
+            kind = self._kind_names[code]
             start = time.perf_counter()
-            idx = np.nonzero(knd == kind)[0]
+            idx = by_kind[bounds[code]:bounds[code + 1]]       # in address order (stable)
             dec = self._decoders.get(kind)
             if dec is None:
                 self._fallback(addrs, idx, base, tix, sizes)
@@ -300,7 +338,7 @@ class FastWalker(HeapWalker):
     def _var_size(self, addrs, idx, tix, sizes):
         """The size of fixed and var-sized objects without a __sizeof__ of their own
         (the wave adds the pre-header)."""
-        basic, item, _pre, _heap, _kind = self._type_arrays()
+        basic, item = self._type_arrays()[:2]
         total = basic[tix[idx]].copy()
         item = item[tix[idx]]
         has_items = item > 0
@@ -489,19 +527,154 @@ class FastWalker(HeapWalker):
                 self._fields(addrs[sel], base + sel, rows)
 
     def _attributes(self, addrs, idx, base, tix):
-        vm = self.vm
-        for t in np.unique(tix[idx]):
-            info = self.types[int(t)]
-            sel = idx[tix[idx] == t]
-            a = addrs[sel]
-            src = base + sel
-            for name, off in self.o.slot_members(info):
-                tgt, _ = vm.q(a + U64(off))
-                self._emit(src, tgt, PROPERTY, self.name_id(name))
-            rows = self.refs._by_type_name.get(info.qualname)
-            if rows:
-                self._fields(a, src, rows)
-            self._instance_attrs(info, a, src, addrs, sel)
+        """Members (__slots__, a C type's exposed fields), the struct fields of known C
+        types, and __dict__ or the inline/split values of instances, for objects of any
+        mix of types at once: per-type plans, flattened and repeated per object."""
+        P = self._plan_tables()
+        t = tix[idx]
+        a, src = addrs[idx], base + idx
+        # Fixed fields: members (property edges) and known C struct fields.
+        counts, first = P.counts, P.first
+        if counts.any():
+            f_off, f_name, f_kind = P.f_off, P.f_name, P.f_kind
+            n = counts[t]
+            rep = np.repeat(np.arange(len(idx)), n)
+            j = first[t][rep] + _ramp(n)
+            tgt, _ = self.vm.q(a[rep] + f_off[j])
+            self._emit(src[rep], tgt, f_kind[j], f_name[j])
+        modes = P.modes[t]
+        dict_edge = self.name_id("__dict__")
+        vm, V = self.vm, self.L.dictvalues
+        basic = self._type_arrays()[0][t].astype(np.uint64)
+        values_src, values_base, values_t = [], [], []
+        sel = modes == MODE_INLINE                       # 3.13+: values after the object
+        if sel.any():
+            d, _ = vm.q(a[sel] - U64(24))
+            self._emit(src[sel], d, INTERNAL, dict_edge)
+            vals = a[sel] + basic[sel]
+            valid, _ = vm.b(vals + U64(V.valid))
+            embedded, _ = vm.b(vals + U64(V.embedded))
+            used, _ = vm.b(vals + U64(V.used))
+            capacity, _ = vm.b(vals + U64(V.capacity))
+            sane = (valid <= 1) & (embedded <= 1) & (used <= capacity)
+            self._problem(addrs, idx[sel], (d == 0) & ~sane, "inline values with a bad header")
+            use = (d == 0) & (valid == 1) & sane
+            values_src.append(src[sel][use])
+            values_base.append(vals[use] + U64(V.values))
+            values_t.append(t[sel][use])
+        sel = modes == MODE_MANAGED                      # 3.11, 3.13 without inline values
+        if sel.any():
+            word, _ = vm.q(a[sel] - U64(24))
+            self._emit(src[sel], word, INTERNAL, dict_edge)
+            if self.v < (3, 12):
+                vals, _ = vm.q(a[sel] - U64(32))        # 3.11: a values pointer before it
+                use = (word == 0) & (vals != 0)
+                values_src.append(src[sel][use])
+                values_base.append(vals[use])
+                values_t.append(t[sel][use])
+        sel = modes == MODE_TAGGED                       # 3.12: dict, or values pointer | 1
+        if sel.any():
+            word, _ = vm.q(a[sel] - U64(24))
+            tagged = (word & U64(1)) != 0
+            self._emit(src[sel][~tagged], word[~tagged], INTERNAL, dict_edge)
+            values_src.append(src[sel][tagged])
+            values_base.append(word[tagged] + U64(1))
+            values_t.append(t[sel][tagged])
+        sel = modes == MODE_OFFSET
+        if sel.any():
+            off = P.dictoffsets[t[sel]]
+            d, _ = vm.q(a[sel] + off)
+            self._emit(src[sel], d, INTERNAL, dict_edge)
+        for k in np.nonzero(modes == MODE_VAR_OFFSET)[0].tolist():
+            dd, _items = self.o.instance_dict(int(a[k]), self.types[int(t[k])])
+            if dd:
+                self._emit(np.array([src[k]]), np.array([dd], dtype=np.uint64), INTERNAL,
+                           dict_edge)
+        if values_src:
+            self._values_edges(P, np.concatenate(values_src),
+                               np.concatenate(values_base), np.concatenate(values_t))
+
+    def _plan_tables(self):
+        """Every type's _AttrPlan flattened into arrays indexed by type (rebuilt only when
+        new types were met)."""
+        if self._plan_cache is None or self._plan_cache.ntypes != len(self.types):
+            for t in range(len(self.types)):
+                if t not in self._plans:
+                    self._plans[t] = self._make_plan(self.types[t])
+            plans = [self._plans[t] for t in range(len(self.types))]
+            P = SimpleNamespace(ntypes=len(plans))
+            P.counts = np.array([len(p.field_off) for p in plans] + [0], dtype=np.int64)
+            P.first = np.cumsum(P.counts) - P.counts
+            P.f_off = np.concatenate([p.field_off for p in plans] +
+                                     [np.zeros(0, np.int64)]).astype(np.uint64)
+            P.f_name = np.concatenate([p.field_name for p in plans] + [np.zeros(0, np.int32)])
+            P.f_kind = np.concatenate([p.field_kind for p in plans] + [np.zeros(0, np.uint8)])
+            P.modes = np.array([p.mode for p in plans] + [MODE_NONE], dtype=np.int8)
+            P.dictoffsets = np.array([p.dictoffset for p in plans] + [0], dtype=np.uint64)
+            P.kcounts = np.array([len(p.keys) for p in plans] + [0], dtype=np.int64)
+            P.kfirst = np.cumsum(P.kcounts) - P.kcounts
+            P.keys = np.concatenate([p.keys for p in plans] + [np.zeros(0, np.uint64)])
+            P.key_names = np.concatenate([p.key_names for p in plans] +
+                                         [np.zeros(0, np.int32)])
+            self._plan_cache = P
+        return self._plan_cache
+
+    def _make_plan(self, info):
+        """How instances of one type hold their attributes (computed once per type)."""
+        plan = _AttrPlan()
+        try:
+            members = self.o.slot_members(info)
+        except NsdebugError:
+            members = []
+        rows = [(off, self.name_id(name), PROPERTY) for name, off in members]
+        rows += [(off, self.name_id(name), kind)
+                 for name, off, kind in self.refs._by_type_name.get(info.qualname, ())]
+        plan.field_off = np.array([r[0] for r in rows], dtype=np.int64)
+        plan.field_name = np.array([r[1] for r in rows], dtype=np.int32)
+        plan.field_kind = np.array([r[2] for r in rows], dtype=np.uint8)
+        flags, v = info.flags, self.v
+        if v >= (3, 13) and flags & TPFLAGS_INLINE_VALUES:
+            plan.mode = MODE_INLINE
+        elif v >= (3, 11) and flags & TPFLAGS_MANAGED_DICT:
+            plan.mode = MODE_TAGGED if v < (3, 13) and v >= (3, 12) else MODE_MANAGED
+        elif info.dictoffset > 0:
+            plan.mode, plan.dictoffset = MODE_OFFSET, info.dictoffset
+        elif info.dictoffset < 0:
+            plan.mode = MODE_VAR_OFFSET
+        if plan.mode in (MODE_INLINE, MODE_MANAGED, MODE_TAGGED):
+            ck = self._cached_keys_entries(info)
+            if ck is not None and ck[1]:
+                plan.keys = ck[0]
+                plan.key_names = self._key_names(ck[0])
+        return plan
+
+    def _values_edges(self, P, src, vals, t):
+        """Attribute edges of instances whose values live in a values array, named by the
+        keys their class shares (ht_cached_keys)."""
+        counts, first, keys, names = P.kcounts, P.kfirst, P.keys, P.key_names
+        if not counts.any() or not len(src):
+            return
+        n = counts[t]
+        rep = np.repeat(np.arange(len(src)), n)
+        j = _ramp(n)
+        k = first[t][rep] + j
+        tgt, _ = self.vm.q(vals[rep] + U64(8) * j.astype(np.uint64))
+        keep = keys[k] != 0
+        self._emit(src[rep][keep], tgt[keep], PROPERTY, names[k][keep])
+
+    def _cached_keys_entries(self, info):
+        """(key addresses, entry count) of a class's shared keys (split instance dicts)."""
+        keys = self.o.ptr(info.address + self.L.heaptype.ht_cached_keys)
+        if not keys:
+            return None
+        k = np.array([keys], dtype=np.uint64)
+        entries, esize, koff, _, nentries, _, ok = self._keys_table(k)
+        if not ok[0]:
+            return None
+        n = int(nentries[0])
+        ek, _ = self.vm.q(entries[0] + U64(int(esize[0])) * np.arange(n, dtype=np.uint64) +
+                          U64(int(koff[0])))
+        return ek, n
 
     # -- objects with fixed fields ------------------------------------------------------------
     def _fields(self, a, src, rows):
@@ -562,75 +735,6 @@ class FastWalker(HeapWalker):
 
     _v_frozenset = _v_set
 
-    def _cached_keys_entries(self, info):
-        """(key addresses, entry count) of a class's shared keys (split instance dicts)."""
-        keys = self.o.ptr(info.address + self.L.heaptype.ht_cached_keys)
-        if not keys:
-            return None
-        k = np.array([keys], dtype=np.uint64)
-        entries, esize, koff, _, nentries, _, ok = self._keys_table(k)
-        if not ok[0]:
-            return None
-        n = int(nentries[0])
-        ek, _ = self.vm.q(entries[0] + U64(int(esize[0])) * np.arange(n, dtype=np.uint64) +
-                          U64(int(koff[0])))
-        return ek, n
-
-    def _values_edges(self, info, src, vals, offset=0):
-        """Attribute edges of instances whose values live in a values array."""
-        ck = self._cached_keys_entries(info)
-        if ck is None or not len(src):
-            return
-        keys, n = ck
-        if n == 0:
-            return
-        names = self._key_names(keys) if n else None
-        rep = np.repeat(np.arange(len(src)), n)
-        j = np.tile(np.arange(n, dtype=np.uint64), len(src))
-        tgt, _ = self.vm.q(vals[rep] + U64(offset) + U64(8) * j)
-        keep = (np.tile(keys, len(src)) != 0)
-        self._emit(src[rep][keep], tgt[keep], PROPERTY, np.tile(names, len(src))[keep])
-
-    def _instance_attrs(self, info, a, src, addrs, sel):
-        vm, v, L = self.vm, self.v, self.L
-        flags = info.flags
-        dict_edge = self.name_id("__dict__")
-        if v >= (3, 13) and flags & TPFLAGS_INLINE_VALUES:
-            d, _ = vm.q(a - U64(24))
-            self._emit(src, d, INTERNAL, dict_edge)
-            vals = a + U64(info.basicsize)
-            V = L.dictvalues
-            valid, _ = vm.b(vals + U64(V.valid))
-            embedded, _ = vm.b(vals + U64(V.embedded))
-            used, _ = vm.b(vals + U64(V.used))
-            capacity, _ = vm.b(vals + U64(V.capacity))
-            sane = (valid <= 1) & (embedded <= 1) & (used <= capacity)
-            self._problem(addrs, sel, (d == 0) & ~sane, "inline values with a bad header")
-            use = (d == 0) & (valid == 1) & sane
-            self._values_edges(info, src[use], vals[use], V.values)
-        elif v >= (3, 11) and flags & TPFLAGS_MANAGED_DICT:
-            word, _ = vm.q(a - U64(24))
-            if v >= (3, 13):
-                self._emit(src, word, INTERNAL, dict_edge)
-            elif v >= (3, 12):
-                tagged = (word & U64(1)) != 0
-                self._emit(src[~tagged], word[~tagged], INTERNAL, dict_edge)
-                self._values_edges(info, src[tagged], word[tagged] + U64(1))
-            else:
-                self._emit(src, word, INTERNAL, dict_edge)
-                vals, _ = vm.q(a - U64(32))
-                use = (word == 0) & (vals != 0)
-                self._values_edges(info, src[use], vals[use])
-        elif info.dictoffset > 0:
-            d, _ = vm.q(a + U64(info.dictoffset))
-            self._emit(src, d, INTERNAL, dict_edge)
-        elif info.dictoffset < 0:
-            for k, addr in zip(src.tolist(), a.tolist()):
-                dd, _items = self.o.instance_dict(addr, info)
-                if dd:
-                    self._emit(np.array([k]), np.array([dd], dtype=np.uint64), INTERNAL,
-                               dict_edge)
-
     # -- driving ----------------------------------------------------------------------------
     def _drain_waves(self, frontier):
         """Decode `frontier` (new, already marked seen) and everything new it leads to."""
@@ -660,12 +764,9 @@ class FastWalker(HeapWalker):
         unreachable = []
         seeds = []
         try:
-            on_lists = array("Q")
-            for obj, frozen in self.gc_objects():
-                if not frozen:
-                    self.tracked.append(obj)
-                on_lists.append(obj)
-            seeds.append(np.frombuffer(on_lists, dtype=np.uint64))
+            tracked, frozen = self.gc_objects()
+            self.tracked = tracked
+            seeds += [tracked, frozen]
         except NsdebugError as e:
             self.warnings.append(f"GC lists: {e}")
         for group in seeds:
@@ -720,16 +821,18 @@ def _ramp(counts):
 
 
 class _ArenaScan:
-    """Allocated pymalloc blocks and the objects in them, an arena at a time."""
+    """Allocated pymalloc blocks and the objects in them, many pools at a time."""
+
+    POOLS_PER_BATCH = 2048
 
     def __init__(self, walker):
         self.w = walker
         self.vm = walker.vm
         self.L = walker.L
 
-    def objects(self):
+    def pools(self):
+        """Addresses of every pool of every arena in use."""
         from . import arenas as arena_mod
-        from .walk import TPFLAGS_HAVE_GC, TPFLAGS_PREHEADER
         w, vm, L = self.w, self.vm, self.L
         table = arena_mod.arena_table(w.rt)
         if table is None:
@@ -738,26 +841,32 @@ class _ArenaScan:
         if count > 1 << 24:
             raise NsdebugError(f"arena table claims {count} arenas")
         pool_size, _ = arena_mod.pool_and_arena_size(w.rt.version.key)
-        A, P = L.arena, L.pool
-        align = 1 << arena_mod.ALIGNMENT_SHIFT
-        overhead = (P.size + align - 1) & ~(align - 1)
+        A = L.arena
         ao = U64(arenas) + U64(A.size) * np.arange(count, dtype=np.uint64)
         address, _ = vm.q(ao + U64(A.address))
-        pool_addr, _ = vm.q(ao + U64(A.pool_address))
-        types = [t for t in w.types]
-        known = np.array(sorted(t.address for t in types), dtype=np.uint64)
-        by_addr = {t.address: t for t in types}
-        gch = L.gchead.size
+        end, _ = vm.q(ao + U64(A.pool_address))
+        live = address != 0
+        address, end = address[live], end[live]
+        first = (address + U64(pool_size - 1)) & ~U64(pool_size - 1)
+        end = np.minimum(end, address + U64(1 << 24))
+        n = np.where(end > first, (end - first) // U64(pool_size), 0).astype(np.int64)
+        rep = np.repeat(np.arange(len(first)), n)
+        return first[rep] + U64(pool_size) * _ramp(n).astype(U64), pool_size
+
+    def objects(self):
+        from . import arenas as arena_mod
+        from .walk import TPFLAGS_HAVE_GC, TPFLAGS_PREHEADER
+        w, vm, P = self.w, self.vm, self.L.pool
+        all_pools, pool_size = self.pools()
+        align = 1 << arena_mod.ALIGNMENT_SHIFT
+        overhead = (P.size + align - 1) & ~(align - 1)
+        known = np.array(sorted(t.address for t in w.types), dtype=np.uint64)
+        by_addr = {t.address: t for t in w.types}
+        gch = self.L.gchead.size
         pre = 16 if w.v >= (3, 11) else 0
         out = []
-        for a, end in zip(address.tolist(), pool_addr.tolist()):
-            if not a:
-                continue
-            first = (a + pool_size - 1) & ~(pool_size - 1)
-            end = min(end, a + (1 << 24))
-            if end <= first:
-                continue
-            pools = np.arange(first, end, pool_size, dtype=np.uint64)
+        for lo_i in range(0, len(all_pools), self.POOLS_PER_BATCH):
+            pools = all_pools[lo_i:lo_i + self.POOLS_PER_BATCH]
             ref, ok1 = vm.d(pools + U64(P.ref))
             szidx, ok2 = vm.d(pools + U64(P.szidx))
             nextoff, ok3 = vm.d(pools + U64(P.nextoffset))
@@ -769,29 +878,34 @@ class _ArenaScan:
             bsize = (szidx + 1) << arena_mod.ALIGNMENT_SHIFT
             limit = np.minimum(nextoff, pool_size - bsize + 1)
             nblocks = np.maximum((limit - overhead + bsize - 1) // bsize, 0)
+            first_block = np.cumsum(nblocks) - nblocks
             rep = np.repeat(np.arange(len(pools)), nblocks)
             blocks = pools[rep] + (U64(overhead) + (bsize[rep] * _ramp(nblocks)).astype(U64))
             bsz = bsize[rep]
-            # Free blocks: follow every pool's free list in lockstep.
-            free = []
+            # Free blocks: follow every pool's free list in lockstep, each to its index.
+            keep = np.ones(len(blocks), dtype=np.bool_)
             cur, _ = vm.q(pools + U64(P.freeblock))
-            lo, hi = pools, pools + U64(pool_size)
+            pool_i = np.arange(len(pools))
             for _ in range(pool_size // align):
-                live = (cur != 0) & (cur >= lo) & (cur < hi)
+                lo = pools[pool_i]
+                offset = cur.astype(np.int64) - lo.astype(np.int64) - overhead
+                number = offset // bsize[pool_i]
+                live = (cur != 0) & (offset >= 0) & (offset % bsize[pool_i] == 0) & \
+                    (number < nblocks[pool_i])
                 if not live.any():
                     break
-                cur, lo, hi = cur[live], lo[live], hi[live]
-                free.append(cur)
+                cur, pool_i = cur[live], pool_i[live]
+                keep[first_block[pool_i] + number[live]] = False
                 cur, _ = vm.q(cur)
-            if free:
-                keep = ~np.isin(blocks, np.concatenate(free))
-                blocks, bsz = blocks[keep], bsz[keep]
+            blocks, bsz = blocks[keep], bsz[keep]
             chosen = np.zeros(len(blocks), dtype=np.uint64)
             open_ = np.ones(len(blocks), dtype=np.bool_)
             for off in (gch + pre, gch, 0):
                 obj = blocks + U64(off)
                 word, ok = vm.q(obj + U64(8))
-                cand = open_ & ok & np.isin(word, known) & (obj + U64(16) <= blocks + bsz.astype(U64))
+                pos = np.minimum(np.searchsorted(known, word), len(known) - 1)
+                cand = open_ & ok & (known[pos] == word) & \
+                    (obj + U64(16) <= blocks + bsz.astype(U64))
                 # A block whose object was already found is accounted for.
                 seen = np.zeros(len(cand), dtype=np.bool_)
                 seen[cand] = w.visited.contains_many(obj[cand])

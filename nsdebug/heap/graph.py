@@ -96,6 +96,31 @@ class HeapGraph:
             g.flags[order[tpos[hit]]] |= TRACKED
         g._rev = g._idom = g._retained = g._parent = None
         g._by_addr = (sorted_addr, order)
+        g.from_index = False
+        return g
+
+    @classmethod
+    def from_index(cls, meta, a, refs):
+        """A graph mapped from a heap index (index.py); `refs` names dict entries."""
+        from ..cpython.objects import TypeInfo
+        from .index import TYPE_FIELDS
+        g = cls()
+        g.n, g.n_synth, g.n_reachable = meta["n"], meta["n_synth"], meta["n_reachable"]
+        g.dropped_edges = meta["dropped_edges"]
+        g.names = meta["names"]
+        g.types = [TypeInfo(**dict(zip(TYPE_FIELDS, row))) for row in meta["types"]]
+        g.problems = {int(addr): why for addr, why in meta["problems"]}
+        g.synth_names, g.synth_kinds = meta["synth_names"], meta["synth_kinds"]
+        g.warnings = list(meta["warnings"])
+        g.key_text = refs.key_name
+        for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
+                     "e_name", "key_refs"):
+            setattr(g, name, a[name])
+        order = a["by_addr_order"]
+        g._by_addr = (g.addr[order], order)
+        g._idom, g._retained, g._order = a["idom"], a["retained"], None
+        g._parent = g._rev = None
+        g.from_index = True
         return g
 
     # -- lookups ------------------------------------------------------------------------
@@ -170,12 +195,16 @@ class HeapGraph:
 
     # -- reverse edges --------------------------------------------------------------------
     def reverse(self):
-        """(rev_start, rev_edge): for node t, edge ids pointing at it."""
+        """(rev_start, rev_edge): for node t, edge ids pointing at it, in edge order."""
         if self._rev is None:
-            order = np.argsort(self.e_to, kind="stable").astype(np.int32)
-            counts = np.bincount(self.e_to, minlength=self.n)
-            start = np.zeros(self.n + 1, dtype=np.int64)
-            np.cumsum(counts, out=start[1:])
+            start = np.empty(self.n + 1, dtype=np.int64)
+            if _graphc is not None:
+                order = np.empty(len(self.e_to), dtype=np.int32)
+                _graphc.reverse(self.e_to, self.n, start, order)
+            else:
+                order = np.argsort(self.e_to, kind="stable").astype(np.int32)
+                start[0] = 0
+                np.cumsum(np.bincount(self.e_to, minlength=self.n), out=start[1:])
             self._rev = (start, order)
         return self._rev
 

@@ -13,8 +13,10 @@ import json
 import numpy as np
 
 from ..errors import NsdebugError
+from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
 from .strings import StringTable
+from .strtext import str_texts
 
 NODE_TYPES = ["hidden", "array", "string", "object", "code", "closure", "regexp", "number",
               "native", "synthetic", "concatenated string", "sliced string", "symbol",
@@ -44,8 +46,9 @@ def _meta():
     }
 
 
-def node_columns(g, objects, strings):
-    """(node type, name string index) per node, vectorized by type where names are shared."""
+def node_columns(g, objects, strings, vm=None):
+    """(node type, name string index) per node, vectorized by type where names are shared;
+    str values read in bulk from the mapped core (vm) where it can."""
     n = g.n
     ntype = np.full(n, N_OBJECT, dtype=np.int64)
     name = np.zeros(n, dtype=np.int64)
@@ -67,10 +70,53 @@ def node_columns(g, objects, strings):
     valued = [i for i, k in enumerate(kinds) if k in ("str", "function", "code") or
               k in NUMBER_KINDS]
     idx = np.nonzero(np.isin(g.type_ix, valued))[0]
-    for i in idx:
-        i = int(i)
-        name[i] = strings.add(_value_name(objects, g, i, kinds[int(g.type_ix[i])]))
+    texts = [None] * len(idx)
+    if vm is not None:
+        # Strings and the qualified names of functions, in bulk from the core.
+        kind_of = np.array(kinds + ["<invalid>"], dtype=object)[g.type_ix[idx]]
+        is_str = kind_of == "str"          # str subclasses are not compact: per object
+        for k, t in zip(np.nonzero(is_str)[0].tolist(),
+                        str_texts(vm, objects.L, g.addr[idx[is_str]], MAX_NAME)):
+            texts[k] = t
+        L = objects.L
+        for kind, off in (("function", L.function.func_qualname),
+                          ("code", L.code.co_qualname or L.code.co_name)):
+            sel = kind_of == kind
+            if sel.any() and off is not None:
+                qual, ok = vm.q(g.addr[idx[sel]] + np.uint64(off))
+                for k, t in zip(np.nonzero(sel)[0].tolist(),
+                                str_texts(vm, L, np.where(ok, qual, 0), 200)):
+                    texts[k] = t
+        heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
+        sel = (kind_of == "int") & ~heap        # IntEnum members and such: by preview
+        if sel.any():
+            for k, t in zip(np.nonzero(sel)[0].tolist(), _small_ints(vm, objects, g.addr[idx[sel]])):
+                texts[k] = t
+    add = strings.add
+    for k, (i, text) in enumerate(zip(idx.tolist(), texts)):
+        if text is None:
+            text = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
+        name[i] = add(text)
     return ntype, name
+
+
+def _small_ints(vm, o, addrs):
+    """repr() of ints of at most two 30-bit digits, read in bulk; None for the others."""
+    L = o.L
+    if o.version >= (3, 12):
+        tag, ok = vm.q(addrs + np.uint64(L.long.lv_tag))
+        ndigits = (tag >> np.uint64(3)).astype(np.int64)
+        sign = 1 - (tag & np.uint64(3)).astype(np.int64)         # 3.12: 0 +, 1 zero, 2 -
+    else:
+        size, ok = vm.i(addrs + np.uint64(o._ob_size))
+        ndigits, sign = np.abs(size), np.sign(size)
+    d0, ok0 = vm.d(addrs + np.uint64(L.long.ob_digit))
+    d1, ok1 = vm.d(addrs + np.uint64(L.long.ob_digit + 4))
+    value = (d0.astype(np.int64) & 0x3FFFFFFF) + \
+        np.where(ndigits > 1, (d1.astype(np.int64) & 0x3FFFFFFF) << 30, 0)
+    good = ok & ok0 & (ndigits <= 2) & (ok1 | (ndigits <= 1)) & (np.abs(sign) <= 1)
+    value = np.where(ndigits == 0, 0, value) * np.where(sign < 0, -1, 1)
+    return [str(v) if g else None for v, g in zip(value.tolist(), good.tolist())]
 
 
 def _value_name(o, g, i, kind):
@@ -87,10 +133,10 @@ def _value_name(o, g, i, kind):
         return g.type_name(i)
 
 
-def write_snapshot(g, objects, out, progress=None):
+def write_snapshot(g, objects, out, progress=None, vm=None):
     """Write the snapshot to a text file object; returns (node count, edge count)."""
     strings = StringTable()
-    ntype, name = node_columns(g, objects, strings)
+    ntype, name = node_columns(g, objects, strings, vm)
     n, m = g.n, len(g.e_to)
     ids = g.snapshot_ids().astype(np.int64)
     counts = np.diff(g.edge_start)
@@ -131,16 +177,21 @@ def write_snapshot(g, objects, out, progress=None):
     out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
               '"locations":[],\n"strings":[')
     for k in range(0, len(strings.strings), CHUNK):
-        chunk = strings.strings[k:k + CHUNK]
-        out.write(("," if k else "") + ",\n".join(json.dumps(s) for s in chunk))
+        # One encoder call per chunk: a list's JSON, its brackets cut off.
+        text = json.dumps(strings.strings[k:k + CHUNK], separators=(",\n", ":"))
+        out.write(("," if k else "") + text[1:-1])
     out.write("]}\n")
     return n, m
 
 
 def _write_rows(out, table, progress, done):
+    table = np.ascontiguousarray(table, dtype=np.int64)
     for k in range(0, len(table), CHUNK):
         rows = table[k:k + CHUNK]
-        out.write(("," if k else "") +
-                  ",\n".join(",".join(map(str, r)) for r in rows.tolist()))
+        if _graphc is not None:
+            text = _graphc.format_rows(rows, rows.shape[1]).decode("ascii")
+        else:
+            text = ",\n".join(",".join(map(str, r)) for r in rows.tolist())
+        out.write(("," if k else "") + text)
         if progress:
             progress(done + k + len(rows))

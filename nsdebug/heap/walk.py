@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from array import array
 
+import numpy as np
+
+from ..cpython import layout_check
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
@@ -176,28 +179,23 @@ class HeapWalker:
         return 0
 
     def gc_objects(self):
-        """(object, frozen) for every object on the GC's generation lists, then the
+        """(tracked, frozen): the objects on the GC's generation lists, then those of the
         permanent generation (gc.freeze(); 3.12 puts its static tuples there), which
-        gc.get_objects() leaves out: frozen is True for those."""
-        rt, L, o = self.rt, self.rt.layout, self.o
-        if L.interp.gc is not None:
-            gc = rt.main_interpreter.address + L.interp.gc     # 3.9+: per interpreter
-        else:
-            gc = rt.address + L.runtime.gc                      # 3.8: in _PyRuntime
-        heads = []
-        G, gen_size = L.gcstate, L.gcgen.size
-        for i in range(3):
-            heads.append(gc + G.generations + i * gen_size + L.gcgen.head)
-        if G.permanent_generation is not None:
-            heads.append(gc + G.permanent_generation + L.gcgen.head)
+        gc.get_objects() leaves out. Lists are followed through the mapped core."""
+        rt, L = self.rt, self.rt.layout
+        heads = layout_check.gc_heads(self.o, L, rt.main_interpreter.address, rt.address)
         gch = L.gchead.size
-        for n, head in enumerate(heads):
-            node = o.ptr(head + L.gchead.gc_next)
-            seen = 0
-            while node and node != head and seen < 1 << 28:
-                yield node + gch, n == 3
-                node = o.ptr(node + L.gchead.gc_next) & ~3
-                seen += 1
+        found = []
+        for head in heads:
+            nodes, closed = self.vm.chase(head, L.gchead.gc_next, ~3)
+            if not closed:
+                self.warnings.append(f"the GC list at {head:#x} is broken after "
+                                     f"{len(nodes)} objects")
+            found.append(nodes + np.uint64(gch))
+        permanent = len(heads) == 4
+        tracked = np.concatenate(found[:3])
+        frozen = found[3] if permanent else np.zeros(0, dtype=np.uint64)
+        return tracked, frozen
 
     def _plausible(self, obj, info, block_end, gc_type, has_pre):
         o = self.o

@@ -1,0 +1,190 @@
+/* Reads of a mapped core at many addresses at once: the inner loop of every heap walk.
+ *
+ * The core is a byte buffer; its PT_LOAD segments are three sorted uint64 arrays (start,
+ * end of the bytes the core holds, file offset). gather() reads one little-endian value
+ * of 1, 4 or 8 bytes at each address: a value is valid when all its bytes lie inside one
+ * segment and the address is aligned to the width; an invalid read gives 0. chase()
+ * follows a linked list (the GC's generation lists) through the same buffer. Neither
+ * can read outside the buffer, whatever the addresses or segment arrays say.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    const uint8_t *buf;
+    Py_ssize_t size;
+    const uint64_t *start, *end, *off;
+    Py_ssize_t nseg;
+    Py_ssize_t last;          /* the segment of the previous lookup: addresses cluster */
+} Space;
+
+/* Offset in the buffer of `width` bytes at addr, or -1. */
+static inline int64_t locate(Space *s, uint64_t addr, uint64_t width) {
+    Py_ssize_t i = s->last;
+    if (!(i < s->nseg && s->start[i] <= addr && addr < s->end[i])) {
+        Py_ssize_t lo = 0, hi = s->nseg;
+        while (lo < hi) {          /* the last segment starting at or below addr */
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (s->start[mid] <= addr) lo = mid + 1; else hi = mid;
+        }
+        i = lo - 1;
+        if (i < 0 || addr >= s->end[i]) return -1;
+        s->last = i;
+    }
+    if (addr + width > s->end[i] || addr + width < addr) return -1;
+    uint64_t o = s->off[i] + (addr - s->start[i]);
+    if (o + width > (uint64_t)s->size || o + width < o) return -1;
+    return (int64_t)o;
+}
+
+static int space(Space *s, Py_buffer *buf, Py_buffer *st, Py_buffer *en, Py_buffer *of) {
+    Py_ssize_t n = st->len / 8;
+    if (en->len / 8 != n || of->len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "segment arrays differ in length");
+        return 0;
+    }
+    s->buf = buf->buf;
+    s->size = buf->len;
+    s->start = st->buf;
+    s->end = en->buf;
+    s->off = of->buf;
+    s->nseg = n;
+    s->last = 0;
+    return 1;
+}
+
+/* gather(buf, starts, ends, offs, addrs, width, out, ok) -> number of valid reads */
+static PyObject *gather(PyObject *self, PyObject *args) {
+    Py_buffer b[8];
+    int width;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*iw*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &width,
+                          &b[5], &b[6]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t n = b[4].len / 8;
+    if (width != 1 && width != 4 && width != 8) {
+        PyErr_SetString(PyExc_ValueError, "width must be 1, 4 or 8");
+        goto done;
+    }
+    if (b[5].len < n * width || b[6].len < n) {
+        PyErr_SetString(PyExc_ValueError, "output arrays too small");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *addrs = b[4].buf;
+    uint8_t *ok = b[6].buf;
+    Py_ssize_t good = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t a = addrs[k];
+        int64_t o = (a & (uint64_t)(width - 1)) ? -1 : locate(&s, a, (uint64_t)width);
+        ok[k] = o >= 0;
+        good += o >= 0;
+        if (width == 8) {
+            uint64_t v = 0;
+            if (o >= 0) memcpy(&v, s.buf + o, 8);
+            ((uint64_t *)b[5].buf)[k] = v;
+        } else if (width == 4) {
+            uint32_t v = 0;
+            if (o >= 0) memcpy(&v, s.buf + o, 4);
+            ((uint32_t *)b[5].buf)[k] = v;
+        } else {
+            ((uint8_t *)b[5].buf)[k] = o >= 0 ? s.buf[o] : 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(good);
+done:
+    for (int i = 0; i < 7; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
+/* locate_many(buf, starts, ends, offs, addrs, width, out_offsets): file offset of each
+ * read, -1 where it is not in the core (for reads of variable-sized data). */
+static PyObject *locate_many(PyObject *self, PyObject *args) {
+    Py_buffer b[6];
+    long long width;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*Lw*", &b[0], &b[1], &b[2], &b[3], &b[4], &width,
+                          &b[5]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t n = b[4].len / 8;
+    if (width < 1 || b[5].len < n * 8) {
+        PyErr_SetString(PyExc_ValueError, "bad width or output too small");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *addrs = b[4].buf;
+    int64_t *out = b[5].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) out[k] = locate(&s, addrs[k], (uint64_t)width);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < 6; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
+/* chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count: the nodes of
+ * a circular list from head (excluded): next = *(node + next_off) & mask, until the head
+ * comes back, a NULL, an unreadable node, or `limit` nodes (out holds `limit`). Returns
+ * -count - 1 when the list did not come back to its head. */
+static PyObject *chase(PyObject *self, PyObject *args) {
+    Py_buffer b[5];
+    unsigned long long head, next_off, mask;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*KKKnw*", &b[0], &b[1], &b[2], &b[3], &head,
+                          &next_off, &mask, &limit, &b[4]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    if (limit < 0 || b[4].len < limit * 8) {
+        PyErr_SetString(PyExc_ValueError, "output too small");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    uint64_t *out = b[4].buf;
+    Py_ssize_t count = 0;
+    int closed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t node = head;
+    while (count < limit) {
+        int64_t o = locate(&s, node + next_off, 8);
+        if (o < 0) break;
+        uint64_t next;
+        memcpy(&next, s.buf + o, 8);
+        next &= mask;
+        if (next == head) { closed = 1; break; }
+        if (next == 0) break;
+        out[count++] = next;
+        node = next;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(closed ? count : -count - 1);
+done:
+    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"gather", gather, METH_VARARGS,
+     "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
+    {"locate_many", locate_many, METH_VARARGS,
+     "locate_many(buf, starts, ends, offs, addrs, width, out): file offsets or -1"},
+    {"chase", chase, METH_VARARGS,
+     "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_vector", "Reads of a mapped core at many addresses at once.",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__vector(void) {
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,38 @@
+"""The text of many str objects at once, straight from the mapped core.
+
+The common str is compact ASCII: its characters follow the PyASCIIObject header, one
+byte each. Those (and compact one-byte latin-1 strs) are sliced out of the core's
+bytes in bulk; any other str (two- or four-byte kinds, legacy, damaged) is left as
+None for the per-object reader (ObjectReader.read_str), which knows every case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+U64 = np.uint64
+
+
+def str_texts(vm, layout, addrs, limit):
+    """[text or None] for the str objects at `addrs`, each cut at `limit` characters."""
+    L = layout
+    addrs = np.asarray(addrs, dtype=np.uint64)
+    state, ok1 = vm.d(addrs + U64(L.ascii.state))
+    length, ok2 = vm.i(addrs + U64(L.ascii.length))
+    kind = (state >> 2) & 7
+    compact = ((state >> 5) & 1).astype(bool)
+    ascii_ = ((state >> 6) & 1).astype(bool)
+    simple = ok1 & ok2 & compact & (kind == 1) & (length >= 0) & (length < 1 << 40)
+    header = np.where(ascii_, L.ascii.size, L.compact.size or 0).astype(np.uint64)
+    simple &= ascii_ | (L.compact.size is not None)
+    n = np.minimum(length, limit).astype(np.int64)
+    off, valid = vm.offsets(addrs + header, 1)
+    end_ok, _ = vm.offsets(addrs + header + np.maximum(n - 1, 0).astype(np.uint64), 1)
+    simple &= valid & (end_ok == off + np.maximum(n - 1, 0).astype(np.uint64))
+    buf = vm.u8
+    out = [None] * len(addrs)
+    for k, o, m, a in zip(np.nonzero(simple)[0].tolist(), off[simple].tolist(),
+                          n[simple].tolist(), ascii_[simple].tolist()):
+        raw = buf[o:o + m].tobytes()
+        out[k] = raw.decode("ascii" if a else "latin-1", "replace")
+    return out

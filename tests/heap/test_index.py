@@ -1,0 +1,112 @@
+"""The heap index: written by the first heap command, mapped by the next ones, the same
+answers as a fresh walk, and never trusted when stale, foreign, truncated or garbled."""
+
+import json
+import os
+import shutil
+
+import pytest
+import targets
+
+COMMANDS = ["objects --top 50", "largest -n 5", "instances Widget -n 5",
+            "strings widget-4 -n 5"]
+
+
+@pytest.fixture
+def core(cores, tmp_path):
+    """A private copy of a heap core (the index is written beside it)."""
+    cap = cores.heap(targets.default_build())
+    dst = tmp_path / "core"
+    shutil.copyfile(cap.core, dst)
+    return cap, str(dst)
+
+
+def test_second_command_maps_the_index_and_answers_the_same(core, nsdebug, tmp_path):
+    cap, path = core
+    widget = cap.truth["named"]["widget"]["id"]
+    table = cap.truth["named"]["table"]["id"]
+    shared = cap.truth["named"]["shared"]["id"]
+    cmds = COMMANDS + [f"path {widget:#x}", f"refs {shared:#x}", f"retained {table:#x}"]
+    args = [a for c in cmds for a in ("-c", c)]
+    fresh = nsdebug(path, "--no-cache", *args, "--json")
+    assert fresh.returncode == 0 and not os.path.exists(path + ".nsdebug-index")
+    first = nsdebug(path, *args, "--json")
+    assert os.path.exists(path + ".nsdebug-index")
+    assert oct(os.stat(path + ".nsdebug-index").st_mode & 0o777) == "0o600"
+    second = nsdebug(path, *args, "--json")
+    docs = [[json.loads(x) for x in r.stdout.splitlines()] for r in (fresh, first, second)]
+    assert docs[0][0]["heap_source"] == "walk" and docs[1][0]["heap_source"] == "walk"
+    assert docs[2][0]["heap_source"] == "index"
+    for d in docs:
+        d[0].pop("heap_source")
+    assert docs[0] == docs[1] == docs[2]
+    assert docs[2][4]["path"] == "sys.modules['__main__'].widgets[42]"
+    # The snapshot from the index is the snapshot from a walk, byte for byte.
+    a, b = tmp_path / "a.heapsnapshot", tmp_path / "b.heapsnapshot"
+    assert nsdebug(path, "--no-cache", "--snapshot", a).returncode == 0
+    assert nsdebug(path, "--snapshot", b).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def _objects(nsdebug, path):
+    r = nsdebug(path, "-c", "objects --top 5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return json.loads(r.stdout), r.stderr
+
+
+def test_a_changed_core_gets_a_new_index(core, nsdebug):
+    _, path = core
+    _objects(nsdebug, path)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))     # the core changed
+    doc, err = _objects(nsdebug, path)
+    assert doc["heap_source"] == "walk" and "made for another core" in err
+    doc, err = _objects(nsdebug, path)
+    assert doc["heap_source"] == "index" and err == ""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "foreign"])
+def test_a_damaged_index_is_rebuilt_not_trusted(core, nsdebug, tmp_path, damage):
+    _, path = core
+    want, _ = _objects(nsdebug, path)
+    index = path + ".nsdebug-index"
+    size = os.path.getsize(index)
+    if damage == "truncated":
+        with open(index, "r+b") as f:
+            f.truncate(size * 2 // 3)
+        why = "truncated"
+    elif damage == "garbled":
+        with open(index, "r+b") as f:
+            f.seek(size // 2)
+            f.write(b"\xa5" * 64)
+        why = "checksum"
+    else:
+        with open(index, "wb") as f:
+            f.write(b"not an index at all\n" * 100)
+        why = "not an nsdebug heap index"
+    doc, err = _objects(nsdebug, path)
+    assert doc["heap_source"] == "walk" and why in err, err
+    assert len(err.strip().splitlines()) == 1
+    doc.pop("heap_source"), want.pop("heap_source")
+    assert doc == want
+    doc, _ = _objects(nsdebug, path)
+    assert doc["heap_source"] == "index"
+
+
+def test_an_index_that_cannot_go_beside_the_core_goes_to_the_cache(core, tmp_path):
+    """The core's directory refuses the index (here: a directory squats its name, which
+    no permission bit would stop root from writing): $XDG_CACHE_HOME/nsdebug holds it."""
+    import subprocess
+    _, path = core
+    os.mkdir(path + ".nsdebug-index")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+
+    def run():
+        r = subprocess.run(targets.nsdebug_cmd() + [path, "-c", "objects -n 1", "--json"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["heap_source"]
+
+    assert run() == "walk" and run() == "index"
+    assert len(list((tmp_path / "cache" / "nsdebug").glob("heap-*.nsdebug-index"))) == 1
