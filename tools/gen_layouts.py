@@ -83,6 +83,8 @@ SPEC = {
         "f_frame": ["f_frame"], "f_locals": ["f_locals"], "f_globals": ["f_globals"],
         "f_gen": ["f_gen"],
         "f_frame_data": ["_f_frame_data"],                        # 3.11+: the embedded frame
+        "f_valuestack": ["f_valuestack"], "f_stacktop": ["f_stacktop"],   # 3.8-3.9
+        "f_stackdepth": ["f_stackdepth"],                                 # 3.10
     }),
     "iframe": (["struct _PyInterpreterFrame", "_PyInterpreterFrame"], {
         "code": ["f_executable", "f_code"],                       # 3.13 renamed it
@@ -91,7 +93,9 @@ SPEC = {
         "frame_obj": ["frame_obj"],
         "prev_instr": ["prev_instr"],                             # 3.11-3.12
         "instr_ptr": ["instr_ptr"],                               # 3.13+
-        "stacktop": ["stacktop"], "is_entry": ["is_entry"], "owner": ["owner"],
+        "stacktop": ["stacktop"],                                 # 3.11-3.13: a slot count
+        "stackpointer": ["stackpointer"],                         # 3.14+: a pointer
+        "is_entry": ["is_entry"], "owner": ["owner"],
         "localsplus": ["localsplus"],
     }),
     "code": (["PyCodeObject"], {
@@ -172,7 +176,8 @@ SPEC = {
     "cfunction": (["PyCFunctionObject"], {"m_ml": ["m_ml"], "m_self": ["m_self"],
                                           "m_module": ["m_module"]}),
     "methoddef": (["PyMethodDef", "struct PyMethodDef"], {"ml_name": ["ml_name"]}),
-    "module": (["PyModuleObject"], {"md_dict": ["md_dict"], "md_name": ["md_name"]}),
+    "module": (["PyModuleObject"], {"md_dict": ["md_dict"], "md_name": ["md_name"],
+                                    "md_state": ["md_state"]}),
     "cell": (["PyCellObject"], {"ob_ref": ["ob_ref"]}),
     "exception": (["PyBaseExceptionObject"], {
         "dict": ["dict"], "args": ["args"], "notes": ["notes"], "traceback": ["traceback"],
@@ -220,6 +225,9 @@ SPEC = {
     "defaultdict": (["defdictobject"], {"default_factory": ["default_factory"]}),
     "odict": (["PyODictObject"], {"od_inst_dict": ["od_inst_dict"]}),
 }
+
+# Enumerations whose values moved between versions: name -> C enum candidates.
+ENUMS = {"framestate": ["enum _framestate"], "frameowner": ["enum _frameowner"]}
 
 GDB_SCRIPT = r'''
 import gdb, json, os
@@ -279,8 +287,18 @@ try:
             debug["sections"][""]["fields"][f.name] = f.bitpos // 8
 except gdb.error:
     pass
+enums = {}
+for alias, names in json.loads(os.environ["NSD_ENUMS"]).items():
+    for n in names:
+        try:
+            t = gdb.lookup_type(n).strip_typedefs()
+        except gdb.error:
+            continue
+        enums[alias] = {f.name: f.enumval for f in t.fields()}
+        break
 with open(os.environ["NSD_OUT"], "w") as f:
-    json.dump({"types": out, "debug_offsets": debug}, f, indent=1, sort_keys=True)
+    json.dump({"types": out, "debug_offsets": debug, "enums": enums}, f, indent=1,
+              sort_keys=True)
 '''
 
 
@@ -336,7 +354,7 @@ def generate(python):
         with open(script, "w") as f:
             f.write(GDB_SCRIPT)
         env = dict(os.environ, NSD_SPEC=json.dumps(SPEC), NSD_OUT=out,
-                   NSD_DEBUG_TYPE=DEBUG_OFFSETS_TYPE)
+                   NSD_DEBUG_TYPE=DEBUG_OFFSETS_TYPE, NSD_ENUMS=json.dumps(ENUMS))
         pre = ["-ex", f"set debug-file-directory {debug_dir}"] if debug_dir else []
         r = subprocess.run(["gdb", "-batch", "-nx", *pre, "-ex", f"file {binary}",
                             "-ex", f"source {script}"], capture_output=True, text=True, env=env)
@@ -352,6 +370,8 @@ def generate(python):
             "build_id": build_id(binary), "types": types}
     if dumped["debug_offsets"]:
         data["debug_offsets"] = dumped["debug_offsets"]
+    if dumped["enums"]:
+        data["enums"] = dumped["enums"]
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, f"{version}-{source}.json")
     with open(path, "w") as f:

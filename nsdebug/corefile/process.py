@@ -305,17 +305,34 @@ class Process:
         return None
 
     def data_regions(self, module):
-        """A module's writable segments, each with the anonymous (.bss) tail that follows it."""
+        """A module's writable segments, each with the anonymous (.bss) tail that follows
+        it, as far as the module's own program headers say its data goes (an unrelated
+        anonymous mapping can sit right after a module)."""
         segs = self.memory.segments
+        bss_end = self._data_end(module)
         out = []
         for i, s in enumerate(segs):
             if "w" not in s.perms or s.file is None or s.file.path != module.path:
                 continue
             out.append(s)
             nxt = segs[i + 1] if i + 1 < len(segs) else None
-            if nxt is not None and nxt.start == s.end and nxt.file is None:
-                out.append(nxt)
+            if nxt is not None and nxt.start == s.end and nxt.file is None and \
+                    bss_end is not None and nxt.start < bss_end:
+                if nxt.end <= bss_end:
+                    out.append(nxt)
+                else:
+                    out.append(Segment(nxt.start, bss_end, nxt.offset,
+                                       min(nxt.filesz, bss_end - nxt.start), nxt.perms))
         return out
+
+    def _data_end(self, module):
+        """End in memory of the module's last writable PT_LOAD (its .bss), or None."""
+        f = module.file
+        if f is None:
+            return None
+        ends = [p.p_vaddr + p.p_memsz for p in f.phdrs
+                if p.p_type == elf.PT_LOAD and p.p_flags & 2]
+        return max(ends) + module.bias if ends else None
 
     def module_by_path(self, path):
         for m in self.modules:

@@ -47,6 +47,7 @@ _BUILTIN_KINDS = {
     "getset_descriptor": "descriptor", "wrapper_descriptor": "descriptor",
     "classmethod_descriptor": "descriptor", "method-wrapper": "methodwrapper",
     "<dummy key> type": "dummy",
+    "frozendict": "dict",                 # 3.15: a dict's layout and a cached hash
     "staticmethod": "staticmethod", "classmethod": "classmethod", "property": "property",
 }
 
@@ -604,7 +605,8 @@ class ObjectReader:
         k = info.kind
         if not self.L.complete and k not in DEBUG_OFFSETS_KINDS:
             return f"<{info.qualname} object at {addr:#x}>"
-        sub = info.is_heap and k not in ("instance", "exception", "type")
+        sub = info.is_heap and k not in ("instance", "exception", "type") or \
+            info.name == "frozendict"
         text = self._preview_kind(addr, info, k, b, depth, seen)
         if sub:
             text = f"{info.qualname}({text})"

@@ -254,43 +254,76 @@ done:
     return result;
 }
 
-/* bfs_parents(edge_start, e_to, n, root, parent_out): parent_out[v] = the edge by which
- * a breadth-first search from root first reached v (-1: root, or not reached). */
+/* bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): parent_out[v] =
+ * the edge by which a breadth-first search from root first reached v (-1: root, or not
+ * reached). A node with phase[v] > 0 is expanded only once every node of lower phases
+ * has been (Python's roots before C's, the unreachable last); found_out[v] = the phase
+ * in which v was reached (255: never). */
 static PyObject *bfs_parents(PyObject *self, PyObject *args) {
-    Buf b[3] = {{.held = 0}};
+    Buf b[5] = {{.held = 0}};
     Py_ssize_t n;
     int root;
-    if (!PyArg_ParseTuple(args, "y*y*niw*", &b[0].b, &b[1].b, &n, &root, &b[2].b))
+    if (!PyArg_ParseTuple(args, "y*y*niw*y*w*", &b[0].b, &b[1].b, &n, &root, &b[2].b,
+                          &b[3].b, &b[4].b))
         return NULL;
-    for (int i = 0; i < 3; i++) b[i].held = 1;
+    for (int i = 0; i < 5; i++) b[i].held = 1;
     PyObject *result = NULL;
-    int32_t *queue = NULL;
+    int32_t *queue = NULL, *deferred = NULL;
     if (n <= 0 || n >= INT32_MAX || root < 0 || root >= n) {
         PyErr_SetString(PyExc_ValueError, "bad node count or root");
         goto done;
     }
-    if (!need(&b[0], n + 1, 8, "edge_start") || !need(&b[2], n, 8, "parent_out"))
+    if (!need(&b[0], n + 1, 8, "edge_start") || !need(&b[2], n, 8, "parent_out") ||
+        !need(&b[3], n, 1, "phase") || !need(&b[4], n, 1, "found_out"))
         goto done;
     const int64_t *start = b[0].b.buf;
     const int32_t *to = b[1].b.buf;
     if (!check_csr(start, n, to, b[1].b.len / 4)) goto done;
     int64_t *parent = b[2].b.buf;
+    const uint8_t *phase = b[3].b.buf;
+    uint8_t *found = b[4].b.buf;
     queue = malloc(sizeof(int32_t) * n);
-    if (!queue) { PyErr_NoMemory(); goto done; }
+    deferred = malloc(sizeof(int32_t) * n);
+    if (!queue || !deferred) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) parent[i] = -2;      /* -2: not seen */
-    Py_ssize_t head = 0, tail = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        parent[i] = -2;                           /* -2: not seen */
+        found[i] = 255;
+    }
+    Py_ssize_t head = 0, tail = 0, ndef = 0;
+    int current = 0;
     queue[tail++] = root;
     parent[root] = -1;
-    while (head < tail) {
-        int32_t v = queue[head++];
-        for (int64_t e = start[v]; e < start[v + 1]; e++) {
-            int32_t t = to[e];
-            if (parent[t] == -2) {
-                parent[t] = e;
-                queue[tail++] = t;
+    found[root] = 0;
+    for (;;) {
+        while (head < tail) {
+            int32_t v = queue[head++];
+            if (phase[v] > current) {             /* its turn comes later */
+                deferred[ndef++] = v;
+                continue;
+            }
+            for (int64_t e = start[v]; e < start[v + 1]; e++) {
+                int32_t t = to[e];
+                if (parent[t] == -2) {
+                    parent[t] = e;
+                    found[t] = (uint8_t)current;
+                    queue[tail++] = t;
+                }
             }
         }
+        /* The deferred nodes of the next phase go back into the queue. */
+        int next = 256;
+        for (Py_ssize_t i = 0; i < ndef; i++)
+            if (phase[deferred[i]] < next) next = phase[deferred[i]];
+        if (next == 256) break;
+        current = next;
+        head = tail = 0;
+        Py_ssize_t keep = 0;
+        for (Py_ssize_t i = 0; i < ndef; i++) {
+            if (phase[deferred[i]] == next) queue[tail++] = deferred[i];
+            else deferred[keep++] = deferred[i];
+        }
+        ndef = keep;
     }
     for (Py_ssize_t i = 0; i < n; i++)
         if (parent[i] == -2) parent[i] = -1;
@@ -298,7 +331,8 @@ static PyObject *bfs_parents(PyObject *self, PyObject *args) {
     result = Py_NewRef(Py_None);
 done:
     free(queue);
-    release(b, 3);
+    free(deferred);
+    release(b, 5);
     return result;
 }
 
@@ -392,7 +426,7 @@ static PyMethodDef methods[] = {
     {"retained", retained, METH_VARARGS,
      "retained(order, reached, idom, size, out): retained size of every node"},
     {"bfs_parents", bfs_parents, METH_VARARGS,
-     "bfs_parents(edge_start, e_to, n, root, parent_out): BFS tree as parent edges"},
+     "bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): BFS tree"},
     {"format_rows", format_rows, METH_VARARGS,
      "format_rows(int64 table, cols) -> bytes of rows 'a,b,c' joined by ',\\n'"},
     {NULL, NULL, 0, NULL},

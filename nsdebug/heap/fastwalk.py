@@ -17,7 +17,7 @@ import numpy as np
 from ..corefile.vector import VectorMemory
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
-from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY
+from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, PROPERTY
 from .walk import MAX_USER_ADDRESS, HeapWalker
 
 U64 = np.uint64
@@ -44,6 +44,8 @@ class _AttrPlan:
         self.dictoffset = 0
         self.keys = np.zeros(0, dtype=np.uint64)
         self.key_names = np.zeros(0, dtype=np.int32)
+        self.scan_off = np.zeros(0, dtype=np.int64)
+        self.scan_name = np.zeros(0, dtype=np.int32)
 
 
 class _Bits:
@@ -126,6 +128,7 @@ class FastWalker(HeapWalker):
         self.n_key_refs = 0
         self._tarrays = None
         self._plans = {}                # type index -> _AttrPlan
+        self._arenas = None             # (starts, ends, pool size) of pymalloc's arenas
         self._plan_cache = None
         self._kind_codes, self._kind_names = {}, []
         self._known_types = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32))
@@ -542,6 +545,8 @@ class FastWalker(HeapWalker):
             j = first[t][rep] + _ramp(n)
             tgt, _ = self.vm.q(a[rep] + f_off[j])
             self._emit(src[rep], tgt, f_kind[j], f_name[j])
+        if P.scounts.any():
+            self._scan_bodies(P, t, a, src)
         modes = P.modes[t]
         dict_edge = self.name_id("__dict__")
         vm, V = self.vm, self.L.dictvalues
@@ -594,6 +599,38 @@ class FastWalker(HeapWalker):
             self._values_edges(P, np.concatenate(values_src),
                                np.concatenate(values_base), np.concatenate(values_t))
 
+    def _scan_bodies(self, P, t, a, src):
+        """Edges from the struct words of C objects nsdebug has no layout for, to what
+        is plausibly an object there (Referents.plausible_object, in bulk: a live
+        reference count and a valid type; unknown type pointers checked one by one)."""
+        n = P.scounts[t]
+        if not n.any():
+            return
+        rep = np.repeat(np.arange(len(t)), n)
+        j = P.sfirst[t][rep] + _ramp(n)
+        self._plausible_edges(a[rep] + P.s_off[j], src[rep], P.s_name[j])
+
+    def _scan_at(self, a, src, offsets):
+        """The same conservative reading at the same offsets of every object in `a`."""
+        k = len(offsets)
+        rep = np.repeat(np.arange(len(a)), k)
+        off = np.tile(np.array(offsets, dtype=np.uint64), len(a))
+        names = np.tile(np.array([self.name_id(f"+{o:#x}") for o in offsets], np.int32),
+                        len(a))
+        self._plausible_edges(a[rep] + off, src[rep], names)
+
+    def _plausible_edges(self, where, src, names):
+        """Edges from src to the word at each `where` that is plausibly an object."""
+        word, ok = self.vm.q(where)
+        cand = ok & (word != 0) & ((word & U64(7)) == 0) & (word < U64(MAX_USER_ADDRESS))
+        src, names, word = src[cand], names[cand], word[cand]
+        refcnt, ok1 = self.vm.i(word)
+        tp, ok2 = self.vm.q(word + U64(self.L.object.ob_type or 8))
+        live = ok1 & ok2 & (refcnt > 0)
+        src, names, word, tp = src[live], names[live], word[live], tp[live]
+        valid = self._type_indices(tp) >= 0
+        self._emit(src[valid], word[valid], INTERNAL, names[valid])
+
     def _plan_tables(self):
         """Every type's _AttrPlan flattened into arrays indexed by type (rebuilt only when
         new types were met)."""
@@ -616,6 +653,11 @@ class FastWalker(HeapWalker):
             P.keys = np.concatenate([p.keys for p in plans] + [np.zeros(0, np.uint64)])
             P.key_names = np.concatenate([p.key_names for p in plans] +
                                          [np.zeros(0, np.int32)])
+            P.scounts = np.array([len(p.scan_off) for p in plans] + [0], dtype=np.int64)
+            P.sfirst = np.cumsum(P.scounts) - P.scounts
+            P.s_off = np.concatenate([p.scan_off for p in plans] +
+                                     [np.zeros(0, np.int64)]).astype(np.uint64)
+            P.s_name = np.concatenate([p.scan_name for p in plans] + [np.zeros(0, np.int32)])
             self._plan_cache = P
         return self._plan_cache
 
@@ -632,6 +674,14 @@ class FastWalker(HeapWalker):
         plan.field_off = np.array([r[0] for r in rows], dtype=np.int64)
         plan.field_name = np.array([r[1] for r in rows], dtype=np.int32)
         plan.field_kind = np.array([r[2] for r in rows], dtype=np.uint8)
+        if info.kind in BODY_SCAN_KINDS:
+            try:
+                body = self.refs.body_offsets(info)
+            except NsdebugError:
+                body = []
+            plan.scan_off = np.array(body, dtype=np.int64)
+            plan.scan_name = np.array([self.name_id(f"+{off:#x}") for off in body],
+                                      dtype=np.int32)
         flags, v = info.flags, self.v
         if v >= (3, 13) and flags & TPFLAGS_INLINE_VALUES:
             plan.mode = MODE_INLINE
@@ -704,6 +754,11 @@ class FastWalker(HeapWalker):
         flags, _ = self.vm.q(a + U64(self.L.type.tp_flags))
         heap = (flags & U64(TPFLAGS_HEAPTYPE)) != 0
         self._fields(a[heap], src[heap], self.refs._heaptype_fields)
+        for t in np.unique(tix[idx]).tolist():
+            offs = self.refs.metatype_offsets(self.types[t])
+            if offs:
+                sel = tix[idx] == t
+                self._scan_at(a[sel], src[sel], offs)
         self._var_size(addrs, idx, tix, sizes)
         # A static type is not GC-tracked (tp_is_gc): no pre-header, which the wave adds.
         sizes[idx] -= np.where(heap, 0, self._type_arrays()[2][tix[idx]]).astype(np.uint64)
@@ -746,7 +801,6 @@ class FastWalker(HeapWalker):
                 np.zeros(0, dtype=np.uint64)
 
     def run(self):
-        from array import array
         self._roots()
         self.n_synth = self.count = len(self.addr)
         # The synthetic nodes' edges, as rows like every other edge.
@@ -760,8 +814,8 @@ class FastWalker(HeapWalker):
         # 1. Everything reachable from the roots.
         self._drain_waves(self.visited.add_many(targets[(targets & U64(1 << 63)) == 0]))
         self.n_reachable = self.count
-        # 2. Unreachable: on the GC lists or in pymalloc's blocks, but not reached.
-        unreachable = []
+        # 2. On the GC lists or in pymalloc's blocks, but not reached (yet: C code may
+        # hold them; the graph's assembly tells, with the C roots spliced in).
         seeds = []
         try:
             tracked, frozen = self.gc_objects()
@@ -770,20 +824,177 @@ class FastWalker(HeapWalker):
         except NsdebugError as e:
             self.warnings.append(f"GC lists: {e}")
         for group in seeds:
-            new = self.visited.add_many(group)
-            unreachable.extend(new.tolist())
-            self._drain_waves(new)
+            self._drain_waves(self.visited.add_many(group))
         if self.scan_arenas:
             try:
-                found = _ArenaScan(self).objects()
-                new = self.visited.add_many(found)
-                unreachable.extend(new.tolist())
-                self._drain_waves(new)
+                scan = _ArenaScan(self)
+                found = scan.objects()
+                self._arenas = scan.ranges
+                self._drain_waves(self.visited.add_many(found))
             except NsdebugError as e:
                 self.warnings.append(f"pymalloc arenas: {e}")
-        return self._graph(unreachable)
+        return self._graph(self._c_roots())
 
-    def _graph(self, unreachable):
+    # -- roots held by C code ---------------------------------------------------------------
+    def _c_roots(self):
+        """{group: (targets, names)}: objects that C code holds, found by the words of
+        the modules' writable data (globals, static types, the interpreter's own state,
+        which lives in libpython's .bss) and of the threads' stacks that are exactly the
+        address of an object the walk found. A word that merely looks like a pointer is
+        not taken: only the addresses of objects already known."""
+        from .walk import C_GLOBALS, C_STACKS
+        p = self.rt.process
+        found = np.sort(np.concatenate(self.chunks["addr"])) if self.chunks["addr"] else \
+            np.zeros(0, dtype=np.uint64)
+        out = {}
+        regions = []
+        for m in p.modules:
+            for seg in p.data_regions(m):
+                regions.append((seg.start, seg.end, lambda a, m=m: self._global_name(m, a)))
+        out[C_GLOBALS] = self._scan_words(regions, found)
+        regions = []
+        for t in p.threads:
+            seg = p.memory.find_segment(t.sp)
+            if seg is not None:
+                regions.append((t.sp & ~7, seg.start + seg.filesz,
+                                lambda a, tid=t.tid: f"thread {tid} stack {a:#x}"))
+        out[C_STACKS] = self._scan_words(regions, found)
+        # Extension modules keep objects in their state (md_state): C's too.
+        states = self._module_states()
+        if len(states):
+            t, n = out[C_GLOBALS]
+            more = self._scan_blocks(states, found)
+            out[C_GLOBALS] = (np.concatenate([t, more[0]]), np.concatenate([n, more[1]]))
+        return out
+
+    def _module_states(self):
+        """{md_state block: label} of every module object the walk found."""
+        off = self.L.module.md_state
+        mods = [i for i, t in enumerate(self.types) if t.kind == "module"]
+        if off is None or not mods:
+            return {}
+        addrs = np.concatenate(self.chunks["addr"])
+        tix = np.concatenate(self.chunks["type"])
+        sel = addrs[np.isin(tix, mods)]
+        state, ok = self.vm.q(sel + U64(off))
+        out = {}
+        for a, st in zip(sel[ok & (state != 0)].tolist(), state[ok & (state != 0)].tolist()):
+            try:
+                name = self.o.module_name(a)
+            except NsdebugError:
+                name = f"{a:#x}"
+            out[st] = f"state of module {name}"
+        return out
+
+    MAX_BLOCK = 1 << 20                  # a larger malloc chunk is not scanned
+    MAX_BLOCK_BYTES = 64 << 20           # nor more than this in all
+
+    def _scan_words(self, regions, found):
+        """Edges to the objects whose exact address a word of the regions holds; and,
+        one level deep, to those held by the malloc'd blocks such words point to (the
+        parser's arena of a running script, a C extension's state...): a glibc chunk's
+        size word precedes it, which bounds what is read."""
+        targets, names = [], []
+        vm = self.vm
+        blocks = {}
+        for start, end, label in regions:
+            if end <= start or not len(found):
+                continue
+            off, ok = vm.offsets(np.array([start], dtype=np.uint64), end - start)
+            if not ok[0]:
+                continue
+            o = int(off[0])
+            words = vm.u8[o:o + (end - start) // 8 * 8].view("<u8")
+            hit_k, hit_v, other_k = self._match(words, found)
+            for value, k in zip(hit_v.tolist(), hit_k.tolist()):
+                targets.append(value)
+                names.append(self.name_id(label(start + 8 * k)))
+            for k in other_k.tolist():
+                blocks.setdefault(int(words[k]), label(start + 8 * k))
+        more = self._scan_blocks(blocks, found)
+        return (np.concatenate([np.array(targets, dtype=np.uint64), more[0]]),
+                np.concatenate([np.array(names, dtype=np.int32), more[1]]))
+
+    def _scan_blocks(self, blocks, found):
+        """Edges to the objects held by the allocated blocks {pointer: label}."""
+        targets, names = [], []
+        vm = self.vm
+        budget = self.MAX_BLOCK_BYTES
+        for pointer, via in sorted(blocks.items()):
+            block, size = self._block_of(pointer)
+            if block is None or size > budget:
+                continue
+            off, ok = vm.offsets(np.array([block], dtype=np.uint64), size)
+            if not ok[0]:
+                continue
+            budget -= size
+            o = int(off[0])
+            words = vm.u8[o:o + size // 8 * 8].view("<u8")
+            hit_k, hit_v, _ = self._match(words, found)
+            for value, k in zip(hit_v.tolist(), hit_k.tolist()):
+                targets.append(value)
+                names.append(self.name_id(f"malloc block {block:#x}+{8 * k:#x} (from {via})"))
+        return np.array(targets, dtype=np.uint64), np.array(names, dtype=np.int32)
+
+    def _block_of(self, pointer):
+        """(start, size) of the allocated block a pointer points into: a pymalloc block,
+        from its pool's header, or a glibc chunk from the size word before it; (None,
+        0) when neither makes sense."""
+        vm = self.vm
+        arenas = self._arenas
+        if arenas is not None and len(arenas[0]):
+            i = int(np.searchsorted(arenas[0], pointer, side="right")) - 1
+            if i >= 0 and pointer < int(arenas[1][i]):
+                from . import arenas as arena_mod
+                P, pool_size = self.L.pool, arenas[2]
+                pool = pointer & ~(pool_size - 1)
+                hdr, ok = vm.d(np.array([pool + P.ref, pool + P.szidx], dtype=np.uint64))
+                if not ok.all() or hdr[0] == 0 or hdr[1] > 63:
+                    return None, 0
+                align = 1 << arena_mod.ALIGNMENT_SHIFT
+                overhead = (P.size + align - 1) & ~(align - 1)
+                bsize = (int(hdr[1]) + 1) << arena_mod.ALIGNMENT_SHIFT
+                if pointer < pool + overhead:
+                    return None, 0
+                return pool + overhead + (pointer - pool - overhead) // bsize * bsize, bsize
+        size, ok = vm.q(np.array([pointer - 8], dtype=np.uint64))
+        size = int(size[0]) & ~7
+        if not ok[0] or not 32 <= size <= self.MAX_BLOCK:
+            return None, 0
+        return pointer, size - 8
+
+    def _match(self, words, found):
+        """(positions, objects) of the words that are an object's address, one per
+        object; and the positions of other aligned words into the core's anonymous
+        writable memory (candidate malloc'd blocks)."""
+        cand = np.nonzero(((words & U64(15)) == 0) & (words > U64(0x10000)) &
+                          (words < U64(MAX_USER_ADDRESS)))[0]
+        vals = words[cand]
+        pos = np.minimum(np.searchsorted(found, vals), max(len(found) - 1, 0))
+        hit = found[pos] == vals
+        uniq, first = np.unique(vals[hit], return_index=True)
+        other = cand[~hit]
+        anon = self._anonymous_rw()
+        i = np.searchsorted(anon[0], words[other], side="right") - 1
+        inside = (i >= 0) & (words[other] < anon[1][np.maximum(i, 0)])
+        return cand[hit][first], uniq, other[inside]
+
+    def _anonymous_rw(self):
+        if getattr(self, "_anon", None) is None:
+            segs = [s for s in self.rt.process.memory.segments
+                    if s.file is None and s.perms.startswith("rw") and s.filesz]
+            self._anon = (np.array([s.start for s in segs], dtype=np.uint64),
+                          np.array([s.start + s.filesz for s in segs], dtype=np.uint64))
+        return self._anon
+
+    def _global_name(self, module, addr):
+        hit = module.symbolize(addr)
+        if hit is not None:
+            name, off = hit[0], hit[1]
+            return f"{module.name}:{name}+{off:#x}" if off else f"{module.name}:{name}"
+        return f"{module.name}+{addr - module.start:#x}"
+
+    def _graph(self, late):
         from .graph import HeapGraph
         n = self.count
         counts = np.zeros(n, dtype=np.int64)
@@ -809,8 +1020,8 @@ class FastWalker(HeapWalker):
             self.edges[field] = None
         self.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
-        # (Unreachable)'s edges are spliced in there.
-        return HeapGraph.assemble(self, unreachable, cols.pop("addr"), cols.pop("type"),
+        # the C roots' and (Unreachable)'s edges are spliced in there.
+        return HeapGraph.assemble(self, late, cols.pop("addr"), cols.pop("type"),
                                    cols.pop("size"), starts, cols.pop("tgt"),
                                    cols.pop("kind"), cols.pop("name"))
 
@@ -849,6 +1060,8 @@ class _ArenaScan:
         address, end = address[live], end[live]
         first = (address + U64(pool_size - 1)) & ~U64(pool_size - 1)
         end = np.minimum(end, address + U64(1 << 24))
+        order = np.argsort(address)
+        self.ranges = (address[order], end[order], pool_size)
         n = np.where(end > first, (end - first) // U64(pool_size), 0).astype(np.int64)
         rep = np.repeat(np.arange(len(first)), n)
         return first[rep] + U64(pool_size) * _ramp(n).astype(U64), pool_size

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import graph_py as _py
-from .referents import ELEMENT, KIND_NAMES
+from .referents import ELEMENT, INTERNAL, KIND_NAMES
+from .walk import GROUP_PHASE, UNREACHABLE, UNREACHABLE_PHASE
 
 try:
     from . import _graphc      # compiled at install (setup.py); see graph_py otherwise
@@ -25,7 +26,10 @@ class HeapGraph:
     """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
 
     @classmethod
-    def assemble(cls, w, unreachable, addr, type_ix, size, starts, to, kind, name):
+    def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name):
+        """The graph of a walk. `late` holds the C roots' edges {group: (addresses, name
+        ids)}, known only after the walk; reachability is then a BFS from the root, and
+        the objects it does not reach hang under (Unreachable)."""
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
         # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].
@@ -65,16 +69,6 @@ class HeapGraph:
         target = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
         del pieces
         counts = np.diff(starts)
-        if len(unreachable):
-            # The (Unreachable) group's edges were known only at the end: splice them in.
-            ug = w.unreachable_group
-            u_to = map_targets(np.array(unreachable, dtype=np.uint64))
-            lo = starts[ug]
-            target = np.concatenate([target[:lo], u_to, target[lo:]])
-            kind = np.concatenate([kind[:lo], np.zeros(len(u_to), np.uint8), kind[lo:]])
-            name = np.concatenate([name[:lo], np.arange(len(u_to), dtype=np.int32),
-                                   name[lo:]])
-            counts[ug] += len(u_to)
         keep = target >= 0
         g.dropped_edges = int(len(keep) - keep.sum())
         if g.dropped_edges:
@@ -87,14 +81,32 @@ class HeapGraph:
         g.e_name = np.ascontiguousarray(name)
         g.edge_start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=g.edge_start[1:])
+        g.group_ix = dict(w.group_ix)
+        g._rev = g._idom = g._retained = g._parent = g._found = None
+        # C roots explain what Python's roots do not: an object Python's roots reach
+        # keeps only those (a stale stack slot must not shorten its path or take its
+        # retained size from its real owner).
+        python = g.found_phases() == 0
+        for group, (addrs, names) in late.items():
+            to_ix = map_targets(addrs)
+            wanted = (to_ix >= 0) & ~python[np.maximum(to_ix, 0)]
+            g._add_group_edges(g.group_ix[group], to_ix[wanted], INTERNAL, names[wanted])
+        # Reachable: reached from the root through Python's roots or C's. The others
+        # (garbage, or held by C memory the walk does not see) hang under (Unreachable).
+        reached = g.found_phases() < UNREACHABLE_PHASE
+        lost = np.nonzero(~reached)[0]
+        lost = lost[lost >= g.n_synth].astype(np.int32)
+        if len(lost):
+            g._add_group_edges(g.group_ix[UNREACHABLE], lost, ELEMENT,
+                               np.arange(len(lost), dtype=np.int32))
         g.flags = np.zeros(n, dtype=np.uint8)
-        g.flags[:g.n_reachable] = REACHABLE
+        g.flags[reached] = REACHABLE
+        g.n_reachable = int(reached[g.n_synth:].sum()) + g.n_synth
         tracked = np.frombuffer(w.tracked, dtype=np.uint64)
         if len(tracked):
             tpos = np.minimum(np.searchsorted(sorted_addr, tracked), len(sorted_addr) - 1)
             hit = sorted_addr[tpos] == tracked
             g.flags[order[tpos[hit]]] |= TRACKED
-        g._rev = g._idom = g._retained = g._parent = None
         g._by_addr = (sorted_addr, order)
         g.from_index = False
         return g
@@ -111,6 +123,7 @@ class HeapGraph:
         g.types = [TypeInfo(**dict(zip(TYPE_FIELDS, row))) for row in meta["types"]]
         g.problems = {int(addr): why for addr, why in meta["problems"]}
         g.synth_names, g.synth_kinds = meta["synth_names"], meta["synth_kinds"]
+        g.group_ix = dict(meta["group_ix"])
         g.warnings = list(meta["warnings"])
         g.key_text = refs.key_name
         for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
@@ -119,9 +132,20 @@ class HeapGraph:
         order = a["by_addr_order"]
         g._by_addr = (g.addr[order], order)
         g._idom, g._retained, g._order = a["idom"], a["retained"], None
-        g._parent = g._rev = None
+        g._parent = g._rev = g._found = None
         g.from_index = True
         return g
+
+    def _add_group_edges(self, group, to_ix, kind, names):
+        """Edges out of a synthetic group node, spliced into the CSR arrays."""
+        if not len(to_ix):
+            return
+        counts = np.diff(self.edge_start)
+        self.e_to, self.e_kind, self.e_name = _splice(
+            self.e_to, self.e_kind, self.e_name, self.edge_start, counts, group, to_ix, kind,
+            names)
+        np.cumsum(counts, out=self.edge_start[1:])
+        self._parent = self._found = None
 
     # -- lookups ------------------------------------------------------------------------
     def index_of(self, addr):
@@ -223,16 +247,37 @@ class HeapGraph:
         return out
 
     # -- shortest paths from the root --------------------------------------------------------
+    def _phases(self):
+        phase = np.zeros(self.n, dtype=np.uint8)
+        for group, p in GROUP_PHASE.items():
+            if group in self.group_ix:
+                phase[self.group_ix[group]] = p
+        return phase
+
+    def _bfs(self):
+        parent = np.empty(self.n, dtype=np.int64)
+        found = np.empty(self.n, dtype=np.uint8)
+        phase = self._phases()
+        if _graphc is not None:
+            _graphc.bfs_parents(self.edge_start, self.e_to, self.n, 0, parent, phase, found)
+        else:
+            _py.bfs_parents(self.edge_start, self.e_to, self.n, parent, phase, found)
+        self._parent, self._found = parent, found
+
     def parents(self):
-        """BFS tree from node 0: parent edge id per node (-1 for none)."""
+        """BFS tree from node 0: parent edge id per node (-1 for none). Python's roots
+        are expanded first, then C's, then the unreachable: a path names a global or a
+        local before a C address."""
         if self._parent is None:
-            parent = np.empty(self.n, dtype=np.int64)
-            if _graphc is not None:
-                _graphc.bfs_parents(self.edge_start, self.e_to, self.n, 0, parent)
-            else:
-                _py.bfs_parents(self.edge_start, self.e_to, self.n, parent)
-            self._parent = parent
+            self._bfs()
         return self._parent
+
+    def found_phases(self):
+        """Per node, the phase of the BFS that reached it (0 Python roots, 1 C roots,
+        2 only through (Unreachable), 255 never)."""
+        if self._found is None:
+            self._bfs()
+        return self._found
 
     def path_edges(self, i):
         """Edge ids from the root to node i, or None when not connected."""
@@ -284,3 +329,15 @@ class HeapGraph:
         ret = self.retained()
         top = kids[np.argsort(ret[kids])[::-1][:limit]]
         return [int(k) for k in top]
+
+
+def _splice(target, kind, name, starts, counts, group, new_to, new_kind, new_names):
+    """Insert edges of one group node at its place in the CSR arrays (its edge range
+    grows; `counts` is updated, the caller recomputes the starts)."""
+    lo = int(starts[group]) + int(counts[group])
+    new_to = np.asarray(new_to, dtype=np.int32)
+    target = np.concatenate([target[:lo], new_to, target[lo:]])
+    kind = np.concatenate([kind[:lo], np.full(len(new_to), new_kind, np.uint8), kind[lo:]])
+    name = np.concatenate([name[:lo], np.asarray(new_names, np.int32), name[lo:]])
+    counts[group] += len(new_to)
+    return target, kind, name

@@ -9,23 +9,37 @@ from array import array
 import numpy as np
 
 
-def bfs_parents(edge_start, e_to, n, parent):
-    """parent[v] = the edge by which a BFS from node 0 first reached v, else -1."""
-    start, to = memoryview(edge_start), memoryview(e_to)
+def bfs_parents(edge_start, e_to, n, parent, phase, found):
+    """parent[v] = the edge by which a BFS from node 0 first reached v, else -1; a node
+    with phase p > 0 is expanded only after all of lower phases; found[v] = the phase
+    in which v was reached (255: never)."""
+    start, to, ph = memoryview(edge_start), memoryview(e_to), phase.tolist()
     parent[:] = -1
+    found[:] = 255
     seen = bytearray(n)
     seen[0] = 1
-    frontier = [0]
-    while frontier:
-        nxt = []
-        for v in frontier:
+    found[0] = 0
+    queue, deferred, current = [0], [], 0
+    while True:
+        head = 0
+        while head < len(queue):
+            v = queue[head]
+            head += 1
+            if ph[v] > current:
+                deferred.append(v)
+                continue
             for e in range(start[v], start[v + 1]):
                 t = to[e]
                 if not seen[t]:
                     seen[t] = 1
                     parent[t] = e
-                    nxt.append(t)
-        frontier = nxt
+                    found[t] = current
+                    queue.append(t)
+        if not deferred:
+            break
+        current = min(ph[v] for v in deferred)
+        queue = [v for v in deferred if ph[v] == current]
+        deferred = [v for v in deferred if ph[v] != current]
 
 
 def dominators(g, idom_out, order_out):

@@ -77,6 +77,7 @@ def save(g, core_path, identity):
     meta = {"identity": identity, "n": g.n, "n_synth": g.n_synth,
             "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
             "names": g.names, "synth_names": g.synth_names, "synth_kinds": g.synth_kinds,
+            "group_ix": g.group_ix,
             "warnings": g.warnings,
             "problems": [[a, why] for a, why in g.problems.items()],
             "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],

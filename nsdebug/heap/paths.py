@@ -39,6 +39,10 @@ def path_text(g, edges):
                 elif sname == "(Unreachable)":
                     t = int(g.e_to[e])
                     parts.append(f"<unreachable {g.type_name(t)} at {int(g.addr[t]):#x}>")
+                elif sname == "(C globals)":
+                    parts.append(f"<C global {name}>")
+                elif sname == "(C stacks)":
+                    parts.append(f"<C {name}>")
                 elif word:
                     parts.append(word)
                 continue

@@ -14,6 +14,10 @@ from . import fields
 from .fields import ELEMENT, HIDDEN, INTERNAL, KIND_NAMES, PROPERTY, WEAK  # noqa: F401
 
 MAX_ITEMS = 1 << 24          # a container claiming more is corrupt: its items are skipped
+MAX_USER_ADDRESS = 1 << 47
+BODY_START = 16              # after ob_refcnt and ob_type
+# Kinds whose struct may hold fields nsdebug has no layout for (read conservatively).
+BODY_SCAN_KINDS = ("instance", "other", "object")
 _Q = struct.Struct("<Q")
 
 
@@ -28,16 +32,56 @@ class Referents:
         self._key_names: dict[int, str] = {}
         L = self.L
         self._fields = {k: fields.offsets(L, rows) for k, rows in fields.KIND_FIELDS.items()}
+        # tp_subclasses: a dict of weak references to the subclasses; from 3.12 a static
+        # built-in type keeps an index there instead (its dict is the interpreter's).
+        subclasses = [("__subclasses__", "type", "tp_subclasses", INTERNAL)]
         self._type_fields = fields.offsets(L, [
             ("__dict__", "type", "tp_dict", INTERNAL), ("__mro__", "type", "tp_mro", INTERNAL),
-            ("__base__", "type", "tp_base", INTERNAL), ("__bases__", "type", "tp_bases", INTERNAL)])
-        self._heaptype_fields = fields.offsets(L, [
+            ("__base__", "type", "tp_base", INTERNAL), ("__bases__", "type", "tp_bases", INTERNAL)]
+            + (subclasses if self.v < (3, 12) else []))
+        self._heaptype_fields = fields.offsets(L, (subclasses if self.v >= (3, 12) else []) + [
             ("__name__", "heaptype", "ht_name", INTERNAL),
             ("__qualname__", "heaptype", "ht_qualname", INTERNAL),
             ("__slots__", "heaptype", "ht_slots", INTERNAL),
             ("__module_object__", "heaptype", "ht_module", INTERNAL)])
         self._by_type_name = {name: fields.offsets(L, rows)
                               for name, rows in fields.TYPE_FIELDS.items()}
+        self._body: dict[int, list] = {}
+        self._suspended_states = {v for k, v in L.enums.get("framestate", {}).items()
+                                  if k.startswith("FRAME_SUSPENDED")}
+
+    def body_offsets(self, info):
+        """Word offsets of an object's own struct (up to tp_basicsize) that nothing else
+        accounts for: not the header, a member, a known C field, the __dict__ or the
+        weak reference list. For a Python class there are none; for a C type whose
+        fields nsdebug does not know (_struct.Struct, _io objects, _asyncio.Task...),
+        its fields, read conservatively (plausible_object). Cached per type."""
+        offs = self._body.get(info.address)
+        if offs is None:
+            known = {off for _, off in self.o.slot_members(info)}
+            known |= {off for _, off, _ in self._by_type_name.get(info.qualname, ())}
+            W = self.L.type.tp_weaklistoffset
+            try:
+                known.add(self.o.ssize(info.address + W) if W is not None else -1)
+            except NsdebugError:
+                pass
+            known.add(info.dictoffset)
+            offs = self._body[info.address] = [
+                off for off in range(BODY_START, info.basicsize - 7, 8) if off not in known]
+        return offs
+
+    def plausible_object(self, addr):
+        """An object is at addr: aligned, in user space, a live reference count, and a
+        type pointer that leads to a valid type."""
+        if not addr or addr & 7 or addr >= MAX_USER_ADDRESS:
+            return False
+        try:
+            if self.o.ssize(addr) <= 0:
+                return False
+            self.o.info(addr)
+            return True
+        except NsdebugError:
+            return False
 
     def ptr(self, addr):
         return _Q.unpack(self.mem.read(addr, 8))[0]
@@ -107,6 +151,18 @@ class Referents:
         ti = self.o.type_info(addr)
         if ti.is_heap:
             self._plain_fields(addr, self._heaptype_fields, out)
+        for off in self.metatype_offsets(info):
+            target = self.ptr(addr + off)
+            if self.plausible_object(target):
+                out.append((INTERNAL, f"+{off:#x}", target))
+
+    def metatype_offsets(self, meta):
+        """Words a metaclass adds after PyHeapTypeObject (ctypes keeps its type info
+        there), read conservatively."""
+        size = self.L.heaptype.size
+        if not size or meta.basicsize <= size:
+            return []
+        return [off for off in self.body_offsets(meta) if off >= size]
 
     def _generator(self, addr, info, out):
         # 3.11+: the frame is embedded in the generator (gi_iframe); its locals are refs.
@@ -114,9 +170,19 @@ class Referents:
         if G.gi_iframe is None:
             return
         iframe = addr + G.gi_iframe
-        self._iframe_refs(iframe, out)
+        self._iframe_refs(iframe, out, suspended=self._suspended(addr))
 
     _coroutine = _async_generator = _generator
+
+    def _suspended(self, gen):
+        """A generator whose frame is suspended (its value stack is then what it was at
+        the yield): gi_frame_state is one of the FRAME_SUSPENDED* values, which moved
+        between versions (3.11: -1; 3.13: -2, -1; 3.15: 1-3), read from the table."""
+        G = self.L.gen
+        if G.gi_frame_state is None or not self._suspended_states:
+            return False
+        state = int.from_bytes(self.mem.read(gen + G.gi_frame_state, 1), "little", signed=True)
+        return state in self._suspended_states
 
     def _frame(self, addr, info, out):
         F = self.L.frameobject
@@ -137,8 +203,37 @@ class Referents:
             value = _Q.unpack_from(raw, 8 * i)[0]
             if value:
                 out.append((PROPERTY, name, value))
+        # A suspended frame's value stack (what a generator awaits or iterates):
+        # f_valuestack up to f_stacktop, NULL while the frame runs (3.8-3.9); 3.10
+        # counts it instead (f_stackdepth).
+        if F.f_valuestack is not None:
+            bottom = self.ptr(addr + F.f_valuestack)
+            if F.f_stacktop is not None:
+                top = self.ptr(addr + F.f_stacktop)
+            elif F.f_stackdepth is not None:
+                depth = int.from_bytes(self.mem.read(addr + F.f_stackdepth, 4), "little",
+                                       signed=True)
+                top = bottom + 8 * depth if depth > 0 else 0
+            else:
+                top = 0
+            self._stack(bottom, top, code, out)
 
-    def _iframe_refs(self, iframe, out):
+    def _stack(self, bottom, top, code, out):
+        """Value-stack items between two addresses, at most co_stacksize of them."""
+        if not bottom or not top or top <= bottom or (top - bottom) & 7:
+            return
+        n = (top - bottom) // 8
+        limit = int.from_bytes(self.mem.read(code + self.L.code.co_stacksize, 4), "little",
+                               signed=True)
+        if n > max(limit, 0):
+            return
+        raw = self.mem.read(bottom, 8 * n)
+        for i in range(n):
+            value = self.o.ref_value(_Q.unpack_from(raw, 8 * i)[0])
+            if value:
+                out.append((INTERNAL, f"stack[{i}]", value))
+
+    def _iframe_refs(self, iframe, out, suspended=False):
         I = self.L.iframe
         code = self.o.stackref(iframe + I.code)
         if not code:
@@ -157,6 +252,18 @@ class Referents:
             value = self.o.ref_value(_Q.unpack_from(raw, 8 * i)[0])
             if value:
                 out.append((PROPERTY, name, value))
+        if suspended:
+            # The value stack after the locals: 3.11-3.13 count its top in slots
+            # (stacktop), 3.14 keeps a pointer (stackpointer).
+            bottom = base + 8 * len(names)
+            if I.stackpointer is not None:
+                top = self.ptr(iframe + I.stackpointer)
+            elif I.stacktop is not None:
+                top = base + 8 * int.from_bytes(self.mem.read(iframe + I.stacktop, 4),
+                                                "little", signed=True)
+            else:
+                return
+            self._stack(bottom, top, code, out)
 
     # -- instances ---------------------------------------------------------------------
     def _instance(self, addr, info, out):
@@ -165,6 +272,11 @@ class Referents:
             target = self.ptr(addr + off)
             if target:
                 out.append((PROPERTY, name, target))
+        if info.kind in BODY_SCAN_KINDS:
+            for off in self.body_offsets(info):
+                target = self.ptr(addr + off)
+                if self.plausible_object(target):
+                    out.append((INTERNAL, f"+{off:#x}", target))
         d, items = o.instance_dict(addr, info)
         if d is not None:
             out.append((INTERNAL, "__dict__", d))

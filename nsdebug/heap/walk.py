@@ -20,6 +20,11 @@ from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .strings import StringTable
 
 SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
+C_GLOBALS, C_STACKS, UNREACHABLE = "(C globals)", "(C stacks)", "(Unreachable)"
+# The order in which a BFS from the root expands the groups (paths name Python roots
+# before C's; the unreachable are reached last, and only through their group).
+GROUP_PHASE = {C_GLOBALS: 1, C_STACKS: 1, UNREACHABLE: 2}
+UNREACHABLE_PHASE = 2
 TPFLAGS_HAVE_GC = 1 << 14
 TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)
 INVALID_TYPE = -1
@@ -110,9 +115,9 @@ class HeapWalker:
                 else:
                     # 3.11+: the frame is not an object; what it holds, it holds directly.
                     I = rt.layout.iframe
-                    for label, off in (("f_func", I.func), ("f_globals", I.globals),
-                                       ("f_builtins", I.builtins), ("f_locals", I.locals),
-                                       ("frame object", I.frame_obj)):
+                    for what, off in (("f_func", I.func), ("f_globals", I.globals),
+                                      ("f_builtins", I.builtins), ("f_locals", I.locals),
+                                      ("frame object", I.frame_obj)):
                         try:
                             # f_func is a tagged reference from 3.14 (others are plain
                             # pointers; masking them changes nothing).
@@ -120,16 +125,18 @@ class HeapWalker:
                         except NsdebugError:
                             target = 0
                         if target:
-                            edges.append((INTERNAL, label, target))
+                            edges.append((INTERNAL, what, target))
                 frames.append((f"frame {f.function} ({os.path.basename(f.filename)}:{f.line})",
                                edges))
             threads_ix.append((label, frames))
         interp = rt.main_interpreter
         # Modules first: where a global and a frame local tie, the path names the global.
+        # The C roots (module data, thread stacks) and the unreachable are known only
+        # after the walk (their edges are spliced in by the graph's assembly).
         groups = [("(Modules)", interp.modules), ("(Builtins)", interp.builtins),
                   ("(Threads)", None), ("(Interned strings)", self._interned()),
-                  ("(Unreachable)", None)]
-        # Index layout: 0 root, 1..5 groups, then threads, then their frames.
+                  (C_GLOBALS, None), (C_STACKS, None), (UNREACHABLE, None)]
+        # Index layout: 0 root, 1..7 groups, then threads, then their frames.
         n_groups = len(groups)
         thread_base = 1 + n_groups
         frame_base = thread_base + len(threads_ix)
@@ -158,7 +165,7 @@ class HeapWalker:
                 except NsdebugError as e:
                     self.warnings.append(f"{name}: {e}")
             self._synth(name, "group", edges)
-        self.unreachable_group = 5
+        self.group_ix = {name: 1 + i for i, (name, _) in enumerate(groups)}
         for label, edges in thread_edges:
             self._synth(label, "thread", edges)
         for label, edges in frame_plan:

@@ -41,10 +41,14 @@ def both(g, size=None):
     graph._graphc.retained(c_order[:k], k, c_idom, size, c_ret)
     graph_py.retained(p_order[:kp], p_idom, size, p_ret)
     assert np.array_equal(c_ret, p_ret)
+    # Phases: a few nodes expanded late (as the C roots and the unreachable are).
+    phase = np.zeros(g.n, np.uint8)
+    phase[1:4] = [2, 1, 1][:max(0, min(3, g.n - 1))]
     c_par, p_par = np.empty(g.n, np.int64), np.empty(g.n, np.int64)
-    graph._graphc.bfs_parents(g.edge_start, g.e_to, g.n, 0, c_par)
-    graph_py.bfs_parents(g.edge_start, g.e_to, g.n, p_par)
-    assert np.array_equal(c_par, p_par)
+    c_found, p_found = np.empty(g.n, np.uint8), np.empty(g.n, np.uint8)
+    graph._graphc.bfs_parents(g.edge_start, g.e_to, g.n, 0, c_par, phase, c_found)
+    graph_py.bfs_parents(g.edge_start, g.e_to, g.n, p_par, phase, p_found)
+    assert np.array_equal(c_par, p_par) and np.array_equal(c_found, p_found)
     return c_idom, c_ret
 
 
@@ -86,4 +90,5 @@ def test_bad_arrays_are_refused():
         graph._graphc.dominators(start, to, 2, 0, np.empty(2, np.int32), np.empty(2, np.int32))
     with pytest.raises(ValueError):
         graph._graphc.bfs_parents(np.array([0, 1, 1], np.int64), np.array([7], np.int32), 2, 0,
-                                  np.empty(2, np.int64))
+                                  np.empty(2, np.int64), np.zeros(2, np.uint8),
+                                  np.empty(2, np.uint8))

@@ -40,11 +40,12 @@ class Layout:
     `complete` is False for a layout made from _Py_DebugOffsets alone: enough for
     threads and stacks, not for the heap (`missing` says why)."""
 
-    def __init__(self, version, types, source, complete=True, missing=None):
+    def __init__(self, version, types, source, complete=True, missing=None, enums=None):
         self.version = tuple(version)
         self.source = source
         self.complete = complete
         self.missing = missing
+        self.enums = enums or {}          # C enums whose values moved: {alias: {name: value}}
         self._types = types
         for alias, row in types.items():
             if row is None:
@@ -73,7 +74,8 @@ class Layout:
                 row["size"] = value
             else:
                 row["fields"][field] = value
-        return Layout(self.version, types, self.source, self.complete, self.missing)
+        return Layout(self.version, types, self.source, self.complete, self.missing,
+                      self.enums)
 
 
 class Table:
@@ -87,13 +89,14 @@ class Table:
         self.build_id = data.get("build_id")
         self.types = data["types"]
         self.debug_offsets = data.get("debug_offsets")
+        self.enums = data.get("enums", {})
 
     @property
     def key(self):
         return self.version[:2]
 
     def layout(self):
-        return Layout(self.version, self.types, f"table {self.name}")
+        return Layout(self.version, self.types, f"table {self.name}", enums=self.enums)
 
     def __repr__(self):
         return f"Table({self.name})"

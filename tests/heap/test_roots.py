@@ -1,0 +1,47 @@
+"""Honest roots: what C code holds (module data, static types and the interpreter's own
+state, thread stacks, the malloc'd blocks and module states they point to) is reachable,
+so "unreachable" means a leak or garbage, not "held by C"."""
+
+import numpy as np
+
+from nsdebug.commands import Session, load_all
+from nsdebug.corefile import open_core
+from nsdebug.heap.graph import REACHABLE
+
+
+def graph(core):
+    load_all()
+    return Session(open_core(core), use_index=False).heap
+
+
+def test_no_leak_means_almost_nothing_unreachable(cores, build):
+    cap = cores.heap(build)
+    g = graph(cap.core)
+    objects = g.n - g.n_synth
+    unreachable = int((g.flags[g.n_synth:] & REACHABLE == 0).sum())
+    # The fixture leaks two objects on purpose (and what they hold).
+    assert unreachable / objects < 0.005, (unreachable, objects)
+    # Whatever gc.get_referents reaches from a module or a type, nsdebug reaches too.
+    want = np.array(cap.truth["reachable_from_modules_and_types"], dtype=np.uint64)
+    assert len(want) > 10000
+    idx = np.array([g.index_of(int(a)) if g.index_of(int(a)) is not None else -1
+                    for a in want])
+    missing = want[idx < 0]
+    assert len(missing) == 0, [hex(int(a)) for a in missing[:10]]
+    lost = want[(g.flags[idx] & REACHABLE) == 0]
+    assert len(lost) == 0, [(hex(int(a)), g.type_name(g.index_of(int(a)))) for a in lost[:10]]
+    # The leaked objects stay unreachable: nothing, C or Python, holds them.
+    for key in ("leaked_id", "leaked_bytes_id"):
+        assert not g.flags[g.index_of(cap.truth[key])] & REACHABLE
+
+
+def test_c_roots_are_named_in_paths(cores, build, nsdebug):
+    """An object only C holds gets a path through (C globals) or (C stacks)."""
+    cap = cores.heap(build)
+    g = graph(cap.core)
+    cgroups = {g.group_ix["(C globals)"], g.group_ix["(C stacks)"]}
+    by_c = [i for i in range(g.n_synth, g.n)
+            if g.edge_source(int(g.parents()[i])) in cgroups] if len(g.parents()) else []
+    assert by_c, "C code holds some objects in every interpreter"
+    r = nsdebug(cap.core, "-c", f"path {int(g.addr[by_c[0]]):#x}")
+    assert r.returncode == 0 and r.stdout.startswith("<C "), r.stdout
