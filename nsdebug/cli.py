@@ -74,14 +74,14 @@ def run_batch(session, lines, as_json, out=None):
     """Run command lines; returns the exit status (non-zero if any command failed)."""
     out = out or sys.stdout
     from . import render
-    from .commands import run
+    from .commands.registry import run_line
     status = EXIT_OK
     for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            result = run(session, line)
+            result, line_json = run_line(session, line)
         except NsdebugError as e:
             status = EXIT_COMMAND_FAILED
             if as_json:
@@ -90,7 +90,7 @@ def run_batch(session, lines, as_json, out=None):
             _err(str(e))
             continue
         _warn_new(session)
-        if as_json:
+        if as_json or line_json:
             print(render.to_json(result), file=out)
         else:
             for text in render.to_lines(result):

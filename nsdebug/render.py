@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .record import fields_of, is_record
+from .units import human_size  # noqa: F401 - the formatters' import of it
 
 FORMATTERS = {}
 
@@ -73,11 +74,6 @@ def table(headers, rows, align=None):
         yield line(r)
 
 
-def human_size(n):
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
 
 
 def _load_formatters():

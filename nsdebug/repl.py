@@ -194,7 +194,7 @@ def run_shell(session):
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from rich.console import Console
 
-    from .commands import run
+    from .commands.registry import run_line
     path = history_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -224,7 +224,11 @@ def run_shell(session):
             print("\n".join(help_lines(line.split()[1:])))
             continue
         try:
-            result = run(session, line)
+            result, line_json = run_line(session, line)
+            if line_json:
+                from . import render
+                print(render.to_json(result))
+                continue
             console = Console(record=True, width=width, file=open(os.devnull, "w"),
                               force_terminal=True)
             rich_render(result, console)

@@ -229,6 +229,23 @@ SPEC = {
 # Enumerations whose values moved between versions: name -> C enum candidates.
 ENUMS = {"framestate": ["enum _framestate"], "frameowner": ["enum _frameowner"]}
 
+# Structs of extension modules (lib-dynload/NAME.cpython-*.so, or built in): module ->
+# (struct spec as SPEC, enums as ENUMS).
+_FUT = {"loop": "loop", "callback0": "callback0", "callbacks": "callbacks",
+        "exception": "exception", "result": "result", "state": "state",
+        "cancel_msg": "cancel_msg", "dict": "dict"}
+EXTENSIONS = {
+    "_asyncio": ({
+        "future": (["FutureObj"], {k: ["fut_" + v if k != "dict" else "dict"]
+                                   for k, v in _FUT.items()}),
+        "task": (["TaskObj"], dict({k: ["task_" + v if k != "dict" else "dict"]
+                                    for k, v in _FUT.items()},
+                                   fut_waiter=["task_fut_waiter"], coro=["task_coro"],
+                                   name=["task_name"], context=["task_context"])),
+        "futureiter": (["futureiterobject"], {"future": ["future"]}),
+    }, {"futstate": ["fut_state", "enum fut_state"]}),
+}
+
 GDB_SCRIPT = r'''
 import gdb, json, os
 spec = json.loads(os.environ["NSD_SPEC"])
@@ -345,23 +362,40 @@ def full_version(exe):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def generate(python):
-    exe, binary, debug_dir, source = build_of(python)
-    version = full_version(exe)
+def dump(binary, debug_dir, spec, enums):
+    """What gdb reads from one binary's DWARF: types, _Py_DebugOffsets, enums."""
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "dump.py")
         out = os.path.join(tmp, "out.json")
         with open(script, "w") as f:
             f.write(GDB_SCRIPT)
-        env = dict(os.environ, NSD_SPEC=json.dumps(SPEC), NSD_OUT=out,
-                   NSD_DEBUG_TYPE=DEBUG_OFFSETS_TYPE, NSD_ENUMS=json.dumps(ENUMS))
+        env = dict(os.environ, NSD_SPEC=json.dumps(spec), NSD_OUT=out,
+                   NSD_DEBUG_TYPE=DEBUG_OFFSETS_TYPE, NSD_ENUMS=json.dumps(enums))
         pre = ["-ex", f"set debug-file-directory {debug_dir}"] if debug_dir else []
         r = subprocess.run(["gdb", "-batch", "-nx", *pre, "-ex", f"file {binary}",
                             "-ex", f"source {script}"], capture_output=True, text=True, env=env)
         if not os.path.exists(out):
             raise SystemExit(f"gdb failed on {binary}: {r.stderr[-2000:]}")
         with open(out) as f:
-            dumped = json.load(f)
+            return json.load(f)
+
+
+def extension_file(exe, name):
+    """The extension module NAME of an interpreter, or None (built in)."""
+    r = subprocess.run([exe, "-c", f"import {name}; print(getattr({name}, '__file__', ''))"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+def generate(python):
+    exe, binary, debug_dir, source = build_of(python)
+    version = full_version(exe)
+    dumped = dump(binary, debug_dir, SPEC, ENUMS)
+    for module, (spec, enums) in EXTENSIONS.items():
+        path = extension_file(exe, module) or binary
+        more = dump(path, debug_dir, spec, enums)
+        dumped["types"].update(more["types"])
+        dumped["enums"].update(more["enums"])
     types = dumped["types"]
     if all(v is None for v in types.values()):
         raise SystemExit(f"{binary} has no DWARF (for a stripped build, fetch its debug files)")

@@ -130,13 +130,9 @@ def objects(session, ns):
     ntypes = len(g.types) + 1
     count = np.bincount(tix, minlength=ntypes)
     size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
-    retained_all = g.retained()
-    # A type's retained size: its objects not dominated by another of the same type.
-    idom = g.dominators()[objs]
-    idom_t = np.where(idom >= 0, g.type_ix[np.maximum(idom, 0)], -2)
-    top_level = idom_t != g.type_ix[objs]
-    ret = np.bincount(tix[top_level], weights=retained_all[objs][top_level].astype(np.float64),
-                      minlength=ntypes)
+    # A type's retained size: what all its instances keep alive together.
+    ret = np.zeros(ntypes, dtype=np.uint64)
+    ret[:-1] = g.group_retained(g.type_ix, len(g.types))
     tracked = np.bincount(tix, weights=((g.flags[objs] & 2) > 0), minlength=ntypes)
     unreach = np.bincount(tix, weights=((g.flags[objs] & 1) == 0), minlength=ntypes)
     names = g.type_names()
@@ -312,3 +308,27 @@ def snapshot(session, ns):
         raise CommandError(f"cannot write {ns.file}: {e.strerror or e}") from None
     return SnapshotResult(ns.file, nodes, edges, os.path.getsize(ns.file),
                           time.perf_counter() - start)
+
+
+@record
+class TasksResult:
+    tasks: list                 # [TaskInfo]
+    loops: list                 # addresses of the event loops the tasks belong to
+
+
+@command("tasks", "every asyncio task in the heap: name, state, await chain, what it waits on",
+         Arg(("--locals", "-l"), {"action": "store_true",
+                                  "help": "each awaiting coroutine's locals"}),
+         Arg(("--all", "-a"), {"action": "store_true",
+                               "help": "finished and cancelled tasks too"}),
+         category="heap")
+def tasks(session, ns):
+    """Tasks of every event loop found in the heap, as `python -m asyncio pstree` shows a
+    live process's: the coroutine's await chain, innermost last, and what it waits on."""
+    from ..heap.tasks import find_tasks
+    g = heap(session)
+    found = find_tasks(g, session.runtime, ns.locals, bounds(session))
+    shown = [t for t in found if ns.all or t.state == "pending"]
+    loops = sorted({t.loop for t in found if t.loop})
+    return TasksResult(shown, loops)
+

@@ -81,7 +81,8 @@ def lookup(name):
 
 
 def parse(line):
-    """(Command, argparse.Namespace) for one command line."""
+    """(Command, argparse.Namespace) for one command line. Every command also takes
+    --json (ns.json): its result as one JSON document, in the shell as in batch."""
     try:
         words = shlex.split(line)
     except ValueError as e:
@@ -89,10 +90,18 @@ def parse(line):
     if not words:
         raise CommandError("empty command")
     cmd = lookup(words[0])
-    return cmd, cmd.parser().parse_args(words[1:])
+    as_json = "--json" in words[1:]
+    ns = cmd.parser().parse_args([w for w in words[1:] if w != "--json"])
+    ns.json = as_json
+    return cmd, ns
 
 
 def run(session, line):
     """Run one command line; returns the command's plain-data result."""
+    return run_line(session, line)[0]
+
+
+def run_line(session, line):
+    """(result, whether the line asked for JSON) for one command line."""
     cmd, ns = parse(line)
-    return cmd.func(session, ns)
+    return cmd.func(session, ns), ns.json

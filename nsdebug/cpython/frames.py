@@ -67,6 +67,9 @@ class FrameWalker:
         self.version = objects.version
         self.max_frames = max_frames
         self._codes: dict[int, CodeInfo] = {}
+        # gi_frame_state values of a suspended frame: they moved between versions.
+        self._suspended_states = {v for k, v in self.L.enums.get("framestate", {}).items()
+                                  if k.startswith("FRAME_SUSPENDED")}
 
     # -- code objects ---------------------------------------------------------
     def code_info(self, code):
@@ -177,6 +180,74 @@ class FrameWalker:
         line = self.line_of(code, instr - first_instr)
         entry = bool(o.u8(addr + I.is_entry)) if I.is_entry is not None else False
         return Frame(addr, info, line, OWNERS.get(owner, str(owner)), entry), previous
+
+    # -- generators and coroutines -----------------------------------------------
+    def generator_frame(self, gen):
+        """The suspended frame of a generator, coroutine or async generator, or None
+        when it has finished (or runs: then its frame is on a thread's stack)."""
+        o, G = self.obj, self.L.gen
+        try:
+            if G.gi_iframe is not None:                     # 3.11+: embedded
+                if not self._suspended(gen):
+                    return None
+                frame, _ = self._next_311(gen + G.gi_iframe, [])
+                if frame is not None:
+                    frame.owner = "generator"
+                return frame
+            f = o.ptr(gen + G.gi_frame)                     # 3.8-3.10: a frame object
+            if not f:
+                return None
+            frame, _ = self._next_38(f, [])
+            return frame
+        except NsdebugError:
+            return None
+
+    def _suspended(self, gen):
+        G, states = self.L.gen, self._suspended_states
+        if G.gi_frame_state is None or not states:
+            return False
+        state = int.from_bytes(self.obj.mem.read(gen + G.gi_frame_state, 1), "little",
+                               signed=True)
+        return state in states
+
+    def awaiting(self, gen):
+        """What a suspended coroutine or generator awaits (its `yield from` target, the
+        top of its value stack), or 0."""
+        o, L, G = self.obj, self.L, self.L.gen
+        try:
+            if G.gi_iframe is not None:
+                if not self._suspended(gen):
+                    return 0
+                iframe = gen + G.gi_iframe
+                I = L.iframe
+                code = o.stackref(iframe + I.code)
+                nlocals = _I32.unpack(o.mem.read(code + L.code.co_nlocalsplus, 4))[0]
+                base = iframe + I.localsplus + 8 * nlocals
+                if I.stackpointer is not None:
+                    top = o.ptr(iframe + I.stackpointer)
+                else:
+                    top = iframe + I.localsplus + 8 * _I32.unpack(
+                        o.mem.read(iframe + I.stacktop, 4))[0]
+            else:
+                F = L.frameobject
+                f = o.ptr(gen + G.gi_frame)
+                if not f:
+                    return 0
+                base = o.ptr(f + F.f_valuestack)
+                if F.f_stacktop is not None:
+                    top = o.ptr(f + F.f_stacktop)
+                else:
+                    top = base + 8 * _I32.unpack(o.mem.read(f + F.f_stackdepth, 4))[0]
+            if not base or top <= base or top - base > 1 << 20:
+                return 0
+            value = o.ref_value(o.ptr(top - 8))
+            if not value and top - 16 >= base:
+                # 3.15's SEND works like FOR_ITER: its receiver sits under a NULL slot.
+                value = o.ref_value(o.ptr(top - 16))
+            o.info(value)
+            return value
+        except NsdebugError:
+            return 0
 
     # -- locals ----------------------------------------------------------------
     def locals_of(self, frame):

@@ -70,6 +70,8 @@ def _fields(rt, addr, info, b, limit):
                 ("co_flags", hex(ci.flags))]
     if k == "cell":
         return [("cell_contents", pv(o.ptr(addr + L.cell.ob_ref)))]
+    if k in ("generator", "coroutine", "async_generator"):
+        return _suspended_frame(rt, addr, pv)
     if k == "method":
         return [("__func__", pv(o.ptr(addr + L.method.im_func))),
                 ("__self__", pv(o.ptr(addr + L.method.im_self)))]
@@ -91,6 +93,26 @@ def _fields(rt, addr, info, b, limit):
     for key, v in items or []:
         rows.append((_key(o, key), pv(v)))
     return rows[:limit]
+
+
+def _suspended_frame(rt, addr, pv):
+    """A generator's or coroutine's suspended frame: where, what it awaits, its locals."""
+    o, walker = rt.objects, rt.walker
+    try:
+        qual = o.read_str(o.ptr(addr + rt.layout.gen.gi_qualname), 200)
+    except NsdebugError:
+        qual = "?"
+    frame = walker.generator_frame(addr)
+    rows = [("__qualname__", repr(qual))]
+    if frame is None or frame.code is None:
+        return rows + [("frame", "<none: finished, or running on a thread>")]
+    rows.append(("frame", f"{frame.function} ({frame.filename}:{frame.line})"))
+    awaited = walker.awaiting(addr)
+    if awaited:
+        rows.append(("awaiting", pv(awaited)))
+    for loc in walker.locals_of(frame):
+        rows.append((loc.name, pv(loc.address)))
+    return rows
 
 
 def _key(o, key):

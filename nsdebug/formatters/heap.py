@@ -82,3 +82,23 @@ def format_largest(r):
 def format_snapshot(r):
     yield (f"wrote {r.path}: {r.nodes:,} nodes, {r.edges:,} edges, {human_size(r.bytes)} "
            f"in {r.seconds:.1f} s; open it in Chrome DevTools > Memory > Load")
+
+
+@formatter(hc.TasksResult)
+def format_tasks(r):
+    from ..heap.tasks import short_file
+    loops = f" in {len(r.loops)} event loop{'s' if len(r.loops) != 1 else ''}" if r.loops \
+        else ""
+    yield f"{len(r.tasks)} task{'s' if len(r.tasks) != 1 else ''}{loops}"
+    for t in r.tasks:
+        head = f"Task {t.name!r} {t.state}"
+        if t.waits_on:
+            head += f", waits on {t.waits_on}"
+        if t.result:
+            head += f", result {t.result}"
+        yield f"{head}  ({t.type} at {t.address:#x})"
+        for depth, f in enumerate(t.chain):
+            yield f"  {'  ' * depth}{f.qualname or f.function} ({short_file(f.file)}:{f.line})"
+            for name, _addr, _type, value in f.locals or []:
+                yield f"  {'  ' * depth}    {name} = {value}"
+

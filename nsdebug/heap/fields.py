@@ -66,6 +66,10 @@ for _k in ("coroutine", "async_generator"):
     KIND_FIELDS[_k] = KIND_FIELDS["generator"]
 KIND_FIELDS["weakproxy"] = KIND_FIELDS["weakref"]
 
+_FUTURE = (("_loop", "loop"), ("_callback0", "callback0"), ("_callbacks", "callbacks"),
+           ("_exception", "exception"), ("_result", "result"),
+           ("_cancel_message", "cancel_msg"), ("__dict__", "dict"))
+
 # C types with object fields their type does not list as members, by tp_name.
 TYPE_FIELDS = {
     "functools._lru_cache_wrapper": [
@@ -82,6 +86,11 @@ TYPE_FIELDS = {
     "collections.defaultdict": [("default_factory", "defaultdict", "default_factory",
                                  INTERNAL)],
     "collections.OrderedDict": [("__dict__", "odict", "od_inst_dict", INTERNAL)],
+    # asyncio's C Future and Task, named as the pure-Python ones name their attributes.
+    "_asyncio.Future": [(n, "future", f, INTERNAL) for n, f in _FUTURE],
+    "_asyncio.Task": [(n, "task", f, INTERNAL) for n, f in _FUTURE + (
+        ("_fut_waiter", "fut_waiter"), ("_coro", "coro"), ("_name", "name"),
+        ("_context", "context"))],
 }
 
 

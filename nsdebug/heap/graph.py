@@ -321,6 +321,18 @@ class HeapGraph:
             self._retained = ret
         return self._retained
 
+    def group_retained(self, group, ngroups):
+        """Per group (e.g. per type: group = type index, -1 for none), what its nodes
+        keep alive together: the union of their retained sets, never more than the heap
+        (nested dicts are not counted once per ancestor)."""
+        out = np.zeros(ngroups, dtype=np.uint64)
+        group = np.ascontiguousarray(group, dtype=np.int32)
+        if _graphc is not None:
+            _graphc.group_retained(self.dominators(), group, self.retained(), ngroups, out)
+        else:
+            _py.group_retained(self.dominators(), group, self.retained(), out)
+        return out
+
     def dominated_by(self, i, limit):
         """The largest nodes whose immediate dominator is i."""
         idom = self.dominators()

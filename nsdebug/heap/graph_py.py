@@ -112,3 +112,32 @@ def retained(order, idom, size, out):
         if d != v:
             ret[d] += ret[v]
     out[:] = ret
+
+
+def group_retained(idom, group, retained, out):
+    """Union retained size per group: a DFS of the dominator tree counting, per group,
+    its nodes on the current path."""
+    n = len(idom)
+    kids = [[] for _ in range(n)]
+    for v, d in enumerate(idom.tolist()):
+        if v and d >= 0 and d != v:
+            kids[d].append(v)
+    grp, ret = group.tolist(), retained.tolist()
+    onpath = {}
+    acc = [0] * len(out)
+    stack = [(0, iter(kids[0]))]
+    while stack:
+        v, it = stack[-1]
+        c = next(it, None)
+        if c is None:
+            stack.pop()
+            if grp[v] >= 0:
+                onpath[grp[v]] -= 1
+            continue
+        g = grp[c]
+        if g >= 0:
+            if not onpath.get(g):
+                acc[g] += ret[c]
+            onpath[g] = onpath.get(g, 0) + 1
+        stack.append((c, iter(kids[c])))
+    out[:] = acc

@@ -92,3 +92,21 @@ def test_bad_arrays_are_refused():
         graph._graphc.bfs_parents(np.array([0, 1, 1], np.int64), np.array([7], np.int32), 2, 0,
                                   np.empty(2, np.int64), np.zeros(2, np.uint8),
                                   np.empty(2, np.uint8))
+
+
+def test_group_retained_is_the_union_of_retained_sets():
+    # 0 -> 1 (dict) -> 2 (list) -> 3 (dict) -> 4 (leaf); 0 -> 5 (dict) -> 6 (leaf)
+    src = np.array([0, 1, 2, 3, 0, 5])
+    dst = np.array([1, 2, 3, 4, 5, 6])
+    g = _G(src, dst, 7)
+    idom, order = np.empty(7, np.int32), np.empty(7, np.int32)
+    k = graph._graphc.dominators(g.edge_start, g.e_to, 7, 0, idom, order)
+    size = np.array([0, 10, 20, 30, 40, 50, 60], dtype=np.uint64)
+    ret = np.empty(7, np.uint64)
+    graph._graphc.retained(order[:k], k, idom, size, ret)
+    group = np.array([-1, 0, 1, 0, -1, 0, -1], dtype=np.int32)      # 0: dict, 1: list
+    c_out, p_out = np.empty(2, np.uint64), np.empty(2, np.uint64)
+    graph._graphc.group_retained(idom, group, ret, 2, c_out)
+    graph_py.group_retained(idom, group, ret, p_out)
+    # The nested dict (3) is inside the first dict's retained set: counted once.
+    assert c_out.tolist() == p_out.tolist() == [10 + 20 + 30 + 40 + 50 + 60, 20 + 30 + 40]
