@@ -28,6 +28,15 @@ def byte_compile_nsdebug():
     compileall.compile_dir(os.path.join(ROOT, "arthur"), quiet=1)
 
 
+def timed(cmd):
+    """(seconds, stdout) of a command that must succeed; exits with its stderr if not."""
+    start = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"{' '.join(map(str, cmd))}: {r.stderr[-2000:]}")
+    return time.perf_counter() - start, r.stdout
+
+
 def median_time(cmd, runs=7, warmup=1):
     """Median wall time in seconds of a command (output discarded)."""
     times = []

@@ -23,10 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import byte_compile_nsdebug, print_table, targets, tool  # noqa: E402
+from common import byte_compile_nsdebug, print_table, targets, timed, tool  # noqa: E402
 
 DEFAULT = "app:200000,app:1000000,app:5000000,synthetic:1000000,synthetic:5000000,ast:1500000"
 SYNTHETIC_PER_SCALE = 41_000     # heap_target.py builds about this many per unit of SCALE
@@ -56,14 +55,6 @@ time.sleep(0.05)
 print(json.dumps({"objects": g.n - g.n_synth, "walk": walk, "dominators": dom,
                   "peak_anon_kib": peak[0], "base_kib": base, "kinds": w.kind_stats}))
 """
-
-
-def timed(cmd):
-    start = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"{' '.join(map(str, cmd))}: {r.stderr[-2000:]}")
-    return time.perf_counter() - start, r.stdout
 
 
 def capture(case, want, tmp):

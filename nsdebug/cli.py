@@ -16,7 +16,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="nsdebug",
         description="Offline debugger for core files of CPython processes.",
-        epilog="Other forms: 'nsdebug report CORE [--json]', 'nsdebug demo'. "
+        epilog="Other forms: 'nsdebug report CORE [--json]', "
+               "'nsdebug diff OLD NEW [--json]', 'nsdebug demo'. "
                "Without -c, -x or --snapshot, opens the interactive shell.")
     p.add_argument("--version", action="version", version=f"nsdebug {__version__}")
     p.add_argument("core", help="core file (ELF core, or an arthur .lz4 capture)")
@@ -130,6 +131,8 @@ def _main(argv):
     if argv and argv[0] == "report":
         from .report import main as report_main
         return report_main(argv[1:])
+    if argv and argv[0] == "diff":
+        return _diff(argv[1:])
     if argv and argv[0] == "demo":
         from .demo import main as demo_main
         return demo_main(argv[1:])
@@ -148,6 +151,27 @@ def _main(argv):
         return run_batch(session, lines, args.json)
     from .repl import run_shell
     return run_shell(session)
+
+
+def _diff(argv):
+    """`nsdebug diff OLD NEW [--json] [--top N] [--sort KEY]`: the shell's `diff` on NEW."""
+    p = argparse.ArgumentParser(prog="nsdebug diff",
+                                description="What grew between two cores of one process.")
+    p.add_argument("old", help="the earlier core")
+    p.add_argument("new", help="the later core")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+    p.add_argument("--top", "-n", type=int, default=25, help="rows (default 25)")
+    p.add_argument("--sort", "-s", choices=["count", "size", "retained"], default="size")
+    p.add_argument("--sysroot", metavar="DIR")
+    p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write heap indexes")
+    args = p.parse_args(argv)
+    ns = argparse.Namespace(core=args.new, executable=None, sysroot=args.sysroot,
+                            lib_path=args.lib_path, max_depth=2, max_items=10, max_string=80,
+                            runtime_method=None, no_cache=args.no_cache)
+    session = open_session(ns)
+    line = f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}"
+    return run_batch(session, [line], args.json)
 
 
 def _quote(s):

@@ -48,6 +48,7 @@ def gather(session, top=10, heap=True):
         rep["heap"] = {sort: _section(lambda s=sort: run(session,
                                                          f"objects --top {top} --sort {s}"),
                                       errors, "heap") for sort in ("count", "size", "retained")}
+        rep["suspects"] = _section(lambda: run(session, "suspects"), errors, "suspects")
         rep["tasks"] = _section(lambda: run(session, "tasks"), errors, "tasks")
     rep["gc"] = _section(lambda: gc_state(session.runtime), errors, "gc")
     rep["modules"] = _section(lambda: [{"name": n, "version": v, "file": f}
@@ -90,7 +91,7 @@ def text_lines(rep):
         yield f"=== heap by {sort}"
         if res is not None:
             yield from render.to_lines(res)
-    for key, title in (("tasks", "asyncio tasks"),):
+    for key, title in (("suspects", "leak suspects"), ("tasks", "asyncio tasks")):
         if key in rep:
             yield ""
             yield f"=== {title}"

@@ -86,6 +86,12 @@ class CoreCache:
             build, "heap_target.py", os.path.join(self.base, f"heap-{build.id}"),
             tool=targets.live_capture_tool(build)))
 
+    def leak(self, build):
+        """Two cores of fixtures/leak_target.py 4000 requests apart: (old, new)."""
+        build = _as_build(build)
+        return self._get(("leak", build.id), lambda: targets.leak_captures(
+            build, os.path.join(self.base, f"leak-{build.id}")))
+
     def crash(self, build):
         """Kernel core of fixtures/stacks_target.py --crash: SIGSEGV at 0x8."""
         ok, why = targets.kernel_core_pattern_ok()

@@ -239,6 +239,36 @@ def gcore_capture(build, script, workdir, *args, threads=None, env=None, tool="g
     return Capture(build, build.exe, core, truth, proc.pid, workdir, tool)
 
 
+def leak_captures(build, workdir, first=2000, more=4000):
+    """Two cores of fixtures/leak_target.py, `more` requests apart: the first by the
+    build's live capture tool, the second an arthur .lz4 (diff takes any mix); with
+    the truth recorded at each."""
+    os.makedirs(workdir, exist_ok=True)
+    truth_path = os.path.join(workdir, "truth.json")
+    proc = subprocess.Popen([build.exe, os.path.join(FIXTURES, "leak_target.py"), truth_path],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=workdir)
+    out = []
+    try:
+        for n, tool in ((first, live_capture_tool(build)), (more, "arthur-lz4")):
+            proc.stdin.write(f"serve {n}\n")
+            proc.stdin.flush()
+            _wait_ready(proc, timeout=120)
+            with open(truth_path) as f:
+                truth = json.load(f)
+            prefix = os.path.join(workdir, f"core-{len(out)}")
+            if tool == "gcore":
+                core = gcore(proc.pid, prefix)
+            elif tool == "arthur":
+                core = arthur(proc.pid, f"{prefix}.{proc.pid}", "--no-compress")
+            else:
+                core = arthur(proc.pid, f"{prefix}.lz4")
+            out.append(Capture(build, build.exe, core, truth, proc.pid, workdir, tool))
+    finally:
+        stop(proc)
+    return out
+
+
 def live_capture_tool(build):
     """gcore for pyenv's builds; arthur for Debian's. Their glibc (2.42) guards thread
     stacks with MADV_GUARD_INSTALL pages inside the stack mapping, and gdb 13's gcore

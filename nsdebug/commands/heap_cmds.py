@@ -332,3 +332,99 @@ def tasks(session, ns):
     loops = sorted({t.loop for t in found if t.loop})
     return TasksResult(shown, loops)
 
+
+@record
+class DiffResult:
+    old: str
+    new: str
+    diff: object                # heap.diff.HeapDiff
+    warnings: list = Factory(list)
+
+
+@command("diff", "what grew since another core of the same process: per type, and where",
+         Arg(("other",), {"help": "the earlier core (the open one is the later)"}),
+         Arg(("--top", "-n"), {"type": int, "default": 25, "help": "rows (default 25)"}),
+         Arg(("--sort", "-s"), {"choices": ["count", "size", "retained"], "default": "size",
+                                "help": "order types by the change of this (default size)"}),
+         Arg(("--newer",), {"action": "store_true",
+                            "help": "OTHER is the later core, the open one the earlier"}),
+         category="heap")
+def diff(session, ns):
+    """Compare the heap with the heap of OTHER, an earlier core of the same process (any
+    mix of kernel, gcore and arthur cores): per type, count, size and retained size
+    before and after; and for what grew, where the new objects hang, as the path from a
+    root with indices and keys folded to [*]. An object is the same in both when its
+    address and type are."""
+    from ..heap.diff import compare
+    other = session.open_other(ns.other)
+    old, new = (session, other) if ns.newer else (other, session)
+    warnings = _same_process(old.process, new.process)
+    result = compare(old.heap, new.heap, max(ns.top, 0), ns.sort)
+    return DiffResult(old.process.path, new.process.path, result, warnings)
+
+
+def _same_process(a, b):
+    import os
+    ea, eb = a.executable_path, b.executable_path
+    if ea and eb and os.path.basename(ea) != os.path.basename(eb):
+        raise CommandError(f"the cores are of different programs ({ea} and {eb})")
+    if a.pid and b.pid and a.pid != b.pid:
+        return [f"the cores are of different processes (pid {a.pid} and {b.pid}): objects at "
+                f"one address are not the same object, so new and gone are by chance"]
+    return []
+
+
+@record
+class SuspectsResult:
+    total_size: int
+    suspects: list              # [heap.suspects.Suspect], biggest first
+    duplicates: list | None = None    # [heap.waste.Duplicate] with --waste
+    duplicate_bytes: int = 0
+    sparse: list | None = None        # [heap.waste.Sparse] with --waste
+
+
+@command("suspects", "leak suspects: what keeps the most memory alive, and where it piles up",
+         Arg(("--top", "-n"), {"type": int, "default": 5, "help": "suspects (default 5)"}),
+         Arg(("--min-share",), {"type": float, "default": 5.0, "metavar": "PERCENT",
+                                "help": "smallest share of the heap shown (default 5%%)"}),
+         Arg(("--waste", "-w"), {"action": "store_true",
+                                 "help": "also duplicate strings and empty containers"}),
+         category="heap")
+def suspects(session, ns):
+    """The objects that keep the most memory alive alone, each with its share of the
+    heap and its path from a root, followed down the dominator tree to the accumulation
+    point: the container whose many children of one type make up what it retains."""
+    from ..heap.suspects import find_suspects
+    g = heap(session)
+    found, total = find_suspects(g, max(ns.top, 0), ns.min_share / 100)
+    res = SuspectsResult(total, found)
+    if ns.waste:
+        _add_waste(session, g, res)
+    return res
+
+
+@record
+class WasteResult:
+    duplicates: list            # [heap.waste.Duplicate], most bytes wasted first
+    duplicate_bytes: int        # all the copies beyond the first, together
+    sparse: list                # [heap.waste.Sparse] per container type
+
+
+@command("waste", "memory spent for nothing: duplicate strings and bytes, empty containers",
+         Arg(("--top", "-n"), {"type": int, "default": 20, "help": "values shown (default 20)"}),
+         category="heap")
+def waste(session, ns):
+    """str and bytes values held many times over (the bytes all copies but one waste), and
+    dicts, lists and sets that are empty, or under a quarter full with room for 16 or
+    more, with the memory they keep for nothing."""
+    g = heap(session)
+    res = WasteResult([], 0, [])
+    _add_waste(session, g, res, max(ns.top, 0))
+    return res
+
+
+def _add_waste(session, g, res, top=10):
+    from ..heap.waste import duplicates, sparse_containers
+    res.duplicates, res.duplicate_bytes = duplicates(g, session.vector_memory,
+                                                     session.runtime.objects, top)
+    res.sparse = sparse_containers(g, session.vector_memory, session.runtime.objects)

@@ -89,6 +89,18 @@ class Session:
                                   f"the heap again")
         return g
 
+    def open_other(self, path):
+        """A session on another core of the same program, looked up the same way."""
+        import os
+
+        from ..corefile import open_core
+        r = self.process.resolver
+        other = open_core(path, None, r.sysroot, r.lib_path)
+        if os.path.realpath(other.path) == os.path.realpath(self.process.path):
+            raise CommandError(f"{path} is the core already open")
+        return Session(other, self.options, runtime_method=self.runtime_method,
+                       use_index=self.use_index)
+
     @cached_property
     def vector_memory(self):
         """The core mapped for reads at many addresses at once (heap walks, snapshots)."""

@@ -102,3 +102,67 @@ def format_tasks(r):
             for name, _addr, _type, value in f.locals or []:
                 yield f"  {'  ' * depth}    {name} = {value}"
 
+
+def _signed(n, size=False):
+    if size:
+        return ("+" if n > 0 else "-" if n < 0 else "") + human_size(abs(n))
+    return f"{n:+,}"
+
+
+@formatter(hc.DiffResult)
+def format_diff(r):
+    d = r.diff
+    yield f"{r.old} -> {r.new}"
+    yield (f"{d.objects_before:,} -> {d.objects_after:,} objects "
+           f"({_signed(d.objects_after - d.objects_before)}), "
+           f"{human_size(d.size_before)} -> {human_size(d.size_after)} "
+           f"({_signed(d.size_after - d.size_before, True)}); "
+           f"{d.new_objects:,} new, {d.gone_objects:,} gone")
+    for w in r.warnings:
+        yield f"warning: {w}"
+    if not d.types:
+        yield "no type changed"
+        return
+    yield ""
+    yield f"types by change of {d.sort}:"
+    rows = [[t.count_before, t.count_after, _signed(t.count_change),
+             _signed(t.size_change, True), _signed(t.retained_change, True), t.type]
+            for t in d.types]
+    yield from table(["before", "after", "count", "size", "retained", "type"], rows, "rrrrrl")
+    if d.locations:
+        yield ""
+        yield "where the new objects hang (new minus gone, by path from a root):"
+        for loc in d.locations:
+            noun = "object" if abs(loc.count) == 1 else "objects"
+            yield f"  {_signed(loc.count)} {noun}, {_signed(loc.size, True)}: {loc.path}"
+            parts = [f"{_signed(c)} {t} ({_signed(s, True)})" for t, c, s in loc.types[:8]]
+            more = len(loc.types) - 8
+            yield "      " + ", ".join(parts) + (f", {more} more types" if more > 0 else "")
+
+
+@formatter(hc.SuspectsResult)
+def format_suspects(r):
+    if not r.suspects:
+        yield f"no object keeps 5% or more of the heap ({human_size(r.total_size)}) alone"
+    for k, s in enumerate(r.suspects, 1):
+        yield f"suspect {k}: {s.summary}"
+        yield f"  {s.type} at {s.address:#x}, retained {human_size(s.retained)}"
+        if s.top_address != s.address:
+            yield f"  below {s.top_type} at {s.top_address:#x}"
+        for t, n, size in s.groups:
+            yield f"    {n:,} {t}: {human_size(size)}"
+    if r.duplicates is not None:
+        yield ""
+        yield from format_waste(r)
+
+
+@formatter(hc.WasteResult)
+def format_waste(r):
+    yield f"duplicate str and bytes values: {human_size(r.duplicate_bytes)} in extra copies"
+    rows = [[d.count, human_size(d.size), human_size(d.wasted), d.type, d.preview]
+            for d in r.duplicates]
+    yield from table(["copies", "each", "wasted", "type", "value"], rows, "rrrll")
+    yield "empty and mostly empty containers:"
+    rows = [[s.empty, human_size(s.empty_bytes), s.sparse, human_size(s.unused_bytes), s.type]
+            for s in r.sparse]
+    yield from table(["empty", "their size", "sparse", "unused room", "type"], rows, "rrrrl")

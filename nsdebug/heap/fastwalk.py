@@ -766,7 +766,7 @@ class FastWalker(HeapWalker):
     def _v_set(self, addrs, idx, base, tix, sizes):
         """set and frozenset: the live keys of the hash table (not NULL, not the dummy of
         a deleted entry, whose hash is -1), named by their order in the table."""
-        L, vm, S, E = self.L, self.vm, self.L.set, self.L.setentry
+        vm, S, E = self.vm, self.L.set, self.L.setentry
         a = addrs[idx]
         mask, ok1 = vm.i(a + U64(S.mask))
         table, ok2 = vm.q(a + U64(S.table))

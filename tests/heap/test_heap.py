@@ -37,6 +37,10 @@ def test_counts_sizes_paths_refs(cores, build, nsdebug):
         assert abs(got - n) <= 0.01 * n, (name, got, n)
         compared += 1
     assert compared >= 4
+    # A type's retained size is what its instances keep alive together: never more than
+    # the heap, and nested dicts are not counted once per ancestor.
+    for r in objs["rows"]:
+        assert r["size"] <= r["retained"] <= objs["total_size"], r
     # Own sizes: exactly sys.getsizeof.
     for (key, v), doc in zip(named.items(), inspected):
         assert doc["size"] == v["size"], (key, doc["size"], v["size"])

@@ -1,7 +1,6 @@
 """The real shell in a pseudo-terminal: typing, completion, selection, Ctrl-C, Ctrl-D."""
 
 import os
-import sys
 import time
 
 import pexpect
@@ -15,7 +14,7 @@ PROMPT = r"nsdebug \[tid \d+ #\d+ [^\]]*\]>"
 def big_heap_core(tmp_path_factory):
     """A heap large enough that its first walk takes seconds (to be interrupted)."""
     d = str(tmp_path_factory.mktemp("bigheap"))
-    return targets.gcore_capture(targets.default_build(), "heap_target.py", d, "4")
+    return targets.gcore_capture(targets.default_build(), "heap_target.py", d, "10")
 
 
 def spawn(core, tmp_path):
@@ -40,7 +39,7 @@ def test_shell_session(big_heap_core, tmp_path):
         child.expect(PROMPT)
         # A long command, interrupted: the prompt comes back, the shell lives on.
         child.sendline("objects")
-        time.sleep(0.4)
+        time.sleep(0.2)
         child.sendintr()
         child.expect("interrupted")
         child.expect(PROMPT)
@@ -49,7 +48,7 @@ def test_shell_session(big_heap_core, tmp_path):
         child.send("\t")
         child.expect(r"__main__\.Widget")
         child.sendline("")
-        child.expect(r"12,000 objects of type __main__\.Widget", timeout=120)
+        child.expect(r"30,000 objects of type __main__\.Widget", timeout=120)
         child.expect(PROMPT)
         child.sendline("frame 0")
         child.expect(r"in park")
@@ -58,7 +57,7 @@ def test_shell_session(big_heap_core, tmp_path):
         child.send("\t")
         child.expect("get_count")      # completes "wid" to widget_count
         child.sendline("")
-        child.expect(r"12000\s")
+        child.expect(r"30000\s")
         child.expect(PROMPT)
         child.sendline("help instances")
         child.expect("usage: instances")

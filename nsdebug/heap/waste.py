@@ -1,0 +1,136 @@
+"""Memory spent for nothing: the same str or bytes value held many times over, and dicts,
+lists and sets that are empty or mostly empty but keep their allocated room.
+
+Values are read in bulk from the mapped core (strtext.str_texts; bytes sliced out);
+a value nsdebug cannot read whole is left out rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..errors import NsdebugError
+from ..record import record
+from .strtext import str_texts
+
+U64 = np.uint64
+MAX_VALUE = 1 << 20          # longer values are compared by their first MiB and length
+SPARSE_FILL = 0.25           # "mostly empty": under a quarter full...
+SPARSE_MIN = 16              # ...with room for at least this many items
+
+
+@record
+class Duplicate:
+    type: str                # str or bytes
+    preview: str
+    count: int
+    size: int                # bytes per copy
+    wasted: int              # (count - 1) * size
+    addresses: list          # a few of the copies
+
+
+@record
+class Sparse:
+    type: str
+    empty: int               # containers with nothing in them
+    empty_bytes: int
+    sparse: int              # mostly empty (under 25% full, room for 16 or more)
+    unused_bytes: int        # the room they keep and do not use
+
+
+def duplicates(g, vm, objects, top=20):
+    """([Duplicate] by bytes wasted, total wasted): equal str and bytes values."""
+    groups = defaultdict(list)
+    for kind in ("str", "bytes"):
+        t_ix = [i for i, t in enumerate(g.types) if t.kind == kind and not t.is_heap]
+        idx = np.nonzero(np.isin(g.type_ix, t_ix))[0]
+        if not len(idx):
+            continue
+        addrs = g.addr[idx]
+        values = str_texts(vm, objects.L, addrs, MAX_VALUE) if kind == "str" else \
+            _bytes_values(vm, objects, addrs)
+        sizes = g.size[idx].tolist()
+        for i, v, sz in zip(idx.tolist(), values, sizes):
+            if v is not None:
+                groups[(kind, v, sz)].append(i)
+    out, total = [], 0
+    for (kind, v, sz), nodes in groups.items():
+        if len(nodes) < 2:
+            continue
+        wasted = (len(nodes) - 1) * sz
+        total += wasted
+        out.append(Duplicate(kind, _preview(v), len(nodes), sz, wasted,
+                             [int(g.addr[i]) for i in nodes[:5]]))
+    out.sort(key=lambda d: (-d.wasted, d.preview))
+    return out[:top], total
+
+
+def _preview(v, limit=60):
+    text = repr(v[:limit])
+    return text + (f"...(+{len(v) - limit})" if len(v) > limit else "")
+
+
+def _bytes_values(vm, objects, addrs):
+    L = objects.L
+    size, ok = vm.i(addrs + U64(objects._ob_size))
+    n = np.minimum(np.maximum(size, 0), MAX_VALUE)
+    off, valid = vm.offsets(addrs + U64(L.bytes.ob_sval), 1)
+    end, valid2 = vm.offsets(addrs + U64(L.bytes.ob_sval) + np.maximum(n - 1, 0).astype(U64), 1)
+    good = ok & valid & valid2 & (size >= 0) & (end == off + np.maximum(n - 1, 0).astype(U64))
+    buf = vm.u8
+    return [buf[o:o + m].tobytes() if g else None
+            for o, m, g in zip(off.tolist(), n.tolist(), good.tolist())]
+
+
+def sparse_containers(g, vm, objects):
+    """[Sparse] per container type: empty ones and mostly empty ones, with their cost."""
+    out = []
+    for kind in ("dict", "list", "set", "frozenset"):
+        t_ix = [i for i, t in enumerate(g.types) if t.kind == kind and not t.is_heap]
+        idx = np.nonzero(np.isin(g.type_ix, t_ix))[0]
+        if not len(idx):
+            continue
+        a = g.addr[idx]
+        try:
+            used, room, slot = _fill(kind, vm, objects, a)
+        except NsdebugError:
+            continue
+        sizes = g.size[idx].astype(np.int64)
+        empty = used == 0
+        sparse = ~empty & (room >= SPARSE_MIN) & (used < SPARSE_FILL * room)
+        unused = np.maximum(room - used, 0) * slot
+        out.append(Sparse(kind, int(empty.sum()), int(sizes[empty].sum()), int(sparse.sum()),
+                          int(unused[sparse].sum())))
+    return out
+
+
+def _fill(kind, vm, o, a):
+    """(items, room for items, bytes per slot) per container, in bulk."""
+    L = o.L
+    if kind == "list":
+        n, _ = vm.i(a + U64(o._ob_size))
+        alloc, _ = vm.i(a + U64(L.list.allocated))
+        return n, np.maximum(alloc, 0), 8
+    if kind in ("set", "frozenset"):
+        used, _ = vm.i(a + U64(L.set.used))
+        mask, _ = vm.i(a + U64(L.set.mask))
+        return used, mask + 1, L.setentry.size
+    used, _ = vm.i(a + U64(L.dict.ma_used))
+    keys, _ = vm.q(a + U64(L.dict.ma_keys))
+    values, _ = vm.q(a + U64(L.dict.ma_values))
+    K = L.dictkeys
+    if o.version >= (3, 11):
+        log2, _ = vm.b(keys + U64(K.dk_log2_size))
+        size = np.left_shift(1, np.minimum(log2, 40).astype(np.int64))
+        kind, _ = vm.b(keys + U64(K.dk_kind))
+        # Keys of only str (DICT_KEYS_UNICODE, SPLIT) have entries without a hash.
+        entry = np.where(kind == 0, L.dictentry.size, L.unicodeentry.size)
+    else:
+        size, _ = vm.i(keys + U64(K.dk_size))
+        entry = np.full(len(a), L.dictentry.size)
+    # A split dict (an instance's attributes) shares its keys: its own room is the
+    # values array, one pointer per slot.
+    slot = np.where(values != 0, 8, entry)
+    return used, (size << 1) // 3, slot
