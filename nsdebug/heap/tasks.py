@@ -104,6 +104,21 @@ class TaskReader:
                     return v
             except NsdebugError:
                 continue
+        return self._class_attr(o.type_of(addr), py_attr)
+
+    def _class_attr(self, taddr, name):
+        """An attribute of a class or its bases (a pending pure-Python Future has no
+        _state of its own: Future._state is the class's _PENDING)."""
+        o, T = self.o, self.L.type
+        try:
+            mro = o.ptr(taddr + T.tp_mro)
+            for base in o.tuple_items(mro, 64) if mro else [taddr]:
+                d = o.ptr(base + T.tp_dict)
+                v = o.dict_get_str(d, name) if d else None
+                if v:
+                    return v
+        except NsdebugError:
+            pass
         return 0
 
     def _state(self, addr, info):
@@ -146,6 +161,7 @@ class TaskReader:
         if t.state == "done":
             res = self._field(addr, info, "result", "_result")
             exc = self._field(addr, info, "exception", "_exception")
+            exc = exc if exc and o.kind(exc) != "none" else 0     # Python's: None
             t.result = ("raised " + o.preview(exc, self.bounds)) if exc else \
                 o.preview(res, self.bounds) if res else None
         if coro and t.state == "pending":
@@ -168,6 +184,9 @@ class TaskReader:
             frame = self.walker.generator_frame(cur)
             if frame is None or frame.code is None:
                 break
+            if _is_future_await(frame):
+                # A pure-Python Future's __await__ (yield self): what waits is the future.
+                return chain, self._local(frame, "self")
             af = AwaitFrame(frame.function, frame.filename, frame.line, cur)
             try:
                 af.qualname = self.o.read_str(self.o.ptr(cur + self.L.gen.gi_qualname), 200)
@@ -178,6 +197,13 @@ class TaskReader:
             chain.append(af)
             cur = self.walker.awaiting(cur)
         return chain, 0
+
+    def _local(self, frame, name):
+        try:
+            return next((loc.address for loc in self.walker.locals_of(frame)
+                         if loc.name == name), 0)
+        except NsdebugError:
+            return 0
 
     def _locals(self, frame):
         o, out = self.o, []
@@ -217,6 +243,11 @@ class TaskReader:
             return f"{o.info(target).qualname} at {target:#x}", target
         except NsdebugError:
             return f"<invalid {target:#x}>", target
+
+
+def _is_future_await(frame):
+    return frame.function in ("Future.__await__", "__await__") and \
+        (frame.filename or "").endswith(os.path.join("asyncio", "futures.py"))
 
 
 def find_tasks(g, rt, with_locals=False, bounds=None):

@@ -14,8 +14,17 @@ def asyncio_core(build, tmp_path):
                                  tool=targets.live_capture_tool(build))
 
 
-def test_tasks_with_state_chain_and_locals(asyncio_core, nsdebug):
-    cap = asyncio_core
+@pytest.fixture(params=["c", "pure"])
+def any_task_core(build, tmp_path, request):
+    """The C tasks (_asyncio), or asyncio's pure-Python Task (a class attribute holds a
+    pending one's state; it awaits another task through Future.__await__)."""
+    extra = ["--pure"] if request.param == "pure" else []
+    return targets.gcore_capture(build, "asyncio_target.py", str(tmp_path), *extra,
+                                 tool=targets.live_capture_tool(build))
+
+
+def test_tasks_with_state_chain_and_locals(any_task_core, nsdebug):
+    cap = any_task_core
     r = nsdebug(cap.core, "-c", "tasks --all --locals", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
