@@ -18,7 +18,7 @@ from ..corefile.vector import VectorMemory
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
 from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, PROPERTY
-from .walk import MAX_USER_ADDRESS, HeapWalker
+from .walk import MAX_REFCOUNT, MAX_USER_ADDRESS, HeapWalker
 
 U64 = np.uint64
 MAX_ITEMS = 1 << 24
@@ -619,14 +619,25 @@ class FastWalker(HeapWalker):
                         len(a))
         self._plausible_edges(a[rep] + off, src[rep], names)
 
+    def _sane_refcounts(self, full):
+        """Whether each 8-byte refcount word could be one (not a pointer, as in a C
+        struct that merely starts with one). 3.14 splits the word: a 32-bit count, a
+        16-bit overflow (0 but on a refcount past 2**32) and 16 bits of flags (a few
+        low bits, e.g. statically allocated)."""
+        if self.v >= (3, 14):
+            low = full & U64(0xFFFFFFFF)
+            return (low > 0) & (((full >> U64(32)) & U64(0xFFFF)) == 0) & \
+                ((full >> U64(48)) < U64(1 << 8))
+        return (full > 0) & (full < U64(MAX_REFCOUNT))
+
     def _plausible_edges(self, where, src, names):
         """Edges from src to the word at each `where` that is plausibly an object."""
         word, ok = self.vm.q(where)
         cand = ok & (word != 0) & ((word & U64(7)) == 0) & (word < U64(MAX_USER_ADDRESS))
         src, names, word = src[cand], names[cand], word[cand]
-        refcnt, ok1 = self.vm.i(word)
+        refcnt, ok1 = self.vm.q(word)
         tp, ok2 = self.vm.q(word + U64(self.L.object.ob_type or 8))
-        live = ok1 & ok2 & (refcnt > 0)
+        live = ok1 & ok2 & self._sane_refcounts(refcnt)
         src, names, word, tp = src[live], names[live], word[live], tp[live]
         valid = self._type_indices(tp) >= 0
         self._emit(src[valid], word[valid], INTERNAL, names[valid])
