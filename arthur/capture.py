@@ -1,10 +1,12 @@
 """freeze -> fork -> thaw -> dump the child -> kill and reap it: a core with a pause of ms.
 
 The target is stopped only while every thread is seized and one of them runs
-a raw clone() (fork semantics, no atfork handlers, no SIGCHLD to the target).
-Its registers are restored in a signal-path stop, so an interrupted system
-call restarts exactly as it would have. The frozen child is dumped at leisure;
-then it is killed, and the target is made to reap it with one injected wait4().
+a raw clone() (fork semantics, no atfork handlers, no SIGCHLD to the target),
+injected so that the target returns to where it was by itself if arthur dies
+(inject.py). Its registers are restored in a signal-path stop, so an interrupted
+system call restarts exactly as it would have. The frozen child is dumped at
+leisure; then it is killed, and the target is made to reap it with one injected
+wait4(). Zombies a killed run left are reaped by the next capture or `arthur reap`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .errors import ArthurError, NotPermitted, TargetGone
 SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
 MAX_SEIZE_ROUNDS = 64
 FAULT_ENV = "ARTHUR_FAULT"          # tests: raise at a named step (see faultpoint)
+VANISH_ENV = "ARTHUR_VANISH"        # tests: die at a named step (see vanish_point)
+TIMELINE_ENV = "ARTHUR_TIMELINE"
 
 
 class InjectedFault(Exception):
@@ -39,6 +43,18 @@ class InjectedFault(Exception):
 
 
 _FIRED = set()
+
+
+def vanish_point(name):
+    """Tests: end arthur at once, as SIGKILL would, when ARTHUR_VANISH names this step;
+    and the time of each step (CLOCK_MONOTONIC, ns) appended to ARTHUR_TIMELINE, so a
+    test can aim a real SIGKILL at the injection window."""
+    path = os.environ.get(TIMELINE_ENV)
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{name} {time.monotonic_ns()}\n")
+    if os.environ.get(VANISH_ENV) == name:
+        os._exit(137)
 
 
 def faultpoint(name):
@@ -83,6 +99,7 @@ class Session:
         self.seized: dict[int, Seized] = {}
         self.child = None
         self.warnings = []
+        self._injector = None
 
     # -- freezing ------------------------------------------------------------------
     def seize_all(self):
@@ -143,77 +160,28 @@ class Session:
         if errors:
             self.warnings.extend(errors)
 
-    # -- running one syscall in a thread ------------------------------------------------
-    def syscall_insn(self):
-        """An address in the target holding a `syscall` instruction."""
-        maps = procfs.mappings(self.pid)
-        cands = [m for m in maps if "x" in m.perms and m.readable and "libc" in m.path] + \
-                [m for m in maps if "x" in m.perms and m.readable and m.path == "[vdso]"] + \
-                [m for m in maps if "x" in m.perms and m.readable]
-        with open(f"/proc/{self.pid}/mem", "rb", buffering=0) as mem:
-            for m in cands:
-                try:
-                    data = os.pread(mem.fileno(), min(m.size, 4 << 20), m.start)
-                except OSError:
-                    continue
-                pos = data.find(pt.SYSCALL_INSN)
-                if pos >= 0:
-                    return m.start + pos
-        raise ArthurError("no syscall instruction found in the target's code")
+    # -- running a system call in the target, safely (inject.py) ---------------------------
+    def injector(self):
+        if self._injector is None:
+            from .inject import Injector
+            self._injector = Injector(self.pid, procfs.mappings(self.pid))
+        return self._injector
 
-    def run_syscall(self, tid, nr, args, insn, original):
-        """Run syscall `nr` in stopped thread `tid`; restore `original` (Seized) after.
-
-        Returns (result, new child pid or None)."""
-        regs = original.regs.copy()
-        regs.rax = nr
-        regs.orig_rax = (1 << 64) - 1           # not in a syscall: no restart fix-ups
-        regs.rip = insn
-        regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = (list(args) + [0] * 6)[:6]
-        pt.set_regs(tid, regs)
-        child = None
-        entered = False
-        pt.syscall_step(tid)
-        for _ in range(64):
-            stop = pt.wait(tid)
-            if stop.exited:
-                raise TargetGone(f"thread {tid} exited while arthur held it")
-            if stop.is_syscall:
-                if entered:
-                    break
-                entered = True
-            elif stop.event in (pt.PTRACE_EVENT_CLONE, pt.PTRACE_EVENT_FORK):
-                child = pt.event_msg(tid)
-            elif stop.is_signal:
-                original.deliver = original.deliver or stop.sig
-            pt.syscall_step(tid)
-        else:
-            raise ArthurError("the injected system call never finished")
-        result = pt.get_regs(tid).rax
-        if result >= 1 << 63:
-            result -= 1 << 64
-        # Back to a signal-path stop before restoring: an interrupted syscall then restarts
-        # on resume exactly as it would have without us.
-        pt.interrupt(tid)
-        pt.cont(tid)
-        for _ in range(64):
-            stop = pt.wait(tid)
-            if stop.exited:
-                raise TargetGone(f"thread {tid} exited while arthur held it")
-            if stop.is_interrupt:
-                break
-            if stop.is_signal:
-                original.deliver = original.deliver or stop.sig
-                break
-            pt.cont(tid)
-        pt.set_regs(tid, original.regs)
-        pt.set_fpregs(tid, original.fpregs)
-        return result, child
+    def _pick_thread(self):
+        """A seized thread whose stack has room for the return frames, the main one
+        first."""
+        inj = self.injector()
+        order = sorted(self.seized, key=lambda t: t != self.pid)
+        for tid in order:
+            if inj.usable(self.seized[tid]):
+                return tid
+        raise ArthurError("no thread of the target has room on its stack for the return "
+                          "frame")
 
     def fork_child(self):
-        """clone() the target from its main thread; the child is born stopped, traced."""
-        tid = self.pid if self.pid in self.seized else next(iter(self.seized))
-        insn = self.syscall_insn()
+        """clone() the target in one of its threads; the child is born stopped, traced,
+        and exits by itself if arthur is gone (inject.py)."""
+        tid = self._pick_thread()
         pt.set_options(tid, pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACECLONE |
                        pt.PTRACE_O_TRACEFORK)
         faultpoint("before-fork")
@@ -222,8 +190,10 @@ class Session:
         if os.environ.get(FAULT_ENV) == "fork-fails":
             result, child = -errno.EAGAIN, None       # as if clone() had failed
         else:
-            result, child = self.run_syscall(tid, pt.SYS_CLONE, (0, 0, 0, 0, 0), insn,
-                                             self.seized[tid])
+            result, child = self.injector().run(tid, self.seized[tid], pt.SYS_CLONE,
+                                                (0, 0, 0, 0, 0), child=True,
+                                                on_set=lambda: vanish_point("clone-set"))
+            vanish_point("clone-done")
         pt.set_options(tid, pt.PTRACE_O_TRACESYSGOOD)
         if result < 0 or not child:
             raise ArthurError(f"clone() in the target failed: {os.strerror(-result)}"
@@ -234,52 +204,68 @@ class Session:
             self.child = None
             raise ArthurError("the forked child died at birth")
         pt.set_options(child, pt.PTRACE_O_EXITKILL)
+        vanish_point("child-held")
         return child
 
-    def kill_child(self):
-        """Kill the child and have the target reap it (one injected wait4)."""
+    def kill_child(self, also=()):
+        """Kill the child and have the target reap it, and the zombies in `also` (an
+        injected wait4 each)."""
         child, self.child = self.child, None
-        if child is None:
+        todo = list(also)
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for _ in range(100):
+                try:
+                    stop = pt.wait(child)
+                except TargetGone:
+                    break
+                if stop.exited:
+                    break
+            todo.append(child)
+        if not todo:
             return None
         try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        for _ in range(100):
-            try:
-                stop = pt.wait(child)
-            except TargetGone:
-                break
-            if stop.exited:
-                break
-        try:
-            return self.reap_in_target(child)
+            return self.reap_in_target(todo)
         except (ArthurError, InjectedFault) as e:
             if isinstance(e, TargetGone):
                 return None
             self.warnings.append(f"reaping the child failed once ({e}); retrying")
-            return self.reap_in_target(child)
+            return self.reap_in_target(todo)
 
-    def reap_in_target(self, child):
-        """The child is the target's: the target must wait4() it or it stays a zombie."""
-        if not procfs.exists(self.pid) or not os.path.exists(f"/proc/{child}"):
+    def reap_in_target(self, children):
+        """The children are the target's: it must wait4() them or they stay zombies.
+        Returns the milliseconds the target was held, or None if nothing was to do."""
+        children = [c for c in children if procfs.is_zombie_child(c, self.pid)]
+        if not children or not procfs.exists(self.pid):
             return None
+        self.injector().maps = procfs.mappings(self.pid)
         tids = procfs.thread_ids(self.pid)
-        tid = self.pid if self.pid in tids else tids[0]
         start = time.perf_counter()
         try:
-            pt.seize(tid, pt.PTRACE_O_TRACESYSGOOD)
-            pt.interrupt(tid)
-            self._wait_stopped(tid)
-            if tid not in self.seized:
-                return None
+            for tid in sorted(tids, key=lambda t: t != self.pid):
+                try:
+                    pt.seize(tid, pt.PTRACE_O_TRACESYSGOOD)
+                    pt.interrupt(tid)
+                    self._wait_stopped(tid)
+                except TargetGone:
+                    continue
+                if tid in self.seized and self.injector().usable(self.seized[tid]):
+                    break
+                self.thaw()
+            else:
+                raise ArthurError("no thread of the target could run wait4()")
             faultpoint("during-reap")
-            insn = self.syscall_insn()
-            result, _ = self.run_syscall(tid, pt.SYS_WAIT4, (child, 0, pt.WALL, 0), insn,
-                                         self.seized[tid])
-            if result != child:
-                self.warnings.append(f"the target could not reap child {child}: "
-                                     f"{os.strerror(-result) if result < 0 else result}")
+            for child in children:
+                result, _ = self.injector().run(
+                    tid, self.seized[tid], pt.SYS_WAIT4, (child, 0, pt.WALL | pt.WNOHANG, 0),
+                    on_set=lambda: vanish_point("reap-set"))
+                vanish_point("reap-done")
+                if result != child:
+                    self.warnings.append(f"the target could not reap child {child}: "
+                                         f"{os.strerror(-result) if result < 0 else result}")
         finally:
             self.thaw()
         return (time.perf_counter() - start) * 1000
@@ -380,65 +366,62 @@ def default_output(pid, compress):
     return f"core.{pid}.lz4" if compress else f"core.{pid}"
 
 
-class _Output:
-    """The core being written: a hidden temporary file beside the target name, 0600,
-    renamed into place only when complete and removed on any failure."""
-
-    def __init__(self, path, force):
-        self.path = os.path.abspath(path)
-        if os.path.exists(self.path) and not force:
-            raise ArthurError(f"{path} exists (use --force to overwrite)")
-        d, name = os.path.split(self.path)
-        self.tmp = os.path.join(d, f".{name}.arthur-{os.getpid()}.partial")
-        try:
-            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as e:
-            raise ArthurError(f"cannot create {path}: {e.strerror}") from None
-        self.f = os.fdopen(fd, "wb", buffering=1 << 20)
-
-    def commit(self):
-        self.f.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self):
-        try:
-            self.f.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+_DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+class held_signals:
+    """SIGINT, SIGTERM and SIGHUP wait while the block runs (the target frozen, or the
+    clean-up that leaves it running); they are acted on after it."""
+
+    def __enter__(self):
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+
+    def __exit__(self, *exc):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        return False
 
 
 def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
             log=lambda msg: None):
     """Capture a core of `pid`; returns a Result. The target is left running, untraced."""
     from .lz4core import ContainerWriter
+    from .safefile import OutputError, PrivateOutput
     if not procfs.exists(pid):
         raise TargetGone(f"no process {pid}")
     if pid == os.getpid():
         raise ArthurError("arthur cannot capture itself")
-    out = _Output(output or default_output(pid, compress), force)
+    try:
+        out = PrivateOutput(output or default_output(pid, compress), force)
+    except OutputError as e:
+        raise ArthurError(e.strerror) from None
     sess = Session(pid, log)
     started = time.perf_counter()
     fork_ms = reap_ms = None
     mode = "stop" if stop_mode else "fork"
     maps = proc = None
     ok = False
+    leftovers = procfs.leftover_children(pid)
+    if leftovers:
+        sess.warnings.append(f"{len(leftovers)} zombie child(ren) of pid {pid} left by an "
+                             f"arthur run that was killed ({', '.join(map(str, leftovers))})"
+                             f"; reaping them")
     try:
-        # Nothing may interrupt us while the target is frozen: SIGINT/SIGTERM wait.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
-        try:
+        if not stop_mode:
+            try:
+                sess.injector()                 # find the code it needs before freezing
+            except ArthurError as e:
+                sess.warnings.append(f"{e}; falling back to --stop: the process stays "
+                                     f"stopped for the whole dump")
+                mode = "stop"
+        with held_signals():
             t0 = time.perf_counter()
+            vanish_point("seize")
             sess.seize_all()
             faultpoint("after-seize")
             maps = procfs.mappings(pid)
             proc = sess.process_record()
-            if not stop_mode:
+            if mode == "fork":
+                sess.injector().maps = maps
                 try:
                     f0 = time.perf_counter()
                     sess.fork_child()
@@ -452,11 +435,10 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                     mode = "stop"
             if mode == "fork":
                 sess.thaw()
+                vanish_point("thawed")
                 pause_ms = (time.perf_counter() - t0) * 1000
                 log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms "
                     f"(clone {fork_ms:.1f} ms, {len(proc.threads)} threads)")
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
         reader = MemoryReader(sess.child if mode == "fork" else pid)
         try:
             segments = plan_segments(maps, reader.head, procfs.anonymous_kb(
@@ -469,9 +451,13 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
             notes = build_notes(proc, segments, meta)
             sink = ContainerWriter(out.f, level) if compress else out.f
 
+            halfway = []
+
             def progress(done, total):
-                if done > total // 2:
+                if done > total // 2 and not halfway:
+                    halfway.append(done)
                     faultpoint("during-dump")
+                    vanish_point("during-dump")
 
             try:
                 raw_size, unreadable = write_core(sink, segments, notes, reader.read, progress)
@@ -485,22 +471,42 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
         finally:
             reader.close()
         if mode == "stop":
-            sess.thaw()
+            with held_signals():
+                sess.thaw()
             pause_ms = (time.perf_counter() - t0) * 1000
             log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms (stopped for the whole dump)")
         out.commit()
         ok = True
     except OSError as e:
-        raise ArthurError(f"cannot write {out.path}: {e.strerror or e}") from None
+        raise ArthurError(f"cannot write {out.shown}: {e.strerror or e}") from None
     finally:
-        if not ok:
-            out.discard()
-        try:
-            reap_ms = sess.kill_child()
-        finally:
-            sess.thaw()
+        with held_signals():
+            if not ok:
+                out.discard()
+            try:
+                reap_ms = sess.kill_child(leftovers)
+            finally:
+                sess.thaw()
     for w in sess.warnings:
         log(f"arthur: warning: {w}")
     return Result(out.path, mode, pause_ms, fork_ms, reap_ms, len(proc.threads),
                   len(segments), raw_size, os.path.getsize(out.path),
                   time.perf_counter() - started, unreadable, sess.warnings)
+
+
+def reap(pid, log=lambda msg: None):
+    """`arthur reap PID`: reap the zombie children killed arthur runs left under PID."""
+    if not procfs.exists(pid):
+        raise TargetGone(f"no process {pid}")
+    found = procfs.leftover_children(pid)
+    if not found:
+        return []
+    sess = Session(pid, log)
+    with held_signals():
+        try:
+            sess.reap_in_target(found)
+        finally:
+            sess.thaw()
+    for w in sess.warnings:
+        log(f"arthur: warning: {w}")
+    return [c for c in found if not procfs.exists(c)]

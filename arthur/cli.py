@@ -16,7 +16,15 @@ class Interrupted(ArthurError):
     pass
 
 
+_INTERRUPTED = []
+
+
 def _on_signal(signum, frame):
+    """The first SIGINT, SIGTERM or SIGHUP stops arthur; later ones would only interrupt
+    the clean-up that leaves the target running, so they are let go."""
+    if _INTERRUPTED:
+        return
+    _INTERRUPTED.append(signum)
     raise Interrupted(f"interrupted by {signal.Signals(signum).name}; the target was left "
                       f"running")
 
@@ -40,6 +48,8 @@ def build_parser():
     i = sub.add_parser("info", help="describe a capture")
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
+    r = sub.add_parser("reap", help="reap the zombie children a killed arthur left under PID")
+    r.add_argument("pid", type=int)
     d = sub.add_parser("decompress", help="turn a .lz4 capture into a plain core")
     d.add_argument("file")
     d.add_argument("-o", "--output", help="output core (default: FILE without .lz4)")
@@ -107,35 +117,56 @@ def cmd_info(args):
 
 
 def cmd_decompress(args):
+    from .safefile import OutputError, PrivateOutput
     f, _read, _raw, _stored, reader = _open_reader(args.file)
     with f:
         if reader is None:
             raise ArthurError(f"{args.file} is not an arthur .lz4 capture")
         out = args.output or (args.file[:-4] if args.file.endswith(".lz4")
                               else args.file + ".core")
-        if os.path.exists(out) and not args.force:
-            raise ArthurError(f"{out} exists (use --force to overwrite)")
-        tmp = out + ".partial"
         try:
-            with open(tmp, "wb") as g:
+            with PrivateOutput(out, args.force) as g:
                 for block in reader.iter_blocks():
                     g.write(block)
-            os.replace(tmp, out)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        except OutputError as e:
+            raise ArthurError(e.strerror) from None
     print(out)
     return 0
 
 
+def cmd_reap(args):
+    from .capture import reap
+    reaped = reap(args.pid, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"reaped {len(reaped)} zombie child(ren) of pid {args.pid}"
+          + (f": {', '.join(map(str, reaped))}" if reaped else ""))
+    return 0
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_signal)
     try:
-        return {"capture": cmd_capture, "info": cmd_info,
+        try:
+            return _run(build_parser().parse_args(argv))
+        except Interrupted as e:
+            print(f"arthur: {e}", file=sys.stderr)
+            return 130
+    finally:
+        # Once the work is done (or undone), a late signal has nothing to interrupt:
+        # no traceback from the interpreter's own shutdown.
+        _INTERRUPTED.append(0)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _run(args):
+    try:
+        return {"capture": cmd_capture, "info": cmd_info, "reap": cmd_reap,
                 "decompress": cmd_decompress}[args.cmd](args)
+    except Interrupted:
+        raise
     except ArthurError as e:
         print(f"arthur: {e}", file=sys.stderr)
         return 1

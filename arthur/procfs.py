@@ -78,7 +78,52 @@ def stat(pid):
     comm = raw[raw.index("(") + 1:raw.rindex(")")]
     rest = raw[raw.rindex(")") + 2:].split()
     return {"comm": comm, "state": rest[0], "ppid": int(rest[1]), "pgrp": int(rest[2]),
-            "session": int(rest[3]), "nice": int(rest[16]), "flags": int(rest[6])}
+            "session": int(rest[3]), "nice": int(rest[16]), "flags": int(rest[6]),
+            "exit_signal": int(rest[35]) if len(rest) > 35 else None}
+
+
+def children(pid):
+    """Pids whose parent is `pid` (every process's stat is read: /proc/PID/task/*/children
+    is not in every kernel)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2:].split()[1]) == pid:
+            out.append(int(d))
+    return sorted(out)
+
+
+def is_zombie_child(child, parent):
+    """`child` is a zombie (or about to be one) whose parent is `parent`."""
+    try:
+        st = stat(child)
+    except (TargetGone, NotPermitted):
+        return False
+    return st["ppid"] == parent and st["state"] in "ZX"
+
+
+def leftover_children(pid):
+    """Zombies that a killed arthur run left under `pid`: children that died with no
+    exit signal (clone flags 0, as arthur forks) and carry the target's own name."""
+    try:
+        name = stat(pid)["comm"]
+    except (TargetGone, NotPermitted):
+        return []
+    out = []
+    for c in children(pid):
+        try:
+            st = stat(c)
+        except (TargetGone, NotPermitted):
+            continue
+        if st["state"] == "Z" and st["exit_signal"] == 0 and st["comm"] == name:
+            out.append(c)
+    return out
 
 
 def status(pid):

@@ -23,6 +23,7 @@ PTRACE_GETSIGINFO = 0x4202
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
 
 PTRACE_O_TRACESYSGOOD = 0x1
 PTRACE_O_TRACEFORK = 0x2
@@ -33,10 +34,10 @@ PTRACE_EVENT_FORK = 1
 PTRACE_EVENT_CLONE = 3
 PTRACE_EVENT_STOP = 128
 WALL = 0x40000000
+WNOHANG = 1
 
 SYS_CLONE = 56
 SYS_WAIT4 = 61
-SYSCALL_INSN = b"\x0f\x05"
 
 REG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
              "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
@@ -143,6 +144,11 @@ def sigmask(tid):
     except ArthurError:
         return None
     return mask.value
+
+
+def set_sigmask(tid, mask):
+    value = ctypes.c_ulonglong(mask & 0xFFFFFFFFFFFFFFFF)
+    ptrace(PTRACE_SETSIGMASK, tid, 8, ctypes.addressof(value))
 
 
 class Stop:

@@ -19,6 +19,9 @@ def build_parser():
     p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
     p.add_argument("--top", type=int, default=10, help="rows per heap table (default 10)")
     p.add_argument("--no-heap", action="store_true", help="skip the heap walk")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the report to FILE (created 0600) instead of standard output")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
     return p
 
 
@@ -44,6 +47,7 @@ def gather(session, top=10, heap=True):
                         "instructions": _section(lambda: run(session, "disasm $pc 4"),
                                                  errors, "disassembly")}
     rep["threads"] = _section(lambda: run(session, "bt --all --locals"), errors, "threads")
+    hidden = _redact_locals(rep["threads"])
     if heap:
         rep["heap"] = {sort: _section(lambda s=sort: run(session,
                                                          f"objects --top {top} --sort {s}"),
@@ -60,7 +64,23 @@ def gather(session, top=10, heap=True):
     env, secrets = redacted_environment(p)
     rep["environment"] = [{"name": k, "value": v} for k, v in env]
     rep["errors"] = errors
-    return rep, secrets
+    return rep, secrets + hidden
+
+
+def _redact_locals(bt):
+    """Locals whose name looks secret (token, password...) shown as <redacted>; returns
+    their previews, to be hidden wherever else they show up."""
+    from .cpython.environment import REDACTED, is_secret
+    hidden = []
+    for stack in (bt.threads if bt is not None else []):
+        for frame in stack.frames:
+            for row in frame.locals or []:
+                if is_secret(row.name) and row.value != REDACTED:
+                    text = row.value.strip("'\"b")
+                    if len(text) >= 4:
+                        hidden.append(text)
+                    row.value = REDACTED
+    return hidden
 
 
 def scrub(text, secrets):
@@ -129,9 +149,18 @@ def main(argv):
                             lib_path=args.lib_path, max_depth=2, max_items=10,
                             max_string=80, runtime_method=None)
     session = open_session(ns)
+    session.options.redact = True
     rep, secrets = gather(session, args.top, not args.no_heap)
-    if args.json:
-        sys.stdout.write(scrub(render.to_json(rep), secrets) + "\n")
-    else:
-        sys.stdout.write(scrub("\n".join(text_lines(rep)), secrets) + "\n")
+    text = scrub(render.to_json(rep) if args.json else "\n".join(text_lines(rep)), secrets)
+    if args.output is None:
+        sys.stdout.write(text + "\n")
+        return 0
+    from arthur.safefile import OutputError, PrivateOutput
+    try:
+        with PrivateOutput(args.output, args.force, binary=False) as f:
+            f.write(text + "\n")
+    except OutputError as e:
+        raise NsdebugError(e.strerror) from None
+    except OSError as e:
+        raise NsdebugError(f"cannot write {args.output}: {e.strerror or e}") from None
     return 0

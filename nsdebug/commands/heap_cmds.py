@@ -283,6 +283,9 @@ class SnapshotResult:
 @command("snapshot", "export the heap as a Chrome DevTools .heapsnapshot file",
          Arg(("file",), {"help": "output file, e.g. app.heapsnapshot"}),
          Arg(("--force",), {"action": "store_true", "help": "overwrite an existing file"}),
+         Arg(("--redact",), {"action": "store_true",
+                             "help": "replace the str and bytes values held under names that "
+                                     "look secret (token, password, key...)"}),
          category="heap")
 def snapshot(session, ns):
     """Stream the whole heap to FILE; load it in DevTools' Memory panel."""
@@ -291,20 +294,17 @@ def snapshot(session, ns):
 
     from ..heap.snapshot import write_snapshot
     from ..progress import progress_reporter
-    if os.path.exists(ns.file) and not ns.force:
-        raise CommandError(f"{ns.file} exists (use --force to overwrite)")
+    from arthur.safefile import OutputError, PrivateOutput
     g = heap(session)
     start = time.perf_counter()
-    tmp = ns.file + ".partial"
     try:
-        with open(tmp, "w", encoding="utf-8", buffering=1 << 20) as out, \
+        with PrivateOutput(ns.file, ns.force, binary=False) as out, \
                 progress_reporter("writing the snapshot", "rows") as report:
-            nodes, edges = write_snapshot(g, session.runtime.objects, out, report,
-                                          session.vector_memory)
-        os.replace(tmp, ns.file)
+            nodes, edges = write_snapshot(g, session.runtime.objects, out.f, report,
+                                          session.vector_memory, redact=ns.redact)
+    except OutputError as e:
+        raise CommandError(e.strerror) from None
     except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise CommandError(f"cannot write {ns.file}: {e.strerror or e}") from None
     return SnapshotResult(ns.file, nodes, edges, os.path.getsize(ns.file),
                           time.perf_counter() - start)

@@ -99,7 +99,7 @@ class InspectResult:
 
 def bounds(session):
     o = session.options
-    return Preview(o.max_depth, o.max_items, o.max_string)
+    return Preview(o.max_depth, o.max_items, o.max_string, o.redact)
 
 
 def _py_thread(session, core_index=None):

@@ -16,6 +16,7 @@ class Options:
     max_items: int = 10
     max_string: int = 80
     max_frames: int = 4096
+    redact: bool = False       # previews hide values under secret-looking keys (report)
 
 
 @record

@@ -91,10 +91,12 @@ class TypeInfo:
 
 @record
 class Preview:
-    """Bounds for preview(): nesting depth, items per container, characters per string."""
+    """Bounds for preview(): nesting depth, items per container, characters per string;
+    redact: values under dict keys that look secret (token, password...) not shown."""
     depth: int = 2
     items: int = 10
     string: int = 80
+    redact: bool = False
 
 
 class ObjectReader:
@@ -708,6 +710,16 @@ class ObjectReader:
             pass
         return "?"
 
+    def _item_preview(self, key, val, b, depth, seen):
+        if b.redact:
+            from .environment import REDACTED, is_secret
+            try:
+                if self.kind(key) == "str" and is_secret(self.read_str(key, 200)):
+                    return REDACTED
+            except NsdebugError:
+                pass
+        return self.preview(val, b, depth + 1, seen)
+
     def _preview_container(self, addr, k, b, depth, seen):
         open_, close = {"list": ("[", "]"), "tuple": ("(", ")"), "set": ("{", "}"),
                         "frozenset": ("frozenset({", "})"), "dict": ("{", "}")}[k]
@@ -724,7 +736,7 @@ class ObjectReader:
         take = min(size, b.items)
         if k == "dict":
             parts = [f"{self.preview(key, b, depth + 1, seen)}: "
-                     f"{self.preview(val, b, depth + 1, seen)}"
+                     f"{self._item_preview(key, val, b, depth, seen)}"
                      for key, val in self.dict_items(addr, take)]
         else:
             items = {"list": self.list_items, "tuple": self.tuple_items,

@@ -19,7 +19,6 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
@@ -105,24 +104,14 @@ def save(g, core_path, identity):
 
 
 def _write(path, header, data_at, blobs):
-    # Private, complete or absent: a temporary file in the same directory (0600, never
-    # following a planted name), renamed into place only once fully written.
-    d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".nsdebug-index-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + struct.pack("<I", len(header)) + header)
-            f.write(bytes(data_at - f.tell()))
-            for raw in blobs:
-                f.write(raw)
-                f.write(bytes(-len(raw) % ALIGN))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # Private, complete or absent (it holds names read from the process's memory).
+    from arthur.safefile import PrivateOutput
+    with PrivateOutput(path, force=True) as f:
+        f.write(MAGIC + struct.pack("<I", len(header)) + header)
+        f.write(bytes(data_at - len(MAGIC) - 4 - len(header)))
+        for raw in blobs:
+            f.write(raw)
+            f.write(bytes(-len(raw) % ALIGN))
 
 
 def load(core_path, identity):

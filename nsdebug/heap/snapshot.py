@@ -18,6 +18,8 @@ from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
 from .strings import StringTable
 from .strtext import str_texts
 
+REDACTED = "<redacted>"
+
 NODE_TYPES = ["hidden", "array", "string", "object", "code", "closure", "regexp", "number",
               "native", "synthetic", "concatenated string", "sliced string", "symbol",
               "bigint", "object shape"]
@@ -46,9 +48,10 @@ def _meta():
     }
 
 
-def node_columns(g, objects, strings, vm=None):
+def node_columns(g, objects, strings, vm=None, hide=None):
     """(node type, name string index) per node, vectorized by type where names are shared;
-    str values read in bulk from the mapped core (vm) where it can."""
+    str values read in bulk from the mapped core (vm) where it can. Nodes in `hide` are
+    named <redacted>: their values are not read at all."""
     n = g.n
     ntype = np.full(n, N_OBJECT, dtype=np.int64)
     name = np.zeros(n, dtype=np.int64)
@@ -70,6 +73,9 @@ def node_columns(g, objects, strings, vm=None):
     valued = [i for i, k in enumerate(kinds) if k in ("str", "function", "code") or
               k in NUMBER_KINDS]
     idx = np.nonzero(np.isin(g.type_ix, valued))[0]
+    if hide is not None and len(hide):
+        idx = np.setdiff1d(idx, hide)
+        name[hide] = strings.add(REDACTED)
     texts = [None] * len(idx)
     if vm is not None:
         # Strings and the qualified names of functions, in bulk from the core.
@@ -133,10 +139,12 @@ def _value_name(o, g, i, kind):
         return g.type_name(i)
 
 
-def write_snapshot(g, objects, out, progress=None, vm=None):
-    """Write the snapshot to a text file object; returns (node count, edge count)."""
+def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
+    """Write the snapshot to a text file object; returns (node count, edge count).
+    redact: str and number values held under a name that looks secret are replaced."""
     strings = StringTable()
-    ntype, name = node_columns(g, objects, strings, vm)
+    hide = secret_values(g) if redact else None
+    ntype, name = node_columns(g, objects, strings, vm, hide)
     n, m = g.n, len(g.e_to)
     ids = g.snapshot_ids().astype(np.int64)
     counts = np.diff(g.edge_start)
@@ -160,6 +168,7 @@ def write_snapshot(g, objects, out, progress=None, vm=None):
         texts = np.array([strings.add(g.key_text(int(g.key_refs[r]))) for r in refs],
                          dtype=np.int64)
         ename[lazy] = texts[inv]
+
     weak_named = (etype == 6) & numeric
     if weak_named.any():
         # Weak edges carry string names: name the unreachable by position.
@@ -182,6 +191,34 @@ def write_snapshot(g, objects, out, progress=None, vm=None):
         out.write(("," if k else "") + text[1:-1])
     out.write("]}\n")
     return n, m
+
+
+def secret_values(g):
+    """Nodes whose value must not be shown: strings and numbers held under a key, an
+    attribute or a local whose name looks secret (token, password, key...), directly
+    or as the items of a container held so."""
+    from ..cpython.environment import is_secret
+    kinds = np.array([t.kind for t in g.types] + ["<invalid>"], dtype=object)
+    valued = np.array([k == "str" or k in NUMBER_KINDS for k in kinds], dtype=bool)
+    node_valued = valued[g.type_ix.astype(np.int64)]
+    node_valued[:g.n_synth] = False
+    e_kind, e_name = g.e_kind, g.e_name.astype(np.int64)
+    named = ~np.isin(e_kind, (ELEMENT, HIDDEN))
+    secret = np.zeros(len(g.e_to), dtype=bool)
+    plain = named & (e_name >= 0)
+    secret_name = np.array([is_secret(n) for n in g.names] + [False], dtype=bool)
+    secret[plain] = secret_name[e_name[plain]]
+    lazy = np.nonzero(named & (e_name < 0))[0]
+    if len(lazy):
+        refs, inv = np.unique(-e_name[lazy] - 1, return_inverse=True)
+        key_secret = np.array([is_secret(g.key_text(int(g.key_refs[r]))) for r in refs],
+                              dtype=bool)
+        secret[lazy] = key_secret[inv]
+    held = np.unique(g.e_to[secret])
+    # One level into containers: a list of tokens, a dict of passwords.
+    inner = [g.e_to[g.edge_start[c]:g.edge_start[c + 1]] for c in held[~node_valued[held]]]
+    nodes = np.unique(np.concatenate([held] + inner)) if inner else held
+    return nodes[node_valued[nodes]]
 
 
 def _write_rows(out, table, progress, done):

@@ -1,9 +1,11 @@
 """Helpers for arthur tests: run arthur, and check a process is left as it was."""
 
 import os
+import random
 import shutil
 import subprocess
 import sys
+import time
 
 
 def arthur_cmd():
@@ -51,7 +53,80 @@ def assert_untouched(pid, threads=None):
     if threads is not None:
         assert len(os.listdir(f"/proc/{pid}/task")) == threads
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/status") as f:
-            tstat = f.read()
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                tstat = f.read()
+        except (FileNotFoundError, ProcessLookupError):   # a thread that ended meanwhile
+            continue
         assert "TracerPid:\t0" in tstat
         assert "State:\tt" not in tstat and "State:\tT" not in tstat
+
+
+# The steps of a capture in order (arthur's capture.vanish_point names), and two more:
+# killed before the first, and finished.
+STEP_ORDER = ["(none)", "seize", "clone-set", "clone-done", "child-held", "thawed",
+              "during-dump", "reap-set", "reap-done", "(finished)"]
+WINDOW = ("seize", "clone-set", "clone-done", "child-held")   # the target frozen
+
+
+def sleep_until(ns):
+    """Sleep, then spin the last 3 ms: a sleep's wake-up is late by up to a timer slack."""
+    wait = (ns - time.monotonic_ns()) / 1e9 - 0.003
+    if wait > 0:
+        time.sleep(wait)
+    while time.monotonic_ns() < ns:
+        pass
+
+
+class KillAimer:
+    """Runs `arthur capture` and sends it a signal at a chosen instant; learns when the
+    freeze happens (ARTHUR_TIMELINE) and homes in on it, as a benchmark would."""
+
+    def __init__(self, pid, workdir, seed=1):
+        self.pid, self.workdir = pid, str(workdir)
+        self.rng = random.Random(seed)
+        marks = self._run(None, None)[1]
+        self.aim = marks["clone-set"]
+        self.span = (marks["seize"] - 3_000_000, marks["reap-done"] + 3_000_000)
+
+    def _run(self, sig, delay, out="aim.lz4"):
+        """(last step reached, {step: ns from start}, return code, stderr)."""
+        log = os.path.join(self.workdir, "timeline")
+        if os.path.exists(log):
+            os.unlink(log)
+        out = os.path.join(self.workdir, out)
+        env = dict(os.environ, ARTHUR_TIMELINE=log)
+        start = time.monotonic_ns()
+        p = subprocess.Popen(arthur_cmd() + ["capture", str(self.pid), "-o", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env)
+        if sig is not None:
+            sleep_until(start + delay)
+            p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+        marks = {}
+        if os.path.exists(log):
+            with open(log) as f:
+                for line in f:
+                    name, ns = line.split()
+                    marks.setdefault(name, int(ns) - start)
+        if os.path.exists(out):
+            os.unlink(out)
+        last = "(finished)" if p.returncode == 0 else \
+            max(marks, key=marks.get) if marks else "(none)"
+        return last, marks, p.returncode, err
+
+    def kill(self, sig, aimed):
+        """One run, aimed at the freeze or at a random instant of the whole capture."""
+        if aimed:
+            delay = self.aim + self.rng.uniform(-1_000_000, 1_000_000)
+        else:
+            delay = self.rng.uniform(*self.span)
+        last, _, rc, err = self._run(sig, delay)
+        if aimed:                      # landed early: aim later; late: aim earlier
+            k = STEP_ORDER.index(last)
+            if k < STEP_ORDER.index("seize"):
+                self.aim += 300_000
+            elif k > STEP_ORDER.index("child-held"):
+                self.aim -= 300_000
+        return last, rc, err
