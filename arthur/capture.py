@@ -30,6 +30,8 @@ from .corewriter import (
     write_core,
 )
 from .errors import ArthurError, NotPermitted, TargetGone
+from .extracts import extract_files
+from .interrupts import check as check_interrupt
 
 SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
 MAX_SEIZE_ROUNDS = 64
@@ -306,6 +308,16 @@ def plan_segments(maps, read_head, anon_kb):
     return out
 
 
+def mapped_files(maps, pid):
+    """{mapped path: a path that opens that file}, one per file-backed mapping's file."""
+    out = {}
+    for m in maps:
+        if m.is_file and m.path not in out:
+            via = f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
+            out[m.path] = via if os.path.exists(via) else m.path
+    return out
+
+
 def alive(pid):
     """True while a process exists and is not a zombie."""
     try:
@@ -382,7 +394,7 @@ class held_signals:
 
 
 def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
-            log=lambda msg: None):
+            lean=False, log=lambda msg: None):
     """Capture a core of `pid`; returns a Result. The target is left running, untraced."""
     from .lz4core import ContainerWriter
     from .safefile import OutputError, PrivateOutput
@@ -413,6 +425,7 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                 sess.warnings.append(f"{e}; falling back to --stop: the process stays "
                                      f"stopped for the whole dump")
                 mode = "stop"
+        check_interrupt()
         with held_signals():
             t0 = time.perf_counter()
             vanish_point("seize")
@@ -439,28 +452,37 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                 pause_ms = (time.perf_counter() - t0) * 1000
                 log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms "
                     f"(clone {fork_ms:.1f} ms, {len(proc.threads)} threads)")
+        check_interrupt()
         reader = MemoryReader(sess.child if mode == "fork" else pid)
         try:
             segments = plan_segments(maps, reader.head, procfs.anonymous_kb(
                 sess.child if mode == "fork" else pid))
+            # The read-only bytes of the mapped files, so the capture opens anywhere;
+            # read through map_files: the very file mapped, even if since replaced.
+            extracts, kept = b"", 0
+            if not lean:
+                extracts, kept = extract_files(
+                    mapped_files(maps, reader.pid), sess.warnings.append)
             meta = {"tool": "arthur", "version": __version__, "pid": pid, "mode": mode,
                     "pause_ms": round(pause_ms, 3) if mode == "fork" else None,
                     "fork_ms": round(fork_ms, 3) if fork_ms is not None else None,
                     "captured_at": time.time(), "threads": len(proc.threads),
-                    "compressed": compress}
+                    "compressed": compress, "files_kept": kept}
             notes = build_notes(proc, segments, meta)
             sink = ContainerWriter(out.f, level) if compress else out.f
 
             halfway = []
 
             def progress(done, total):
+                check_interrupt()
                 if done > total // 2 and not halfway:
                     halfway.append(done)
                     faultpoint("during-dump")
                     vanish_point("during-dump")
 
             try:
-                raw_size, unreadable = write_core(sink, segments, notes, reader.read, progress)
+                raw_size, unreadable = write_core(sink, segments, notes, reader.read, progress,
+                                                  extracts)
                 if compress:
                     sink.close()
             except BaseException:

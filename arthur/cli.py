@@ -5,28 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 
 from . import __version__
 from .errors import ArthurError
-
-
-class Interrupted(ArthurError):
-    pass
-
-
-_INTERRUPTED = []
-
-
-def _on_signal(signum, frame):
-    """The first SIGINT, SIGTERM or SIGHUP stops arthur; later ones would only interrupt
-    the clean-up that leaves the target running, so they are let go."""
-    if _INTERRUPTED:
-        return
-    _INTERRUPTED.append(signum)
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; the target was left "
-                      f"running")
+from .interrupts import Interrupted, finish, install
 
 
 def build_parser():
@@ -44,6 +27,9 @@ def build_parser():
     c.add_argument("--no-compress", action="store_true", help="write a plain ELF core")
     c.add_argument("--stop", action="store_true",
                    help="no fork: keep the process stopped for the whole dump, like gcore")
+    c.add_argument("--lean", action="store_true",
+                   help="leave out the mapped files' symbols, read-only data and unwind "
+                        "tables: the capture then opens only where those files are")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     i = sub.add_parser("info", help="describe a capture")
     i.add_argument("file")
@@ -62,7 +48,7 @@ def cmd_capture(args):
     if not 0 <= args.level <= 12:
         raise ArthurError("--level must be between 0 and 12")
     r = capture(args.pid, args.output, args.force, args.level, not args.no_compress,
-                args.stop, log=lambda m: print(m, file=sys.stderr, flush=True))
+                args.stop, args.lean, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(r.__dict__))
     else:
@@ -142,12 +128,9 @@ def cmd_reap(args):
     return 0
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 
 def main(argv=None):
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_signal)
+    install()
     try:
         try:
             return _run(build_parser().parse_args(argv))
@@ -155,10 +138,7 @@ def main(argv=None):
             print(f"arthur: {e}", file=sys.stderr)
             return 130
     finally:
-        # Once the work is done (or undone), a late signal has nothing to interrupt:
-        # no traceback from the interpreter's own shutdown.
-        _INTERRUPTED.append(0)
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        finish()
 
 
 def _run(args):

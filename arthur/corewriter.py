@@ -112,9 +112,13 @@ def build_notes(proc, segments, meta):
     return b"".join(parts)
 
 
-def core_layout(segments, notes):
-    """(header bytes, data offset of each segment, total size) for the core."""
-    n = len(segments) + 1
+def core_layout(segments, notes, extracts=b""):
+    """(header bytes, data offset of each segment, total size) for the core.
+
+    `extracts` (the file extract notes, arthur/extracts.py) become a second PT_NOTE
+    after the memory, last in the file, so the core's own layout is what it would be
+    without them."""
+    n = len(segments) + 1 + bool(extracts)
     xnum = n >= PN_XNUM
     phoff = 64
     notes_at = phoff + n * _PHDR.size
@@ -137,6 +141,9 @@ def core_layout(segments, notes):
         # so pystack, read a p_offset of 0 as "the ELF header is here").
         phdrs.append(_PHDR.pack(PT_LOAD, s.flags, off, s.start, 0,
                                 s.filesz, s.memsz, PAGE))
+    if extracts:
+        phdrs.append(_PHDR.pack(PT_NOTE, 0, pos, 0, 0, len(extracts), 0, 4))
+        pos += len(extracts)
     head = ehdr + b"".join(phdrs)
     if xnum:
         head += _SHDR.pack(0, 0, 0, 0, 0, 0, 0, n, 0, 0)
@@ -145,12 +152,12 @@ def core_layout(segments, notes):
     return head, offsets, pos
 
 
-def write_core(sink, segments, notes, read_memory, on_progress=None):
+def write_core(sink, segments, notes, read_memory, on_progress=None, extracts=b""):
     """Stream the core into `sink.write`; `read_memory(addr, n)` gives the bytes.
 
     Returns (bytes written, bytes that could not be read and were zero-filled).
     """
-    head, _offsets, total = core_layout(segments, notes)
+    head, _offsets, total = core_layout(segments, notes, extracts)
     sink.write(head)
     written = len(head)
     unreadable = 0
@@ -167,4 +174,6 @@ def write_core(sink, segments, notes, read_memory, on_progress=None):
             addr += n
             if on_progress:
                 on_progress(written, total)
+    sink.write(extracts)
+    written += len(extracts)
     return written, unreadable

@@ -17,7 +17,8 @@ def build_parser():
         prog="nsdebug",
         description="Offline debugger for core files of CPython processes.",
         epilog="Other forms: 'nsdebug report CORE [--json]', "
-               "'nsdebug diff OLD NEW [--json]', 'nsdebug demo'. "
+               "'nsdebug diff OLD NEW [--json]', 'nsdebug bundle CORE -o FILE.lz4', "
+               "'nsdebug demo'. "
                "Without -c, -x or --snapshot, opens the interactive shell.")
     p.add_argument("--version", action="version", version=f"nsdebug {__version__}")
     p.add_argument("core", help="core file (ELF core, or an arthur .lz4 capture)")
@@ -47,7 +48,8 @@ def build_parser():
 
 
 def _err(msg):
-    print(f"nsdebug: {msg}", file=sys.stderr)
+    from .escape import printable
+    print(f"nsdebug: {printable(msg)}", file=sys.stderr)
 
 
 def open_session(args):
@@ -133,6 +135,8 @@ def _main(argv):
         return report_main(argv[1:])
     if argv and argv[0] == "diff":
         return _diff(argv[1:])
+    if argv and argv[0] == "bundle":
+        return _bundle(argv[1:])
     if argv and argv[0] == "demo":
         from .demo import main as demo_main
         return demo_main(argv[1:])
@@ -172,6 +176,54 @@ def _diff(argv):
     session = open_session(ns)
     line = f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}"
     return run_batch(session, [line], args.json)
+
+
+def _bundle(argv):
+    """`nsdebug bundle CORE -o FILE.lz4`: the core and what it needs of its mapped files."""
+    p = argparse.ArgumentParser(
+        prog="nsdebug bundle",
+        description="Pack a core and the symbols, read-only data and unwind tables of the "
+                    "files it mapped (from this machine) into one arthur .lz4 capture "
+                    "that opens anywhere.")
+    p.add_argument("core", help="a kernel or gcore core (or an arthur capture)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.lz4")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--level", type=int, default=0, help="LZ4 level (0 fast, 1-12)")
+    p.add_argument("--sysroot", metavar="DIR")
+    p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
+    args = p.parse_args(argv)
+    from arthur.lz4core import ContainerWriter
+    from arthur.safefile import OutputError, PrivateOutput
+
+    from .bundle import bundle
+    from .corefile import open_core
+    from .units import human_size
+    lib_path = [d for d in args.lib_path.split(":") if d]
+    process = open_core(args.core, None, args.sysroot, lib_path)
+    try:
+        out = PrivateOutput(args.output, args.force)
+    except OutputError as e:
+        raise NsdebugError(e.strerror) from None
+    ok = False
+    try:
+        sink = ContainerWriter(out.f, args.level)
+        try:
+            kept, added = bundle(process, sink, lambda m: _err(f"warning: {m}"))
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        out.commit()
+        ok = True
+    except OSError as e:
+        raise NsdebugError(f"cannot write {args.output}: {e.strerror or e}") from None
+    finally:
+        if not ok:
+            out.discard()
+        process.close()
+    print(f"{out.path}: {human_size(process.core_size)} core + {human_size(added)} of "
+          f"{kept} mapped files -> {human_size(os.path.getsize(out.path))}")
+    return EXIT_OK
 
 
 def _quote(s):

@@ -63,7 +63,11 @@ class AddressSpace:
                 if self._buf is not None:
                     off += seg.offset
                     return self._buf[off:off + size]
-                return self._read_file(seg.offset + off, size)
+                data = self._read_file(seg.offset + off, size)
+                if len(data) == size:
+                    return data
+                raise FaultError(f"address {addr:#x} lies past the end of the core file",
+                                 addr)
         if size <= 0:
             return b""
         return self._read_slow(addr, size)
@@ -98,7 +102,12 @@ class AddressSpace:
         if src is None:
             raise FaultError(f"address {addr:#x} is in {fm.path}, which the core did not "
                              f"keep and which is not available on disk", addr)
-        return src.read(fm.offset + (addr - fm.start), size)
+        off = fm.offset + (addr - fm.start)
+        if getattr(src, "partial", False) and not src.covers(off, size):
+            raise FaultError(f"address {addr:#x} is in {fm.path}, whose bytes there (its "
+                             f"code) the capture did not keep; open it where that file is",
+                             addr)
+        return src.read(off, size)
 
     def available(self, addr, size):
         """True when `read(addr, size)` would succeed."""

@@ -9,13 +9,14 @@ from functools import cached_property
 from ..errors import CoreFileError, SymbolError
 from ..record import record
 from . import elf
+from .extracts import parse_extracts
 from .memory import AddressSpace, Segment
 from .notes import RegisterView, decode_notes
 from .source import FileSource, open_source
 from .symbols import ElfFile, Module
 
 AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
-ARTHUR_NOTE = b"ARTHUR"
+ARTHUR_NOTE, NT_ARTHUR = b"ARTHUR", 0x41525448
 # Signals whose default action dumps core: only these mean the process crashed.
 CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
                                  signal.SIGBUS, signal.SIGFPE, signal.SIGSEGV, signal.SIGXCPU,
@@ -92,6 +93,7 @@ class Process:
         if not self.notes.threads:
             raise CoreFileError(f"{path} holds no thread (no NT_PRSTATUS note)")
         self.arthur = self._arthur_info(raw_notes)
+        self.extracts = parse_extracts(raw_notes, self.warnings.append)
         self.threads = [Thread(i, t.tid, t.regs, t.cursig, t.fpregs)
                         for i, t in enumerate(self.notes.threads)]
         segments = [Segment(ph.p_vaddr, ph.p_vaddr + ph.p_memsz, ph.p_offset, ph.p_filesz,
@@ -121,7 +123,7 @@ class Process:
     def _arthur_info(raw_notes):
         import json
         for note in raw_notes:
-            if note.name == ARTHUR_NOTE:
+            if note.name == ARTHUR_NOTE and note.type == NT_ARTHUR:
                 try:
                     return json.loads(note.desc.rstrip(b"\0").decode())
                 except ValueError:
@@ -175,13 +177,7 @@ class Process:
                 module = Module(path, maps)
                 module.core_build_id = core_bid
             src = None
-            if disk is None:
-                if needed:
-                    self.warnings.append(f"{path}: not found on this machine; its read-only "
-                                         f"bytes are missing (try --sysroot or --lib-path)")
-                if module is not None:
-                    module.problem = "file not found"
-            else:
+            if disk is not None:
                 try:
                     src = FileSource(disk)
                 except CoreFileError as e:
@@ -189,6 +185,17 @@ class Process:
                     src = None
                 if src is not None and src.read(0, 4) == elf.ELF_MAGIC:
                     module, src = self._check_module(path, maps, disk, module, core_bid, src)
+            kept = self.extracts.get(path)
+            if src is None and kept is not None and (
+                    core_bid is None or kept.build_id in (None, core_bid)):
+                # The capture carries what a reader needs of this file.
+                module, src = self._check_module(path, maps, path, module, core_bid, kept)
+            if src is None:
+                if disk is None and needed and module is not None:
+                    self.warnings.append(f"{path}: not found on this machine; its read-only "
+                                         f"bytes are missing (try --sysroot or --lib-path)")
+                if disk is None and module is not None and not module.problem:
+                    module.problem = "file not found"
             if src is not None:
                 for seg in needed:
                     seg.file_source = src
@@ -199,7 +206,7 @@ class Process:
 
     def _check_module(self, path, maps, disk, module, core_bid, src):
         try:
-            ef = ElfFile(disk)
+            ef = ElfFile(disk, src)
         except CoreFileError as e:
             self.warnings.append(f"{path}: {e}")
             return module, None
@@ -211,6 +218,7 @@ class Process:
                                  f"(build-id {disk_bid[:12]} on disk, {core_bid[:12]} in "
                                  f"the core); not used")
             return module, None
+        module.problem = None
         module.attach_file(ef)
         return module, src
 
@@ -244,7 +252,7 @@ class Process:
         auxv = self.notes.auxv
         if AT_EXECFN in auxv:
             try:
-                name = self.memory.cstring(auxv[AT_EXECFN], 4096).decode("utf-8", "replace")
+                name = self.memory.cstring(auxv[AT_EXECFN], 4096).decode("utf-8", "surrogateescape")
             except Exception:  # noqa: BLE001 - a garbage pointer just means "unknown"
                 name = ""
             if name:

@@ -15,11 +15,12 @@ SHT_GNU_HASH = 0x6FFFFFF6
 
 
 class ElfFile:
-    """An ELF file on disk: headers at once, sections and symbols when asked."""
+    """An ELF file (on disk, or as a capture's extract of it): headers at once, sections
+    and symbols when asked."""
 
-    def __init__(self, path):
+    def __init__(self, path, source=None):
         self.path = path
-        self.source = FileSource(path)
+        self.source = source or FileSource(path)
         self.header = elf.parse_header(self.source.read(0, 64), path)
         self.phdrs = elf.read_program_headers(self.source.read, self.source.size,
                                               self.header, path)
@@ -72,7 +73,7 @@ class ElfFile:
                 if shndx == 0 or value == 0 or kind == STT_TLS or kind > STT_FUNC:
                     continue
                 end = strtab.find(b"\0", st_name)
-                name = strtab[st_name:end].decode("utf-8", "replace")
+                name = strtab[st_name:end].decode("utf-8", "surrogateescape")
                 if not name or name.startswith("$"):
                     continue
                 # Keep the first name seen per (address, name): symtab repeats dynsym.

@@ -1,0 +1,180 @@
+"""The read-only bytes of mapped ELF files that a reader needs, kept inside a capture.
+
+A core holds a process's memory, not the files it mapped: symbol tables are not mapped
+at all, and a kernel or arthur core leaves out read-only file pages (.rodata, unwind
+tables). So a capture opened on another machine lacked type names and symbols. Each
+mapped ELF file contributes one note (name "ARTHUR", type NT_ARTHUR_FILE) holding the
+byte ranges of the file a reader needs (docs/formats.md, "File extracts"):
+
+    u32 length of the JSON header, the JSON header, zero padding to 8, then the
+    bytes of each extent in order.  Header: {"path", "build_id", "size",
+    "extents": [[file offset, length], ...]}.
+
+Kept: the ELF header, program and section headers, every allocated section that is
+neither code nor writable (.rodata, .eh_frame, .eh_frame_hdr, .dynsym, .dynstr, notes,
+...), the static symbol table and its strings, .gnu_debugdata and .gnu_debuglink.
+Code (.text) and writable data (in the core already) are not. arthur stays stdlib-only,
+so the few ELF structures needed here are read with struct.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+
+NT_ARTHUR_FILE = 0x41525446          # "ARTF"
+NOTE_NAME = "ARTHUR"
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+PT_LOAD, PT_NOTE, PT_GNU_EH_FRAME = 1, 4, 0x6474E550
+PF_X, PF_W = 1, 2
+SHT_NOBITS = 8
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+NT_GNU_BUILD_ID = 3
+# Sections outside the loaded image that a reader still wants.
+UNLOADED_KEPT = {".symtab", ".strtab", ".shstrtab", ".gnu_debugdata", ".gnu_debuglink"}
+MERGE_GAP = 256                      # join ranges closer than this: fewer extents
+MAX_FILE = 1 << 32                   # a mapped ELF file larger than this is not read
+
+
+class NotElf(Exception):
+    pass
+
+
+def _pread(fd, off, n):
+    out = os.pread(fd, n, off)
+    if len(out) != n:
+        raise NotElf("truncated")
+    return out
+
+
+def kept_ranges(fd):
+    """Sorted, merged (offset, length) ranges of the ELF file open at `fd` to keep."""
+    size = os.fstat(fd).st_size
+    if size < 64 or size > MAX_FILE:
+        raise NotElf("size")
+    (ident, _etype, _mach, _ver, _entry, phoff, shoff, _flags, _ehsize, phentsize,
+     phnum, shentsize, shnum, shstrndx) = _EHDR.unpack(_pread(fd, 0, 64))
+    if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
+        raise NotElf("not ELF64 little-endian")
+    ranges = [(0, 64)]
+
+    def keep(off, n):
+        if n > 0 and 0 <= off and off + n <= size:
+            ranges.append((off, n))
+
+    phdrs = []
+    if phnum and phentsize == _PHDR.size:
+        raw = _pread(fd, phoff, phnum * _PHDR.size)
+        keep(phoff, len(raw))
+        phdrs = [_PHDR.unpack_from(raw, i * _PHDR.size) for i in range(phnum)]
+    for p_type, p_flags, p_offset, _va, _pa, p_filesz, _ms, _al in phdrs:
+        if p_type in (PT_NOTE, PT_GNU_EH_FRAME):
+            keep(p_offset, p_filesz)
+    sections = []
+    if shnum and shentsize == _SHDR.size and shoff + shnum * _SHDR.size <= size:
+        raw = _pread(fd, shoff, shnum * _SHDR.size)
+        keep(shoff, len(raw))
+        sections = [_SHDR.unpack_from(raw, i * _SHDR.size) for i in range(shnum)]
+    names = b""
+    if sections and shstrndx < len(sections):
+        s = sections[shstrndx]
+        if s[4] + s[5] <= size:
+            names = _pread(fd, s[4], s[5])
+            keep(s[4], s[5])
+    for sh_name, sh_type, sh_flags, _addr, sh_offset, sh_size, *_ in sections:
+        if sh_type == SHT_NOBITS:
+            continue
+        end = names.find(b"\0", sh_name)
+        name = names[sh_name:end if end >= 0 else len(names)].decode("latin-1")
+        if sh_flags & SHF_ALLOC:
+            if not sh_flags & (SHF_EXECINSTR | SHF_WRITE):
+                keep(sh_offset, sh_size)
+        elif name in UNLOADED_KEPT or name.startswith(".note"):
+            keep(sh_offset, sh_size)
+    if not sections:
+        # No section headers: keep the read-only, non-code segments whole.
+        for p_type, p_flags, p_offset, _va, _pa, p_filesz, _ms, _al in phdrs:
+            if p_type == PT_LOAD and not p_flags & (PF_X | PF_W):
+                keep(p_offset, p_filesz)
+    return merge(ranges)
+
+
+def merge(ranges):
+    out = []
+    for off, n in sorted(ranges):
+        if out and off <= out[-1][0] + out[-1][1] + MERGE_GAP:
+            last_off, last_n = out[-1]
+            out[-1] = (last_off, max(last_n, off + n - last_off))
+        else:
+            out.append((off, n))
+    return out
+
+
+def build_id(fd):
+    """The GNU build-id from the file's notes (hex), or None."""
+    raw = _pread(fd, 0, 64)
+    phoff, phnum = struct.unpack_from("<Q", raw, 32)[0], struct.unpack_from("<H", raw, 56)[0]
+    for i in range(phnum):
+        p_type, _f, p_offset, _va, _pa, p_filesz, _ms, _al = _PHDR.unpack(
+            _pread(fd, phoff + i * _PHDR.size, _PHDR.size))
+        if p_type != PT_NOTE or p_filesz > 1 << 16:
+            continue
+        data = _pread(fd, p_offset, p_filesz)
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            name_at = pos + 12
+            desc_at = name_at + (namesz + 3) // 4 * 4
+            if ntype == NT_GNU_BUILD_ID and data[name_at:name_at + namesz] == b"GNU\0":
+                return data[desc_at:desc_at + descsz].hex()
+            pos = desc_at + (descsz + 3) // 4 * 4
+    return None
+
+
+def file_note(path, fd):
+    """The NT_ARTHUR_FILE note body for the ELF file open at `fd`, mapped as `path`."""
+    ranges = kept_ranges(fd)
+    header = json.dumps({"path": path, "build_id": build_id(fd),
+                         "size": os.fstat(fd).st_size,
+                         "extents": [list(r) for r in ranges]}).encode()
+    head = struct.pack("<I", len(header)) + header
+    head += bytes(-len(head) % 8)
+    return head + b"".join(_pread(fd, off, n) for off, n in ranges)
+
+
+def note(desc):
+    name = NOTE_NAME.encode() + b"\0"
+    return (struct.pack("<III", len(name), len(desc), NT_ARTHUR_FILE)
+            + name + bytes(-len(name) % 4) + desc + bytes(-len(desc) % 4))
+
+
+def extract_files(files, warn=lambda msg: None):
+    """Notes for `files`: {mapped path: path to open it by}. Files that are not ELF
+    (fonts, locale archives) are skipped; unreadable ones are warned about."""
+    parts, kept = [], 0
+    for path, open_path in files.items():
+        try:
+            # Regular files only: opening a mapped device could have side effects.
+            if not stat.S_ISREG(os.stat(open_path).st_mode):
+                continue
+            fd = os.open(open_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            warn(f"{path}: not kept in the capture ({e.strerror})")
+            continue
+        try:
+            desc = file_note(path, fd)
+        except NotElf:
+            continue
+        except OSError as e:
+            warn(f"{path}: not kept in the capture ({e.strerror})")
+            continue
+        finally:
+            os.close(fd)
+        parts.append(note(desc))
+        kept += 1
+    return b"".join(parts), kept
