@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .escape import printable
 from .record import fields_of, is_record
 from .units import human_size  # noqa: F401 - the formatters' import of it
 
@@ -18,11 +19,14 @@ def formatter(result_type):
 
 
 def to_plain(obj):
-    """A result as JSON-ready data (records become dicts, bytes become hex)."""
+    """A result as JSON-ready data (records become dicts, bytes become hex, text
+    printable)."""
+    if isinstance(obj, str):
+        return printable(obj)
     if is_record(obj):
         return {name: to_plain(getattr(obj, name)) for name in fields_of(obj)}
     if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
+        return {printable(str(k)): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
     if isinstance(obj, (bytes, bytearray)):
@@ -39,11 +43,11 @@ def to_lines(result):
     if result is None:
         return []
     if isinstance(result, str):
-        return result.splitlines()
+        return [printable(x) for x in result.splitlines()]
     fmt = FORMATTERS.get(type(result))
     if fmt is None:
         return json.dumps(to_plain(result), indent=2, ensure_ascii=False).splitlines()
-    return list(fmt(result))
+    return [printable(x) for x in fmt(result)]
 
 
 def hexaddr(a):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from .errors import NsdebugError
+from .escape import printable
 
 ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{6,16}")
 MAX_REMEMBERED_ADDRESSES = 500
@@ -239,6 +240,6 @@ def run_shell(session):
         except KeyboardInterrupt:
             print("\ninterrupted")
         except NsdebugError as e:
-            print(f"error: {e}")
+            print(f"error: {printable(str(e))}")
         for w in session.new_warnings():
-            print(f"warning: {w}")
+            print(f"warning: {printable(w)}")

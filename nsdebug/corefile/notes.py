@@ -154,7 +154,7 @@ def parse_prpsinfo(desc):
     _need(desc, _PRPSINFO.size, "NT_PRPSINFO")
     state, sname, zomb, nice, flag, uid, gid, pid, ppid, pgrp, sid, fname, psargs = \
         _PRPSINFO.unpack_from(desc)
-    cstr = lambda b: b.split(b"\0", 1)[0].decode("utf-8", "replace")
+    cstr = lambda b: b.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     return PrPsInfo(sname.decode("latin-1"), zomb != b"\0", struct.unpack("b", nice)[0],
                     flag, uid, gid, pid, ppid, pgrp, sid, cstr(fname), cstr(psargs).strip())
 

@@ -566,7 +566,7 @@ class ObjectReader:
                 mtype = struct.unpack("<i", self.mem.read(m + M.type, 4))[0]
                 if mtype not in (T_OBJECT, T_OBJECT_EX):
                     continue
-                name = self.mem.cstring(name_ptr, 256).decode("utf-8", "replace")
+                name = self.mem.cstring(name_ptr, 256).decode("utf-8", "surrogateescape")
                 if name not in ("__dict__", "__weakref__"):
                     out.append((name, self.ssize(m + M.offset)))
             taddr = self.ptr(taddr + self.L.type.tp_base)
@@ -669,7 +669,8 @@ class ObjectReader:
         if k == "cfunction":
             C = self.L.cfunction
             ml = self.ptr(addr + C.m_ml)
-            name = self.mem.cstring(self.ptr(ml + self.L.methoddef.ml_name), 200).decode()
+            name = self.mem.cstring(self.ptr(ml + self.L.methoddef.ml_name), 200).decode(
+                "utf-8", "surrogateescape")
             self_ = self.ptr(addr + C.m_self)
             if self_ and self.info(self_).kind != "module":
                 return f"<built-in method {name} of {self.info(self_).qualname} object " \

@@ -13,6 +13,7 @@ import json
 import numpy as np
 
 from ..errors import NsdebugError
+from ..escape import is_printable, printable
 from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
 from .strings import StringTable
@@ -187,7 +188,10 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
               '"locations":[],\n"strings":[')
     for k in range(0, len(strings.strings), CHUNK):
         # One encoder call per chunk: a list's JSON, its brackets cut off.
-        text = json.dumps(strings.strings[k:k + CHUNK], separators=(",\n", ":"))
+        part = strings.strings[k:k + CHUNK]
+        if not is_printable("".join(part)):
+            part = [printable(x) for x in part]
+        text = json.dumps(part, separators=(",\n", ":"))
         out.write(("," if k else "") + text[1:-1])
     out.write("]}\n")
     return n, m
