@@ -136,6 +136,9 @@ class ContainerIndex:
             raise ContainerError(f"block {i} is truncated")
         want = min(self.block_size, self.total - i * self.block_size)
         if flag & RAW_FLAG:
+            if len(data) != want:
+                raise ContainerError(f"block {i} is stored raw with {len(data)} bytes, "
+                                     f"not {want}")
             return data
         try:
             out = lz4.block.decompress(data, uncompressed_size=want)

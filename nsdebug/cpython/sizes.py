@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from .objects import InvalidObject
+
 TPFLAGS_HAVE_GC = 1 << 14
+MAX_OBJECT_SIZE = 1 << 47                    # no object is larger than user space
 TPFLAGS_MANAGED_DICT = 1 << 4                # 3.11+
 TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)     # MANAGED_WEAKREF | MANAGED_DICT (3.12+)
 
@@ -47,10 +50,14 @@ class SizeOf:
         """The memory of this object alone: getsizeof less any other object it counts
         that the heap has as a node of its own (so no byte is counted twice)."""
         info = info or self.o.info(addr)
+        size = self._sizeof(addr, info)
+        if not 0 <= size < MAX_OBJECT_SIZE:
+            # A length field of garbage (a corrupt core, or not an object after all).
+            raise InvalidObject(addr, f"implausible size {size}")
         if info.kind == "type" and not (self.o.type_info(addr).is_heap):
             # A static type is not GC-tracked: tp_is_gc says so.
-            return self._sizeof(addr, info)
-        return self._sizeof(addr, info) + self.preheader(info, addr)
+            return size
+        return size + self.preheader(info, addr)
 
     def _included_objects(self, addr, info):
         if info.kind == "bytearray" and self.L.bytearray.ob_bytes_object is not None:

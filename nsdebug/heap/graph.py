@@ -57,7 +57,9 @@ class HeapGraph:
                 synth = (p & np.uint64(SYNTH)) != 0
                 pos = np.minimum(np.searchsorted(sorted_addr, p), len(sorted_addr) - 1)
                 t = np.where(sorted_addr[pos] == p, order[pos], -1)
-                t[synth] = (p[synth] & np.uint64(SYNTH - 1)).astype(np.int32)
+                # A word of garbage with the synthetic bit set names no synthetic node.
+                s = p[synth] & np.uint64(SYNTH - 1)
+                t[synth] = np.where(s < np.uint64(w.n_synth), s, -1).astype(np.int32)
                 out[lo:lo + step] = t
             return out
 
