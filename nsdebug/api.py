@@ -191,6 +191,8 @@ class TypeStats:
     count: int
     size: int           # own sizes summed
     retained: int       # what all the instances keep alive together
+    tracked: int = 0    # instances the GC tracks
+    unreachable: int = 0
 
 
 class Heap:
@@ -214,13 +216,8 @@ class Heap:
 
     def instances(self, type_name):
         """Every object of the type (qualified or bare name)."""
-        import numpy as np
         g = self.graph
-        names = g.type_names()
-        wanted = [i for i, n in enumerate(names[:-1]) if n == type_name] or \
-            [i for i, n in enumerate(names[:-1]) if n.rsplit(".", 1)[-1] == type_name]
-        idx = np.nonzero(np.isin(g.type_ix, wanted))[0]
-        return [Object(self._core, int(g.addr[i])) for i in idx if i >= g.n_synth]
+        return [Object(self._core, int(g.addr[i])) for i in instance_indices(g, type_name)]
 
     def _index(self, obj):
         address = obj.address if isinstance(obj, Object) else int(obj)
@@ -247,7 +244,7 @@ class Heap:
 
 
 def type_histogram(g, sort="size"):
-    """[TypeStats] of a heap graph, sorted by `sort`; the `objects` command's table."""
+    """[TypeStats] of a heap graph, sorted by `sort`: the `objects` command's table."""
     import numpy as np
     objs = slice(g.n_synth, g.n)
     tix = g.type_ix[objs].astype(np.int64)
@@ -255,10 +252,23 @@ def type_histogram(g, sort="size"):
     ntypes = len(g.types) + 1
     count = np.bincount(tix, minlength=ntypes)
     size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
+    # A type's retained size: what all its instances keep alive together.
     ret = np.zeros(ntypes, dtype=np.uint64)
     ret[:-1] = g.group_retained(g.type_ix, len(g.types))
+    tracked = np.bincount(tix, weights=((g.flags[objs] & 2) > 0), minlength=ntypes)
+    unreach = np.bincount(tix, weights=((g.flags[objs] & 1) == 0), minlength=ntypes)
     names = g.type_names()
     key = {"count": count, "size": size, "retained": ret}[sort]
     order = np.argsort(-key, kind="stable")
-    return [TypeStats(names[t], int(count[t]), int(size[t]), int(ret[t]))
-            for t in order if count[t]]
+    return [TypeStats(names[t], int(count[t]), int(size[t]), int(ret[t]), int(tracked[t]),
+                      int(unreach[t])) for t in order if count[t]]
+
+
+def instance_indices(g, type_name):
+    """Node indices of the objects of a type, by qualified name, else by bare name."""
+    import numpy as np
+    names = g.type_names()
+    wanted = [i for i, n in enumerate(names[:-1]) if n == type_name] or \
+        [i for i, n in enumerate(names[:-1]) if n.rsplit(".", 1)[-1] == type_name]
+    idx = np.nonzero(np.isin(g.type_ix, wanted))[0]
+    return idx[idx >= g.n_synth]

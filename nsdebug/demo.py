@@ -78,7 +78,13 @@ def explore(core, interactive):
         print(f"\n$ nsdebug {os.path.basename(core)} -c '{line}'", flush=True)
         status |= run_batch(session, [line], False)
     from .commands import run
-    leaked = run(session, "instances RequestContext --limit 1")
+    leaked = run(session, "instances RequestContext --limit 100")
+    # Show one that only the leak holds: not the one a worker has in hand right now.
+    g = session.heap
+    held = [r for r in leaked.rows if not any(
+        src < g.n_synth and g.synth_kinds[src] == "frame"
+        for src, _k, _n in g.referrers(g.index_of(r.address)))]
+    leaked.rows = (held or leaked.rows)[:1]
     print(f"\n$ nsdebug {os.path.basename(core)} -c 'instances RequestContext'")
     for text in render.to_lines(leaked):
         print(text)

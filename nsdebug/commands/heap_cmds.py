@@ -122,29 +122,18 @@ def _row(session, g, i):
          Arg(("--sort", "-s"), {"choices": ["count", "size", "retained"], "default": "size"}),
          aliases=("heap",), category="heap")
 def objects(session, ns):
-    import numpy as np
+    from ..api import type_histogram
     g = heap(session)
-    objs = slice(g.n_synth, g.n)
-    tix = g.type_ix[objs].astype(np.int64)
-    tix = np.where(tix < 0, len(g.types), tix)
-    ntypes = len(g.types) + 1
-    count = np.bincount(tix, minlength=ntypes)
-    size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
-    # A type's retained size: what all its instances keep alive together.
-    ret = np.zeros(ntypes, dtype=np.uint64)
-    ret[:-1] = g.group_retained(g.type_ix, len(g.types))
-    tracked = np.bincount(tix, weights=((g.flags[objs] & 2) > 0), minlength=ntypes)
-    unreach = np.bincount(tix, weights=((g.flags[objs] & 1) == 0), minlength=ntypes)
-    names = g.type_names()
-    key = {"count": count, "size": size, "retained": ret}[ns.sort]
-    order = np.argsort(-key, kind="stable")
-    rows = [TypeRow(names[t], int(count[t]), int(size[t]), int(ret[t]), int(tracked[t]),
-                    int(unreach[t])) for t in order[:ns.top] if count[t]]
+    stats = type_histogram(g, ns.sort)
+    rows = [TypeRow(s.type, s.count, s.size, s.retained, s.tracked, s.unreachable)
+            for s in stats[:ns.top]]
+    invalid = next((s.count for s in stats if s.type == g.type_names()[-1]), 0)
     damaged = [(a, g.type_name(g.index_of(a)) if g.index_of(a) is not None else "?", why)
                for a, why in list(g.problems.items())[:20]]
+    objs = slice(g.n_synth, g.n)
     reach = (g.flags[objs] & 1) > 0
     return ObjectsResult(g.n - g.n_synth, int(g.size.sum()), int(g.size[objs][reach].sum()),
-                         int((~reach).sum()), ns.sort, rows, int(count[-1]), damaged,
+                         int((~reach).sum()), ns.sort, rows, invalid, damaged,
                          list(g.warnings), "index" if g.from_index else "walk")
 
 
@@ -153,18 +142,13 @@ def objects(session, ns):
          Arg(("--limit", "-n"), {"type": int, "default": 20}),
          category="heap")
 def instances(session, ns):
-    import numpy as np
+    from ..api import instance_indices
     g = heap(session)
-    names = g.type_names()
-    wanted = [i for i, n in enumerate(names[:-1]) if n == ns.type]
-    if not wanted:
-        wanted = [i for i, n in enumerate(names[:-1]) if n.rsplit(".", 1)[-1] == ns.type]
-    if not wanted:
+    idx = instance_indices(g, ns.type)
+    if not len(idx):
         raise CommandError(f"no objects of type {ns.type!r} (see 'objects')")
-    idx = np.nonzero(np.isin(g.type_ix, wanted))[0]
-    idx = idx[idx >= g.n_synth]
     rows = [_row(session, g, int(i)) for i in idx[:ns.limit]]
-    return InstancesResult(names[wanted[0]], len(idx), rows)
+    return InstancesResult(g.type_name(int(idx[0])), len(idx), rows)
 
 
 def _owner(session, g, src):
