@@ -32,6 +32,9 @@ def build_parser():
                    help="look up the core's mapped files under DIR")
     p.add_argument("--lib-path", metavar="DIR[:DIR]", default="",
                    help="look up mapped files by name in these directories first")
+    p.add_argument("--debug-dir", metavar="DIR", action="append",
+                   help="look up separate debug files here (DIR/.build-id/xx/rest.debug, "
+                        "or by .gnu_debuglink), before /usr/lib/debug; repeatable")
     p.add_argument("--max-depth", type=int, default=2, metavar="N",
                    help="nesting shown in value previews (default 2)")
     p.add_argument("--max-items", type=int, default=10, metavar="N",
@@ -65,6 +68,7 @@ def open_session(args):
             raise NsdebugError(f"--{name.replace('_', '-')} must not be negative")
     options = Options(args.max_depth, args.max_items, args.max_string)
     return Session(process, options, runtime_method=args.runtime_method,
+                   debug_dirs=list(getattr(args, "debug_dir", None) or []),
                    use_index=not getattr(args, "no_cache", False))
 
 

@@ -208,7 +208,9 @@ def sym(session, ns):
          aliases=("dis",))
 def disasm(session, ns):
     from ..native.disasm import disassemble
-    addr = session.parse_address(ns.address) if ns.address else session.thread.pc
+    native = session.native_frame
+    addr = session.parse_address(ns.address) if ns.address else \
+        native.pc if native is not None else session.thread.pc
     count = _count(ns.count, 10000)
     try:
         return DisasmResult(addr, disassemble(session.process, addr, count))

@@ -36,6 +36,21 @@ class FrameRow:
 
 
 @record
+class NativeRow:
+    index: int                  # in the thread's native stack, 0 = innermost (frame cN)
+    pc: int
+    function: str | None
+    offset: int
+    module: str | None
+    how: str                    # how the unwinder found it: cfi, signal, a guess...
+    selected: bool = False
+    file: str | None = None     # source file and line, where DWARF says
+    line: int = 0
+    inlined: bool = False       # a call the compiler inlined into the frame below it
+    kind: str = "native"
+
+
+@record
 class ThreadStack:
     tid: int | None
     thread_id: int
@@ -45,6 +60,9 @@ class ThreadStack:
     selected: bool
     interpreter: int
     frames: list               # oldest first, like a traceback
+    state: str | None = None   # from the native stack: GIL, GC, system call
+    native: list | None = None  # with --native: NativeRow and FrameRow, oldest first
+    merged: bool | None = None  # the native and Python stacks were merged
 
 
 @record
@@ -140,31 +158,89 @@ def local_rows(session, rt, frame):
     return out
 
 
-def _stack(session, rt, t, with_locals):
+def _stack(session, rt, t, with_locals, native=None):
     frames = rt.frames(t)
     selected_thread = t.core_index == session.thread_index
     rows = [_frame_row(session, rt, f, i, selected_thread and i == session.frame_index,
                        with_locals) for i, f in enumerate(frames)]
-    rows.reverse()
-    return ThreadStack(t.native_tid, t.thread_id, t.name, t.holds_gil, t.crashed,
-                       selected_thread, t.interp_id, rows)
+    stack = ThreadStack(t.native_tid, t.thread_id, t.name, t.holds_gil, t.crashed,
+                        selected_thread, t.interp_id, rows[::-1])
+    if t.core_index is not None:
+        _add_native(session, stack, t.core_index, frames, rows, rt.version, native)
+    return stack
+
+
+def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
+    """The thread's state, and with `mode` ("python" or "all") its merged listing."""
+    from ..native.stacks import merge, thread_state
+    core_thread = session.process.threads[core_index]
+    native = session.native.frames(core_index)
+    stack.state = thread_state(native, stack.holds_gil, core_thread.regs)
+    if mode is None:
+        return
+    selected = core_index == session.thread_index
+    key = version.key if hasattr(version, "key") else version
+    listing, merged = merge(native, py_frames, key, mode == "all")
+    out = []
+    for kind, i, f in listing:
+        if kind == "python":
+            out.append(py_rows[i])
+            continue
+        caller = i > 0 and not native[i - 1].signal_frame
+        places = session.native.locate(f, caller)
+        sel = selected and session.native_index == i
+        if not places:
+            out.append(NativeRow(i, f.pc, f.function, f.offset, f.module, f.how, sel))
+            continue
+        for depth, (name, file, line, inlined) in enumerate(reversed(places)):
+            # The frame itself by its ELF symbol (as pystack and gdb name it), the
+            # inlined calls by their DWARF names.
+            out.append(NativeRow(i, f.pc, (name or f.function) if inlined else
+                                 (f.function or name),
+                                 f.offset if not inlined else 0, f.module, f.how,
+                                 sel and depth == 0, file, line, inlined))
+    stack.native, stack.merged = out, merged
+
+
+def native_stack(session, core_index, mode):
+    """A ThreadStack for a core thread with no Python thread state."""
+    t = session.process.threads[core_index]
+    stack = ThreadStack(t.tid, 0, None, False, session.process.crashed_thread is t,
+                        core_index == session.thread_index, 0, [])
+    _add_native(session, stack, core_index, [], [], (0, 0), mode or "all")
+    return stack
 
 
 @command("bt", "Python stack of the selected thread (or all), oldest call first",
          Arg(("--all", "-a"), {"action": "store_true", "help": "every thread"}),
          Arg(("--locals", "-l"), {"action": "store_true", "help": "show each frame's locals"}),
+         Arg(("--native",), {"action": "store_true",
+                             "help": "merge the C frames in, hiding the interpreter's own "
+                                     "call plumbing between Python frames"}),
+         Arg(("--native-all",), {"action": "store_true",
+                                 "help": "merge every C frame in, the eval loop included"}),
          aliases=("where", "backtrace"), category="python")
 def bt(session, ns):
-    """Python stacks like a traceback: each thread headed by tid, name, GIL holder, crash."""
+    """Python stacks like a traceback: each thread headed by tid, name, GIL holder, crash;
+    with --native, the C frames each thread ran, Python frames in place of the eval loop."""
     rt = session.runtime
+    mode = "all" if ns.native_all else "python" if ns.native else None
     if ns.all:
         threads = sorted(rt.threads, key=lambda t: (t.core_index is None, t.core_index or 0))
-        stacks = [_stack(session, rt, t, ns.locals) for t in threads]
+        stacks = [_stack(session, rt, t, ns.locals, mode) for t in threads]
         py_idx = {t.core_index for t in rt.threads}
         native = [t.tid for t in session.process.threads if t.index not in py_idx]
+        if mode:
+            stacks += [native_stack(session, t.index, mode)
+                       for t in session.process.threads if t.index not in py_idx]
+            native = []
         return BacktraceResult(str(rt.version), stacks, native)
+    py = rt.thread_for_core(session.thread_index)
+    if py is None and mode:
+        return BacktraceResult(str(rt.version), [native_stack(session, session.thread_index,
+                                                              mode)])
     return BacktraceResult(str(rt.version), [_stack(session, rt, _py_thread(session),
-                                                    ns.locals)])
+                                                    ns.locals, mode)])
 
 
 @command("thread", "select a thread by tid (or by its index in 'threads')",
@@ -195,11 +271,60 @@ def _select_frame(session, index):
     return SelectResult(session.thread.tid, row, f"frame {index} selected")
 
 
-@command("frame", "select a Python frame (0 = innermost)",
-         Arg(("index",), {"type": int, "nargs": "?", "help": "frame number from 'bt'"}),
+@command("frame", "select a Python frame (0 = innermost), or a native one (c0 = innermost)",
+         Arg(("index",), {"nargs": "?", "help": "frame number from 'bt', or cN from "
+                                                 "'bt --native'"}),
          aliases=("f",), category="python")
 def frame(session, ns):
-    return _select_frame(session, session.frame_index if ns.index is None else ns.index)
+    if ns.index is not None and ns.index[:1] in ("c", "C"):
+        return _select_native(session, ns.index[1:])
+    if ns.index is None:
+        return _select_frame(session, session.frame_index)
+    try:
+        index = int(ns.index)
+    except ValueError:
+        raise CommandError(f"not a frame number: {ns.index!r}") from None
+    return _select_frame(session, index)
+
+
+def _select_native(session, text):
+    try:
+        index = int(text)
+    except ValueError:
+        raise CommandError(f"not a native frame number: c{text}") from None
+    frames = session.native.frames(session.thread_index)
+    if not 0 <= index < len(frames):
+        raise CommandError(f"no native frame c{index}: they are c0 (innermost) to "
+                           f"c{len(frames) - 1}")
+    session.native_index = index
+    f = frames[index]
+    row = NativeRow(index, f.pc, f.function, f.offset, f.module, f.how, True)
+    return NativeSelectResult(session.thread.tid, row,
+                              f"native frame c{index} selected ('registers', 'disasm')")
+
+
+@record
+class NativeSelectResult:
+    thread: int | None
+    frame: NativeRow
+    message: str
+
+
+@record
+class RegistersResult:
+    thread: int | None
+    frame: int | None           # the native frame (None: the thread's registers)
+    registers: list             # [(name, value or None)]
+
+
+@command("registers", "the registers of the selected native frame (or the thread)",
+         aliases=("regs",), category="native")
+def registers(session, ns):
+    regs = session.frame_registers()
+    names = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9",
+             "r10", "r11", "r12", "r13", "r14", "r15", "eflags", "orig_rax", "fs_base")
+    return RegistersResult(session.thread.tid, session.native_index,
+                           [(n, regs.get(n)) for n in names if n in regs])
 
 
 @command("up", "select the caller of the selected frame",

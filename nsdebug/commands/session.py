@@ -31,6 +31,8 @@ class Session:
     warnings_shown: int = 0
     notes: list = Factory(list)          # the session's own warnings (heap index...)
     notes_shown: int = 0
+    debug_dirs: list = Factory(list)     # where separate debug files are looked up
+    native_index: int | None = None      # the selected native frame (frame cN)
 
     def new_warnings(self):
         """Warnings not yet shown, of the runtime model and of the session (the CLI and
@@ -100,7 +102,31 @@ class Session:
         if os.path.realpath(other.path) == os.path.realpath(self.process.path):
             raise CommandError(f"{path} is the core already open")
         return Session(other, self.options, runtime_method=self.runtime_method,
+                       debug_dirs=self.debug_dirs,
                        use_index=self.use_index)
+
+    @cached_property
+    def native(self):
+        """Native stacks of the core's threads, unwound on first use per thread."""
+        from ..native.stacks import NativeStacks
+        return NativeStacks(self.process, self.debug_dirs)
+
+    @property
+    def native_frame(self):
+        """The selected native frame (frame cN), or None for the thread's own registers."""
+        if self.native_index is None:
+            return None
+        frames = self.native.frames(self.thread_index)
+        return frames[self.native_index] if self.native_index < len(frames) else None
+
+    def frame_registers(self):
+        """Registers by name in the selected native frame (None where the unwinder could
+        not recover them), else the thread's as the core recorded them."""
+        f = self.native_frame
+        if f is None or self.native_index == 0:
+            return dict(self.thread.regs)
+        from ..native.unwind import DWARF_REGS
+        return {name: f.regs.get(i) for i, name in enumerate(DWARF_REGS)}
 
     @cached_property
     def vector_memory(self):
@@ -114,6 +140,7 @@ class Session:
                                 not any(x.tid == tid for x in self.process.threads)):
                 self.thread_index = t.index
                 self.frame_index = 0
+                self.native_index = None
                 return t
         raise CommandError(f"no thread {tid} (see 'threads')")
 
@@ -157,9 +184,12 @@ class Session:
         if term.startswith("$"):
             reg = term[1:].lower()
             reg = {"pc": "rip", "sp": "rsp", "fp": "rbp"}.get(reg, reg)
-            if reg not in self.thread.regs:
+            regs = self.frame_registers()
+            if reg not in regs:
                 raise CommandError(f"no register {term}")
-            return self.thread.regs[reg]
+            if regs[reg] is None:
+                raise CommandError(f"{term} is not known in the selected native frame")
+            return regs[reg]
         n = self._number(term)
         if n is not None:
             return n

@@ -96,9 +96,16 @@ class Process:
         self.extracts = parse_extracts(raw_notes, self.warnings.append)
         self.threads = [Thread(i, t.tid, t.regs, t.cursig, t.fpregs)
                         for i, t in enumerate(self.notes.threads)]
-        segments = [Segment(ph.p_vaddr, ph.p_vaddr + ph.p_memsz, ph.p_offset, ph.p_filesz,
-                            ph.perms)
-                    for ph in self.phdrs if ph.p_type == elf.PT_LOAD and ph.p_memsz]
+        segments = []
+        for ph in self.phdrs:
+            if ph.p_type != elf.PT_LOAD or not ph.p_memsz:
+                continue
+            if ph.p_vaddr + ph.p_memsz > 1 << 64 or ph.p_filesz > ph.p_memsz:
+                self.warnings.append(f"a PT_LOAD at {ph.p_vaddr:#x} of {ph.p_memsz:#x} bytes "
+                                     f"({ph.p_filesz:#x} in the file) is impossible; ignored")
+                continue
+            segments.append(Segment(ph.p_vaddr, ph.p_vaddr + ph.p_memsz, ph.p_offset,
+                                    ph.p_filesz, ph.perms))
         self.memory = AddressSpace(self.source, segments)
         self.resolver = FileResolver(sysroot, lib_path)
         self._executable_override = executable

@@ -45,6 +45,7 @@ class Frame:
     owner: str = "thread"
     entry: bool = False    # called from C (a new _PyEval_EvalFrame on the C stack)
     error: str | None = None
+    shim: int = 0          # 3.12+: the entry shim frame, a local of that eval loop's C frame
     locals_: list | None = None
 
     @property
@@ -162,6 +163,7 @@ class FrameWalker:
             # A shim: the newer frame above it was entered from C.
             if out:
                 out[-1].entry = True
+                out[-1].shim = addr
             return None, previous
         code = o.stackref(addr + I.code)
         try:

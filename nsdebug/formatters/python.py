@@ -19,7 +19,24 @@ def thread_heading(t):
         marks.append("selected")
     if marks:
         head += " [" + ", ".join(marks) + "]"
+    # What the C stack shows it doing (the GIL is in the marks already).
+    doing = [p for p in (getattr(t, "state", None) or "").split("; ")
+             if p and p != "holding the GIL"]
+    if doing:
+        head += " (" + ", ".join(doing) + ")"
     return head
+
+
+def native_line(f, indent="  "):
+    mark = "*" if f.selected else " "
+    where = f"{f.function}+{f.offset:#x}" if f.function else f"{f.pc:#x}"
+    guess = "  (a guess: no unwind information)" if f.how in ("frame pointer", "scan") \
+        else "  (signal handler returns here)" if f.how == "signal" else ""
+    lib = f" ({f.module})" if f.module else ""
+    if getattr(f, "inlined", False):
+        where = f"{f.function} (inlined)"
+    src = f" at {f.file}:{f.line}" if getattr(f, "file", None) else ""
+    return f"{indent}{mark}c{f.index:<2} {f.pc:#014x} in {where}{lib}{src}{guess}"
 
 
 def frame_lines(f, indent="  "):
@@ -47,6 +64,9 @@ def format_bt(r):
         if n:
             yield ""
         yield thread_heading(t)
+        if t.native is not None:
+            yield from native_listing(t)
+            continue
         if not t.frames:
             yield "  (no Python frames)"
             continue
@@ -56,6 +76,38 @@ def format_bt(r):
     for tid in r.native_only:
         yield ""
         yield f"Thread {tid}: no Python thread state (a native thread)"
+
+
+def native_listing(t):
+    if not t.native and not t.frames:
+        yield "  (no frames: the registers point at no known code)"
+        return
+    yield "Traceback, C and Python (most recent call last):"
+    if not t.merged and t.frames:
+        yield "  (the C and Python stacks could not be merged: the C frames come first, "
+        yield "   then the Python frames)"
+    for row in t.native:
+        if getattr(row, "kind", None) == "native":
+            yield native_line(row)
+        else:
+            yield from frame_lines(row)
+    if not t.merged:
+        for f in t.frames:
+            yield from frame_lines(f)
+
+
+@formatter(pc.NativeSelectResult)
+def format_native_select(r):
+    yield native_line(r.frame, "")
+
+
+@formatter(pc.RegistersResult)
+def format_registers(r):
+    where = f"native frame c{r.frame}" if r.frame else "the thread (as the core has them)"
+    yield f"registers of {where}:"
+    for name, value in r.registers:
+        shown = f"{value:#018x}" if value is not None else "<not saved: unknown here>"
+        yield f"  {name:<9} {shown}"
 
 
 @formatter(pc.SelectResult)

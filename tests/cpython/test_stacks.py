@@ -100,11 +100,15 @@ def test_bt_matches_truth_on_kernel_crash_core(cores, build, nsdebug):
     assert len(crashed) == 1
     assert crashed[0]["thread_id"] == cap.truth["recorder_ident"]
     assert crashed[0]["frames"][-1]["function"] == "parse_record"
-    r = nsdebug(cap.core, "-c", "info")
+    # A stripped build names the C caller with its debug file (the -dbg package).
+    debug = ["--debug-dir", build.debug_dir] if build.debug_dir else []
+    r = nsdebug(cap.core, *debug, "-c", "info")
     line = next(x for x in r.stdout.splitlines() if x.startswith("crash:"))
     want_line = cap.truth["threads"][[t["ident"] for t in cap.truth["threads"]].index(
         cap.truth["recorder_ident"])]["frames"][-1]["line"]
-    assert f"SIGSEGV at 0x8 in thread {crashed[0]['tid']}, Python: parse_record " \
+    assert line.startswith("crash:       SIGSEGV at 0x8 in PyBytes_FromStringAndSize (")
+    assert f"), called from " in line
+    assert f" in thread {crashed[0]['tid']}; Python: parse_record " \
            f"(stacks_target.py:{want_line})" in line
 
 
