@@ -104,6 +104,23 @@ class CoreCache:
             build, "stacks_target.py", os.path.join(self.base, f"crash-{build.id}"),
             "--crash", env=env))
 
+    def native_crash(self, build):
+        """Kernel core of fixtures/native_target.py --crash: SIGSEGV in ctypes.memset."""
+        ok, why = targets.kernel_core_pattern_ok()
+        if not ok:
+            pytest.skip(f"kernel cores unavailable: {why}")
+        build = _as_build(build)
+        return self._get(("native-crash", build.id), lambda: targets.crash_capture(
+            build, "native_target.py", os.path.join(self.base, f"native-crash-{build.id}"),
+            "--crash"))
+
+    def native_parked(self, build):
+        """A core of fixtures/native_target.py: threads parked in C."""
+        build = _as_build(build)
+        return self._get(("native-parked", build.id), lambda: targets.gcore_capture(
+            build, "native_target.py", os.path.join(self.base, f"native-{build.id}"),
+            threads=6, tool=targets.live_capture_tool(build)))
+
     def native(self):
         """gcore of `sleep`: a process with no Python in it."""
         def make():

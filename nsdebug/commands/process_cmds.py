@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import CommandError, FaultError
+from ..errors import CommandError, FaultError, NsdebugError
 from ..record import Factory, record
 from .registry import Arg, command
 
@@ -48,6 +48,7 @@ class ThreadRow:
     sp: int
     signal: str | None
     selected: bool
+    state: str | None = None     # from its C stack: GIL, GC, system call
 
 
 @record
@@ -124,15 +125,33 @@ def info(session, ns):
 
 @command("threads", "every thread: tid, pc and its symbol, sp")
 def threads(session, ns):
+    from ..native.stacks import thread_state
     p = session.process
+    holders = _gil_holders(session)
     rows = []
     for t in p.threads:
-        m, name, off = p.symbolize(t.pc)
-        sym = None if name is None else (f"{name}+{off:#x}" if off else name)
-        rows.append(ThreadRow(t.index, t.tid, t.pc, sym, m.name if m else None, t.sp,
+        native = session.native.frames(t.index)
+        top = native[0] if native else None
+        if top is not None and top.function:
+            sym, m_name = (f"{top.function}+{top.offset:#x}" if top.offset else
+                           top.function), top.module
+        else:
+            m, name, off = p.symbolize(t.pc)
+            sym = None if name is None else (f"{name}+{off:#x}" if off else name)
+            m_name = m.name if m else None
+        rows.append(ThreadRow(t.index, t.tid, t.pc, sym, m_name, t.sp,
                               None if not t.signo else _signame(t.signo),
-                              t.index == session.thread_index))
+                              t.index == session.thread_index,
+                              thread_state(native, t.index in holders, t.regs)))
     return ThreadsResult(rows)
+
+
+def _gil_holders(session):
+    """Core thread indices whose Python thread state holds the GIL (none without Python)."""
+    try:
+        return {t.core_index for t in session.runtime.threads if t.holds_gil}
+    except NsdebugError:
+        return set()
 
 
 def _signame(signo):

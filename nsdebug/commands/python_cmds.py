@@ -172,7 +172,7 @@ def _stack(session, rt, t, with_locals, native=None):
 
 def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
     """The thread's state, and with `mode` ("python" or "all") its merged listing."""
-    from ..native.stacks import merge, thread_state
+    from ..native.stacks import is_plumbing, merge, thread_state
     core_thread = session.process.threads[core_index]
     native = session.native.frames(core_index)
     stack.state = thread_state(native, stack.holds_gil, core_thread.regs)
@@ -199,6 +199,9 @@ def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
                                  (f.function or name),
                                  f.offset if not inlined else 0, f.module, f.how,
                                  sel and depth == 0, file, line, inlined))
+    if mode != "all":
+        # The interpreter's own call machinery between Python frames, inlined or not.
+        out = [r for r in out if not (isinstance(r, NativeRow) and is_plumbing(r.function))]
     stack.native, stack.merged = out, merged
 
 

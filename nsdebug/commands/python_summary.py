@@ -49,7 +49,8 @@ def native_place(session, tid):
         return ""
     top = frames[0]
     text = f" in {top.function} ({top.module})"
-    caller = frames[1] if len(frames) > 1 and frames[1].function else None
+    # The nearest caller with a name (a stripped library's local helpers have none).
+    caller = next((f for f in frames[1:4] if f.function), None)
     if caller is not None:
         text += f", called from {caller.function} ({caller.module})"
     return text

@@ -11,6 +11,7 @@ from . import elf
 from .source import FileSource
 
 STT_OBJECT, STT_FUNC, STT_TLS = 1, 2, 6
+BIND_RANK = {0: 0, 2: 1, 1: 2}           # STB_LOCAL < STB_WEAK < STB_GLOBAL
 SHT_GNU_HASH = 0x6FFFFFF6
 
 
@@ -59,6 +60,7 @@ class ElfFile:
     def _load_symbols(self):
         """Sorted (value, size, name) of every defined function/object symbol."""
         rows = {}
+        order = 0
         for sec in self.sections:
             if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
                 continue
@@ -77,8 +79,13 @@ class ElfFile:
                 if not name or name.startswith("$"):
                     continue
                 # Keep the first name seen per (address, name): symtab repeats dynsym.
-                rows.setdefault((value, name), (value, size, name))
-        self._symbols = sorted(rows.values())
+                # Of the names at one address, the one gdb and elfutils show sorts last
+                # (symbolize() takes the last that covers an address): global before
+                # weak before local, then the first in the table.
+                order += 1
+                rank = (BIND_RANK.get(st_info >> 4, 0), -order)
+                rows.setdefault((value, name), (value, size, name, rank))
+        self._symbols = [r[:3] for r in sorted(rows.values(), key=lambda r: (r[0], r[3]))]
         self._addrs = [r[0] for r in self._symbols]
 
     @property

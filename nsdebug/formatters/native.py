@@ -43,8 +43,9 @@ def format_threads(r):
         if t.module:
             where += f" in {t.module}"
         rows.append(["*" if t.selected else " ", t.index, t.tid, hexaddr(t.pc), where,
-                     hexaddr(t.sp), t.signal or ""])
-    yield from table(["", "#", "tid", "pc", "function", "sp", "signal"], rows, "lrrllll")
+                     hexaddr(t.sp), t.signal or "", t.state or ""])
+    yield from table(["", "#", "tid", "pc", "function", "sp", "signal", "state"], rows,
+                     "lrrlllll")
 
 
 @formatter(pc.MapsResult)

@@ -7,10 +7,10 @@ from ..render import hexaddr, human_size
 
 TABLES = {
     pc.ThreadsResult: lambda r: (
-        ["", "#", "tid", "pc", "function", "sp", "signal"],
+        ["", "#", "tid", "pc", "function", "sp", "signal", "state"],
         [["*" if t.selected else "", t.index, t.tid, hexaddr(t.pc),
           (t.symbol or "??") + (f" in {t.module}" if t.module else ""), hexaddr(t.sp),
-          t.signal or ""] for t in r.threads]),
+          t.signal or "", t.state or ""] for t in r.threads]),
     pc.MapsResult: lambda r: (
         ["range", "perm", "size", "bytes from", "file"],
         [[f"{m.start:#x}-{m.end:#x}", m.perms, human_size(m.size), m.source,

@@ -460,7 +460,8 @@ class ModuleCfi:
 
     # -- the rule for an address ----------------------------------------------
     def row_for(self, pc):
-        """(Row, CIE) for file address `pc`, or None when no FDE covers it."""
+        """(Row, CIE, start of the FDE's code) for file address `pc`, or None when no FDE
+        covers it. The FDE's start names the function even where no symbol does."""
         hit = self._rows.get(pc)
         if hit is not None:
             return hit
@@ -475,5 +476,5 @@ class ModuleCfi:
         cie, begin, _rng, program = found
         initial = run_program(cie.program, cie, Row(), begin, 1 << 64, None)
         row = run_program(program, cie, initial.copy(), begin, pc, initial)
-        self._rows[pc] = (row, cie)
-        return row, cie
+        self._rows[pc] = (row, cie, begin)
+        return row, cie, begin

@@ -81,7 +81,9 @@ class NativeStacks:
 
 def merge(native, python, version, everything):
     """One listing, oldest first: [("native", i, frame) | ("python", i, frame)] with i the
-    frame's index innermost-first in its own stack; and whether the stacks merged.
+    frame's index innermost-first in its own stack; and whether the stacks merged. The
+    eval loop's frames give way to their Python frames unless `everything`; hiding the
+    rest of the interpreter's plumbing is the caller's (per inlined call too).
 
     Each activation of the eval loop runs the Python frames from one entry frame (a call
     from C) to the next; below 3.11 every Python frame is its own activation. When the
@@ -93,8 +95,7 @@ def merge(native, python, version, everything):
         if not groups or version < (3, 11) or f.entry:
             groups.append([])
         groups[-1].append((i, f))
-    evals = _eval_frames_by_shim(native, groups) or \
-        [k for k, f in enumerate(native) if is_eval(f.function)]
+    evals = _eval_frames(native, groups)
     merged = len(evals) == len(groups) and bool(groups)
     evals = set(evals)
     rows = []
@@ -107,27 +108,27 @@ def merge(native, python, version, everything):
             rows.extend(("python", i, pf) for i, pf in groups[k])
             k += 1
             continue
-        if not everything and is_plumbing(f.function):
-            continue
         rows.append(("native", n, f))
     return rows, merged
 
 
-def _eval_frames_by_shim(native, groups):
-    """3.12+: each call from C into Python leaves a shim frame as a local of the eval
-    loop's C frame, so the native frame whose stack holds it is that activation, with
-    no symbol needed (a stripped build's loop may have none). [] when it does not fit."""
-    shims = [grp[0][1].shim for grp in groups]
-    if not shims or not all(shims):
-        return []
-    out = []
-    for shim in shims:
-        hit = [n for n, f in enumerate(native)
-               if f.regs.get(7) is not None and f.regs[7] <= shim < f.cfa]
-        if len(hit) != 1:
-            return []
-        out.append(hit[0])
-    return out
+def _eval_frames(native, groups):
+    """Indices of the eval loop's activations in `native`.
+
+    3.12+: each call from C into Python leaves a shim frame as a local of the eval
+    loop's C frame, so a native frame whose stack holds a shim is an activation, with no
+    symbol needed (a stripped build's loop may have none); the others are the frames in
+    the same function (the same FDE: the same code start) or named as the loop. (The
+    outermost shim of a 3.15 thread is in its thread state, not on its stack.)"""
+    found = set()
+    for grp in groups:
+        shim = grp[0][1].shim
+        if shim:
+            found.update(n for n, f in enumerate(native)
+                         if f.regs.get(7) is not None and f.regs[7] <= shim < f.cfa)
+    starts = {native[n].func_start for n in found} - {None}
+    return sorted(n for n, f in enumerate(native)
+                  if n in found or f.func_start in starts or is_eval(f.function))
 
 
 def thread_state(native, holds_gil, regs):

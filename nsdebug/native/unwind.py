@@ -32,6 +32,7 @@ class NativeFrame:
     offset: int = 0
     module: str | None = None
     signal_frame: bool = False   # a signal handler's trampoline: the next is interrupted
+    func_start: int | None = None  # where its function's code starts (its FDE), if known
 
     @property
     def guess(self):
@@ -61,7 +62,18 @@ class Unwinder:
 
     def _is_code(self, addr):
         seg = self.mem.find_segment(addr)
-        return seg is not None and "x" in seg.perms
+        if seg is None:
+            return False
+        if "x" in seg.perms:
+            return True
+        # gcore leaves read-only file mappings out of the core, so their permissions are
+        # unknown here: the module's own program headers say where its code is.
+        m = self.process.module_at(addr)
+        if m is None or m.file is None:
+            return False
+        v = addr - m.bias
+        return any(p.p_type == 1 and p.p_flags & 1 and p.p_vaddr <= v < p.p_vaddr + p.p_memsz
+                   for p in m.file.phdrs)
 
     def unwind(self, thread):
         """Frames of a core thread, innermost first."""
@@ -109,7 +121,8 @@ class Unwinder:
                 lookup = frame.pc if after_signal else frame.pc - 1
                 hit = cfi.row_for(lookup - module.bias)
                 if hit is not None:
-                    row, cie = hit
+                    row, cie, begin = hit
+                    frame.func_start = begin + module.bias
                     if cie.signal:
                         frame.signal_frame = True
         if row is not None:

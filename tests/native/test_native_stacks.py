@@ -1,0 +1,169 @@
+"""Native stacks on real cores of every build: a kernel crash core in ctypes.memset,
+threads parked in C (sleep, Lock.acquire, select, a sqlite3 query, a Python callback
+under libc's qsort), merged with the Python frames; names with and without a debug
+file; and the same function sequence as pystack wherever pystack can merge."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def debug_args(build):
+    """Debian's builds are stripped: their -dbg package's files, found by build-id."""
+    return ["--debug-dir", build.debug_dir] if build.debug_dir else []
+
+
+def bt(nsdebug, core, *args):
+    r = nsdebug(core, *args, "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    return [json.loads(x) for x in r.stdout.splitlines()]
+
+
+def listing(thread):
+    """[(kind, name, module)] oldest first; Python frames by their code's name."""
+    out = []
+    for row in thread["native"]:
+        if row.get("kind") == "native":
+            out.append(("C", row["function"] or "", row["module"]))
+        else:
+            out.append(("Py", row["function"].rsplit(".", 1)[-1], None))
+    return out
+
+
+def first(seq, pred):
+    return next(i for i, x in enumerate(seq) if pred(x))
+
+
+def test_crash_in_ctypes_memset(cores, build, nsdebug):
+    cap = cores.native_crash(build)
+    native, everything, info = bt(nsdebug, cap.core, *debug_args(build), "-c", "bt --native",
+                                  "-c", "bt --native-all", "-c", "info")
+    t = native["threads"][0]
+    assert t["crashed"] and t["merged"], t
+    inner = listing(t)[::-1]                           # innermost first
+    # The fault: in libc's memset (named where libc's debug file is installed).
+    assert inner[0][0] == "C" and inner[0][2] == "libc.so.6", inner[:3]
+    if build.source == "pyenv":
+        assert "memset" in inner[0][1], inner[:3]
+    at = [first(inner, lambda x, n=n: x[1].startswith(n)) for n in
+          ("ffi_call", "_ctypes_callproc", "PyCFuncPtr_call", "parse_record", "handle",
+           "<module>")]
+    assert at == sorted(at) and inner[at[3]][0] == "Py", inner
+    # Every C frame: the eval loop and main below the Python frames.
+    names = [x[1] for x in listing(everything["threads"][0])]
+    assert any(n.startswith("_PyEval_EvalFrameDefault") for n in names)
+    # main() (a tail call into Py_BytesMain where the compiler made it one).
+    assert {"main", "Py_BytesMain"} & set(names[:names.index("<module>")]), names
+    crash = info["crash"]
+    assert crash.startswith("SIGSEGV at 0x8 in ") and ", called from " in crash
+    assert re.search(r"; Python: parse_record \(native_target\.py:\d+\)$", crash), crash
+
+
+WANT = {   # thread: (C function it waits in, Python caller, system calls it may be in)
+    # (3.8-3.10 sleep in select(); 3.15 renamed the lock's acquire)
+    "sleeper": (("time_sleep",), "sleeper",
+                {"clock_nanosleep", "select", "pselect6", "nanosleep"}),
+    "locker": (("lock_PyThread_acquire_lock", "_thread_lock_acquire"), "locker", {"futex"}),
+    "selecter": (("select_select",), "selecter", {"select", "pselect6", "poll"}),
+    "querier": (("sqlite3_step",), "querier", None),
+}
+
+
+def test_threads_parked_in_c(cores, build, nsdebug):
+    cap = cores.native_parked(build)
+    (res,) = bt(nsdebug, cap.core, *debug_args(build), "-c", "bt --all --native")
+    by_tid = {t["tid"]: t for t in res["threads"]}
+    for name, tid in cap.truth["native_ids"].items():
+        t = by_tid[tid]
+        assert t["merged"], (name, t)
+        seq = listing(t)
+        names = [x[1] for x in seq]
+        if name in WANT:
+            c_func, py_func, calls = WANT[name]
+            c_at = [i for i, n in enumerate(names) if n.startswith(c_func)]
+            assert c_at and py_func in names, (name, names)
+            assert names.index(py_func) < c_at[0], names
+            if calls is not None:
+                call = (t["state"] or "").rsplit("in system call ", 1)[-1]
+                assert call in calls, (name, t["state"])
+            if name == "querier":
+                assert not t["holds_gil"] and "waiting for the GIL" not in (t["state"] or "")
+        else:
+            # Python -> ctypes -> libc's qsort -> the callback in Python -> time.sleep.
+            i_sorter, i_compare = names.index("sorter"), names.index("compare")
+            between = seq[i_sorter + 1:i_compare]
+            assert any(m == "libc.so.6" for _k, _n, m in between), between
+            assert any(n.startswith("ffi_call") for n in names[i_sorter:i_compare])
+            assert any(n.startswith("time_sleep") for n in names[i_compare:]), names
+
+
+def test_frame_registers_and_disasm_on_a_native_frame(cores, build, nsdebug):
+    cap = cores.native_crash(build)
+    sel, regs, dis = bt(nsdebug, cap.core, *debug_args(build), "-c", "frame c2",
+                        "-c", "registers", "-c", "disasm")
+    assert sel["frame"]["index"] == 2
+    values = dict(regs["registers"])
+    assert values["rip"] == sel["frame"]["pc"] == dis["address"]
+    assert values["rsp"] and values["rbx"] is not None        # callee-saved: recovered
+    assert values["rax"] is None                               # caller-saved: unknown
+
+
+def test_stripped_build_names_come_back_with_its_debug_file(cores, nsdebug):
+    import targets
+    builds = [b for b in targets.builds() if b.source == "debian" and b.exe]
+    if not builds:
+        pytest.skip("no Debian build fetched (tools/get_pythons.sh)")
+    build = builds[-1]
+    cap = cores.native_parked(build)
+    tid = cap.truth["native_ids"]["sleeper"]
+    (bare,) = bt(nsdebug, cap.core, "-c", "bt --all --native")
+    (named,) = bt(nsdebug, cap.core, *debug_args(build), "-c", "bt --all --native")
+    t_bare = next(t for t in bare["threads"] if t["tid"] == tid)
+    t_named = next(t for t in named["threads"] if t["tid"] == tid)
+    # Without symbols the stacks still merge (the 3.12+ entry shims mark the loop).
+    assert t_bare["merged"] and t_named["merged"]
+    sleeps = lambda t: [x[1] for x in listing(t) if x[1].startswith("time_sleep")]  # noqa: E731
+    assert not sleeps(t_bare) and sleeps(t_named)       # time_sleep is static: no dynsym
+    assert any(x[0] == "C" and x[1] == "" for x in listing(t_bare))
+
+
+def pystack_threads(core):
+    """{tid: [names]} from `pystack core CORE --native-all`, merged threads only."""
+    exe = shutil.which("pystack", path=os.path.dirname(sys.executable)) or \
+        shutil.which("pystack")
+    if exe is None:
+        pytest.skip("pystack is not installed")
+    out = subprocess.run([exe, "core", str(core), "--native-all"], capture_output=True,
+                         text=True, timeout=600).stdout
+    threads, cur = {}, None
+    for line in out.splitlines():
+        m = re.match(r"Traceback for thread (\d+)", line)
+        if m:
+            cur = threads.setdefault(int(m.group(1)), [])
+        elif cur is not None and "Unable to merge" in line:
+            cur.append(None)
+        elif cur is not None:
+            m = re.match(r"\s+\((C|Python)\) File .*, in (\S+)", line)
+            if m:
+                cur.append(m.group(2))
+    return {tid: names for tid, names in threads.items() if None not in names}
+
+
+@pytest.mark.parametrize("which", ["crash", "parked"])
+def test_same_functions_as_pystack(cores, build, nsdebug, which):
+    cap = cores.native_crash(build) if which == "crash" else cores.native_parked(build)
+    theirs = pystack_threads(cap.core)
+    (ours,) = bt(nsdebug, cap.core, *debug_args(build), "-c", "bt --all --native")
+    compared = 0
+    for t in ours["threads"]:
+        if t["tid"] in theirs:
+            assert [x[1] or "???" for x in listing(t)] == theirs[t["tid"]], t["tid"]
+            compared += 1
+    if build.source == "pyenv":
+        assert compared == len(ours["threads"]), "pystack merges every thread of these"
