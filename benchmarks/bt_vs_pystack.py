@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""`nsdebug CORE -c "bt --all"` against `pystack core CORE` on the same cores, per version.
+"""`nsdebug CORE -c "bt --all"` against `pystack core CORE` on the same cores, per version;
+with --native, `bt --all --native` against `pystack core CORE --native-all`.
 
-usage: python benchmarks/bt_vs_pystack.py [--runs N]   (needs: pip install '.[bench]')
+usage: python benchmarks/bt_vs_pystack.py [--runs N] [--native]
+       (needs: pip install '.[bench]')
 
 Each build's core is of fixtures/stacks_target.py (4 threads): a gcore for pyenv's
 builds; for Debian's (tools/get_pythons.sh), whose thread stacks gcore cannot dump
@@ -21,7 +23,11 @@ from common import byte_compile_nsdebug, median_time, print_table, targets, tool
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--native", action="store_true",
+                    help="merged C and Python stacks (file, line, inlined calls)")
     args = ap.parse_args()
+    ns_cmd = "bt --all --native" if args.native else "bt --all"
+    ps_args = ["--native-all"] if args.native else []
     nsdebug, pystack = tool("nsdebug"), tool("pystack")
     if not nsdebug:
         sys.exit("nsdebug is not installed (pip install -e .)")
@@ -35,16 +41,19 @@ def main():
             cap = targets.gcore_capture(build, "stacks_target.py",
                                         os.path.join(tmp, build.id), threads=4,
                                         tool=tool_name)
-            t_ns = median_time([nsdebug, cap.core, "-c", "bt --all"], args.runs)
-            t_ps = median_time([pystack, "core", cap.core], args.runs)
+            debug = ["--debug-dir", build.debug_dir] if build.debug_dir and args.native \
+                else []
+            t_ns = median_time([nsdebug, cap.core, *debug, "-c", ns_cmd], args.runs)
+            t_ps = median_time([pystack, "core", cap.core, *ps_args], args.runs)
             size = os.path.getsize(cap.core) >> 20
             rows.append([build.id, ".".join(map(str, cap.truth["version"])),
                          tool_name, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
                          f"{t_ns * 1000:.0f} ms", f"{t_ns / t_ps:.2f}"])
             os.unlink(cap.core)
     print(f"median of {args.runs} runs, cores of fixtures/stacks_target.py (4 threads)")
-    print_table(["build", "version", "core by", "core", "pystack core", "nsdebug bt --all",
-                 "nsdebug/pystack"], rows)
+    print_table(["build", "version", "core by", "core",
+                 "pystack core" + (" --native-all" if args.native else ""),
+                 f"nsdebug {ns_cmd}", "nsdebug/pystack"], rows)
     for b in targets.missing_builds():
         print(f"not available, skipped: {b.id} ({b.why_missing})")
 

@@ -321,7 +321,7 @@ class RegistersResult:
 
 
 @command("registers", "the registers of the selected native frame (or the thread)",
-         aliases=("regs",), category="native")
+         aliases=("regs",))
 def registers(session, ns):
     regs = session.frame_registers()
     names = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9",
