@@ -167,3 +167,47 @@ def test_same_functions_as_pystack(cores, build, nsdebug, which):
             compared += 1
     if build.source == "pyenv":
         assert compared == len(ours["threads"]), "pystack merges every thread of these"
+
+
+def minidebuginfo_copy(lib, dest):
+    """A copy of `lib` as Fedora ships libraries: stripped, with its symbol table kept
+    xz-compressed in .gnu_debugdata (MiniDebugInfo)."""
+    out = str(dest / os.path.basename(lib))
+    mini = str(dest / "mini")
+    shutil.copyfile(lib, out)
+    subprocess.run(["objcopy", "--only-keep-debug", lib, mini], check=True)
+    subprocess.run(["strip", "--strip-debug", "--remove-section=.comment", mini], check=True)
+    subprocess.run(["xz", "-f", mini], check=True)
+    subprocess.run(["strip", "--strip-all", out], check=True)
+    subprocess.run(["objcopy", "--add-section", f".gnu_debugdata={mini}.xz", out],
+                   check=True)
+    return out
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("strip", "objcopy", "xz")),
+                    reason="binutils or xz not installed")
+def test_minidebuginfo_names_a_stripped_library(cores, nsdebug, tmp_path):
+    import targets
+    build = targets.build("3.11")
+    if not build.exe:
+        pytest.skip("pyenv 3.11 is not installed")
+    cap = cores.native_parked(build)
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(build.exe)))
+    lib = os.path.realpath(os.path.join(prefix, "lib", "libpython3.11.so.1.0"))
+    (tmp_path / "mini").mkdir()
+    (tmp_path / "bare").mkdir()
+    minidebuginfo_copy(lib, tmp_path / "mini")
+    shutil.copyfile(lib, tmp_path / "bare" / os.path.basename(lib))
+    subprocess.run(["strip", "--strip-all", str(tmp_path / "bare" / os.path.basename(lib))],
+                   check=True)
+    tid = cap.truth["native_ids"]["locker"]
+
+    def names(libdir):
+        (res,) = bt(nsdebug, cap.core, "--lib-path", str(libdir), "--debug-dir",
+                    str(tmp_path / "no-debug-files"), "-c", "bt --all --native-all")
+        t = next(t for t in res["threads"] if t["tid"] == tid)
+        return [x[1] for x in listing(t)]
+
+    # acquire_timed is static: only .symtab has it, which strip removes.
+    assert "acquire_timed" not in names(tmp_path / "bare")
+    assert "acquire_timed" in names(tmp_path / "mini")
