@@ -45,7 +45,9 @@ def gather(session, top=10, heap=True):
         session.thread_index = crashed.index
         rep["crash"] = {"summary": rep["info"].crash,
                         "instructions": _section(lambda: run(session, "disasm $pc 4"),
-                                                 errors, "disassembly")}
+                                                 errors, "disassembly"),
+                        "stack": _section(lambda: run(session, "bt --native"), errors,
+                                          "native stack")}
     rep["threads"] = _section(lambda: run(session, "bt --all --locals"), errors, "threads")
     hidden = _redact_locals(rep["threads"])
     if heap:
@@ -102,6 +104,9 @@ def text_lines(rep):
         if rep["crash"]["instructions"] is not None:
             yield "faulting instruction:"
             yield from render.to_lines(rep["crash"]["instructions"])
+        if rep["crash"].get("stack") is not None:
+            yield "the crashed thread, C and Python:"
+            yield from render.to_lines(rep["crash"]["stack"])
     yield ""
     yield "=== threads"
     if rep["threads"] is not None:

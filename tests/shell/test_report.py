@@ -16,6 +16,10 @@ def test_report_json_on_a_crash_core(cores, build, nsdebug):
     line = recorder["frames"][-1]["line"]
     assert f"Python: parse_record (stacks_target.py:{line})" in rep["crash"]["summary"]
     assert rep["crash"]["instructions"]["instructions"], "faulting instruction disassembled"
+    # The crashed thread's C and Python stack: the faulting C function innermost.
+    stack = rep["crash"]["stack"]["threads"][0]
+    assert stack["crashed"] and stack["native"][-1]["function"] == "PyBytes_FromStringAndSize"
+    assert "parse_record" in [r["function"] for r in stack["native"]]
     env = {e["name"]: e["value"] for e in rep["environment"]}
     assert env["NSDEBUG_FIXTURE_API_TOKEN"] == "<redacted>"
     assert env["NSDEBUG_FIXTURE_COLOR"] == "blue"
