@@ -119,7 +119,7 @@ class CoreCache:
         build = _as_build(build)
         return self._get(("native-parked", build.id), lambda: targets.gcore_capture(
             build, "native_target.py", os.path.join(self.base, f"native-{build.id}"),
-            threads=6, tool=targets.live_capture_tool(build)))
+            threads=7, tool=targets.live_capture_tool(build)))
 
     def native(self):
         """gcore of `sleep`: a process with no Python in it."""

@@ -47,6 +47,7 @@ class NativeRow:
     file: str | None = None     # source file and line, where DWARF says
     line: int = 0
     inlined: bool = False       # a call the compiler inlined into the frame below it
+    signal: bool = False        # the signal trampoline: a handler was called from here
     kind: str = "native"
 
 
@@ -189,8 +190,9 @@ def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
         caller = i > 0 and not native[i - 1].signal_frame
         places = session.native.locate(f, caller)
         sel = selected and session.native_index == i
-        if not places:
-            out.append(NativeRow(i, f.pc, f.function, f.offset, f.module, f.how, sel))
+        if not places or f.signal_frame:
+            out.append(NativeRow(i, f.pc, f.function, f.offset, f.module, f.how, sel,
+                                 signal=f.signal_frame))
             continue
         for depth, (name, file, line, inlined) in enumerate(reversed(places)):
             # The frame itself by its ELF symbol (as pystack and gdb name it), the

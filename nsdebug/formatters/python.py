@@ -31,7 +31,7 @@ def native_line(f, indent="  "):
     mark = "*" if f.selected else " "
     where = f"{f.function}+{f.offset:#x}" if f.function else f"{f.pc:#x}"
     guess = "  (a guess: no unwind information)" if f.how in ("frame pointer", "scan") \
-        else "  (signal handler returns here)" if f.how == "signal" else ""
+        else "  <signal handler called>" if getattr(f, "signal", False) else ""
     lib = f" ({f.module})" if f.module else ""
     if getattr(f, "inlined", False):
         where = f"{f.function} (inlined)"

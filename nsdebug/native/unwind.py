@@ -99,6 +99,11 @@ class Unwinder:
                 nxt = self._step(frame, m, after_signal)
             except (NsdebugError, CfiError, struct.error, IndexError, ZeroDivisionError):
                 nxt = None
+            if frame.signal_frame and not after_signal:
+                # A signal trampoline's "return address" is its first instruction (its
+                # CIE says so): named at pc, not at the call before it.
+                name, off, _m = self.sym.symbolize(pc)
+                frame.function, frame.offset = name, off
             if nxt is None:
                 break
             regs, how, after_signal = nxt

@@ -94,6 +94,19 @@ def test_threads_parked_in_c(cores, build, nsdebug):
                 assert call in calls, (name, t["state"])
             if name == "querier":
                 assert not t["holds_gil"] and "waiting for the GIL" not in (t["state"] or "")
+        elif name == "signaled":
+            # Interrupted in time.sleep by a signal whose C handler calls Python: the
+            # unwinder goes through the signal trampoline into the interrupted code.
+            rows = [r for r in t["native"] if r.get("kind") == "native"]
+            trampoline = [r for r in rows if r["signal"]]
+            assert len(trampoline) == 1 and trampoline[0]["module"] == "libc.so.6", rows
+            if build.source == "pyenv":
+                assert trampoline[0]["function"] == "__restore_rt"
+            i_sig = t["native"].index(trampoline[0])
+            outer = [r["function"] for r in t["native"][:i_sig]]
+            inner = [r["function"] for r in t["native"][i_sig:]]
+            assert "signaled" in outer and "on_signal" in inner, (outer, inner)
+            assert any(n and n.startswith("time_sleep") for n in outer), outer
         else:
             # Python -> ctypes -> libc's qsort -> the callback in Python -> time.sleep.
             i_sorter, i_compare = names.index("sorter"), names.index("compare")
