@@ -35,10 +35,7 @@ def files_to_keep(process, warn):
 
 def new_program_headers(process, extra_offset, extra_size):
     """The core's program headers with one PT_NOTE for the extracts appended."""
-    hdr = process.header
-    raw = process.source.read(hdr.e_phoff, len(process.phdrs) * _PHDR.size)
-    if len(raw) != len(process.phdrs) * _PHDR.size:
-        raise NsdebugError(f"{process.path}: its program headers cannot be read")
+    raw = process.file_bytes(process.header.e_phoff, len(process.phdrs) * _PHDR.size)
     return raw + _PHDR.pack(PT_NOTE, 0, extra_offset, 0, 0, extra_size, 0, 4)
 
 
@@ -57,17 +54,13 @@ def bundle(process, sink, warn):
     notes_at = size + (-size % 8)
     phdrs = new_program_headers(process, notes_at, len(notes))
     phoff = notes_at + len(notes)
-    head = bytearray(process.source.read(0, 64))
-    struct.pack_into("<Q", head, 32, phoff)
-    struct.pack_into("<H", head, 56, count)
-    sink.write(bytes(head))
-    pos = 64
-    while pos < size:
-        chunk = process.source.read(pos, min(CHUNK, size - pos))
-        if not chunk:
-            raise NsdebugError(f"{process.path}: cannot read at offset {pos}")
-        sink.write(chunk)
-        pos += len(chunk)
+    for k, chunk in enumerate(process.iter_file(CHUNK)):
+        if k == 0:
+            # The ELF header points at the new program header table.
+            chunk = bytearray(chunk)
+            struct.pack_into("<Q", chunk, 32, phoff)
+            struct.pack_into("<H", chunk, 56, count)
+        sink.write(bytes(chunk))
     sink.write(bytes(notes_at - size))
     sink.write(notes)
     sink.write(phdrs)

@@ -137,6 +137,18 @@ class Process:
                     return {}
         return None
 
+    def file_bytes(self, offset, size):
+        """Bytes of the core file itself (its headers, for a writer that copies it)."""
+        data = self.source.read(offset, size)
+        if len(data) != size:
+            raise CoreFileError(f"{self.path}: cannot read {size} bytes at offset {offset}")
+        return data
+
+    def iter_file(self, chunk=1 << 20):
+        """The whole core file, uncompressed, in chunks."""
+        for pos in range(0, self.core_size, chunk):
+            yield self.file_bytes(pos, min(chunk, self.core_size - pos))
+
     def core_bytes(self, addr, size):
         """Bytes the core itself holds at addr (never from a file on disk), or None."""
         seg = self.memory.find_segment(addr)

@@ -67,29 +67,31 @@ class DebugFiles:
         return None
 
 
-def _debuglink(f):
+def _section_data(f, name):
+    """The bytes of section `name` of ELF file `f`, or None."""
     try:
-        sec = f.section(".gnu_debuglink")
+        sec = f.section(name)
     except NsdebugError:
         return None
     if sec is None or not sec.sh_size:
         return None
-    data = f.source.read(sec.sh_offset, sec.sh_size)
-    name = data.split(b"\0", 1)[0]
+    return f.source.read(sec.sh_offset, sec.sh_size)
+
+
+def _debuglink(f):
+    data = _section_data(f, ".gnu_debuglink")
+    name = data.split(b"\0", 1)[0] if data else None
     return name.decode("utf-8", "surrogateescape") if name else None
 
 
 def minidebuginfo(f):
     """The ElfFile inside .gnu_debugdata, or None."""
-    try:
-        sec = f.section(".gnu_debugdata")
-    except NsdebugError:
-        return None
-    if sec is None or not sec.sh_size:
+    data = _section_data(f, ".gnu_debugdata")
+    if data is None:
         return None
     import lzma
     try:
-        raw = lzma.decompress(f.source.read(sec.sh_offset, sec.sh_size))
+        raw = lzma.decompress(data)
     except (lzma.LZMAError, EOFError):
         return None
     try:
