@@ -100,7 +100,9 @@ class Process:
         for ph in self.phdrs:
             if ph.p_type != elf.PT_LOAD or not ph.p_memsz:
                 continue
-            if ph.p_vaddr + ph.p_memsz > 1 << 64 or ph.p_filesz > ph.p_memsz:
+            # No mapping is larger than the 128 TiB user address space.
+            if ph.p_vaddr + ph.p_memsz > 1 << 64 or ph.p_memsz > 1 << 47 or \
+                    ph.p_filesz > ph.p_memsz:
                 self.warnings.append(f"a PT_LOAD at {ph.p_vaddr:#x} of {ph.p_memsz:#x} bytes "
                                      f"({ph.p_filesz:#x} in the file) is impossible; ignored")
                 continue
