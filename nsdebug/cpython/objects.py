@@ -266,7 +266,11 @@ class ObjectReader:
         n = length if limit is None else min(length, limit)
         raw = self.mem.read(data, n * kind)
         codec = {1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind]
-        text = raw.decode(codec, "surrogatepass" if kind != 1 else "strict")
+        try:
+            text = raw.decode(codec, "surrogatepass" if kind != 1 else "strict")
+        except UnicodeDecodeError:
+            # A UCS-4 unit past U+10FFFF: not a str CPython could have made.
+            raise InvalidObject(addr, f"str whose {codec} data is not text") from None
         if limit is None and length < 256:
             self._str_cache[addr] = text
         return text
