@@ -97,3 +97,19 @@ def test_bundle_of_a_kernel_crash_core_opens_anywhere(cores, family, tmp_path, n
     # An existing output is not replaced without --force.
     r = nsdebug("bundle", cap.core, "-o", out)
     assert r.returncode != 0 and "exists" in r.stderr
+
+
+def test_bundle_refuses_bad_input_in_one_line(cores, tmp_path, nsdebug):
+    cap = cores.crash(targets.default_build())
+    cut = tmp_path / "cut.core"
+    with open(cap.core, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(os.path.getsize(cap.core) // 2))
+    for args, message in ((["bundle", cut, "-o", tmp_path / "a.lz4"], "truncated"),
+                          (["bundle", tmp_path / "none", "-o", tmp_path / "b.lz4"],
+                           "cannot open"),
+                          (["bundle", cap.core, "-o", tmp_path / "no" / "c.lz4"],
+                           "cannot write")):
+        r = nsdebug(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["cut.core"]

@@ -224,3 +224,30 @@ def test_minidebuginfo_names_a_stripped_library(cores, nsdebug, tmp_path):
     # acquire_timed is static: only .symtab has it, which strip removes.
     assert "acquire_timed" not in names(tmp_path / "bare")
     assert "acquire_timed" in names(tmp_path / "mini")
+
+
+def test_a_garbled_stack_ends_the_walk_cleanly(cores, nsdebug, tmp_path):
+    """Every word of each thread's stack above its stack pointer overwritten (return
+    addresses, saved registers): the unwinder stops, bounded, and says what it has."""
+    import struct
+
+    import targets
+    from corepatch import patch_core
+    from nsdebug.corefile import open_core
+    cap = cores.native_parked(targets.default_build())
+    p = open_core(cap.core)
+    patches = {}
+    for k, t in enumerate(p.threads):
+        seg = p.memory.find_segment(t.sp)
+        n = min(4096, seg.start + seg.filesz - t.sp) // 8
+        words = [t.sp + 8 * i if (i + k) % 3 else 0xDEADBEEF0000 + i for i in range(n)]
+        patches[t.sp] = struct.pack(f"<{n}Q", *words)     # self-references and garbage
+    bad = tmp_path / "garbled.core"
+    patch_core(cap.core, bad, patches)
+    for args in (["-c", "bt --all --native-all"], ["-c", "threads"], ["-c", "info"]):
+        r = nsdebug(bad, *args, "--json", timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    (res,) = [json.loads(x) for x in nsdebug(bad, "-c", "bt --all --native-all",
+                                             "--json").stdout.splitlines()]
+    for t in res["threads"]:
+        assert len([r for r in t["native"] if r.get("kind") == "native"]) < 64

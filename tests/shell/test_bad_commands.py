@@ -17,6 +17,9 @@ BAD = [
     ("snapshot /nonexistent/dir/x.heapsnapshot", "cannot write"),
     ("objects --sort nonsense", "invalid choice"),
     ("bt --frobnicate", "unrecognized arguments"),
+    ("frame c99", "no native frame c99"),
+    ("frame cx", "not a native frame number"),
+    ("frame x", "not a frame number"),
 ]
 
 
