@@ -75,9 +75,11 @@ def _parse_one(desc):
         return None
     try:
         head = json.loads(bytes(desc[4:4 + hlen]))
-        path, size, build_id = head["path"], int(head["size"]), head["build_id"]
-        ranges = [(int(o), int(n)) for o, n in head["extents"]]
+        path, size, build_id = head["path"], head["size"], head["build_id"]
+        ranges = [(o, n) for o, n in head["extents"]]
     except (ValueError, KeyError, TypeError):
+        return None
+    if not all(type(v) is int for v in [size] + [x for r in ranges for x in r]):
         return None
     if not isinstance(path, str) or not (build_id is None or isinstance(build_id, str)):
         return None
