@@ -11,7 +11,7 @@ from . import elf
 from .source import FileSource
 
 STT_OBJECT, STT_FUNC, STT_TLS = 1, 2, 6
-BIND_RANK = {0: 0, 2: 1, 1: 2}           # STB_LOCAL < STB_WEAK < STB_GLOBAL
+BIND_RANK = (0, 2, 1, 0)          # rank by STB_ value: LOCAL 0, GLOBAL 2, WEAK 1, other 0
 SHT_GNU_HASH = 0x6FFFFFF6
 
 
@@ -27,6 +27,7 @@ class ElfFile:
                                               self.header, path)
         self._sections = None
         self._symbols = None
+        self._values = None              # symbol arrays (see _load_symbols)
         self._by_name = None
         self._gnu_hash = None
 
@@ -58,40 +59,55 @@ class ElfFile:
         return min((p.p_vaddr - p.p_offset for p in loads), default=0)
 
     def _load_symbols(self):
-        """Sorted (value, size, name) of every defined function/object symbol."""
-        rows = {}
-        order = 0
+        """Every defined function/object symbol, sorted by address, in parallel lists;
+        a name is decoded only when asked for (a debug file's .symtab has tens of
+        thousands). Plain Python: numpy's import would cost more than the tables."""
+        rows = []
+        self._strtabs = []
         for sec in self.sections:
             if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
                 continue
             if sec.sh_link >= len(self.sections):
                 continue
             strsec = self.sections[sec.sh_link]
-            strtab = self.source.read(strsec.sh_offset, strsec.sh_size)
+            strtab = bytes(self.source.read(strsec.sh_offset, strsec.sh_size))
             data = self.source.read(sec.sh_offset, sec.sh_size)
             data = data[:len(data) // elf.SYM.size * elf.SYM.size]
+            t = len(self._strtabs)
+            self._strtabs.append(strtab)
+            limit = len(strtab)
             for st_name, st_info, _other, shndx, value, size in elf.SYM.iter_unpack(data):
-                kind = st_info & 0xF
-                if shndx == 0 or value == 0 or kind == STT_TLS or kind > STT_FUNC:
-                    continue
-                end = strtab.find(b"\0", st_name)
-                name = strtab[st_name:end].decode("utf-8", "surrogateescape")
-                if not name or name.startswith("$"):
-                    continue
-                # Keep the first name seen per (address, name): symtab repeats dynsym.
-                # Of the names at one address, the one gdb and elfutils show sorts last
-                # (symbolize() takes the last that covers an address): global before
-                # weak before local, then the first in the table.
-                order += 1
-                rank = (BIND_RANK.get(st_info >> 4, 0), -order)
-                rows.setdefault((value, name), (value, size, name, rank))
-        self._symbols = [r[:3] for r in sorted(rows.values(), key=lambda r: (r[0], r[3]))]
-        self._addrs = [r[0] for r in self._symbols]
+                if shndx and value and (st_info & 0xF) <= STT_FUNC and 0 < st_name < limit:
+                    # Of the names at one address, the one gdb and elfutils show sorts
+                    # last (symbolize() takes the last that covers an address): global
+                    # before weak before local, then the first in the tables.
+                    rows.append((value, BIND_RANK[min(st_info >> 4, 3)], -len(rows), size,
+                                 st_name, t))
+        rows.sort()
+        self._values = [r[0] for r in rows]
+        self._sizes = [r[3] for r in rows]
+        self._names = [(r[5], r[4]) for r in rows]
+
+    def _name(self, i):
+        t, start = self._names[i]
+        tab = self._strtabs[t]
+        end = tab.find(b"\0", start)
+        return tab[start:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
 
     @property
     def symbols(self):
+        """(value, size, name) of every symbol, sorted by address (built on first use;
+        the first name kept per address and name, as the tables repeat each other)."""
         if self._symbols is None:
-            self._load_symbols()
+            if self._values is None:
+                self._load_symbols()
+            out = {}
+            for i in range(len(self._values)):
+                name = self._name(i)
+                if name and not name.startswith("$"):
+                    key = (self._values[i], name)
+                    out.setdefault(key, (key[0], self._sizes[i], name))
+            self._symbols = sorted(out.values(), key=lambda r: r[0])
         return self._symbols
 
     def _gnu_hash_lookup(self, name):
@@ -151,17 +167,21 @@ class ElfFile:
 
     def symbolize(self, vaddr):
         """(name, offset, size) of the symbol at or before `vaddr` in file addresses."""
-        syms = self.symbols
-        i = bisect_right(self._addrs, vaddr) - 1
+        if self._values is None:
+            self._load_symbols()
+        i = bisect_right(self._values, vaddr) - 1
         if i < 0:
             return None
         # Prefer a symbol whose extent covers the address (a few may share a start).
         for j in range(i, max(i - 8, -1), -1):
-            value, size, name = syms[j]
+            value, size = self._values[j], self._sizes[j]
             if size and value <= vaddr < value + size:
-                return name, vaddr - value, size
-        value, size, name = syms[i]
-        if vaddr - value > 1 << 20:
+                name = self._name(j)
+                if name and not name.startswith("$"):
+                    return name, vaddr - value, size
+        value, size = self._values[i], self._sizes[i]
+        name = self._name(i)
+        if vaddr - value > 1 << 20 or not name or name.startswith("$"):
             return None
         return name, vaddr - value, size
 
