@@ -968,6 +968,8 @@ class FastWalker(HeapWalker):
                 if pointer < pool + overhead:
                     return None, 0
                 return pool + overhead + (pointer - pool - overhead) // bsize * bsize, bsize
+        if not 0x10000 <= pointer < MAX_USER_ADDRESS:
+            return None, 0                   # a garbage word names no malloc'd block
         size, ok = vm.q(np.array([pointer - 8], dtype=np.uint64))
         size = int(size[0]) & ~7
         if not ok[0] or not 32 <= size <= self.MAX_BLOCK:
