@@ -174,11 +174,13 @@ def _stack(session, rt, t, with_locals, native=None):
 def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
     """The thread's state, and with `mode` ("python" or "all") its merged listing."""
     from ..native.stacks import is_plumbing, merge, thread_state
+    if mode is None:
+        stack.state = session.native.state(core_index, stack.holds_gil,
+                                           _interpreter_module(session))
+        return
     core_thread = session.process.threads[core_index]
     native = session.native.frames(core_index)
     stack.state = thread_state(native, stack.holds_gil, core_thread.regs)
-    if mode is None:
-        return
     selected = core_index == session.thread_index
     key = version.key if hasattr(version, "key") else version
     listing, merged = merge(native, py_frames, key, mode == "all")
@@ -205,6 +207,14 @@ def _add_native(session, stack, core_index, py_frames, py_rows, version, mode):
         # The interpreter's own call machinery between Python frames, inlined or not.
         out = [r for r in out if not (isinstance(r, NativeRow) and is_plumbing(r.function))]
     stack.native, stack.merged = out, merged
+
+
+def _interpreter_module(session):
+    """The name of the module that holds the interpreter (libpython or python)."""
+    try:
+        return session.runtime.module.name
+    except NsdebugError:
+        return None
 
 
 def native_stack(session, core_index, mode):

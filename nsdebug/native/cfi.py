@@ -333,7 +333,7 @@ class ModuleCfi:
 
     def __init__(self, elf_file, debug_file=None):
         self.elf = elf_file
-        self.debug = debug_file
+        self._debug = debug_file         # the debug file, or a callable giving it
         self._cies = {}
         self._hdr = None
         self._debug_index = None
@@ -432,7 +432,8 @@ class ModuleCfi:
         return self._parse_fde(section[2], rows[i], eh=False, section=section[:2])
 
     def _index_debug_frame(self):
-        for f in (self.debug, self.elf):
+        debug = self._debug() if callable(self._debug) else self._debug
+        for f in (debug, self.elf):
             if f is None:
                 continue
             try:

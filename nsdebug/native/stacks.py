@@ -55,6 +55,7 @@ class NativeStacks:
         self.unwinder = Unwinder(process, self.symbolizer)
         self.source = SourceInfo()
         self._frames = {}
+        self._bare = {}                  # unnamed frames, for the thread state alone
 
     def locate(self, frame, caller):
         """[(function, file, line, inlined)] innermost first for a native frame (the
@@ -77,6 +78,21 @@ class NativeStacks:
             thread = self.process.threads[core_index]
             self._frames[core_index] = self.unwinder.unwind(thread)
         return self._frames[core_index]
+
+    def state(self, core_index, holds_gil, interpreter):
+        """thread_state() at the cost of naming only the interpreter's frames (the GIL
+        and the collector live there): plain `bt` stays as fast as it was."""
+        frames = self._frames.get(core_index)
+        if frames is None:
+            if core_index not in self._bare:
+                thread = self.process.threads[core_index]
+                self._bare[core_index] = self.unwinder.unwind(thread, names=False)
+            frames = self._bare[core_index]
+            for k, f in enumerate(frames):
+                if f.function is None and f.module == interpreter:
+                    lookup = f.pc if k == 0 or frames[k - 1].signal_frame else f.pc - 1
+                    f.function = self.symbolizer.symbolize(lookup)[0] or ""
+        return thread_state(frames, holds_gil, self.process.threads[core_index].regs)
 
 
 def merge(native, python, version, everything):

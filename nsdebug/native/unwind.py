@@ -56,7 +56,7 @@ class Unwinder:
         if module.path not in self._cfi:
             cfi = None
             if module.file is not None:
-                cfi = ModuleCfi(module.file, self.sym.debug_file(module))
+                cfi = ModuleCfi(module.file, lambda m=module: self.sym.debug_file(m))
             self._cfi[module.path] = cfi
         return self._cfi[module.path]
 
@@ -75,8 +75,10 @@ class Unwinder:
         return any(p.p_type == 1 and p.p_flags & 1 and p.p_vaddr <= v < p.p_vaddr + p.p_memsz
                    for p in m.file.phdrs)
 
-    def unwind(self, thread):
-        """Frames of a core thread, innermost first."""
+    def unwind(self, thread, names=True):
+        """Frames of a core thread, innermost first. Without `names`, frames are left
+        unnamed (function None): no symbol table is read, for a caller that names only
+        the few it needs."""
         regs = {i: thread.regs.get(n) for i, n in enumerate(DWARF_REGS)}
         frames = []
         how, after_signal = "registers", True
@@ -85,7 +87,11 @@ class Unwinder:
             pc = regs.get(RA)
             if not pc or not self._is_code(pc):
                 break
-            name, off, m = self.sym.symbolize(pc if after_signal else pc - 1)
+            lookup = pc if after_signal else pc - 1
+            if names:
+                name, off, m = self.sym.symbolize(lookup)
+            else:
+                name, off, m = None, 0, self.process.module_at(lookup)
             if not after_signal:
                 off += 1
             frame = NativeFrame(pc, regs.get(7) or 0, regs, how, name, off,
@@ -99,7 +105,7 @@ class Unwinder:
                 nxt = self._step(frame, m, after_signal)
             except (NsdebugError, CfiError, struct.error, IndexError, ZeroDivisionError):
                 nxt = None
-            if frame.signal_frame and not after_signal:
+            if frame.signal_frame and not after_signal and names:
                 # A signal trampoline's "return address" is its first instruction (its
                 # CIE says so): named at pc, not at the call before it.
                 name, off, _m = self.sym.symbolize(pc)
