@@ -2,6 +2,13 @@
 
 __version__ = "0.2.0"
 
-from .api import Core, Heap, Object, open  # noqa: E402,A004 - the library API (docs/api.md)
-
 __all__ = ["Core", "Heap", "Object", "open", "__version__"]
+
+
+def __getattr__(name):
+    """The library API (docs/api.md), imported on first use: the command line starts
+    without it."""
+    if name in ("Core", "Heap", "Object", "open"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'nsdebug' has no attribute {name!r}")
