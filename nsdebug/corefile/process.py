@@ -16,6 +16,7 @@ from .source import FileSource, open_source
 from .symbols import ElfFile, Module
 
 AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
+UNKNOWN_PERMS = "r--"     # a file mapping absent from the core, until its file says
 ARTHUR_NOTE, NT_ARTHUR = b"ARTHUR", 0x41525448
 # Signals whose default action dumps core: only these mean the process crashed.
 CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
@@ -241,7 +242,22 @@ class Process:
             return module, None
         module.problem = None
         module.attach_file(ef)
+        self._perms_from_file(maps, ef)
         return module, src
+
+    def _perms_from_file(self, maps, ef):
+        """A mapping the core left out entirely (gcore skips read-only file mappings)
+        has no recorded permissions: take them from the file's PT_LOAD at its offset."""
+        for fm in maps:
+            seg = self.memory.find_segment(fm.start)
+            if seg is None or seg.start != fm.start or seg.offset or seg.filesz or \
+                    seg.perms != UNKNOWN_PERMS:
+                continue
+            for ph in ef.phdrs:
+                if ph.p_type == elf.PT_LOAD and \
+                        ph.p_offset & ~0xFFF <= fm.offset < ph.p_offset + ph.p_filesz:
+                    seg.perms = ph.perms
+                    break
 
     def _segments_needing(self, maps):
         """Segments of these file mappings whose bytes are not all in the core."""
@@ -254,7 +270,7 @@ class Process:
                     out.append(seg)
             elif seg is None:
                 # Not in the core at all (some writers skip read-only mappings).
-                seg = Segment(fm.start, fm.end, 0, 0, "r--", fm)
+                seg = Segment(fm.start, fm.end, 0, 0, UNKNOWN_PERMS, fm)
                 self.memory.segments.append(seg)
                 self.memory.segments.sort(key=lambda s: s.start)
                 self.memory._starts = [s.start for s in self.memory.segments]

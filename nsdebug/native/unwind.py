@@ -62,18 +62,7 @@ class Unwinder:
 
     def _is_code(self, addr):
         seg = self.mem.find_segment(addr)
-        if seg is None:
-            return False
-        if "x" in seg.perms:
-            return True
-        # gcore leaves read-only file mappings out of the core, so their permissions are
-        # unknown here: the module's own program headers say where its code is.
-        m = self.process.module_at(addr)
-        if m is None or m.file is None:
-            return False
-        v = addr - m.bias
-        return any(p.p_type == 1 and p.p_flags & 1 and p.p_vaddr <= v < p.p_vaddr + p.p_memsz
-                   for p in m.file.phdrs)
+        return seg is not None and "x" in seg.perms
 
     def unwind(self, thread, names=True):
         """Frames of a core thread, innermost first. Without `names`, frames are left
