@@ -1,15 +1,22 @@
-"""The compiled parts: nsdebug/corefile/_vector.c (reads of a core at many addresses)
-and nsdebug/heap/_graphc.c (dominators, BFS, snapshot text).
+"""The compiled parts: nsdebug/corefile/_vector.c (reads of a core at many addresses),
+nsdebug/corefile/_symtab.c (symbol tables sorted by address),
+nsdebug/heap/_graphc.c (dominators, BFS, snapshot text) and nsdebug/native/_dwarfc.c
+(DWARF line programs and the walk to the entries that hold an address).
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler
-the install still succeeds, and the heap graph falls back to pure Python (correct,
-but far slower on large heaps; `nsdebug --version` says which is in use).
+the install still succeeds, the heap graph falls back to pure Python (correct,
+but far slower on large heaps; `nsdebug --version` says which is in use), and native
+frames have names but no file and line.
 """
 from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("nsdebug.corefile._vector", ["nsdebug/corefile/_vector.c"], optional=True,
               extra_compile_args=["-O2"]),
+    Extension("nsdebug.corefile._symtab", ["nsdebug/corefile/_symtab.c"], optional=True,
+              extra_compile_args=["-O2"]),
     Extension("nsdebug.heap._graphc", ["nsdebug/heap/_graphc.c"], optional=True,
+              extra_compile_args=["-O2"]),
+    Extension("nsdebug.native._dwarfc", ["nsdebug/native/_dwarfc.c"], optional=True,
               extra_compile_args=["-O2"]),
 ])

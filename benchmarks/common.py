@@ -37,12 +37,12 @@ def timed(cmd):
     return time.perf_counter() - start, r.stdout
 
 
-def median_time(cmd, runs=7, warmup=1):
+def median_time(cmd, runs=7, warmup=1, env=None):
     """Median wall time in seconds of a command (output discarded)."""
     times = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         elapsed = time.perf_counter() - start
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}")

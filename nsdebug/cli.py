@@ -45,7 +45,8 @@ def build_parser():
                    help="find _PyRuntime only this way (default: try each in turn)")
     p.add_argument("--snapshot", metavar="FILE", help="export a .heapsnapshot and exit")
     p.add_argument("--no-cache", action="store_true",
-                   help="neither read nor write the heap index (CORE.nsdebug-index)")
+                   help="neither read nor write caches: the heap index (CORE.nsdebug-index) "
+                        "and debug sections inflated under ~/.cache/nsdebug/dwarf")
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks of errors")
     return p
 

@@ -27,7 +27,8 @@ class Session:
     frame_index: int = 0       # 0 = innermost Python frame of the selected thread
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C
     runtime_method: str | None = None   # force one way of finding _PyRuntime
-    use_index: bool = True               # read and write the heap index (--no-cache)
+    use_index: bool = True               # read and write caches: the heap index and
+                                         # inflated debug sections (--no-cache)
     warnings_shown: int = 0
     notes: list = Factory(list)          # the session's own warnings (heap index...)
     notes_shown: int = 0
@@ -109,7 +110,7 @@ class Session:
     def native(self):
         """Native stacks of the core's threads, unwound on first use per thread."""
         from ..native.stacks import NativeStacks
-        return NativeStacks(self.process, self.debug_dirs)
+        return NativeStacks(self.process, self.debug_dirs, use_cache=self.use_index)
 
     @property
     def native_frame(self):

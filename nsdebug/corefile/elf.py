@@ -17,6 +17,7 @@ EM_X86_64 = 62
 PT_LOAD, PT_DYNAMIC, PT_NOTE = 1, 2, 4
 PN_XNUM = 0xFFFF
 SHT_SYMTAB, SHT_STRTAB, SHT_NOTE, SHT_DYNSYM = 2, 3, 7, 11
+SHF_COMPRESSED = 0x800
 NT_GNU_BUILD_ID = 3
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
@@ -69,6 +70,7 @@ class Section:
     sh_size: int
     sh_link: int
     sh_entsize: int
+    sh_flags: int = 0
 
 
 @record
@@ -131,10 +133,10 @@ def read_sections(read, size, hdr, what="file"):
         s = rows[hdr.e_shstrndx]
         names = read(s[4], s[5])
     out = []
-    for name_off, sh_type, _flags, addr, offset, sz, link, _info, _align, entsize in rows:
+    for name_off, sh_type, flags, addr, offset, sz, link, _info, _align, entsize in rows:
         end = names.find(b"\0", name_off)
         name = names[name_off:end if end >= 0 else None].decode("latin-1")
-        out.append(Section(name, sh_type, addr, offset, sz, link, entsize))
+        out.append(Section(name, sh_type, addr, offset, sz, link, entsize, flags))
     return out
 
 

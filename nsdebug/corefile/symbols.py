@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
 from bisect import bisect_right
 
 from ..errors import CoreFileError, SymbolError
 from . import elf
 from .source import FileSource
+
+try:
+    from . import _symtab      # compiled at install (setup.py); a Python loop otherwise
+except ImportError:            # pragma: no cover - only without a C compiler
+    _symtab = None
 
 STT_OBJECT, STT_FUNC, STT_TLS = 1, 2, 6
 BIND_RANK = (0, 2, 1, 0)          # rank by STB_ value: LOCAL 0, GLOBAL 2, WEAK 1, other 0
@@ -59,10 +65,11 @@ class ElfFile:
         return min((p.p_vaddr - p.p_offset for p in loads), default=0)
 
     def _load_symbols(self):
-        """Every defined function/object symbol, sorted by address, in parallel lists;
+        """Every defined function/object symbol, sorted by address, in parallel arrays;
         a name is decoded only when asked for (a debug file's .symtab has tens of
-        thousands). Plain Python: numpy's import would cost more than the tables."""
-        rows = []
+        thousands). Sorted by _symtab.c, else by the loop below (numpy's import would
+        cost more than the tables)."""
+        tables = []
         self._strtabs = []
         for sec in self.sections:
             if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
@@ -70,12 +77,17 @@ class ElfFile:
             if sec.sh_link >= len(self.sections):
                 continue
             strsec = self.sections[sec.sh_link]
-            strtab = bytes(self.source.read(strsec.sh_offset, strsec.sh_size))
+            self._strtabs.append(bytes(self.source.read(strsec.sh_offset, strsec.sh_size)))
             data = self.source.read(sec.sh_offset, sec.sh_size)
-            data = data[:len(data) // elf.SYM.size * elf.SYM.size]
-            t = len(self._strtabs)
-            self._strtabs.append(strtab)
-            limit = len(strtab)
+            tables.append((data[:len(data) // elf.SYM.size * elf.SYM.size],
+                           len(self._strtabs[-1])))
+        if _symtab is not None:
+            values, sizes, names, tabs = _symtab.sorted_symbols(tables)
+            self._values, self._sizes = array("Q", values), array("Q", sizes)
+            self._name_offs, self._name_tabs = array("I", names), tabs
+            return
+        rows = []
+        for t, (data, limit) in enumerate(tables):
             for st_name, st_info, _other, shndx, value, size in elf.SYM.iter_unpack(data):
                 if shndx and value and (st_info & 0xF) <= STT_FUNC and 0 < st_name < limit:
                     # Of the names at one address, the one gdb and elfutils show sorts
@@ -86,11 +98,12 @@ class ElfFile:
         rows.sort()
         self._values = [r[0] for r in rows]
         self._sizes = [r[3] for r in rows]
-        self._names = [(r[5], r[4]) for r in rows]
+        self._name_offs = [r[4] for r in rows]
+        self._name_tabs = [r[5] for r in rows]
 
     def _name(self, i):
-        t, start = self._names[i]
-        tab = self._strtabs[t]
+        tab = self._strtabs[self._name_tabs[i]]
+        start = self._name_offs[i]
         end = tab.find(b"\0", start)
         return tab[start:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
 

@@ -1,258 +1,475 @@
-"""File, line and inlined calls for code addresses, from DWARF (pyelftools), read
-lazily: for an address only its compile unit (found through .debug_aranges), that
-unit's line table, and the one subprogram that holds the address are decoded; never
-the whole of .debug_info."""
+"""File, line and inlined calls for code addresses, from DWARF 2-5, read lazily: for an
+address only its compile unit (through .debug_aranges), that unit's line table, and the
+entries on the path to the subprogram that holds the address are decoded; never the
+whole of .debug_info.
+
+The byte loops (line programs, the walk of a unit's entries) are _dwarfc.c; headers,
+names and file tables are here. Sections compressed in the file (SHF_COMPRESSED, as
+Debian's -dbg packages ship them) are inflated on first use. Without the compiled
+module there is no file and line: names still come from the symbol tables.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
+from array import array
 from bisect import bisect_right
 
+from ..corefile import elf
 from ..errors import NsdebugError
+
+try:
+    from . import _dwarfc      # compiled at install (setup.py)
+except ImportError:            # pragma: no cover - only without a C compiler
+    _dwarfc = None
+
+# DW_AT_*, DW_FORM_*, DW_TAG_* values used here.
+AT_NAME, AT_STMT_LIST, AT_LOW_PC, AT_COMP_DIR = 0x03, 0x10, 0x11, 0x1B
+AT_ABSTRACT_ORIGIN, AT_SPECIFICATION, AT_CALL_FILE, AT_CALL_LINE = 0x31, 0x47, 0x58, 0x59
+AT_STR_OFFSETS_BASE, AT_ADDR_BASE, AT_RNGLISTS_BASE = 0x72, 0x73, 0x74
+AT_GNU_ADDR_BASE = 0x2133
+FORM_STRING, FORM_STRP, FORM_LINE_STRP = 0x08, 0x0E, 0x1F
+FORM_STRX = (0x1A, 0x25, 0x26, 0x27, 0x28, 0x1F02)
+FORM_ADDRX = (0x1B, 0x29, 0x2A, 0x2B, 0x2C, 0x1F01)
+TAG_INLINED = 0x1D
+ZLIB, ZSTD = 1, 2
+MAX_SECTION = 1 << 32            # an inflated size beyond this is a damaged header
+_CHDR = struct.Struct("<IIQQ")
 
 
 class SourceInfo:
-    def __init__(self):
-        self._dwarf = {}            # path -> (DWARFInfo, aranges) or None
-        self._lines = {}            # (path, cu offset) -> (addresses, rows)
-        self._subprograms = {}      # (path, cu offset) -> sorted [(low, high, die)]
-        self._line_bytes = {}       # path -> its .debug_line
+    """locate() for any number of ELF files, each file's DWARF opened once. `cache`: an
+    InflatedSections for sections compressed in the file, or None to inflate each time."""
 
-    def _open(self, path):
-        if path not in self._dwarf:
-            self._dwarf[path] = None
-            try:
-                from elftools.elf.elffile import ELFFile
-                f = open(path, "rb")  # noqa: SIM115 - kept open while the DWARF is used
-                elf = ELFFile(f)
-                if elf.has_dwarf_info() and elf.get_section_by_name(".debug_info"):
-                    info = elf.get_dwarf_info(relocate_dwarf_sections=False)
-                    self._dwarf[path] = (info, info.get_aranges())
-            except Exception:  # noqa: BLE001 - pyelftools raises many kinds on bad DWARF
-                self._dwarf[path] = None
-        return self._dwarf[path]
+    def __init__(self, cache=None):
+        self._files = {}
+        self.cache = cache
 
-    def locate(self, path, vaddr):
+    def locate(self, elf_file, vaddr):
         """[(function, file, line, inlined)] innermost first for file address `vaddr` of
-        the ELF file at `path` (the binary or its debug file); [] without DWARF."""
+        `elf_file` (an ElfFile: the binary or its debug file); [] without DWARF."""
+        if _dwarfc is None or elf_file is None:
+            return []
+        key = elf_file.path
+        if key not in self._files:
+            self._files[key] = DwarfFile(elf_file, self.cache)
         try:
-            return self._locate(path, vaddr)
+            return self._files[key].locate(vaddr)
         except NsdebugError:
             raise
-        except Exception:  # noqa: BLE001 - damaged DWARF gives no location, not an error
-            return []
+        except (ValueError, IndexError, KeyError, struct.error, zlib.error, OverflowError,
+                MemoryError, UnicodeDecodeError):
+            return []                  # damaged DWARF gives no location, not an error
 
-    def _locate(self, path, vaddr):
-        opened = self._open(path)
-        if opened is None:
+
+class Unit:
+    """One compile unit's header and the attributes of its unit entry we need."""
+
+    def __init__(self, dwarf, offset):
+        info = dwarf.section(".debug_info")
+        length, = struct.unpack_from("<I", info, offset)
+        pos, osize = offset + 4, 4
+        if length == 0xFFFFFFFF:
+            length, = struct.unpack_from("<Q", info, pos)
+            pos, osize = pos + 8, 8
+        self.offset, self.end = offset, pos + length
+        if self.end > len(info) or length < 2:
+            raise ValueError("unit runs past .debug_info")
+        self.version, = struct.unpack_from("<H", info, pos)
+        pos += 2
+        if self.version >= 5:
+            unit_type, self.addr_size = info[pos], info[pos + 1]
+            self.abbrev_offset = int.from_bytes(info[pos + 2:pos + 2 + osize], "little")
+            pos += 2 + osize
+            if unit_type in (4, 5):                    # skeleton, split compile: dwo id
+                pos += 8
+            elif unit_type in (2, 6):                  # type units: signature, offset
+                pos += 8 + osize
+        elif self.version >= 2:
+            self.abbrev_offset = int.from_bytes(info[pos:pos + osize], "little")
+            self.addr_size = info[pos + osize]
+            pos += osize + 1
+        else:
+            raise ValueError(f"DWARF version {self.version}")
+        self.offset_size, self.die_start = osize, pos
+        self.dwarf = dwarf
+        self.base = self.addr_base = self.rnglists_base = self.str_offsets_base = 0
+        self.params = self._params()
+        tag, attrs = self.attrs(self.die_start)
+        forms = {at: (form, v) for at, form, v in attrs}
+        for at, field in ((AT_ADDR_BASE, "addr_base"), (AT_GNU_ADDR_BASE, "addr_base"),
+                          (AT_RNGLISTS_BASE, "rnglists_base"),
+                          (AT_STR_OFFSETS_BASE, "str_offsets_base")):
+            if at in forms:
+                setattr(self, field, forms[at][1])
+        if AT_LOW_PC in forms:
+            form, low = forms[AT_LOW_PC]
+            self.base = self.address(low) if form in FORM_ADDRX else low
+        self.params = self._params()
+        self.stmt_list = forms[AT_STMT_LIST][1] if AT_STMT_LIST in forms else None
+        self.comp_dir = self.string(*forms[AT_COMP_DIR]) if AT_COMP_DIR in forms else ""
+
+    def _params(self):
+        return (self.offset, self.end, self.die_start, self.version, self.offset_size,
+                self.addr_size, self.base, self.addr_base, self.rnglists_base)
+
+    def attrs(self, die_offset):
+        d = self.dwarf
+        return _dwarfc.attrs(d.walk_sections(), self.params, d.section(".debug_abbrev"),
+                             self.abbrev_offset, die_offset)
+
+    def chain(self, pc):
+        d = self.dwarf
+        return _dwarfc.chain(d.walk_sections(), self.params, d.section(".debug_abbrev"),
+                             self.abbrev_offset, pc)
+
+    def address(self, index):
+        data = self.dwarf.section(".debug_addr")
+        at = self.addr_base + index * self.addr_size
+        return int.from_bytes(data[at:at + self.addr_size], "little")
+
+    def string(self, form, value):
+        d = self.dwarf
+        if form == FORM_STRING:
+            raw = value
+        elif form in (FORM_STRP, FORM_LINE_STRP) or form in FORM_STRX:
+            if form in FORM_STRX:
+                offsets = d.section(".debug_str_offsets")
+                at = self.str_offsets_base + value * self.offset_size
+                value = int.from_bytes(offsets[at:at + self.offset_size], "little")
+            data = d.section(".debug_line_str" if form == FORM_LINE_STRP else ".debug_str")
+            end = data.find(b"\0", value)
+            raw = data[value:end if end >= 0 else len(data)]
+        else:
+            return None                # a string in another file (dwz): not followed
+        return bytes(raw).decode("utf-8", "surrogateescape")
+
+
+class LineTable:
+    """A unit's line program run once: sorted addresses, file indices and lines."""
+
+    def __init__(self, dwarf, offset, unit):
+        data = dwarf.section(".debug_line")
+        h = _line_header(data, offset, unit)
+        self.names = h["files"]
+        self.addrs, self.files, self.lines = array("Q"), array("I"), array("I")
+        a, f, ln = _dwarfc.line_rows(data, h["program"], h["end"], h["min_len"],
+                                     h["line_base"], h["line_range"], h["opcode_base"],
+                                     h["lengths"])
+        self.addrs.frombytes(a)
+        self.files.frombytes(f)
+        self.lines.frombytes(ln)
+
+    def lookup(self, vaddr):
+        i = bisect_right(self.addrs, vaddr) - 1
+        if i < 0 or self.files[i] == 0xFFFFFFFF:
+            return None, 0
+        return self.names.get(self.files[i], "?"), self.lines[i]
+
+
+class DwarfFile:
+    """The DWARF sections of one ELF file, inflated and parsed as they are needed."""
+
+    def __init__(self, elf_file, cache=None):
+        self.elf = elf_file
+        self.cache = cache
+        self._sections = {}
+        self._walk = None
+        self._aranges = None
+        self._units = {}
+        self._unit_offsets = None
+        self._lines = {}
+
+    def section(self, name):
+        """The bytes of a section (inflated when compressed); b"" when absent."""
+        if name not in self._sections:
+            self._sections[name] = self._read(name)
+        return self._sections[name]
+
+    def _read(self, name):
+        f = self.elf
+        sec = f.section(name)
+        if sec is not None and sec.sh_size:
+            raw = f.source.read(sec.sh_offset, sec.sh_size)
+            if len(raw) < sec.sh_size:
+                raise ValueError(f"{name} runs past the end of {f.path}")
+            if not sec.sh_flags & elf.SHF_COMPRESSED:
+                return raw
+            return self.cache.get(name, raw, _inflate) if self.cache else _inflate(raw)
+        old = f.section(".z" + name[1:])                # .zdebug_*: GNU's older form
+        if old is not None and old.sh_size > 12:
+            raw = f.source.read(old.sh_offset, old.sh_size)
+            if raw[:4] == b"ZLIB":
+                size = int.from_bytes(raw[4:12], "big")
+                if size <= MAX_SECTION:
+                    return zlib.decompressobj().decompress(raw[12:], size)
+        return b""
+
+    def walk_sections(self):
+        if self._walk is None:
+            self._walk = (self.section(".debug_info"), self.section(".debug_addr"),
+                          self.section(".debug_rnglists"), self.section(".debug_ranges"))
+        return self._walk
+
+    def unit(self, offset):
+        if offset not in self._units:
+            self._units[offset] = Unit(self, offset)
+        return self._units[offset]
+
+    def unit_holding(self, die_offset):
+        """The unit whose entries include `die_offset` (for DW_FORM_ref_addr)."""
+        if self._unit_offsets is None:
+            info, offsets, pos = self.section(".debug_info"), [], 0
+            while pos + 4 <= len(info) and len(offsets) < 1 << 20:
+                offsets.append(pos)
+                length, = struct.unpack_from("<I", info, pos)
+                if length == 0xFFFFFFFF:
+                    length = struct.unpack_from("<Q", info, pos + 4)[0] + 8
+                pos += 4 + length
+            self._unit_offsets = offsets
+        i = bisect_right(self._unit_offsets, die_offset) - 1
+        if i < 0:
+            raise ValueError("reference before the first unit")
+        return self.unit(self._unit_offsets[i])
+
+    def unit_at(self, vaddr):
+        """The compile unit whose code holds `vaddr`: .debug_aranges, else every unit's
+        own extent (clang emits no aranges by default)."""
+        if self._aranges is None:
+            self._aranges = _aranges(self.section(".debug_aranges"))
+        starts, rows = self._aranges
+        i = bisect_right(starts, vaddr) - 1
+        for j in range(i, max(-1, i - 8), -1):
+            lo, hi, cu = rows[j]
+            if lo <= vaddr < hi:
+                return self.unit(cu)
+        if rows:
+            return None
+        self.unit_holding(0)
+        for off in self._unit_offsets:
+            u = self.unit(off)
+            if _dwarfc.holds(self.walk_sections(), u.params, self.section(".debug_abbrev"),
+                             u.abbrev_offset, u.die_start, vaddr):
+                return u
+        return None
+
+    def lines(self, unit):
+        if unit.stmt_list is None:
+            return None
+        if unit.stmt_list not in self._lines:
+            self._lines[unit.stmt_list] = LineTable(self, unit.stmt_list, unit)
+        return self._lines[unit.stmt_list]
+
+    def locate(self, vaddr):
+        if not self.section(".debug_info"):
             return []
-        info, aranges = opened
-        cu_off = aranges.cu_offset_at_addr(vaddr) if aranges is not None else None
-        if cu_off is None:
+        unit = self.unit_at(vaddr)
+        if unit is None:
             return []
-        cu = info.get_CU_at(cu_off)
-        key = (path, cu_off)
-        if key not in self._lines:
-            if path not in self._line_bytes:
-                self._line_bytes[path] = _section_bytes(info)
-            self._lines[key] = _line_rows(info, cu, self._line_bytes[path])
-        file, line = _lookup(self._lines[key], vaddr)
-        names = _file_names(info, cu)
-        chain = self._inline_chain(key, info, cu, vaddr)
+        table = self.lines(unit)
+        file, line = table.lookup(vaddr) if table is not None else (None, 0)
+        chain = [off for off, tag in unit.chain(vaddr) if tag != 0x0B]  # no lexical blocks
         if not chain:
             return [(None, file, line, False)] if file else []
+        names = table.names if table is not None else {}
+        entries = [dict((at, (form, v)) for at, form, v in unit.attrs(off)[1])
+                   for off in chain]
         out = []
-        # chain: the subprogram, then each inlined call, outermost first.
-        for depth in range(len(chain) - 1, -1, -1):
-            die = chain[depth]
-            name = _die_name(die)
-            if depth == len(chain) - 1:
+        # chain: the subprogram, then each inlined call, outermost first; each call's
+        # site (call_file, call_line) is where its caller was.
+        for depth in range(len(entries) - 1, -1, -1):
+            name = self._name(unit, entries[depth])
+            if depth == len(entries) - 1:
                 loc_file, loc_line = file, line
             else:
-                child = chain[depth + 1]
-                loc_file = names.get(_attr(child, "DW_AT_call_file"), file)
-                loc_line = _attr(child, "DW_AT_call_line") or 0
+                child = entries[depth + 1]
+                loc_file = names.get(child.get(AT_CALL_FILE, (0, None))[1], file)
+                loc_line = child.get(AT_CALL_LINE, (0, 0))[1]
             out.append((name, loc_file, loc_line, depth > 0))
         return out
 
-    def _inline_chain(self, key, info, cu, vaddr):
-        if key not in self._subprograms:
-            subs = []
-            for die in cu.get_top_DIE().iter_children():
-                if die.tag == "DW_TAG_subprogram":
-                    for lo, hi in _ranges(info, cu, die):
-                        subs.append((lo, hi, die))
-            subs.sort(key=lambda s: s[0])
-            self._subprograms[key] = ([s[0] for s in subs], subs)
-        starts, subs = self._subprograms[key]
-        i = bisect_right(starts, vaddr) - 1
-        top = None
-        for j in range(i, max(-1, i - 16), -1):
-            lo, hi, die = subs[j]
-            if lo <= vaddr < hi:
-                top = die
+    def _name(self, unit, attrs, depth=0):
+        if AT_NAME in attrs:
+            return unit.string(*attrs[AT_NAME])
+        for at in (AT_ABSTRACT_ORIGIN, AT_SPECIFICATION):
+            if at in attrs and depth < 4:
+                form, ref = attrs[at]
+                if form in (0x1F20, 0x1C, 0x24):       # in a supplementary file
+                    return None
+                target = unit if unit.die_start <= ref < unit.end else self.unit_holding(ref)
+                return self._name(target, dict((a, (f, v)) for a, f, v in
+                                               target.attrs(ref)[1]), depth + 1)
+        return None
+
+
+def _inflate(raw):
+    """An SHF_COMPRESSED section's bytes: Elf64_Chdr, then zlib or zstd data."""
+    ch_type, _reserved, size, _align = _CHDR.unpack_from(raw)
+    if size > MAX_SECTION:
+        raise ValueError("compressed section claims an impossible size")
+    body = raw[_CHDR.size:]
+    if ch_type == ZLIB:
+        return zlib.decompressobj().decompress(body, size)
+    if ch_type == ZSTD:
+        try:
+            from compression import zstd        # Python 3.14+
+        except ImportError:
+            return b""                          # cannot inflate: no file and line
+        return zstd.decompress(body)[:size]
+    return b""
+
+
+def _aranges(data):
+    """(starts, [(low, high, unit offset)]) sorted by low, from .debug_aranges."""
+    rows, pos = [], 0
+    while pos + 4 <= len(data):
+        length, = struct.unpack_from("<I", data, pos)
+        osize, hdr = 4, 4
+        if length == 0xFFFFFFFF:
+            length, = struct.unpack_from("<Q", data, pos + 4)
+            osize, hdr = 8, 12
+        end = pos + hdr + length
+        at = pos + hdr + 2
+        cu = int.from_bytes(data[at:at + osize], "little")
+        asize = data[at + osize]
+        at += osize + 2
+        if asize != 8 or end > len(data) or length == 0:
+            break
+        at += -(at - pos) % 16                          # tuples aligned to 2 * address size
+        n = (end - at) // 16
+        for lo, size in struct.iter_unpack("<QQ", data[at:at + n * 16]):
+            if lo == 0 and size == 0:
                 break
-        if top is None:
-            return []
-        chain = [top]
-        node = top
-        for _ in range(64):
-            nxt = None
-            for child in node.iter_children():
-                if child.tag in ("DW_TAG_inlined_subroutine", "DW_TAG_lexical_block") and \
-                        any(lo <= vaddr < hi for lo, hi in _ranges(info, cu, child)):
-                    nxt = child
-                    break
-            if nxt is None:
-                break
-            if nxt.tag == "DW_TAG_inlined_subroutine":
-                chain.append(nxt)
-            node = nxt
-        return chain
+            rows.append((lo, lo + size, cu))
+        pos = end
+    rows.sort()
+    return [r[0] for r in rows], rows
 
 
-def _attr(die, name):
-    a = die.attributes.get(name)
-    return a.value if a is not None else None
-
-
-def _die_name(die, depth=0):
-    name = _attr(die, "DW_AT_name")
-    if name is not None:
-        return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
-    for ref in ("DW_AT_abstract_origin", "DW_AT_specification"):
-        if ref in die.attributes and depth < 4:
-            return _die_name(die.get_DIE_from_attribute(ref), depth + 1)
-    return None
-
-
-def _ranges(info, cu, die):
-    lo = _attr(die, "DW_AT_low_pc")
-    if lo is not None and "DW_AT_high_pc" in die.attributes:
-        hi_attr = die.attributes["DW_AT_high_pc"]
-        hi = hi_attr.value if hi_attr.form == "DW_FORM_addr" else lo + hi_attr.value
-        return [(lo, hi)]
-    if "DW_AT_ranges" not in die.attributes:
-        return []
-    out = []
-    base = _attr(cu.get_top_DIE(), "DW_AT_low_pc") or 0
-    for e in info.range_lists().get_range_list_at_offset(
-            die.attributes["DW_AT_ranges"].value, cu=cu):
-        if hasattr(e, "base_address"):
-            base = e.base_address
-        elif getattr(e, "is_absolute", False):
-            out.append((e.begin_offset, e.end_offset))
-        else:
-            out.append((base + e.begin_offset, base + e.end_offset))
-    return out
-
-
-def _file_names(info, cu):
-    lp = info.line_program_for_CU(cu)
-    if lp is None:
-        return {}
-    v5 = lp.header.version >= 5
-    dirs = lp["include_directory"]
-    out = {}
-    for i, fe in enumerate(lp["file_entry"]):
-        name = fe.name.decode("utf-8", "surrogateescape")
-        d = fe.dir_index
-        if (d or v5) and d < len(dirs) and not name.startswith("/"):
-            dirname = dirs[d].decode("utf-8", "surrogateescape")
-            if not os.path.isabs(dirname) or not v5 or d:
-                name = os.path.join(dirname, name) if not os.path.isabs(dirname) else name
-        out[i if v5 else i + 1] = name
-    return out
-
-
-def _line_rows(info, cu, data):
-    """(sorted addresses, rows) of a compile unit's line table: (file, line) per row,
-    None where a sequence ends. The header is pyelftools'; the program is run here, a
-    few times faster than pyelftools' decoder, which made a stack of many frames slow."""
-    lp = info.line_program_for_CU(cu)
-    if lp is None:
-        return [], []
-    names = _file_names(info, cu)
-    h = lp.header
-    pos, end = lp.program_start_offset, lp.program_end_offset
-    min_len = h["minimum_instruction_length"]
-    line_base, line_range, opcode_base = h["line_base"], h["line_range"], h["opcode_base"]
-    arg_counts = list(h["standard_opcode_lengths"])
-    first_file = 1
-    addrs, rows = [], []
-    address, file, line = 0, first_file, 1
-
-    def uleb():
-        nonlocal pos
-        out = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            out |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return out
-
-    def sleb():
-        nonlocal pos
-        out = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            out |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return out - (1 << shift) if b & 0x40 else out
-
-    while pos < end:
-        op = data[pos]
+def _line_header(data, offset, unit):
+    """The fields of a line program header (versions 2-5) we need, and its file names
+    by index as `bt` prints them."""
+    length, = struct.unpack_from("<I", data, offset)
+    pos, osize = offset + 4, 4
+    if length == 0xFFFFFFFF:
+        length, = struct.unpack_from("<Q", data, pos)
+        pos, osize = pos + 8, 8
+    end = pos + length
+    version, = struct.unpack_from("<H", data, pos)
+    pos += 2
+    if version >= 5:
+        pos += 2                                        # address size, selector size
+    header_length = int.from_bytes(data[pos:pos + osize], "little")
+    pos += osize
+    program = pos + header_length
+    min_len = data[pos]
+    pos += 2 if version >= 4 else 1                     # maximum_operations_per_instruction
+    line_base = struct.unpack_from("<b", data, pos + 1)[0]
+    line_range, opcode_base = data[pos + 2], data[pos + 3]
+    pos += 4
+    lengths = bytes(data[pos:pos + opcode_base - 1])
+    pos += opcode_base - 1
+    if end > len(data) or program > end:
+        raise ValueError("line program header runs past .debug_line")
+    if version >= 5:
+        dirs, pos = _v5_entries(data, pos, unit)
+        files, pos = _v5_entries(data, pos, unit)
+        dir_names = [d.get(1, "") for d in dirs]
+        names = {}
+        for i, fe in enumerate(files):
+            names[i] = _join(dir_names, fe.get(2, 0), fe.get(1, "?"))
+    else:
+        dir_names = [unit.comp_dir]
+        while data[pos]:
+            e = _nul(data, pos)
+            dir_names.append(bytes(data[pos:e]).decode("utf-8", "surrogateescape"))
+            pos = e + 1
         pos += 1
-        if op >= opcode_base:
-            adj = op - opcode_base
-            address += (adj // line_range) * min_len
-            line += line_base + adj % line_range
-            addrs.append(address)
-            rows.append((names.get(file, "?"), line))
-        elif op == 0:
-            n = uleb()
-            sub = data[pos]
-            if sub == 1:                                   # end_sequence
-                addrs.append(address)
-                rows.append(None)
-                address, file, line = 0, first_file, 1
-            elif sub == 2:                                 # set_address
-                address = int.from_bytes(data[pos + 1:pos + n], "little")
-            pos += n
-        elif op == 1:                                      # copy
-            addrs.append(address)
-            rows.append((names.get(file, "?"), line))
-        elif op == 2:
-            address += uleb() * min_len
-        elif op == 3:
-            line += sleb()
-        elif op == 4:
-            file = uleb()
-        elif op == 8:                                      # const_add_pc
-            address += ((255 - opcode_base) // line_range) * min_len
-        elif op == 9:
-            address += int.from_bytes(data[pos:pos + 2], "little")
-            pos += 2
-        else:                                              # operands we do not need
-            for _ in range(arg_counts[op - 1] if op - 1 < len(arg_counts) else 0):
-                uleb()
-    order = sorted(range(len(addrs)), key=lambda k: (addrs[k], rows[k] is not None))
-    return [addrs[k] for k in order], [rows[k] for k in order]
+        names, i = {}, 1
+        while data[pos]:
+            e = _nul(data, pos)
+            name = bytes(data[pos:e]).decode("utf-8", "surrogateescape")
+            pos = e + 1
+            d, pos = _uleb(data, pos)
+            _mtime, pos = _uleb(data, pos)
+            _size, pos = _uleb(data, pos)
+            names[i] = _join(dir_names, d, name)
+            i += 1
+    return {"files": names, "program": program, "end": end, "min_len": min_len,
+            "line_base": line_base, "line_range": line_range,
+            "opcode_base": opcode_base, "lengths": lengths}
 
 
-def _section_bytes(info):
-    stream = info.debug_line_sec.stream
-    stream.seek(0)
-    return stream.read()
+def _join(dirs, d, name):
+    # As pystack (libdw) names files: the entry's directory joined, except an absolute
+    # compilation directory (index 0), which a relative name is already under.
+    if name.startswith("/") or not 0 <= d < len(dirs):
+        return name
+    if d == 0 and (not dirs[0] or os.path.isabs(dirs[0])):
+        return name
+    return os.path.join(dirs[d], name)
 
 
-def _lookup(table, vaddr):
-    addrs, rows = table
-    i = bisect_right(addrs, vaddr) - 1
-    if i < 0 or rows[i] is None:
-        return None, 0
-    return rows[i]
+def _v5_entries(data, pos, unit):
+    """A version 5 directory or file table: [{content type: value}], next position."""
+    nformats = data[pos]
+    pos += 1
+    formats = []
+    for _ in range(nformats):
+        ct, pos = _uleb(data, pos)
+        form, pos = _uleb(data, pos)
+        formats.append((ct, form))
+    count, pos = _uleb(data, pos)
+    if count > 1 << 20:
+        raise ValueError("line table claims too many entries")
+    out = []
+    for _ in range(count):
+        entry = {}
+        for ct, form in formats:
+            value, pos = _form_value(data, pos, form, unit)
+            entry[ct] = value
+        out.append(entry)
+    return out, pos
+
+
+_FIXED = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}
+
+
+def _form_value(data, pos, form, unit):
+    if form == FORM_STRING:
+        e = _nul(data, pos)
+        return bytes(data[pos:e]).decode("utf-8", "surrogateescape"), e + 1
+    if form in (FORM_LINE_STRP, FORM_STRP):
+        off = int.from_bytes(data[pos:pos + unit.offset_size], "little")
+        return unit.string(form, off), pos + unit.offset_size
+    if form in (0x0F, 0x1A):                           # udata, strx
+        v, pos = _uleb(data, pos)
+        return (unit.string(form, v) if form == 0x1A else v), pos
+    if form in _FIXED:
+        n = _FIXED[form]
+        v = int.from_bytes(data[pos:pos + n], "little")
+        return (unit.string(form, v) if form >= 0x25 else v), pos + n
+    if form == 0x09:                                   # block
+        n, pos = _uleb(data, pos)
+        return bytes(data[pos:pos + n]), pos + n
+    raise ValueError(f"line table form {form:#x}")
+
+
+def _nul(data, pos):
+    e = data.find(b"\0", pos)
+    if e < 0:
+        raise ValueError("string runs past its section")
+    return e
+
+
+def _uleb(data, pos):
+    out = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        out |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return out, pos

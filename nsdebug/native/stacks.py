@@ -3,9 +3,8 @@ thread was doing as its C stack shows it."""
 
 from __future__ import annotations
 
-import os
-
 from .dwarf import SourceInfo
+from .dwarfcache import InflatedSections
 from .symbolize import Symbolizer
 from .unwind import Unwinder
 
@@ -49,11 +48,11 @@ def is_plumbing(name):
 class NativeStacks:
     """Unwinds each core thread once, on first use."""
 
-    def __init__(self, process, debug_dirs=()):
+    def __init__(self, process, debug_dirs=(), use_cache=True):
         self.process = process
         self.symbolizer = Symbolizer(process, debug_dirs)
         self.unwinder = Unwinder(process, self.symbolizer)
-        self.source = SourceInfo()
+        self.source = SourceInfo(InflatedSections() if use_cache else None)
         self._frames = {}
         self._bare = {}                  # unnamed frames, for the thread state alone
 
@@ -64,12 +63,10 @@ class NativeStacks:
         if m is None:
             return []
         vaddr = frame.pc - (1 if caller else 0) - m.bias
-        dbg = self.symbolizer.debug_file(m)
-        for path in (dbg.path if dbg is not None else None, m.disk_path):
-            if path and os.path.exists(path):
-                found = self.source.locate(path, vaddr)
-                if found:
-                    return found
+        for f in (self.symbolizer.debug_file(m), m.file):
+            found = self.source.locate(f, vaddr)
+            if found:
+                return found
         return []
 
     def frames(self, core_index):

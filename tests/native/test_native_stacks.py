@@ -147,7 +147,8 @@ def test_stripped_build_names_come_back_with_its_debug_file(cores, nsdebug):
 
 
 def pystack_threads(core):
-    """{tid: [names]} from `pystack core CORE --native-all`, merged threads only."""
+    """{tid: [(name, file, line)]} from `pystack core CORE --native-all`, merged threads
+    only; file and line as pystack prints them (libdw's reading of the DWARF)."""
     exe = shutil.which("pystack", path=os.path.dirname(sys.executable)) or \
         shutil.which("pystack")
     if exe is None:
@@ -162,24 +163,33 @@ def pystack_threads(core):
         elif cur is not None and "Unable to merge" in line:
             cur.append(None)
         elif cur is not None:
-            m = re.match(r"\s+\((C|Python)\) File .*, in (\S+)", line)
+            m = re.match(r'\s+\((C|Python)\) File "(.*)", line (\d+), in (\S+)', line)
             if m:
-                cur.append(m.group(2))
-    return {tid: names for tid, names in threads.items() if None not in names}
+                cur.append((m.group(4), m.group(2) if m.group(1) == "C" else None,
+                            int(m.group(3))))
+    return {tid: rows for tid, rows in threads.items() if None not in rows}
 
 
 @pytest.mark.parametrize("which", ["crash", "parked"])
 def test_same_functions_as_pystack(cores, build, nsdebug, which):
+    """The same functions in the same order, and for every C frame where pystack has a
+    file and line from the DWARF, the same file and line."""
     cap = cores.native_crash(build) if which == "crash" else cores.native_parked(build)
     theirs = pystack_threads(cap.core)
     (ours,) = bt(nsdebug, cap.core, *debug_args(build), "-c", "bt --all --native")
-    compared = 0
+    compared = lines = 0
     for t in ours["threads"]:
         if t["tid"] in theirs:
-            assert [x[1] or "???" for x in listing(t)] == theirs[t["tid"]], t["tid"]
+            assert [x[1] or "???" for x in listing(t)] == [r[0] for r in theirs[t["tid"]]], \
+                t["tid"]
+            for row, (_name, file, line) in zip(t["native"], theirs[t["tid"]]):
+                if row.get("kind") == "native" and line:   # line 0: no DWARF there
+                    assert (row["file"], row["line"]) == (file, line), (row, file, line)
+                    lines += 1
             compared += 1
     if build.source == "pyenv":
         assert compared == len(ours["threads"]), "pystack merges every thread of these"
+        assert lines >= 10, "libpython and libc have DWARF here: lines must be compared"
 
 
 def minidebuginfo_copy(lib, dest):

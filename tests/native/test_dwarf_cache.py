@@ -1,0 +1,121 @@
+"""The cache of inflated debug sections (~/.cache/nsdebug/dwarf): libc6-dbg's debug file
+keeps its DWARF zlib-compressed, so `bt --native` on any core of this machine inflates
+it once and reads it back afterwards. Same answers cold, warm, with a damaged entry,
+and with --no-cache; and damaged DWARF in a debug file never breaks `bt`."""
+
+import json
+import os
+import random
+import shutil
+import struct
+
+import pytest
+from test_native_stacks import bt
+
+
+def native_rows(res):
+    return [(t["tid"], [(r.get("function"), r.get("file"), r.get("line"))
+                        for r in t["native"]]) for t in res["threads"]]
+
+
+def entries(cache):
+    root = cache / "nsdebug" / "dwarf"
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".")) \
+        if root.is_dir() else []
+
+
+@pytest.fixture
+def parked(cores):
+    import targets
+    build = targets.build("3.11")
+    if not build.exe:
+        pytest.skip("pyenv 3.11 is not installed")
+    return cores.native_parked(build)
+
+
+def test_inflated_sections_are_cached_and_checked(parked, nsdebug, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    (cold,) = bt(nsdebug, parked.core, "--no-cache", "-c", "bt --all --native")
+    assert entries(cache) == [], "--no-cache writes nothing"
+    libc_lines = [r for _tid, rows in native_rows(cold) for r in rows
+                  if r[1] and "nptl" in r[1]]
+    if not libc_lines:
+        pytest.skip("no compressed debug file for libc here (libc6-dbg)")
+    (first,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
+    written = entries(cache)
+    assert any(p.name.endswith("-debug_info") for p in written), written
+    assert native_rows(first) == native_rows(cold)
+    (warm,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
+    assert native_rows(warm) == native_rows(cold)
+
+    # A garbled entry (its bytes changed, its size kept) and a truncated one are
+    # inflated afresh and rewritten, never read as DWARF.
+    info = next(p for p in written if p.name.endswith("-debug_info"))
+    line = next(p for p in written if p.name.endswith("-debug_line"))
+    good_info, good_line = info.read_bytes(), line.read_bytes()
+    garbled = bytearray(good_info)
+    rnd = random.Random(7)
+    for _ in range(64):
+        garbled[rnd.randrange(len(garbled) - 24)] ^= 0xFF
+    info.write_bytes(bytes(garbled))
+    line.write_bytes(good_line[:len(good_line) // 2])
+    (again,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
+    assert native_rows(again) == native_rows(cold)
+    assert info.read_bytes() == good_info and line.read_bytes() == good_line
+
+
+def section_spans(path, names):
+    data = open(path, "rb").read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    rows = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+            for i in range(shnum)]
+    strtab = rows[shstrndx][4]
+    out = {}
+    for r in rows:
+        name = data[strtab + r[0]:data.index(b"\0", strtab + r[0])].decode()
+        if name in names:
+            out[name] = (r[4], r[5])
+    return data, out
+
+
+def test_damaged_dwarf_in_a_debug_file_never_breaks_bt(parked, nsdebug, tmp_path):
+    """A debug file for libpython (found by build-id under --debug-dir) whose DWARF is
+    overwritten here and there: bt still answers, with the names of the symbol tables,
+    and never a traceback (the C walk checks every read)."""
+    import targets
+    build = targets.build("3.11")
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(build.exe)))
+    lib = os.path.realpath(os.path.join(prefix, "lib", "libpython3.11.so.1.0"))
+    names = (".debug_info", ".debug_abbrev", ".debug_line", ".debug_rnglists",
+             ".debug_aranges", ".debug_str", ".debug_line_str")
+    data, spans = section_spans(lib, names)
+    assert set(spans) >= {".debug_info", ".debug_abbrev", ".debug_line"}
+    from nsdebug.corefile.symbols import ElfFile
+    bid = ElfFile(lib).build_id
+    where = tmp_path / "dbg" / ".build-id" / bid[:2]
+    where.mkdir(parents=True)
+    tid = parked.truth["native_ids"]["locker"]
+    rnd = random.Random(12)
+    for _ in range(12):
+        b = bytearray(data)
+        off, size = spans[rnd.choice(sorted(spans))]
+        for _ in range(rnd.randint(1, 300)):
+            b[off + rnd.randrange(size)] = rnd.randrange(256)
+        (where / (bid[2:] + ".debug")).write_bytes(bytes(b))
+        (res,) = bt(nsdebug, parked.core, "--debug-dir", tmp_path / "dbg",
+                    "-c", "bt --all --native")
+        t = next(t for t in res["threads"] if t["tid"] == tid)
+        functions = [r.get("function") or "" for r in t["native"]]
+        assert any(f.startswith("lock_PyThread_acquire_lock") or
+                   f.startswith("acquire_timed") for f in functions), functions
+    shutil.rmtree(tmp_path / "dbg")
+
+
+def test_json_rows_carry_file_and_line(parked, nsdebug):
+    (res,) = bt(nsdebug, parked.core, "-c", "bt --all --native-all")
+    rows = [r for t in res["threads"] for r in t["native"] if r.get("kind") == "native"]
+    with_lines = [r for r in rows if r["file"] and r["line"] > 0]
+    assert len(with_lines) >= len(rows) // 2, json.dumps(rows[:5])
+    assert any(r["file"].endswith("ceval.c") for r in with_lines)
