@@ -120,8 +120,12 @@ class Session:
                 except TargetGone:
                     continue            # the thread ended before we could seize it
                 except NotPermitted:
-                    tracer = procfs.status(self.pid).get("TracerPid", "0")
-                    if tracer != "0":
+                    # A thread of a busy server may be exiting right now: the kernel
+                    # refuses it with EPERM too. It runs no more code: leave it.
+                    if tid != self.pid and procfs.thread_exiting(self.pid, tid):
+                        continue
+                    tracer = procfs.status(f"{self.pid}/task/{tid}").get("TracerPid", "0")
+                    if tracer not in ("0", str(os.getpid())):
                         raise NotPermitted(f"cannot trace pid {self.pid}: it is already "
                                            f"traced by pid {tracer} "
                                            f"({procfs.stat(int(tracer))['comm']})") from None
@@ -254,6 +258,10 @@ class Session:
                     self._wait_stopped(tid)
                 except TargetGone:
                     continue
+                except NotPermitted:
+                    if tid != self.pid and procfs.thread_exiting(self.pid, tid):
+                        continue
+                    raise
                 if tid in self.seized and self.injector().usable(self.seized[tid]):
                     break
                 self.thaw()

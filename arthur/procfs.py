@@ -82,6 +82,20 @@ def stat(pid):
             "exit_signal": int(rest[35]) if len(rest) > 35 else None}
 
 
+PF_EXITING = 0x4
+
+
+def thread_exiting(pid, tid):
+    """Whether thread `tid` of `pid` is gone or on its way out (a zombie, dead, or
+    flagged PF_EXITING): the kernel refuses to trace such a thread with EPERM, which
+    says nothing about permissions then."""
+    try:
+        st = stat(f"{pid}/task/{tid}")
+    except (TargetGone, OSError):
+        return True
+    return st["state"] in "XZx" or bool(st["flags"] & PF_EXITING)
+
+
 def children(pid):
     """Pids whose parent is `pid` (every process's stat is read: /proc/PID/task/*/children
     is not in every kernel)."""
