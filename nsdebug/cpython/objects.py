@@ -107,7 +107,7 @@ class ObjectReader:
         self.L = layout
         self.version = layout.version
         self._types: dict[int, TypeInfo] = {}
-        self._bad_types: dict[int, InvalidObject] = {}    # addresses that are not types
+        self._bad_types: dict[int, str] = {}    # addresses that are not types: why not
         self._str_cache: dict[int, str] = {}
         self._members: dict[int, list] = {}
         self._interned: dict[str, int] = {}      # name -> a str object with that text
@@ -154,14 +154,16 @@ class ObjectReader:
     def type_info(self, taddr):
         info = self._types.get(taddr)
         if info is None:
-            bad = self._bad_types.get(taddr)
-            if bad is not None:
-                raise bad
+            why = self._bad_types.get(taddr)
+            if why is not None:
+                # A fresh exception each time: a cached one would carry the traceback of
+                # its last raise, whose frames keep the heap walk's arrays alive.
+                raise InvalidObject(taddr, why)
             try:
                 info = self._types[taddr] = self._read_type(taddr)
             except InvalidObject as e:
                 if len(self._bad_types) < 1 << 16:
-                    self._bad_types[taddr] = e
+                    self._bad_types[taddr] = e.why
                 raise
         return info
 

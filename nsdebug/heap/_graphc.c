@@ -146,11 +146,7 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
     }
     for (Py_ssize_t i = 0; i < k; i++) rstart[i + 1] += rstart[i];
     rsrc = malloc(sizeof(int32_t) * (size_t)(rstart[k] ? rstart[k] : 1));
-    semi = malloc(sizeof(int32_t) * k);
-    label = malloc(sizeof(int32_t) * k);
-    anc = malloc(sizeof(int32_t) * k);
-    path = malloc(sizeof(int32_t) * k);
-    if (!rsrc || !semi || !label || !anc || !path) { PyErr_NoMemory(); goto done; }
+    if (!rsrc) { PyErr_NoMemory(); goto done; }
 
     Py_BEGIN_ALLOW_THREADS
     {
@@ -165,6 +161,16 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
                 }
             }
             free(fill);
+            /* Only preorder numbers from here on: the per-node arrays of the eval
+             * phase are made once the predecessor lists' scratch is gone (a lower
+             * peak on a heap of millions of objects). */
+            free(pre);
+            pre = NULL;
+            semi = malloc(sizeof(int32_t) * k);
+            label = malloc(sizeof(int32_t) * k);
+            anc = malloc(sizeof(int32_t) * k);
+            path = malloc(sizeof(int32_t) * k);
+            if (!semi || !label || !anc || !path) fill = NULL;
         }
         if (fill) {
             for (Py_ssize_t i = 0; i < k; i++) {

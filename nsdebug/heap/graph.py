@@ -109,7 +109,10 @@ class HeapGraph:
             tpos = np.minimum(np.searchsorted(sorted_addr, tracked), len(sorted_addr) - 1)
             hit = sorted_addr[tpos] == tracked
             g.flags[order[tpos[hit]]] |= TRACKED
-        g._by_addr = (sorted_addr, order)
+        # Memory for what comes next (dominators): the sorted copy of the addresses and
+        # the BFS tree are made again when asked (a gather; a C pass), not kept.
+        g._addr_order, g._sorted_addr = order, None
+        g._parent = g._found = None
         g.from_index = False
         return g
 
@@ -131,8 +134,7 @@ class HeapGraph:
         for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
                      "e_name", "key_refs"):
             setattr(g, name, a[name])
-        order = a["by_addr_order"]
-        g._by_addr = (g.addr[order], order)
+        g._addr_order, g._sorted_addr = a["by_addr_order"], None
         g._idom, g._retained, g._order = a["idom"], a["retained"], None
         g._parent = g._rev = g._found = None
         g.from_index = True
@@ -150,6 +152,13 @@ class HeapGraph:
         self._parent = self._found = None
 
     # -- lookups ------------------------------------------------------------------------
+    @property
+    def _by_addr(self):
+        """(object addresses sorted, their node indices)."""
+        if self._sorted_addr is None:
+            self._sorted_addr = self.addr[self._addr_order]
+        return self._sorted_addr, self._addr_order
+
     def index_of(self, addr):
         """Node index of an object address, or None."""
         sorted_addr, order = self._by_addr
