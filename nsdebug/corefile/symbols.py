@@ -34,7 +34,7 @@ class ElfFile:
         self._sections = None
         self._symbols = None
         self._values = None              # symbol arrays (see _load_symbols)
-        self._by_name = None
+        self._found = {}                 # name -> lookup() answer
         self._gnu_hash = None
 
     @property
@@ -168,15 +168,38 @@ class ElfFile:
     def lookup(self, name, exported=False):
         """(value, size) of a symbol by name, or None. With `exported`, look only in the
         dynamic symbol table's hash (fast; enough for CPython's public symbols)."""
-        if self._by_name is None and self._symbols is None:
-            hit = self._gnu_hash_lookup(name)
-            if hit is not None or (exported and self._gnu_hash):
-                return hit
-        if self._by_name is None:
-            self._by_name = {}
-            for value, size, n in self.symbols:
-                self._by_name.setdefault(n, (value, size))
-        return self._by_name.get(name)
+        hit = self._gnu_hash_lookup(name)
+        if hit is not None or (exported and self._gnu_hash):
+            return hit
+        if name not in self._found:
+            self._found[name] = self._find_in_strtabs(name)
+        return self._found[name]
+
+    def _find_in_strtabs(self, name):
+        """(value, size) of the lowest-addressed symbol called `name`, by finding the
+        name's bytes in the string tables and then the symbols that point there, instead
+        of decoding every name (a libpython's .symtab has tens of thousands). A name may
+        sit at the tail of a longer one (linkers merge suffixes): every place counts."""
+        if self._values is None:
+            self._load_symbols()
+        if not name or name.startswith("$"):
+            return None
+        want = name.encode("utf-8", "surrogateescape") + b"\0"
+        offs, tabs, best = self._name_offs, self._name_tabs, None
+        for t, tab in enumerate(self._strtabs):
+            p = tab.find(want)
+            while p >= 0:
+                i = 0
+                while True:
+                    try:
+                        i = offs.index(p, i)
+                    except ValueError:
+                        break
+                    if tabs[i] == t and (best is None or self._values[i] < best[0]):
+                        best = (self._values[i], self._sizes[i])
+                    i += 1
+                p = tab.find(want, p + 1)
+        return best
 
     def symbolize(self, vaddr):
         """(name, offset, size) of the symbol at or before `vaddr` in file addresses."""

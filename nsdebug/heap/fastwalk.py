@@ -646,9 +646,10 @@ class FastWalker(HeapWalker):
         """Every type's _AttrPlan flattened into arrays indexed by type (rebuilt only when
         new types were met)."""
         if self._plan_cache is None or self._plan_cache.ntypes != len(self.types):
-            for t in range(len(self.types)):
-                if t not in self._plans:
-                    self._plans[t] = self._make_plan(self.types[t])
+            new = [t for t in range(len(self.types)) if t not in self._plans]
+            shared = self._shared_keys([self.types[t] for t in new])
+            for t, keys in zip(new, shared):
+                self._plans[t] = self._make_plan(self.types[t], keys)
             plans = [self._plans[t] for t in range(len(self.types))]
             P = SimpleNamespace(ntypes=len(plans))
             P.counts = np.array([len(p.field_off) for p in plans] + [0], dtype=np.int64)
@@ -672,8 +673,43 @@ class FastWalker(HeapWalker):
             self._plan_cache = P
         return self._plan_cache
 
-    def _make_plan(self, info):
-        """How instances of one type hold their attributes (computed once per type)."""
+    def _shared_keys(self, infos):
+        """Per type: (key addresses, their name ids) of the keys its instances share
+        (ht_cached_keys), or None; for many types at once (a service has hundreds of
+        classes: one bulk read instead of a dozen small ones per class)."""
+        out = [None] * len(infos)
+        want = [k for k, info in enumerate(infos)
+                if info.is_heap and self._keeps_values(info)]
+        if not want:
+            return out
+        at = np.array([infos[k].address for k in want], dtype=np.uint64)
+        keys, ok = self.vm.q(at + U64(self.L.heaptype.ht_cached_keys))
+        sel = np.nonzero(ok & (keys != 0))[0]
+        if not len(sel):
+            return out
+        entries, esize, koff, _, nentries, _, good = self._keys_table(keys[sel])
+        sel, entries, esize, koff = sel[good], entries[good], esize[good], koff[good]
+        n = nentries[good].astype(np.int64)
+        rep = np.repeat(np.arange(len(sel)), n)
+        ek, _ = self.vm.q(entries[rep] + esize[rep].astype(np.uint64) *
+                          _ramp(n).astype(np.uint64) + koff[rep].astype(np.uint64))
+        names = self._key_names(ek) if len(ek) else np.zeros(0, dtype=np.int32)
+        ends = np.cumsum(n)
+        for j, k in enumerate(sel.tolist()):
+            if n[j]:
+                lo, hi = int(ends[j] - n[j]), int(ends[j])
+                out[want[k]] = (ek[lo:hi], names[lo:hi])
+        return out
+
+    def _keeps_values(self, info):
+        """Whether instances of the type may keep their attributes in a values array
+        named by the class's shared keys (3.11+ managed or inline dicts)."""
+        return (self.v >= (3, 13) and info.flags & TPFLAGS_INLINE_VALUES) or \
+            (self.v >= (3, 11) and info.flags & TPFLAGS_MANAGED_DICT)
+
+    def _make_plan(self, info, shared=None):
+        """How instances of one type hold their attributes (computed once per type);
+        `shared`: _shared_keys() of the type."""
         plan = _AttrPlan()
         try:
             members = self.o.slot_members(info)
@@ -702,11 +738,8 @@ class FastWalker(HeapWalker):
             plan.mode, plan.dictoffset = MODE_OFFSET, info.dictoffset
         elif info.dictoffset < 0:
             plan.mode = MODE_VAR_OFFSET
-        if plan.mode in (MODE_INLINE, MODE_MANAGED, MODE_TAGGED):
-            ck = self._cached_keys_entries(info)
-            if ck is not None and ck[1]:
-                plan.keys = ck[0]
-                plan.key_names = self._key_names(ck[0])
+        if plan.mode in (MODE_INLINE, MODE_MANAGED, MODE_TAGGED) and shared is not None:
+            plan.keys, plan.key_names = shared
         return plan
 
     def _values_edges(self, P, src, vals, t):
@@ -722,20 +755,6 @@ class FastWalker(HeapWalker):
         tgt, _ = self.vm.q(vals[rep] + U64(8) * j.astype(np.uint64))
         keep = keys[k] != 0
         self._emit(src[rep][keep], tgt[keep], PROPERTY, names[k][keep])
-
-    def _cached_keys_entries(self, info):
-        """(key addresses, entry count) of a class's shared keys (split instance dicts)."""
-        keys = self.o.ptr(info.address + self.L.heaptype.ht_cached_keys)
-        if not keys:
-            return None
-        k = np.array([keys], dtype=np.uint64)
-        entries, esize, koff, _, nentries, _, ok = self._keys_table(k)
-        if not ok[0]:
-            return None
-        n = int(nentries[0])
-        ek, _ = self.vm.q(entries[0] + U64(int(esize[0])) * np.arange(n, dtype=np.uint64) +
-                          U64(int(koff[0])))
-        return ek, n
 
     # -- objects with fixed fields ------------------------------------------------------------
     def _fields(self, a, src, rows):
