@@ -129,6 +129,51 @@ done:
     return result;
 }
 
+/* visit(buf, starts, ends, offs, addrs, bits, fresh) -> count: for each address inside
+ * the core, test and set its bit in `bits` (one per 16 bytes of the file: objects are
+ * 16-aligned); fresh[k] = 1 for the first sighting of an address not seen before, 2 for
+ * an address outside the core's bytes (the caller keeps those apart), else 0. One pass:
+ * later copies of a new address in the same batch find its bit set. */
+static PyObject *visit(PyObject *self, PyObject *args) {
+    Py_buffer b[7];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &b[6]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t n = b[4].len / 8;
+    if (b[6].len < n || b[5].len * 128 < b[0].len) {
+        PyErr_SetString(PyExc_ValueError, "output or bit array too small");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *addrs = b[4].buf;
+    uint8_t *bits = b[5].buf, *fresh = b[6].buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int64_t o = locate(&s, addrs[k], 1);
+        if (o < 0) {
+            fresh[k] = 2;
+            continue;
+        }
+        uint64_t slot = (uint64_t)o >> 4;
+        uint8_t m = (uint8_t)(1u << (slot & 7));
+        if (bits[slot >> 3] & m) {
+            fresh[k] = 0;
+        } else {
+            bits[slot >> 3] |= m;
+            fresh[k] = 1;
+            count++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(count);
+done:
+    for (int i = 0; i < 7; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 /* chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count: the nodes of
  * a circular list from head (excluded): next = *(node + next_off) & mask, until the head
  * comes back, a NULL, an unreadable node, or `limit` nodes (out holds `limit`). Returns
@@ -175,6 +220,8 @@ static PyMethodDef methods[] = {
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
     {"locate_many", locate_many, METH_VARARGS,
      "locate_many(buf, starts, ends, offs, addrs, width, out): file offsets or -1"},
+    {"visit", visit, METH_VARARGS,
+     "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

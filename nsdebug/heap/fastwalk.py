@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..corefile.vector import VectorMemory
+from ..corefile.vector import VectorMemory, _vector
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
 from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, PROPERTY
@@ -77,15 +77,21 @@ class VecVisited:
     def add_many(self, addrs):
         """The distinct addresses of `addrs` not seen before, sorted; marks them seen.
         Only the unseen ones are deduplicated: most targets of a wave are old."""
-        addrs = np.asarray(addrs, dtype=np.uint64)
-        slot, inside = self._slots(addrs)
-        fresh = inside.copy()
-        fresh[inside] = ~self.flags[slot[inside]]
-        _, first = np.unique(slot[fresh], return_index=True)
-        new = addrs[fresh][first]
-        self.flags[slot[fresh]] = True
+        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+        if _vector is not None:
+            state = np.empty(len(addrs), dtype=np.uint8)
+            _vector.visit(*self.vm._seg(), addrs, self.flags.bytes, state)
+            new, outside = addrs[state == 1], addrs[state == 2]
+        else:
+            slot, inside = self._slots(addrs)
+            fresh = inside.copy()
+            fresh[inside] = ~self.flags[slot[inside]]
+            _, first = np.unique(slot[fresh], return_index=True)
+            new = addrs[fresh][first]
+            self.flags[slot[fresh]] = True
+            outside = addrs[~inside]
         extra = []
-        for a in addrs[~inside].tolist():
+        for a in outside.tolist():
             if a not in self.outside:
                 self.outside.add(a)
                 extra.append(a)

@@ -49,8 +49,18 @@ class HeapGraph:
         order = (np.argsort(addr[w.n_synth:], kind="stable") + w.n_synth).astype(np.int32)
         sorted_addr = addr[order]
 
+        table = None
+        if _graphc is not None:
+            bits = max(4, int(2 * max(n - w.n_synth, 1) - 1).bit_length())
+            table = np.full(1 << bits, -1, dtype=np.int32)
+            _graphc.addr_table(addr, w.n_synth, table, bits)
+
         def map_targets(part):
             out = np.empty(len(part), dtype=np.int32)
+            if table is not None:
+                _graphc.map_addresses(addr, table, bits, w.n_synth,
+                                      np.ascontiguousarray(part, dtype=np.uint64), out)
+                return out
             step = 1 << 20
             for lo in range(0, len(part), step):
                 p = part[lo:lo + step]
@@ -106,9 +116,8 @@ class HeapGraph:
         g.n_reachable = int(reached[g.n_synth:].sum()) + g.n_synth
         tracked = np.frombuffer(w.tracked, dtype=np.uint64)
         if len(tracked):
-            tpos = np.minimum(np.searchsorted(sorted_addr, tracked), len(sorted_addr) - 1)
-            hit = sorted_addr[tpos] == tracked
-            g.flags[order[tpos[hit]]] |= TRACKED
+            t = map_targets(tracked[(tracked & np.uint64(SYNTH)) == 0])
+            g.flags[t[t >= g.n_synth]] |= TRACKED
         # Memory for what comes next (dominators): the sorted copy of the addresses and
         # the BFS tree are made again when asked (a gather; a C pass), not kept.
         g._addr_order, g._sorted_addr = order, None
