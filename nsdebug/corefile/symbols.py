@@ -71,6 +71,7 @@ class ElfFile:
         cost more than the tables)."""
         tables = []
         self._strtabs = []
+        self._names_read = {}
         for sec in self.sections:
             if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
                 continue
@@ -102,10 +103,14 @@ class ElfFile:
         self._name_tabs = [r[5] for r in rows]
 
     def _name(self, i):
-        tab = self._strtabs[self._name_tabs[i]]
-        start = self._name_offs[i]
-        end = tab.find(b"\0", start)
-        return tab[start:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
+        name = self._names_read.get(i)
+        if name is None:
+            tab = self._strtabs[self._name_tabs[i]]
+            start = self._name_offs[i]
+            end = tab.find(b"\0", start)
+            name = tab[start:end if end >= 0 else len(tab)].decode("utf-8", "surrogateescape")
+            self._names_read[i] = name       # a heap walk names many words of one global
+        return name
 
     @property
     def symbols(self):

@@ -869,6 +869,13 @@ class FastWalker(HeapWalker):
                 self._drain_waves(self.visited.add_many(found))
             except NsdebugError as e:
                 self.warnings.append(f"pymalloc arenas: {e}")
+        # Every node is known now: their addresses as one column, and a table to find a
+        # node by its address (the C roots' words, then every edge's target).
+        self._addr_col = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
+                                        self.chunks["addr"])
+        self.chunks["addr"] = None
+        from .graph import AddressTable
+        self._table = AddressTable(self._addr_col, self.n_synth)
         return self._graph(self._c_roots())
 
     # -- roots held by C code ---------------------------------------------------------------
@@ -880,8 +887,7 @@ class FastWalker(HeapWalker):
         not taken: only the addresses of objects already known."""
         from .walk import C_GLOBALS, C_STACKS
         p = self.rt.process
-        found = np.sort(np.concatenate(self.chunks["addr"])) if self.chunks["addr"] else \
-            np.zeros(0, dtype=np.uint64)
+        found = self._table
         out = {}
         regions = []
         for m in p.modules:
@@ -909,7 +915,7 @@ class FastWalker(HeapWalker):
         mods = [i for i, t in enumerate(self.types) if t.kind == "module"]
         if off is None or not mods:
             return {}
-        addrs = np.concatenate(self.chunks["addr"])
+        addrs = self._addr_col[self.n_synth:]
         tix = np.concatenate(self.chunks["type"])
         sel = addrs[np.isin(tix, mods)]
         state, ok = self.vm.q(sel + U64(off))
@@ -934,7 +940,7 @@ class FastWalker(HeapWalker):
         vm = self.vm
         blocks = {}
         for start, end, label in regions:
-            if end <= start or not len(found):
+            if end <= start:
                 continue
             off, ok = vm.offsets(np.array([start], dtype=np.uint64), end - start)
             if not ok[0]:
@@ -1008,8 +1014,7 @@ class FastWalker(HeapWalker):
         cand = np.nonzero(((words & U64(15)) == 0) & (words > U64(0x10000)) &
                           (words < U64(MAX_USER_ADDRESS)))[0]
         vals = words[cand]
-        pos = np.minimum(np.searchsorted(found, vals), max(len(found) - 1, 0))
-        hit = found[pos] == vals
+        hit = found.map(vals) >= found.n_synth
         uniq, first = np.unique(vals[hit], return_index=True)
         other = cand[~hit]
         anon = self._anonymous_rw()
@@ -1037,7 +1042,9 @@ class FastWalker(HeapWalker):
         n = self.count
         counts = np.zeros(n, dtype=np.int64)
         for src in self.edges["src"]:
-            counts += np.bincount(src, minlength=n)
+            if len(src):                      # one wave's edges: a range of sources
+                lo, hi = int(src.min()), int(src.max()) + 1
+                counts[lo:hi] += np.bincount(src - lo, minlength=hi - lo)
         self.edges["src"] = None
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
@@ -1045,9 +1052,9 @@ class FastWalker(HeapWalker):
         self.visited = None
         self.key_refs = np.concatenate(self.key_refs) if self.key_refs else \
             np.zeros(0, dtype=np.uint64)
-        cols = {}
-        for name, fill, dtype in (("addr", 0, np.uint64), ("type", -1, np.int32),
-                                  ("size", 0, np.uint64)):
+        cols = {"addr": self._addr_col}
+        self._addr_col = None
+        for name, fill, dtype in (("type", -1, np.int32), ("size", 0, np.uint64)):
             cols[name] = np.concatenate([np.full(self.n_synth, fill, dtype=dtype)] +
                                         self.chunks[name])
             self.chunks[name] = None
@@ -1059,9 +1066,10 @@ class FastWalker(HeapWalker):
         self.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
         # the C roots' and (Unreachable)'s edges are spliced in there.
+        table, self._table = self._table, None
         return HeapGraph.assemble(self, late, cols.pop("addr"), cols.pop("type"),
                                    cols.pop("size"), starts, cols.pop("tgt"),
-                                   cols.pop("kind"), cols.pop("name"))
+                                   cols.pop("kind"), cols.pop("name"), table)
 
 
 def _ramp(counts):

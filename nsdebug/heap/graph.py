@@ -18,6 +18,44 @@ except ImportError:            # pragma: no cover - a build without a C compiler
     _graphc = None
 
 SYNTH = 1 << 63
+
+
+class AddressTable:
+    """Node index by object address, for many addresses at once: a hash table in C
+    (_graphc.addr_table), else a binary search over the sorted addresses. A target with
+    the SYNTH bit names synthetic node (target & ~SYNTH) below `n_synth`; -1: no node."""
+
+    def __init__(self, addr, n_synth):
+        self.addr, self.n_synth = addr, n_synth
+        if _graphc is not None:
+            self.bits = max(4, int(2 * max(len(addr) - n_synth, 1) - 1).bit_length())
+            self.table = np.full(1 << self.bits, -1, dtype=np.int32)
+            _graphc.addr_table(addr, n_synth, self.table, self.bits)
+        else:
+            self.order = (np.argsort(addr[n_synth:], kind="stable") + n_synth).astype(np.int32)
+            self.sorted = addr[self.order]
+
+    def map(self, targets):
+        targets = np.ascontiguousarray(targets, dtype=np.uint64)
+        out = np.empty(len(targets), dtype=np.int32)
+        if _graphc is not None:
+            _graphc.map_addresses(self.addr, self.table, self.bits, self.n_synth, targets,
+                                  out)
+            return out
+        step = 1 << 20
+        for lo in range(0, len(targets), step):
+            p = targets[lo:lo + step]
+            synth = (p & np.uint64(SYNTH)) != 0
+            if len(self.sorted):
+                pos = np.minimum(np.searchsorted(self.sorted, p), len(self.sorted) - 1)
+                t = np.where(self.sorted[pos] == p, self.order[pos], -1)
+            else:
+                t = np.full(len(p), -1, dtype=np.int32)
+            # A word of garbage with the synthetic bit set names no synthetic node.
+            s = p[synth] & np.uint64(SYNTH - 1)
+            t[synth] = np.where(s < np.uint64(self.n_synth), s, -1).astype(np.int32)
+            out[lo:lo + step] = t
+        return out
 REACHABLE = 1
 TRACKED = 2          # on the GC's lists
 
@@ -26,10 +64,11 @@ class HeapGraph:
     """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
 
     @classmethod
-    def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name):
+    def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name, table=None):
         """The graph of a walk. `late` holds the C roots' edges {group: (addresses, name
         ids)}, known only after the walk; reachability is then a BFS from the root, and
-        the objects it does not reach hang under (Unreachable)."""
+        the objects it does not reach hang under (Unreachable). `table`: an
+        AddressTable of `addr`, when the walk made one already."""
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
         # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].
@@ -47,31 +86,9 @@ class HeapGraph:
         # Targets: synthetic indices, or addresses mapped to node indices, a chunk at a
         # time (each address chunk is freed once mapped: only int32 targets accumulate).
         order = (np.argsort(addr[w.n_synth:], kind="stable") + w.n_synth).astype(np.int32)
-        sorted_addr = addr[order]
-
-        table = None
-        if _graphc is not None:
-            bits = max(4, int(2 * max(n - w.n_synth, 1) - 1).bit_length())
-            table = np.full(1 << bits, -1, dtype=np.int32)
-            _graphc.addr_table(addr, w.n_synth, table, bits)
-
-        def map_targets(part):
-            out = np.empty(len(part), dtype=np.int32)
-            if table is not None:
-                _graphc.map_addresses(addr, table, bits, w.n_synth,
-                                      np.ascontiguousarray(part, dtype=np.uint64), out)
-                return out
-            step = 1 << 20
-            for lo in range(0, len(part), step):
-                p = part[lo:lo + step]
-                synth = (p & np.uint64(SYNTH)) != 0
-                pos = np.minimum(np.searchsorted(sorted_addr, p), len(sorted_addr) - 1)
-                t = np.where(sorted_addr[pos] == p, order[pos], -1)
-                # A word of garbage with the synthetic bit set names no synthetic node.
-                s = p[synth] & np.uint64(SYNTH - 1)
-                t[synth] = np.where(s < np.uint64(w.n_synth), s, -1).astype(np.int32)
-                out[lo:lo + step] = t
-            return out
+        if table is None:
+            table = AddressTable(addr, w.n_synth)
+        map_targets = table.map
 
         chunks = to if isinstance(to, list) else [to]
         del to
