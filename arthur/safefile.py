@@ -29,7 +29,8 @@ class PrivateOutput:
     """`with PrivateOutput(path, force) as f: f.write(...)`: the file appears at `path`
     only when the block ends without an exception."""
 
-    def __init__(self, path, force=False, binary=True, buffering=1 << 20):
+    def __init__(self, path, force=False, binary=True, buffering=1 << 20, durable=True):
+        self.durable = durable          # False: a cache, checked when read; no fsync
         self.path = os.path.abspath(path)
         self.shown = path
         if os.path.lexists(self.path) and not force:
@@ -76,7 +77,8 @@ class PrivateOutput:
     def commit(self):
         """Give the finished file its name."""
         self.f.flush()
-        os.fsync(self.f.fileno())
+        if self.durable:
+            os.fsync(self.f.fileno())
         try:
             if self.tmp is None:
                 self._link_unnamed()

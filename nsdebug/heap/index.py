@@ -104,9 +104,10 @@ def save(g, core_path, identity):
 
 
 def _write(path, header, data_at, blobs):
-    # Private, complete or absent (it holds names read from the process's memory).
+    # Private, complete or absent (it holds names read from the process's memory). Not
+    # synced to disk: an index torn by a crash fails its checks and is rebuilt.
     from arthur.safefile import PrivateOutput
-    with PrivateOutput(path, force=True) as f:
+    with PrivateOutput(path, force=True, durable=False) as f:
         f.write(MAGIC + struct.pack("<I", len(header)) + header)
         f.write(bytes(data_at - len(MAGIC) - 4 - len(header)))
         for raw in blobs:
