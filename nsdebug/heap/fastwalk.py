@@ -207,11 +207,11 @@ class FastWalker(HeapWalker):
         simple = (((state >> 5) & 3) == 3) & (length >= 0) & (length <= 200)   # compact+ascii
         k, length = k[simple], length[simple]
         off, valid = vm.offsets(k + U64(L.ascii.size), 1)
-        buf = vm.u8
+        buf = vm.buf                  # the mapping: a slice is bytes at once
         cache = self._key_name_ix
         for a, o, n, v in zip(k.tolist(), off.tolist(), length.tolist(), valid.tolist()):
             if v:
-                cache[a] = self.name_id(bytes(buf[o:o + n]).decode("ascii", "replace"))
+                cache[a] = self.name_id(buf[o:o + n].decode("ascii", "replace"))
 
     # -- the walk -------------------------------------------------------------------------
     def _wave(self, addrs):

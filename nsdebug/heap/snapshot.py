@@ -99,12 +99,27 @@ def node_columns(g, objects, strings, vm=None, hide=None):
         if sel.any():
             for k, t in zip(np.nonzero(sel)[0].tolist(), _small_ints(vm, objects, g.addr[idx[sel]])):
                 texts[k] = t
-    add = strings.add
-    for k, (i, text) in enumerate(zip(idx.tolist(), texts)):
-        if text is None:
-            text = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
-        name[i] = add(text)
+    for k, i in enumerate(idx.tolist()):
+        if texts[k] is None:
+            texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
+    name[idx] = strings.add_all(texts)
     return ntype, name
+
+
+def _key_texts(g, objects, vm, keys):
+    """The text naming each dict entry by its key object (Referents.key_name): str keys
+    read in bulk from the core, after checking that they are str; others one by one."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    texts = [None] * len(keys)
+    if vm is not None and len(keys):
+        L = objects.L
+        str_types = np.array([t.address for t in g.types if t.kind == "str" and not t.is_heap],
+                             dtype=np.uint64)
+        tp, ok = vm.q(keys + np.uint64(L.object.ob_type or 8))
+        sel = np.nonzero(ok & np.isin(tp, str_types))[0]
+        for k, t in zip(sel.tolist(), str_texts(vm, L, keys[sel], 200)):
+            texts[k] = t
+    return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]
 
 
 def _small_ints(vm, o, addrs):
@@ -166,7 +181,7 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     if lazy.any():
         # Dict entries named by their key object: read each distinct key's text once.
         refs, inv = np.unique(-e_name[lazy] - 1, return_inverse=True)
-        texts = np.array([strings.add(g.key_text(int(g.key_refs[r]))) for r in refs],
+        texts = np.array(strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs])),
                          dtype=np.int64)
         ename[lazy] = texts[inv]
 
@@ -179,11 +194,9 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     out.write('{"snapshot":' + json.dumps(header["snapshot"], separators=(",", ":")))
     out.write(',\n"nodes":[')
     zeros = np.zeros(n, dtype=np.int64)
-    table = np.stack([ntype, name, ids, g.size.astype(np.int64), counts, zeros, zeros], axis=1)
-    _write_rows(out, table, progress, 0)
+    _write_rows(out, [ntype, name, ids, g.size, counts, zeros, zeros], progress, 0)
     out.write('],\n"edges":[')
-    etable = np.stack([etype, ename, g.e_to.astype(np.int64) * len(NODE_FIELDS)], axis=1)
-    _write_rows(out, etable, progress, n)
+    _write_rows(out, [etype, ename, g.e_to.astype(np.int64) * len(NODE_FIELDS)], progress, n)
     out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
               '"locations":[],\n"strings":[')
     for k in range(0, len(strings.strings), CHUNK):
@@ -225,10 +238,14 @@ def secret_values(g):
     return nodes[node_valued[nodes]]
 
 
-def _write_rows(out, table, progress, done):
-    table = np.ascontiguousarray(table, dtype=np.int64)
-    for k in range(0, len(table), CHUNK):
-        rows = table[k:k + CHUNK]
+def _write_rows(out, columns, progress, done):
+    """The rows of equal-length columns, a chunk at a time (never the whole table as
+    one array: at millions of nodes that was hundreds of MB and a third of the time)."""
+    total = len(columns[0])
+    for k in range(0, total, CHUNK):
+        rows = np.empty((min(CHUNK, total - k), len(columns)), dtype=np.int64)
+        for c, col in enumerate(columns):
+            rows[:, c] = col[k:k + CHUNK]
         if _graphc is not None:
             text = _graphc.format_rows(rows, rows.shape[1]).decode("ascii")
         else:

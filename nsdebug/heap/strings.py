@@ -14,3 +14,16 @@ class StringTable:
             ix = self.index[s] = len(self.strings)
             self.strings.append(s)
         return ix
+
+    def add_all(self, texts):
+        """[index] of each text (added where new): add() for a million names at once."""
+        index, strings = self.index, self.strings
+        out = []
+        append = out.append
+        for s in texts:
+            ix = index.get(s)
+            if ix is None:
+                ix = index[s] = len(strings)
+                strings.append(s)
+            append(ix)
+        return out

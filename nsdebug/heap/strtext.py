@@ -29,10 +29,9 @@ def str_texts(vm, layout, addrs, limit):
     off, valid = vm.offsets(addrs + header, 1)
     end_ok, _ = vm.offsets(addrs + header + np.maximum(n - 1, 0).astype(np.uint64), 1)
     simple &= valid & (end_ok == off + np.maximum(n - 1, 0).astype(np.uint64))
-    buf = vm.u8
+    buf = vm.buf                      # the mapping itself: a slice is bytes at once
     out = [None] * len(addrs)
     for k, o, m, a in zip(np.nonzero(simple)[0].tolist(), off[simple].tolist(),
                           n[simple].tolist(), ascii_[simple].tolist()):
-        raw = buf[o:o + m].tobytes()
-        out[k] = raw.decode("ascii" if a else "latin-1", "replace")
+        out[k] = buf[o:o + m].decode("ascii" if a else "latin-1", "replace")
     return out
