@@ -548,26 +548,53 @@ static void unit_release(Py_buffer bufs[4]) {
         if (bufs[i].obj) PyBuffer_Release(&bufs[i]);
 }
 
+/* The set-up every DIE entry point shares: its arguments (sections, unit, abbrev,
+ * abbrev_offset, then `extra` of its own, "K" each), the unit checked, the abbreviation
+ * table parsed. call_end() releases what call_begin() took, whatever happened. */
+typedef struct {
+    Py_buffer bufs[4], abbrev;
+    int have_abbrev;
+    Unit u;
+    Abbrevs t;
+} Call;
+
+static int call_begin(Call *c, PyObject *args, const char *extra, unsigned long long *x0,
+                      unsigned long long *x1) {
+    PyObject *secs, *unit;
+    unsigned long long abbrev_off;
+    char fmt[16];
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < 4; i++) c->bufs[i].obj = NULL;
+    snprintf(fmt, sizeof fmt, "OOy*K%s", extra);
+    if (!PyArg_ParseTuple(args, fmt, &secs, &unit, &c->abbrev, &abbrev_off, x0, x1))
+        return 0;
+    c->have_abbrev = 1;
+    if (!unit_from(secs, unit, &c->u, c->bufs)) return 0;
+    if (!abbrevs_parse(&c->t, c->abbrev.buf, c->abbrev.len, abbrev_off)) {
+        PyErr_SetString(PyExc_ValueError, "damaged abbreviation table");
+        return 0;
+    }
+    return 1;
+}
+
+static void call_end(Call *c) {
+    abbrevs_free(&c->t);
+    unit_release(c->bufs);
+    if (c->have_abbrev) PyBuffer_Release(&c->abbrev);
+}
+
 /* chain(sections, unit, abbrev, abbrev_offset, pc) -> [(die offset, tag)]: the DIEs
  * that hold pc, outermost first (subprogram, inlined subroutines, lexical blocks).
  * sections = (info, addr, rnglists, ranges); unit = (cu_off, cu_end, die_start, version,
  * offset_size, addr_size, base address, addr_base, rnglists_base). Only DIEs whose
  * extent holds pc are entered, and namespaces (which have none). */
 static PyObject *chain(PyObject *self, PyObject *args) {
-    PyObject *secs, *unit;
-    Py_buffer abbrev;
-    unsigned long long abbrev_off, pc;
-    if (!PyArg_ParseTuple(args, "OOy*KK", &secs, &unit, &abbrev, &abbrev_off, &pc))
-        return NULL;
-    Py_buffer bufs[4];
-    Unit u;
-    Abbrevs t = {0};
+    Call c;
+    unsigned long long pc, unused = 0;
     PyObject *out = NULL;
-    if (!unit_from(secs, unit, &u, bufs)) goto done;
-    if (!abbrevs_parse(&t, abbrev.buf, abbrev.len, abbrev_off)) {
-        PyErr_SetString(PyExc_ValueError, "damaged abbreviation table");
-        goto done;
-    }
+    if (!call_begin(&c, args, "K", &pc, &unused)) goto done;
+    const Unit u = c.u;
+    const Abbrevs t = c.t;
     out = PyList_New(0);
     if (!out) goto done;
     Rd r = {u.info + u.die_start, u.info + u.cu_end, 0};
@@ -622,31 +649,21 @@ check:
         PyErr_SetString(PyExc_ValueError, "damaged debugging information entries");
     }
 done:
-    abbrevs_free(&t);
-    unit_release(bufs);
-    PyBuffer_Release(&abbrev);
+    call_end(&c);
     return out;
 }
 
 /* attrs(sections, unit, abbrev, abbrev_offset, die_offset) -> (tag, [(at, form, value)])
  * with value an int (references as absolute .debug_info offsets) or bytes. */
 static PyObject *attrs(PyObject *self, PyObject *args) {
-    PyObject *secs, *unit;
-    Py_buffer abbrev;
-    unsigned long long abbrev_off, off;
-    if (!PyArg_ParseTuple(args, "OOy*KK", &secs, &unit, &abbrev, &abbrev_off, &off))
-        return NULL;
-    Py_buffer bufs[4];
-    Unit u;
-    Abbrevs t = {0};
+    Call c;
+    unsigned long long off, unused = 0;
     PyObject *out = NULL, *list = NULL;
-    if (!unit_from(secs, unit, &u, bufs)) goto done;
+    if (!call_begin(&c, args, "K", &off, &unused)) goto done;
+    const Unit u = c.u;
+    const Abbrevs t = c.t;
     if (off < u.die_start || off >= u.cu_end) {
         PyErr_SetString(PyExc_ValueError, "entry outside its unit");
-        goto done;
-    }
-    if (!abbrevs_parse(&t, abbrev.buf, abbrev.len, abbrev_off)) {
-        PyErr_SetString(PyExc_ValueError, "damaged abbreviation table");
         goto done;
     }
     Rd r = {u.info + off, u.info + u.cu_end, 0};
@@ -678,31 +695,21 @@ static PyObject *attrs(PyObject *self, PyObject *args) {
     out = Py_BuildValue("(IO)", a->tag, list);
 done:
     Py_XDECREF(list);
-    abbrevs_free(&t);
-    unit_release(bufs);
-    PyBuffer_Release(&abbrev);
+    call_end(&c);
     return out;
 }
 
 /* holds(sections, unit, abbrev, abbrev_offset, die_offset, pc) -> bool: whether the
  * extent of one DIE (low/high pc or ranges) holds pc; False when it has none. */
 static PyObject *holds(PyObject *self, PyObject *args) {
-    PyObject *secs, *unit;
-    Py_buffer abbrev;
-    unsigned long long abbrev_off, off, pc;
-    if (!PyArg_ParseTuple(args, "OOy*KKK", &secs, &unit, &abbrev, &abbrev_off, &off, &pc))
-        return NULL;
-    Py_buffer bufs[4];
-    Unit u;
-    Abbrevs t = {0};
+    Call c;
+    unsigned long long off, pc;
     PyObject *out = NULL;
-    if (!unit_from(secs, unit, &u, bufs)) goto done;
+    if (!call_begin(&c, args, "KK", &off, &pc)) goto done;
+    const Unit u = c.u;
+    const Abbrevs t = c.t;
     if (off < u.die_start || off >= u.cu_end) {
         PyErr_SetString(PyExc_ValueError, "entry outside its unit");
-        goto done;
-    }
-    if (!abbrevs_parse(&t, abbrev.buf, abbrev.len, abbrev_off)) {
-        PyErr_SetString(PyExc_ValueError, "damaged abbreviation table");
         goto done;
     }
     Rd r = {u.info + off, u.info + u.cu_end, 0};
@@ -719,9 +726,7 @@ static PyObject *holds(PyObject *self, PyObject *args) {
     }
     out = PyBool_FromLong(h == 1);
 done:
-    abbrevs_free(&t);
-    unit_release(bufs);
-    PyBuffer_Release(&abbrev);
+    call_end(&c);
     return out;
 }
 
