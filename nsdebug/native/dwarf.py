@@ -218,8 +218,8 @@ class DwarfFile:
             self._units[offset] = Unit(self, offset)
         return self._units[offset]
 
-    def unit_holding(self, die_offset):
-        """The unit whose entries include `die_offset` (for DW_FORM_ref_addr)."""
+    def unit_offsets(self):
+        """Where each unit of .debug_info starts (its headers hopped, nothing decoded)."""
         if self._unit_offsets is None:
             info, offsets, pos = self.section(".debug_info"), [], 0
             while pos + 4 <= len(info) and len(offsets) < 1 << 20:
@@ -229,10 +229,15 @@ class DwarfFile:
                     length = struct.unpack_from("<Q", info, pos + 4)[0] + 8
                 pos += 4 + length
             self._unit_offsets = offsets
-        i = bisect_right(self._unit_offsets, die_offset) - 1
+        return self._unit_offsets
+
+    def unit_holding(self, die_offset):
+        """The unit whose entries include `die_offset` (for DW_FORM_ref_addr)."""
+        offsets = self.unit_offsets()
+        i = bisect_right(offsets, die_offset) - 1
         if i < 0:
             raise ValueError("reference before the first unit")
-        return self.unit(self._unit_offsets[i])
+        return self.unit(offsets[i])
 
     def unit_at(self, vaddr):
         """The compile unit whose code holds `vaddr`: .debug_aranges, else every unit's
@@ -247,8 +252,7 @@ class DwarfFile:
                 return self.unit(cu)
         if rows:
             return None
-        self.unit_holding(0)
-        for off in self._unit_offsets:
+        for off in self.unit_offsets():
             u = self.unit(off)
             if _dwarfc.holds(self.walk_sections(), u.params, self.section(".debug_abbrev"),
                              u.abbrev_offset, u.die_start, vaddr):

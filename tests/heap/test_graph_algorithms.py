@@ -110,3 +110,27 @@ def test_group_retained_is_the_union_of_retained_sets():
     graph_py.group_retained(idom, group, ret, p_out)
     # The nested dict (3) is inside the first dict's retained set: counted once.
     assert c_out.tolist() == p_out.tolist() == [10 + 20 + 30 + 40 + 50 + 60, 20 + 30 + 40]
+
+
+def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
+    """The C hash table of node addresses against the binary search it replaced, on a
+    real heap's addresses: every node's own address, near misses (8 bytes off, the next
+    slot), garbage, synthetic-node references (in range and out), and a duplicate."""
+    import targets
+    from nsdebug.commands import Session, load_all
+    from nsdebug.corefile import open_core
+    load_all()
+    g = Session(open_core(cores.heap(targets.default_build()).core)).heap
+    addr = np.concatenate([g.addr, g.addr[g.n_synth:g.n_synth + 3]])     # a duplicate
+    rng = np.random.default_rng(5)
+    objs = g.addr[g.n_synth:]
+    targets_ = np.concatenate([
+        objs, objs + np.uint64(8), objs + np.uint64(16),
+        rng.integers(0, 1 << 47, 20000, dtype=np.uint64) & ~np.uint64(15),
+        np.uint64(1 << 63) | np.arange(g.n_synth + 5, dtype=np.uint64),
+        np.array([0, (1 << 64) - 16], dtype=np.uint64)])
+    fast = graph.AddressTable(addr, g.n_synth).map(targets_)
+    monkeypatch.setattr(graph, "_graphc", None)
+    slow = graph.AddressTable(addr, g.n_synth).map(targets_)
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast[:len(objs)], np.arange(g.n_synth, g.n, dtype=np.int32))

@@ -1,13 +1,16 @@
-"""The cache of inflated debug sections (~/.cache/nsdebug/dwarf): libc6-dbg's debug file
-keeps its DWARF zlib-compressed, so `bt --native` on any core of this machine inflates
-it once and reads it back afterwards. Same answers cold, warm, with a damaged entry,
-and with --no-cache; and damaged DWARF in a debug file never breaks `bt`."""
+"""Our DWARF reader on real files. The cache of inflated debug sections
+(~/.cache/nsdebug/dwarf): libc6-dbg's debug file keeps its DWARF zlib-compressed, so
+`bt --native` on any core of this machine inflates it once and reads it back afterwards;
+same answers cold, warm, with a damaged entry, and with --no-cache. A debug file without
+.debug_aranges (as clang writes them) gives the same file and line. Damaged DWARF in a
+debug file never breaks `bt`."""
 
 import json
 import os
 import random
 import shutil
 import struct
+import subprocess
 
 import pytest
 from test_native_stacks import bt
@@ -119,3 +122,29 @@ def test_json_rows_carry_file_and_line(parked, nsdebug):
     with_lines = [r for r in rows if r["file"] and r["line"] > 0]
     assert len(with_lines) >= len(rows) // 2, json.dumps(rows[:5])
     assert any(r["file"].endswith("ceval.c") for r in with_lines)
+
+
+@pytest.mark.skipif(not shutil.which("objcopy"), reason="binutils not installed")
+def test_units_found_without_aranges(parked, nsdebug, tmp_path):
+    """libpython's DWARF moved to a debug file without .debug_aranges, the library itself
+    stripped of it (so nothing else can answer): every frame's file and line as before,
+    the compile unit of each address found by the units' own ranges."""
+    import targets
+    build = targets.build("3.11")
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(build.exe)))
+    lib = os.path.realpath(os.path.join(prefix, "lib", "libpython3.11.so.1.0"))
+    from nsdebug.corefile.symbols import ElfFile
+    bid = ElfFile(lib).build_id
+    (tmp_path / "lib").mkdir()
+    bare = tmp_path / "lib" / os.path.basename(lib)
+    subprocess.run(["objcopy", "--strip-debug", lib, str(bare)], check=True)
+    where = tmp_path / "dbg" / ".build-id" / bid[:2]
+    where.mkdir(parents=True)
+    subprocess.run(["objcopy", "--only-keep-debug", "--remove-section=.debug_aranges", lib,
+                    str(where / (bid[2:] + ".debug"))], check=True)
+    (want,) = bt(nsdebug, parked.core, "-c", "bt --all --native-all")
+    (got,) = bt(nsdebug, parked.core, "--lib-path", tmp_path / "lib", "--debug-dir",
+                tmp_path / "dbg", "-c", "bt --all --native-all")
+    assert native_rows(got) == native_rows(want)
+    lines = [r for _tid, rows in native_rows(got) for r in rows if r[1] and "Python/" in r[1]]
+    assert len(lines) > 10
