@@ -869,12 +869,13 @@ class FastWalker(HeapWalker):
                 self._drain_waves(self.visited.add_many(found))
             except NsdebugError as e:
                 self.warnings.append(f"pymalloc arenas: {e}")
+        from .graph import AddressTable, release_free_memory
+        release_free_memory()             # the waves' temporaries, before the big arrays
         # Every node is known now: their addresses as one column, and a table to find a
         # node by its address (the C roots' words, then every edge's target).
         self._addr_col = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
                                         self.chunks["addr"])
         self.chunks["addr"] = None
-        from .graph import AddressTable
         self._table = AddressTable(self._addr_col, self.n_synth)
         return self._graph(self._c_roots())
 
