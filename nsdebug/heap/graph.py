@@ -54,9 +54,11 @@ class AddressTable:
             self.order = (np.argsort(addr[n_synth:], kind="stable") + n_synth).astype(np.int32)
             self.sorted = addr[self.order]
 
-    def map(self, targets):
+    def map(self, targets, out=None):
+        """Node index per target (into `out`, an int32 array of their length, if given)."""
         targets = np.ascontiguousarray(targets, dtype=np.uint64)
-        out = np.empty(len(targets), dtype=np.int32)
+        if out is None:
+            out = np.empty(len(targets), dtype=np.int32)
         if _graphc is not None:
             _graphc.map_addresses(self.addr, self.table, self.bits, self.n_synth, targets,
                                   out)
@@ -111,11 +113,13 @@ class HeapGraph:
 
         chunks = to if isinstance(to, list) else [to]
         del to
-        pieces = []
-        while chunks:
-            pieces.append(map_targets(chunks.pop(0)))
-        target = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
-        del pieces
+        target = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
+        at = 0
+        while chunks:                       # each chunk freed once mapped
+            chunk = chunks.pop(0)
+            map_targets(chunk, target[at:at + len(chunk)])
+            at += len(chunk)
+            del chunk
         counts = np.diff(starts)
         keep = target >= 0
         g.dropped_edges = int(len(keep) - keep.sum())
