@@ -18,7 +18,6 @@ import argparse
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,18 +26,11 @@ SECTIONS = (".debug_info", ".debug_abbrev", ".debug_line", ".debug_rnglists",
             ".debug_aranges", ".debug_str", ".debug_line_str")
 
 
-def sections(data):
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-    rows = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
-            for i in range(shnum)]
-    strtab = rows[shstrndx][4]
-    out = {}
-    for r in rows:
-        name = data[strtab + r[0]:data.index(b"\0", strtab + r[0])].decode()
-        if name in SECTIONS and r[5]:
-            out[name] = (r[4], r[5])
-    return out
+def sections(path):
+    """{name: (file offset, size)} of the DWARF sections mutated here."""
+    from nsdebug.corefile.symbols import ElfFile
+    return {s.name: (s.sh_offset, s.sh_size) for s in ElfFile(path).sections
+            if s.name in SECTIONS and s.sh_size}
 
 
 def mutate(data, spans, rnd):
@@ -65,7 +57,7 @@ def main():
     args = ap.parse_args()
     from nsdebug.corefile.symbols import ElfFile
     data = open(args.library, "rb").read()
-    spans = sections(data)
+    spans = sections(args.library)
     if not spans:
         sys.exit(f"{args.library} has no DWARF sections")
     bid = ElfFile(args.library).build_id

@@ -17,7 +17,8 @@ import numpy as np
 from ..corefile.vector import VectorMemory, _vector
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
-from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, PROPERTY
+from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY
+from .strtext import str_key_texts
 from .walk import MAX_REFCOUNT, MAX_USER_ADDRESS, HeapWalker
 
 U64 = np.uint64
@@ -194,24 +195,13 @@ class FastWalker(HeapWalker):
         return ids[inv]
 
     def _name_str_keys(self, keys):
-        """Bulk path for the usual key, a compact ASCII str: read the text straight from
-        the mapped core (others are left to Referents.key_name)."""
-        L, vm = self.L, self.vm
-        t, ok = vm.q(keys + U64(L.object.ob_type or 8))
-        str_types = np.array([tp.address for tp in self.types
-                              if tp.kind == "str" and not tp.is_heap], dtype=np.uint64)
-        sel = ok & np.isin(t, str_types)
-        k = keys[sel]
-        state, _ = vm.d(k + U64(L.ascii.state))
-        length, _ = vm.i(k + U64(L.ascii.length))
-        simple = (((state >> 5) & 3) == 3) & (length >= 0) & (length <= 200)   # compact+ascii
-        k, length = k[simple], length[simple]
-        off, valid = vm.offsets(k + U64(L.ascii.size), 1)
-        buf = vm.buf                  # the mapping: a slice is bytes at once
+        """Bulk path for the usual key, a str: its text read straight from the mapped core
+        (others are left to Referents.key_name)."""
         cache = self._key_name_ix
-        for a, o, n, v in zip(k.tolist(), off.tolist(), length.tolist(), valid.tolist()):
-            if v:
-                cache[a] = self.name_id(buf[o:o + n].decode("ascii", "replace"))
+        for a, text in zip(keys.tolist(), str_key_texts(self.vm, self.L, self.types, keys,
+                                                       KEY_TEXT_LIMIT)):
+            if text is not None:
+                cache[a] = self.name_id(text)
 
     # -- the walk -------------------------------------------------------------------------
     def _wave(self, addrs):

@@ -16,6 +16,7 @@ from .fields import ELEMENT, HIDDEN, INTERNAL, KIND_NAMES, PROPERTY, WEAK  # noq
 MAX_ITEMS = 1 << 24          # a container claiming more is corrupt: its items are skipped
 MAX_USER_ADDRESS = 1 << 47
 BODY_START = 16              # after ob_refcnt and ob_type
+KEY_TEXT_LIMIT = 200         # characters of a str key kept as the name of its entry
 # Kinds whose struct may hold fields nsdebug has no layout for (read conservatively).
 BODY_SCAN_KINDS = ("instance", "other", "object")
 _Q = struct.Struct("<Q")
@@ -92,7 +93,7 @@ class Referents:
         if name is None:
             try:
                 if self.o.kind(key) == "str":
-                    name = self.o.read_str(key, 200)
+                    name = self.o.read_str(key, KEY_TEXT_LIMIT)
                 else:
                     name = self.o.preview(key, _KEY_PREVIEW)
             except NsdebugError:

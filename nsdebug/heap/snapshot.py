@@ -15,9 +15,9 @@ import numpy as np
 from ..errors import NsdebugError
 from ..escape import is_printable, printable
 from .graph import _graphc
-from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
+from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .strings import StringTable
-from .strtext import str_texts
+from .strtext import str_key_texts, str_texts
 
 REDACTED = "<redacted>"
 
@@ -108,17 +108,10 @@ def node_columns(g, objects, strings, vm=None, hide=None):
 
 def _key_texts(g, objects, vm, keys):
     """The text naming each dict entry by its key object (Referents.key_name): str keys
-    read in bulk from the core, after checking that they are str; others one by one."""
+    read in bulk from the core, others one by one."""
     keys = np.asarray(keys, dtype=np.uint64)
-    texts = [None] * len(keys)
-    if vm is not None and len(keys):
-        L = objects.L
-        str_types = np.array([t.address for t in g.types if t.kind == "str" and not t.is_heap],
-                             dtype=np.uint64)
-        tp, ok = vm.q(keys + np.uint64(L.object.ob_type or 8))
-        sel = np.nonzero(ok & np.isin(tp, str_types))[0]
-        for k, t in zip(sel.tolist(), str_texts(vm, L, keys[sel], 200)):
-            texts[k] = t
+    texts = str_key_texts(vm, objects.L, g.types, keys, KEY_TEXT_LIMIT) if vm is not None \
+        else [None] * len(keys)
     return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]
 
 

@@ -35,3 +35,19 @@ def str_texts(vm, layout, addrs, limit):
                           n[simple].tolist(), ascii_[simple].tolist()):
         out[k] = buf[o:o + m].decode("ascii" if a else "latin-1", "replace")
     return out
+
+
+def str_key_texts(vm, layout, types, addrs, limit):
+    """str_texts() for objects that may be of any type (dict keys): only those whose
+    type is the built-in str (one of `types`, TypeInfos) are read; None for the rest."""
+    addrs = np.asarray(addrs, dtype=U64)
+    out = [None] * len(addrs)
+    if not len(addrs):
+        return out
+    str_types = np.array([t.address for t in types if t.kind == "str" and not t.is_heap],
+                         dtype=U64)
+    tp, ok = vm.q(addrs + U64(layout.object.ob_type or 8))
+    sel = np.nonzero(ok & np.isin(tp, str_types))[0]
+    for k, text in zip(sel.tolist(), str_texts(vm, layout, addrs[sel], limit)):
+        out[k] = text
+    return out

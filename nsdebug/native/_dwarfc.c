@@ -577,6 +577,18 @@ static int call_begin(Call *c, PyObject *args, const char *extra, unsigned long 
     return 1;
 }
 
+/* A reader at the DIE at `off`, which must lie inside the unit's entries. */
+static int entry_reader(const Unit *u, uint64_t off, Rd *r) {
+    if (off < u->die_start || off >= u->cu_end) {
+        PyErr_SetString(PyExc_ValueError, "entry outside its unit");
+        return 0;
+    }
+    r->p = u->info + off;
+    r->end = u->info + u->cu_end;
+    r->bad = 0;
+    return 1;
+}
+
 static void call_end(Call *c) {
     abbrevs_free(&c->t);
     unit_release(c->bufs);
@@ -662,11 +674,8 @@ static PyObject *attrs(PyObject *self, PyObject *args) {
     if (!call_begin(&c, args, "K", &off, &unused)) goto done;
     const Unit u = c.u;
     const Abbrevs t = c.t;
-    if (off < u.die_start || off >= u.cu_end) {
-        PyErr_SetString(PyExc_ValueError, "entry outside its unit");
-        goto done;
-    }
-    Rd r = {u.info + off, u.info + u.cu_end, 0};
+    Rd r;
+    if (!entry_reader(&u, off, &r)) goto done;
     uint64_t code = rd_uleb(&r);
     if (r.bad || code == 0 || code >= t.ncodes || !t.by_code[code].specs) {
         PyErr_SetString(PyExc_ValueError, "damaged debugging information entry");
@@ -708,11 +717,8 @@ static PyObject *holds(PyObject *self, PyObject *args) {
     if (!call_begin(&c, args, "KK", &off, &pc)) goto done;
     const Unit u = c.u;
     const Abbrevs t = c.t;
-    if (off < u.die_start || off >= u.cu_end) {
-        PyErr_SetString(PyExc_ValueError, "entry outside its unit");
-        goto done;
-    }
-    Rd r = {u.info + off, u.info + u.cu_end, 0};
+    Rd r;
+    if (!entry_reader(&u, off, &r)) goto done;
     const Abbrev *a;
     Extent e;
     if (!parse_die(&r, &u, &t, &a, &e) || a == NULL) {

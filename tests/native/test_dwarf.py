@@ -9,7 +9,6 @@ import json
 import os
 import random
 import shutil
-import struct
 import subprocess
 
 import pytest
@@ -69,18 +68,10 @@ def test_inflated_sections_are_cached_and_checked(parked, nsdebug, tmp_path, mon
 
 
 def section_spans(path, names):
+    from nsdebug.corefile.symbols import ElfFile
     data = open(path, "rb").read()
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-    rows = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
-            for i in range(shnum)]
-    strtab = rows[shstrndx][4]
-    out = {}
-    for r in rows:
-        name = data[strtab + r[0]:data.index(b"\0", strtab + r[0])].decode()
-        if name in names:
-            out[name] = (r[4], r[5])
-    return data, out
+    return data, {s.name: (s.sh_offset, s.sh_size) for s in ElfFile(path).sections
+                  if s.name in names}
 
 
 def test_damaged_dwarf_in_a_debug_file_never_breaks_bt(parked, nsdebug, tmp_path):
