@@ -17,6 +17,7 @@ import numpy as np
 from ..corefile.vector import VectorMemory, _vector
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
+from .graph import _graphc, drain_into
 from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY
 from .strtext import str_key_texts
 from .walk import MAX_REFCOUNT, MAX_USER_ADDRESS, HeapWalker
@@ -125,7 +126,8 @@ class FastWalker(HeapWalker):
         self.L = rt.layout
         self.v = rt.version.key
         self.chunks = {"addr": [], "type": [], "size": []}
-        self.edges = {"src": [], "tgt": [], "kind": [], "name": []}
+        self.edges = {"src": [], "tgt": [], "kind": [], "name": []}   # "src": one chunk's
+        self.edge_counts = []           # edges per node, a chunk of nodes at a time
         self.count = 0
         self._type_rows = {}           # type address -> (type index, kind, basicsize, ...)
         self._key_name_ix = {}
@@ -204,18 +206,31 @@ class FastWalker(HeapWalker):
                 cache[a] = self.name_id(text)
 
     # -- the walk -------------------------------------------------------------------------
+    WAVE_CHUNK = 1 << 17       # objects decoded together: bounds a wave's temporaries
+
     def _wave(self, addrs):
-        """Decode a set of new objects (their edges end up sorted by source)."""
-        mark = len(self.edges["src"])
+        """Decode a set of new objects, a chunk at a time: a wave of millions of objects
+        at once would hold tens of bytes of temporaries per edge."""
+        for lo in range(0, len(addrs), self.WAVE_CHUNK):
+            self._wave_chunk(addrs[lo:lo + self.WAVE_CHUNK])
+
+    def _wave_chunk(self, addrs):
+        mark = len(self.edges["tgt"])
+        base = self.count
         self._decode_wave(addrs)
-        # Node indices only grow from wave to wave: edges sorted within each wave are
-        # sorted overall, so the graph needs no global sort (and no copy of every edge).
-        if len(self.edges["src"]) - mark > 1:
-            order = np.argsort(np.concatenate(self.edges["src"][mark:]), kind="stable")
-            for field in ("src", "tgt", "kind", "name"):
+        # Node indices only grow from chunk to chunk: edges grouped by source within
+        # each are grouped overall (no global sort, no copy of every edge), and the
+        # number of edges per node is all the graph needs of their sources.
+        counts = np.zeros(len(addrs), dtype=np.int32)
+        pieces, self.edges["src"] = self.edges["src"], []
+        if pieces:
+            order = _by_source(np.concatenate(pieces), base, counts)
+            del pieces
+            for field in ("tgt", "kind", "name"):
                 merged = np.concatenate(self.edges[field][mark:])[order]
                 del self.edges[field][mark:]
                 self.edges[field].append(merged)
+        self.edge_counts.append(counts)
 
     def _type_arrays(self):
         """Per type index (and one more for invalid): basicsize, itemsize, preheader,
@@ -833,7 +848,7 @@ class FastWalker(HeapWalker):
         starts = np.frombuffer(self.edge_start, dtype=np.uint64).astype(np.int64)
         counts = np.diff(np.append(starts, len(self.e_to)))
         targets = np.frombuffer(self.e_to, dtype=np.uint64).copy()
-        self.edges["src"].append(np.repeat(np.arange(self.n_synth), counts))
+        self.edge_counts.append(counts.astype(np.int32))
         self.edges["tgt"].append(targets)
         self.edges["kind"].append(np.frombuffer(bytes(self.e_kind), dtype=np.uint8).copy())
         self.edges["name"].append(np.frombuffer(self.e_name, dtype=np.int32).copy())
@@ -863,8 +878,8 @@ class FastWalker(HeapWalker):
         release_free_memory()             # the waves' temporaries, before the big arrays
         # Every node is known now: their addresses as one column, and a table to find a
         # node by its address (the C roots' words, then every edge's target).
-        self._addr_col = np.concatenate([np.zeros(self.n_synth, dtype=np.uint64)] +
-                                        self.chunks["addr"])
+        self._addr_col = np.zeros(self.count, dtype=np.uint64)
+        drain_into(self.chunks["addr"], self._addr_col[self.n_synth:])
         self.chunks["addr"] = None
         self._table = AddressTable(self._addr_col, self.n_synth)
         return self._graph(self._c_roots())
@@ -1031,36 +1046,47 @@ class FastWalker(HeapWalker):
     def _graph(self, late):
         from .graph import HeapGraph
         n = self.count
-        counts = np.zeros(n, dtype=np.int64)
-        for src in self.edges["src"]:
-            if len(src):                      # one wave's edges: a range of sources
-                lo, hi = int(src.min()), int(src.max()) + 1
-                counts[lo:hi] += np.bincount(src - lo, minlength=hi - lo)
-        self.edges["src"] = None
         starts = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=starts[1:])
-        del counts
+        np.cumsum(drain_into(self.edge_counts, starts[1:]), out=starts[1:])
+        self.edge_counts = self.edges["src"] = None
         self.visited = None
         self.key_refs = np.concatenate(self.key_refs) if self.key_refs else \
             np.zeros(0, dtype=np.uint64)
         cols = {"addr": self._addr_col}
         self._addr_col = None
         for name, fill, dtype in (("type", -1, np.int32), ("size", 0, np.uint64)):
-            cols[name] = np.concatenate([np.full(self.n_synth, fill, dtype=dtype)] +
-                                        self.chunks[name])
-            self.chunks[name] = None
+            out = np.empty(n, dtype=dtype)
+            out[:self.n_synth] = fill
+            cols[name] = drain_into(self.chunks[name], out[self.n_synth:]).base
+        # Room before the edges for the group edges the assembly adds (C roots, the
+        # unreachable: only objects the roots' waves did not find can be unreachable),
+        # so that they go in without a copy of every edge.
+        room = sum(len(t) for t, _ in late.values()) + (n - self.n_reachable)
+        m = sum(len(c) for c in self.edges["tgt"])
         cols["tgt"] = self.edges["tgt"]              # a list of chunks: mapped one by one
         self.edges["tgt"] = None
-        for field in ("kind", "name"):
-            cols[field] = np.concatenate(self.edges[field])
-            self.edges[field] = None
+        for field, dtype in (("kind", np.uint8), ("name", np.int32)):
+            cols[field] = np.empty(room + m, dtype=dtype)
+            drain_into(self.edges[field], cols[field][room:])
         self.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
         # the C roots' and (Unreachable)'s edges are spliced in there.
         table, self._table = self._table, None
         return HeapGraph.assemble(self, late, cols.pop("addr"), cols.pop("type"),
                                    cols.pop("size"), starts, cols.pop("tgt"),
-                                   cols.pop("kind"), cols.pop("name"), table)
+                                   cols.pop("kind"), cols.pop("name"), table, room)
+
+
+def _by_source(src, base, counts):
+    """Positions of edges grouped by source node (stable), and into `counts` (int32,
+    one per node from `base`) the number from each."""
+    order = np.empty(len(src), dtype=np.int64)
+    if _graphc is not None:
+        _graphc.by_source(np.ascontiguousarray(src, dtype=np.int32), base, counts, order)
+        return order
+    order = np.argsort(src, kind="stable")
+    counts[:] = np.bincount(src - base, minlength=len(counts))
+    return order
 
 
 def _ramp(counts):

@@ -37,6 +37,33 @@ def release_free_memory():
 
 
 _malloc_trim = None
+TRIM_EVERY = 16 << 20        # bytes freed between two release_free_memory() in drain_into
+
+
+def drain_into(chunks, out, fill=None):
+    """Copy a list of arrays into `out` one after another (or `fill(chunk, part)`),
+    emptying the list as it goes: each chunk is freed once used, and the freed memory
+    given back every TRIM_EVERY bytes, so that the peak is the result and a few chunks,
+    not the data twice over (glibc keeps freed chunks of a few MiB otherwise).
+    Returns `out`."""
+    at = freed = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        part = out[at:at + len(chunk)]
+        if fill is None:
+            part[:] = chunk
+        else:
+            fill(chunk, part)
+        at += len(chunk)
+        freed += chunk.nbytes
+        del chunk
+        if freed >= TRIM_EVERY or (freed and not chunks):
+            release_free_memory()
+            freed = 0
+    if at != len(out):
+        raise ValueError(f"chunks hold {at} items, not {len(out)}")
+    return out
 
 
 class AddressTable:
@@ -47,9 +74,9 @@ class AddressTable:
     def __init__(self, addr, n_synth):
         self.addr, self.n_synth = addr, n_synth
         if _graphc is not None:
-            self.bits = max(4, int(2 * max(len(addr) - n_synth, 1) - 1).bit_length())
-            self.table = np.full(1 << self.bits, -1, dtype=np.int32)
-            _graphc.addr_table(addr, n_synth, self.table, self.bits)
+            nodes = max(len(addr) - n_synth, 0)
+            self.table = np.full(nodes + nodes // 2 + 16, -1, dtype=np.int32)
+            _graphc.addr_table(addr, n_synth, self.table)
         else:
             self.order = (np.argsort(addr[n_synth:], kind="stable") + n_synth).astype(np.int32)
             self.sorted = addr[self.order]
@@ -60,8 +87,7 @@ class AddressTable:
         if out is None:
             out = np.empty(len(targets), dtype=np.int32)
         if _graphc is not None:
-            _graphc.map_addresses(self.addr, self.table, self.bits, self.n_synth, targets,
-                                  out)
+            _graphc.map_addresses(self.addr, self.table, self.n_synth, targets, out)
             return out
         step = 1 << 20
         for lo in range(0, len(targets), step):
@@ -77,6 +103,8 @@ class AddressTable:
             t[synth] = np.where(s < np.uint64(self.n_synth), s, -1).astype(np.int32)
             out[lo:lo + step] = t
         return out
+
+
 REACHABLE = 1
 TRACKED = 2          # on the GC's lists
 
@@ -85,11 +113,14 @@ class HeapGraph:
     """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
 
     @classmethod
-    def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name, table=None):
+    def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name, table=None,
+                 room=0):
         """The graph of a walk. `late` holds the C roots' edges {group: (addresses, name
         ids)}, known only after the walk; reachability is then a BFS from the root, and
         the objects it does not reach hang under (Unreachable). `table`: an
-        AddressTable of `addr`, when the walk made one already."""
+        AddressTable of `addr`, when the walk made one already. `kind` and `name` start
+        with `room` unused items, where the group edges go without a copy of the
+        arrays (_add_group_edges); `to` holds the rest, as addresses."""
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
         # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].
@@ -106,33 +137,33 @@ class HeapGraph:
         g.addr, g.type_ix, g.size = addr, type_ix, size
         # Targets: synthetic indices, or addresses mapped to node indices, a chunk at a
         # time (each address chunk is freed once mapped: only int32 targets accumulate).
-        order = (np.argsort(addr[w.n_synth:], kind="stable") + w.n_synth).astype(np.int32)
         if table is None:
             table = AddressTable(addr, w.n_synth)
         map_targets = table.map
 
         chunks = to if isinstance(to, list) else [to]
         del to
-        target = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
-        at = 0
-        while chunks:                       # each chunk freed once mapped
-            chunk = chunks.pop(0)
-            map_targets(chunk, target[at:at + len(chunk)])
-            at += len(chunk)
-            del chunk
-        counts = np.diff(starts)
-        keep = target >= 0
-        g.dropped_edges = int(len(keep) - keep.sum())
+        buffers = (np.empty(room + sum(len(c) for c in chunks), dtype=np.int32), kind, name)
+        target, kind, name = (b[room:] for b in buffers)
+        unmapped = []
+
+        def map_chunk(chunk, part):
+            map_targets(chunk, part)
+            unmapped.append(int(np.count_nonzero(part < 0)))
+        drain_into(chunks, target, map_chunk)
+        g.dropped_edges = sum(unmapped)
         if g.dropped_edges:
-            src = np.repeat(np.arange(n, dtype=np.int32), counts)[keep]
+            keep = target >= 0
+            src = np.repeat(np.arange(n, dtype=np.int32), np.diff(starts))[keep]
             target, kind, name = target[keep], kind[keep], name[keep]
-            counts = np.bincount(src, minlength=n)
-            del src
-        g.e_to = target
-        g.e_kind = np.ascontiguousarray(kind)
-        g.e_name = np.ascontiguousarray(name)
-        g.edge_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=g.edge_start[1:])
+            starts = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(src, minlength=n), out=starts[1:])
+            del src, keep
+            room, buffers = 0, None
+        g._room = (room, buffers)
+        del buffers
+        g.e_to, g.e_kind, g.e_name = target, kind, name
+        g.edge_start = starts
         g.group_ix = dict(w.group_ix)
         g._rev = g._idom = g._retained = g._parent = g._found = None
         # C roots explain what Python's roots do not: an object Python's roots reach
@@ -158,10 +189,10 @@ class HeapGraph:
         if len(tracked):
             t = map_targets(tracked[(tracked & np.uint64(SYNTH)) == 0])
             g.flags[t[t >= g.n_synth]] |= TRACKED
-        # Memory for what comes next (dominators): the sorted copy of the addresses and
-        # the BFS tree are made again when asked (a gather; a C pass), not kept.
-        g._addr_order, g._sorted_addr = order, None
-        g._parent = g._found = None
+        # Memory for what comes next (dominators): the address order, its sorted copy
+        # of the addresses and the BFS tree are made when asked, not kept.
+        g._addr_order = g._sorted_addr = None
+        g._parent = g._found = g._room = None
         g.from_index = False
         return g
 
@@ -190,22 +221,44 @@ class HeapGraph:
         return g
 
     def _add_group_edges(self, group, to_ix, kind, names):
-        """Edges out of a synthetic group node, spliced into the CSR arrays."""
-        if not len(to_ix):
+        """Edges out of a synthetic group node, put at the end of its edges: into the
+        room the assembly left before the edge arrays when it is enough (only the
+        edges of the synthetic nodes up to this one move), else by copying them."""
+        k = len(to_ix)
+        if not k:
             return
-        counts = np.diff(self.edge_start)
-        self.e_to, self.e_kind, self.e_name = _splice(
-            self.e_to, self.e_kind, self.e_name, self.edge_start, counts, group, to_ix, kind,
-            names)
-        np.cumsum(counts, out=self.edge_start[1:])
+        end = int(self.edge_start[group + 1])
+        room, buffers = self._room if self._room is not None else (0, None)
+        if buffers is not None and room >= k:
+            for buf, new in zip(buffers, (to_ix, kind, names)):
+                buf[room - k:room - k + end] = buf[room:room + end]   # overlap: numpy copes
+                buf[room - k + end:room + end] = new
+            self._room = (room - k, buffers)
+            self.e_to, self.e_kind, self.e_name = (b[room - k:] for b in buffers)
+        else:
+            self._room = None                   # the old buffers go with the old arrays
+            self.e_to, self.e_kind, self.e_name = (
+                np.concatenate([a[:end], np.broadcast_to(np.asarray(new, a.dtype), (k,)),
+                                a[end:]])
+                for a, new in ((self.e_to, to_ix), (self.e_kind, kind),
+                               (self.e_name, names)))
+        self.edge_start[group + 1:] += k
         self._parent = self._found = None
 
     # -- lookups ------------------------------------------------------------------------
+    def addr_order(self):
+        """Node indices of the objects in address order (int32)."""
+        if self._addr_order is None:
+            order = np.argsort(self.addr[self.n_synth:], kind="stable")
+            order += self.n_synth
+            self._addr_order = order.astype(np.int32)
+        return self._addr_order
+
     @property
     def _by_addr(self):
         """(object addresses sorted, their node indices)."""
         if self._sorted_addr is None:
-            self._sorted_addr = self.addr[self._addr_order]
+            self._sorted_addr = self.addr[self.addr_order()]
         return self._sorted_addr, self._addr_order
 
     def index_of(self, addr):
@@ -314,15 +367,17 @@ class HeapGraph:
                 phase[self.group_ix[group]] = p
         return phase
 
-    def _bfs(self):
-        parent = np.empty(self.n, dtype=np.int64)
+    def _bfs(self, parents=True):
+        """The BFS from the root: the phase that found each node, and (unless
+        `parents` is false, which saves 8 bytes per node) the edge that did."""
+        parent = np.empty(self.n, dtype=np.int64) if parents or _graphc is None else None
         found = np.empty(self.n, dtype=np.uint8)
         phase = self._phases()
         if _graphc is not None:
             _graphc.bfs_parents(self.edge_start, self.e_to, self.n, 0, parent, phase, found)
         else:
             _py.bfs_parents(self.edge_start, self.e_to, self.n, parent, phase, found)
-        self._parent, self._found = parent, found
+        self._parent, self._found = (parent if parents else None), found
 
     def parents(self):
         """BFS tree from node 0: parent edge id per node (-1 for none). Python's roots
@@ -336,7 +391,7 @@ class HeapGraph:
         """Per node, the phase of the BFS that reached it (0 Python roots, 1 C roots,
         2 only through (Unreachable), 255 never)."""
         if self._found is None:
-            self._bfs()
+            self._bfs(parents=False)
         return self._found
 
     def path_edges(self, i):
@@ -402,15 +457,3 @@ class HeapGraph:
         ret = self.retained()
         top = kids[np.argsort(ret[kids])[::-1][:limit]]
         return [int(k) for k in top]
-
-
-def _splice(target, kind, name, starts, counts, group, new_to, new_kind, new_names):
-    """Insert edges of one group node at its place in the CSR arrays (its edge range
-    grows; `counts` is updated, the caller recomputes the starts)."""
-    lo = int(starts[group]) + int(counts[group])
-    new_to = np.asarray(new_to, dtype=np.int32)
-    target = np.concatenate([target[:lo], new_to, target[lo:]])
-    kind = np.concatenate([kind[:lo], np.full(len(new_to), new_kind, np.uint8), kind[lo:]])
-    name = np.concatenate([name[:lo], np.asarray(new_names, np.int32), name[lo:]])
-    counts[group] += len(new_to)
-    return target, kind, name

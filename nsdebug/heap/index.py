@@ -71,7 +71,7 @@ def save(g, core_path, identity):
     arrays = {
         "addr": g.addr, "type_ix": g.type_ix, "size": g.size, "flags": g.flags,
         "edge_start": g.edge_start, "e_to": g.e_to, "e_kind": g.e_kind, "e_name": g.e_name,
-        "key_refs": g.key_refs, "by_addr_order": g._addr_order, "idom": g._idom,
+        "key_refs": g.key_refs, "by_addr_order": g.addr_order(), "idom": g._idom,
         "retained": g._retained}
     meta = {"identity": identity, "n": g.n, "n_synth": g.n_synth,
             "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,

@@ -134,3 +134,66 @@ def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
     slow = graph.AddressTable(addr, g.n_synth).map(targets_)
     assert np.array_equal(fast, slow)
     assert np.array_equal(fast[:len(objs)], np.arange(g.n_synth, g.n, dtype=np.int32))
+
+
+def test_edges_grouped_by_source_agree(monkeypatch):
+    """The walk's per-chunk grouping of edges by source: the C counting sort and the
+    numpy fallback give the same stable order and counts."""
+    from nsdebug.heap import fastwalk
+    rng = np.random.default_rng(11)
+    base, n = 1000, 500
+    src = rng.integers(base, base + n, 20000).astype(np.int32)
+    src[:300] = base + n - 1                    # runs and a node with no edges
+    src[src == base + 7] = base + 8
+    c_counts = np.empty(n, np.int32)
+    c_order = fastwalk._by_source(src, base, c_counts)
+    monkeypatch.setattr(fastwalk, "_graphc", None)
+    p_counts = np.empty(n, np.int32)
+    p_order = fastwalk._by_source(src, base, p_counts)
+    assert np.array_equal(c_order, p_order) and np.array_equal(c_counts, p_counts)
+    assert c_counts[7] == 0 and c_counts.sum() == len(src)
+    assert np.all(np.diff(src[c_order]) >= 0)
+    with pytest.raises(ValueError):
+        graph._graphc.by_source(np.array([base + n], np.int32), base, np.empty(n, np.int32),
+                                np.empty(1, np.int64))
+
+
+def test_bfs_phases_without_parents_agree():
+    rng = np.random.default_rng(12)
+    n = 3000
+    src, dst = rng.integers(0, n, 9000), rng.integers(0, n, 9000)
+    g = _G(src, dst, n)
+    phase = (rng.integers(0, 3, n) * (rng.random(n) < 0.1)).astype(np.uint8)
+    phase[0] = 0
+    parent, found = np.empty(n, np.int64), np.empty(n, np.uint8)
+    graph._graphc.bfs_parents(g.edge_start, g.e_to, n, 0, parent, phase, found)
+    found_only = np.empty(n, np.uint8)
+    graph._graphc.bfs_parents(g.edge_start, g.e_to, n, 0, None, phase, found_only)
+    assert np.array_equal(found, found_only)
+    assert (found == 255).sum() == (parent[1:] < 0).sum()
+    bad = phase.copy()
+    bad[5] = 255
+    with pytest.raises(ValueError):
+        graph._graphc.bfs_parents(g.edge_start, g.e_to, n, 0, None, bad, found_only)
+
+
+def test_group_edges_go_into_the_room_or_a_copy_alike():
+    """_add_group_edges: into the room left before the edges, or by copying the arrays
+    when there is none; the same CSR arrays either way."""
+    def make(room):
+        g = graph.HeapGraph()
+        to = np.array([5, 6, 7, 3, 4, 9, 8], np.int32)
+        bufs = tuple(np.concatenate([np.full(room, 99, a.dtype), a]) for a in
+                     (to, np.arange(7, dtype=np.uint8), np.arange(10, 17, dtype=np.int32)))
+        g._room = (room, bufs)
+        g.e_to, g.e_kind, g.e_name = (b[room:] for b in bufs)
+        g.edge_start = np.array([0, 2, 3, 3, 5, 6, 7, 7, 7, 7, 7], np.int64)
+        g._add_group_edges(2, np.array([8, 9], np.int32), 3, np.array([1, 2], np.int32))
+        g._add_group_edges(1, np.array([4], np.int32), 4, np.array([6], np.int32))
+        return g
+    roomy, copied = make(3), make(0)
+    for name in ("e_to", "e_kind", "e_name", "edge_start"):
+        assert np.array_equal(getattr(roomy, name), getattr(copied, name)), name
+    assert roomy.e_to.tolist() == [5, 6, 7, 4, 8, 9, 3, 4, 9, 8]
+    assert roomy.edge_start.tolist() == [0, 2, 4, 6, 8, 9, 10, 10, 10, 10, 10]
+    assert roomy._room[0] == 0 and copied._room is None
