@@ -1072,9 +1072,14 @@ class FastWalker(HeapWalker):
         # Hand the columns over (no reference kept here, so the assembly can free them);
         # the C roots' and (Unreachable)'s edges are spliced in there.
         table, self._table = self._table, None
-        return HeapGraph.assemble(self, late, cols.pop("addr"), cols.pop("type"),
-                                   cols.pop("size"), starts, cols.pop("tgt"),
-                                   cols.pop("kind"), cols.pop("name"), table, room)
+        g = HeapGraph.assemble(self, late, cols.pop("addr"), cols.pop("type"),
+                               cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
+                               cols.pop("name"), table, room)
+        # What only the walk needed goes before the dominator pass (whoever keeps this
+        # walker, for its kind_stats, does not keep these too).
+        self.tracked = self._cur_addrs = None
+        self._key_name_ix = {}
+        return g
 
 
 def _by_source(src, base, counts):
