@@ -111,22 +111,6 @@ def prompt_text(session):
     return f"nsdebug [{label}]> "
 
 
-def help_lines(args):
-    from .commands.registry import COMMANDS, lookup
-    if args:
-        yield from lookup(args[0]).help_text().splitlines()
-        return
-    by_cat = {}
-    for c in COMMANDS.values():
-        by_cat.setdefault(c.category, []).append(c)
-    for cat in ("general", "python", "heap"):
-        yield f"{cat} commands:"
-        for c in sorted(by_cat.get(cat, []), key=lambda c: c.name):
-            alias = f" ({', '.join(c.aliases)})" if c.aliases else ""
-            yield f"  {c.name:<10} {c.summary}{alias}"
-    yield "help CMD for a command's options; Ctrl-C stops a command; Ctrl-D quits."
-
-
 def rich_render(result, console):
     """Results shown richly: tables as tables, source with syntax colours."""
     from rich.syntax import Syntax
@@ -195,7 +179,7 @@ def run_shell(session):
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from rich.console import Console
 
-    from .commands.registry import run_line
+    from .commands.registry import help_lines, run_line
     path = history_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -80,6 +80,23 @@ def lookup(name):
     return COMMANDS[name]
 
 
+def help_lines(args):
+    """The text of `help` (every command by category) or `help CMD`, line by line."""
+    if args:
+        yield from lookup(args[0]).help_text().splitlines()
+        return
+    by_cat = {}
+    for c in COMMANDS.values():
+        by_cat.setdefault(c.category, []).append(c)
+    for cat in ("general", "python", "heap"):
+        yield f"{cat} commands:"
+        for c in sorted(by_cat.get(cat, []), key=lambda c: c.name):
+            alias = f" ({', '.join(c.aliases)})" if c.aliases else ""
+            yield f"  {c.name:<10} {c.summary}{alias}"
+    yield ("help CMD for a command's options; in the shell, Ctrl-C stops a command and "
+           "Ctrl-D quits.")
+
+
 def parse(line):
     """(Command, argparse.Namespace) for one command line. Every command also takes
     --json (ns.json): its result as one JSON document, in the shell as in batch."""

@@ -107,7 +107,7 @@ def test_bt_matches_truth_on_kernel_crash_core(cores, build, nsdebug):
     want_line = cap.truth["threads"][[t["ident"] for t in cap.truth["threads"]].index(
         cap.truth["recorder_ident"])]["frames"][-1]["line"]
     assert line.startswith("crash:       SIGSEGV at 0x8 in PyBytes_FromStringAndSize (")
-    assert f"), called from " in line
+    assert "), called from " in line
     assert f" in thread {crashed[0]['tid']}; Python: parse_record " \
            f"(stacks_target.py:{want_line})" in line
 

@@ -20,6 +20,8 @@ BAD = [
     ("frame c99", "no native frame c99"),
     ("frame cx", "not a native frame number"),
     ("frame x", "not a frame number"),
+    ("nosuchcommand", "unknown command 'nosuchcommand'; type 'help'"),
+    ("help nosuchcommand", "unknown command 'nosuchcommand'"),
 ]
 
 
@@ -31,6 +33,21 @@ def test_bad_python_and_heap_commands(cores, nsdebug, line, message):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nsdebug: ") and message in lines[0]
+
+
+def test_help_in_batch_as_in_the_shell(cores, nsdebug):
+    """The error for an unknown command says to type 'help': that works in batch too."""
+    from nsdebug.commands import load_all
+    from nsdebug.commands.registry import COMMANDS
+    load_all()
+    cap = cores.stacks(targets.default_build())
+    r = nsdebug(cap.core, "-c", "help", "-c", "help bt")
+    assert r.returncode == 0, r.stderr
+    for name in COMMANDS:
+        assert f"  {name} " in r.stdout, name
+    assert "usage: bt" in r.stdout
+    doc = json.loads(nsdebug(cap.core, "-c", "help", "--json").stdout)
+    assert any(line.startswith("  objects ") for line in doc["help"])
 
 
 def test_inspect_of_a_garbage_pointer_is_an_answer(cores, nsdebug):
