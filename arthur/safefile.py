@@ -74,6 +74,10 @@ class PrivateOutput:
     def fileno(self):
         return self.f.fileno()
 
+    def seek(self, offset):
+        """Go to `offset` (a file written out of order, as the heap index)."""
+        return self.f.seek(offset)
+
     def commit(self):
         """Give the finished file its name."""
         self.f.flush()

@@ -142,14 +142,15 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
     /* Predecessors of each reached node, in preorder numbers (edges between reached).
      * A predecessor v that precedes w in preorder is not yet linked when w's turn
      * comes: its eval is v itself, so only the least of those matters, and it goes
-     * straight into semi[w]. Only predecessors after w (a third to a half of a heap's
-     * edges: the DFS tree's own edges all go forward) are kept in lists, whose
-     * offsets are 32-bit: no heap nsdebug can hold has 2**32 of them. */
+     * straight into semi[w]. Only predecessors after w (not the DFS tree's edges, for
+     * one: they all go forward) are kept in lists, whose offsets are 32-bit: no heap
+     * nsdebug can hold has 2**32 of them. */
     semi = malloc(sizeof(int32_t) * (size_t)k);
     rstart = calloc((size_t)k + 1, sizeof(uint32_t));
     if (!semi || !rstart) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t i = 0; i < k; i++) semi[i] = (int32_t)i;
     uint64_t back = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < k; i++) {
         int32_t v = vertex[i];
         for (int64_t e = start[v]; e < start[v + 1]; e++) {
@@ -163,6 +164,7 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
             }
         }
     }
+    Py_END_ALLOW_THREADS
     if (back >= UINT32_MAX) {
         PyErr_SetString(PyExc_MemoryError, "over 2**32 edges: too many for the dominator pass");
         goto done;

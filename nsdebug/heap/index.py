@@ -65,54 +65,120 @@ def candidate_paths(core_path, identity):
 
 
 def save(g, core_path, identity):
-    """Write the index of graph g (its dominators and retained sizes computed first).
-    Returns the path written, or raises OSError."""
-    g.retained()
-    arrays = {
-        "addr": g.addr, "type_ix": g.type_ix, "size": g.size, "flags": g.flags,
-        "edge_start": g.edge_start, "e_to": g.e_to, "e_kind": g.e_kind, "e_name": g.e_name,
-        "key_refs": g.key_refs, "by_addr_order": g.addr_order(), "idom": g._idom,
-        "retained": g._retained}
-    meta = {"identity": identity, "n": g.n, "n_synth": g.n_synth,
-            "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
-            "names": g.names, "synth_names": g.synth_names, "synth_kinds": g.synth_kinds,
-            "group_ix": g.group_ix,
-            "warnings": g.warnings,
-            "problems": [[a, why] for a, why in g.problems.items()],
-            "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],
-            "arrays": {}}
-    blobs = []
-    offset = 0
-    for name in ARRAYS:
-        a = np.ascontiguousarray(arrays[name])
-        raw = memoryview(a).cast("B")
-        meta["arrays"][name] = {"dtype": a.dtype.str, "len": int(len(a)), "offset": offset,
-                                "crc32": zlib.crc32(raw)}
-        blobs.append(raw)
-        offset += (len(raw) + ALIGN - 1) // ALIGN * ALIGN
-    header = json.dumps(meta, separators=(",", ":")).encode()
-    data_at = (len(MAGIC) + 4 + len(header) + ALIGN - 1) // ALIGN * ALIGN
+    """Write the index of graph g, computing its dominators and retained sizes while
+    the walk's arrays are written: beside the core, else in the cache directory (also
+    when a write fails part way, as on a full disk). Returns the path written, or
+    raises OSError."""
     errors = []
     for path in candidate_paths(core_path, identity):
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            _write(path, header, data_at, blobs)
-            return path
+            writer = IndexWriter(g, path, identity)
         except OSError as e:
             errors.append(f"{path}: {e.strerror or e}")
+            continue
+        try:
+            g.retained()
+        except BaseException:
+            writer.discard()
+            raise
+        try:
+            return writer.finish()
+        except OSError as e:
+            errors.append(str(e))
     raise OSError("; ".join(errors))
 
 
-def _write(path, header, data_at, blobs):
-    # Private, complete or absent (it holds names read from the process's memory). Not
-    # synced to disk: an index torn by a crash fails its checks and is rebuilt.
-    from arthur.safefile import PrivateOutput
-    with PrivateOutput(path, force=True, durable=False) as f:
-        f.write(MAGIC + struct.pack("<I", len(header)) + header)
-        f.write(bytes(data_at - len(MAGIC) - 4 - len(header)))
-        for raw in blobs:
-            f.write(raw)
-            f.write(bytes(-len(raw) % ALIGN))
+class IndexWriter:
+    """The index written in two steps: the walk's arrays by a thread, which runs while
+    the dominator pass does (both leave the GIL: the file is written on the other
+    core), then finish() writes the dominator arrays and, at the start of the file, the
+    header. Its space is reserved first, sized for the largest CRC-32 of the arrays
+    still to come; JSON allows the spaces that pad it."""
+
+    def __init__(self, g, path, identity):
+        import threading
+        from arthur.safefile import PrivateOutput
+        self.g, self.path = g, path
+        n, n_synth = g.n, g.n_synth
+        lengths = {name: (len(a), a.dtype) for name, a in self._early().items()}
+        lengths.update(by_addr_order=(n - n_synth, np.dtype(np.int32)),
+                       idom=(n, np.dtype(np.int32)), retained=(n, np.dtype(np.uint64)))
+        self.meta = {"identity": identity, "n": n, "n_synth": n_synth,
+                     "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
+                     "names": g.names, "synth_names": g.synth_names,
+                     "synth_kinds": g.synth_kinds, "group_ix": g.group_ix,
+                     "warnings": g.warnings,
+                     "problems": [[a, why] for a, why in g.problems.items()],
+                     "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],
+                     "arrays": {}}
+        offset = 0
+        for name in ARRAYS:
+            count, dtype = lengths[name]
+            self.meta["arrays"][name] = {"dtype": dtype.str, "len": int(count),
+                                         "offset": offset, "crc32": 0xFFFFFFFF}
+            offset += (count * dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
+        self.header_size = len(self._header())
+        self.data_at = (len(MAGIC) + 4 + self.header_size + ALIGN - 1) // ALIGN * ALIGN
+        self.out = PrivateOutput(path, force=True, durable=False)
+        self.error = None
+        self.thread = threading.Thread(target=self._write_early, daemon=True)
+        self.thread.start()
+
+    def _early(self):
+        g = self.g
+        return {"addr": g.addr, "type_ix": g.type_ix, "size": g.size, "flags": g.flags,
+                "edge_start": g.edge_start, "e_to": g.e_to, "e_kind": g.e_kind,
+                "e_name": g.e_name, "key_refs": g.key_refs}
+
+    def _header(self):
+        return json.dumps(self.meta, separators=(",", ":")).encode()
+
+    def _write_arrays(self, arrays):
+        for name, a in arrays.items():
+            raw = memoryview(np.ascontiguousarray(a)).cast("B")
+            self.meta["arrays"][name]["crc32"] = zlib.crc32(raw)
+            self.out.write(raw)
+            self.out.write(bytes(-len(raw) % ALIGN))
+
+    def _write_early(self):
+        try:
+            self.out.seek(self.data_at)
+            self._write_arrays(self._early())
+        except BaseException as e:       # reported by finish(), in the caller's thread
+            self.error = e
+
+    def finish(self):
+        """Write the rest (the dominators computed) and give the file its name; returns
+        the path, or raises OSError (nothing is left behind then)."""
+        self.thread.join()
+        try:
+            if self.error is not None:
+                raise self.error
+            g = self.g
+            g.retained()
+            self._write_arrays({"by_addr_order": g.addr_order(), "idom": g._idom,
+                                "retained": g._retained})
+            header = self._header()
+            if len(header) > self.header_size:        # cannot be: CRCs only shrink
+                raise OSError(f"index header outgrew its space ({len(header)} bytes)")
+            self.out.seek(0)
+            self.out.write(MAGIC + struct.pack("<I", self.header_size) +
+                           header.ljust(self.header_size) +
+                           bytes(self.data_at - len(MAGIC) - 4 - self.header_size))
+            self.out.commit()
+        except OSError as e:
+            self.out.discard()
+            raise OSError(f"{self.path}: {e.strerror or e}") from None
+        except BaseException:
+            self.out.discard()
+            raise
+        return self.path
+
+    def discard(self):
+        """Give up (the caller failed): no file is left."""
+        self.thread.join()
+        self.out.discard()
 
 
 def load(core_path, identity):

@@ -110,3 +110,30 @@ def test_an_index_that_cannot_go_beside_the_core_goes_to_the_cache(core, tmp_pat
 
     assert run() == "walk" and run() == "index"
     assert len(list((tmp_path / "cache" / "nsdebug").glob("heap-*.nsdebug-index"))) == 1
+
+
+def test_a_full_disk_mid_index_leaves_no_index_and_a_good_answer(core, tmp_path):
+    """The index is written by a thread while the dominators are computed: a write that
+    fails part way (here the file size limit, as a full disk would) costs the index
+    only, with a one-line note, and leaves no file, beside the core or in the cache."""
+    import resource
+    import subprocess
+    _, path = core
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    limit = 256 << 10                  # far below the index, above what else is written
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    fresh = subprocess.run(targets.nsdebug_cmd() + [path, "--no-cache", "-c", "objects -n 5"],
+                           capture_output=True, text=True, timeout=300)
+    r = subprocess.run(targets.nsdebug_cmd() + [path, "-c", "objects -n 5"],
+                       capture_output=True, text=True, env=env, timeout=300,
+                       preexec_fn=small_files)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == fresh.stdout
+    notes = [line for line in r.stderr.splitlines() if "index" in line]
+    assert len(notes) == 1 and "heap index not written" in notes[0], r.stderr
+    assert "Traceback" not in r.stderr
+    left = [p for p in os.listdir(os.path.dirname(path)) if "nsdebug-index" in p]
+    cache = tmp_path / "cache" / "nsdebug"
+    assert left == [] and (not cache.exists() or not list(cache.iterdir()))
