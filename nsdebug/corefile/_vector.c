@@ -215,6 +215,97 @@ done:
     return result;
 }
 
+/* Whether the object at addr was marked by visit() (same bits: one per 16 bytes). */
+static inline int seen_at(Space *s, const uint8_t *bits, uint64_t addr) {
+    int64_t o = locate(s, addr, 1);
+    if (o < 0) return 0;
+    uint64_t slot = (uint64_t)o >> 4;
+    return (bits[slot >> 3] >> (slot & 7)) & 1;
+}
+
+/* pool_blocks(buf, starts, ends, offs, pools, szidx, nextoff, overhead, pool_size,
+ * freeblock_off, bits, probes, out_block, out_bsize) -> count: the allocated blocks of
+ * pymalloc pools that hold no object visit() marked. A pool's blocks are those below
+ * its high-water mark (nextoffset) that are not on its free list (followed from
+ * pool->freeblock, each link checked to be a block of the pool, at most one step per
+ * block); a block is left out when the object it would hold, at any of the `probes`
+ * offsets (its GC and pre-headers), was visited: one allocation holds one object.
+ * out_* hold at least the pools' block count (the caller's bound). */
+static PyObject *pool_blocks(PyObject *self, PyObject *args) {
+    Py_buffer b[11];
+    Py_ssize_t overhead, pool_size, freeblock_off;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*nnny*y*w*w*", &b[0], &b[1], &b[2], &b[3],
+                          &b[4], &b[5], &b[6], &overhead, &pool_size, &freeblock_off, &b[7],
+                          &b[8], &b[9], &b[10]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    uint8_t *is_free = NULL;
+    Py_ssize_t npools = b[4].len / 8, nprobes = b[8].len / 8, cap = b[9].len / 8;
+    if (b[5].len / 8 != npools || b[6].len / 8 != npools || b[10].len / 8 < cap ||
+        overhead < 0 || pool_size <= overhead || pool_size > (1 << 24) || nprobes > 8 ||
+        b[7].len * 128 < b[0].len) {
+        PyErr_SetString(PyExc_ValueError, "bad pool arrays or sizes");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *pools = b[4].buf, *probes = b[8].buf;
+    const int64_t *szidx = b[5].buf, *nextoff = b[6].buf;
+    const uint8_t *bits = b[7].buf;
+    uint64_t *out_block = b[9].buf;
+    int64_t *out_bsize = b[10].buf;
+    Py_ssize_t max_blocks = pool_size / 16 + 1, count = 0;
+    int overflow = 0;
+    is_free = malloc((size_t)max_blocks);
+    if (!is_free) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t p = 0; p < npools && !overflow; p++) {
+        uint64_t pool = pools[p];
+        int64_t bsize = (szidx[p] + 1) << 4;
+        if (szidx[p] < 0 || szidx[p] > 63 || nextoff[p] < 0 || nextoff[p] > pool_size)
+            continue;
+        int64_t limit = nextoff[p] < pool_size - bsize + 1 ? nextoff[p] : pool_size - bsize + 1;
+        int64_t nblocks = (limit - overhead + bsize - 1) / bsize;
+        if (nblocks <= 0) continue;
+        if (nblocks > max_blocks) nblocks = max_blocks;
+        memset(is_free, 0, (size_t)nblocks);
+        int64_t o = locate(&s, pool + (uint64_t)freeblock_off, 8);
+        uint64_t cur = 0;
+        if (o >= 0 && !((pool + (uint64_t)freeblock_off) & 7)) memcpy(&cur, s.buf + o, 8);
+        for (int64_t step = 0; step < pool_size / 16 && cur; step++) {
+            int64_t off = (int64_t)(cur - pool) - overhead;
+            if (cur < pool || off < 0 || off % bsize || off / bsize >= nblocks) break;
+            is_free[off / bsize] = 1;
+            o = (cur & 7) ? -1 : locate(&s, cur, 8);
+            if (o < 0) break;
+            memcpy(&cur, s.buf + o, 8);
+        }
+        for (int64_t j = 0; j < nblocks; j++) {
+            if (is_free[j]) continue;
+            uint64_t block = pool + (uint64_t)overhead + (uint64_t)(j * bsize);
+            int known = 0;
+            for (Py_ssize_t k = 0; k < nprobes && !known; k++)
+                if ((int64_t)probes[k] + 16 <= bsize && seen_at(&s, bits, block + probes[k]))
+                    known = 1;
+            if (known) continue;
+            if (count == cap) { overflow = 1; break; }
+            out_block[count] = block;
+            out_bsize[count] = bsize;
+            count++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "output arrays too small for the pools' blocks");
+        goto done;
+    }
+    result = PyLong_FromSsize_t(count);
+done:
+    free(is_free);
+    for (int i = 0; i < 11; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -222,6 +313,9 @@ static PyMethodDef methods[] = {
      "locate_many(buf, starts, ends, offs, addrs, width, out): file offsets or -1"},
     {"visit", visit, METH_VARARGS,
      "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
+    {"pool_blocks", pool_blocks, METH_VARARGS,
+     "pool_blocks(buf, starts, ends, offs, pools, szidx, nextoff, overhead, pool_size, "
+     "freeblock_off, bits, probes, out_block, out_bsize) -> count of unvisited blocks"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

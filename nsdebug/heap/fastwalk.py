@@ -1134,6 +1134,35 @@ class _ArenaScan:
         rep = np.repeat(np.arange(len(first)), n)
         return first[rep] + U64(pool_size) * _ramp(n).astype(U64), pool_size
 
+    def _allocated_blocks(self, pools, szidx, nextoff, overhead, pool_size):
+        """(blocks, sizes) of the pools' allocated blocks: below the high-water mark,
+        not on the free list (every pool's list followed in lockstep)."""
+        from . import arenas as arena_mod
+        vm, P = self.vm, self.L.pool
+        align = 1 << arena_mod.ALIGNMENT_SHIFT
+        bsize = (szidx + 1) << arena_mod.ALIGNMENT_SHIFT
+        limit = np.minimum(nextoff, pool_size - bsize + 1)
+        nblocks = np.maximum((limit - overhead + bsize - 1) // bsize, 0)
+        first_block = np.cumsum(nblocks) - nblocks
+        rep = np.repeat(np.arange(len(pools)), nblocks)
+        blocks = pools[rep] + (U64(overhead) + (bsize[rep] * _ramp(nblocks)).astype(U64))
+        bsz = bsize[rep]
+        keep = np.ones(len(blocks), dtype=np.bool_)
+        cur, _ = vm.q(pools + U64(P.freeblock))
+        pool_i = np.arange(len(pools))
+        for _ in range(pool_size // align):
+            lo = pools[pool_i]
+            offset = cur.astype(np.int64) - lo.astype(np.int64) - overhead
+            number = offset // bsize[pool_i]
+            live = (cur != 0) & (offset >= 0) & (offset % bsize[pool_i] == 0) & \
+                (number < nblocks[pool_i])
+            if not live.any():
+                break
+            cur, pool_i = cur[live], pool_i[live]
+            keep[first_block[pool_i] + number[live]] = False
+            cur, _ = vm.q(cur)
+        return blocks[keep], bsz[keep]
+
     def objects(self):
         from . import arenas as arena_mod
         from .walk import TPFLAGS_HAVE_GC, TPFLAGS_PREHEADER
@@ -1156,29 +1185,20 @@ class _ArenaScan:
                 nextoff[used].astype(np.int64)
             if not len(pools):
                 continue
-            bsize = (szidx + 1) << arena_mod.ALIGNMENT_SHIFT
-            limit = np.minimum(nextoff, pool_size - bsize + 1)
-            nblocks = np.maximum((limit - overhead + bsize - 1) // bsize, 0)
-            first_block = np.cumsum(nblocks) - nblocks
-            rep = np.repeat(np.arange(len(pools)), nblocks)
-            blocks = pools[rep] + (U64(overhead) + (bsize[rep] * _ramp(nblocks)).astype(U64))
-            bsz = bsize[rep]
-            # Free blocks: follow every pool's free list in lockstep, each to its index.
-            keep = np.ones(len(blocks), dtype=np.bool_)
-            cur, _ = vm.q(pools + U64(P.freeblock))
-            pool_i = np.arange(len(pools))
-            for _ in range(pool_size // align):
-                lo = pools[pool_i]
-                offset = cur.astype(np.int64) - lo.astype(np.int64) - overhead
-                number = offset // bsize[pool_i]
-                live = (cur != 0) & (offset >= 0) & (offset % bsize[pool_i] == 0) & \
-                    (number < nblocks[pool_i])
-                if not live.any():
-                    break
-                cur, pool_i = cur[live], pool_i[live]
-                keep[first_block[pool_i] + number[live]] = False
-                cur, _ = vm.q(cur)
-            blocks, bsz = blocks[keep], bsz[keep]
+            if _vector is not None:
+                # In C: each pool's free list followed, and the blocks whose object
+                # was visited left out (most of them: only the rest is looked at).
+                bound = int(np.maximum((nextoff - overhead) // 16 + 1, 0).sum())
+                blocks = np.empty(bound, dtype=np.uint64)
+                bsz = np.empty(bound, dtype=np.int64)
+                k = _vector.pool_blocks(*vm._seg(), pools, szidx, nextoff, overhead,
+                                        pool_size, P.freeblock, w.visited.flags.bytes,
+                                        np.array([gch + pre, gch, 0], dtype=np.uint64),
+                                        blocks, bsz)
+                blocks, bsz = blocks[:k], bsz[:k]
+            else:
+                blocks, bsz = self._allocated_blocks(pools, szidx, nextoff, overhead,
+                                                     pool_size)
             chosen = np.zeros(len(blocks), dtype=np.uint64)
             open_ = np.ones(len(blocks), dtype=np.bool_)
             for off in (gch + pre, gch, 0):
