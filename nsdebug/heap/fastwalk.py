@@ -898,14 +898,16 @@ class FastWalker(HeapWalker):
         regions = []
         for m in p.modules:
             for seg in p.data_regions(m):
-                regions.append((seg.start, seg.end, lambda a, m=m: self._global_name(m, a)))
+                regions.append((seg.start, seg.end,
+                                lambda addrs, m=m: self._global_names(m, addrs)))
         out[C_GLOBALS] = self._scan_words(regions, found)
         regions = []
         for t in p.threads:
             seg = p.memory.find_segment(t.sp)
             if seg is not None:
                 regions.append((t.sp & ~7, seg.start + seg.filesz,
-                                lambda a, tid=t.tid: f"thread {tid} stack {a:#x}"))
+                                lambda addrs, tid=t.tid: [f"thread {tid} stack {a:#x}"
+                                                          for a in addrs]))
         out[C_STACKS] = self._scan_words(regions, found)
         # Extension modules keep objects in their state (md_state): C's too.
         states = self._module_states()
@@ -938,10 +940,11 @@ class FastWalker(HeapWalker):
     MAX_BLOCK_BYTES = 64 << 20           # nor more than this in all
 
     def _scan_words(self, regions, found):
-        """Edges to the objects whose exact address a word of the regions holds; and,
-        one level deep, to those held by the malloc'd blocks such words point to (the
-        parser's arena of a running script, a C extension's state...): a glibc chunk's
-        size word precedes it, which bounds what is read."""
+        """Edges to the objects whose exact address a word of the regions (start, end,
+        namer: the labels of a list of word addresses) holds; and, one level deep, to
+        those held by the malloc'd blocks such words point to (the parser's arena of a
+        running script, a C extension's state...): a glibc chunk's size word precedes
+        it, which bounds what is read."""
         targets, names = [], []
         vm = self.vm
         blocks = {}
@@ -954,17 +957,19 @@ class FastWalker(HeapWalker):
             o = int(off[0])
             words = vm.u8[o:o + (end - start) // 8 * 8].view("<u8")
             hit_k, hit_v, other_k = self._match(words, found)
-            for value, k in zip(hit_v.tolist(), hit_k.tolist()):
+            labels = label([start + 8 * k for k in hit_k.tolist()])
+            for value, text in zip(hit_v.tolist(), labels):
                 targets.append(value)
-                names.append(self.name_id(label(start + 8 * k)))
-            for k in other_k.tolist():
-                blocks.setdefault(int(words[k]), label(start + 8 * k))
+                names.append(self.name_id(text))
+            for k in other_k.tolist():      # named only if the block holds an object
+                blocks.setdefault(int(words[k]), (label, start + 8 * k))
         more = self._scan_blocks(blocks, found)
         return (np.concatenate([np.array(targets, dtype=np.uint64), more[0]]),
                 np.concatenate([np.array(names, dtype=np.int32), more[1]]))
 
     def _scan_blocks(self, blocks, found):
-        """Edges to the objects held by the allocated blocks {pointer: label}."""
+        """Edges to the objects held by the allocated blocks {pointer: label, or (namer,
+        address) of the word that points to it}."""
         targets, names = [], []
         vm = self.vm
         budget = self.MAX_BLOCK_BYTES
@@ -979,6 +984,8 @@ class FastWalker(HeapWalker):
             o = int(off[0])
             words = vm.u8[o:o + size // 8 * 8].view("<u8")
             hit_k, hit_v, _ = self._match(words, found)
+            if len(hit_k) and not isinstance(via, str):
+                via = via[0]([via[1]])[0]
             for value, k in zip(hit_v.tolist(), hit_k.tolist()):
                 targets.append(value)
                 names.append(self.name_id(f"malloc block {block:#x}+{8 * k:#x} (from {via})"))
@@ -1036,12 +1043,17 @@ class FastWalker(HeapWalker):
                           np.array([s.start + s.filesz for s in segs], dtype=np.uint64))
         return self._anon
 
-    def _global_name(self, module, addr):
-        hit = module.symbolize(addr)
-        if hit is not None:
-            name, off = hit[0], hit[1]
-            return f"{module.name}:{name}+{off:#x}" if off else f"{module.name}:{name}"
-        return f"{module.name}+{addr - module.start:#x}"
+    @staticmethod
+    def _global_names(module, addrs):
+        """Labels of words in a module's data: symbol+offset, else module+offset."""
+        out, mod, start = [], module.name, module.start
+        for addr, hit in zip(addrs, module.symbolize_many(addrs)):
+            if hit is None:
+                out.append(f"{mod}+{addr - start:#x}")
+            else:
+                name, off = hit[0], hit[1]
+                out.append(f"{mod}:{name}+{off:#x}" if off else f"{mod}:{name}")
+        return out
 
     def _graph(self, late):
         from .graph import HeapGraph

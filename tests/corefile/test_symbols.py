@@ -41,3 +41,37 @@ def test_symbolize_names_addresses_inside_functions():
     f = ElfFile(libpython(targets.default_build()))
     value, size = f.lookup("_PyEval_EvalFrameDefault")
     assert f.symbolize(value + size // 2)[:2] == ("_PyEval_EvalFrameDefault", size // 2)
+
+
+def test_symbolize_many_names_each_address_by_a_symbol_that_covers_it():
+    """The bulk form the heap walk uses (thousands of words of data named at once):
+    every answer is a real symbol of the file at the address minus the offset, one
+    that covers the address whenever some symbol does, and nothing before the first."""
+    import bisect
+
+    import targets
+    from nsdebug.corefile.symbols import ElfFile
+    f = ElfFile(libpython(targets.default_build()))
+    table = f.symbols
+    starts = [v for v, _, _ in table]
+    known = {(v, s, n) for v, s, n in table}
+    rng = random.Random(4)
+    addrs = [rng.randrange(starts[0] - 4096, starts[-1] + (2 << 20)) for _ in range(4000)]
+    addrs += [v + rng.randrange(max(s, 1)) for v, s, _ in rng.sample(table, 1000)]
+    answers = f.symbolize_many(addrs)
+    assert len(answers) == len(addrs)
+    covered = 0
+    for a, hit in zip(addrs, answers):
+        i = bisect.bisect_right(starts, a)
+        covers = [r for r in table[max(i - 8, 0):i] if r[1] and r[0] <= a < r[0] + r[1]]
+        if a < starts[0]:
+            assert hit is None
+            continue
+        if covers:
+            covered += 1
+            assert hit is not None and hit[1] < hit[2], (hex(a), hit)
+        if hit is not None:
+            name, off, size = hit
+            assert (a - off, size, name) in known, (hex(a), hit)
+    assert covered > 1000
+    assert f.symbolize_many([]) == []
