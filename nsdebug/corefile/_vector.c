@@ -306,6 +306,70 @@ done:
     return result;
 }
 
+/* Read the 8-byte word at addr, 0 when the core does not hold it. */
+static inline uint64_t word_at(Space *s, uint64_t addr) {
+    uint64_t v = 0;
+    int64_t o = (addr & 7) ? -1 : locate(s, addr, 8);
+    if (o >= 0) memcpy(&v, s->buf + o, 8);
+    return v;
+}
+
+/* entries(buf, starts, ends, offs, src, base, stride, koff, voff, vbase, counts,
+ * out_src, out_key, out_val) -> count: the (key, value) pairs of many tables at once
+ * (dict entries). Table r has counts[r] entries of stride[r] bytes from base[r]; entry
+ * j's key is the word at +koff[r], its value the word at +voff[r], or, when vbase[r]
+ * is not 0, the j-th word from vbase[r] (a split table's values). A pair is kept when
+ * both words are readable and not NULL, with src[r]. out_* hold sum(counts). */
+static PyObject *entries(PyObject *self, PyObject *args) {
+    Py_buffer b[14];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3],
+                          &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12],
+                          &b[13]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t n = b[4].len / 4;
+    int ok = b[5].len / 8 == n && b[6].len / 8 == n && b[7].len / 8 == n &&
+             b[8].len / 8 == n && b[9].len / 8 == n && b[10].len / 8 == n;
+    const int64_t *counts = b[10].buf;
+    int64_t total = 0;
+    for (Py_ssize_t r = 0; ok && r < n; r++) {
+        if (counts[r] < 0 || counts[r] > ((int64_t)1 << 40)) ok = 0;
+        else total += counts[r];
+    }
+    if (!ok || b[11].len / 4 < total || b[12].len / 8 < total || b[13].len / 8 < total) {
+        PyErr_SetString(PyExc_ValueError, "entries: arrays of different lengths or too small");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const int32_t *src = b[4].buf;
+    const uint64_t *base = b[5].buf, *vbase = b[9].buf;
+    const int64_t *stride = b[6].buf, *koff = b[7].buf, *voff = b[8].buf;
+    int32_t *out_src = b[11].buf;
+    uint64_t *out_key = b[12].buf, *out_val = b[13].buf;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < n; r++) {
+        uint64_t e = base[r];
+        for (int64_t j = 0; j < counts[r]; j++, e += (uint64_t)stride[r]) {
+            uint64_t key = word_at(&s, e + (uint64_t)koff[r]);
+            if (!key) continue;
+            uint64_t val = word_at(&s, vbase[r] ? vbase[r] + 8 * (uint64_t)j
+                                                : e + (uint64_t)voff[r]);
+            if (!val) continue;
+            out_src[count] = src[r];
+            out_key[count] = key;
+            out_val[count] = val;
+            count++;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(count);
+done:
+    for (int i = 0; i < 14; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -316,6 +380,9 @@ static PyMethodDef methods[] = {
     {"pool_blocks", pool_blocks, METH_VARARGS,
      "pool_blocks(buf, starts, ends, offs, pools, szidx, nextoff, overhead, pool_size, "
      "freeblock_off, bits, probes, out_block, out_bsize) -> count of unvisited blocks"},
+    {"entries", entries, METH_VARARGS,
+     "entries(buf, starts, ends, offs, src, base, stride, koff, voff, vbase, counts, "
+     "out_src, out_key, out_val) -> count of (key, value) pairs"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

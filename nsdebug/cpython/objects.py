@@ -373,6 +373,53 @@ class ObjectReader:
 
     def keys_items(self, keys, values, limit=None, owner=0):
         """Items of a PyDictKeysObject, with the split values array when given."""
+        entries, esize, key_off, val_off, nentries = self._keys_table(keys, owner)
+        out = []
+        if values:
+            order = self._split_order(values, nentries)
+            vals_at = values + (self.L.dictvalues.values or 0)
+            for ix in order:
+                if ix >= nentries:
+                    continue
+                key = self.ptr(entries + ix * esize + key_off)
+                value = self.ptr(vals_at + 8 * ix)
+                if key and value:
+                    out.append((key, value))
+                    if limit is not None and len(out) >= limit:
+                        break
+            return out
+        raw = self.mem.read(entries, nentries * esize) if nentries else b""
+        for i in range(nentries):
+            key = _Q.unpack_from(raw, i * esize + key_off)[0]
+            value = _Q.unpack_from(raw, i * esize + val_off)[0]
+            if key and value:
+                out.append((key, value))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def _value_of_key(self, addr, key):
+        """The value a combined dict holds under the key object at `key` (found by its
+        address in the entries' bytes: no entry decoded), else None."""
+        D = self.L.dict
+        if self.ptr(addr + D.ma_values):
+            return None                  # split: the general path
+        entries, esize, key_off, val_off, nentries = self._keys_table(
+            self.ptr(addr + D.ma_keys), addr)
+        raw = self.mem.read(entries, nentries * esize) if nentries else b""
+        want = _Q.pack(key)
+        pos = raw.find(want)
+        while pos >= 0:
+            if pos % esize == key_off:
+                value = _Q.unpack_from(raw, pos - key_off + val_off)[0]
+                if value:
+                    return value
+            pos = raw.find(want, pos + 1)
+        return None
+
+    def _keys_table(self, keys, owner):
+        """(entries address, entry size, key and value offsets, entry count) of a
+        PyDictKeysObject, checked."""
         K = self.L.dictkeys
         if keys == 0:
             raise InvalidObject(owner, "dict without keys")
@@ -398,29 +445,7 @@ class ObjectReader:
                                        self.L.dictentry.me_value)
         if not 0 <= nentries <= size:
             raise InvalidObject(owner, f"dict with {nentries} entries in a table of {size}")
-        out = []
-        if values:
-            order = self._split_order(values, nentries)
-            vals_at = values + (self.L.dictvalues.values or 0)
-            for ix in order:
-                if ix >= nentries:
-                    continue
-                key = self.ptr(entries + ix * esize + key_off)
-                value = self.ptr(vals_at + 8 * ix)
-                if key and value:
-                    out.append((key, value))
-                    if limit is not None and len(out) >= limit:
-                        break
-            return out
-        raw = self.mem.read(entries, nentries * esize) if nentries else b""
-        for i in range(nentries):
-            key = _Q.unpack_from(raw, i * esize + key_off)[0]
-            value = _Q.unpack_from(raw, i * esize + val_off)[0]
-            if key and value:
-                out.append((key, value))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        return entries, esize, key_off, val_off, nentries
 
     def _split_order(self, values, nentries):
         """Insertion order of a split dict's values (entry indexes)."""
@@ -442,12 +467,13 @@ class ObjectReader:
         """The value stored under a str key in a dict, or None. Keys such as "__module__"
         are interned: once one is found, the same key object is looked for by address
         first (no text read per key), then by text."""
-        items = self.dict_items(addr)
+        self.need_table("reading a dict")
         known = self._interned.get(name)
         if known is not None:
-            for k, v in items:
-                if k == known:
-                    return v
+            value = self._value_of_key(addr, known)
+            if value is not None:
+                return value
+        items = self.dict_items(addr)
         for k, v in items:
             try:
                 if self.type_info(self.type_of(k)).kind == "str" and self.read_str(k) == name:

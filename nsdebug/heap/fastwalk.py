@@ -471,19 +471,31 @@ class FastWalker(HeapWalker):
         total = int(nentries.sum())
         if total == 0:
             return
-        rep = np.repeat(np.arange(len(nentries)), nentries)
-        ramp = (np.arange(total) - np.repeat(np.cumsum(nentries) - nentries, nentries)
-                ).astype(np.uint64)
-        eaddr = entries[rep] + ramp * esize[rep].astype(U64)
-        key, _ = self.vm.q(eaddr + koff[rep].astype(U64))
-        vbase = values[rep]
-        split = vbase != 0
         if self.v >= (3, 13):
-            vbase = np.where(split, vbase + U64(self.L.dictvalues.values), 0).astype(U64)
-        vaddr = np.where(split, vbase + U64(8) * ramp, eaddr + voff[rep].astype(U64))
-        val, _ = self.vm.q(vaddr.astype(U64))
-        keep = (key != 0) & (val != 0)
-        s, key, val = src[rep][keep], key[keep], val[keep]
+            values = np.where(values != 0, values + U64(self.L.dictvalues.values),
+                              0).astype(U64)
+        if _vector is not None:
+            s = np.empty(total, dtype=np.int32)
+            key = np.empty(total, dtype=np.uint64)
+            val = np.empty(total, dtype=np.uint64)
+            k = _vector.entries(*self.vm._seg(), np.ascontiguousarray(src, np.int32),
+                                np.ascontiguousarray(entries, U64),
+                                np.ascontiguousarray(esize, np.int64),
+                                np.ascontiguousarray(koff, np.int64),
+                                np.ascontiguousarray(voff, np.int64),
+                                np.ascontiguousarray(values, U64),
+                                np.ascontiguousarray(nentries, np.int64), s, key, val)
+            s, key, val = s[:k], key[:k], val[:k]
+        else:
+            rep = np.repeat(np.arange(len(nentries)), nentries)
+            ramp = _ramp(nentries).astype(np.uint64)
+            eaddr = entries[rep] + ramp * esize[rep].astype(U64)
+            key, _ = self.vm.q(eaddr + koff[rep].astype(U64))
+            vbase = values[rep]
+            vaddr = np.where(vbase != 0, vbase + U64(8) * ramp, eaddr + voff[rep].astype(U64))
+            val, _ = self.vm.q(vaddr.astype(U64))
+            keep = (key != 0) & (val != 0)
+            s, key, val = src[rep][keep], key[keep], val[keep]
         self._emit(s, key, HIDDEN, self.name_id("key"))
         if len(key):
             uk, inv = np.unique(key, return_inverse=True)
