@@ -370,6 +370,46 @@ done:
     return result;
 }
 
+/* texts(buf, offsets, lengths, ascii) -> list: the str of lengths[k] bytes at file
+ * offset offsets[k], decoded as ASCII where ascii[k] else Latin-1 (undecodable bytes
+ * replaced); None where the bytes are not all in the buffer. The loop of str_texts,
+ * where a Python loop makes a slice and a str per string. */
+static PyObject *texts(PyObject *self, PyObject *args) {
+    Py_buffer b[4];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*", &b[0], &b[1], &b[2], &b[3])) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[1].len / 8;
+    if (b[2].len / 8 != n || b[3].len != n) {
+        PyErr_SetString(PyExc_ValueError, "texts: arrays of different lengths");
+        goto done;
+    }
+    const uint8_t *buf = b[0].buf;
+    const uint64_t *off = b[1].buf;
+    const int64_t *len = b[2].buf;
+    const uint8_t *ascii = b[3].buf;
+    result = PyList_New(n);
+    if (!result) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *t;
+        if (len[k] < 0 || off[k] > (uint64_t)b[0].len ||
+            (uint64_t)len[k] > (uint64_t)b[0].len - off[k]) {
+            t = Py_NewRef(Py_None);
+        } else if (ascii[k]) {
+            t = PyUnicode_DecodeASCII((const char *)buf + off[k], len[k], "replace");
+        } else {
+            t = PyUnicode_DecodeLatin1((const char *)buf + off[k], len[k], "replace");
+        }
+        if (!t) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, k, t);
+    }
+done:
+    for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -383,6 +423,8 @@ static PyMethodDef methods[] = {
     {"entries", entries, METH_VARARGS,
      "entries(buf, starts, ends, offs, src, base, stride, koff, voff, vbase, counts, "
      "out_src, out_key, out_val) -> count of (key, value) pairs"},
+    {"texts", texts, METH_VARARGS,
+     "texts(buf, offsets, lengths, ascii) -> [str or None]: strings sliced from the core"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

@@ -668,6 +668,46 @@ done:
     return result;
 }
 
+/* intern_all(index, strings, texts, out): out[k] = the index of texts[k] in the string
+ * table (index: {text: int}, strings: [text]), added at the end where new: the loop of
+ * StringTable.add_all, for a million node names. */
+static PyObject *intern_all(PyObject *self, PyObject *args) {
+    PyObject *index, *strings, *texts;
+    Buf b[1] = {{.held = 0}};
+    if (!PyArg_ParseTuple(args, "O!O!Ow*", &PyDict_Type, &index, &PyList_Type, &strings,
+                          &texts, &b[0].b))
+        return NULL;
+    b[0].held = 1;
+    PyObject *result = NULL, *seq = PySequence_Fast(texts, "texts must be a sequence");
+    if (!seq) goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (!need(&b[0], n, 8, "out")) goto done;
+    int64_t *out = b[0].b.buf;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *ix = PyDict_GetItemWithError(index, items[k]);     /* borrowed */
+        if (ix) {
+            out[k] = PyLong_AsLongLong(ix);
+            if (out[k] == -1 && PyErr_Occurred()) goto done;
+            continue;
+        }
+        if (PyErr_Occurred()) goto done;
+        Py_ssize_t at = PyList_GET_SIZE(strings);
+        PyObject *num = PyLong_FromSsize_t(at);
+        if (!num) goto done;
+        int bad = PyDict_SetItem(index, items[k], num) < 0 ||
+                  PyList_Append(strings, items[k]) < 0;
+        Py_DECREF(num);
+        if (bad) goto done;
+        out[k] = at;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(seq);
+    release(b, 1);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"addr_table", addr_table, METH_VARARGS,
      "addr_table(addr, first, table): hash table of node addresses"},
@@ -685,6 +725,8 @@ static PyMethodDef methods[] = {
      "bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): BFS tree"},
     {"by_source", by_source, METH_VARARGS,
      "by_source(src, base, counts_out, order_out): edges grouped by source node"},
+    {"intern_all", intern_all, METH_VARARGS,
+     "intern_all(index, strings, texts, out): string table index of each text"},
     {"format_rows", format_rows, METH_VARARGS,
      "format_rows(int64 table, cols) -> bytes of rows 'a,b,c' joined by ',\\n'"},
     {NULL, NULL, 0, NULL},

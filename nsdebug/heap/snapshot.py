@@ -77,41 +77,50 @@ def node_columns(g, objects, strings, vm=None, hide=None):
     if hide is not None and len(hide):
         idx = np.setdiff1d(idx, hide)
         name[hide] = strings.add(REDACTED)
-    texts = [None] * len(idx)
+    texts = np.full(len(idx), None, dtype=object)   # filled by kind, in bulk
+
+    def fill(sel, made):
+        column = np.empty(len(made), dtype=object)
+        column[:] = made                                # str objects, not a str array
+        texts[np.nonzero(sel)[0]] = column
     if vm is not None:
         # Strings and the qualified names of functions, in bulk from the core.
         kind_of = np.array(kinds + ["<invalid>"], dtype=object)[g.type_ix[idx]]
         is_str = kind_of == "str"          # str subclasses are not compact: per object
-        for k, t in zip(np.nonzero(is_str)[0].tolist(),
-                        str_texts(vm, objects.L, g.addr[idx[is_str]], MAX_NAME)):
-            texts[k] = t
+        fill(is_str, str_texts(vm, objects.L, g.addr[idx[is_str]], MAX_NAME))
         L = objects.L
         for kind, off in (("function", L.function.func_qualname),
                           ("code", L.code.co_qualname or L.code.co_name)):
             sel = kind_of == kind
             if sel.any() and off is not None:
                 qual, ok = vm.q(g.addr[idx[sel]] + np.uint64(off))
-                for k, t in zip(np.nonzero(sel)[0].tolist(),
-                                str_texts(vm, L, np.where(ok, qual, 0), 200)):
-                    texts[k] = t
+                fill(sel, str_texts(vm, L, np.where(ok, qual, 0), 200))
         heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
         sel = (kind_of == "int") & ~heap        # IntEnum members and such: by preview
         if sel.any():
-            for k, t in zip(np.nonzero(sel)[0].tolist(), _small_ints(vm, objects, g.addr[idx[sel]])):
-                texts[k] = t
-    for k, i in enumerate(idx.tolist()):
-        if texts[k] is None:
-            texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
+            fill(sel, _small_ints(vm, objects, g.addr[idx[sel]]))
+    for k in np.nonzero(np.equal(texts, None))[0].tolist():
+        i = int(idx[k])
+        texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
     name[idx] = strings.add_all(texts)
     return ntype, name
 
 
 def _key_texts(g, objects, vm, keys):
     """The text naming each dict entry by its key object (Referents.key_name): str keys
-    read in bulk from the core, others one by one."""
+    and small int keys read in bulk from the core, others one by one."""
     keys = np.asarray(keys, dtype=np.uint64)
-    texts = str_key_texts(vm, objects.L, g.types, keys, KEY_TEXT_LIMIT) if vm is not None \
-        else [None] * len(keys)
+    if vm is None:
+        return [g.key_text(a) for a in keys.tolist()]
+    texts = str_key_texts(vm, objects.L, g.types, keys, KEY_TEXT_LIMIT)
+    rest = np.array([k for k, t in enumerate(texts) if t is None], dtype=np.int64)
+    if len(rest):
+        ints = np.array([t.address for t in g.types if t.kind == "int" and not t.is_heap],
+                        dtype=np.uint64)
+        tp, ok = vm.q(keys[rest] + np.uint64(objects.L.object.ob_type or 8))
+        sel = rest[ok & np.isin(tp, ints)]
+        for k, t in zip(sel.tolist(), _small_ints(vm, objects, keys[sel])):
+            texts[k] = t
     return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]
 
 

@@ -16,7 +16,14 @@ class StringTable:
         return ix
 
     def add_all(self, texts):
-        """[index] of each text (added where new): add() for a million names at once."""
+        """Index of each text (added where new), an int64 array: add() for a million
+        names at once (in C where the graph's module is built)."""
+        import numpy as np
+        from .graph import _graphc
+        if _graphc is not None:
+            out = np.empty(len(texts), dtype=np.int64)
+            _graphc.intern_all(self.index, self.strings, texts, out)
+            return out
         index, strings = self.index, self.strings
         out = []
         append = out.append
@@ -26,4 +33,4 @@ class StringTable:
                 ix = index[s] = len(strings)
                 strings.append(s)
             append(ix)
-        return out
+        return np.array(out, dtype=np.int64)

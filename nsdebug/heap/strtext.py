@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..corefile.vector import _vector
+
 U64 = np.uint64
 
 
@@ -29,11 +31,18 @@ def str_texts(vm, layout, addrs, limit):
     off, valid = vm.offsets(addrs + header, 1)
     end_ok, _ = vm.offsets(addrs + header + np.maximum(n - 1, 0).astype(np.uint64), 1)
     simple &= valid & (end_ok == off + np.maximum(n - 1, 0).astype(np.uint64))
-    buf = vm.buf                      # the mapping itself: a slice is bytes at once
     out = [None] * len(addrs)
-    for k, o, m, a in zip(np.nonzero(simple)[0].tolist(), off[simple].tolist(),
-                          n[simple].tolist(), ascii_[simple].tolist()):
-        out[k] = buf[o:o + m].decode("ascii" if a else "latin-1", "replace")
+    sel = np.nonzero(simple)[0]
+    if _vector is not None:
+        made = _vector.texts(vm.u8, np.ascontiguousarray(off[sel], dtype=U64),
+                             np.ascontiguousarray(n[sel], dtype=np.int64),
+                             np.ascontiguousarray(ascii_[sel], dtype=np.uint8))
+    else:
+        buf = vm.buf                  # the mapping itself: a slice is bytes at once
+        made = [buf[o:o + m].decode("ascii" if a else "latin-1", "replace") for o, m, a in
+                zip(off[sel].tolist(), n[sel].tolist(), ascii_[sel].tolist())]
+    for k, text in zip(sel.tolist(), made):
+        out[k] = text
     return out
 
 

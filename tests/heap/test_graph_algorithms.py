@@ -197,3 +197,41 @@ def test_group_edges_go_into_the_room_or_a_copy_alike():
     assert roomy.e_to.tolist() == [5, 6, 7, 4, 8, 9, 3, 4, 9, 8]
     assert roomy.edge_start.tolist() == [0, 2, 4, 6, 8, 9, 10, 10, 10, 10, 10]
     assert roomy._room[0] == 0 and copied._room is None
+
+
+def test_string_table_in_c_agrees(monkeypatch):
+    from nsdebug.heap.strings import StringTable
+    rng = np.random.default_rng(13)
+    words = ["", "a", "é", "\u4e2d", "x" * 300] + [f"w{i}" for i in range(200)]
+    texts = [words[i] for i in rng.integers(0, len(words), 5000)]
+    fast = StringTable()
+    fast.add("pre")
+    got = fast.add_all(texts)
+    monkeypatch.setattr(graph, "_graphc", None)
+    slow = StringTable()
+    slow.add("pre")
+    want = slow.add_all(texts)
+    assert np.array_equal(got, want) and fast.strings == slow.strings
+    assert [fast.strings[i] for i in got] == texts
+    with pytest.raises(TypeError):
+        fast.add_all([["not", "hashable"]])
+
+
+def test_str_texts_in_c_agree(cores, monkeypatch):
+    """Text of every str of a real heap, sliced from the core in C and in Python."""
+    import targets
+    from nsdebug.commands import Session, load_all
+    from nsdebug.corefile import open_core, vector
+    from nsdebug.heap import strtext
+    load_all()
+    s = Session(open_core(cores.heap(targets.default_build()).core), use_index=False)
+    g = s.heap
+    vm = vector.VectorMemory(s.process)
+    strs = [i for i, t in enumerate(g.types) if t.kind == "str" and not t.is_heap]
+    addrs = g.addr[np.isin(g.type_ix, strs)]
+    assert len(addrs) > 1000
+    fast = strtext.str_texts(vm, s.runtime.layout, addrs, 50)
+    monkeypatch.setattr(strtext, "_vector", None)
+    slow = strtext.str_texts(vm, s.runtime.layout, addrs, 50)
+    assert fast == slow
+    assert sum(t is not None for t in fast) > 0.9 * len(addrs)
