@@ -77,8 +77,10 @@ class VecVisited:
         return (off >> U64(4)).astype(np.int64), inside
 
     def add_many(self, addrs):
-        """The distinct addresses of `addrs` not seen before, sorted; marks them seen.
-        Only the unseen ones are deduplicated: most targets of a wave are old."""
+        """The distinct addresses of `addrs` not seen before, in the order first seen
+        (the order edges lead to them: as local in the core as a sort by address, and
+        no sort); marks them seen. Only the unseen ones are deduplicated: most targets
+        of a wave are old."""
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
         if _vector is not None:
             state = np.empty(len(addrs), dtype=np.uint8)
@@ -89,7 +91,7 @@ class VecVisited:
             fresh = inside.copy()
             fresh[inside] = ~self.flags[slot[inside]]
             _, first = np.unique(slot[fresh], return_index=True)
-            new = addrs[fresh][first]
+            new = addrs[fresh][np.sort(first)]
             self.flags[slot[fresh]] = True
             outside = addrs[~inside]
         extra = []
@@ -99,7 +101,7 @@ class VecVisited:
                 extra.append(a)
         if extra:
             new = np.concatenate([new, np.array(extra, dtype=np.uint64)])
-        return np.sort(new)
+        return new
 
     def add(self, addr):
         return len(self.add_many(np.array([addr], dtype=np.uint64))) == 1

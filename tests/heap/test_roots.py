@@ -68,3 +68,30 @@ def test_arena_scan_in_c_finds_what_the_numpy_scan_finds(cores, build, monkeypat
     assert np.array_equal(np.sort(fast), np.sort(slow))
     assert g.index_of(cap.truth["leaked_bytes_id"]) is not None
     assert cap.truth["leaked_bytes_id"] in fast.tolist()
+
+
+def test_visited_set_in_c_and_numpy_agree(cores, build, monkeypatch):
+    """The walk's seen-set: new addresses in first-seen order, each once, those outside
+    the core kept apart, the same from the C pass and the numpy one."""
+    from nsdebug.corefile import vector
+    from nsdebug.heap import fastwalk
+    from nsdebug.cpython import attach
+    rt = attach(open_core(cores.heap(build).core))
+    vm = vector.VectorMemory(rt.process)
+    objs = graph(cores.heap(build).core).addr
+    rng = np.random.default_rng(7)
+    batches = [rng.choice(objs, 3000) for _ in range(3)]
+    batches[1][:5] = [1 << 60, 16, 1 << 60, 32, 48]          # outside the core
+    results = []
+    for use_c in (True, False):
+        with monkeypatch.context() as m:
+            if not use_c:
+                m.setattr(vector, "_vector", None)
+                m.setattr(fastwalk, "_vector", None)
+            seen = fastwalk.VecVisited(vm)
+            results.append([seen.add_many(b).tolist() for b in batches])
+    assert results[0] == results[1]
+    flat = [a for r in results[0] for a in r]
+    assert len(flat) == len(set(flat))
+    first = list(dict.fromkeys(int(a) for a in batches[0]))
+    assert results[0][0] == first
