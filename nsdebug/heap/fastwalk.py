@@ -138,11 +138,10 @@ class FastWalker(HeapWalker):
         self.key_refs = []
         self.n_key_refs = 0
         self._tarrays = None
-        self._plans = {}                # type index -> _AttrPlan
         self._arenas = None             # (starts, ends, pool size) of pymalloc's arenas
         self._plan_cache = None
         self._kind_codes, self._kind_names = {}, []
-        self._known_types = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32))
+        self._known_types = (None, np.zeros(0, dtype=np.int32))   # see _type_indices
         self.kind_stats = {}            # kind -> [objects, seconds]: where the walk goes
         self._decoders = {k[3:]: getattr(self, k) for k in dir(self) if k.startswith("_v_")}
         for kind in KIND_FIELDS:
@@ -258,20 +257,24 @@ class FastWalker(HeapWalker):
         return code
 
     def _type_indices(self, types):
-        """Type index per object from its type pointer (-1: not a type), with a sorted
-        table of the types met so far: a search, not a sort, per wave."""
-        known, ix = self._known_types
-        pos = np.minimum(np.searchsorted(known, types), max(len(known) - 1, 0))
-        hit = known[pos] == types if len(known) else np.zeros(len(types), np.bool_)
-        if not hit.all():
-            for t in np.unique(types[~hit]).tolist():
+        """Type index per object from its type pointer (-1: not a type), through a hash
+        table of the type pointers met so far (AddressTable), remade only when new
+        ones are met."""
+        from .graph import AddressTable
+        table, ix = self._known_types
+        pos = table.map(types) if table is not None else np.full(len(types), -1, np.int32)
+        miss = pos < 0
+        if miss.any():
+            for t in np.unique(types[miss]).tolist():
                 self._type_row(t)
-            rows = sorted((a, r[0]) for a, r in self._type_rows.items())
-            known = np.array([a for a, _ in rows], dtype=np.uint64)
-            ix = np.array([i for _, i in rows], dtype=np.int32)
-            self._known_types = (known, ix)
-            pos = np.searchsorted(known, types)
-        return ix[pos]
+            table = AddressTable(np.fromiter(self._type_rows, dtype=np.uint64,
+                                             count=len(self._type_rows)), 0)
+            ix = np.fromiter((r[0] for r in self._type_rows.values()), dtype=np.int32,
+                             count=len(self._type_rows))
+            self._known_types = (table, ix)
+            pos = table.map(types)
+        # A pointer the table cannot hold (the top bit set) reads as no type.
+        return np.where(pos >= 0, ix[pos], -1).astype(np.int32)
 
     def _decode_wave(self, addrs):
         vm, L = self.vm, self.L
@@ -667,36 +670,48 @@ class FastWalker(HeapWalker):
         valid = self._type_indices(tp) >= 0
         self._emit(src[valid], word[valid], INTERNAL, names[valid])
 
+    # _AttrPlan fields flattened into _plan_tables(), with the dtype of each table.
+    _PLAN_ROWS = (("f_off", "field_off", np.uint64), ("f_name", "field_name", np.int32),
+                  ("f_kind", "field_kind", np.uint8), ("keys", "keys", np.uint64),
+                  ("key_names", "key_names", np.int32), ("s_off", "scan_off", np.uint64),
+                  ("s_name", "scan_name", np.int32))
+
     def _plan_tables(self):
-        """Every type's _AttrPlan flattened into arrays indexed by type (rebuilt only when
-        new types were met)."""
-        if self._plan_cache is None or self._plan_cache.ntypes != len(self.types):
-            new = [t for t in range(len(self.types)) if t not in self._plans]
-            shared = self._shared_keys([self.types[t] for t in new])
-            for t, keys in zip(new, shared):
-                self._plans[t] = self._make_plan(self.types[t], keys)
-            plans = [self._plans[t] for t in range(len(self.types))]
-            P = SimpleNamespace(ntypes=len(plans))
-            P.counts = np.array([len(p.field_off) for p in plans] + [0], dtype=np.int64)
-            P.first = np.cumsum(P.counts) - P.counts
-            P.f_off = np.concatenate([p.field_off for p in plans] +
-                                     [np.zeros(0, np.int64)]).astype(np.uint64)
-            P.f_name = np.concatenate([p.field_name for p in plans] + [np.zeros(0, np.int32)])
-            P.f_kind = np.concatenate([p.field_kind for p in plans] + [np.zeros(0, np.uint8)])
-            P.modes = np.array([p.mode for p in plans] + [MODE_NONE], dtype=np.int8)
-            P.dictoffsets = np.array([p.dictoffset for p in plans] + [0], dtype=np.uint64)
-            P.kcounts = np.array([len(p.keys) for p in plans] + [0], dtype=np.int64)
-            P.kfirst = np.cumsum(P.kcounts) - P.kcounts
-            P.keys = np.concatenate([p.keys for p in plans] + [np.zeros(0, np.uint64)])
-            P.key_names = np.concatenate([p.key_names for p in plans] +
-                                         [np.zeros(0, np.int32)])
-            P.scounts = np.array([len(p.scan_off) for p in plans] + [0], dtype=np.int64)
-            P.sfirst = np.cumsum(P.scounts) - P.scounts
-            P.s_off = np.concatenate([p.scan_off for p in plans] +
-                                     [np.zeros(0, np.int64)]).astype(np.uint64)
-            P.s_name = np.concatenate([p.scan_name for p in plans] + [np.zeros(0, np.int32)])
-            self._plan_cache = P
-        return self._plan_cache
+        """Every type's _AttrPlan flattened into arrays indexed by type, extended (not
+        rebuilt) when new types were met: a type's rows never move."""
+        P = self._plan_cache
+        if P is not None and P.ntypes == len(self.types):
+            return P
+        if P is None:
+            P = self._plan_cache = SimpleNamespace(ntypes=0)
+            for table, _, dtype in self._PLAN_ROWS:
+                setattr(P, table, np.zeros(0, dtype=dtype))
+            for per_type, dtype in (("counts", np.int64), ("kcounts", np.int64),
+                                    ("scounts", np.int64), ("modes", np.int8),
+                                    ("dictoffsets", np.uint64)):
+                setattr(P, per_type, np.zeros(0, dtype=dtype))
+        new = list(range(P.ntypes, len(self.types)))
+        shared = self._shared_keys([self.types[t] for t in new])
+        plans = [self._make_plan(self.types[t], keys) for t, keys in zip(new, shared)]
+        for table, field, dtype in self._PLAN_ROWS:
+            setattr(P, table, np.concatenate([getattr(P, table)] + [
+                np.asarray(getattr(p, field), dtype=dtype) for p in plans]))
+        # Per type, with one more row (no plan) for index -1, the invalid type.
+        for per_type, values, dtype in (
+                ("counts", [len(p.field_off) for p in plans], np.int64),
+                ("kcounts", [len(p.keys) for p in plans], np.int64),
+                ("scounts", [len(p.scan_off) for p in plans], np.int64),
+                ("modes", [p.mode for p in plans], np.int8),
+                ("dictoffsets", [p.dictoffset for p in plans], np.uint64)):
+            setattr(P, per_type, np.concatenate([getattr(P, per_type)[:P.ntypes],
+                                                 np.array(values, dtype=dtype),
+                                                 np.array([0 if per_type != "modes" else
+                                                           MODE_NONE], dtype=dtype)]))
+        P.ntypes = len(self.types)
+        P.first = np.cumsum(P.counts) - P.counts
+        P.kfirst = np.cumsum(P.kcounts) - P.kcounts
+        P.sfirst = np.cumsum(P.scounts) - P.scounts
+        return P
 
     def _shared_keys(self, infos):
         """Per type: (key addresses, their name ids) of the keys its instances share
