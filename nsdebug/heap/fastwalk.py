@@ -974,24 +974,35 @@ class FastWalker(HeapWalker):
         those held by the malloc'd blocks such words point to (the parser's arena of a
         running script, a C extension's state...): a glibc chunk's size word precedes
         it, which bounds what is read."""
-        targets, names = [], []
         vm = self.vm
-        blocks = {}
+        spans = []
         for start, end, label in regions:
             if end <= start:
                 continue
             off, ok = vm.offsets(np.array([start], dtype=np.uint64), end - start)
-            if not ok[0]:
-                continue
-            o = int(off[0])
-            words = vm.u8[o:o + (end - start) // 8 * 8].view("<u8")
-            hit_k, hit_v, other_k = self._match(words, found)
-            labels = label([start + 8 * k for k in hit_k.tolist()])
-            for value, text in zip(hit_v.tolist(), labels):
-                targets.append(value)
-                names.append(self.name_id(text))
-            for k in other_k.tolist():      # named only if the block holds an object
-                blocks.setdefault(int(words[k]), (label, start + 8 * k))
+            if ok[0]:
+                o = int(off[0])
+                spans.append((start, label, vm.u8[o:o + (end - start) // 8 * 8].view("<u8")))
+        targets, names, blocks = [], [], {}
+        if spans:
+            # All regions' words matched at once (hundreds of small .data/.bss), each
+            # object still taken once per region, as the regions come.
+            lengths = np.array([len(w) for _, _, w in spans], dtype=np.int64)
+            first_word = np.cumsum(lengths) - lengths
+            region = np.repeat(np.arange(len(spans)), lengths)
+            words = np.concatenate([w for _, _, w in spans])
+            hit_k, hit_v, other_k = self._match(words, found, region)
+            hit_r = region[hit_k]
+            for r in np.unique(hit_r).tolist():
+                start, label, _ = spans[r]
+                sel = hit_r == r
+                local = (hit_k[sel] - first_word[r]).tolist()
+                targets += hit_v[sel].tolist()
+                names += [self.name_id(t) for t in label([start + 8 * k for k in local])]
+            for k, r in zip(other_k.tolist(), region[other_k].tolist()):
+                # named only if the block turns out to hold an object
+                start, label, _ = spans[r]
+                blocks.setdefault(int(words[k]), (label, start + 8 * (k - int(first_word[r]))))
         more = self._scan_blocks(blocks, found)
         return (np.concatenate([np.array(targets, dtype=np.uint64), more[0]]),
                 np.concatenate([np.array(names, dtype=np.int32), more[1]]))
@@ -1049,15 +1060,22 @@ class FastWalker(HeapWalker):
             return None, 0
         return pointer, size - 8
 
-    def _match(self, words, found):
+    def _match(self, words, found, region=None):
         """(positions, objects) of the words that are an object's address, one per
-        object; and the positions of other aligned words into the core's anonymous
-        writable memory (candidate malloc'd blocks)."""
+        object (per object and region, when `region` gives each word's), ordered by
+        region then address; and the positions of other aligned words into the core's
+        anonymous writable memory (candidate malloc'd blocks)."""
         cand = np.nonzero(((words & U64(15)) == 0) & (words > U64(0x10000)) &
                           (words < U64(MAX_USER_ADDRESS)))[0]
         vals = words[cand]
         hit = found.map(vals) >= found.n_synth
-        uniq, first = np.unique(vals[hit], return_index=True)
+        if region is None:
+            uniq, first = np.unique(vals[hit], return_index=True)
+        else:
+            # Addresses are 16-aligned and under 2**47: 43 bits once shifted.
+            key = (region[cand[hit]].astype(U64) << U64(44)) | (vals[hit] >> U64(4))
+            _, first = np.unique(key, return_index=True)
+            uniq = vals[hit][first]
         other = cand[~hit]
         anon = self._anonymous_rw()
         i = np.searchsorted(anon[0], words[other], side="right") - 1
