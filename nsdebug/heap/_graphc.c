@@ -628,6 +628,56 @@ done:
     return result;
 }
 
+/* first_seen(values, uniq_out, inverse_out) -> count: the distinct values in the order
+ * first seen (uniq_out[:count]) and, per value, its position among them: np.unique's
+ * inverse, by a hash table instead of a sort (dict keys of a wave: mostly repeats). */
+static PyObject *first_seen(PyObject *self, PyObject *args) {
+    Buf b[3] = {{.held = 0}};
+    if (!PyArg_ParseTuple(args, "y*w*w*", &b[0].b, &b[1].b, &b[2].b)) return NULL;
+    for (int i = 0; i < 3; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    int32_t *table = NULL;
+    Py_ssize_t n = b[0].b.len / 8;
+    if (!need(&b[1], n, 8, "uniq_out") || !need(&b[2], n, 4, "inverse_out")) goto done;
+    if (n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many values");
+        goto done;
+    }
+    const uint64_t *v = b[0].b.buf;
+    uint64_t *uniq = b[1].b.buf;
+    int32_t *inv = b[2].b.buf;
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 2) cap <<= 1;
+    table = malloc(sizeof(int32_t) * cap);
+    if (!table) { PyErr_NoMemory(); goto done; }
+    memset(table, 0xFF, sizeof(int32_t) * cap);                  /* -1: empty */
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t h = (v[k] * 0x9E3779B97F4A7C15ull) >> 32 & (cap - 1);
+        for (;;) {
+            int32_t at = table[h];
+            if (at < 0) {
+                table[h] = (int32_t)count;
+                uniq[count] = v[k];
+                inv[k] = (int32_t)count++;
+                break;
+            }
+            if (uniq[at] == v[k]) {
+                inv[k] = at;
+                break;
+            }
+            h = (h + 1) & (cap - 1);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(count);
+done:
+    free(table);
+    release(b, 3);
+    return result;
+}
+
 /* by_source(src, base, counts_out, order_out): a stable counting sort of edges by
  * source node: counts_out[i] = the edges from node base + i (counts_out holds one slot
  * per node of the range), order_out = the edge positions grouped by source, in emission
@@ -723,6 +773,8 @@ static PyMethodDef methods[] = {
      "retained(order, reached, idom, size, out): retained size of every node"},
     {"bfs_parents", bfs_parents, METH_VARARGS,
      "bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): BFS tree"},
+    {"first_seen", first_seen, METH_VARARGS,
+     "first_seen(values, uniq_out, inverse_out) -> count of distinct values"},
     {"by_source", by_source, METH_VARARGS,
      "by_source(src, base, counts_out, order_out): edges grouped by source node"},
     {"intern_all", intern_all, METH_VARARGS,

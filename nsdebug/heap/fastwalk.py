@@ -503,7 +503,7 @@ class FastWalker(HeapWalker):
             s, key, val = src[rep][keep], key[keep], val[keep]
         self._emit(s, key, HIDDEN, self.name_id("key"))
         if len(key):
-            uk, inv = np.unique(key, return_inverse=True)
+            uk, inv = _first_seen(key)
             self.key_refs.append(uk)
             names = -(self.n_key_refs + inv.astype(np.int64) + 1)
             self.n_key_refs += len(uk)
@@ -1139,6 +1139,22 @@ class FastWalker(HeapWalker):
         self.tracked = self._cur_addrs = None
         self._key_name_ix = {}
         return g
+
+
+def _first_seen(values):
+    """(distinct values, inverse): as np.unique(values, return_inverse=True), but in the
+    order first seen, by hashing (in C) instead of sorting."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    if _graphc is None:
+        uniq, first, inv = np.unique(values, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return uniq[order], rank[inv]
+    uniq = np.empty(len(values), dtype=np.uint64)
+    inv = np.empty(len(values), dtype=np.int32)
+    count = _graphc.first_seen(values, uniq, inv)
+    return uniq[:count].copy(), inv
 
 
 def _by_source(src, base, counts):

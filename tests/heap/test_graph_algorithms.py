@@ -235,3 +235,17 @@ def test_str_texts_in_c_agree(cores, monkeypatch):
     slow = strtext.str_texts(vm, s.runtime.layout, addrs, 50)
     assert fast == slow
     assert sum(t is not None for t in fast) > 0.9 * len(addrs)
+
+
+def test_first_seen_agrees_with_its_numpy_form(monkeypatch):
+    from nsdebug.heap import fastwalk
+    rng = np.random.default_rng(14)
+    values = rng.choice(rng.integers(0, 1 << 63, 3000, dtype=np.uint64), 50000)
+    values[:3] = [0, (1 << 64) - 1, 0]
+    uniq, inv = fastwalk._first_seen(values)
+    assert np.array_equal(uniq[inv], values)
+    assert list(uniq) == list(dict.fromkeys(values.tolist()))
+    monkeypatch.setattr(fastwalk, "_graphc", None)
+    uniq2, inv2 = fastwalk._first_seen(values)
+    assert np.array_equal(uniq, uniq2) and np.array_equal(inv, inv2)
+    assert len(fastwalk._first_seen(np.zeros(0, np.uint64))[0]) == 0
