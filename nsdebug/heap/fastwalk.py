@@ -265,7 +265,7 @@ class FastWalker(HeapWalker):
         pos = table.map(types) if table is not None else np.full(len(types), -1, np.int32)
         miss = pos < 0
         if miss.any():
-            for t in np.unique(types[miss]).tolist():
+            for t in _first_seen(types[miss])[0].tolist():
                 self._type_row(t)
             table = AddressTable(np.fromiter(self._type_rows, dtype=np.uint64,
                                              count=len(self._type_rows)), 0)
