@@ -410,6 +410,114 @@ done:
     return result;
 }
 
+static inline int64_t i64_at(Space *s, uint64_t addr, int *ok) {
+    int64_t v = 0;
+    int64_t o = (addr & 7) ? -1 : locate(s, addr, 8);
+    if (o >= 0) memcpy(&v, s->buf + o, 8);
+    else *ok = 0;
+    return v;
+}
+
+static inline uint8_t u8_at(Space *s, uint64_t addr, int *ok) {
+    int64_t o = locate(s, addr, 1);
+    if (o < 0) { *ok = 0; return 0; }
+    return s->buf[o];
+}
+
+/* Offsets of dict_tables()' layout array (a -1 is a field the version does not have). */
+enum { D_MA_KEYS, D_MA_VALUES, K_REFCNT, K_NENTRIES, K_USABLE, K_INDICES, K_LOG2_SIZE,
+       K_LOG2_INDEX_BYTES, K_KIND, K_SIZE, K_SIZEOF, DE_SIZE, DE_KEY, DE_VALUE, UE_SIZE,
+       UE_KEY, UE_VALUE, D_PY311, D_MAX_ITEMS, D_FIELDS };
+
+/* dict_tables(buf, starts, ends, offs, dicts, basic, layout, out_entries, out_esize,
+ * out_koff, out_voff, out_nentries, out_values, out_size, out_bad): each dict's keys
+ * table read and checked as FastWalker._keys_table does with numpy (entries address,
+ * entry size, key and value offsets, entry count, 0 where bad), its values pointer,
+ * and its getsizeof() as _PyDict_SizeOf computes it (basic where bad). One pass over
+ * the dicts where the numpy form makes forty passes over them. */
+static PyObject *dict_tables(PyObject *self, PyObject *args) {
+    Py_buffer b[15];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &b[0], &b[1], &b[2], &b[3],
+                          &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12],
+                          &b[13], &b[14]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t n = b[4].len / 8;
+    int sized = b[5].len / 8 == n && b[6].len / 8 == D_FIELDS && b[14].len >= n;
+    for (int i = 7; i < 14; i++) sized = sized && b[i].len / 8 >= n;
+    if (!sized) {
+        PyErr_SetString(PyExc_ValueError, "dict_tables: arrays of the wrong size");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *dicts = b[4].buf;
+    const int64_t *basic = b[5].buf, *L = b[6].buf;
+    uint64_t *o_entries = b[7].buf, *o_values = b[12].buf, *o_size = b[13].buf;
+    int64_t *o_esize = b[8].buf, *o_koff = b[9].buf, *o_voff = b[10].buf,
+            *o_nentries = b[11].buf;
+    uint8_t *o_bad = b[14].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int ok = 1, ok_ptrs = 1, ignore = 1;
+        uint64_t keys = (uint64_t)i64_at(&s, dicts[k] + (uint64_t)L[D_MA_KEYS], &ok_ptrs);
+        uint64_t values = (uint64_t)i64_at(&s, dicts[k] + (uint64_t)L[D_MA_VALUES], &ok_ptrs);
+        int64_t nentries = i64_at(&s, keys + (uint64_t)L[K_NENTRIES], &ok);
+        /* Sizes in uint64: a damaged table's numbers wrap (as numpy's int64 do) rather
+         * than overflow; such a dict's size is its basic size anyway. */
+        int64_t size, esize, koff, voff;
+        uint64_t entries, keys_size = 0, split_extra;
+        if (L[D_PY311]) {
+            uint8_t log2 = u8_at(&s, keys + (uint64_t)L[K_LOG2_SIZE], &ok);
+            uint8_t log2ib = u8_at(&s, keys + (uint64_t)L[K_LOG2_INDEX_BYTES], &ok);
+            uint8_t dkind = u8_at(&s, keys + (uint64_t)L[K_KIND], &ok);
+            ok = ok && log2 <= 40 && log2ib <= 43;
+            size = (int64_t)1 << (log2 < 40 ? log2 : 40);
+            uint64_t index_bytes = (uint64_t)1 << (log2ib < 43 ? log2ib : 43);
+            entries = keys + (uint64_t)L[K_INDICES] + index_bytes;
+            int general = dkind == 0;
+            esize = general ? L[DE_SIZE] : L[UE_SIZE];
+            koff = general ? L[DE_KEY] : L[UE_KEY];
+            voff = general ? L[DE_VALUE] : L[UE_VALUE];
+            keys_size = (uint64_t)L[K_SIZEOF] + index_bytes +
+                        (uint64_t)((size << 1) / 3) * (uint64_t)esize;
+        } else {
+            size = i64_at(&s, keys + (uint64_t)L[K_SIZE], &ok);
+            ok = ok && size > 0 && size <= ((int64_t)1 << 40) && (size & (size - 1)) == 0;
+            int64_t width = size <= 0xFF ? 1 : size <= 0xFFFF ? 2 : size <= 0xFFFFFFFFLL ? 4 : 8;
+            entries = keys + (uint64_t)L[K_INDICES] + (uint64_t)((ok ? size : 0) * width);
+            esize = L[DE_SIZE];
+            koff = L[DE_KEY];
+            voff = L[DE_VALUE];
+            if (ok)
+                keys_size = (uint64_t)L[K_SIZEOF] + (uint64_t)(width * size) +
+                            (uint64_t)L[DE_SIZE] * (uint64_t)((size << 1) / 3);
+        }
+        ok = ok && nentries >= 0 && nentries <= size && nentries <= L[D_MAX_ITEMS];
+        if (!ok) nentries = 0;
+        int bad = !(ok && ok_ptrs);
+        int64_t refcnt = i64_at(&s, keys + (uint64_t)L[K_REFCNT], &ignore);
+        int64_t usable = i64_at(&s, keys + (uint64_t)L[K_USABLE], &ignore);
+        split_extra = L[D_PY311] ? ((uint64_t)nentries + (uint64_t)usable) * 8
+                                 : (ok ? (uint64_t)((size << 1) / 3) * 8 : 0);
+        uint64_t total = (uint64_t)basic[k] + (values ? split_extra : 0) +
+                         (refcnt == 1 ? keys_size : 0);
+        o_entries[k] = entries;
+        o_esize[k] = esize;
+        o_koff[k] = koff;
+        o_voff[k] = voff;
+        o_nentries[k] = bad ? 0 : nentries;
+        o_values[k] = values;
+        o_size[k] = bad ? (uint64_t)basic[k] : total;
+        o_bad[k] = (uint8_t)bad;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < 15; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -425,6 +533,9 @@ static PyMethodDef methods[] = {
      "out_src, out_key, out_val) -> count of (key, value) pairs"},
     {"texts", texts, METH_VARARGS,
      "texts(buf, offsets, lengths, ascii) -> [str or None]: strings sliced from the core"},
+    {"dict_tables", dict_tables, METH_VARARGS,
+     "dict_tables(buf, starts, ends, offs, dicts, basic, layout, out_entries, out_esize, "
+     "out_koff, out_voff, out_nentries, out_values, out_size, out_bad)"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

@@ -509,7 +509,37 @@ class FastWalker(HeapWalker):
             self.n_key_refs += len(uk)
             self._emit(s, val, PROPERTY, names.astype(np.int32))
 
+    def _dict_layout(self):
+        """The layout array of _vector.dict_tables (-1: a field this version lacks)."""
+        L, K = self.L, self.L.dictkeys
+        py311 = self.v >= (3, 11)
+        ue = L.unicodeentry if py311 else None
+        fields = [L.dict.ma_keys, L.dict.ma_values, K.dk_refcnt, K.dk_nentries, K.dk_usable,
+                  K.dk_indices, K.dk_log2_size if py311 else None,
+                  K.dk_log2_index_bytes if py311 else None, K.dk_kind if py311 else None,
+                  None if py311 else K.dk_size, K.size, L.dictentry.size,
+                  L.dictentry.me_key, L.dictentry.me_value, ue and ue.size,
+                  ue and ue.me_key, ue and ue.me_value, int(py311), MAX_ITEMS]
+        return np.array([-1 if f is None else f for f in fields], dtype=np.int64)
+
     def _v_dict(self, addrs, idx, base, tix, sizes):
+        if _vector is not None:
+            # One C pass for the tables and sizes (the numpy form below is the reference).
+            n = len(idx)
+            out = [np.empty(n, dtype=d) for d in (U64, np.int64, np.int64, np.int64,
+                                                  np.int64, U64, U64, np.uint8)]
+            basic = self._type_arrays()[0][tix[idx]]
+            if getattr(self, "_dict_fields", None) is None:
+                self._dict_fields = self._dict_layout()
+            _vector.dict_tables(*self.vm._seg(), np.ascontiguousarray(addrs[idx]),
+                                np.ascontiguousarray(basic, dtype=np.int64),
+                                self._dict_fields, *out)
+            entries, esize, koff, voff, nentries, values, size, bad = out
+            bad = bad.astype(np.bool_)
+            self._problem(addrs, idx, bad, "dict keys unreadable")
+            self._entries(base + idx, entries, esize, koff, voff, nentries, values)
+            sizes[idx] = size
+            return
         L, vm = self.L, self.vm
         a = addrs[idx]
         keys, ok1 = vm.q(a + U64(L.dict.ma_keys))
