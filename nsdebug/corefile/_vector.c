@@ -370,46 +370,6 @@ done:
     return result;
 }
 
-/* texts(buf, offsets, lengths, ascii) -> list: the str of lengths[k] bytes at file
- * offset offsets[k], decoded as ASCII where ascii[k] else Latin-1 (undecodable bytes
- * replaced); None where the bytes are not all in the buffer. The loop of str_texts,
- * where a Python loop makes a slice and a str per string. */
-static PyObject *texts(PyObject *self, PyObject *args) {
-    Py_buffer b[4];
-    if (!PyArg_ParseTuple(args, "y*y*y*y*", &b[0], &b[1], &b[2], &b[3])) return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = b[1].len / 8;
-    if (b[2].len / 8 != n || b[3].len != n) {
-        PyErr_SetString(PyExc_ValueError, "texts: arrays of different lengths");
-        goto done;
-    }
-    const uint8_t *buf = b[0].buf;
-    const uint64_t *off = b[1].buf;
-    const int64_t *len = b[2].buf;
-    const uint8_t *ascii = b[3].buf;
-    result = PyList_New(n);
-    if (!result) goto done;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *t;
-        if (len[k] < 0 || off[k] > (uint64_t)b[0].len ||
-            (uint64_t)len[k] > (uint64_t)b[0].len - off[k]) {
-            t = Py_NewRef(Py_None);
-        } else if (ascii[k]) {
-            t = PyUnicode_DecodeASCII((const char *)buf + off[k], len[k], "replace");
-        } else {
-            t = PyUnicode_DecodeLatin1((const char *)buf + off[k], len[k], "replace");
-        }
-        if (!t) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, k, t);
-    }
-done:
-    for (int i = 0; i < 4; i++) PyBuffer_Release(&b[i]);
-    return result;
-}
-
 static inline int64_t i64_at(Space *s, uint64_t addr, int *ok) {
     int64_t v = 0;
     int64_t o = (addr & 7) ? -1 : locate(s, addr, 8);
@@ -518,6 +478,64 @@ done:
     return result;
 }
 
+/* str_texts(buf, starts, ends, offs, addrs, limit, state_off, length_off, ascii_size,
+ * compact_size) -> list: the text of each str object whose characters are one byte
+ * each and follow its header (compact ASCII; compact Latin-1 when compact_size >= 0),
+ * cut at `limit` characters, all read from the core; None for any other str (two- and
+ * four-byte kinds, legacy, damaged, not all in the core). strtext.str_texts in one
+ * pass. */
+static PyObject *str_texts(PyObject *self, PyObject *args) {
+    Py_buffer b[5];
+    long long limit, state_off, length_off, ascii_size, compact_size;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*LLLLL", &b[0], &b[1], &b[2], &b[3], &b[4], &limit,
+                          &state_off, &length_off, &ascii_size, &compact_size))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    if (limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative limit");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    const uint64_t *addrs = b[4].buf;
+    Py_ssize_t n = b[4].len / 8;
+    result = PyList_New(n);
+    if (!result) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        uint64_t a = addrs[k];
+        PyObject *t = NULL;
+        uint64_t sa = a + (uint64_t)state_off, la = a + (uint64_t)length_off;
+        int64_t so = (sa & 3) ? -1 : locate(&s, sa, 4);
+        int64_t lo = (la & 7) ? -1 : locate(&s, la, 8);
+        if (so >= 0 && lo >= 0) {
+            uint32_t state;
+            int64_t length;
+            memcpy(&state, s.buf + so, 4);
+            memcpy(&length, s.buf + lo, 8);
+            unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+            if (compact && kind == 1 && length >= 0 && length < ((int64_t)1 << 40) &&
+                (ascii || compact_size >= 0)) {
+                int64_t m = length < limit ? length : limit;
+                uint64_t at = a + (uint64_t)(ascii ? ascii_size : compact_size);
+                int64_t o = locate(&s, at, (uint64_t)(m > 0 ? m : 1));
+                if (o >= 0)
+                    t = ascii ? PyUnicode_DecodeASCII((const char *)s.buf + o, m, "replace")
+                              : PyUnicode_DecodeLatin1((const char *)s.buf + o, m, "replace");
+                else
+                    t = Py_NewRef(Py_None);
+                if (!t) {
+                    Py_CLEAR(result);
+                    goto done;
+                }
+            }
+        }
+        PyList_SET_ITEM(result, k, t ? t : Py_NewRef(Py_None));
+    }
+done:
+    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -531,11 +549,12 @@ static PyMethodDef methods[] = {
     {"entries", entries, METH_VARARGS,
      "entries(buf, starts, ends, offs, src, base, stride, koff, voff, vbase, counts, "
      "out_src, out_key, out_val) -> count of (key, value) pairs"},
-    {"texts", texts, METH_VARARGS,
-     "texts(buf, offsets, lengths, ascii) -> [str or None]: strings sliced from the core"},
     {"dict_tables", dict_tables, METH_VARARGS,
      "dict_tables(buf, starts, ends, offs, dicts, basic, layout, out_entries, out_esize, "
      "out_koff, out_voff, out_nentries, out_values, out_size, out_bad)"},
+    {"str_texts", str_texts, METH_VARARGS,
+     "str_texts(buf, starts, ends, offs, addrs, limit, state_off, length_off, ascii_size, "
+     "compact_size) -> [str or None]"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
     {NULL, NULL, 0, NULL},

@@ -18,7 +18,11 @@ U64 = np.uint64
 def str_texts(vm, layout, addrs, limit):
     """[text or None] for the str objects at `addrs`, each cut at `limit` characters."""
     L = layout
-    addrs = np.asarray(addrs, dtype=np.uint64)
+    addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+    if _vector is not None:
+        compact = L.compact.size if L.compact.size is not None else -1
+        return _vector.str_texts(*vm._seg(), addrs, limit, L.ascii.state, L.ascii.length,
+                                 L.ascii.size, compact)
     state, ok1 = vm.d(addrs + U64(L.ascii.state))
     length, ok2 = vm.i(addrs + U64(L.ascii.length))
     kind = (state >> 2) & 7
@@ -33,14 +37,9 @@ def str_texts(vm, layout, addrs, limit):
     simple &= valid & (end_ok == off + np.maximum(n - 1, 0).astype(np.uint64))
     out = [None] * len(addrs)
     sel = np.nonzero(simple)[0]
-    if _vector is not None:
-        made = _vector.texts(vm.u8, np.ascontiguousarray(off[sel], dtype=U64),
-                             np.ascontiguousarray(n[sel], dtype=np.int64),
-                             np.ascontiguousarray(ascii_[sel], dtype=np.uint8))
-    else:
-        buf = vm.buf                  # the mapping itself: a slice is bytes at once
-        made = [buf[o:o + m].decode("ascii" if a else "latin-1", "replace") for o, m, a in
-                zip(off[sel].tolist(), n[sel].tolist(), ascii_[sel].tolist())]
+    buf = vm.buf                      # the mapping itself: a slice is bytes at once
+    made = [buf[o:o + m].decode("ascii" if a else "latin-1", "replace") for o, m, a in
+            zip(off[sel].tolist(), n[sel].tolist(), ascii_[sel].tolist())]
     for k, text in zip(sel.tolist(), made):
         out[k] = text
     return out
