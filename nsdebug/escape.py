@@ -32,3 +32,18 @@ def printable(s: str) -> str:
     if _UNSAFE.search(s) is None:
         return s
     return _UNSAFE.sub(_escape, s)
+
+
+def printable_all(texts):
+    """[printable(s) for s in texts], for many at once: the unsafe characters are looked
+    for in the texts joined, and only the texts that hold one are rewritten."""
+    from bisect import bisect_right
+    from itertools import accumulate
+    joined = "".join(texts)
+    if _UNSAFE.search(joined) is None:
+        return texts
+    ends = list(accumulate(len(s) for s in texts))
+    out = list(texts)
+    for k in {bisect_right(ends, m.start()) for m in _UNSAFE.finditer(joined)}:
+        out[k] = printable(out[k])
+    return out

@@ -13,7 +13,7 @@ import json
 import numpy as np
 
 from ..errors import NsdebugError
-from ..escape import is_printable, printable
+from ..escape import printable_all
 from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .strings import StringTable
@@ -203,9 +203,7 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
               '"locations":[],\n"strings":[')
     for k in range(0, len(strings.strings), CHUNK):
         # One encoder call per chunk: a list's JSON, its brackets cut off.
-        part = strings.strings[k:k + CHUNK]
-        if not is_printable("".join(part)):
-            part = [printable(x) for x in part]
+        part = printable_all(strings.strings[k:k + CHUNK])
         text = json.dumps(part, separators=(",\n", ":"))
         out.write(("," if k else "") + text[1:-1])
     out.write("]}\n")

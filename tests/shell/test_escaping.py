@@ -35,3 +35,12 @@ def test_hostile_names_are_escaped(cores, tmp_path):
     for line in run(cap.core, *cmds, "--json").decode("utf-8").splitlines():
         doc = json.loads(line)
         assert "\x1b" not in json.dumps(doc, ensure_ascii=False)
+
+
+def test_printable_all_is_printable_of_each():
+    from nsdebug.escape import printable, printable_all
+    texts = ["plain", "", "tab\tok", "bell\x07", "\udcff byte", "é", "x\x1b[31my", "z" * 50,
+             "\ud800", "end\x9f"]
+    assert printable_all(texts) == [printable(t) for t in texts]
+    clean = ["a", "b", "\u4e2d"]
+    assert printable_all(clean) is clean
