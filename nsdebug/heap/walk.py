@@ -79,8 +79,9 @@ class HeapWalker:
         self.e_name.append(name if kind == ELEMENT else self.name_id(name))
 
     # -- synthetic nodes ------------------------------------------------------------------
-    def _synth(self, name, kind, edges):
-        """A synthetic node; edges are (kind, name, target address or SYNTH|index)."""
+    def _synth(self, name, kind, edges, elements=()):
+        """A synthetic node; edges are (kind, name, target address or SYNTH|index), then
+        `elements`: target addresses of element edges named by their position."""
         ix = len(self.addr)
         self.addr.append(0)
         self.type_ix.append(INVALID_TYPE)
@@ -91,6 +92,11 @@ class HeapWalker:
         self.synth_kinds.append(kind)
         for e in edges:
             self._edge(*e)
+        if elements:
+            first = len(edges)
+            self.e_to.extend(elements)
+            self.e_kind.extend([ELEMENT] * len(elements))
+            self.e_name.extend(range(first, first + len(elements)))
         return ix
 
     def _roots(self):
@@ -149,22 +155,21 @@ class HeapWalker:
             frame_ix += len(frames)
         self._synth("(root)", "root", [(ELEMENT, i, SYNTH | (1 + i)) for i in range(n_groups)])
         for name, dict_addr in groups:
-            edges = []
+            edges, elements = [], []
             if name == "(Threads)":
                 edges = [(ELEMENT, i, SYNTH | (thread_base + i)) for i in range(len(threads_ix))]
             elif dict_addr:
                 try:
-                    if name == "(Interned strings)" and o.kind(dict_addr) != "dict":
-                        edges = []
-                    else:
-                        if name == "(Interned strings)":
+                    if name == "(Interned strings)":
+                        if o.kind(dict_addr) == "dict":
                             edges.append((INTERNAL, "dict", dict_addr))
-                        for k, v in o.dict_items(dict_addr):
-                            edges.append((PROPERTY, self.refs.key_name(k), v) if
-                                         name != "(Interned strings)" else (ELEMENT, len(edges), k))
+                            elements = [k for k, _ in o.dict_items(dict_addr)]
+                    else:
+                        edges = [(PROPERTY, self.refs.key_name(k), v)
+                                 for k, v in o.dict_items(dict_addr)]
                 except NsdebugError as e:
                     self.warnings.append(f"{name}: {e}")
-            self._synth(name, "group", edges)
+            self._synth(name, "group", edges, elements)
         self.group_ix = {name: 1 + i for i, (name, _) in enumerate(groups)}
         for label, edges in thread_edges:
             self._synth(label, "thread", edges)
