@@ -118,8 +118,7 @@ class IndexWriter:
             self.meta["arrays"][name] = {"dtype": dtype.str, "len": int(count),
                                          "offset": offset, "crc32": 0xFFFFFFFF}
             offset += (count * dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
-        self.header_size = len(self._header())
-        self.data_at = (len(MAGIC) + 4 + self.header_size + ALIGN - 1) // ALIGN * ALIGN
+        self.header_size = self.data_at = None         # sized by the thread
         self.out = PrivateOutput(path, force=True, durable=False)
         self.error = None
         self.thread = threading.Thread(target=self._write_early, daemon=True)
@@ -143,6 +142,8 @@ class IndexWriter:
 
     def _write_early(self):
         try:
+            self.header_size = len(self._header())
+            self.data_at = (len(MAGIC) + 4 + self.header_size + ALIGN - 1) // ALIGN * ALIGN
             self.out.seek(self.data_at)
             self._write_arrays(self._early())
         except BaseException as e:       # reported by finish(), in the caller's thread
