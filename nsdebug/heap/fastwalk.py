@@ -581,7 +581,7 @@ class FastWalker(HeapWalker):
 
     def _type_fields(self, addrs, idx, base, tix):
         """The struct fields of C types of the standard library, by tp_name."""
-        for t in np.unique(tix[idx]):
+        for t in _distinct(tix[idx]):
             rows = self.refs._by_type_name.get(self.types[int(t)].qualname)
             if rows:
                 sel = idx[tix[idx] == t]
@@ -854,7 +854,7 @@ class FastWalker(HeapWalker):
         flags, _ = self.vm.q(a + U64(self.L.type.tp_flags))
         heap = (flags & U64(TPFLAGS_HEAPTYPE)) != 0
         self._fields(a[heap], src[heap], self.refs._heaptype_fields)
-        for t in np.unique(tix[idx]).tolist():
+        for t in _distinct(tix[idx]).tolist():
             offs = self.refs.metatype_offsets(self.types[t])
             if offs:
                 sel = tix[idx] == t
@@ -1023,7 +1023,7 @@ class FastWalker(HeapWalker):
             words = np.concatenate([w for _, _, w in spans])
             hit_k, hit_v, other_k = self._match(words, found, region)
             hit_r = region[hit_k]
-            for r in np.unique(hit_r).tolist():
+            for r in _distinct(hit_r).tolist():
                 start, label, _ = spans[r]
                 sel = hit_r == r
                 local = (hit_k[sel] - first_word[r]).tolist()
@@ -1169,6 +1169,13 @@ class FastWalker(HeapWalker):
         self.tracked = self._cur_addrs = None
         self._key_name_ix = {}
         return g
+
+
+def _distinct(values):
+    """np.unique(values) for the walk's small integer arrays, by a sort: plain np.unique
+    imports numpy.ma on first use (15 ms of every process that walks a heap)."""
+    s = np.sort(values)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
 def _first_seen(values):
