@@ -4,8 +4,11 @@
  * end of the bytes the core holds, file offset). gather() reads one little-endian value
  * of 1, 4 or 8 bytes at each address: a value is valid when all its bytes lie inside one
  * segment and the address is aligned to the width; an invalid read gives 0. chase()
- * follows a linked list (the GC's generation lists) through the same buffer. Neither
- * can read outside the buffer, whatever the addresses or segment arrays say.
+ * follows a linked list (the GC's generation lists) through the same buffer. The heap
+ * walk's kernels read the same way: pool_blocks (pymalloc's allocated blocks), entries
+ * (dict entries), dict_tables (dict keys tables and sizes), str_texts (str text); each
+ * is the compiled form of a numpy expression in nsdebug/heap that the tests compare it
+ * with. None can read outside the buffer, whatever the addresses or segment arrays say.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -306,12 +309,25 @@ done:
     return result;
 }
 
-/* Read the 8-byte word at addr, 0 when the core does not hold it. */
-static inline uint64_t word_at(Space *s, uint64_t addr) {
-    uint64_t v = 0;
+/* The 8-byte word at addr (aligned), or 0 with *ok cleared when the core lacks it. */
+static inline int64_t i64_at(Space *s, uint64_t addr, int *ok) {
+    int64_t v = 0;
     int64_t o = (addr & 7) ? -1 : locate(s, addr, 8);
     if (o >= 0) memcpy(&v, s->buf + o, 8);
+    else *ok = 0;
     return v;
+}
+
+static inline uint8_t u8_at(Space *s, uint64_t addr, int *ok) {
+    int64_t o = locate(s, addr, 1);
+    if (o < 0) { *ok = 0; return 0; }
+    return s->buf[o];
+}
+
+/* The 8-byte word at addr, 0 when the core does not hold it. */
+static inline uint64_t word_at(Space *s, uint64_t addr) {
+    int ok = 1;
+    return (uint64_t)i64_at(s, addr, &ok);
 }
 
 /* entries(buf, starts, ends, offs, src, base, stride, koff, voff, vbase, counts,
@@ -368,20 +384,6 @@ static PyObject *entries(PyObject *self, PyObject *args) {
 done:
     for (int i = 0; i < 14; i++) PyBuffer_Release(&b[i]);
     return result;
-}
-
-static inline int64_t i64_at(Space *s, uint64_t addr, int *ok) {
-    int64_t v = 0;
-    int64_t o = (addr & 7) ? -1 : locate(s, addr, 8);
-    if (o >= 0) memcpy(&v, s->buf + o, 8);
-    else *ok = 0;
-    return v;
-}
-
-static inline uint8_t u8_at(Space *s, uint64_t addr, int *ok) {
-    int64_t o = locate(s, addr, 1);
-    if (o < 0) { *ok = 0; return 0; }
-    return s->buf[o];
 }
 
 /* Offsets of dict_tables()' layout array (a -1 is a field the version does not have). */
