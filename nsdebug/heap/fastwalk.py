@@ -235,18 +235,26 @@ class FastWalker(HeapWalker):
 
     def _type_arrays(self):
         """Per type index (and one more for invalid): basicsize, itemsize, preheader,
-        heap flag, kind. Rebuilt only when new types were met."""
-        if self._tarrays is None or self._tarrays[0] != len(self.types):
-            ts = self.types
-            self._tarrays = (
-                len(ts),
-                np.array([t.basicsize for t in ts] + [0], dtype=np.int64),
-                np.array([t.itemsize for t in ts] + [0], dtype=np.int64),
+        heap flag, kind, kind code. Extended with the rows of new types when met."""
+        have = 0 if self._tarrays is None else self._tarrays[0]
+        ts = self.types
+        if have != len(ts):
+            new = ts[have:]
+            rows = (
+                ([t.basicsize for t in new], 0, np.int64),
+                ([t.itemsize for t in new], 0, np.int64),
                 # getsizeof counts the GC header and the managed pre-header.
-                np.array([self.sizes.preheader(t, 0) for t in ts] + [0], dtype=np.int64),
-                np.array([t.is_heap for t in ts] + [False], dtype=np.bool_),
-                np.array([t.kind for t in ts] + ["<invalid>"], dtype=object),
-                np.array([self._kind_code(t.kind) for t in ts] + [-1], dtype=np.int32))
+                ([self.sizes.preheader(t, 0) for t in new], 0, np.int64),
+                ([t.is_heap for t in new], False, np.bool_),
+                ([t.kind for t in new], "<invalid>", object),
+                ([self._kind_code(t.kind) for t in new], -1, np.int32))
+            old = self._tarrays[1:] if self._tarrays is not None else [None] * len(rows)
+            arrays = []
+            for prev, (values, invalid, dtype) in zip(old, rows):
+                head = prev[:-1] if prev is not None else np.zeros(0, dtype=dtype)
+                arrays.append(np.concatenate([head, np.array(values + [invalid],
+                                                                 dtype=dtype)]))
+            self._tarrays = (len(ts), *arrays)
         return self._tarrays[1:]
 
     def _kind_code(self, kind):
