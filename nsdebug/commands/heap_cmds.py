@@ -127,7 +127,8 @@ def objects(session, ns):
     stats = type_histogram(g, ns.sort)
     rows = [TypeRow(s.type, s.count, s.size, s.retained, s.tracked, s.unreachable)
             for s in stats[:ns.top]]
-    invalid = next((s.count for s in stats if s.type == g.type_names()[-1]), 0)
+    invalid_name = g.type_names()[-1]
+    invalid = next((s.count for s in stats if s.type == invalid_name), 0)
     damaged = [(a, g.type_name(g.index_of(a)) if g.index_of(a) is not None else "?", why)
                for a, why in list(g.problems.items())[:20]]
     objs = slice(g.n_synth, g.n)

@@ -90,10 +90,10 @@ def save(g, core_path, identity):
 
 
 class IndexWriter:
-    """The index written in two steps: the walk's arrays by a thread, which runs while
-    the dominator pass does (both leave the GIL: the file is written on the other
-    core), then finish() writes the dominator arrays and, at the start of the file, the
-    header. Its space is reserved first, sized for the largest CRC-32 of the arrays
+    """The index written in two steps: the walk's arrays and the address order by a
+    thread, which runs while the dominator pass does (both leave the GIL: the file is
+    written on the other core), then finish() writes the dominator arrays and, at the
+    start of the file, the header. Its space is reserved first, sized for the largest CRC-32 of the arrays
     still to come; JSON allows the spaces that pad it."""
 
     def __init__(self, g, path, identity):
@@ -146,6 +146,8 @@ class IndexWriter:
             self.data_at = (len(MAGIC) + 4 + self.header_size + ALIGN - 1) // ALIGN * ALIGN
             self.out.seek(self.data_at)
             self._write_arrays(self._early())
+            # Not the dominators' either: sorted here, off the main thread's path.
+            self._write_arrays({"by_addr_order": self.g.addr_order()})
         except BaseException as e:       # reported by finish(), in the caller's thread
             self.error = e
 
@@ -158,8 +160,7 @@ class IndexWriter:
                 raise self.error
             g = self.g
             g.retained()
-            self._write_arrays({"by_addr_order": g.addr_order(), "idom": g._idom,
-                                "retained": g._retained})
+            self._write_arrays({"idom": g._idom, "retained": g._retained})
             header = self._header()
             if len(header) > self.header_size:        # cannot be: CRCs only shrink
                 raise OSError(f"index header outgrew its space ({len(header)} bytes)")
