@@ -93,8 +93,12 @@ class IndexWriter:
     """The index written in two steps: the walk's arrays and the address order by a
     thread, which runs while the dominator pass does (both leave the GIL: the file is
     written on the other core), then finish() writes the dominator arrays and, at the
-    start of the file, the header. Its space is reserved first, sized for the largest CRC-32 of the arrays
-    still to come; JSON allows the spaces that pad it."""
+    start of the file, the header. Its space is reserved first, sized for the largest
+    CRC-32 of the arrays still to come; JSON allows the spaces that pad it.
+
+    The file is private and complete or absent (it holds names read from the process's
+    memory); not synced to disk: an index torn by a crash fails its checks and is
+    rebuilt."""
 
     def __init__(self, g, path, identity):
         import threading
