@@ -44,6 +44,8 @@ def build_parser():
     p.add_argument("--runtime-method", choices=["symbol", "section", "cookie", "scan"],
                    help="find _PyRuntime only this way (default: try each in turn)")
     p.add_argument("--snapshot", metavar="FILE", help="export a .heapsnapshot and exit")
+    p.add_argument("--force", action="store_true",
+                   help="with --snapshot: overwrite FILE if it exists")
     p.add_argument("--no-cache", action="store_true",
                    help="neither read nor write caches: the heap index (CORE.nsdebug-index) "
                         "and debug sections inflated under ~/.cache/nsdebug/dwarf")
@@ -160,7 +162,7 @@ def _main(argv):
         except OSError as e:
             raise NsdebugError(f"cannot read {args.commands_file}: {e.strerror}") from None
     if args.snapshot:
-        lines.append(f"snapshot {_quote(args.snapshot)}")
+        lines.append(f"snapshot {_quote(args.snapshot)}" + (" --force" if args.force else ""))
     session = open_session(args)
     if lines:
         return run_batch(session, lines, args.json)

@@ -107,3 +107,9 @@ def test_snapshot_refuses_to_overwrite(cores, nsdebug, tmp_path):
     r = nsdebug(cap.core, "-c", f"snapshot {out}")
     assert r.returncode == 1 and "exists" in r.stderr
     assert out.read_text() == "keep"
+    # The message says --force: the --snapshot shortcut takes it too.
+    r = nsdebug(cap.core, "--snapshot", out)
+    assert r.returncode == 1 and "use --force" in r.stderr and out.read_text() == "keep"
+    r = nsdebug(cap.core, "--snapshot", out, "--force")
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().startswith('{"snapshot":')
