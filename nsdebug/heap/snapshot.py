@@ -167,18 +167,21 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     ids = g.snapshot_ids().astype(np.int64)
     counts = np.diff(g.edge_start)
     graph_name_to_string = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
+    # Edge columns in 32 bits where the values fit (each 64-bit column of a heap of
+    # millions of edges is tens of MB more to fill); _write_rows widens a chunk at a time.
+    it = np.int32 if m < 1 << 31 and len(g.names) < 1 << 30 else np.int64
     # (Unreachable) holds its objects by weak edges: kept in the file, not retained by root.
-    e_kind = g.e_kind.astype(np.int64)
-    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int64)[e_kind]
+    e_kind = g.e_kind
+    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int8)[e_kind]
     ug = g.synth_names.index("(Unreachable)")
     lo, hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
     etype[lo:hi] = 6
     numeric = (e_kind == ELEMENT) | (e_kind == HIDDEN)
-    e_name = g.e_name.astype(np.int64)
     hidden = e_kind == HIDDEN
-    e_name = np.where(hidden, np.arange(m), e_name)
+    e_name = np.where(hidden, np.arange(m, dtype=it), g.e_name.astype(it, copy=False))
     named = ~numeric & (e_name >= 0)
-    ename = np.where(numeric, e_name, graph_name_to_string[np.where(named, e_name, 0)])
+    ename = np.where(numeric, e_name, graph_name_to_string.astype(it)[np.where(named, e_name,
+                                                                                 0)])
     lazy = ~numeric & (e_name < 0)
     if lazy.any():
         # Dict entries named by their key object: read each distinct key's text once.
@@ -198,7 +201,9 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     zeros = np.zeros(n, dtype=np.int64)
     _write_rows(out, [ntype, name, ids, g.size, counts, zeros, zeros], progress, 0)
     out.write('],\n"edges":[')
-    _write_rows(out, [etype, ename, g.e_to.astype(np.int64) * len(NODE_FIELDS)], progress, n)
+    to_row = g.e_to * np.int32(len(NODE_FIELDS)) if n * len(NODE_FIELDS) < 1 << 31 else \
+        g.e_to.astype(np.int64) * len(NODE_FIELDS)
+    _write_rows(out, [etype, ename, to_row], progress, n)
     out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
               '"locations":[],\n"strings":[')
     for k in range(0, len(strings.strings), CHUNK):
