@@ -1012,35 +1012,20 @@ class FastWalker(HeapWalker):
         those held by the malloc'd blocks such words point to (the parser's arena of a
         running script, a C extension's state...): a glibc chunk's size word precedes
         it, which bounds what is read."""
-        vm = self.vm
         spans = []
         for start, end, label in regions:
-            if end <= start:
-                continue
-            off, ok = vm.offsets(np.array([start], dtype=np.uint64), end - start)
-            if ok[0]:
-                o = int(off[0])
-                spans.append((start, label, vm.u8[o:o + (end - start) // 8 * 8].view("<u8")))
+            words = self._words_at(start, end - start) if end > start else None
+            if words is not None:
+                spans.append((start, words, label))
         targets, names, blocks = [], [], {}
-        if spans:
-            # All regions' words matched at once (hundreds of small .data/.bss), each
-            # object still taken once per region, as the regions come.
-            lengths = np.array([len(w) for _, _, w in spans], dtype=np.int64)
-            first_word = np.cumsum(lengths) - lengths
-            region = np.repeat(np.arange(len(spans)), lengths)
-            words = np.concatenate([w for _, _, w in spans])
-            hit_k, hit_v, other_k = self._match(words, found, region)
-            hit_r = region[hit_k]
-            for r in _distinct(hit_r).tolist():
-                start, label, _ = spans[r]
-                sel = hit_r == r
-                local = (hit_k[sel] - first_word[r]).tolist()
-                targets += hit_v[sel].tolist()
-                names += [self.name_id(t) for t in label([start + 8 * k for k in local])]
-            for k, r in zip(other_k.tolist(), region[other_k].tolist()):
-                # named only if the block turns out to hold an object
-                start, label, _ = spans[r]
-                blocks.setdefault(int(words[k]), (label, start + 8 * (k - int(first_word[r]))))
+        hits, others = self._match_spans(spans, found)
+        for r, local, values in hits:
+            start, _, label = spans[r]
+            targets += values.tolist()
+            names += [self.name_id(t) for t in label([start + 8 * k for k in local.tolist()])]
+        for r, k in others:                 # named only if the block holds an object
+            start, words, label = spans[r]
+            blocks.setdefault(int(words[k]), (label, start + 8 * k))
         more = self._scan_blocks(blocks, found)
         return (np.concatenate([np.array(targets, dtype=np.uint64), more[0]]),
                 np.concatenate([np.array(names, dtype=np.int32), more[1]]))
@@ -1048,26 +1033,55 @@ class FastWalker(HeapWalker):
     def _scan_blocks(self, blocks, found):
         """Edges to the objects held by the allocated blocks {pointer: label, or (namer,
         address) of the word that points to it}."""
-        targets, names = [], []
-        vm = self.vm
+        spans = []
         budget = self.MAX_BLOCK_BYTES
         for pointer, via in sorted(blocks.items()):
             block, size = self._block_of(pointer)
             if block is None or size > budget:
                 continue
-            off, ok = vm.offsets(np.array([block], dtype=np.uint64), size)
-            if not ok[0]:
-                continue
-            budget -= size
-            o = int(off[0])
-            words = vm.u8[o:o + size // 8 * 8].view("<u8")
-            hit_k, hit_v, _ = self._match(words, found)
-            if len(hit_k) and not isinstance(via, str):
+            words = self._words_at(block, size)
+            if words is not None:
+                budget -= size
+                spans.append((block, words, via))
+        targets, names = [], []
+        for r, local, values in self._match_spans(spans, found)[0]:
+            block, _, via = spans[r]
+            if not isinstance(via, str):
                 via = via[0]([via[1]])[0]
-            for value, k in zip(hit_v.tolist(), hit_k.tolist()):
-                targets.append(value)
-                names.append(self.name_id(f"malloc block {block:#x}+{8 * k:#x} (from {via})"))
+            targets += values.tolist()
+            names += [self.name_id(f"malloc block {block:#x}+{8 * k:#x} (from {via})")
+                      for k in local.tolist()]
         return np.array(targets, dtype=np.uint64), np.array(names, dtype=np.int32)
+
+    def _words_at(self, start, nbytes):
+        """The 8-byte words of [start, start + nbytes) as a view of the core, or None
+        when the core does not hold them all."""
+        off, ok = self.vm.offsets(np.array([start], dtype=np.uint64), nbytes)
+        if not ok[0]:
+            return None
+        o = int(off[0])
+        return self.vm.u8[o:o + nbytes // 8 * 8].view("<u8")
+
+    def _match_spans(self, spans, found):
+        """_match() over the words of many spans (start, words, ...) at once: hundreds
+        of small .data/.bss regions or malloc'd blocks in one pass. Returns the hits
+        per span that has any, in span order ([(span, word positions, objects)], each
+        object once per span, by address) and the other candidate words ([(span, word
+        position)], in order)."""
+        if not spans:
+            return [], []
+        lengths = np.array([len(w) for _, w, _ in spans], dtype=np.int64)
+        first_word = np.cumsum(lengths) - lengths
+        region = np.repeat(np.arange(len(spans)), lengths)
+        hit_k, hit_v, other_k = self._match(np.concatenate([w for _, w, _ in spans]), found,
+                                            region)
+        hit_r = region[hit_k]
+        hits = []
+        for r in _distinct(hit_r).tolist():
+            sel = hit_r == r
+            hits.append((r, hit_k[sel] - first_word[r], hit_v[sel]))
+        other_r = region[other_k]
+        return hits, list(zip(other_r.tolist(), (other_k - first_word[other_r]).tolist()))
 
     def _block_of(self, pointer):
         """(start, size) of the allocated block a pointer points into: a pymalloc block,
@@ -1098,22 +1112,19 @@ class FastWalker(HeapWalker):
             return None, 0
         return pointer, size - 8
 
-    def _match(self, words, found, region=None):
+    def _match(self, words, found, region):
         """(positions, objects) of the words that are an object's address, one per
-        object (per object and region, when `region` gives each word's), ordered by
-        region then address; and the positions of other aligned words into the core's
-        anonymous writable memory (candidate malloc'd blocks)."""
+        object and region (`region` gives each word's), ordered by region then address;
+        and the positions of other aligned words into the core's anonymous writable
+        memory (candidate malloc'd blocks)."""
         cand = np.nonzero(((words & U64(15)) == 0) & (words > U64(0x10000)) &
                           (words < U64(MAX_USER_ADDRESS)))[0]
         vals = words[cand]
         hit = found.map(vals) >= found.n_synth
-        if region is None:
-            uniq, first = np.unique(vals[hit], return_index=True)
-        else:
-            # Addresses are 16-aligned and under 2**47: 43 bits once shifted.
-            key = (region[cand[hit]].astype(U64) << U64(44)) | (vals[hit] >> U64(4))
-            _, first = np.unique(key, return_index=True)
-            uniq = vals[hit][first]
+        # Addresses are 16-aligned and under 2**47: 43 bits once shifted.
+        key = (region[cand[hit]].astype(U64) << U64(44)) | (vals[hit] >> U64(4))
+        _, first = np.unique(key, return_index=True)
+        uniq = vals[hit][first]
         other = cand[~hit]
         anon = self._anonymous_rw()
         i = np.searchsorted(anon[0], words[other], side="right") - 1
