@@ -138,6 +138,7 @@ class FastWalker(HeapWalker):
         self.key_refs = []
         self.n_key_refs = 0
         self._tarrays = None
+        self._dict_fields = None        # _dict_layout(), made on the first dict
         self._arenas = None             # (starts, ends, pool size) of pymalloc's arenas
         self._plan_cache = None
         self._kind_codes, self._kind_names = {}, []
@@ -249,12 +250,8 @@ class FastWalker(HeapWalker):
                 ([t.kind for t in new], "<invalid>", object),
                 ([self._kind_code(t.kind) for t in new], -1, np.int32))
             old = self._tarrays[1:] if self._tarrays is not None else [None] * len(rows)
-            arrays = []
-            for prev, (values, invalid, dtype) in zip(old, rows):
-                head = prev[:-1] if prev is not None else np.zeros(0, dtype=dtype)
-                arrays.append(np.concatenate([head, np.array(values + [invalid],
-                                                                 dtype=dtype)]))
-            self._tarrays = (len(ts), *arrays)
+            self._tarrays = (len(ts), *(_extend_per_type(prev, *row)
+                                        for prev, row in zip(old, rows)))
         return self._tarrays[1:]
 
     def _kind_code(self, kind):
@@ -537,7 +534,7 @@ class FastWalker(HeapWalker):
             out = [np.empty(n, dtype=d) for d in (U64, np.int64, np.int64, np.int64,
                                                   np.int64, U64, U64, np.uint8)]
             basic = self._type_arrays()[0][tix[idx]]
-            if getattr(self, "_dict_fields", None) is None:
+            if self._dict_fields is None:
                 self._dict_fields = self._dict_layout()
             _vector.dict_tables(*self.vm._seg(), np.ascontiguousarray(addrs[idx]),
                                 np.ascontiguousarray(basic, dtype=np.int64),
@@ -724,10 +721,6 @@ class FastWalker(HeapWalker):
             P = self._plan_cache = SimpleNamespace(ntypes=0)
             for table, _, dtype in self._PLAN_ROWS:
                 setattr(P, table, np.zeros(0, dtype=dtype))
-            for per_type, dtype in (("counts", np.int64), ("kcounts", np.int64),
-                                    ("scounts", np.int64), ("modes", np.int8),
-                                    ("dictoffsets", np.uint64)):
-                setattr(P, per_type, np.zeros(0, dtype=dtype))
         new = list(range(P.ntypes, len(self.types)))
         shared = self._shared_keys([self.types[t] for t in new])
         plans = [self._make_plan(self.types[t], keys) for t, keys in zip(new, shared)]
@@ -735,16 +728,14 @@ class FastWalker(HeapWalker):
             setattr(P, table, np.concatenate([getattr(P, table)] + [
                 np.asarray(getattr(p, field), dtype=dtype) for p in plans]))
         # Per type, with one more row (no plan) for index -1, the invalid type.
-        for per_type, values, dtype in (
-                ("counts", [len(p.field_off) for p in plans], np.int64),
-                ("kcounts", [len(p.keys) for p in plans], np.int64),
-                ("scounts", [len(p.scan_off) for p in plans], np.int64),
-                ("modes", [p.mode for p in plans], np.int8),
-                ("dictoffsets", [p.dictoffset for p in plans], np.uint64)):
-            setattr(P, per_type, np.concatenate([getattr(P, per_type)[:P.ntypes],
-                                                 np.array(values, dtype=dtype),
-                                                 np.array([0 if per_type != "modes" else
-                                                           MODE_NONE], dtype=dtype)]))
+        for per_type, values, invalid, dtype in (
+                ("counts", [len(p.field_off) for p in plans], 0, np.int64),
+                ("kcounts", [len(p.keys) for p in plans], 0, np.int64),
+                ("scounts", [len(p.scan_off) for p in plans], 0, np.int64),
+                ("modes", [p.mode for p in plans], MODE_NONE, np.int8),
+                ("dictoffsets", [p.dictoffset for p in plans], 0, np.uint64)):
+            setattr(P, per_type, _extend_per_type(getattr(P, per_type, None), values,
+                                                  invalid, dtype))
         P.ntypes = len(self.types)
         P.first = np.cumsum(P.counts) - P.counts
         P.kfirst = np.cumsum(P.kcounts) - P.kcounts
@@ -1188,6 +1179,14 @@ class FastWalker(HeapWalker):
         self.tracked = self._cur_addrs = None
         self._key_name_ix = {}
         return g
+
+
+def _extend_per_type(prev, values, invalid, dtype):
+    """A per-type array (its last row for type index -1, the invalid type) extended
+    with the rows of new types: `prev` (or None) with its last row replaced by `values`
+    and a fresh `invalid` row."""
+    head = prev[:-1] if prev is not None else np.zeros(0, dtype=dtype)
+    return np.concatenate([head, np.array(list(values) + [invalid], dtype=dtype)])
 
 
 def _distinct(values):
