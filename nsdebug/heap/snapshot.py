@@ -17,7 +17,7 @@ from ..escape import printable_all
 from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .strings import StringTable
-from .strtext import str_key_texts, str_texts
+from .strtext import of_builtin_kind, str_key_texts, str_texts
 
 REDACTED = "<redacted>"
 
@@ -115,10 +115,7 @@ def _key_texts(g, objects, vm, keys):
     texts = str_key_texts(vm, objects.L, g.types, keys, KEY_TEXT_LIMIT)
     rest = np.array([k for k, t in enumerate(texts) if t is None], dtype=np.int64)
     if len(rest):
-        ints = np.array([t.address for t in g.types if t.kind == "int" and not t.is_heap],
-                        dtype=np.uint64)
-        tp, ok = vm.q(keys[rest] + np.uint64(objects.L.object.ob_type or 8))
-        sel = rest[ok & np.isin(tp, ints)]
+        sel = rest[of_builtin_kind(vm, objects.L, g.types, keys[rest], "int")]
         for k, t in zip(sel.tolist(), _small_ints(vm, objects, keys[sel])):
             texts[k] = t
     return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]

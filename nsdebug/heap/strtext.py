@@ -45,6 +45,16 @@ def str_texts(vm, layout, addrs, limit):
     return out
 
 
+def of_builtin_kind(vm, layout, types, addrs, kind):
+    """Positions in `addrs` of the objects whose type is the built-in type of `kind`
+    ("str", "int"...; one of `types`, TypeInfos), not a subclass: read in bulk."""
+    addrs = np.asarray(addrs, dtype=U64)
+    wanted = np.array([t.address for t in types if t.kind == kind and not t.is_heap],
+                      dtype=U64)
+    tp, ok = vm.q(addrs + U64(layout.object.ob_type or 8))
+    return np.nonzero(ok & np.isin(tp, wanted))[0]
+
+
 def str_key_texts(vm, layout, types, addrs, limit):
     """str_texts() for objects that may be of any type (dict keys): only those whose
     type is the built-in str (one of `types`, TypeInfos) are read; None for the rest."""
@@ -52,10 +62,7 @@ def str_key_texts(vm, layout, types, addrs, limit):
     out = [None] * len(addrs)
     if not len(addrs):
         return out
-    str_types = np.array([t.address for t in types if t.kind == "str" and not t.is_heap],
-                         dtype=U64)
-    tp, ok = vm.q(addrs + U64(layout.object.ob_type or 8))
-    sel = np.nonzero(ok & np.isin(tp, str_types))[0]
+    sel = of_builtin_kind(vm, layout, types, addrs, "str")
     for k, text in zip(sel.tolist(), str_texts(vm, layout, addrs[sel], limit)):
         out[k] = text
     return out
