@@ -388,23 +388,16 @@ class ObjectReader:
                     if limit is not None and len(out) >= limit:
                         break
             return out
+        if esize % 8 or key_off % 8 or val_off % 8:
+            raise InvalidObject(owner, "dict entries not made of 8-byte words (layout)")
         raw = self.mem.read(entries, nentries * esize) if nentries else b""
-        if esize % 8 == 0 and key_off % 8 == 0 and val_off % 8 == 0 and raw:
-            # Every entry's key and value words at once (tens of thousands in the
-            # interned strings' dict), through a strided view of the bytes.
-            words = memoryview(raw).cast("Q")
-            step = esize // 8
-            out = [(k, v) for k, v in zip(words[key_off // 8::step], words[val_off // 8::step])
-                   if k and v]
-            return out if limit is None else out[:limit]
-        for i in range(nentries):
-            key = _Q.unpack_from(raw, i * esize + key_off)[0]
-            value = _Q.unpack_from(raw, i * esize + val_off)[0]
-            if key and value:
-                out.append((key, value))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        # Every entry's key and value words at once (tens of thousands in the interned
+        # strings' dict), through a strided view of the bytes.
+        words = memoryview(raw).cast("Q")
+        step = esize // 8
+        out = [(k, v) for k, v in zip(words[key_off // 8::step], words[val_off // 8::step])
+               if k and v]
+        return out if limit is None else out[:limit]
 
     def _value_of_key(self, addr, key):
         """The value a combined dict holds under the key object at `key` (found by its
