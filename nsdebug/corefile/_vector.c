@@ -132,6 +132,13 @@ done:
     return result;
 }
 
+/* The bit of visit()'s bit array for the object at addr (one per 16 bytes of the
+ * file), or -1 when the core does not hold addr. */
+static inline int64_t seen_slot(Space *s, uint64_t addr) {
+    int64_t o = locate(s, addr, 1);
+    return o < 0 ? -1 : o >> 4;
+}
+
 /* visit(buf, starts, ends, offs, addrs, bits, fresh) -> count: for each address inside
  * the core, test and set its bit in `bits` (one per 16 bytes of the file: objects are
  * 16-aligned); fresh[k] = 1 for the first sighting of an address not seen before, 2 for
@@ -155,12 +162,11 @@ static PyObject *visit(PyObject *self, PyObject *args) {
     Py_ssize_t count = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < n; k++) {
-        int64_t o = locate(&s, addrs[k], 1);
-        if (o < 0) {
+        int64_t slot = seen_slot(&s, addrs[k]);
+        if (slot < 0) {
             fresh[k] = 2;
             continue;
         }
-        uint64_t slot = (uint64_t)o >> 4;
         uint8_t m = (uint8_t)(1u << (slot & 7));
         if (bits[slot >> 3] & m) {
             fresh[k] = 0;
@@ -220,10 +226,8 @@ done:
 
 /* Whether the object at addr was marked by visit() (same bits: one per 16 bytes). */
 static inline int seen_at(Space *s, const uint8_t *bits, uint64_t addr) {
-    int64_t o = locate(s, addr, 1);
-    if (o < 0) return 0;
-    uint64_t slot = (uint64_t)o >> 4;
-    return (bits[slot >> 3] >> (slot & 7)) & 1;
+    int64_t slot = seen_slot(s, addr);
+    return slot >= 0 && (bits[slot >> 3] >> (slot & 7)) & 1;
 }
 
 /* pool_blocks(buf, starts, ends, offs, pools, szidx, nextoff, overhead, pool_size,
