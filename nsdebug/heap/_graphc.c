@@ -630,7 +630,9 @@ done:
 
 /* first_seen(values, uniq_out, inverse_out) -> count: the distinct values in the order
  * first seen (uniq_out[:count]) and, per value, its position among them: np.unique's
- * inverse, by a hash table instead of a sort (dict keys of a wave: mostly repeats). */
+ * inverse, by a hash table instead of a sort (dict keys of a wave: mostly repeats).
+ * The values are object addresses (any value works; addr_slot, shared with the node
+ * table, drops the bits alignment leaves at 0). */
 static PyObject *first_seen(PyObject *self, PyObject *args) {
     Buf b[3] = {{.held = 0}};
     if (!PyArg_ParseTuple(args, "y*w*w*", &b[0].b, &b[1].b, &b[2].b)) return NULL;
@@ -646,15 +648,14 @@ static PyObject *first_seen(PyObject *self, PyObject *args) {
     const uint64_t *v = b[0].b.buf;
     uint64_t *uniq = b[1].b.buf;
     int32_t *inv = b[2].b.buf;
-    uint64_t cap = 16;
-    while (cap < (uint64_t)n * 2) cap <<= 1;
+    uint64_t cap = (uint64_t)n * 2 + 16;                        /* any size: addr_slot */
     table = malloc(sizeof(int32_t) * cap);
     if (!table) { PyErr_NoMemory(); goto done; }
     memset(table, 0xFF, sizeof(int32_t) * cap);                  /* -1: empty */
     Py_ssize_t count = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t k = 0; k < n; k++) {
-        uint64_t h = (v[k] * 0x9E3779B97F4A7C15ull) >> 32 & (cap - 1);
+        uint64_t h = addr_slot(v[k], cap);
         for (;;) {
             int32_t at = table[h];
             if (at < 0) {
@@ -667,7 +668,7 @@ static PyObject *first_seen(PyObject *self, PyObject *args) {
                 inv[k] = at;
                 break;
             }
-            h = (h + 1) & (cap - 1);
+            if (++h == cap) h = 0;
         }
     }
     Py_END_ALLOW_THREADS
