@@ -84,19 +84,13 @@ def run_batch(session, lines, as_json, out=None):
     """Run command lines; returns the exit status (non-zero if any command failed)."""
     out = out or sys.stdout
     from . import render
-    from .commands.registry import help_lines, run_line
+    from .commands.registry import run_line
     status = EXIT_OK
     for line in lines:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            words = line.split()
-            if words[0] == "help":            # as in the shell ("unknown command" says so)
-                text = list(help_lines([w for w in words[1:] if w != "--json"]))
-                print(render.to_json({"command": line, "help": text}) if as_json or
-                      "--json" in words else "\n".join(text), file=out)
-                continue
             result, line_json = run_line(session, line)
         except NsdebugError as e:
             status = EXIT_COMMAND_FAILED

@@ -58,7 +58,7 @@ class ShellCompleter:
         words = text.split()
         if not words or (len(words) == 1 and not text.endswith(" ")):
             prefix = words[0] if words else ""
-            for name in sorted(list(COMMANDS) + list(ALIASES) + ["help", "quit"]):
+            for name in sorted(list(COMMANDS) + list(ALIASES) + ["quit"]):
                 if name.startswith(prefix):
                     yield self.Completion(name, -len(prefix))
             return
@@ -179,7 +179,7 @@ def run_shell(session):
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from rich.console import Console
 
-    from .commands.registry import help_lines, run_line
+    from .commands.registry import run_line
     path = history_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -205,9 +205,6 @@ def run_shell(session):
             continue
         if line in ("quit", "exit", "q"):
             return 0
-        if line.split()[0] == "help":
-            print("\n".join(help_lines(line.split()[1:])))
-            continue
         try:
             result, line_json = run_line(session, line)
             if line_json:

@@ -6,7 +6,7 @@ import os
 
 from ..errors import CommandError, FaultError, NsdebugError
 from ..record import Factory, record
-from .registry import Arg, command
+from .registry import Arg, command, help_lines
 
 
 @record
@@ -103,6 +103,20 @@ def signal_info(process):
     crashed = process.crashed_thread
     return SignalInfo(si.signo, si.name, si.code, si.code_name, si.addr, si.sender_pid,
                       crashed.tid if crashed else None)
+
+
+@record
+class HelpResult:
+    topic: str                  # the command asked about, "" for the list of all
+    help: list                  # the text, line by line
+
+
+@command("help", "every command, or the options of one",
+         Arg(("topic",), {"nargs": "?", "help": "a command"}), needs_core=False)
+def help_(session, ns):
+    """The commands by category, or one command's usage and options: the same in the
+    shell, in batch (-c help) and with --json."""
+    return HelpResult(ns.topic or "", list(help_lines([ns.topic] if ns.topic else [])))
 
 
 @command("info", "what the process was and why the core exists")

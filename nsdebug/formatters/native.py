@@ -4,6 +4,11 @@ from ..commands import process_cmds as pc
 from ..render import formatter, hexaddr, human_size, table
 
 
+@formatter(pc.HelpResult)
+def _help(r):
+    yield from r.help
+
+
 @formatter(pc.InfoResult)
 def format_info(r):
     yield f"core:        {r.core} ({human_size(r.core_size)}, made by {r.made_by})"
