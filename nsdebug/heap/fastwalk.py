@@ -17,7 +17,7 @@ import numpy as np
 from ..corefile.vector import VectorMemory, _vector
 from ..errors import NsdebugError
 from .fields import KIND_FIELDS
-from .graph import _graphc, drain_into
+from .graph import AddressTable, HeapGraph, _graphc, drain_into, release_free_memory
 from .referents import BODY_SCAN_KINDS, ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY
 from .strtext import str_key_texts
 from .walk import MAX_REFCOUNT, MAX_USER_ADDRESS, HeapWalker
@@ -265,7 +265,6 @@ class FastWalker(HeapWalker):
         """Type index per object from its type pointer (-1: not a type), through a hash
         table of the type pointers met so far (AddressTable), remade only when new
         ones are met."""
-        from .graph import AddressTable
         table, ix = self._known_types
         pos = table.map(types) if table is not None else np.full(len(types), -1, np.int32)
         miss = pos < 0
@@ -932,7 +931,6 @@ class FastWalker(HeapWalker):
                 self._drain_waves(self.visited.add_many(found))
             except NsdebugError as e:
                 self.warnings.append(f"pymalloc arenas: {e}")
-        from .graph import AddressTable, release_free_memory
         release_free_memory()             # the waves' temporaries, before the big arrays
         # Every node is known now: their addresses as one column, and a table to find a
         # node by its address (the C roots' words, then every edge's target).
@@ -1143,7 +1141,6 @@ class FastWalker(HeapWalker):
         return out
 
     def _graph(self, late):
-        from .graph import HeapGraph
         n = self.count
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(drain_into(self.edge_counts, starts[1:]), out=starts[1:])
