@@ -64,7 +64,7 @@ def _fields(rt, addr, info, b, limit):
         return rows
     if k == "code":
         name, qual, filename = o.code_names(addr)
-        ci = rt.walker.code_info(addr)
+        ci = rt.frame_walker.code_info(addr)
         return [("co_name", repr(name)), ("co_qualname", repr(qual)),
                 ("co_filename", repr(filename)), ("co_firstlineno", str(ci.firstlineno)),
                 ("co_flags", hex(ci.flags))]
@@ -97,7 +97,7 @@ def _fields(rt, addr, info, b, limit):
 
 def _suspended_frame(rt, addr, pv):
     """A generator's or coroutine's suspended frame: where, what it awaits, its locals."""
-    o, walker = rt.objects, rt.walker
+    o, walker = rt.objects, rt.frame_walker
     try:
         qual = o.read_str(o.ptr(addr + rt.layout.gen.gi_qualname), 200)
     except NsdebugError:

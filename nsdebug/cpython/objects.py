@@ -11,19 +11,10 @@ import struct
 from ..errors import FaultError, LayoutMissing, NsdebugError
 from ..record import record
 
-# tp_flags bits (Include/object.h).
-TPFLAGS_INLINE_VALUES = 1 << 2      # 3.13+
-TPFLAGS_MANAGED_DICT = 1 << 4       # 3.11+
-TPFLAGS_HEAPTYPE = 1 << 9
-TPFLAGS_READY = 1 << 12
-TPFLAGS_LONG_SUBCLASS = 1 << 24
-TPFLAGS_LIST_SUBCLASS = 1 << 25
-TPFLAGS_TUPLE_SUBCLASS = 1 << 26
-TPFLAGS_BYTES_SUBCLASS = 1 << 27
-TPFLAGS_UNICODE_SUBCLASS = 1 << 28
-TPFLAGS_DICT_SUBCLASS = 1 << 29
-TPFLAGS_BASE_EXC_SUBCLASS = 1 << 30
-TPFLAGS_TYPE_SUBCLASS = 1 << 31
+from .flags import (TPFLAGS_BASE_EXC_SUBCLASS, TPFLAGS_BYTES_SUBCLASS, TPFLAGS_DICT_SUBCLASS,
+                    TPFLAGS_HEAPTYPE, TPFLAGS_INLINE_VALUES, TPFLAGS_LIST_SUBCLASS,
+                    TPFLAGS_LONG_SUBCLASS, TPFLAGS_MANAGED_DICT, TPFLAGS_READY,
+                    TPFLAGS_TUPLE_SUBCLASS, TPFLAGS_TYPE_SUBCLASS, TPFLAGS_UNICODE_SUBCLASS)
 
 _SUBCLASS_KINDS = [
     (TPFLAGS_LONG_SUBCLASS, "int"), (TPFLAGS_LIST_SUBCLASS, "list"),
@@ -113,7 +104,7 @@ class ObjectReader:
         self._interned: dict[str, int] = {}      # name -> a str object with that text
         L = layout
         self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
-        self._ob_size = L.varobject.ob_size if L.varobject.ob_size is not None else 16
+        self.ob_size_offset = L.varobject.ob_size if L.varobject.ob_size is not None else 16
         self._managed_dict_at = -3 * 8
         self._values_at = -4 * 8      # 3.11: PyDictValues* before the managed dict
         # 3.14 made frame slots tagged references (_PyStackRef): the low bits are tags.
@@ -286,7 +277,7 @@ class ObjectReader:
             ndigits = tag >> 3
             sign = 1 - (tag & 3)
         else:
-            size = self.ssize(addr + self._ob_size)
+            size = self.ssize(addr + self.ob_size_offset)
             ndigits = abs(size)
             sign = -1 if size < 0 else 1
         if ndigits > MAX_INT_DIGITS:
@@ -303,7 +294,7 @@ class ObjectReader:
     def int_digits(self, addr):
         if self.py312:
             return self.ptr(addr + self.L.long.lv_tag) >> 3
-        return abs(self.ssize(addr + self._ob_size))
+        return abs(self.ssize(addr + self.ob_size_offset))
 
     def read_float(self, addr):
         return _D.unpack(self.mem.read(addr + self.L.float.ob_fval, 8))[0]
@@ -324,7 +315,7 @@ class ObjectReader:
         return self.mem.read(start, n) if n else b""
 
     def var_size(self, addr):
-        size = self.ssize(addr + self._ob_size)
+        size = self.ssize(addr + self.ob_size_offset)
         if not 0 <= size < 1 << 40:
             raise InvalidObject(addr, f"size {size}")
         return size
@@ -336,16 +327,16 @@ class ObjectReader:
         return n
 
     def tuple_items(self, addr, limit=None):
-        n = self._check_count(addr, self.ssize(addr + self._ob_size), "tuple")
+        n = self._check_count(addr, self.ssize(addr + self.ob_size_offset), "tuple")
         take = n if limit is None else min(n, limit)
         raw = self.mem.read(addr + self.L.tuple.ob_item, 8 * take)
         return list(struct.unpack(f"<{take}Q", raw))
 
     def tuple_size(self, addr):
-        return self._check_count(addr, self.ssize(addr + self._ob_size), "tuple")
+        return self._check_count(addr, self.ssize(addr + self.ob_size_offset), "tuple")
 
     def list_items(self, addr, limit=None):
-        n = self._check_count(addr, self.ssize(addr + self._ob_size), "list")
+        n = self._check_count(addr, self.ssize(addr + self.ob_size_offset), "list")
         take = n if limit is None else min(n, limit)
         if take == 0:
             return []
@@ -353,7 +344,7 @@ class ObjectReader:
         return list(struct.unpack(f"<{take}Q", self.mem.read(items, 8 * take)))
 
     def list_size(self, addr):
-        return self._check_count(addr, self.ssize(addr + self._ob_size), "list")
+        return self._check_count(addr, self.ssize(addr + self.ob_size_offset), "list")
 
     def dict_size(self, addr):
         return self._check_count(addr, self.ssize(addr + self.L.dict.ma_used), "dict")
@@ -551,7 +542,7 @@ class ObjectReader:
         if off == 0:
             return None, None
         if off < 0:
-            size = abs(self.ssize(addr + self._ob_size))
+            size = abs(self.ssize(addr + self.ob_size_offset))
             off = info.basicsize + size * info.itemsize + off
             off = (off + 7) & ~7
         d = self.ptr(addr + off)

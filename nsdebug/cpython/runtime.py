@@ -8,6 +8,7 @@ from functools import cached_property
 from ..errors import FaultError, LayoutError, NsdebugError, PythonNotFoundError
 from ..record import record
 from . import layout_check, layouts
+from .flags import MAX_USER_ADDRESS
 from .frames import FrameWalker
 from .objects import ObjectReader
 from .version import PythonVersion, detect_version, python_module
@@ -60,7 +61,7 @@ class Runtime:
         self.version = self._reconcile(guess, debug)
         self.layout = self._choose_layout(debug)
         self.objects = ObjectReader(self.memory, self.layout)
-        self.walker = FrameWalker(self.objects)
+        self.frame_walker = FrameWalker(self.objects)
 
     def _build_id(self):
         m = self.module
@@ -120,7 +121,7 @@ class Runtime:
                 o = ObjectReader(self.memory, L)
                 for i in range(len(words) - off // 8):
                     interp = words[i + off // 8]
-                    if interp & 7 or not 0x10000 < interp < 1 << 47:
+                    if interp & 7 or not 0x10000 < interp < MAX_USER_ADDRESS:
                         continue
                     cand = seg.start + 8 * i
                     if not layout_check.structure_problems(o, L, cand):
@@ -382,7 +383,7 @@ class Runtime:
     def frames(self, thread):
         """The thread's Python frames, innermost first (cached)."""
         if thread.frames_ is None:
-            thread.frames_ = self.walker.frames(thread.first_frame)
+            thread.frames_ = self.frame_walker.frames(thread.first_frame)
         return thread.frames_
 
     def thread_for_core(self, core_index):

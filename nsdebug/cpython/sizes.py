@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
+from .flags import MAX_OBJECT_SIZE, TPFLAGS_HAVE_GC, TPFLAGS_MANAGED_DICT, TPFLAGS_PREHEADER
 from .objects import InvalidObject
-
-TPFLAGS_HAVE_GC = 1 << 14
-MAX_OBJECT_SIZE = 1 << 47                    # no object is larger than user space
-TPFLAGS_MANAGED_DICT = 1 << 4                # 3.11+
-TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)     # MANAGED_WEAKREF | MANAGED_DICT (3.12+)
 
 
 def usable_fraction(n):
@@ -97,7 +93,7 @@ class SizeOf:
             return info.basicsize + extra
         size = info.basicsize
         if info.itemsize:
-            size += abs(o.ssize(addr + o._ob_size)) * info.itemsize
+            size += abs(o.ssize(addr + o.ob_size_offset)) * info.itemsize
         return size
 
     def _gen_size(self, addr):

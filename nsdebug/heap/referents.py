@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import struct
 
+from ..cpython.flags import MAX_USER_ADDRESS
 from ..errors import NsdebugError
 from . import fields
 from .fields import ELEMENT, HIDDEN, INTERNAL, KIND_NAMES, PROPERTY, WEAK  # noqa: F401
 
-MAX_ITEMS = 1 << 24          # a container claiming more is corrupt: its items are skipped
-MAX_USER_ADDRESS = 1 << 47
 BODY_START = 16              # after ob_refcnt and ob_type
 KEY_TEXT_LIMIT = 200         # characters of a str key kept as the name of its entry
 # Kinds whose struct may hold fields nsdebug has no layout for (read conservatively).
@@ -32,21 +31,28 @@ class Referents:
         self.v = objects.version
         self._key_names: dict[int, str] = {}
         L = self.L
-        self._fields = {k: fields.offsets(L, rows) for k, rows in fields.KIND_FIELDS.items()}
+        # Rows of (edge name, offset, edge kind) per kind of object, for type objects, for
+        # heap types, and per C type of the standard library (by tp_name).
+        self.kind_fields = {k: fields.offsets(L, rows) for k, rows in fields.KIND_FIELDS.items()}
         # tp_subclasses: a dict of weak references to the subclasses; from 3.12 a static
         # built-in type keeps an index there instead (its dict is the interpreter's).
         subclasses = [("__subclasses__", "type", "tp_subclasses", INTERNAL)]
-        self._type_fields = fields.offsets(L, [
+        self.type_fields = fields.offsets(L, [
             ("__dict__", "type", "tp_dict", INTERNAL), ("__mro__", "type", "tp_mro", INTERNAL),
             ("__base__", "type", "tp_base", INTERNAL), ("__bases__", "type", "tp_bases", INTERNAL)]
             + (subclasses if self.v < (3, 12) else []))
-        self._heaptype_fields = fields.offsets(L, (subclasses if self.v >= (3, 12) else []) + [
+        self.heaptype_fields = fields.offsets(L, (subclasses if self.v >= (3, 12) else []) + [
             ("__name__", "heaptype", "ht_name", INTERNAL),
             ("__qualname__", "heaptype", "ht_qualname", INTERNAL),
             ("__slots__", "heaptype", "ht_slots", INTERNAL),
             ("__module_object__", "heaptype", "ht_module", INTERNAL)])
         self._by_type_name = {name: fields.offsets(L, rows)
                               for name, rows in fields.TYPE_FIELDS.items()}
+
+    def fields_of_type(self, qualname):
+        """(edge name, offset, edge kind) rows of a C type of the standard library known
+        by its tp_name, or ()."""
+        return self._by_type_name.get(qualname, ())
         self._body: dict[int, list] = {}
         self._suspended_states = {v for k, v in L.enums.get("framestate", {}).items()
                                   if k.startswith("FRAME_SUSPENDED")}
@@ -60,7 +66,7 @@ class Referents:
         offs = self._body.get(info.address)
         if offs is None:
             known = {off for _, off in self.o.slot_members(info)}
-            known |= {off for _, off, _ in self._by_type_name.get(info.qualname, ())}
+            known |= {off for _, off, _ in self.fields_of_type(info.qualname)}
             W = self.L.type.tp_weaklistoffset
             try:
                 known.add(self.o.ssize(info.address + W) if W is not None else -1)
@@ -109,7 +115,7 @@ class Referents:
             decode = getattr(self, "_" + k, None) if k != "instance" else None
             if decode is not None:
                 decode(addr, info, out)
-            rows = self._fields.get(k) or self._by_type_name.get(info.qualname)
+            rows = self.kind_fields.get(k) or self._by_type_name.get(info.qualname)
             if rows:
                 self._plain_fields(addr, rows, out)
             if k in ("instance", "exception", "other", "object") or \
@@ -148,10 +154,10 @@ class Referents:
             out.append((PROPERTY, self.key_name(key), value))
 
     def _type(self, addr, info, out):
-        self._plain_fields(addr, self._type_fields, out)
+        self._plain_fields(addr, self.type_fields, out)
         ti = self.o.type_info(addr)
         if ti.is_heap:
-            self._plain_fields(addr, self._heaptype_fields, out)
+            self._plain_fields(addr, self.heaptype_fields, out)
         for off in self.metatype_offsets(info):
             target = self.ptr(addr + off)
             if self.plausible_object(target):

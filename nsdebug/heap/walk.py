@@ -1,49 +1,75 @@
-"""What every heap walk starts from: the synthetic roots, the tables of names and types,
-the GC's lists, and the checks an object found in a pymalloc block must pass.
+"""The heap walk: every object, found in waves from the roots, decoded kind by kind.
 
-The walk itself is fastwalk.FastWalker. Synthetic nodes (the root, its groups,
-threads and frames) come first; objects found only through the GC lists or the
-allocator's arenas are unreachable and hang under "(Unreachable)".
+One walk (HeapWalker.run) makes a HeapGraph:
+1. synthetic nodes: (root) -> groups ((Modules), (Builtins), (Threads) -> thread ->
+   frame -> locals, (Interned strings), (C globals), (C stacks), (Unreachable));
+2. waves from the roots: each wave's new objects are decoded by kind, a chunk at a
+   time, for the whole chunk at once (containers.py, attributes.py; the rare kinds
+   object by object through Referents and SizeOf), and their targets not seen before
+   make the next wave;
+3. then what only the GC's lists (gc.get_objects) and pymalloc's arenas (arenas.py)
+   hold, decoded the same way;
+4. C roots (croots.py): objects whose address a word of C memory holds;
+5. the graph's assembly: reachability, the unreachable hung under (Unreachable).
+
+Decoders see the walk only through its WaveSink (sink.py).
 """
 
 from __future__ import annotations
 
 import os
+import struct
+import time
 from array import array
 
 import numpy as np
 
+from ..corefile.vector import VectorMemory
 from ..cpython import layout_check
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
+from .arenas import ArenaScan
+from .attributes import Attributes
+from .containers import Containers
+from .croots import CRoots
+from .fields import KIND_FIELDS
+from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, AddressTable,
+                    HeapGraph, WalkTables, drain_into, release_free_memory)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
-from .strings import StringTable
+from .sink import WaveSink
+from .vec import U64, Visited, by_source
 
-SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
-C_GLOBALS, C_STACKS, UNREACHABLE = "(C globals)", "(C stacks)", "(Unreachable)"
-# The order in which a BFS from the root expands the groups (paths name Python roots
-# before C's; the unreachable are reached last, and only through their group).
-GROUP_PHASE = {C_GLOBALS: 1, C_STACKS: 1, UNREACHABLE: 2}
-UNREACHABLE_PHASE = 2
-TPFLAGS_HAVE_GC = 1 << 14
-TPFLAGS_PREHEADER = (1 << 3) | (1 << 4)
-INVALID_TYPE = -1
-MAX_USER_ADDRESS = 1 << 47        # x86-64 user space: a larger pointer is garbage
-MAX_REFCOUNT = 1 << 36            # above this a "refcount" is a pointer (immortal is 2**32-1)
+# Kinds whose decoder reads the object's own attributes itself (no second pass).
+ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
+# Kinds read per object (referents.py, sizes.py): their frames vary in shape.
+PER_OBJECT_KINDS = ("generator", "coroutine", "async_generator", "frame")
 
 
 class HeapWalker:
-    """The base of the heap walk: roots, tables, GC lists, block plausibility."""
+    """One walk of a Runtime's heap; `run()` gives the HeapGraph. `progress`, if given,
+    is called with the number of objects decoded so far; `arenas=False` leaves
+    pymalloc's arenas out (the objects only they hold are then not found)."""
 
     def __init__(self, rt, progress=None, arenas=True):
         self.rt = rt
         self.o = rt.objects
+        self.L = rt.layout
         self.refs = Referents(rt.objects)
-        self.sizes = SizeOf(rt.objects)
         self.progress = progress
         self.scan_arenas = arenas
         self.warnings = []
-        # Node arrays.
+        self.vm = VectorMemory(rt.process)
+        self.sink = WaveSink(self.vm, rt, self.refs, SizeOf(rt.objects))
+        self.visited = Visited(self.vm)
+        self.attributes = Attributes(self.sink)
+        containers = Containers(self.sink, self.attributes)
+        self._decoders = containers.decoders()
+        for kind in ("instance", "other", "object"):
+            self._decoders[kind] = self.attributes.instances
+        for kind in KIND_FIELDS:
+            if kind not in self._decoders and kind not in PER_OBJECT_KINDS:
+                self._decoders[kind] = containers.fields
+        # The synthetic nodes, one by one (the objects come in numpy chunks).
         self.addr = array("Q")
         self.type_ix = array("i")
         self.size = array("Q")
@@ -52,33 +78,26 @@ class HeapWalker:
         self.e_to = array("Q")
         self.e_kind = bytearray()
         self.e_name = array("i")
-        # Tables.
-        self._names = StringTable()
-        self.names = self._names.strings
-        self.types: list = []
-        self._type_ix: dict[int, int] = {}
         self.synth_names: list[str] = []
         self.synth_kinds: list[str] = []
-        self.problems: dict[int, str] = {}
         self.tracked = array("Q")          # addresses on the GC lists
+        # The objects' columns, a chunk per wave chunk; edges per node likewise.
+        self.chunks = {"addr": [], "type": [], "size": []}
+        self.edge_counts = []
+        self.count = 0
+        self.kind_stats = {}            # kind -> [objects, seconds]: where the walk goes
+        self._arenas = None             # (starts, ends, pool size) of pymalloc's arenas
 
-    # -- tables -----------------------------------------------------------------------
-    def name_id(self, name):
-        return self._names.add(name)
+    @property
+    def types(self):
+        return self.sink.types
 
-    def _type_index(self, info):
-        ix = self._type_ix.get(info.address)
-        if ix is None:
-            ix = self._type_ix[info.address] = len(self.types)
-            self.types.append(info)
-        return ix
-
+    # -- synthetic nodes ------------------------------------------------------------------
     def _edge(self, kind, name, target):
         self.e_to.append(target)
         self.e_kind.append(kind)
-        self.e_name.append(name if kind == ELEMENT else self.name_id(name))
+        self.e_name.append(name if kind == ELEMENT else self.sink.name_id(name))
 
-    # -- synthetic nodes ------------------------------------------------------------------
     def _synth(self, name, kind, edges, elements=()):
         """A synthetic node; edges are (kind, name, target address or SYNTH|index), then
         `elements`: target addresses of element edges named by their position."""
@@ -112,7 +131,7 @@ class HeapWalker:
                     continue
                 edges = [(INTERNAL, "f_code", f.code.address)]
                 try:
-                    for loc in rt.walker.locals_of(f):
+                    for loc in rt.frame_walker.locals_of(f):
                         edges.append((PROPERTY, loc.name, loc.address))
                 except NsdebugError:
                     pass
@@ -209,22 +228,210 @@ class HeapWalker:
         frozen = found[3] if permanent else np.zeros(0, dtype=np.uint64)
         return tracked, frozen
 
-    def _plausible(self, obj, info, block_end, gc_type, has_pre):
-        o = self.o
+    # -- the walk -------------------------------------------------------------------------
+    WAVE_CHUNK = 1 << 17       # objects decoded together: bounds a wave's temporaries
+
+    def _wave(self, addrs):
+        """Decode a set of new objects, a chunk at a time: a wave of millions of objects
+        at once would hold tens of bytes of temporaries per edge."""
+        for lo in range(0, len(addrs), self.WAVE_CHUNK):
+            self._wave_chunk(addrs[lo:lo + self.WAVE_CHUNK])
+
+    def _wave_chunk(self, addrs):
+        edges = self.sink.edges
+        mark = len(edges["tgt"])
+        base = self.count
+        self._decode_wave(addrs)
+        # Node indices only grow from chunk to chunk: edges grouped by source within
+        # each are grouped overall (no global sort, no copy of every edge), and the
+        # number of edges per node is all the graph needs of their sources.
+        counts = np.zeros(len(addrs), dtype=np.int32)
+        pieces, edges["src"] = edges["src"], []
+        if pieces:
+            order = by_source(np.concatenate(pieces), base, counts)
+            del pieces
+            for field in ("tgt", "kind", "name"):
+                merged = np.concatenate(edges[field][mark:])[order]
+                del edges[field][mark:]
+                edges[field].append(merged)
+        self.edge_counts.append(counts)
+
+    def _decode_wave(self, addrs):
+        vm, L, sink = self.vm, self.L, self.sink
+        n = len(addrs)
+        base = self.count
+        sink.begin_wave(addrs, base)
+        self.count += n
+        sizes = np.zeros(n, dtype=np.uint64)
+        types, ok = vm.u64(addrs + U64(L.object.ob_type or 8))
+        tix = sink.type_indices(types)
+        tix[~ok] = -1
+        for k in np.nonzero(tix < 0)[0][:1000]:
+            a = int(addrs[k])
+            sink.problems[a] = sink.why_not_a_type(int(types[k]))
+        valid = tix >= 0
+        idx_all = np.arange(n)
+        sink.emit(base + idx_all[valid], types[valid], INTERNAL, sink.name_id("ob_type"))
+        _basic, _item, pre, is_heap, _kinds, kind_code = sink.type_arrays()
+        t_all = np.where(valid, tix, len(sink.types))
+        codes = kind_code[t_all]
+        heap = is_heap[t_all]
+        by_kind = np.argsort(codes.astype(np.int16), kind="stable")      # a radix sort
+        bounds = np.searchsorted(codes[by_kind], np.arange(len(sink.kind_names) + 1))
+        for code in range(len(sink.kind_names)):
+            if bounds[code] == bounds[code + 1]:
+                continue
+            kind = sink.kind_names[code]
+            start = time.perf_counter()
+            idx = by_kind[bounds[code]:bounds[code + 1]]       # in address order (stable)
+            dec = self._decoders.get(kind)
+            if dec is None:
+                self._fallback(addrs, idx, base, tix, sizes)
+            else:
+                dec(addrs, idx, base, tix, sizes)
+                # Heap subclasses of built-ins (IntEnum members, a dict subclass...) and
+                # exceptions have attributes of their own besides the built-in's data.
+                if kind not in ATTRIBUTE_KINDS:
+                    own = np.ones(len(idx), np.bool_) if kind == "exception" else heap[idx]
+                    if own.any():
+                        self.attributes.attributes(addrs, idx[own], base, tix)
+                    if kind not in KIND_FIELDS and not own.all():
+                        # collections.defaultdict and other C types of a built-in kind.
+                        self.attributes.type_fields(addrs, idx[~own], base, tix)
+                sizes[idx] += pre[tix[idx]].astype(np.uint64)
+            stat = self.kind_stats.setdefault(kind, [0, 0.0])
+            stat[0] += len(idx)
+            stat[1] += time.perf_counter() - start
+        self.chunks["addr"].append(addrs)
+        self.chunks["type"].append(tix)
+        self.chunks["size"].append(sizes)
+        if self.progress:
+            self.progress(self.count)
+
+    def _fallback(self, addrs, idx, base, tix, sizes):
+        for k in idx.tolist():
+            addr = int(addrs[k])
+            info = self.sink.types[int(tix[k])]
+            try:
+                sizes[k] = self.sizes.own_size(addr, info)
+            except (NsdebugError, struct.error, ValueError) as e:
+                sizes[k] = info.basicsize
+                self.sink.problems[addr] = f"size: {getattr(e, 'why', e)}"
+            src, tgt, kk, nm = [], [], [], []
+            for kind, name, target in self.refs.edges(addr, info):
+                if name == "ob_type" and kind == INTERNAL:
+                    continue                    # emitted for the whole wave
+                if target == 0:
+                    if name == "<unreadable>":
+                        self.sink.problems.setdefault(addr, "references unreadable")
+                    continue
+                src.append(base + k)
+                tgt.append(target)
+                kk.append(kind)
+                nm.append(name if kind == ELEMENT else self.sink.name_id(name))
+            if src:
+                self.sink.emit(np.array(src), np.array(tgt, dtype=np.uint64), np.array(kk),
+                               np.array(nm))
+
+    # -- driving ----------------------------------------------------------------------------
+    def _drain_waves(self, frontier):
+        """Decode `frontier` (new, already marked seen) and everything new it leads to."""
+        while len(frontier):
+            tgt = self.sink.edges["tgt"]
+            mark = len(tgt)
+            self._wave(frontier)
+            new = tgt[mark:]
+            frontier = self.visited.add_many(np.concatenate(new)) if new else \
+                np.zeros(0, dtype=np.uint64)
+
+    def run(self):
+        self._roots()
+        self.n_synth = self.count = len(self.addr)
+        # The synthetic nodes' edges, as rows like every other edge.
+        starts = np.frombuffer(self.edge_start, dtype=np.uint64).astype(np.int64)
+        counts = np.diff(np.append(starts, len(self.e_to)))
+        targets = np.frombuffer(self.e_to, dtype=np.uint64).copy()
+        self.edge_counts.append(counts.astype(np.int32))
+        edges = self.sink.edges
+        edges["tgt"].append(targets)
+        edges["kind"].append(np.frombuffer(bytes(self.e_kind), dtype=np.uint8).copy())
+        edges["name"].append(np.frombuffer(self.e_name, dtype=np.int32).copy())
+        # 1. Everything reachable from the roots.
+        self._drain_waves(self.visited.add_many(targets[(targets & U64(1 << 63)) == 0]))
+        self.n_reachable = self.count
+        # 2. On the GC lists or in pymalloc's blocks, but not reached (yet: C code may
+        # hold them; the graph's assembly tells, with the C roots spliced in).
+        seeds = []
         try:
-            refcnt = o.ssize(obj)
-            if not 0 < refcnt < MAX_REFCOUNT:
-                return False
-            if obj + info.basicsize > block_end:
-                return False
-            if gc_type:
-                gc_next = o.ptr(obj - self.rt.layout.gchead.size)
-                if gc_next & 7 or (gc_next and gc_next >= MAX_USER_ADDRESS):
-                    return False
-            if has_pre:
-                d = o.ptr(obj - 24)
-                if d and (d & 7 or o.info(d).kind != "dict"):
-                    return False
-        except NsdebugError:
-            return False
-        return True
+            tracked, frozen = self.gc_objects()
+            self.tracked = tracked
+            seeds += [tracked, frozen]
+        except NsdebugError as e:
+            self.warnings.append(f"GC lists: {e}")
+        for group in seeds:
+            self._drain_waves(self.visited.add_many(group))
+        if self.scan_arenas:
+            try:
+                scan = ArenaScan(self.sink, self.rt, self.visited)
+                found = scan.objects()
+                self._arenas = scan.ranges
+                self._drain_waves(self.visited.add_many(found))
+            except NsdebugError as e:
+                self.warnings.append(f"pymalloc arenas: {e}")
+        release_free_memory()             # the waves' temporaries, before the big arrays
+        # Every node is known now: their addresses as one column, and a table to find a
+        # node by its address (the C roots' words, then every edge's target).
+        self._addr_col = np.zeros(self.count, dtype=np.uint64)
+        drain_into(self.chunks["addr"], self._addr_col[self.n_synth:])
+        self.chunks["addr"] = None
+        self._table = AddressTable(self._addr_col, self.n_synth)
+        mods = [i for i, t in enumerate(self.sink.types) if t.kind == "module"]
+        tix = np.concatenate(self.chunks["type"])
+        modules = self._addr_col[self.n_synth:][np.isin(tix, mods)] if mods else \
+            np.zeros(0, dtype=np.uint64)
+        c_roots = CRoots(self.sink, self.rt.process, self._table, self._arenas)
+        return self._graph(c_roots.roots(modules))
+
+    def _graph(self, late):
+        n = self.count
+        starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(drain_into(self.edge_counts, starts[1:]), out=starts[1:])
+        self.edge_counts = self.sink.edges["src"] = None
+        self.visited = None
+        sink = self.sink
+        key_refs = np.concatenate(sink.key_refs) if sink.key_refs else \
+            np.zeros(0, dtype=np.uint64)
+        sink.key_refs = None
+        cols = {"addr": self._addr_col}
+        self._addr_col = None
+        for name, fill, dtype in (("type", -1, np.int32), ("size", 0, np.uint64)):
+            out = np.empty(n, dtype=dtype)
+            out[:self.n_synth] = fill
+            cols[name] = drain_into(self.chunks[name], out[self.n_synth:]).base
+        # Room before the edges for the group edges the assembly adds (C roots, the
+        # unreachable: only objects the roots' waves did not find can be unreachable),
+        # so that they go in without a copy of every edge.
+        room = sum(len(t) for t, _ in late.values()) + (n - self.n_reachable)
+        m = sum(len(c) for c in sink.edges["tgt"])
+        cols["tgt"] = sink.edges["tgt"]              # a list of chunks: mapped one by one
+        sink.edges["tgt"] = None
+        for field, dtype in (("kind", np.uint8), ("name", np.int32)):
+            cols[field] = np.empty(room + m, dtype=dtype)
+            drain_into(sink.edges[field], cols[field][room:])
+        sink.edges = self.chunks = None
+        # Hand the columns over (no reference kept here, so the assembly can free them);
+        # the C roots' and (Unreachable)'s edges are spliced in there.
+        table, self._table = self._table, None
+        tables = WalkTables(sink.names, sink.types, sink.problems, key_refs,
+                            self.refs.key_name, self.synth_names, self.synth_kinds,
+                            self.warnings, self.n_synth, self.n_reachable, self.group_ix,
+                            self.tracked)
+        g = HeapGraph.assemble(tables, late, cols.pop("addr"), cols.pop("type"),
+                               cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
+                               cols.pop("name"), table, room)
+        # What only the walk needed goes before the dominator pass (whoever keeps this
+        # walker, for its kind_stats, does not keep these too).
+        self.tracked = None
+        sink.release()
+        return g
+

@@ -1,0 +1,86 @@
+"""The bytes of a core as arthur writes it and nsdebug reads it: one home for both sides.
+
+ELF64 little-endian structures and constants (x86-64 only), the note types of a
+Linux core, the register order of struct user_regs_struct, arthur's own notes
+(the capture's metadata and its file extracts) and the magic of the LZ4
+container. Standard library only: arthur runs on production hosts, and
+nsdebug/corefile imports this module rather than restating any of it.
+The exact bytes are documented in docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+# -- ELF64 (little-endian, x86-64) --------------------------------------------------------
+ELF_MAGIC = b"\x7fELF"
+ELFCLASS64 = 2
+ELFDATA2LSB = 1
+ET_EXEC, ET_DYN, ET_CORE = 2, 3, 4
+EM_X86_64 = 62
+PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_GNU_EH_FRAME = 1, 2, 4, 0x6474E550
+PF_X, PF_W, PF_R = 1, 2, 4
+PN_XNUM = 0xFFFF                  # e_phnum: the real count is in section 0's sh_info
+SHT_SYMTAB, SHT_STRTAB, SHT_NOTE, SHT_NOBITS, SHT_DYNSYM = 2, 3, 7, 8, 11
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_COMPRESSED = 1, 2, 4, 0x800
+
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")    # Elf64_Ehdr
+PHDR = struct.Struct("<IIQQQQQQ")             # Elf64_Phdr
+SHDR = struct.Struct("<IIQQQQIIQQ")          # Elf64_Shdr
+NHDR = struct.Struct("<III")                 # Elf64_Nhdr: namesz, descsz, type
+SYM = struct.Struct("<IBBHQQ")               # Elf64_Sym
+
+# -- notes of a Linux core (name "CORE") and of ELF files (name "GNU") --------------------
+NT_PRSTATUS, NT_FPREGSET, NT_PRPSINFO, NT_AUXV = 1, 2, 3, 6
+NT_X86_XSTATE = 0x202
+NT_SIGINFO = 0x53494749
+NT_FILE = 0x46494C45
+NT_GNU_BUILD_ID = 3
+
+# struct user_regs_struct (x86-64), in the kernel's order: NT_PRSTATUS and ptrace.
+REG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
+             "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
+             "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
+
+# -- arthur's own notes (name "ARTHUR") ---------------------------------------------------
+ARTHUR_NOTE_NAME = b"ARTHUR"
+NT_ARTHUR = 0x41525448          # "ARTH": the capture's metadata, a JSON object
+NT_ARTHUR_FILE = 0x41525446     # "ARTF": one mapped file's extracts (see below)
+# A file extract's description: u32 length of a JSON header, the header, zero padding
+# to a multiple of 8, then the bytes of each extent in order. Header: {"path",
+# "build_id", "size", "extents": [[file offset, length], ...]}.
+EXTRACT_HEAD = struct.Struct("<I")
+EXTRACT_ALIGN = 8
+
+# -- the LZ4 container (arthur/lz4core.py) ---------------------------------------------------
+FRAME_MAGIC = b"\x04\x22\x4d\x18"            # an LZ4 frame: what a capture starts with
+
+
+def note(name, ntype, desc):
+    """One ELF note: header, NUL-terminated name and description, each padded to 4."""
+    name = name + b"\0"
+    return (NHDR.pack(len(name), len(desc), ntype)
+            + name + bytes(-len(name) % 4) + desc + bytes(-len(desc) % 4))
+
+
+def encode_extract_head(header):
+    """The head of a file extract's description for a header dict (data follows)."""
+    raw = json.dumps(header).encode()
+    head = EXTRACT_HEAD.pack(len(raw)) + raw
+    return head + bytes(-len(head) % EXTRACT_ALIGN)
+
+
+def decode_extract_head(desc):
+    """(header dict, offset of the data) of a file extract's description; ValueError
+    when the head is malformed."""
+    if len(desc) < EXTRACT_HEAD.size:
+        raise ValueError("extract shorter than its head")
+    (hlen,) = EXTRACT_HEAD.unpack_from(desc, 0)
+    end = EXTRACT_HEAD.size + hlen
+    if end > len(desc):
+        raise ValueError("extract header runs past the note")
+    header = json.loads(bytes(desc[EXTRACT_HEAD.size:end]))
+    if not isinstance(header, dict):
+        raise ValueError("extract header is not an object")
+    return header, end + (-end % EXTRACT_ALIGN)
