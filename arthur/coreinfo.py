@@ -5,25 +5,23 @@ from __future__ import annotations
 import json
 import struct
 
-from .corewriter import NT_ARTHUR, NT_PRSTATUS, PT_LOAD, PT_NOTE
+from .coreformat import (ARTHUR_NOTE_NAME, EHDR, ELF_MAGIC, ET_CORE, NHDR, NT_ARTHUR,
+                         NT_PRSTATUS, PHDR, PN_XNUM, PT_LOAD, PT_NOTE)
 from .errors import ArthurError
-
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
 
 
 def describe(read, size):
     """A dict: threads, mappings, bytes kept, and arthur's own note (pause, mode...)."""
-    head = read(0, _EHDR.size)
-    if len(head) < _EHDR.size or head[:4] != b"\x7fELF" or head[4] != 2:
+    head = read(0, EHDR.size)
+    if len(head) < EHDR.size or head[:4] != ELF_MAGIC or head[4] != 2:
         raise ArthurError("not a 64-bit ELF core")
     _id, e_type, _m, _v, _e, phoff, shoff, _f, _eh, _phes, phnum, _shes, _shn, _shs = \
-        _EHDR.unpack(head)
-    if e_type != 4:
+        EHDR.unpack(head)
+    if e_type != ET_CORE:
         raise ArthurError("not a core file")
-    if phnum == 0xFFFF:
+    if phnum == PN_XNUM:
         phnum = struct.unpack_from("<I", read(shoff + 44, 4))[0]
-    phdrs = list(_PHDR.iter_unpack(read(phoff, phnum * _PHDR.size)))
+    phdrs = list(PHDR.iter_unpack(read(phoff, phnum * PHDR.size)))
     loads = [p for p in phdrs if p[0] == PT_LOAD]
     out = {"mappings": len(loads), "memory": sum(p[6] for p in loads),
            "kept": sum(p[5] for p in loads), "threads": 0, "arthur": None, "size": size}
@@ -33,13 +31,13 @@ def describe(read, size):
         data = read(p[2], p[5])
         off = 0
         while off + 12 <= len(data):
-            namesz, descsz, ntype = struct.unpack_from("<III", data, off)
+            namesz, descsz, ntype = NHDR.unpack_from(data, off)
             name = data[off + 12:off + 12 + namesz].rstrip(b"\0")
             desc_at = off + 12 + ((namesz + 3) & ~3)
             desc = data[desc_at:desc_at + descsz]
             if ntype == NT_PRSTATUS and name == b"CORE":
                 out["threads"] += 1
-            elif ntype == NT_ARTHUR and name == b"ARTHUR":
+            elif ntype == NT_ARTHUR and name == ARTHUR_NOTE_NAME:
                 try:
                     out["arthur"] = json.loads(desc)
                 except ValueError:

@@ -6,18 +6,33 @@ import json
 import struct
 from dataclasses import dataclass, field
 
-PAGE = 4096
-PT_LOAD, PT_NOTE = 1, 4
-PF_X, PF_W, PF_R = 1, 2, 4
-PN_XNUM = 0xFFFF
-NT_PRSTATUS, NT_FPREGSET, NT_PRPSINFO, NT_AUXV = 1, 2, 3, 6
-NT_SIGINFO, NT_FILE = 0x53494749, 0x46494C45
-NT_ARTHUR = 0x41525448          # "ARTH": arthur's own note, name "ARTHUR"
-CHUNK = 1 << 20
+from .coreformat import (
+    ARTHUR_NOTE_NAME,
+    EHDR,
+    EM_X86_64,
+    ET_CORE,
+    NT_ARTHUR,
+    NT_AUXV,
+    NT_FILE,
+    NT_FPREGSET,
+    NT_PRPSINFO,
+    NT_PRSTATUS,
+    NT_SIGINFO,
+    PF_R,
+    PF_W,
+    PF_X,
+    PHDR,
+    PN_XNUM,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR,
+    note,
+)
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
+PAGE = 4096
+CHUNK = 1 << 20
+__all__ = ["PF_R", "PF_W", "PF_X", "ProcessRecord", "Segment", "ThreadRecord", "build_notes",
+           "write_core"]
 
 
 @dataclass
@@ -63,12 +78,6 @@ class Segment:
         return self.end - self.start
 
 
-def _note(name, ntype, desc):
-    name_b = name.encode() + b"\0"
-    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
-    return struct.pack("<III", len(name_b), len(desc), ntype) + pad(name_b) + pad(desc)
-
-
 def prstatus(t, proc):
     head = struct.pack("<iiih2xQQiiii", t.signal, 0, 0, t.signal, t.sigpend, t.sighold,
                        t.tid, proc.ppid, proc.pgrp, proc.sid)
@@ -101,14 +110,14 @@ def build_notes(proc, segments, meta):
     """All notes: the first thread with the process notes, then the other threads."""
     parts = []
     for i, t in enumerate(proc.threads):
-        parts.append(_note("CORE", NT_PRSTATUS, prstatus(t, proc)))
+        parts.append(note(b"CORE", NT_PRSTATUS, prstatus(t, proc)))
         if i == 0:
-            parts.append(_note("CORE", NT_PRPSINFO, prpsinfo(proc)))
-            parts.append(_note("CORE", NT_SIGINFO, siginfo(proc)))
-            parts.append(_note("CORE", NT_AUXV, proc.auxv))
-            parts.append(_note("CORE", NT_FILE, file_note(segments)))
-        parts.append(_note("CORE", NT_FPREGSET, t.fpregs))
-    parts.append(_note("ARTHUR", NT_ARTHUR, json.dumps(meta, sort_keys=True).encode()))
+            parts.append(note(b"CORE", NT_PRPSINFO, prpsinfo(proc)))
+            parts.append(note(b"CORE", NT_SIGINFO, siginfo(proc)))
+            parts.append(note(b"CORE", NT_AUXV, proc.auxv))
+            parts.append(note(b"CORE", NT_FILE, file_note(segments)))
+        parts.append(note(b"CORE", NT_FPREGSET, t.fpregs))
+    parts.append(note(ARTHUR_NOTE_NAME, NT_ARTHUR, json.dumps(meta, sort_keys=True).encode()))
     return b"".join(parts)
 
 
@@ -121,11 +130,11 @@ def core_layout(segments, notes, extracts=b""):
     n = len(segments) + 1 + bool(extracts)
     xnum = n >= PN_XNUM
     phoff = 64
-    notes_at = phoff + n * _PHDR.size
+    notes_at = phoff + n * PHDR.size
     shoff = 0
     if xnum:
         shoff = notes_at
-        notes_at += _SHDR.size
+        notes_at += SHDR.size
     data_at = (notes_at + len(notes) + PAGE - 1) // PAGE * PAGE
     offsets = []
     pos = data_at
@@ -133,20 +142,20 @@ def core_layout(segments, notes, extracts=b""):
         offsets.append(pos)
         pos += s.filesz
     ident = b"\x7fELF\x02\x01\x01" + bytes(9)
-    ehdr = _EHDR.pack(ident, 4, 62, 1, 0, phoff, shoff, 0, 64, _PHDR.size,
-                      PN_XNUM if xnum else n, _SHDR.size if xnum else 0, 1 if xnum else 0, 0)
-    phdrs = [_PHDR.pack(PT_NOTE, 0, notes_at, 0, 0, len(notes), 0, 1)]
+    ehdr = EHDR.pack(ident, ET_CORE, EM_X86_64, 1, 0, phoff, shoff, 0, 64, PHDR.size,
+                      PN_XNUM if xnum else n, SHDR.size if xnum else 0, 1 if xnum else 0, 0)
+    phdrs = [PHDR.pack(PT_NOTE, 0, notes_at, 0, 0, len(notes), 0, 1)]
     for s, off in zip(segments, offsets):
         # Like the kernel: an empty segment still gets the running offset (elfutils, and
         # so pystack, read a p_offset of 0 as "the ELF header is here").
-        phdrs.append(_PHDR.pack(PT_LOAD, s.flags, off, s.start, 0,
+        phdrs.append(PHDR.pack(PT_LOAD, s.flags, off, s.start, 0,
                                 s.filesz, s.memsz, PAGE))
     if extracts:
-        phdrs.append(_PHDR.pack(PT_NOTE, 0, pos, 0, 0, len(extracts), 0, 4))
+        phdrs.append(PHDR.pack(PT_NOTE, 0, pos, 0, 0, len(extracts), 0, 4))
         pos += len(extracts)
     head = ehdr + b"".join(phdrs)
     if xnum:
-        head += _SHDR.pack(0, 0, 0, 0, 0, 0, 0, n, 0, 0)
+        head += SHDR.pack(0, 0, 0, 0, 0, 0, 0, n, 0, 0)
     head += notes
     head += bytes(data_at - len(head))
     return head, offsets, pos

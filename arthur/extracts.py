@@ -4,11 +4,8 @@ A core holds a process's memory, not the files it mapped: symbol tables are not 
 at all, and a kernel or arthur core leaves out read-only file pages (.rodata, unwind
 tables). So a capture opened on another machine lacked type names and symbols. Each
 mapped ELF file contributes one note (name "ARTHUR", type NT_ARTHUR_FILE) holding the
-byte ranges of the file a reader needs (docs/formats.md, "File extracts"):
-
-    u32 length of the JSON header, the JSON header, zero padding to 8, then the
-    bytes of each extent in order.  Header: {"path", "build_id", "size",
-    "extents": [[file offset, length], ...]}.
+byte ranges of the file a reader needs (docs/formats.md, "File extracts"; the layout
+of the note is in coreformat.py, which nsdebug reads it with).
 
 Kept: the ELF header, program and section headers, every allocated section that is
 neither code nor writable (.rodata, .eh_frame, .eh_frame_hdr, .dynsym, .dynstr, notes,
@@ -19,22 +16,32 @@ so the few ELF structures needed here are read with struct.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import struct
 
-NT_ARTHUR_FILE = 0x41525446          # "ARTF"
-NOTE_NAME = "ARTHUR"
+from .coreformat import (
+    ARTHUR_NOTE_NAME,
+    EHDR,
+    ELF_MAGIC,
+    NHDR,
+    NT_ARTHUR_FILE,
+    NT_GNU_BUILD_ID,
+    PF_W,
+    PF_X,
+    PHDR,
+    PT_GNU_EH_FRAME,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR,
+    SHF_ALLOC,
+    SHF_EXECINSTR,
+    SHF_WRITE,
+    SHT_NOBITS,
+    encode_extract_head,
+    note,
+)
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-PT_LOAD, PT_NOTE, PT_GNU_EH_FRAME = 1, 4, 0x6474E550
-PF_X, PF_W = 1, 2
-SHT_NOBITS = 8
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
-NT_GNU_BUILD_ID = 3
 # Sections outside the loaded image that a reader still wants.
 UNLOADED_KEPT = {".symtab", ".strtab", ".shstrtab", ".gnu_debugdata", ".gnu_debuglink"}
 MERGE_GAP = 256                      # join ranges closer than this: fewer extents
@@ -58,8 +65,8 @@ def kept_ranges(fd):
     if size < 64 or size > MAX_FILE:
         raise NotElf("size")
     (ident, _etype, _mach, _ver, _entry, phoff, shoff, _flags, _ehsize, phentsize,
-     phnum, shentsize, shnum, shstrndx) = _EHDR.unpack(_pread(fd, 0, 64))
-    if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
+     phnum, shentsize, shnum, shstrndx) = EHDR.unpack(_pread(fd, 0, 64))
+    if ident[:4] != ELF_MAGIC or ident[4] != 2 or ident[5] != 1:
         raise NotElf("not ELF64 little-endian")
     ranges = [(0, 64)]
 
@@ -68,18 +75,18 @@ def kept_ranges(fd):
             ranges.append((off, n))
 
     phdrs = []
-    if phnum and phentsize == _PHDR.size:
-        raw = _pread(fd, phoff, phnum * _PHDR.size)
+    if phnum and phentsize == PHDR.size:
+        raw = _pread(fd, phoff, phnum * PHDR.size)
         keep(phoff, len(raw))
-        phdrs = [_PHDR.unpack_from(raw, i * _PHDR.size) for i in range(phnum)]
+        phdrs = [PHDR.unpack_from(raw, i * PHDR.size) for i in range(phnum)]
     for p_type, p_flags, p_offset, _va, _pa, p_filesz, _ms, _al in phdrs:
         if p_type in (PT_NOTE, PT_GNU_EH_FRAME):
             keep(p_offset, p_filesz)
     sections = []
-    if shnum and shentsize == _SHDR.size and shoff + shnum * _SHDR.size <= size:
-        raw = _pread(fd, shoff, shnum * _SHDR.size)
+    if shnum and shentsize == SHDR.size and shoff + shnum * SHDR.size <= size:
+        raw = _pread(fd, shoff, shnum * SHDR.size)
         keep(shoff, len(raw))
-        sections = [_SHDR.unpack_from(raw, i * _SHDR.size) for i in range(shnum)]
+        sections = [SHDR.unpack_from(raw, i * SHDR.size) for i in range(shnum)]
     names = b""
     if sections and shstrndx < len(sections):
         s = sections[shstrndx]
@@ -120,14 +127,14 @@ def build_id(fd):
     raw = _pread(fd, 0, 64)
     phoff, phnum = struct.unpack_from("<Q", raw, 32)[0], struct.unpack_from("<H", raw, 56)[0]
     for i in range(phnum):
-        p_type, _f, p_offset, _va, _pa, p_filesz, _ms, _al = _PHDR.unpack(
-            _pread(fd, phoff + i * _PHDR.size, _PHDR.size))
+        p_type, _f, p_offset, _va, _pa, p_filesz, _ms, _al = PHDR.unpack(
+            _pread(fd, phoff + i * PHDR.size, PHDR.size))
         if p_type != PT_NOTE or p_filesz > 1 << 16:
             continue
         data = _pread(fd, p_offset, p_filesz)
         pos = 0
         while pos + 12 <= len(data):
-            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            namesz, descsz, ntype = NHDR.unpack_from(data, pos)
             name_at = pos + 12
             desc_at = name_at + (namesz + 3) // 4 * 4
             if ntype == NT_GNU_BUILD_ID and data[name_at:name_at + namesz] == b"GNU\0":
@@ -139,18 +146,10 @@ def build_id(fd):
 def file_note(path, fd):
     """The NT_ARTHUR_FILE note body for the ELF file open at `fd`, mapped as `path`."""
     ranges = kept_ranges(fd)
-    header = json.dumps({"path": path, "build_id": build_id(fd),
-                         "size": os.fstat(fd).st_size,
-                         "extents": [list(r) for r in ranges]}).encode()
-    head = struct.pack("<I", len(header)) + header
-    head += bytes(-len(head) % 8)
+    head = encode_extract_head({"path": path, "build_id": build_id(fd),
+                                "size": os.fstat(fd).st_size,
+                                "extents": [list(r) for r in ranges]})
     return head + b"".join(_pread(fd, off, n) for off, n in ranges)
-
-
-def note(desc):
-    name = NOTE_NAME.encode() + b"\0"
-    return (struct.pack("<III", len(name), len(desc), NT_ARTHUR_FILE)
-            + name + bytes(-len(name) % 4) + desc + bytes(-len(desc) % 4))
 
 
 def extract_files(files, warn=lambda msg: None):
@@ -175,6 +174,6 @@ def extract_files(files, warn=lambda msg: None):
             continue
         finally:
             os.close(fd)
-        parts.append(note(desc))
+        parts.append(note(ARTHUR_NOTE_NAME, NT_ARTHUR_FILE, desc))
         kept += 1
     return b"".join(parts), kept

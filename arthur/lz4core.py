@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import lz4.block
 import lz4.frame
 
-FRAME_MAGIC = b"\x04\x22\x4d\x18"
+from .coreformat import FRAME_MAGIC
+
 SKIPPABLE_MAGIC = 0x184D2A5A
 INDEX_MAGIC = b"ARTHURIX"
 FOOTER_MAGIC = b"ARTHUREN"

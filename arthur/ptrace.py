@@ -7,6 +7,7 @@ import errno
 import os
 import signal
 
+from .coreformat import REG_NAMES
 from .errors import ArthurError, NotPermitted, TargetGone
 
 PTRACE_CONT = 7
@@ -39,9 +40,6 @@ WNOHANG = 1
 SYS_CLONE = 56
 SYS_WAIT4 = 61
 
-REG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
-             "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
-             "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
 
 
 class Regs(ctypes.Structure):

@@ -4,31 +4,39 @@ Every field is read by type, never by position, and every count or offset is
 checked against the bytes available, so a corrupt file raises CoreFileError.
 """
 
-import struct
+# The structures and constants are arthur's too (it writes cores): coreformat is the one
+# home of both sides; they are re-exported here for the corefile layer.
+from arthur.coreformat import (  # noqa: F401
+    EHDR,
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    EM_X86_64,
+    ET_CORE,
+    ET_DYN,
+    ET_EXEC,
+    NHDR,
+    NT_GNU_BUILD_ID,
+    PHDR,
+    PN_XNUM,
+    PT_DYNAMIC,
+    PT_LOAD,
+    PT_NOTE,
+    SHDR,
+    SHF_COMPRESSED,
+    SHT_DYNSYM,
+    SHT_NOTE,
+    SHT_STRTAB,
+    SHT_SYMTAB,
+    SYM,
+)
 
 from ..errors import CoreFileError
 from ..record import record
 
-ELF_MAGIC = b"\x7fELF"
-ELFCLASS64 = 2
-ELFDATA2LSB = 1
-ET_EXEC, ET_DYN, ET_CORE = 2, 3, 4
-EM_X86_64 = 62
-PT_LOAD, PT_DYNAMIC, PT_NOTE = 1, 2, 4
-PN_XNUM = 0xFFFF
-SHT_SYMTAB, SHT_STRTAB, SHT_NOTE, SHT_DYNSYM = 2, 3, 7, 11
-SHF_COMPRESSED = 0x800
-NT_GNU_BUILD_ID = 3
-
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_PHDR = struct.Struct("<IIQQQQQQ")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_NHDR = struct.Struct("<III")
-SYM = struct.Struct("<IBBHQQ")
-
 # Bounds that no sane file exceeds; a larger count means corruption.
-MAX_PHDRS = 1 << 20
-MAX_SHDRS = 1 << 16
+MAXPHDRS = 1 << 20
+MAXSHDRS = 1 << 16
 
 
 @record
@@ -84,10 +92,10 @@ def parse_header(data, what="file"):
     """The ELF header of `data` (the first 64 bytes), checked to be ELF64 LE."""
     if len(data) < 4 or data[:4] != ELF_MAGIC:
         raise CoreFileError(f"{what} is not an ELF file")
-    if len(data) < _EHDR.size:
+    if len(data) < EHDR.size:
         raise CoreFileError(f"{what} is truncated inside the ELF header")
     ident, e_type, e_machine, _v, entry, phoff, shoff, _fl, _ehsz, phentsize, phnum, \
-        shentsize, shnum, shstrndx = _EHDR.unpack_from(data)
+        shentsize, shnum, shstrndx = EHDR.unpack_from(data)
     if ident[4] != ELFCLASS64:
         raise CoreFileError(f"{what} is a 32-bit ELF file; only x86-64 is supported")
     if ident[5] != ELFDATA2LSB:
@@ -101,33 +109,33 @@ def read_program_headers(read, size, hdr, what="file"):
     phnum = hdr.e_phnum
     if phnum == PN_XNUM:
         # More than 0xfffe headers: the real count is in section 0's sh_info.
-        if hdr.e_shoff == 0 or hdr.e_shoff + _SHDR.size > size:
+        if hdr.e_shoff == 0 or hdr.e_shoff + SHDR.size > size:
             raise CoreFileError(f"{what}: program header count is in a missing section 0")
-        phnum = _SHDR.unpack(read(hdr.e_shoff, _SHDR.size))[7]
+        phnum = SHDR.unpack(read(hdr.e_shoff, SHDR.size))[7]
     if phnum == 0:
         return []
-    if hdr.e_phentsize != _PHDR.size or phnum > MAX_PHDRS:
+    if hdr.e_phentsize != PHDR.size or phnum > MAXPHDRS:
         raise CoreFileError(f"{what}: corrupt program header table "
                             f"(entry size {hdr.e_phentsize}, count {phnum})")
-    end = hdr.e_phoff + phnum * _PHDR.size
+    end = hdr.e_phoff + phnum * PHDR.size
     if end > size:
         raise CoreFileError(f"{what} is truncated inside its program headers "
                             f"({size} bytes, headers end at {end})")
-    raw = read(hdr.e_phoff, phnum * _PHDR.size)
+    raw = read(hdr.e_phoff, phnum * PHDR.size)
     return [ProgramHeader(t, fl, off, va, fsz, msz, al)
-            for t, fl, off, va, _pa, fsz, msz, al in _PHDR.iter_unpack(raw)]
+            for t, fl, off, va, _pa, fsz, msz, al in PHDR.iter_unpack(raw)]
 
 
 def read_sections(read, size, hdr, what="file"):
     """Section headers with their names; empty when the file has none."""
     if hdr.e_shoff == 0 or hdr.e_shnum == 0:
         return []
-    if hdr.e_shentsize != _SHDR.size or hdr.e_shnum > MAX_SHDRS:
+    if hdr.e_shentsize != SHDR.size or hdr.e_shnum > MAXSHDRS:
         raise CoreFileError(f"{what}: corrupt section header table")
-    end = hdr.e_shoff + hdr.e_shnum * _SHDR.size
+    end = hdr.e_shoff + hdr.e_shnum * SHDR.size
     if end > size:
         raise CoreFileError(f"{what} is truncated inside its section headers")
-    rows = list(_SHDR.iter_unpack(read(hdr.e_shoff, hdr.e_shnum * _SHDR.size)))
+    rows = list(SHDR.iter_unpack(read(hdr.e_shoff, hdr.e_shnum * SHDR.size)))
     names = b""
     if hdr.e_shstrndx < len(rows):
         s = rows[hdr.e_shstrndx]
@@ -143,9 +151,9 @@ def read_sections(read, size, hdr, what="file"):
 def iter_notes(data, what="notes"):
     """Notes packed in `data` (one PT_NOTE segment or SHT_NOTE section)."""
     off, n = 0, len(data)
-    while off + _NHDR.size <= n:
-        namesz, descsz, ntype = _NHDR.unpack_from(data, off)
-        off += _NHDR.size
+    while off + NHDR.size <= n:
+        namesz, descsz, ntype = NHDR.unpack_from(data, off)
+        off += NHDR.size
         name_end = off + namesz
         desc_off = off + ((namesz + 3) & ~3)
         desc_end = desc_off + descsz

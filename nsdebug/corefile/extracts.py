@@ -4,12 +4,9 @@ tables), served as a sparse copy of the file when the file itself is not at hand
 
 from __future__ import annotations
 
-import json
-import struct
 from bisect import bisect_right
 
-NT_ARTHUR_FILE = 0x41525446
-NOTE_NAME = b"ARTHUR"
+from arthur.coreformat import ARTHUR_NOTE_NAME, NT_ARTHUR_FILE, decode_extract_head
 
 
 class ExtractSource:
@@ -56,7 +53,7 @@ def parse_extracts(raw_notes, warn):
     one is warned about and left out, never half-used."""
     out = {}
     for note in raw_notes:
-        if note.type != NT_ARTHUR_FILE or note.name != NOTE_NAME:
+        if note.type != NT_ARTHUR_FILE or note.name != ARTHUR_NOTE_NAME:
             continue
         src = _parse_one(note.desc)
         if src is None:
@@ -68,13 +65,8 @@ def parse_extracts(raw_notes, warn):
 
 def _parse_one(desc):
     desc = memoryview(desc)
-    if len(desc) < 4:
-        return None
-    (hlen,) = struct.unpack_from("<I", desc, 0)
-    if 4 + hlen > len(desc):
-        return None
     try:
-        head = json.loads(bytes(desc[4:4 + hlen]))
+        head, at = decode_extract_head(desc)
         path, size, build_id = head["path"], head["size"], head["build_id"]
         ranges = [(o, n) for o, n in head["extents"]]
     except (ValueError, KeyError, TypeError):
@@ -83,7 +75,6 @@ def _parse_one(desc):
         return None
     if not isinstance(path, str) or not (build_id is None or isinstance(build_id, str)):
         return None
-    at = 4 + hlen + (-(4 + hlen) % 8)
     extents, last_end = [], 0
     for off, n in ranges:
         if off < last_end or n <= 0 or off + n > size:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import signal as _signal
 import struct
 
+from arthur.coreformat import (  # noqa: F401 - the note types, re-exported
+    NT_AUXV,
+    NT_FILE,
+    NT_FPREGSET,
+    NT_PRPSINFO,
+    NT_PRSTATUS,
+    NT_SIGINFO,
+    NT_X86_XSTATE,
+    REG_NAMES,
+)
+
 from ..errors import CoreFileError
 from ..record import Factory, record
-
-NT_PRSTATUS = 1
-NT_FPREGSET = 2
-NT_PRPSINFO = 3
-NT_AUXV = 6
-NT_X86_XSTATE = 0x202
-NT_SIGINFO = 0x53494749
-NT_FILE = 0x46494C45
-
-# struct user_regs_struct, in the kernel's order.
-REG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
-             "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
-             "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
 
 # struct elf_prstatus: siginfo head, cursig, sigpend, sighold, pid..sid, 4 timevals, regs.
 _PRSTATUS = struct.Struct("<iiih2xQQiiii64x27Qi4x")
