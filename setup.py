@@ -1,7 +1,9 @@
 """The compiled parts: nsdebug/corefile/_vector.c (reads of a core at many addresses),
-nsdebug/corefile/_symtab.c (symbol tables sorted by address),
-nsdebug/heap/_graphc.c (dominators, BFS, snapshot text) and nsdebug/native/_dwarfc.c
-(DWARF line programs and the walk to the entries that hold an address).
+nsdebug/corefile/_symtab.c (symbol tables sorted by address), nsdebug/heap/_kernels.c
+(CPython structures read in bulk: pymalloc pools, dict tables, str text; both read the
+core through nsdebug/corefile/_space.h), nsdebug/heap/_graphc.c (dominators, BFS,
+snapshot text) and nsdebug/native/_dwarfc.c (DWARF line programs and the walk to the
+entries that hold an address).
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler
 the install still succeeds, the heap graph falls back to pure Python (correct,
@@ -12,6 +14,9 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("nsdebug.corefile._vector", ["nsdebug/corefile/_vector.c"], optional=True,
+              depends=["nsdebug/corefile/_space.h"], extra_compile_args=["-O2"]),
+    Extension("nsdebug.heap._kernels", ["nsdebug/heap/_kernels.c"], optional=True,
+              include_dirs=["nsdebug/corefile"], depends=["nsdebug/corefile/_space.h"],
               extra_compile_args=["-O2"]),
     Extension("nsdebug.corefile._symtab", ["nsdebug/corefile/_symtab.c"], optional=True,
               extra_compile_args=["-O2"]),

@@ -45,11 +45,11 @@ def sample():
 threading.Thread(target=sample, daemon=True).start()
 from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
-from nsdebug.heap.fastwalk import FastWalker
+from nsdebug.heap.walk import HeapWalker
 rt = attach(open_core(sys.argv[1]))
 time.sleep(0.05)
 base = anon()
-t = time.perf_counter(); w = FastWalker(rt); g = w.run(); walk = time.perf_counter() - t
+t = time.perf_counter(); w = HeapWalker(rt); g = w.run(); walk = time.perf_counter() - t
 t = time.perf_counter(); g.retained(); dom = time.perf_counter() - t
 time.sleep(0.05)
 print(json.dumps({"objects": g.n - g.n_synth, "walk": walk, "dominators": dom,

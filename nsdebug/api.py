@@ -133,7 +133,7 @@ class Frame:
             return {}
         rt = self._core.session.runtime
         return {loc.name: Object(self._core, loc.address)
-                for loc in rt.walker.locals_of(self._f) if loc.address}
+                for loc in rt.frame_walker.locals_of(self._f) if loc.address}
 
 
 class Object:

@@ -46,7 +46,7 @@ class ShellCompleter:
             if kind == "local":
                 from .commands.python_cmds import selected_frame
                 rt, f, _ = selected_frame(s)
-                return [loc.name for loc in rt.walker.locals_of(f)]
+                return [loc.name for loc in rt.frame_walker.locals_of(f)]
             if kind == "address":
                 return list(reversed(self.addresses))
         except NsdebugError:

@@ -147,7 +147,7 @@ def local_rows(session, rt, frame):
     b = bounds(session)
     out = []
     try:
-        locals_ = rt.walker.locals_of(frame)
+        locals_ = rt.frame_walker.locals_of(frame)
     except NsdebugError as e:
         return [LocalRow("<locals>", "error", 0, "", f"<invalid: {e}>")]
     for loc in locals_:
@@ -397,7 +397,7 @@ def _frame_globals(rt, f):
 def lookup_name(session, name):
     """(address, where) of a name visible in the selected frame: local, global, builtin."""
     rt, f, idx = selected_frame(session)
-    for loc in rt.walker.locals_of(f):
+    for loc in rt.frame_walker.locals_of(f):
         if loc.name == name:
             return loc.address, f"local of frame {idx} ({f.function})"
     o = rt.objects

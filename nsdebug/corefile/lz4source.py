@@ -26,6 +26,8 @@ class LZ4Source:
             raise CoreFileError(f"{path}: {e}") from None
         self.size = self._reader.size
 
+    buffer = None           # no mapping of the uncompressed bytes (see VectorMemory)
+
     def read(self, offset, size):
         """Up to `size` bytes at `offset` of the uncompressed core."""
         try:

@@ -39,8 +39,14 @@ class AddressSpace:
         self._starts = [s.start for s in self.segments]
         self._read_file = source.read
         # A plain file is sliced directly: the hot path of heap walks.
-        self._buf = getattr(source, "_map", None) if type(source).__name__ == "FileSource" \
-            else None
+        self._buf = source.buffer
+
+    def add_segment(self, seg):
+        """Add a segment the core's program headers did not list (a file mapping the
+        core left out, whose bytes come from the file)."""
+        self.segments.append(seg)
+        self.segments.sort(key=lambda s: s.start)
+        self._starts = [s.start for s in self.segments]
 
     def find_segment(self, addr):
         i = bisect_right(self._starts, addr) - 1

@@ -6,18 +6,19 @@ import os
 import signal
 from functools import cached_property
 
+from arthur.coreformat import ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_AUXV
+
 from ..errors import CoreFileError, SymbolError
 from ..record import record
 from . import elf
 from .extracts import parse_extracts
 from .memory import AddressSpace, Segment
 from .notes import RegisterView, decode_notes
-from .source import FileSource, open_source
+from .source import FileSource
 from .symbols import ElfFile, Module
 
 AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
 UNKNOWN_PERMS = "r--"     # a file mapping absent from the core, until its file says
-ARTHUR_NOTE, NT_ARTHUR = b"ARTHUR", 0x41525448
 # Signals whose default action dumps core: only these mean the process crashed.
 CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
                                  signal.SIGBUS, signal.SIGFPE, signal.SIGSEGV, signal.SIGXCPU,
@@ -133,7 +134,7 @@ class Process:
     def _arthur_info(raw_notes):
         import json
         for note in raw_notes:
-            if note.name == ARTHUR_NOTE and note.type == NT_ARTHUR:
+            if note.name == ARTHUR_NOTE_NAME and note.type == NT_ARTHUR:
                 try:
                     return json.loads(note.desc.rstrip(b"\0").decode())
                 except ValueError:
@@ -271,9 +272,7 @@ class Process:
             elif seg is None:
                 # Not in the core at all (some writers skip read-only mappings).
                 seg = Segment(fm.start, fm.end, 0, 0, UNKNOWN_PERMS, fm)
-                self.memory.segments.append(seg)
-                self.memory.segments.sort(key=lambda s: s.start)
-                self.memory._starts = [s.start for s in self.memory.segments]
+                self.memory.add_segment(seg)
                 out.append(seg)
         return out
 
@@ -307,7 +306,7 @@ class Process:
     def initial_stack(self):
         """argv and environ as the process started (see initial_stack.py)."""
         from .initial_stack import read_initial_stack
-        auxv_note = next((n.desc for n in self.raw_notes if n.type == 6 and n.name == b"CORE"),
+        auxv_note = next((n.desc for n in self.raw_notes if n.type == NT_AUXV and n.name == b"CORE"),
                          b"")
         return read_initial_stack(self.memory, auxv_note, self.notes.auxv)
 
@@ -424,6 +423,19 @@ class Process:
 
     def close(self):
         self.source.close()
+
+
+def open_source(path):
+    """The byte source for a core file: an arthur .lz4 container or a plain file."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
+    if magic == FRAME_MAGIC:
+        from .lz4source import LZ4Source
+        return LZ4Source(path)
+    return FileSource(path)
 
 
 def open_core(path, executable=None, sysroot=None, lib_path=()):

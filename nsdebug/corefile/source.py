@@ -1,4 +1,4 @@
-"""Byte sources: a plain file read through mmap (the LZ4 container is in lz4source)."""
+"""A byte source over a plain file read through mmap (the LZ4 container's is lz4source)."""
 
 import mmap
 import os
@@ -27,6 +27,12 @@ class FileSource:
             os.close(fd)
         self.view = memoryview(self._map)
 
+    @property
+    def buffer(self):
+        """The mapping itself: its slices are the file's bytes, with no read call (the
+        hot path of heap walks). A source without one (LZ4Source) says None."""
+        return self._map
+
     def read(self, offset, size):
         """Up to `size` bytes at `offset` (fewer at the end of the file)."""
         if offset < 0 or size < 0:
@@ -37,15 +43,3 @@ class FileSource:
         self.view.release()
         self._map.close()
 
-
-def open_source(path):
-    """The right byte source for a file: LZ4 container or plain file."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise CoreFileError(f"cannot open {path}: {e.strerror}") from None
-    if magic == b"\x04\x22\x4d\x18":
-        from .lz4source import LZ4Source
-        return LZ4Source(path)
-    return FileSource(path)

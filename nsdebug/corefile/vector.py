@@ -21,16 +21,19 @@ except ImportError:            # pragma: no cover - a build without a C compiler
 
 
 class VectorMemory:
+    """The core's bytes as numpy arrays, read at many addresses at once: u64/i64/u32/u8
+    (as AddressSpace's scalar reads are named) take an array of addresses and give the
+    values and which reads were valid."""
+
     def __init__(self, process):
         mem = process.memory
-        src = process.source
-        buf = getattr(src, "_map", None) if type(src).__name__ == "FileSource" else None
+        buf = process.source.buffer
         if buf is None:
-            buf = self._materialize(src)
-        self.buf = buf
-        self.u8 = np.frombuffer(buf, dtype=np.uint8)
-        self.u64 = np.frombuffer(buf, dtype="<u8", count=len(buf) // 8)
-        self.u32 = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
+            buf = self._materialize(process.source)
+        self.buf = buf                  # the mapping: a slice of it is bytes at once
+        self.data = np.frombuffer(buf, dtype=np.uint8)      # the core file, byte by byte
+        self._words = np.frombuffer(buf, dtype="<u8", count=len(buf) // 8)
+        self._dwords = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
         segs = [s for s in mem.segments if s.filesz]
         self.start = np.array([s.start for s in segs], dtype=np.uint64)
         self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
@@ -47,15 +50,17 @@ class VectorMemory:
             f.flush()
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
-    def _seg(self):
-        return self.u8, self.start, self.end, self.off
+    def segments(self):
+        """(core bytes, segment starts, ends, file offsets): the arguments every C kernel
+        that reads the core at addresses takes first."""
+        return self.data, self.start, self.end, self.off
 
     def offsets(self, addrs, width):
         """(file offsets, valid mask) for reading `width` bytes at each address."""
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
         if _vector is not None:
             out = np.empty(len(addrs), dtype=np.int64)
-            _vector.locate_many(*self._seg(), addrs, width, out)
+            _vector.locate_many(*self.segments(), addrs, width, out)
             valid = out >= 0
             return np.where(valid, out, 0).astype(np.uint64), valid
         i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
@@ -69,7 +74,7 @@ class VectorMemory:
             addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
             out = np.empty(len(addrs), dtype=view.dtype)
             ok = np.empty(len(addrs), dtype=np.bool_)
-            _vector.gather(*self._seg(), addrs, width, out, ok)
+            _vector.gather(*self.segments(), addrs, width, out, ok)
             return out, ok
         off, valid = self.offsets(addrs, width)
         valid &= (off & np.uint64(width - 1)) == 0
@@ -77,25 +82,25 @@ class VectorMemory:
         out[valid] = view[(off[valid] >> np.uint64(shift)).astype(np.int64)]
         return out, valid
 
-    def q(self, addrs):
+    def u64(self, addrs):
         """uint64 at each (8-aligned) address, and which reads were valid."""
-        return self._gather(self.u64, 3, addrs, 8)
+        return self._gather(self._words, 3, addrs, 8)
 
-    def i(self, addrs):
-        v, ok = self.q(addrs)
+    def i64(self, addrs):
+        v, ok = self.u64(addrs)
         return v.view(np.int64), ok
 
-    def d(self, addrs):
+    def u32(self, addrs):
         """uint32 at each 4-aligned address."""
-        return self._gather(self.u32, 2, addrs, 4)
+        return self._gather(self._dwords, 2, addrs, 4)
 
-    def b(self, addrs):
+    def u8(self, addrs):
         """uint8 at each address."""
         if _vector is not None:
-            return self._gather(self.u8, 0, addrs, 1)
+            return self._gather(self.data, 0, addrs, 1)
         off, valid = self.offsets(addrs, 1)
         out = np.zeros(len(off), dtype=np.uint8)
-        out[valid] = self.u8[off[valid].astype(np.int64)]
+        out[valid] = self.data[off[valid].astype(np.int64)]
         return out, valid
 
     def chase(self, head, next_off, mask=~0, limit=1 << 28):
@@ -103,13 +108,13 @@ class VectorMemory:
         next pointer at `next_off`, masked. (addresses, whether it came back to head)."""
         mask &= (1 << 64) - 1
         if _vector is not None:
-            out = np.empty(min(limit, max(1, len(self.u8) // 16)), dtype=np.uint64)
-            n = _vector.chase(*self._seg(), head, next_off, mask, len(out), out)
+            out = np.empty(min(limit, max(1, len(self.data) // 16)), dtype=np.uint64)
+            n = _vector.chase(*self.segments(), head, next_off, mask, len(out), out)
             closed = n >= 0
             return out[:n if closed else -n - 1].copy(), closed
         nodes, node = [], head
         while len(nodes) < limit:
-            v, ok = self.q(np.array([node + next_off], dtype=np.uint64))
+            v, ok = self.u64(np.array([node + next_off], dtype=np.uint64))
             nxt = int(v[0]) & mask
             if not ok[0] or nxt == 0:
                 return np.array(nodes, dtype=np.uint64), False

@@ -5,8 +5,8 @@ from .graph import HeapGraph
 
 def build_heap(rt, progress=None):
     """Walk the heap of a Runtime into a HeapGraph."""
-    from .fastwalk import FastWalker
-    return FastWalker(rt, progress).run()
+    from .walk import HeapWalker
+    return HeapWalker(rt, progress).run()
 
 
 __all__ = ["HeapGraph", "build_heap"]

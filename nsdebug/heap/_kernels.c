@@ -154,7 +154,7 @@ enum { D_MA_KEYS, D_MA_VALUES, K_REFCNT, K_NENTRIES, K_USABLE, K_INDICES, K_LOG2
 
 /* dict_tables(buf, starts, ends, offs, dicts, basic, layout, out_entries, out_esize,
  * out_koff, out_voff, out_nentries, out_values, out_size, out_bad): each dict's keys
- * table read and checked as FastWalker._keys_table does with numpy (entries address,
+ * table read and checked as containers.keys_table does with numpy (entries address,
  * entry size, key and value offsets, entry count, 0 where bad), its values pointer,
  * and its getsizeof() as _PyDict_SizeOf computes it (basic where bad). One pass over
  * the dicts where the numpy form makes forty passes over them. */

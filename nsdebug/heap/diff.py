@@ -135,7 +135,7 @@ def _type_changes(a, b, names, n):
 def _fresh(side, other):
     """Mask over side's nodes: objects the other heap does not have (see the top)."""
     g, o = side.g, other.g
-    sorted_addr, order = o._by_addr
+    sorted_addr, order = o.by_address()
     objs = side.objs
     fresh = np.zeros(g.n, dtype=bool)
     if not len(sorted_addr):

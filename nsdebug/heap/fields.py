@@ -1,5 +1,5 @@
 """What each kind of object refers to through fixed fields: one table for the per-object
-decoder (referents.py) and the vectorized walk (fastwalk.py).
+decoder (referents.py) and the walk's decoders (containers.py, attributes.py).
 
 A row is (edge name, layout alias, layout field, edge kind); the offset comes from
 the build's layout table, and a field the build lacks (None) is skipped. Kinds are

@@ -1,23 +1,35 @@
 """The heap as compact arrays: nodes, edges (CSR), reverse edges, dominators, retained sizes.
 
-Built once per session (Session.heap) and reused by every heap command and
-the snapshot export. Nothing here holds a Python object per node.
+Built once per opened core (Target.heap) and reused by every heap command and
+the snapshot export. Nothing here holds a Python object per node. The graph
+defines its synthetic nodes (the root and its groups) and its flag bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import graph_py as _py
+from ..record import record
+from . import _graph_fallback as _py
 from .referents import ELEMENT, INTERNAL, KIND_NAMES
-from .walk import GROUP_PHASE, UNREACHABLE, UNREACHABLE_PHASE
 
 try:
-    from . import _graphc      # compiled at install (setup.py); see graph_py otherwise
+    from . import _graphc      # compiled at install (setup.py); _graph_fallback otherwise
 except ImportError:            # pragma: no cover - a build without a C compiler
     _graphc = None
 
-SYNTH = 1 << 63
+SYNTH = 1 << 63               # marks an edge target that is a synthetic node index
+INVALID_TYPE = -1             # the type index of a node that is no object (or whose type
+                              # pointer is not a type)
+# Groups of roots whose edges are known only after the walk, and the last resort.
+C_GLOBALS, C_STACKS, UNREACHABLE = "(C globals)", "(C stacks)", "(Unreachable)"
+# The order in which a BFS from the root expands the groups (paths name Python roots
+# before C's; the unreachable are reached last, and only through their group).
+GROUP_PHASE = {C_GLOBALS: 1, C_STACKS: 1, UNREACHABLE: 2}
+UNREACHABLE_PHASE = 2
+# Node flags.
+REACHABLE = 1        # reached from the root through Python's roots or C's
+TRACKED = 2          # on the GC's lists
 
 
 def release_free_memory():
@@ -105,17 +117,57 @@ class AddressTable:
         return out
 
 
-REACHABLE = 1
-TRACKED = 2          # on the GC's lists
+@record
+class WalkTables:
+    """What a walk hands the graph besides its columns: the names of edges, the types,
+    the damaged objects, the keys that name dict entries lazily (and how to read one's
+    text), the synthetic nodes, and what the roots' waves and the GC lists found."""
+    names: list                 # edge names by index
+    types: list                 # TypeInfo by type index
+    problems: dict              # address -> why the object is damaged
+    key_refs: object            # uint64 array: name -k-1 is the text of key_refs[k]
+    key_text: object            # address of a key object -> its text
+    synth_names: list
+    synth_kinds: list
+    warnings: list
+    n_synth: int
+    n_reachable: int            # nodes the Python roots' waves found (synthetic included)
+    group_ix: dict              # group name -> its synthetic node
+    tracked: object             # addresses on the GC's lists (uint64 array or array('Q'))
 
 
 class HeapGraph:
-    """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects."""
+    """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects.
+
+    Columns per node: addr, type_ix (into types; INVALID_TYPE for none), size (own,
+    as sys.getsizeof), flags (REACHABLE, TRACKED); edges in CSR form: edge_start per
+    node, then e_to (node index), e_kind (referents' kinds) and e_name (an index into
+    names, a position for ELEMENT edges, or -k-1 for the text of key_refs[k]). The
+    reverse edges, BFS tree, dominators and retained sizes are computed when asked and
+    kept. Made by assemble() from a walk, or from_index() from the heap index."""
+
+    def __init__(self):
+        self.n = self.n_synth = self.n_reachable = 0
+        self.names, self.types, self.problems, self.warnings = [], [], {}, []
+        self.synth_names, self.synth_kinds, self.group_ix = [], [], {}
+        self.key_refs = np.zeros(0, dtype=np.uint64)
+        self.key_text = None
+        self.addr = self.type_ix = self.size = self.flags = None
+        self.edge_start = self.e_to = self.e_kind = self.e_name = None
+        self.dropped_edges = 0
+        self.from_index = False
+        # Computed when asked (and cached): reverse edges, the BFS from the root,
+        # dominators and their preorder, retained sizes, the address order.
+        self._rev = self._parent = self._found = None
+        self._idom = self._order = self._retained = None
+        self._addr_order = self._sorted_addr = None
+        self._ids = None
+        self._room = None
 
     @classmethod
     def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name, table=None,
                  room=0):
-        """The graph of a walk. `late` holds the C roots' edges {group: (addresses, name
+        """The graph of a walk (`w`: its WalkTables). `late` holds the C roots' edges {group: (addresses, name
         ids)}, known only after the walk; reachability is then a BFS from the root, and
         the objects it does not reach hang under (Unreachable). `table`: an
         AddressTable of `addr`, when the walk made one already. `kind` and `name` start
@@ -123,11 +175,9 @@ class HeapGraph:
         arrays (_add_group_edges); `to` holds the rest, as addresses."""
         g = cls()
         g.names, g.types, g.problems = w.names, w.types, w.problems
-        # Lazily named dict entries (FastWalker): name -k-1 is the text of key_refs[k].
-        g.key_refs = getattr(w, "key_refs", None)
-        if g.key_refs is None or isinstance(g.key_refs, list):
-            g.key_refs = np.zeros(0, dtype=np.uint64)
-        g.key_text = w.refs.key_name
+        # Lazily named dict entries: name -k-1 is the text of key_refs[k].
+        g.key_refs = w.key_refs
+        g.key_text = w.key_text
         g.synth_names, g.synth_kinds = w.synth_names, w.synth_kinds
         g.warnings = list(w.warnings)
         g.n_synth = w.n_synth
@@ -165,7 +215,6 @@ class HeapGraph:
         g.e_to, g.e_kind, g.e_name = target, kind, name
         g.edge_start = starts
         g.group_ix = dict(w.group_ix)
-        g._rev = g._idom = g._retained = g._parent = g._found = None
         # C roots explain what Python's roots do not: an object Python's roots reach
         # keeps only those (a stale stack slot must not shorten its path or take its
         # retained size from its real owner).
@@ -191,9 +240,7 @@ class HeapGraph:
             g.flags[t[t >= g.n_synth]] |= TRACKED
         # Memory for what comes next (dominators): the address order, its sorted copy
         # of the addresses and the BFS tree are made when asked, not kept.
-        g._addr_order = g._sorted_addr = None
         g._parent = g._found = g._room = None
-        g.from_index = False
         return g
 
     @classmethod
@@ -214,9 +261,8 @@ class HeapGraph:
         for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
                      "e_name", "key_refs"):
             setattr(g, name, a[name])
-        g._addr_order, g._sorted_addr = a["by_addr_order"], None
-        g._idom, g._retained, g._order = a["idom"], a["retained"], None
-        g._parent = g._rev = g._found = None
+        g._addr_order = a["by_addr_order"]
+        g._idom, g._retained = a["idom"], a["retained"]
         g.from_index = True
         return g
 
@@ -254,16 +300,15 @@ class HeapGraph:
             self._addr_order = order.astype(np.int32)
         return self._addr_order
 
-    @property
-    def _by_addr(self):
-        """(object addresses sorted, their node indices)."""
+    def by_address(self):
+        """(the objects' addresses sorted, their node indices)."""
         if self._sorted_addr is None:
             self._sorted_addr = self.addr[self.addr_order()]
         return self._sorted_addr, self._addr_order
 
     def index_of(self, addr):
         """Node index of an object address, or None."""
-        sorted_addr, order = self._by_addr
+        sorted_addr, order = self.by_address()
         i = int(np.searchsorted(sorted_addr, np.uint64(addr)))
         if i < len(sorted_addr) and int(sorted_addr[i]) == addr:
             return int(order[i])
@@ -309,7 +354,7 @@ class HeapGraph:
     def snapshot_ids(self):
         """32-bit node ids: objects 2*((addr >> 4) mod 2**31), even and stable for a given
         address; synthetic nodes small odd numbers. A rare clash takes the next free id."""
-        if getattr(self, "_ids", None) is None:
+        if self._ids is None:
             ids = ((self.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) << np.uint64(1)
             ids = ids.astype(np.uint32)
             ids[:self.n_synth] = 2 * np.arange(self.n_synth, dtype=np.uint32) + 1

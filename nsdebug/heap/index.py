@@ -163,8 +163,7 @@ class IndexWriter:
             if self.error is not None:
                 raise self.error
             g = self.g
-            g.retained()
-            self._write_arrays({"idom": g._idom, "retained": g._retained})
+            self._write_arrays({"idom": g.dominators(), "retained": g.retained()})
             header = self._header()
             if len(header) > self.header_size:        # cannot be: CRCs only shrink
                 raise OSError(f"index header outgrew its space ({len(header)} bytes)")

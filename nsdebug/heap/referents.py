@@ -48,14 +48,14 @@ class Referents:
             ("__module_object__", "heaptype", "ht_module", INTERNAL)])
         self._by_type_name = {name: fields.offsets(L, rows)
                               for name, rows in fields.TYPE_FIELDS.items()}
+        self._body: dict[int, list] = {}
+        self._suspended_states = {v for k, v in L.enums.get("framestate", {}).items()
+                                  if k.startswith("FRAME_SUSPENDED")}
 
     def fields_of_type(self, qualname):
         """(edge name, offset, edge kind) rows of a C type of the standard library known
         by its tp_name, or ()."""
         return self._by_type_name.get(qualname, ())
-        self._body: dict[int, list] = {}
-        self._suspended_states = {v for k, v in L.enums.get("framestate", {}).items()
-                                  if k.startswith("FRAME_SUSPENDED")}
 
     def body_offsets(self, info):
         """Word offsets of an object's own struct (up to tp_basicsize) that nothing else

@@ -16,7 +16,7 @@ from ..errors import NsdebugError
 from ..escape import printable_all
 from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
-from .strings import StringTable
+from .string_table import StringTable
 from .strtext import of_builtin_kind, str_key_texts, str_texts
 
 REDACTED = "<redacted>"
@@ -93,7 +93,7 @@ def node_columns(g, objects, strings, vm=None, hide=None):
                           ("code", L.code.co_qualname or L.code.co_name)):
             sel = kind_of == kind
             if sel.any() and off is not None:
-                qual, ok = vm.q(g.addr[idx[sel]] + np.uint64(off))
+                qual, ok = vm.u64(g.addr[idx[sel]] + np.uint64(off))
                 fill(sel, str_texts(vm, L, np.where(ok, qual, 0), 200))
         heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
         sel = (kind_of == "int") & ~heap        # IntEnum members and such: by preview
@@ -125,14 +125,14 @@ def _small_ints(vm, o, addrs):
     """repr() of ints of at most two 30-bit digits, read in bulk; None for the others."""
     L = o.L
     if o.version >= (3, 12):
-        tag, ok = vm.q(addrs + np.uint64(L.long.lv_tag))
+        tag, ok = vm.u64(addrs + np.uint64(L.long.lv_tag))
         ndigits = (tag >> np.uint64(3)).astype(np.int64)
         sign = 1 - (tag & np.uint64(3)).astype(np.int64)         # 3.12: 0 +, 1 zero, 2 -
     else:
-        size, ok = vm.i(addrs + np.uint64(o._ob_size))
+        size, ok = vm.i64(addrs + np.uint64(o.ob_size_offset))
         ndigits, sign = np.abs(size), np.sign(size)
-    d0, ok0 = vm.d(addrs + np.uint64(L.long.ob_digit))
-    d1, ok1 = vm.d(addrs + np.uint64(L.long.ob_digit + 4))
+    d0, ok0 = vm.u32(addrs + np.uint64(L.long.ob_digit))
+    d1, ok1 = vm.u32(addrs + np.uint64(L.long.ob_digit + 4))
     value = (d0.astype(np.int64) & 0x3FFFFFFF) + \
         np.where(ndigits > 1, (d1.astype(np.int64) & 0x3FFFFFFF) << 30, 0)
     good = ok & ok0 & (ndigits <= 2) & (ok1 | (ndigits <= 1)) & (np.abs(sign) <= 1)

@@ -19,7 +19,8 @@ class StringTable:
         """Index of each text (added where new), an int64 array: add() for a million
         names at once (in C where the graph's module is built)."""
         import numpy as np
-        from .graph import _graphc
+
+        from .graph import _graphc      # read at call time: a test may set it to None
         if _graphc is not None:
             out = np.empty(len(texts), dtype=np.int64)
             _graphc.intern_all(self.index, self.strings, texts, out)

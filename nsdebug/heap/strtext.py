@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..corefile.vector import _vector
-
-U64 = np.uint64
+from . import vec
+from .vec import U64
 
 
 def str_texts(vm, layout, addrs, limit):
     """[text or None] for the str objects at `addrs`, each cut at `limit` characters."""
     L = layout
     addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
-    if _vector is not None:
+    if vec._kernels is not None:
         compact = L.compact.size if L.compact.size is not None else -1
-        return _vector.str_texts(*vm._seg(), addrs, limit, L.ascii.state, L.ascii.length,
-                                 L.ascii.size, compact)
-    state, ok1 = vm.d(addrs + U64(L.ascii.state))
-    length, ok2 = vm.i(addrs + U64(L.ascii.length))
+        return vec._kernels.str_texts(*vm.segments(), addrs, limit, L.ascii.state,
+                                      L.ascii.length, L.ascii.size, compact)
+    state, ok1 = vm.u32(addrs + U64(L.ascii.state))
+    length, ok2 = vm.i64(addrs + U64(L.ascii.length))
     kind = (state >> 2) & 7
     compact = ((state >> 5) & 1).astype(bool)
     ascii_ = ((state >> 6) & 1).astype(bool)
@@ -51,7 +50,7 @@ def of_builtin_kind(vm, layout, types, addrs, kind):
     addrs = np.asarray(addrs, dtype=U64)
     wanted = np.array([t.address for t in types if t.kind == kind and not t.is_heap],
                       dtype=U64)
-    tp, ok = vm.q(addrs + U64(layout.object.ob_type or 8))
+    tp, ok = vm.u64(addrs + U64(layout.object.ob_type or 8))
     return np.nonzero(ok & np.isin(tp, wanted))[0]
 
 

@@ -61,7 +61,7 @@ class TaskReader:
         self.rt = rt
         self.o = rt.objects
         self.L = rt.layout
-        self.walker = rt.walker
+        self.walker = rt.frame_walker
         self.bounds = bounds
         self._states = {v: STATES.get(k, k.lower())
                         for k, v in self.L.enums.get("futstate", {}).items()}

@@ -42,7 +42,7 @@ class Visited:
 
     def __init__(self, vm):
         self.vm = vm
-        self.flags = Bits(len(vm.u8) // 16 + 1)
+        self.flags = Bits(len(vm.data) // 16 + 1)
         self.outside = set()            # addresses outside the core's bytes (invalid)
 
     def _slots(self, addrs):

@@ -194,7 +194,6 @@ class HeapWalker:
             self._synth(label, "thread", edges)
         for label, edges in frame_plan:
             self._synth(label, "frame", edges)
-        self.root_dicts = {"(Modules)": interp.modules, "(Builtins)": interp.builtins}
 
     def _interned(self):
         rt, L, o = self.rt, self.rt.layout, self.o
@@ -313,7 +312,7 @@ class HeapWalker:
             addr = int(addrs[k])
             info = self.sink.types[int(tix[k])]
             try:
-                sizes[k] = self.sizes.own_size(addr, info)
+                sizes[k] = self.sink.sizes.own_size(addr, info)
             except (NsdebugError, struct.error, ValueError) as e:
                 sizes[k] = info.basicsize
                 self.sink.problems[addr] = f"size: {getattr(e, 'why', e)}"

@@ -74,12 +74,12 @@ def _preview(v, limit=60):
 
 def _bytes_values(vm, objects, addrs):
     L = objects.L
-    size, ok = vm.i(addrs + U64(objects._ob_size))
+    size, ok = vm.i64(addrs + U64(objects.ob_size_offset))
     n = np.minimum(np.maximum(size, 0), MAX_VALUE)
     off, valid = vm.offsets(addrs + U64(L.bytes.ob_sval), 1)
     end, valid2 = vm.offsets(addrs + U64(L.bytes.ob_sval) + np.maximum(n - 1, 0).astype(U64), 1)
     good = ok & valid & valid2 & (size >= 0) & (end == off + np.maximum(n - 1, 0).astype(U64))
-    buf = vm.u8
+    buf = vm.data
     return [buf[o:o + m].tobytes() if g else None
             for o, m, g in zip(off.tolist(), n.tolist(), good.tolist())]
 
@@ -110,25 +110,25 @@ def _fill(kind, vm, o, a):
     """(items, room for items, bytes per slot) per container, in bulk."""
     L = o.L
     if kind == "list":
-        n, _ = vm.i(a + U64(o._ob_size))
-        alloc, _ = vm.i(a + U64(L.list.allocated))
+        n, _ = vm.i64(a + U64(o.ob_size_offset))
+        alloc, _ = vm.i64(a + U64(L.list.allocated))
         return n, np.maximum(alloc, 0), 8
     if kind in ("set", "frozenset"):
-        used, _ = vm.i(a + U64(L.set.used))
-        mask, _ = vm.i(a + U64(L.set.mask))
+        used, _ = vm.i64(a + U64(L.set.used))
+        mask, _ = vm.i64(a + U64(L.set.mask))
         return used, mask + 1, L.setentry.size
-    used, _ = vm.i(a + U64(L.dict.ma_used))
-    keys, _ = vm.q(a + U64(L.dict.ma_keys))
-    values, _ = vm.q(a + U64(L.dict.ma_values))
+    used, _ = vm.i64(a + U64(L.dict.ma_used))
+    keys, _ = vm.u64(a + U64(L.dict.ma_keys))
+    values, _ = vm.u64(a + U64(L.dict.ma_values))
     K = L.dictkeys
     if o.version >= (3, 11):
-        log2, _ = vm.b(keys + U64(K.dk_log2_size))
+        log2, _ = vm.u8(keys + U64(K.dk_log2_size))
         size = np.left_shift(1, np.minimum(log2, 40).astype(np.int64))
-        kind, _ = vm.b(keys + U64(K.dk_kind))
+        kind, _ = vm.u8(keys + U64(K.dk_kind))
         # Keys of only str (DICT_KEYS_UNICODE, SPLIT) have entries without a hash.
         entry = np.where(kind == 0, L.dictentry.size, L.unicodeentry.size)
     else:
-        size, _ = vm.i(keys + U64(K.dk_size))
+        size, _ = vm.i64(keys + U64(K.dk_size))
         entry = np.full(len(a), L.dictentry.size)
     # A split dict (an instance's attributes) shares its keys: its own room is the
     # values array, one pointer per slot.

@@ -5,7 +5,7 @@ package has the compiled module (a silently failed build would make every heap s
 import numpy as np
 import pytest
 
-from nsdebug.heap import graph, graph_py
+from nsdebug.heap import graph, _graph_fallback
 
 
 def test_the_compiled_module_is_installed():
@@ -13,7 +13,7 @@ def test_the_compiled_module_is_installed():
 
 
 class _G:
-    """A bare CSR graph with what graph_py needs."""
+    """A bare CSR graph with what _graph_fallback needs."""
 
     def __init__(self, src, dst, n):
         order = np.argsort(src, kind="stable")
@@ -33,13 +33,13 @@ def both(g, size=None):
     c_idom, c_order = np.empty(g.n, np.int32), np.empty(g.n, np.int32)
     k = graph._graphc.dominators(g.edge_start, g.e_to, g.n, 0, c_idom, c_order)
     p_idom, p_order = np.empty(g.n, np.int32), np.empty(g.n, np.int32)
-    kp = graph_py.dominators(g, p_idom, p_order)
+    kp = _graph_fallback.dominators(g, p_idom, p_order)
     assert k == kp
     assert np.array_equal(c_idom, p_idom)
     size = np.arange(1, g.n + 1, dtype=np.uint64) if size is None else size
     c_ret, p_ret = np.empty(g.n, np.uint64), np.empty(g.n, np.uint64)
     graph._graphc.retained(c_order[:k], k, c_idom, size, c_ret)
-    graph_py.retained(p_order[:kp], p_idom, size, p_ret)
+    _graph_fallback.retained(p_order[:kp], p_idom, size, p_ret)
     assert np.array_equal(c_ret, p_ret)
     # Phases: a few nodes expanded late (as the C roots and the unreachable are).
     phase = np.zeros(g.n, np.uint8)
@@ -47,7 +47,7 @@ def both(g, size=None):
     c_par, p_par = np.empty(g.n, np.int64), np.empty(g.n, np.int64)
     c_found, p_found = np.empty(g.n, np.uint8), np.empty(g.n, np.uint8)
     graph._graphc.bfs_parents(g.edge_start, g.e_to, g.n, 0, c_par, phase, c_found)
-    graph_py.bfs_parents(g.edge_start, g.e_to, g.n, p_par, phase, p_found)
+    _graph_fallback.bfs_parents(g.edge_start, g.e_to, g.n, p_par, phase, p_found)
     assert np.array_equal(c_par, p_par) and np.array_equal(c_found, p_found)
     return c_idom, c_ret
 
@@ -107,7 +107,7 @@ def test_group_retained_is_the_union_of_retained_sets():
     group = np.array([-1, 0, 1, 0, -1, 0, -1], dtype=np.int32)      # 0: dict, 1: list
     c_out, p_out = np.empty(2, np.uint64), np.empty(2, np.uint64)
     graph._graphc.group_retained(idom, group, ret, 2, c_out)
-    graph_py.group_retained(idom, group, ret, p_out)
+    _graph_fallback.group_retained(idom, group, ret, p_out)
     # The nested dict (3) is inside the first dict's retained set: counted once.
     assert c_out.tolist() == p_out.tolist() == [10 + 20 + 30 + 40 + 50 + 60, 20 + 30 + 40]
 
@@ -139,17 +139,17 @@ def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
 def test_edges_grouped_by_source_agree(monkeypatch):
     """The walk's per-chunk grouping of edges by source: the C counting sort and the
     numpy fallback give the same stable order and counts."""
-    from nsdebug.heap import fastwalk
+    from nsdebug.heap import vec
     rng = np.random.default_rng(11)
     base, n = 1000, 500
     src = rng.integers(base, base + n, 20000).astype(np.int32)
     src[:300] = base + n - 1                    # runs and a node with no edges
     src[src == base + 7] = base + 8
     c_counts = np.empty(n, np.int32)
-    c_order = fastwalk._by_source(src, base, c_counts)
-    monkeypatch.setattr(fastwalk, "_graphc", None)
+    c_order = vec.by_source(src, base, c_counts)
+    monkeypatch.setattr(vec, "_graphc", None)
     p_counts = np.empty(n, np.int32)
-    p_order = fastwalk._by_source(src, base, p_counts)
+    p_order = vec.by_source(src, base, p_counts)
     assert np.array_equal(c_order, p_order) and np.array_equal(c_counts, p_counts)
     assert c_counts[7] == 0 and c_counts.sum() == len(src)
     assert np.all(np.diff(src[c_order]) >= 0)
@@ -200,7 +200,7 @@ def test_group_edges_go_into_the_room_or_a_copy_alike():
 
 
 def test_string_table_in_c_agrees(monkeypatch):
-    from nsdebug.heap.strings import StringTable
+    from nsdebug.heap.string_table import StringTable
     rng = np.random.default_rng(13)
     words = ["", "a", "é", "\u4e2d", "x" * 300] + [f"w{i}" for i in range(200)]
     texts = [words[i] for i in rng.integers(0, len(words), 5000)]
@@ -222,7 +222,7 @@ def test_str_texts_in_c_agree(cores, monkeypatch):
     import targets
     from nsdebug.commands import Session, load_all
     from nsdebug.corefile import open_core, vector
-    from nsdebug.heap import strtext
+    from nsdebug.heap import strtext, vec
     load_all()
     s = Session(open_core(cores.heap(targets.default_build()).core), use_index=False)
     g = s.heap
@@ -231,21 +231,21 @@ def test_str_texts_in_c_agree(cores, monkeypatch):
     addrs = g.addr[np.isin(g.type_ix, strs)]
     assert len(addrs) > 1000
     fast = strtext.str_texts(vm, s.runtime.layout, addrs, 50)
-    monkeypatch.setattr(strtext, "_vector", None)
+    monkeypatch.setattr(vec, "_kernels", None)
     slow = strtext.str_texts(vm, s.runtime.layout, addrs, 50)
     assert fast == slow
     assert sum(t is not None for t in fast) > 0.9 * len(addrs)
 
 
 def test_first_seen_agrees_with_its_numpy_form(monkeypatch):
-    from nsdebug.heap import fastwalk
+    from nsdebug.heap import vec
     rng = np.random.default_rng(14)
     values = rng.choice(rng.integers(0, 1 << 63, 3000, dtype=np.uint64), 50000)
     values[:3] = [0, (1 << 64) - 1, 0]
-    uniq, inv = fastwalk._first_seen(values)
+    uniq, inv = vec.first_seen(values)
     assert np.array_equal(uniq[inv], values)
     assert list(uniq) == list(dict.fromkeys(values.tolist()))
-    monkeypatch.setattr(fastwalk, "_graphc", None)
-    uniq2, inv2 = fastwalk._first_seen(values)
+    monkeypatch.setattr(vec, "_graphc", None)
+    uniq2, inv2 = vec.first_seen(values)
     assert np.array_equal(uniq, uniq2) and np.array_equal(inv, inv2)
-    assert len(fastwalk._first_seen(np.zeros(0, np.uint64))[0]) == 0
+    assert len(vec.first_seen(np.zeros(0, np.uint64))[0]) == 0

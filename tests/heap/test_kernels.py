@@ -1,5 +1,5 @@
-"""The walk's compiled kernels (_vector.dict_tables, entries, pool_blocks) against the
-numpy forms they replace, on the heap fixture of every build: the same graph, object
+"""The walk's compiled kernels (heap/_kernels.c: dict_tables, entries, pool_blocks,
+str_texts) against the numpy forms they replace, on the heap fixture of every build: the same graph, object
 by object and edge by edge."""
 
 import numpy as np
@@ -9,8 +9,8 @@ from nsdebug.corefile import open_core
 
 def _walk(core):
     from nsdebug.cpython import attach
-    from nsdebug.heap.fastwalk import FastWalker
-    g = FastWalker(attach(open_core(core))).run()
+    from nsdebug.heap.walk import HeapWalker
+    g = HeapWalker(attach(open_core(core))).run()
     return g
 
 
@@ -27,10 +27,10 @@ def _by_address(g):
 
 
 def test_compiled_kernels_give_the_numpy_graph(cores, build, monkeypatch):
-    from nsdebug.heap import fastwalk
+    from nsdebug.heap import vec
     core = cores.heap(build).core
     fast = _walk(core)
-    monkeypatch.setattr(fastwalk, "_vector", None)
+    monkeypatch.setattr(vec, "_kernels", None)
     slow = _walk(core)
     assert fast.n == slow.n and len(fast.e_to) == len(slow.e_to)
     a, b = _by_address(fast), _by_address(slow)

@@ -50,18 +50,18 @@ def test_c_roots_are_named_in_paths(cores, build, nsdebug):
 def test_arena_scan_in_c_finds_what_the_numpy_scan_finds(cores, build, monkeypatch):
     """The pymalloc scan for objects no list or reference leads to: the compiled pass
     (free lists followed and visited blocks dropped in C) against the numpy one."""
-    from nsdebug.heap import fastwalk
+    from nsdebug.heap import arenas, vec
     results = []
-    scan = fastwalk._ArenaScan.objects
+    scan = arenas.ArenaScan.objects
 
     def both(self):
         fast = scan(self)
         with monkeypatch.context() as m:
-            m.setattr(fastwalk, "_vector", None)
+            m.setattr(vec, "_kernels", None)
             slow = scan(self)
         results.append((fast, slow))
         return fast
-    monkeypatch.setattr(fastwalk._ArenaScan, "objects", both)
+    monkeypatch.setattr(arenas.ArenaScan, "objects", both)
     cap = cores.heap(build)
     g = graph(cap.core)
     (fast, slow), = results
@@ -74,8 +74,8 @@ def test_visited_set_in_c_and_numpy_agree(cores, build, monkeypatch):
     """The walk's seen-set: new addresses in first-seen order, each once, those outside
     the core kept apart, the same from the C pass and the numpy one."""
     from nsdebug.corefile import vector
-    from nsdebug.heap import fastwalk
     from nsdebug.cpython import attach
+    from nsdebug.heap import vec
     rt = attach(open_core(cores.heap(build).core))
     vm = vector.VectorMemory(rt.process)
     objs = graph(cores.heap(build).core).addr
@@ -87,8 +87,7 @@ def test_visited_set_in_c_and_numpy_agree(cores, build, monkeypatch):
         with monkeypatch.context() as m:
             if not use_c:
                 m.setattr(vector, "_vector", None)
-                m.setattr(fastwalk, "_vector", None)
-            seen = fastwalk.VecVisited(vm)
+            seen = vec.Visited(vm)
             results.append([seen.add_many(b).tolist() for b in batches])
     assert results[0] == results[1]
     flat = [a for r in results[0] for a in r]
