@@ -7,9 +7,9 @@ import os
 import sys
 
 from . import __version__
+from .batch import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, run_batch
+from .batch import error as _err
 from .errors import NsdebugError
-
-EXIT_OK, EXIT_COMMAND_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def build_parser():
@@ -53,60 +53,17 @@ def build_parser():
     return p
 
 
-def _err(msg):
-    from .escape import printable
-    print(f"nsdebug: {printable(msg)}", file=sys.stderr)
-
-
 def open_session(args):
-    from .commands import Options, Session, load_all
-    from .corefile import open_core
-    load_all()
-    lib_path = [d for d in args.lib_path.split(":") if d]
-    process = open_core(args.core, args.executable, args.sysroot, lib_path)
-    for w in process.warnings:
-        _err(f"warning: {w}")
-    for name in ("max_depth", "max_items", "max_string"):
-        if getattr(args, name) < 0:
-            raise NsdebugError(f"--{name.replace('_', '-')} must not be negative")
-    options = Options(args.max_depth, args.max_items, args.max_string)
-    return Session(process, options, runtime_method=args.runtime_method,
-                   debug_dirs=list(getattr(args, "debug_dir", None) or []),
-                   use_index=not getattr(args, "no_cache", False))
-
-
-def _warn_new(session):
-    for w in session.new_warnings():
-        _err(f"warning: {w}")
-
-
-def run_batch(session, lines, as_json, out=None):
-    """Run command lines; returns the exit status (non-zero if any command failed)."""
-    out = out or sys.stdout
-    from . import render
-    from .commands.registry import run_line
-    status = EXIT_OK
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            result, line_json = run_line(session, line)
-        except NsdebugError as e:
-            status = EXIT_COMMAND_FAILED
-            if as_json:
-                print(render.to_json({"command": line, "error": str(e)}), file=out)
-            _warn_new(session)
-            _err(str(e))
-            continue
-        _warn_new(session)
-        if as_json or line_json:
-            print(render.to_json(result), file=out)
-        else:
-            for text in render.to_lines(result):
-                print(text, file=out)
-        out.flush()
-    return status
+    """The Session the options of `nsdebug CORE ...` (or a subcommand's) ask for."""
+    from .batch import open_session as open_
+    from .commands import Options
+    return open_(args.core, getattr(args, "executable", None), sysroot=args.sysroot,
+                 lib_path=[d for d in args.lib_path.split(":") if d],
+                 debug_dirs=getattr(args, "debug_dir", None) or [],
+                 runtime_method=getattr(args, "runtime_method", None),
+                 use_index=not getattr(args, "no_cache", False),
+                 options=Options(getattr(args, "max_depth", 2), getattr(args, "max_items", 10),
+                                 getattr(args, "max_string", 80)))
 
 
 def main(argv=None):
@@ -155,9 +112,14 @@ def _main(argv):
                 lines.extend(f.read().splitlines())
         except OSError as e:
             raise NsdebugError(f"cannot read {args.commands_file}: {e.strerror}") from None
-    if args.snapshot:
-        lines.append(f"snapshot {_quote(args.snapshot)}" + (" --force" if args.force else ""))
     session = open_session(args)
+    if args.snapshot:
+        from .batch import run_one
+        from .commands.heap import snapshot_file
+        status = run_batch(session, lines, args.json)
+        label = f"snapshot {_quote(args.snapshot)}" + (" --force" if args.force else "")
+        return status | run_one(session, label, lambda: (
+            snapshot_file(session.target, args.snapshot, args.force), False), args.json)
     if lines:
         return run_batch(session, lines, args.json)
     from .repl import run_shell
@@ -177,12 +139,13 @@ def _diff(argv):
     p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write heap indexes")
     args = p.parse_args(argv)
-    ns = argparse.Namespace(core=args.new, executable=None, sysroot=args.sysroot,
-                            lib_path=args.lib_path, max_depth=2, max_items=10, max_string=80,
-                            runtime_method=None, no_cache=args.no_cache)
-    session = open_session(ns)
-    line = f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}"
-    return run_batch(session, [line], args.json)
+    args.core = args.new
+    session = open_session(args)
+    from .batch import run_one
+    from .heap.diff import diff_cores
+    return run_one(session, f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}",
+                   lambda: (diff_cores(session.target, args.old, max(args.top, 0), args.sort),
+                            False), args.json)
 
 
 def _bundle(argv):
@@ -203,10 +166,10 @@ def _bundle(argv):
     from arthur.safefile import OutputError, PrivateOutput
 
     from .bundle import bundle
-    from .corefile import open_core
+    from .target import open_target
     from .units import human_size
     lib_path = [d for d in args.lib_path.split(":") if d]
-    process = open_core(args.core, None, args.sysroot, lib_path)
+    process = open_target(args.core, sysroot=args.sysroot, lib_path=lib_path).process
     try:
         out = PrivateOutput(args.output, args.force)
     except OutputError as e:

@@ -64,10 +64,8 @@ def main(argv):
 
 def explore(core, interactive):
     from . import render
-    from .cli import open_session, run_batch
-    ns = argparse.Namespace(core=core, executable=None, sysroot=None, lib_path="",
-                            max_depth=2, max_items=10, max_string=80, runtime_method=None)
-    session = open_session(ns)
+    from .batch import open_session, run_batch
+    session = open_session(core)
     if interactive:
         print("opening the shell on the capture; try: bt --all, objects, "
               "instances RequestContext, path <address>, snapshot demo.heapsnapshot")
@@ -80,7 +78,7 @@ def explore(core, interactive):
     from .commands import run
     leaked = run(session, "instances RequestContext --limit 100")
     # Show one that only the leak holds: not the one a worker has in hand right now.
-    g = session.heap
+    g = session.target.heap
     held = [r for r in leaked.rows if not any(
         src < g.n_synth and g.synth_kinds[src] == "frame"
         for src, _k, _n in g.referrers(g.index_of(r.address)))]

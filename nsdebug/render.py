@@ -5,17 +5,8 @@ from __future__ import annotations
 import json
 
 from .escape import printable
+from .formatters import FORMATTERS, type_key
 from .record import fields_of, is_record
-from .units import human_size  # noqa: F401 - the formatters' import of it
-
-FORMATTERS = {}
-
-
-def formatter(result_type):
-    def deco(func):
-        FORMATTERS[result_type] = func
-        return func
-    return deco
 
 
 def to_plain(obj):
@@ -44,45 +35,7 @@ def to_lines(result):
         return []
     if isinstance(result, str):
         return [printable(x) for x in result.splitlines()]
-    fmt = FORMATTERS.get(type(result))
+    fmt = FORMATTERS.get(type_key(type(result)))
     if fmt is None:
         return json.dumps(to_plain(result), indent=2, ensure_ascii=False).splitlines()
     return [printable(x) for x in fmt(result)]
-
-
-def hexaddr(a):
-    return "-" if a is None else f"{a:#x}"
-
-
-def table(headers, rows, align=None):
-    """Columns padded to fit; `align` is a string of 'l'/'r' per column."""
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for r in rows:
-        for i, c in enumerate(r):
-            widths[i] = max(widths[i], len(c))
-    align = align or "l" * len(headers)
-
-    def line(cells):
-        out = []
-        for i, c in enumerate(cells):
-            last = i == len(cells) - 1
-            if align[i] == "r":
-                out.append(c.rjust(widths[i]))
-            else:
-                out.append(c if last else c.ljust(widths[i]))
-        return "  ".join(out).rstrip()
-
-    yield line(headers)
-    for r in rows:
-        yield line(r)
-
-
-
-
-def _load_formatters():
-    # Each formatter module registers itself on import.
-    from .formatters import heap, native, python  # noqa: F401
-
-
-_load_formatters()

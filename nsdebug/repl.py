@@ -44,8 +44,7 @@ class ShellCompleter:
             if kind == "type":
                 return known_type_names(s)
             if kind == "local":
-                from .commands.python_cmds import selected_frame
-                rt, f, _ = selected_frame(s)
+                rt, f, _ = s.selected_frame()
                 return [loc.name for loc in rt.frame_walker.locals_of(f)]
             if kind == "address":
                 return list(reversed(self.addresses))
@@ -83,28 +82,17 @@ class ShellCompleter:
 def known_type_names(session):
     """Type names for completion: the heap's, once walked; before that, the classes in
     every module's namespace (no walk needed) and the types already met."""
-    if "heap" in session.__dict__:
-        return sorted({t.qualname for t in session.heap.types})
-    rt = session.runtime
-    o = rt.objects
-    names = {t.qualname for t in o._types.values()}
-    for _, module in o.dict_items(rt.main_interpreter.modules):
-        try:
-            md = o.ptr(module + rt.layout.module.md_dict) if o.kind(module) == "module" else 0
-            for _, value in o.dict_items(md) if md else ():
-                if o.kind(value) == "type":
-                    names.add(o.type_info(value).qualname)
-        except NsdebugError:
-            continue
-    return sorted(names)
+    t = session.target
+    if t.has("heap"):
+        return sorted({x.qualname for x in t.heap.types})
+    return t.runtime.class_names()
 
 
 def prompt_text(session):
     t = session.thread
     label = f"tid {t.tid}"
     try:
-        from .commands.python_cmds import selected_frame
-        rt, f, idx = selected_frame(session)
+        _rt, f, idx = session.selected_frame()
         label += f" #{idx} {f.function}"
     except NsdebugError:
         pass
@@ -117,18 +105,18 @@ def rich_render(result, console):
     from rich.table import Table
 
     from . import render
-    from .commands.python_cmds import ListResult
-    from .formatters.tables import TABLES
+    from .formatters import TABLES, type_key
+    from .target.stacks import ListResult
     if isinstance(result, ListResult) and not result.error:
         code = "\n".join(result.lines)
         console.print(Syntax(code, "python", line_numbers=True, start_line=result.first,
                              highlight_lines={result.line}))
         return
-    spec = TABLES.get(type(result))
+    spec = TABLES.get(type_key(type(result)))
     if spec is not None:
-        headers, rows, *title = spec(result)
+        title, headers, rows = spec(result)
         if title:
-            console.print(title[0], markup=False, highlight=False)
+            console.print(title, markup=False, highlight=False)
         table = Table(*headers, show_edge=False, pad_edge=False)
         for row in rows:
             table.add_row(*[str(c) for c in row])
@@ -173,7 +161,7 @@ def _tab_binding():
 def run_shell(session):
     """The shell; returns an exit status."""
     if not sys.stdin.isatty():
-        from .cli import run_batch
+        from .batch import run_batch
         return run_batch(session, sys.stdin.read().splitlines(), False)
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
@@ -191,8 +179,8 @@ def run_shell(session):
     prompt = PromptSession(history=history, completer=completer.completer,
                            complete_while_typing=False, key_bindings=_tab_binding())
     width = shutil.get_terminal_size().columns
-    print(f"nsdebug: {session.process.path}, pid {session.process.pid}, "
-          f"{len(session.process.threads)} threads. Type 'help'.")
+    p = session.target.process
+    print(f"nsdebug: {p.path}, pid {p.pid}, {len(p.threads)} threads. Type 'help'.")
     while True:
         try:
             line = prompt.prompt(prompt_text(session)).strip()

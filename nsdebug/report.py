@@ -33,32 +33,39 @@ def _section(fn, errors, name):
         return None
 
 
-def gather(session, top=10, heap=True):
-    """The report as plain data (dict of records and lists)."""
-    from .commands import run
+def gather(target, top=10, heap=True, bounds=None):
+    """The report as plain data (a dict of library records and lists) and the secret
+    values it hides: every section from a library call on the Target."""
     from .cpython.environment import gc_state, loaded_modules, redacted_environment
-    p = session.process
+    from .cpython.objects import Preview
+    from .target import stacks
+    from .target.info import process_info
+    bounds = bounds or Preview(redact=True)
+    p = target.process
     errors = []
-    rep = {"info": run(session, "info")}
+    rep = {"info": process_info(target)}
     crashed = p.crashed_thread
+    sel = stacks.Selection(crashed.index if crashed is not None else 0)
     if crashed is not None:
-        session.thread_index = crashed.index
+        from .native.disasm import disassembly
         rep["crash"] = {"summary": rep["info"].crash,
-                        "instructions": _section(lambda: run(session, "disasm $pc 4"),
+                        "instructions": _section(lambda: disassembly(p, crashed.pc, 4),
                                                  errors, "disassembly"),
-                        "stack": _section(lambda: run(session, "bt --native"), errors,
-                                          "native stack")}
-    rep["threads"] = _section(lambda: run(session, "bt --all --locals"), errors, "threads")
+                        "stack": _section(lambda: stacks.backtrace(
+                            target, native="python", bounds=bounds, sel=sel),
+                            errors, "native stack")}
+    rep["threads"] = _section(lambda: stacks.backtrace(target, True, True, bounds=bounds,
+                                                       sel=sel), errors, "threads")
     hidden = _redact_locals(rep["threads"])
     if heap:
-        rep["heap"] = {sort: _section(lambda s=sort: run(session,
-                                                         f"objects --top {top} --sort {s}"),
+        from .heap import stats, suspects, tasks
+        rep["heap"] = {sort: _section(lambda s=sort: stats.by_type(target.heap, s, top),
                                       errors, "heap") for sort in ("count", "size", "retained")}
-        rep["suspects"] = _section(lambda: run(session, "suspects"), errors, "suspects")
-        rep["tasks"] = _section(lambda: run(session, "tasks"), errors, "tasks")
-    rep["gc"] = _section(lambda: gc_state(session.runtime), errors, "gc")
+        rep["suspects"] = _section(lambda: suspects.suspects(target), errors, "suspects")
+        rep["tasks"] = _section(lambda: tasks.tasks(target, bounds=bounds), errors, "tasks")
+    rep["gc"] = _section(lambda: gc_state(target.runtime), errors, "gc")
     rep["modules"] = _section(lambda: [{"name": n, "version": v, "file": f}
-                                       for n, v, f in loaded_modules(session.runtime)],
+                                       for n, v, f in loaded_modules(target.runtime)],
                               errors, "modules")
     rep["libraries"] = [{"path": m.path, "build_id": m.core_build_id or
                          (m.file.build_id if m.file else None),
@@ -147,15 +154,14 @@ def text_lines(rep):
 
 def main(argv):
     from . import render
-    from .cli import open_session
+    from .batch import error
+    from .target import open_target
     args = build_parser().parse_args(argv)
-    args.executable = args.executable
-    ns = argparse.Namespace(core=args.core, executable=args.executable, sysroot=args.sysroot,
-                            lib_path=args.lib_path, max_depth=2, max_items=10,
-                            max_string=80, runtime_method=None)
-    session = open_session(ns)
-    session.options.redact = True
-    rep, secrets = gather(session, args.top, not args.no_heap)
+    target = open_target(args.core, args.executable, sysroot=args.sysroot,
+                         lib_path=[d for d in args.lib_path.split(":") if d])
+    for w in target.process.warnings:
+        error(f"warning: {w}")
+    rep, secrets = gather(target, args.top, not args.no_heap)
     text = scrub(render.to_json(rep) if args.json else "\n".join(text_lines(rep)), secrets)
     if args.output is None:
         sys.stdout.write(text + "\n")

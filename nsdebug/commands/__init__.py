@@ -1,4 +1,6 @@
-"""Commands: one module per family; each returns plain data and never prints."""
+"""Commands: one module per family (process, python, heap), each a table entry per
+command that parses its arguments, calls the library (target/, heap/, cpython/) and
+returns the library's plain data; nothing here prints or reads the core itself."""
 
 from .registry import COMMANDS, Arg, Command, command, lookup, parse, run
 from .session import Options, Session
@@ -6,7 +8,7 @@ from .session import Options, Session
 
 def load_all():
     """Import every command module so the table is complete."""
-    from . import heap_cmds, process_cmds, python_cmds  # noqa: F401
+    from . import heap, process, python  # noqa: F401
 
 
 __all__ = ["COMMANDS", "Arg", "Command", "command", "lookup", "parse", "run", "Options",

@@ -115,6 +115,15 @@ class AddressSpace:
                              addr)
         return src.read(off, size)
 
+    def read_prefix(self, addr, size):
+        """(bytes, None) for `size` bytes at `addr`, or (the bytes before the first
+        missing one, why it is missing)."""
+        try:
+            return self.read(addr, size), None
+        except FaultError as e:
+            got = self.read(addr, e.address - addr) if e.address > addr else b""
+            return got, str(e)
+
     def available(self, addr, size):
         """True when `read(addr, size)` would succeed."""
         try:

@@ -26,6 +26,28 @@ CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, 
 
 
 @record
+class Mapping:
+    """One mapping of the process and where a reader gets its bytes."""
+    start: int
+    end: int
+    perms: str
+    size: int
+    file: str | None
+    offset: int | None
+    source: str      # "core", "file", "core+file", "core (partial)", "missing"
+
+
+@record
+class AddressInfo:
+    """What is at an address: its module and symbol, and the mapping that holds it."""
+    address: int
+    module: str | None          # the module's path
+    symbol: str | None
+    offset: int                 # from the symbol (or the module's start)
+    mapping: str | None         # "start-end perms [file]"
+
+
+@record
 class Thread(RegisterView):
     """A thread as the core recorded it."""
     index: int
@@ -413,13 +435,34 @@ class Process:
             return m, None, addr - m.start
         return m, hit[0], hit[1]
 
-    def describe_address(self, addr):
+    def mappings(self):
+        """[Mapping] of every segment, in address order."""
+        files = sorted(self.notes.files, key=lambda f: f.start)
+        rows = []
+        for seg in self.memory.segments:
+            fm = seg.file or next((f for f in files if f.start == seg.start), None)
+            size = seg.end - seg.start
+            if seg.filesz >= size:
+                source = "core"
+            elif seg.file_source is not None:
+                source = "core+file" if seg.filesz else "file"
+            elif seg.filesz:
+                source = "core (partial)"
+            else:
+                source = "missing"
+            rows.append(Mapping(seg.start, seg.end, seg.perms, size,
+                                fm.path if fm else None, fm.offset if fm else None, source))
+        return rows
+
+    def address_info(self, addr):
+        """AddressInfo of an address."""
         m, name, off = self.symbolize(addr)
-        if m is None:
-            return f"{addr:#x}"
-        if name is None:
-            return f"{addr:#x} in {m.name}"
-        return f"{name}+{off:#x} in {m.name}" if off else f"{name} in {m.name}"
+        seg = self.memory.find_segment(addr)
+        mapping = None
+        if seg is not None:
+            fm = seg.file
+            mapping = f"{seg.start:#x}-{seg.end:#x} {seg.perms}" + (f" {fm.path}" if fm else "")
+        return AddressInfo(addr, m.path if m else None, name, off, mapping)
 
     def close(self):
         self.source.close()

@@ -265,6 +265,31 @@ class FrameWalker:
                                  else self._locals_38(frame))
         return frame.locals_
 
+    def globals_of(self, frame):
+        """The address of the frame's globals dict (0 when it has none)."""
+        o, L = self.obj, self.L
+        if L.frameobject.f_globals is not None and self.version < (3, 11):
+            return o.ptr(frame.address + L.frameobject.f_globals)
+        return o.ptr(frame.address + L.iframe.globals)
+
+    def lookup_name(self, frame, name, builtins):
+        """(address, where) of a name as the frame's code would find it: a local, else a
+        global of its module, else a builtin (`builtins`: the interpreter's dict); None
+        when it is none of them."""
+        for loc in self.locals_of(frame):
+            if loc.name == name:
+                return loc.address, "local"
+        o = self.obj
+        g = self.globals_of(frame)
+        if g:
+            v = o.dict_get_str(g, name)
+            if v:
+                return v, "global"
+        v = o.dict_get_str(builtins, name)
+        if v:
+            return v, "builtin"
+        return None
+
     def _tuple_strs(self, addr):
         o = self.obj
         return [o.read_str(a) for a in o.tuple_items(addr)] if addr else []

@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 from ..errors import NsdebugError
+from ..record import record
 from .sizes import SizeOf
 
 
+@record
+class InspectResult:
+    address: int
+    type: str
+    type_address: int
+    refcount: int
+    size: int | None
+    preview: str
+    fields: list               # [(name, preview)] attributes, items or struct fields
+    error: str | None = None
+
+
 def inspect_object(rt, addr, bounds, limit):
+    """InspectResult of the object at `addr`: type, refcount, size, a preview and its
+    attributes, items or struct fields (at most `limit`), each previewed within
+    `bounds`; what cannot be read is said in `error`, never raised."""
     o = rt.objects
-    out = {"address": addr, "type": "?", "type_address": 0, "refcount": 0, "size": None,
-           "preview": o.preview(addr, bounds), "fields": [], "error": None}
+    out = InspectResult(addr, "?", 0, 0, None, o.preview(addr, bounds), [], None)
     try:
         info = o.info(addr)
-        out["type"], out["type_address"] = info.qualname, info.address
-        out["refcount"] = o.refcount(addr)
+        out.type, out.type_address = info.qualname, info.address
+        out.refcount = o.refcount(addr)
     except NsdebugError as e:
-        out["error"] = str(e)
+        out.error = str(e)
         return out
     try:
-        out["size"] = SizeOf(o).getsizeof(addr, info)
+        out.size = SizeOf(o).getsizeof(addr, info)
     except NsdebugError:
         pass
     try:
-        out["fields"] = _fields(rt, addr, info, bounds, limit)
+        out.fields = _fields(rt, addr, info, bounds, limit)
     except NsdebugError as e:
-        out["error"] = str(e)
+        out.error = str(e)
     return out
 
 

@@ -230,6 +230,10 @@ class ObjectReader:
             return f"{module}.{qual}"
         return qual
 
+    def types_read(self):
+        """The TypeInfo of every type read so far."""
+        return list(self._types.values())
+
     def kind(self, addr):
         return self.info(addr).kind
 

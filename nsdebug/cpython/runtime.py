@@ -380,6 +380,22 @@ class Runtime:
         o = self.objects
         return o.dict_get_str(self.main_interpreter.modules, name)
 
+    def class_names(self):
+        """Qualified names of the types found in every module's namespace and of those
+        read so far: the types a user may name, known without a heap walk."""
+        o = self.objects
+        names = {t.qualname for t in o.types_read()}
+        for _, module in o.dict_items(self.main_interpreter.modules):
+            try:
+                md = o.ptr(module + self.layout.module.md_dict) \
+                    if o.kind(module) == "module" else 0
+                for _, value in o.dict_items(md) if md else ():
+                    if o.kind(value) == "type":
+                        names.add(o.type_info(value).qualname)
+            except NsdebugError:
+                continue
+        return sorted(names)
+
     def frames(self, thread):
         """The thread's Python frames, innermost first (cached)."""
         if thread.frames_ is None:

@@ -1,16 +1,23 @@
 """Text for the heap commands."""
 
-from ..commands import heap_cmds as hc
-from ..render import formatter, human_size, table
+from ..units import human_size
+from .base import formatter, table, tabular
 
 
-@formatter(hc.ObjectsResult)
+@tabular("nsdebug.heap.stats.ObjectsResult")
+def objects_table(r):
+    return (f"{r.total_objects:,} objects, {human_size(r.total_size)}; "
+            f"{r.unreachable_objects:,} unreachable (held only by C code, or garbage)",
+            ["count", "size", "retained", "unreach.", "type"],
+            [[t.count, human_size(t.size), human_size(t.retained), t.unreachable or "",
+              t.type] for t in r.rows])
+
+
+@formatter("nsdebug.heap.stats.ObjectsResult")
 def format_objects(r):
-    yield (f"{r.total_objects:,} objects, {human_size(r.total_size)}; "
-           f"{r.unreachable_objects:,} unreachable (held only by C code, or garbage)")
-    rows = [[t.count, human_size(t.size), human_size(t.retained), t.unreachable or "", t.type]
-            for t in r.rows]
-    yield from table(["count", "size", "retained", "unreach.", "type"], rows, "rrrrl")
+    title, headers, rows = objects_table(r)
+    yield title
+    yield from table(headers, rows, "rrrrl")
     if r.invalid or r.damaged:
         yield f"{r.invalid} invalid objects; damaged objects (first {len(r.damaged)}):"
         for addr, typ, why in r.damaged:
@@ -19,20 +26,33 @@ def format_objects(r):
         yield f"warning: {w}"
 
 
+INSTANCE_HEADERS = ["address", "size", "retained", "", "preview"]
+
+
+def _instance_cells(rows):
+    return [[f"{x.address:#x}", x.size, x.retained, "" if x.reachable else "unreachable",
+             x.preview] for x in rows]
+
+
 def _instance_rows(rows):
-    return table(["address", "size", "retained", "", "preview"],
-                 [[f"{x.address:#x}", x.size, x.retained,
-                   "" if x.reachable else "unreachable", x.preview] for x in rows], "lrrll")
+    return table(INSTANCE_HEADERS, _instance_cells(rows), "lrrll")
 
 
-@formatter(hc.InstancesResult)
+@tabular("nsdebug.commands.heap.InstancesResult")
+def instances_table(r):
+    return (f"{r.count:,} objects of type {r.type}" +
+            (f" (first {len(r.rows)})" if len(r.rows) < r.count else ""),
+            INSTANCE_HEADERS, _instance_cells(r.rows))
+
+
+@formatter("nsdebug.commands.heap.InstancesResult")
 def format_instances(r):
-    yield f"{r.count:,} objects of type {r.type}" + \
-        (f" (first {len(r.rows)})" if len(r.rows) < r.count else "")
-    yield from _instance_rows(r.rows)
+    title, headers, rows = instances_table(r)
+    yield title
+    yield from table(headers, rows, "lrrll")
 
 
-@formatter(hc.RefsResult)
+@formatter("nsdebug.commands.heap.RefsResult")
 def format_refs(r):
     yield f"{len(r.referrers)} references to {r.type} at {r.address:#x}:"
     for x in r.referrers:
@@ -44,7 +64,7 @@ def format_refs(r):
             yield f"  {x.type} at {x.address:#x} {x.how}"
 
 
-@formatter(hc.PathResult)
+@formatter("nsdebug.commands.heap.PathResult")
 def format_path(r):
     if r.path is None:
         yield f"{r.type} at {r.address:#x} is not connected to any root"
@@ -53,7 +73,7 @@ def format_path(r):
     yield prefix + r.path
 
 
-@formatter(hc.RetainedResult)
+@formatter("nsdebug.commands.heap.RetainedResult")
 def format_retained(r):
     yield (f"{r.type} at {r.address:#x}: own {human_size(r.size)}, "
            f"retained {human_size(r.retained)} ({r.retained:,} bytes)")
@@ -62,14 +82,14 @@ def format_retained(r):
         yield from _instance_rows(r.dominated)
 
 
-@formatter(hc.StringsResult)
+@formatter("nsdebug.commands.heap.StringsResult")
 def format_strings(r):
     yield f"{len(r.matches)} strings containing {r.pattern!r}" + \
         (" (more not shown)" if r.truncated else "")
     yield from _instance_rows(r.matches)
 
 
-@formatter(hc.LargestResult)
+@formatter("nsdebug.commands.heap.LargestResult")
 def format_largest(r):
     yield "by own size:"
     yield from _instance_rows(r.by_size)
@@ -78,13 +98,13 @@ def format_largest(r):
     yield from _instance_rows(r.by_retained)
 
 
-@formatter(hc.SnapshotResult)
+@formatter("nsdebug.commands.heap.SnapshotResult")
 def format_snapshot(r):
     yield (f"wrote {r.path}: {r.nodes:,} nodes, {r.edges:,} edges, {human_size(r.bytes)} "
            f"in {r.seconds:.1f} s; open it in Chrome DevTools > Memory > Load")
 
 
-@formatter(hc.TasksResult)
+@formatter("nsdebug.heap.tasks.TasksResult")
 def format_tasks(r):
     from ..heap.tasks import short_file
     loops = f" in {len(r.loops)} event loop{'s' if len(r.loops) != 1 else ''}" if r.loops \
@@ -109,7 +129,7 @@ def _signed(n, size=False):
     return f"{n:+,}"
 
 
-@formatter(hc.DiffResult)
+@formatter("nsdebug.heap.diff.DiffResult")
 def format_diff(r):
     d = r.diff
     yield f"{r.old} -> {r.new}"
@@ -140,7 +160,7 @@ def format_diff(r):
             yield "      " + ", ".join(parts) + (f", {more} more types" if more > 0 else "")
 
 
-@formatter(hc.SuspectsResult)
+@formatter("nsdebug.heap.suspects.SuspectsResult")
 def format_suspects(r):
     if not r.suspects:
         yield f"no object keeps 5% or more of the heap ({human_size(r.total_size)}) alone"
@@ -156,7 +176,7 @@ def format_suspects(r):
         yield from format_waste(r)
 
 
-@formatter(hc.WasteResult)
+@formatter("nsdebug.heap.waste.WasteResult")
 def format_waste(r):
     yield f"duplicate str and bytes values: {human_size(r.duplicate_bytes)} in extra copies"
     rows = [[d.count, human_size(d.size), human_size(d.wasted), d.type, d.preview]

@@ -1,7 +1,6 @@
 """Text for the Python commands: tracebacks, frames, values, objects."""
 
-from ..commands import python_cmds as pc
-from ..render import formatter, table
+from .base import formatter, table, tabular
 
 
 def thread_heading(t):
@@ -58,7 +57,7 @@ def frame_lines(f, indent="  "):
             yield f"{indent}        {loc.name} = {loc.value}"
 
 
-@formatter(pc.BacktraceResult)
+@formatter("nsdebug.target.stacks.BacktraceResult")
 def format_bt(r):
     for n, t in enumerate(r.threads):
         if n:
@@ -96,12 +95,12 @@ def native_listing(t):
             yield from frame_lines(f)
 
 
-@formatter(pc.NativeSelectResult)
+@formatter("nsdebug.commands.python.NativeSelectResult")
 def format_native_select(r):
     yield native_line(r.frame, "")
 
 
-@formatter(pc.RegistersResult)
+@formatter("nsdebug.commands.python.RegistersResult")
 def format_registers(r):
     where = f"native frame c{r.frame}" if r.frame else "the thread (as the core has them)"
     yield f"registers of {where}:"
@@ -110,7 +109,7 @@ def format_registers(r):
         yield f"  {name:<9} {shown}"
 
 
-@formatter(pc.SelectResult)
+@formatter("nsdebug.commands.python.SelectResult")
 def format_select(r):
     if r.frame is None:
         yield r.message
@@ -118,18 +117,25 @@ def format_select(r):
     yield from frame_lines(r.frame, "")
 
 
-@formatter(pc.LocalsResult)
-def format_locals(r):
+@tabular("nsdebug.commands.python.LocalsResult")
+def locals_table(r):
     f = r.frame
-    yield f"frame #{f.index}: {f.function} ({f.file}:{f.line})"
+    return (f"frame #{f.index}: {f.function} ({f.file}:{f.line})",
+            ["name", "kind", "type", "value"],
+            [[loc.name, loc.kind, loc.type, loc.value] for loc in r.locals])
+
+
+@formatter("nsdebug.commands.python.LocalsResult")
+def format_locals(r):
+    title, headers, rows = locals_table(r)
+    yield title
     if not r.locals:
         yield "  (no locals)"
-    rows = [[loc.name, loc.kind, loc.type, loc.value] for loc in r.locals]
-    for line in table(["name", "kind", "type", "value"], rows):
+    for line in table(headers, rows):
         yield "  " + line
 
 
-@formatter(pc.ListResult)
+@formatter("nsdebug.target.stacks.ListResult")
 def format_list(r):
     if r.error:
         yield r.error
@@ -140,13 +146,13 @@ def format_list(r):
         yield f"{n:>5} {mark} {text}"
 
 
-@formatter(pc.ValueResult)
+@formatter("nsdebug.commands.python.ValueResult")
 def format_value(r):
     yield f"{r.value}"
     yield f"  ({r.type} at {r.address:#x}, {r.where})"
 
 
-@formatter(pc.InspectResult)
+@formatter("nsdebug.cpython.inspect.InspectResult")
 def format_inspect(r):
     yield f"{r.address:#x}: {r.preview}"
     yield f"  type:     {r.type} (at {r.type_address:#x})"

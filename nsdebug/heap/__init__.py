@@ -1,6 +1,10 @@
-"""The heap: every object, the graph of references, and what is computed on it."""
+"""The heap: every object, the graph of references, and what is computed on it.
 
-from .graph import HeapGraph
+walk.py walks a runtime's heap into a HeapGraph (graph.py); index.py keeps it on disk
+per core. On the graph: stats.py (by type, largest, instances), paths.py (paths from a
+root, referrers), suspects.py, waste.py, diff.py, tasks.py, snapshot.py (DevTools).
+Importing the package costs nothing: its modules, which need numpy, load on use.
+"""
 
 
 def build_heap(rt, progress=None):
@@ -9,4 +13,4 @@ def build_heap(rt, progress=None):
     return HeapWalker(rt, progress).run()
 
 
-__all__ = ["HeapGraph", "build_heap"]
+__all__ = ["build_heap"]

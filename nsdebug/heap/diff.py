@@ -15,10 +15,12 @@ there, so a bounded cache that replaces its entries is not growing.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 import numpy as np
 
+from ..errors import NsdebugError
 from ..record import Factory, record
 from .paths import hop
 
@@ -79,6 +81,40 @@ def compare(old, new, top=25, sort="size"):
     locations = _locations(a, fresh_a, b, fresh_b, names)
     return HeapDiff(a.count, b.count, a.total, b.total, int(fresh_b.sum()), int(fresh_a.sum()),
                     types[:top], locations[:top], sort)
+
+
+@record
+class DiffResult:
+    old: str                    # the cores' paths
+    new: str
+    diff: object                # HeapDiff
+    warnings: list = Factory(list)
+
+
+def diff_cores(target, other_path, top=25, sort="size", newer=False):
+    """DiffResult of the target's heap and that of another core of the same process
+    (`other_path`, opened like the target): the other is the earlier one unless
+    `newer`."""
+    other = target.open_like(other_path)
+    old, new = (target, other) if newer else (other, target)
+    result, warnings = diff_targets(old, new, top, sort)
+    return DiffResult(old.process.path, new.process.path, result, warnings)
+
+
+def diff_targets(old, new, top=25, sort="size"):
+    """(HeapDiff, warnings) of two Targets, old then new: their heaps compared, once it
+    is known that they are cores of one program (NsdebugError otherwise); a warning when
+    they are of different processes (objects at one address are then not the same)."""
+    ea, eb = old.process.executable_path, new.process.executable_path
+    if ea and eb and os.path.basename(ea) != os.path.basename(eb):
+        raise NsdebugError(f"the cores are of different programs ({ea} and {eb})")
+    warnings = []
+    pa, pb = old.process.pid, new.process.pid
+    if pa and pb and pa != pb:
+        warnings.append(f"the cores are of different processes (pid {pa} and {pb}): objects "
+                        f"at one address are not the same object, so new and gone are by "
+                        f"chance")
+    return compare(old.heap, new.heap, top, sort), warnings
 
 
 class _NameTable:

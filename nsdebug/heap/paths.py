@@ -1,7 +1,11 @@
-"""A chain of edges from the root, spelled as Python: sys.modules['app'].cache['k'][3]."""
+"""Edges spelled as Python: a chain from the root (sys.modules['app'].cache['k'][3]), and
+who refers to an object and how (`.cache`, `['k']`, `[3]`). One spelling serves both:
+a dict entry is `[key]` with the key as Python writes it (['k'], [1]), an attribute
+`.name`, an item `[i]`."""
 
 from __future__ import annotations
 
+from ..record import record
 from .referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY, WEAK
 
 GROUP_WORDS = {"(Modules)": "sys.modules", "(Builtins)": "builtins",
@@ -9,6 +13,8 @@ GROUP_WORDS = {"(Modules)": "sys.modules", "(Builtins)": "builtins",
 
 
 def _key(name):
+    """A dict key's text as Python writes it in a subscript: a str quoted, an int, a
+    tuple or another repr as it is."""
     return repr(name) if not name.startswith("<") and not _looks_like_repr(name) else name
 
 
@@ -51,10 +57,20 @@ def hop(g, e, attr_mode=False):
             return text, None, False
     if kind == INTERNAL and name == "__dict__":
         return None, None, True
+    return object_edge_text(g, src, kind, name, attr_mode)
+
+
+def _is_dict(g, i):
+    t = int(g.type_ix[i])
+    return t >= 0 and g.types[t].kind == "dict"
+
+
+def object_edge_text(g, src, kind, name, attr_mode=False):
+    """(text, folded, attr_mode after) of an edge out of object `src` (see hop)."""
     if kind == ELEMENT:
         return f"[{name}]", "[*]", False
     if kind == PROPERTY:
-        if attr_mode or g.types[int(g.type_ix[src])].kind != "dict":
+        if attr_mode or not _is_dict(g, src):
             return f".{name}", None, False
         return f"[{_key(name)}]", "[*]", False
     if kind == HIDDEN:
@@ -62,6 +78,63 @@ def hop(g, e, attr_mode=False):
     if kind == WEAK:
         return f".<weak {name}>", None, False
     return f".{name}", None, False
+
+
+@record
+class RefRow:
+    address: int | None               # the referrer (None: a root, named by `type`)
+    type: str
+    how: str                          # the edge as Python spells it: .x, ['k'], [3]
+    owner: str | None                 # for a __dict__: a preview of the object owning it
+    owner_address: int | None = None
+
+
+def referrers(g, i, preview):
+    """[RefRow] of every edge pointing at node i. A referrer that is an object's
+    __dict__ is shown as that object (`preview(address)` describes it), the edge as its
+    attribute."""
+    rows = []
+    for src, kind, name in g.referrers(i):
+        if src < g.n_synth:
+            how = (f"local {name!r}" if g.synth_kinds[src] == "frame" else
+                   f"[{_key(name)}]" if kind == PROPERTY else str(name))
+            rows.append(RefRow(None, g.synth_names[src], how, None))
+            continue
+        how = object_edge_text(g, src, kind, name)[0] if kind != HIDDEN else "<key>"
+        owner_addr = owner = None
+        if _is_dict(g, src):
+            owner_addr = dict_owner(g, src)
+            if owner_addr is not None:
+                owner = preview(owner_addr)
+                how = "." + name
+        rows.append(RefRow(int(g.addr[src]), g.type_name(src), how, owner, owner_addr))
+    return rows
+
+
+def dict_owner(g, d):
+    """The address of the object whose __dict__ node `d` is, or None."""
+    for s2, _kind, name in g.referrers(d):
+        if name == "__dict__" and s2 >= g.n_synth:
+            return int(g.addr[s2])
+    return None
+
+
+@record
+class PathHop:
+    type: str
+    address: int | None
+    edge: str
+
+
+def path_hops(g, edges):
+    """[PathHop] of a root-to-object path given as edge ids: each node it passes and
+    the edge that leads there."""
+    out = []
+    for e in edges:
+        t = int(g.e_to[e])
+        out.append(PathHop(g.type_name(t), int(g.addr[t]) if t >= g.n_synth else None,
+                           str(g.edge_label(int(g.e_kind[e]), int(g.e_name[e])))))
+    return out
 
 
 def _group_hop(g, e, group, name):

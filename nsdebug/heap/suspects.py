@@ -58,6 +58,28 @@ class DominatorTree:
         return self.kids[self.start[v]:self.start[v + 1]]
 
 
+@record
+class SuspectsResult:
+    total_size: int
+    suspects: list              # [Suspect], biggest first
+    duplicates: list | None = None    # [waste.Duplicate] with waste
+    duplicate_bytes: int = 0
+    sparse: list | None = None        # [waste.Sparse] with waste
+
+
+def suspects(target, top=5, min_share=MIN_SHARE, waste=False):
+    """SuspectsResult of a Target's heap: the leak suspects, and with `waste` the
+    duplicate values and empty containers (waste.find_waste, the top 10)."""
+    found, total = find_suspects(target.heap, max(top, 0), min_share)
+    res = SuspectsResult(total, found)
+    if waste:
+        from .waste import find_waste
+        w = find_waste(target.heap, target.vector_memory, target.runtime.objects, 10)
+        res.duplicates, res.duplicate_bytes, res.sparse = w.duplicates, w.duplicate_bytes, \
+            w.sparse
+    return res
+
+
 def find_suspects(g, top=5, min_share=MIN_SHARE):
     """The heap's leak suspects, biggest first."""
     from .paths import path_text

@@ -250,6 +250,20 @@ def _is_future_await(frame):
         (frame.filename or "").endswith(os.path.join("asyncio", "futures.py"))
 
 
+@record
+class TasksResult:
+    tasks: list                 # [TaskInfo]
+    loops: list                 # addresses of the event loops the tasks belong to
+
+
+def tasks(target, with_locals=False, every=False, bounds=None):
+    """TasksResult: the pending asyncio tasks of a Target's heap (`every`: finished and
+    cancelled ones too), with their coroutines' locals previewed within `bounds`."""
+    found = find_tasks(target.heap, target.runtime, with_locals, bounds)
+    shown = [t for t in found if every or t.state == "pending"]
+    return TasksResult(shown, sorted({t.loop for t in found if t.loop}))
+
+
 def find_tasks(g, rt, with_locals=False, bounds=None):
     """Every task in the heap graph g, in address order."""
     reader = TaskReader(rt, bounds)

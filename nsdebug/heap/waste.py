@@ -40,6 +40,20 @@ class Sparse:
     unused_bytes: int        # the room they keep and do not use
 
 
+@record
+class WasteResult:
+    duplicates: list            # [Duplicate], most bytes wasted first
+    duplicate_bytes: int        # all the copies beyond the first, together
+    sparse: list                # [Sparse] per container type
+
+
+def find_waste(g, vm, objects, top=20):
+    """WasteResult: the `top` most wasteful duplicated values, and the empty or mostly
+    empty containers per type."""
+    dups, wasted = duplicates(g, vm, objects, top)
+    return WasteResult(dups, wasted, sparse_containers(g, vm, objects))
+
+
 def duplicates(g, vm, objects, top=20):
     """([Duplicate] by bytes wasted, total wasted): equal str and bytes values."""
     groups = defaultdict(list)

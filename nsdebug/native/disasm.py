@@ -19,6 +19,21 @@ class Instruction:
     target_symbol: str | None = None
 
 
+@record
+class DisasmResult:
+    address: int
+    instructions: list          # [Instruction]
+    error: str | None = None    # why it stopped short, when memory was unreadable
+
+
+def disassembly(process, addr, count):
+    """DisasmResult of `count` instructions from `addr`: the unreadable says so."""
+    try:
+        return DisasmResult(addr, disassemble(process, addr, count))
+    except FaultError as e:
+        return DisasmResult(addr, [], str(e))
+
+
 def _capstone():
     import capstone
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

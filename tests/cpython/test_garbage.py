@@ -25,7 +25,7 @@ def test_loops_bad_code_and_absurd_strings(cores, build, nsdebug, tmp_path):
     w5 = rt.frames(by_name["worker-5"])
     # main: a str local claims 2**50 characters.
     main = rt.frames(by_name["MainThread"])
-    text = next(loc for loc in rt.walker.locals_of(main[0]) if loc.name == "ascii_text")
+    text = next(loc for loc in rt.frame_walker.locals_of(main[0]) if loc.name == "ascii_text")
     patches = {
         w3[2].address + back_off: struct.pack("<Q", w3[0].address),
         w5[1].address + code_off: struct.pack("<Q", 0x10),

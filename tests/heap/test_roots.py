@@ -4,14 +4,13 @@ so "unreachable" means a leak or garbage, not "held by C"."""
 
 import numpy as np
 
-from nsdebug.commands import Session, load_all
+from nsdebug.target import open_target
 from nsdebug.corefile import open_core
 from nsdebug.heap.graph import REACHABLE
 
 
 def graph(core):
-    load_all()
-    return Session(open_core(core), use_index=False).heap
+    return open_target(core, use_index=False).heap
 
 
 def test_no_leak_means_almost_nothing_unreachable(cores, build):

@@ -7,8 +7,7 @@ import collections
 import pytest
 import targets
 
-from nsdebug.commands import Session, load_all
-from nsdebug.corefile import open_core
+from nsdebug.target import open_target
 from nsdebug.cpython.sizes import SizeOf
 from nsdebug.heap.referents import Referents
 
@@ -34,8 +33,7 @@ def sampled(g, per_type=PER_TYPE):
 
 
 def check(core):
-    load_all()
-    s = Session(open_core(core))
+    s = open_target(core)
     g = s.heap
     rt = s.runtime
     refs, sizes = Referents(rt.objects), SizeOf(rt.objects)

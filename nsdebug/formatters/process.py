@@ -1,15 +1,15 @@
-"""Text for info, threads, maps, x, sym and disasm."""
+"""Text for info, threads, maps, x, sym, disasm and help."""
 
-from ..commands import process_cmds as pc
-from ..render import formatter, hexaddr, human_size, table
+from ..units import human_size
+from .base import formatter, hexaddr, table, tabular
 
 
-@formatter(pc.HelpResult)
+@formatter("nsdebug.commands.process.HelpResult")
 def _help(r):
     yield from r.help
 
 
-@formatter(pc.InfoResult)
+@formatter("nsdebug.target.info.InfoResult")
 def format_info(r):
     yield f"core:        {r.core} ({human_size(r.core_size)}, made by {r.made_by})"
     yield f"pid:         {r.pid}" + (f"  ppid: {r.ppid}" if r.ppid is not None else "") + \
@@ -40,8 +40,8 @@ def format_info(r):
         yield f"warning:     {w}"
 
 
-@formatter(pc.ThreadsResult)
-def format_threads(r):
+@tabular("nsdebug.target.stacks.ThreadsResult")
+def threads_table(r):
     rows = []
     for t in r.threads:
         where = t.symbol or "??"
@@ -49,18 +49,27 @@ def format_threads(r):
             where += f" in {t.module}"
         rows.append(["*" if t.selected else " ", t.index, t.tid, hexaddr(t.pc), where,
                      hexaddr(t.sp), t.signal or "", t.state or ""])
-    yield from table(["", "#", "tid", "pc", "function", "sp", "signal", "state"], rows,
-                     "lrrlllll")
+    return None, ["", "#", "tid", "pc", "function", "sp", "signal", "state"], rows
 
 
-@formatter(pc.MapsResult)
-def format_maps(r):
+@formatter("nsdebug.target.stacks.ThreadsResult")
+def format_threads(r):
+    yield from table(*threads_table(r)[1:], "lrrlllll")
+
+
+@tabular("nsdebug.commands.process.MapsResult")
+def maps_table(r):
     rows = [[f"{m.start:#x}-{m.end:#x}", m.perms, human_size(m.size), m.source,
              (f"{m.file} @{m.offset:#x}" if m.file else "")] for m in r.maps]
-    yield from table(["range", "perm", "size", "bytes from", "file"], rows, "llrll")
+    return None, ["range", "perm", "size", "bytes from", "file"], rows
 
 
-@formatter(pc.HexdumpResult)
+@formatter("nsdebug.commands.process.MapsResult")
+def format_maps(r):
+    yield from table(*maps_table(r)[1:], "llrll")
+
+
+@formatter("nsdebug.commands.process.HexdumpResult")
 def format_hexdump(r):
     data = bytes.fromhex(r.data)
     for off in range(0, len(data), 16):
@@ -72,7 +81,7 @@ def format_hexdump(r):
         yield f"({r.error})"
 
 
-@formatter(pc.SymbolResult)
+@formatter("nsdebug.corefile.process.AddressInfo")
 def format_sym(r):
     if r.symbol:
         where = r.symbol + (f"+{r.offset:#x}" if r.offset else "")
@@ -87,7 +96,7 @@ def format_sym(r):
         yield f"  mapping {r.mapping}"
 
 
-@formatter(pc.DisasmResult)
+@formatter("nsdebug.native.disasm.DisasmResult")
 def format_disasm(r):
     for i in r.instructions:
         mark = "=>" if i.address == r.address else "  "
