@@ -33,7 +33,7 @@ class Core:
 
     def __init__(self, path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=(),
                  use_index=True):
-        from .target import Target, open_target
+        from .model import Target, open_target
         if isinstance(path, Target):
             self.target = path
         else:
@@ -70,9 +70,9 @@ class Core:
         return str(self.target.runtime.version)
 
     def info(self):
-        """target.info.InfoResult: process, signal, how the core was made, the Python
+        """model.info.InfoResult: process, signal, how the core was made, the Python
         version and the crash summary."""
-        from .target.info import process_info
+        from .model.info import process_info
         return process_info(self.target)
 
     @property
@@ -80,7 +80,7 @@ class Core:
         """The one-line crash summary ("SIGSEGV at 0x8 in memset (libc.so.6) in thread
         12; Python: parse (app.py:41)"), or None for a core of a process that did not
         crash."""
-        from .target.info import crash_summary
+        from .model.info import crash_summary
         return crash_summary(self.target)
 
     @cached_property
@@ -96,19 +96,19 @@ class Core:
 
     def stacks(self, native=None, locals=False, max_depth=2, max_items=10,  # noqa: A002
                max_string=80):
-        """target.stacks.BacktraceResult of every thread, as `bt --all` shows it:
+        """model.stacks.BacktraceResult of every thread, as `bt --all` shows it:
         `native` None (Python frames), "python" (C frames merged in, the interpreter's
         plumbing hidden) or "all"; `locals` with each frame's locals, previewed within
         the bounds."""
         from .cpython.objects import Preview
-        from .target.stacks import backtrace
+        from .model.stacks import backtrace
         return backtrace(self.target, True, locals, native,
                          Preview(max_depth, max_items, max_string))
 
     def thread_rows(self):
-        """target.stacks.ThreadsResult: every core thread's tid, pc and symbol, sp,
+        """model.stacks.ThreadsResult: every core thread's tid, pc and symbol, sp,
         signal and what it was doing (`threads`)."""
-        from .target.stacks import thread_rows
+        from .model.stacks import thread_rows
         return thread_rows(self.target)
 
     def object(self, address):
@@ -158,9 +158,9 @@ class Thread:
         return [Frame(self._core, f) for f in reversed(rt.frames(self._t))]
 
     def stack(self, native="python"):
-        """target.stacks.ThreadStack: the thread's frames with its C frames merged in
+        """model.stacks.ThreadStack: the thread's frames with its C frames merged in
         (`native` as in Core.stacks), and `state`, what it was doing."""
-        from .target.stacks import thread_stack
+        from .model.stacks import thread_stack
         return thread_stack(self._core.target, self._t, native=native)
 
 

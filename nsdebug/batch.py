@@ -21,7 +21,7 @@ def open_session(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs
     """A Session on a core opened by target.open_target (same options), its process's
     warnings printed once."""
     from .commands import Options, Session, load_all
-    from .target import open_target
+    from .model import open_target
     load_all()
     options = options or Options()
     for name in ("max_depth", "max_items", "max_string"):

@@ -166,7 +166,7 @@ def _bundle(argv):
     from arthur.safefile import OutputError, PrivateOutput
 
     from .bundle import bundle
-    from .target import open_target
+    from .model import open_target
     from .units import human_size
     lib_path = [d for d in args.lib_path.split(":") if d]
     process = open_target(args.core, sysroot=args.sysroot, lib_path=lib_path).process

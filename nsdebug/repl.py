@@ -106,7 +106,7 @@ def rich_render(result, console):
 
     from . import render
     from .formatters import TABLES, type_key
-    from .target.stacks import ListResult
+    from .model.stacks import ListResult
     if isinstance(result, ListResult) and not result.error:
         code = "\n".join(result.lines)
         console.print(Syntax(code, "python", line_numbers=True, start_line=result.first,

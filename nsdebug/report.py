@@ -38,8 +38,8 @@ def gather(target, top=10, heap=True, bounds=None):
     values it hides: every section from a library call on the Target."""
     from .cpython.environment import gc_state, loaded_modules, redacted_environment
     from .cpython.objects import Preview
-    from .target import stacks
-    from .target.info import process_info
+    from .model import stacks
+    from .model.info import process_info
     bounds = bounds or Preview(redact=True)
     p = target.process
     errors = []
@@ -155,7 +155,7 @@ def text_lines(rep):
 def main(argv):
     from . import render
     from .batch import error
-    from .target import open_target
+    from .model import open_target
     args = build_parser().parse_args(argv)
     target = open_target(args.core, args.executable, sysroot=args.sysroot,
                          lib_path=[d for d in args.lib_path.split(":") if d])

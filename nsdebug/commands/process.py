@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..errors import CommandError
 from ..record import record
-from ..target import info as target_info
-from ..target import stacks
+from ..model import info as target_info
+from ..model import stacks
 from .registry import Arg, command, help_lines
 
 

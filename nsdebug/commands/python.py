@@ -1,13 +1,13 @@
 """Commands over the Python runtime: bt, thread, frame, up, down, locals, list, print,
-inspect, registers. The stacks and values come from target/stacks.py and cpython/;
+inspect, registers. The stacks and values come from model/stacks.py and cpython/;
 what is here is the selection and the arguments."""
 
 from __future__ import annotations
 
 from ..errors import CommandError, NsdebugError
 from ..record import record
-from ..target import stacks
-from ..target.stacks import FrameRow, ListResult, NativeRow  # noqa: F401 - results shown
+from ..model import stacks
+from ..model.stacks import FrameRow, ListResult, NativeRow  # noqa: F401 - results shown
 from .registry import Arg, command
 
 

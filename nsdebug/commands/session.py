@@ -8,7 +8,7 @@ import re
 from ..cpython.objects import Preview
 from ..errors import CommandError, NsdebugError
 from ..record import Factory, record
-from ..target.stacks import Selection
+from ..model.stacks import Selection
 
 
 @record
@@ -75,7 +75,7 @@ class Session:
 
     def selected_frame(self):
         """(runtime, the selected Python frame, its index)."""
-        from ..target.stacks import python_thread
+        from ..model.stacks import python_thread
         rt = self.target.runtime
         frames = rt.frames(python_thread(self.target, self.thread_index))
         if not frames:

@@ -9,7 +9,7 @@ def _help(r):
     yield from r.help
 
 
-@formatter("nsdebug.target.info.InfoResult")
+@formatter("nsdebug.model.info.InfoResult")
 def format_info(r):
     yield f"core:        {r.core} ({human_size(r.core_size)}, made by {r.made_by})"
     yield f"pid:         {r.pid}" + (f"  ppid: {r.ppid}" if r.ppid is not None else "") + \
@@ -40,7 +40,7 @@ def format_info(r):
         yield f"warning:     {w}"
 
 
-@tabular("nsdebug.target.stacks.ThreadsResult")
+@tabular("nsdebug.model.stacks.ThreadsResult")
 def threads_table(r):
     rows = []
     for t in r.threads:
@@ -52,7 +52,7 @@ def threads_table(r):
     return None, ["", "#", "tid", "pc", "function", "sp", "signal", "state"], rows
 
 
-@formatter("nsdebug.target.stacks.ThreadsResult")
+@formatter("nsdebug.model.stacks.ThreadsResult")
 def format_threads(r):
     yield from table(*threads_table(r)[1:], "lrrlllll")
 

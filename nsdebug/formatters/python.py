@@ -57,7 +57,7 @@ def frame_lines(f, indent="  "):
             yield f"{indent}        {loc.name} = {loc.value}"
 
 
-@formatter("nsdebug.target.stacks.BacktraceResult")
+@formatter("nsdebug.model.stacks.BacktraceResult")
 def format_bt(r):
     for n, t in enumerate(r.threads):
         if n:
@@ -135,7 +135,7 @@ def format_locals(r):
         yield "  " + line
 
 
-@formatter("nsdebug.target.stacks.ListResult")
+@formatter("nsdebug.model.stacks.ListResult")
 def format_list(r):
     if r.error:
         yield r.error

@@ -1,6 +1,6 @@
 """Native stacks of a core's threads: unwound, named, and placed in the source (file,
 line, inlined calls) on first use. Knows nothing of Python: the merge with Python
-frames and what a thread was doing are target/stacks.py's."""
+frames and what a thread was doing are model/stacks.py's."""
 
 from __future__ import annotations
 

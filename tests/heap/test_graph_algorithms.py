@@ -73,7 +73,7 @@ def test_a_known_graph():
 
 def test_a_real_heap_graph_agrees(cores):
     import targets
-    from nsdebug.target import open_target
+    from nsdebug.model import open_target
     s = open_target(cores.heap(targets.default_build()).core)
     g = s.heap
     idom, ret = both(g, np.ascontiguousarray(g.size, dtype=np.uint64))
@@ -115,7 +115,7 @@ def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
     real heap's addresses: every node's own address, near misses (8 bytes off, the next
     slot), garbage, synthetic-node references (in range and out), and a duplicate."""
     import targets
-    from nsdebug.target import open_target
+    from nsdebug.model import open_target
     g = open_target(cores.heap(targets.default_build()).core).heap
     addr = np.concatenate([g.addr, g.addr[g.n_synth:g.n_synth + 3]])     # a duplicate
     rng = np.random.default_rng(5)
@@ -216,7 +216,7 @@ def test_string_table_in_c_agrees(monkeypatch):
 def test_str_texts_in_c_agree(cores, monkeypatch):
     """Text of every str of a real heap, sliced from the core in C and in Python."""
     import targets
-    from nsdebug.target import open_target
+    from nsdebug.model import open_target
     from nsdebug.corefile import vector
     from nsdebug.heap import strtext, vec
     s = open_target(cores.heap(targets.default_build()).core, use_index=False)

@@ -4,7 +4,7 @@ so "unreachable" means a leak or garbage, not "held by C"."""
 
 import numpy as np
 
-from nsdebug.target import open_target
+from nsdebug.model import open_target
 from nsdebug.corefile import open_core
 from nsdebug.heap.graph import REACHABLE
 

@@ -7,7 +7,7 @@ import collections
 import pytest
 import targets
 
-from nsdebug.target import open_target
+from nsdebug.model import open_target
 from nsdebug.cpython.sizes import SizeOf
 from nsdebug.heap.referents import Referents
 

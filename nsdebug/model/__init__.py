@@ -1,7 +1,7 @@
 """The library's floor: one opened core (Target) and everything a script, the shell,
 batch mode, diff and report can ask of it.
 
-    from nsdebug.target import open_target
+    from nsdebug.model import open_target
     t = open_target("core.1234")
     t.process            # corefile.Process: threads, mappings, memory, symbols
     t.runtime            # cpython.Runtime: version, layout, threads, frames, objects
@@ -9,8 +9,8 @@ batch mode, diff and report can ask of it.
     t.heap               # heap.HeapGraph: walked, or mapped from the heap index
 
 Everything is read on first use. The capabilities are functions over a Target, one
-module per family, each returning documented records: target.info (process, signal,
-crash summary), target.stacks (threads, Python and native frames merged), and in
+module per family, each returning documented records: model.info (process, signal,
+crash summary), model.stacks (threads, Python and native frames merged), and in
 heap/ the histogram (stats.py), paths and referrers (paths.py), suspects, waste,
 diff and tasks. nsdebug.api wraps them for scripts; the commands wrap them for the
 shell; neither adds logic of its own.
