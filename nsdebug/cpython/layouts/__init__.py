@@ -25,13 +25,19 @@ MAX_STRUCT = 1 << 22         # no CPython struct is larger (PyInterpreterState: 
 
 
 class TypeLayout(SimpleNamespace):
-    """Offsets of one C struct: attribute per field (None when absent), plus `size`."""
+    """Offsets of one C struct: attribute per field (None when absent), plus `size`.
+
+    A field some table of any version has, but not this one, reads as None (absent in
+    this build); a name no table has ever had raises AttributeError, so a misspelt
+    field fails in the tests instead of reading as "absent in this version"."""
 
     def __getattr__(self, name):
-        # A field not in the table at all is absent, like a field of another version.
-        if name.startswith("__"):
+        if name.startswith("__") or name == "alias":
             raise AttributeError(name)
-        return None
+        alias = self.__dict__.get("alias")
+        if alias is None or name in known_fields().get(alias, ()):
+            return None
+        raise AttributeError(f"no CPython layout table has a field {alias}.{name}")
 
 
 class Layout:
@@ -49,14 +55,19 @@ class Layout:
         self._types = types
         for alias, row in types.items():
             if row is None:
-                setattr(self, alias, TypeLayout(size=None, present=False))
+                setattr(self, alias, TypeLayout(size=None, present=False, alias=alias))
             else:
-                setattr(self, alias, TypeLayout(size=row["size"], present=True, **row["fields"]))
+                setattr(self, alias, TypeLayout(size=row["size"], present=True, alias=alias,
+                                                **row["fields"]))
 
     def __getattr__(self, name):
-        if name.startswith("__"):
+        # A struct this build's table lacks is absent (all its fields None); a name no
+        # table has ever had is a mistake.
+        if name.startswith("__") or name.startswith("_"):
             raise AttributeError(name)
-        return TypeLayout(size=None, present=False)
+        if name not in known_fields():
+            raise AttributeError(f"no CPython layout table has a struct {name!r}")
+        return TypeLayout(size=None, present=False, alias=name)
 
     def get(self, alias, field):
         row = self._types.get(alias)
@@ -128,6 +139,24 @@ def _tables(dirs):
 
 def all_tables():
     return _tables(tuple(table_dirs()))
+
+
+@lru_cache(maxsize=None)
+def _known_fields(dirs):
+    known = {}
+    for t in _tables(dirs):
+        for alias, row in t.types.items():
+            fields = known.setdefault(alias, set())
+            if row:
+                fields.update(row["fields"])
+    for alias, field in DEBUG_FIELDS.values():
+        known.setdefault(alias, set()).add(field)
+    return known
+
+
+def known_fields():
+    """{struct alias: every field name some table (of any version) gives it}."""
+    return _known_fields(tuple(table_dirs()))
 
 
 def known_versions():
