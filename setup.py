@@ -5,10 +5,10 @@ core through nsdebug/corefile/_space.h), nsdebug/heap/_graphc.c (dominators, BFS
 snapshot text) and nsdebug/native/_dwarfc.c (DWARF line programs and the walk to the
 entries that hold an address).
 
-Everything else is in pyproject.toml. The extension is optional: without a C compiler
-the install still succeeds, the heap graph falls back to pure Python (correct,
-but far slower on large heaps; `nsdebug --version` says which is in use), and native
-frames have names but no file and line.
+Everything else is in pyproject.toml. The extensions are optional: without a C compiler
+the install still succeeds, the heap walk and graph fall back to numpy and pure Python
+(correct, but far slower on large heaps), and native frames have names but no file and
+line. tests/packaging/test_packaging.py checks that a built wheel carries all five.
 """
 from setuptools import Extension, setup
 

@@ -1,5 +1,7 @@
 """Text for the heap commands."""
 
+import os
+
 from ..units import human_size
 from .base import formatter, table, tabular
 
@@ -106,7 +108,6 @@ def format_snapshot(r):
 
 @formatter("nsdebug.heap.tasks.TasksResult")
 def format_tasks(r):
-    from ..heap.tasks import short_file
     loops = f" in {len(r.loops)} event loop{'s' if len(r.loops) != 1 else ''}" if r.loops \
         else ""
     yield f"{len(r.tasks)} task{'s' if len(r.tasks) != 1 else ''}{loops}"
@@ -118,7 +119,7 @@ def format_tasks(r):
             head += f", result {t.result}"
         yield f"{head}  ({t.type} at {t.address:#x})"
         for depth, f in enumerate(t.chain):
-            yield f"  {'  ' * depth}{f.qualname or f.function} ({short_file(f.file)}:{f.line})"
+            yield f"  {'  ' * depth}{f.qualname or f.function} ({_short_file(f.file)}:{f.line})"
             for name, _addr, _type, value in f.locals or []:
                 yield f"  {'  ' * depth}    {name} = {value}"
 
@@ -186,3 +187,7 @@ def format_waste(r):
     rows = [[s.empty, human_size(s.empty_bytes), s.sparse, human_size(s.unused_bytes), s.type]
             for s in r.sparse]
     yield from table(["empty", "their size", "sparse", "unused room", "type"], rows, "rrrrl")
+
+
+def _short_file(path):
+    return os.path.basename(path) if path else path

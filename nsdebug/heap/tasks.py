@@ -279,7 +279,3 @@ def find_tasks(g, rt, with_locals=False, bounds=None):
         except NsdebugError:
             continue
     return sorted(out, key=lambda t: t.address)
-
-
-def short_file(path):
-    return os.path.basename(path) if path else path

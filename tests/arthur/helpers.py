@@ -62,7 +62,7 @@ def assert_untouched(pid, threads=None):
         assert "State:\tt" not in tstat and "State:\tT" not in tstat
 
 
-# The steps of a capture in order (arthur's capture.vanish_point names), and two more:
+# The steps of a capture in order (arthur's faults.vanish_point names), and two more:
 # killed before the first, and finished.
 STEP_ORDER = ["(none)", "seize", "clone-set", "clone-done", "child-held", "thawed",
               "during-dump", "reap-set", "reap-done", "(finished)"]

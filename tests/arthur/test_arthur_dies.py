@@ -16,7 +16,7 @@ import pytest
 import targets
 from helpers import KillAimer, arthur_cmd, children, run_arthur, status
 
-# Steps of a capture at which tests end arthur as SIGKILL would (capture.vanish_point).
+# Steps of a capture at which tests end arthur as SIGKILL would (faults.vanish_point).
 STEPS = ["seize", "clone-set", "clone-done", "child-held", "thawed", "during-dump",
          "reap-set", "reap-done"]
 

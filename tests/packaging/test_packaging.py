@@ -94,9 +94,9 @@ def test_the_installed_wheel_runs_from_outside_the_work_tree(dists, cores, tmp_p
     # The C modules are optional in setup.py (a build without a compiler still works,
     # slowly): one that fails to compile must not ship unnoticed.
     compiled = run(py, "-c", "import nsdebug.corefile._vector as v, nsdebug.corefile._symtab, "
-                   "nsdebug.heap._graphc as g, nsdebug.native._dwarfc; "
-                   "print(v.__file__, g.__file__)")
-    assert compiled.count(str(venv)) == 2, compiled
+                   "nsdebug.heap._graphc as g, nsdebug.heap._kernels as k, "
+                   "nsdebug.native._dwarfc; print(v.__file__, g.__file__, k.__file__)")
+    assert compiled.count(str(venv)) == 3, compiled
     # A Python command needs the layout tables: the data files the old wheel lacked.
     version_id = targets.default_build().id
     cap = cores.stacks(version_id)
