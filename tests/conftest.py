@@ -86,6 +86,13 @@ class CoreCache:
             build, "heap_target.py", os.path.join(self.base, f"heap-{build.id}"),
             tool=targets.live_capture_tool(build)))
 
+    def asyncio(self, build):
+        """A core of fixtures/asyncio_target.py: tasks parked in known awaits."""
+        build = _as_build(build)
+        return self._get(("asyncio", build.id), lambda: targets.gcore_capture(
+            build, "asyncio_target.py", os.path.join(self.base, f"asyncio-{build.id}"),
+            tool=targets.live_capture_tool(build)))
+
     def leak(self, build):
         """Two cores of fixtures/leak_target.py 4000 requests apart: (old, new)."""
         build = _as_build(build)
