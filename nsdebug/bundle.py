@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import struct
 
+from arthur.coreformat import PHDR, PN_XNUM, PT_NOTE
+
 from .errors import NsdebugError
 
-_PHDR = struct.Struct("<IIQQQQQQ")
-PT_NOTE, PN_XNUM = 4, 0xFFFF
 CHUNK = 1 << 20
 
 
@@ -35,8 +35,8 @@ def files_to_keep(process, warn):
 
 def new_program_headers(process, extra_offset, extra_size):
     """The core's program headers with one PT_NOTE for the extracts appended."""
-    raw = process.file_bytes(process.header.e_phoff, len(process.phdrs) * _PHDR.size)
-    return raw + _PHDR.pack(PT_NOTE, 0, extra_offset, 0, 0, extra_size, 0, 4)
+    raw = process.file_bytes(process.header.e_phoff, len(process.phdrs) * PHDR.size)
+    return raw + PHDR.pack(PT_NOTE, 0, extra_offset, 0, 0, extra_size, 0, 4)
 
 
 def bundle(process, sink, warn):

@@ -30,10 +30,24 @@ def _guard_installed_package():
 
 _guard_installed_package()
 
-BUILDS = targets.builds()
+
+def _unit_only(config):
+    """`pytest -m unit`: the fast tier needs no CPython build, so none is looked for
+    (finding Debian's fetches them on a fresh machine)."""
+    return (config.getoption("markexpr", "") or "").strip() == "unit"
+
+
+UNIT_ONLY = False
+
+
+def pytest_configure(config):
+    global UNIT_ONLY
+    UNIT_ONLY = _unit_only(config)
 
 
 def pytest_report_header(config):
+    if _unit_only(config):
+        return ["unit tier: synthetic inputs only, no CPython build"]
     have = [b.id for b in targets.available_builds()]
     lines = [f"target CPython builds: {', '.join(have) or 'none'}"]
     for b in targets.missing_builds():
@@ -42,16 +56,37 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _unit_only(terminalreporter.config):
+        return
     for b in targets.missing_builds():
         terminalreporter.write_line(f"NOTE: build {b.id} not available here ({b.why_missing}); "
                                     f"its cases were skipped")
 
 
 def build_params(source=None):
-    """Every build the suite knows; those not available are skipped, saying why."""
+    """Every build the suite knows; those not available are skipped, saying why (none
+    in the unit tier, whose tests take no build)."""
+    if UNIT_ONLY:
+        return []
     return [pytest.param(b, marks=pytest.mark.skipif(not b.exe, reason=b.why_missing or ""),
                          id=b.id if b.source == "debian" else f"py{b.id}")
-            for b in BUILDS if source is None or b.source == source]
+            for b in targets.builds() if source is None or b.source == source]
+
+
+def pytest_generate_tests(metafunc):
+    """`build`: every CPython build (targets.Build), pyenv's and Debian's; not looked
+    for at all in the unit tier."""
+    if "build" not in metafunc.fixturenames or UNIT_ONLY:
+        return
+    if any("build" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")):
+        return                          # the test chose its builds itself
+    metafunc.parametrize("build", build_params(), indirect=True)
+
+
+@pytest.fixture
+def build(request):
+    """A CPython build (targets.Build): every pyenv version and Debian's builds."""
+    return request.param
 
 
 class CoreCache:
@@ -151,12 +186,6 @@ def cores(tmp_path_factory):
 
 def _as_build(b):
     return targets.build(b) if isinstance(b, str) else b
-
-
-@pytest.fixture(params=build_params())
-def build(request):
-    """A CPython build (targets.Build): every pyenv version and Debian's builds."""
-    return request.param
 
 
 def run_nsdebug(*args, timeout=120, input=None):

@@ -35,8 +35,8 @@ from ..errors import CoreFileError
 from ..record import record
 
 # Bounds that no sane file exceeds; a larger count means corruption.
-MAXPHDRS = 1 << 20
-MAXSHDRS = 1 << 16
+MAX_PHDRS = 1 << 20
+MAX_SHDRS = 1 << 16
 
 
 @record
@@ -114,7 +114,7 @@ def read_program_headers(read, size, hdr, what="file"):
         phnum = SHDR.unpack(read(hdr.e_shoff, SHDR.size))[7]
     if phnum == 0:
         return []
-    if hdr.e_phentsize != PHDR.size or phnum > MAXPHDRS:
+    if hdr.e_phentsize != PHDR.size or phnum > MAX_PHDRS:
         raise CoreFileError(f"{what}: corrupt program header table "
                             f"(entry size {hdr.e_phentsize}, count {phnum})")
     end = hdr.e_phoff + phnum * PHDR.size
@@ -130,7 +130,7 @@ def read_sections(read, size, hdr, what="file"):
     """Section headers with their names; empty when the file has none."""
     if hdr.e_shoff == 0 or hdr.e_shnum == 0:
         return []
-    if hdr.e_shentsize != SHDR.size or hdr.e_shnum > MAXSHDRS:
+    if hdr.e_shentsize != SHDR.size or hdr.e_shnum > MAX_SHDRS:
         raise CoreFileError(f"{what}: corrupt section header table")
     end = hdr.e_shoff + hdr.e_shnum * SHDR.size
     if end > size:
