@@ -13,6 +13,8 @@ import pytest
 
 import targets
 
+pytestmark = pytest.mark.unit
+
 FACES = ["nsdebug.api", "nsdebug.commands", "nsdebug.render", "nsdebug.formatters",
          "nsdebug.batch", "nsdebug.repl", "nsdebug.report", "nsdebug.demo", "nsdebug.cli"]
 SHELL = ["rich", "prompt_toolkit"]

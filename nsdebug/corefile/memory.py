@@ -161,7 +161,12 @@ class AddressSpace:
                     break
                 raise FaultError(f"address {addr:#x} is not mapped in the core", addr)
             room = min(limit - len(out), seg.end - (addr + len(out)), 256)
-            chunk = self.read(addr + len(out), room)
+            # The end of the bytes the core (or the file) holds may come before NUL.
+            chunk, why = self.read_prefix(addr + len(out), room)
+            if why is not None and not chunk:
+                if out:
+                    break
+                raise FaultError(why, addr)
             nul = chunk.find(b"\0")
             if nul >= 0:
                 return out + chunk[:nul]

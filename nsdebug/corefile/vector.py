@@ -65,7 +65,9 @@ class VectorMemory:
             return np.where(valid, out, 0).astype(np.uint64), valid
         i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
         ic = np.maximum(i, 0)
-        valid = (i >= 0) & (addrs + np.uint64(width) <= self.end[ic])
+        # end - addr, not addr + width: an address near 2**64 must not wrap around.
+        end = self.end[ic]
+        valid = (i >= 0) & (addrs < end) & (end - addrs >= np.uint64(width))
         off = self.off[ic] + (addrs - self.start[ic])
         return off, valid
 

@@ -8,6 +8,7 @@ import pytest
 from nsdebug.heap import graph, _graph_fallback
 
 
+@pytest.mark.unit
 def test_the_compiled_module_is_installed():
     assert graph._graphc is not None, "nsdebug.heap._graphc was not built"
 
@@ -52,6 +53,7 @@ def both(g, size=None):
     return c_idom, c_ret
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("seed", range(6))
 def test_random_graphs_agree(seed):
     rng = np.random.default_rng(seed)
@@ -62,6 +64,7 @@ def test_random_graphs_agree(seed):
     both(_G(src, dst, n))
 
 
+@pytest.mark.unit
 def test_a_known_graph():
     # 0 -> 1 -> 2 -> 4, 0 -> 3 -> 4, 4 -> 5, 5 -> 4 (a cycle), 6 unreachable -> 5
     src = np.array([0, 1, 2, 0, 3, 4, 5, 6])
@@ -81,6 +84,7 @@ def test_a_real_heap_graph_agrees(cores):
     assert int(ret[0]) == int(g.size.sum())
 
 
+@pytest.mark.unit
 def test_bad_arrays_are_refused():
     start = np.array([0, 1, 5], dtype=np.int64)       # promises 5 edges, has 1
     to = np.array([1], dtype=np.int32)
@@ -92,6 +96,7 @@ def test_bad_arrays_are_refused():
                                   np.empty(2, np.uint8))
 
 
+@pytest.mark.unit
 def test_group_retained_is_the_union_of_retained_sets():
     # 0 -> 1 (dict) -> 2 (list) -> 3 (dict) -> 4 (leaf); 0 -> 5 (dict) -> 6 (leaf)
     src = np.array([0, 1, 2, 3, 0, 5])
@@ -132,6 +137,7 @@ def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
     assert np.array_equal(fast[:len(objs)], np.arange(g.n_synth, g.n, dtype=np.int32))
 
 
+@pytest.mark.unit
 def test_edges_grouped_by_source_agree(monkeypatch):
     """The walk's per-chunk grouping of edges by source: the C counting sort and the
     numpy fallback give the same stable order and counts."""
@@ -154,6 +160,7 @@ def test_edges_grouped_by_source_agree(monkeypatch):
                                 np.empty(1, np.int64))
 
 
+@pytest.mark.unit
 def test_bfs_phases_without_parents_agree():
     rng = np.random.default_rng(12)
     n = 3000
@@ -173,6 +180,7 @@ def test_bfs_phases_without_parents_agree():
         graph._graphc.bfs_parents(g.edge_start, g.e_to, n, 0, None, bad, found_only)
 
 
+@pytest.mark.unit
 def test_group_edges_go_into_the_room_or_a_copy_alike():
     """_add_group_edges: into the room left before the edges, or by copying the arrays
     when there is none; the same CSR arrays either way."""
@@ -195,6 +203,7 @@ def test_group_edges_go_into_the_room_or_a_copy_alike():
     assert roomy._room[0] == 0 and copied._room is None
 
 
+@pytest.mark.unit
 def test_string_table_in_c_agrees(monkeypatch):
     from nsdebug.heap.string_table import StringTable
     rng = np.random.default_rng(13)
@@ -232,6 +241,7 @@ def test_str_texts_in_c_agree(cores, monkeypatch):
     assert sum(t is not None for t in fast) > 0.9 * len(addrs)
 
 
+@pytest.mark.unit
 def test_first_seen_agrees_with_its_numpy_form(monkeypatch):
     from nsdebug.heap import vec
     rng = np.random.default_rng(14)

@@ -1,0 +1,99 @@
+"""Reads of a core at many addresses at once (the compiled gathers against their numpy
+form, on a core built here), and line numbers of code objects decoded per version:
+3.11+'s location table against the running interpreter's own answer, 3.8-3.10's
+formats against tables written from their specification."""
+
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+import elfwriter as w
+from nsdebug.corefile import open_core, vector
+from nsdebug.cpython import linetable
+
+pytestmark = pytest.mark.unit
+
+A, B = 0x10000, 0x30000
+
+
+@pytest.fixture
+def vm(tmp_path):
+    words = struct.pack("<512Q", *range(1000, 1512))
+    ring = bytearray(0x1000)
+    # A circular list of 5 nodes, next pointer at +8, low bits used as flags.
+    nodes = [B + 0x100 * k for k in range(5)]
+    for k, n in enumerate(nodes):
+        struct.pack_into("<QQ", ring, n - B, 0, nodes[(k + 1) % 5] | 1)
+    path = tmp_path / "core"
+    path.write_bytes(w.core([(b"CORE", w.NT_PRSTATUS, w.prstatus(1))],
+                            [(A, words, None, 6), (B, bytes(ring), 0x2000, 6)]))
+    return vector.VectorMemory(open_core(str(path)))
+
+
+def gathers(vm):
+    addrs = np.array([A, A + 8, A + 4, A + 4088, A + 4096, B - 8, B, B + 0x1ff8,
+                      0, (1 << 64) - 8], dtype=np.uint64)
+    return [vm.u64(addrs), vm.u32(addrs), vm.u8(addrs), vm.offsets(addrs, 8)]
+
+
+def test_gathers_read_what_is_there_and_flag_the_rest(vm):
+    (q, qok), (d, dok), (b, bok), _ = gathers(vm)
+    assert q[:2].tolist() == [1000, 1001] and qok[:2].all()
+    assert not qok[2]                            # unaligned
+    assert q[3] == 1511 and not qok[4] and not qok[5]
+    assert not qok[7]                            # in memsz, not in the file
+    assert not qok[8] and not qok[9]
+    assert d[2] == 0 and dok[2] and d[0] == 1000   # A+4: the high half of 1000
+    assert b[0] == 1000 & 0xFF and bok[0] and bok[2]
+
+
+def test_compiled_and_numpy_gathers_agree(vm, monkeypatch):
+    fast = gathers(vm)
+    monkeypatch.setattr(vector, "_vector", None)
+    slow = gathers(vm)
+    for (x, ok), (y, ok2) in zip(fast, slow):
+        assert np.array_equal(ok, ok2)
+        assert np.array_equal(np.where(ok, x, 0), np.where(ok2, y, 0))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_chase_follows_a_ring_back_to_its_head(vm, monkeypatch, compiled):
+    if not compiled:
+        monkeypatch.setattr(vector, "_vector", None)
+    nodes, closed = vm.chase(B, 8, ~3)
+    assert closed and nodes.tolist() == [B + 0x100 * k for k in range(1, 5)]
+    nodes, closed = vm.chase(A + 8, 8, ~0)         # words, not pointers: stops, not loops
+    assert not closed
+
+
+def _entries(code):
+    """(instruction offset // 2, line) for every code unit, from dis's positions."""
+    return [(i, pos[0]) for i, pos in enumerate(code.co_positions())]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the location table is 3.11's")
+def test_location_table_against_the_interpreter():
+    src = "def f(a):\n    x = a + 1\n\n    if x:\n        return [x,\n                a]\n" \
+          "    return None\n"
+    ns = {}
+    exec(compile(src, "<t>", "exec"), ns)
+    code = ns["f"].__code__
+    for unit, line in _entries(code):
+        got = linetable.addr2line_311(code.co_linetable, code.co_firstlineno, unit * 2)
+        assert got == (line if line is not None else -1) or line is None, (unit, got, line)
+
+
+def test_lnotab_of_38():
+    # Lines 10 (bytes 0-5), 12 (6-13), 11 (14-): (addr delta, line delta) pairs.
+    lnotab = bytes([6, 2, 8, 255])
+    assert [linetable.addr2line_lnotab(lnotab, 10, a) for a in (0, 5, 6, 13, 14, 40)] == \
+        [10, 10, 12, 12, 11, 11]
+
+
+def test_linetable_of_310():
+    # (start delta, line delta) ranges: 0-8 line 5, 8-20 no line (-128), 20-30 line 7.
+    table = bytes([8, 0, 12, 128, 10, 2])
+    got = [linetable.addr2line_310(table, 5, a) for a in (0, 7, 8, 19, 20, 29)]
+    assert got[:2] == [5, 5] and got[4:] == [7, 7] and got[2] == got[3] == -1

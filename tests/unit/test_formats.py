@@ -1,0 +1,158 @@
+"""The capture's formats, both halves: the LZ4 container (written, read at random, and
+damaged in every part), arthur's notes, and file extracts (kept from an ELF file built
+here, and read back sparse)."""
+
+import io
+import os
+import struct
+
+import pytest
+
+import elfwriter as w
+from arthur import coreformat, extracts, lz4core
+from nsdebug.corefile.extracts import parse_extracts
+from nsdebug.corefile.elf import Note, iter_notes
+from nsdebug.corefile.lz4source import LZ4Source
+from nsdebug.errors import CoreFileError
+
+pytestmark = pytest.mark.unit
+
+
+def container(data, level=0):
+    out = io.BytesIO()
+    wr = lz4core.ContainerWriter(out, level)
+    for k in range(0, len(data), 100_000):          # written in pieces of any size
+        wr.write(data[k:k + 100_000])
+    wr.close()
+    return out.getvalue()
+
+
+def payload(n):
+    """Compressible and incompressible stretches, so both block kinds are written."""
+    return b"".join((os.urandom(1 << 20) if k % 2 else bytes([k]) * (1 << 20))
+                    for k in range(n // (1 << 20))) + b"tail"
+
+
+def reader(blob, cache=4):
+    return lz4core.ContainerReader(lambda o, n: blob[o:o + n], len(blob), cache)
+
+
+def test_random_reads_equal_the_plain_bytes():
+    data = payload(5 << 20)
+    r = reader(container(data))
+    assert r.size == len(data)
+    for off, n in ((0, 10), (1 << 20, 5), ((1 << 20) - 3, 9), (3 << 20, 3 << 20),
+                   (len(data) - 4, 100), (len(data), 5)):
+        assert r.read(off, n) == data[off:off + n], (off, n)
+
+
+def test_a_raw_block_and_a_high_compression_level():
+    data = payload(3 << 20)
+    blob = container(data, level=9)
+    idx = lz4core.ContainerIndex(lambda o, n: blob[o:o + n], len(blob))
+    assert any(flag & lz4core.RAW_FLAG for _o, _s, flag in idx.rows)
+    assert b"".join(reader(blob).iter_blocks()) == data
+
+
+@pytest.mark.parametrize("damage, why", [
+    ("footer", "without arthur's block index"),
+    ("index magic", "index"),
+    ("truncated", "block index"),
+    ("block", "corrupt"),
+    ("magic", "not an LZ4 frame"),
+])
+def test_damaged_containers_say_so(damage, why):
+    blob = bytearray(container(payload(2 << 20)))
+    if damage == "footer":
+        blob[-8:] = b"XXXXXXXX"
+    elif damage == "index magic":
+        at = struct.unpack_from("<Q", blob, len(blob) - 16)[0]
+        blob[at + 8:at + 16] = b"NOTINDEX"
+    elif damage == "truncated":
+        del blob[len(blob) // 2:]
+    elif damage == "block":
+        idx = lz4core.ContainerIndex(lambda o, n: bytes(blob[o:o + n]), len(blob))
+        off, stored, flag = next(r for r in idx.rows if not r[2] & lz4core.RAW_FLAG)
+        blob[off + 4:off + 4 + stored] = bytes(stored)
+    else:
+        blob[:4] = b"ELF!"
+    blob = bytes(blob)
+    with pytest.raises(lz4core.ContainerError, match=why):
+        r = reader(blob)
+        for i in range(len(r.index.rows)):
+            r.index.block(i)
+
+
+def test_lz4source_wraps_errors_in_nsdebugs(tmp_path):
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(b"x" * 100)[:-3])
+    with pytest.raises(CoreFileError, match="c.lz4"):
+        LZ4Source(str(path))
+
+
+def test_a_note_is_padded_to_four():
+    n = coreformat.note(b"ARTHUR", 7, b"abcde")
+    namesz, descsz, ntype = struct.unpack_from("<III", n)
+    assert (namesz, descsz, ntype) == (7, 5, 7) and len(n) == 12 + 8 + 8
+
+
+def test_extract_head_round_trip():
+    head = coreformat.encode_extract_head({"path": "/x", "build_id": None, "size": 9,
+                                           "extents": [[0, 4]]})
+    assert len(head) % 8 == 0
+    got, at = coreformat.decode_extract_head(head + b"data")
+    assert got["path"] == "/x" and at == len(head)
+    for bad in (b"\x01", struct.pack("<I", 100) + b"{}", struct.pack("<I", 2) + b"[]"):
+        with pytest.raises(ValueError):
+            coreformat.decode_extract_head(bad)
+
+
+def library(tmp_path):
+    img = w.Image()
+    img.add_build_id("cd" * 20)
+    img.add(".text", b"\xcc" * 64, flags=w.SHF_ALLOC | w.SHF_EXECINSTR, align=0x1000)
+    img.add(".rodata", b"the read-only data" * 10)
+    img.add(".data", b"\x01" * 32, flags=w.SHF_ALLOC | w.SHF_WRITE, align=0x1000)
+    img.add_symbols([("f", 0x1000, 64, "func")])
+    path = tmp_path / "libx.so"
+    path.write_bytes(img.build())
+    return str(path), img
+
+
+def test_extracts_keep_what_a_reader_needs_and_not_code(tmp_path):
+    path, img = library(tmp_path)
+    data = open(path, "rb").read()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ranges = extracts.kept_ranges(fd)
+        assert extracts.build_id(fd) == "cd" * 20
+    finally:
+        os.close(fd)
+    offs = {name: off for name, _t, _f, off, *_ in img.sections}
+
+    def kept(off, n=1):
+        return any(o <= off and off + n <= o + k for o, k in ranges)
+    assert kept(0, 64) and kept(offs[".rodata"], 180) and kept(offs[".symtab"])
+    assert not kept(offs[".text"]) and not kept(offs[".data"])
+    # Read back through the note, as nsdebug reads a capture.
+    blob, count = extracts.extract_files({"/lib/libx.so": path})
+    assert count == 1
+    notes = list(iter_notes(blob))
+    src = parse_extracts(notes, pytest.fail)["/lib/libx.so"]
+    assert src.build_id == "cd" * 20 and src.size == len(data)
+    at = offs[".rodata"]
+    assert src.read(at, 18) == data[at:at + 18] and src.covers(at, 18)
+    assert src.read(offs[".text"], 4) == b"" and not src.covers(offs[".text"], 4)
+
+
+def test_a_malformed_extract_is_left_out_with_a_warning():
+    warned = []
+    good = coreformat.encode_extract_head({"path": "/a", "build_id": None, "size": 8,
+                                           "extents": [[0, 4]]}) + b"abcd"
+    bad = coreformat.encode_extract_head({"path": "/b", "build_id": None, "size": 8,
+                                          "extents": [[0, 400]]}) + b"abcd"
+    notes = [Note(b"ARTHUR", coreformat.NT_ARTHUR_FILE, good),
+             Note(b"ARTHUR", coreformat.NT_ARTHUR_FILE, bad),
+             Note(b"ARTHUR", coreformat.NT_ARTHUR_FILE, b"\xff\xff")]
+    got = parse_extracts(notes, warned.append)
+    assert list(got) == ["/a"] and len(warned) == 2
