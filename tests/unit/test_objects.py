@@ -11,7 +11,7 @@ from nsdebug.corefile.memory import AddressSpace, Segment
 from nsdebug.cpython import flags, layouts
 from nsdebug.cpython.objects import InvalidObject, ObjectReader, Preview
 from nsdebug.cpython.sizes import SizeOf
-from nsdebug.errors import FaultError, NsdebugError
+from nsdebug.errors import FaultError
 
 pytestmark = pytest.mark.unit
 
