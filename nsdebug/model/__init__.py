@@ -47,11 +47,17 @@ class Target:
         self.runtime_method = runtime_method
         self.use_index = use_index
         self.notes = []             # what could not be done as it should (heap index...)
+        self.closed = False
+
+    def _open(self):
+        if self.closed:
+            raise NsdebugError(f"{self.process.path} was closed")
 
     # -- the models, each made on first use ---------------------------------------------------
     @cached_property
     def runtime(self):
         """The CPython runtime (cpython.Runtime); PythonNotFoundError without one."""
+        self._open()
         from ..cpython import attach
         return attach(self.process, self.runtime_method)
 
@@ -91,12 +97,14 @@ class Target:
     def native(self):
         """Native stacks of the core's threads (native.stacks.NativeStacks), unwound on
         first use per thread."""
+        self._open()
         from ..native.stacks import NativeStacks
         return NativeStacks(self.process, self.debug_dirs, use_cache=self.use_index)
 
     @cached_property
     def vector_memory(self):
         """The core mapped for reads at many addresses at once (corefile.vector)."""
+        self._open()
         from ..corefile.vector import VectorMemory
         return VectorMemory(self.process)
 
@@ -143,6 +151,9 @@ class Target:
             raise NsdebugError(f"cannot write {path}: {e.strerror or e}") from None
 
     def close(self):
+        """Release the file; the models made from it go, and using them again is an
+        NsdebugError."""
+        self.closed = True
         for name in ("heap", "vector_memory", "native", "runtime"):
             self.__dict__.pop(name, None)
         try:

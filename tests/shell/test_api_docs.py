@@ -5,7 +5,10 @@ import os
 import re
 import sys
 
+import pytest
 import targets
+
+from nsdebug.errors import NsdebugError
 
 DOC = os.path.join(os.path.dirname(targets.FIXTURES), "docs", "api.md")
 
@@ -16,14 +19,20 @@ def examples():
 
 
 def test_api_examples_on_a_real_core(cores, tmp_path):
-    cap = cores.heap(targets.default_build())
+    build = targets.default_build()
+    cap = cores.heap(build)
+    old, new = cores.leak(build)
+    tasks_cap = cores.asyncio(build)
     truth = cap.truth
     widget = truth["named"]["widget"]
-    ns = {"CORE": cap.core, "WIDGET_ADDRESS": widget["id"],
+    ns = {"CORE": cap.core, "WIDGET_ADDRESS": widget["id"], "OLD_CORE": old.core,
+          "NEW_CORE": new.core, "TASKS_CORE": tasks_cap.core,
           "SNAPSHOT_PATH": str(tmp_path / "api.heapsnapshot")}
     blocks = examples()
-    assert len(blocks) == 5
-    for code in blocks:
+    assert len(blocks) == 9
+    # Every block in order; what they leave is checked before the last one, which
+    # writes the snapshot and closes the core.
+    for code in blocks[:-1]:
         exec(compile(code, DOC, "exec"), ns)
     # The interpreter and the process.
     assert ns["version"].startswith(cap.build.version) and ns["pid"] == cap.pid
@@ -41,6 +50,41 @@ def test_api_examples_on_a_real_core(cores, tmp_path):
     assert len(ns["top"]) == 5 and sizes == sorted(sizes, reverse=True)
     counts = {r.type: r.count for r in ns["by_count"]}
     assert counts["__main__.Widget"] == truth["classes"]["__main__.Widget"]
+    # What the process was: a gcore of a live process, no crash.
+    assert ns["made_by"].startswith("gdb") and ns["crash"] is None
+    assert ns["info"].pid == cap.pid
+    # A global, found as the frame's code would find it.
+    assert ns["widgets_global"].address == truth["named"]["widgets"]["id"]
+    # The C frames merged in: the main thread sleeps in a system call, under the eval
+    # loop's frames shown as the Python ones.
+    assert "in system call" in ns["doing"] and ns["c_functions"]
+    assert any(not isinstance(r, ns["NativeRow"]) and r.function == "park"
+               for r in ns["rows"])
+    assert len(ns["threads"].threads) == len(ns["bt"].threads)
+    assert ns["whole"].type == widget["type"] and ns["whole"].size == widget["size"]
+    # Who holds the widget, and what it keeps.
+    assert [r.how for r in ns["holders"]] == ["[42]"]
+    assert sum(o.size for o in ns["kept_objects"]) <= ns["kept"]
+    assert len(ns["by_size"]) == 3 and ns["by_retained"][0].type
+    assert ns["texts"] and all("widget-4" in t.preview() for t in ns["texts"])
+    assert ns["table"].sort == "retained" and len(ns["table"].rows) == 10
+    # Suspects and waste.
+    assert ns["first"].retained > 0 and ns["first"].path
+    dup = {d.type for d in ns["waste"].duplicates}
+    assert dup <= {"str", "bytes"} and ns["waste"].duplicate_bytes >= 0
+    # The leak: the records grew by what the service served between the captures.
+    grown = new.truth["records"] - old.truth["records"]
+    assert ns["growth"]["__main__.AuditRecord"] == grown
+    assert ns["where_new"] == "sys.modules['__main__'].BUS.listeners[*]"
+    # The asyncio tasks, as the target saw them.
+    want = tasks_cap.truth["tasks"]
+    assert ns["task_states"] == {k: v["state"] for k, v in want.items()} | \
+        {k: v for k, v in ns["task_states"].items() if k not in want}
+    assert ns["awaits"]["consumer"] == "a queue get"
+    exec(compile(blocks[-1], DOC, "exec"), ns)
+    # A closed core says so, as one of our errors.
+    with pytest.raises(NsdebugError, match="was closed"):
+        ns["widgets"][0].type
     # The snapshot: written, private.
     assert ns["nodes"] > ns["total"] and ns["edges"] > ns["nodes"]
     assert os.stat(ns["SNAPSHOT_PATH"]).st_mode & 0o777 == 0o600
