@@ -72,9 +72,11 @@ class ElfFile:
         tables = []
         self._strtabs = []
         self._names_read = {}
+        self._complete = False
         for sec in self.sections:
             if sec.sh_type not in (elf.SHT_SYMTAB, elf.SHT_DYNSYM):
                 continue
+            self._complete |= sec.sh_type == elf.SHT_SYMTAB
             if sec.sh_link >= len(self.sections):
                 continue
             strsec = self.sections[sec.sh_link]
@@ -218,12 +220,16 @@ class ElfFile:
         if self._values is None:
             self._load_symbols()
         values, sizes, name_of, out = self._values, self._sizes, self._name, []
+        last = len(values) - 1
         for vaddr in vaddrs:
             i = bisect_right(values, vaddr) - 1
             hit = None
             if i >= 0:
-                # Prefer a symbol whose extent covers the address (a few may share a
-                # start), else the nearest below if not too far.
+                # A symbol names an address only when its extent covers it (a few may
+                # share a start). One without a size (assembly, some data) names what
+                # lies before the next symbol, but only where the table is complete
+                # (.symtab): a .dynsym alone leaves out every static function, so the
+                # nearest export below may be far from the code that runs there.
                 for j in range(i, max(i - 8, -1), -1):
                     value, size = values[j], sizes[j]
                     if size and value <= vaddr < value + size:
@@ -233,7 +239,8 @@ class ElfFile:
                             break
                 else:
                     value, size, name = values[i], sizes[i], name_of(i)
-                    if vaddr - value <= 1 << 20 and name and not name.startswith("$"):
+                    if not size and self._complete and i < last and \
+                            name and not name.startswith("$"):
                         hit = (name, vaddr - value, size)
             out.append(hit)
         return out

@@ -396,6 +396,15 @@ class Runtime:
                 continue
         return sorted(names)
 
+    def collecting(self):
+        """Whether the main interpreter's garbage collector was running (its own flag),
+        None when this build's layout does not say."""
+        from .environment import gc_state
+        try:
+            return gc_state(self).get("collecting")
+        except (NsdebugError, struct.error):
+            return None
+
     def frames(self, thread):
         """The thread's Python frames, innermost first (cached)."""
         if thread.frames_ is None:

@@ -44,9 +44,10 @@ def format_info(r):
 def threads_table(r):
     rows = []
     for t in r.threads:
-        where = t.symbol or "??"
-        if t.module:
-            where += f" in {t.module}"
+        if t.symbol:
+            where = f"{t.symbol} in {t.module}" if t.module else t.symbol
+        else:       # no symbol covers the pc: where it is in its file, not a guess
+            where = f"{t.module}+{t.module_offset:#x}" if t.module else "??"
         rows.append(["*" if t.selected else " ", t.index, t.tid, hexaddr(t.pc), where,
                      hexaddr(t.sp), t.signal or "", t.state or ""])
     return None, ["", "#", "tid", "pc", "function", "sp", "signal", "state"], rows

@@ -28,10 +28,11 @@ def thread_heading(t):
 
 def native_line(f, indent="  "):
     mark = "*" if f.selected else " "
-    where = f"{f.function}+{f.offset:#x}" if f.function else f"{f.pc:#x}"
+    where = f"{f.function}+{f.offset:#x}" if f.function else \
+        f"{f.module}+{f.offset:#x}" if f.module else f"{f.pc:#x}"
     guess = "  (a guess: no unwind information)" if f.how in ("frame pointer", "scan") \
         else "  <signal handler called>" if getattr(f, "signal", False) else ""
-    lib = f" ({f.module})" if f.module else ""
+    lib = f" ({f.module})" if f.module and f.function else ""
     if getattr(f, "inlined", False):
         where = f"{f.function} (inlined)"
     src = f" at {f.file}:{f.line}" if getattr(f, "file", None) else ""

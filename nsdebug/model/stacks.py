@@ -114,7 +114,8 @@ class ThreadRow:
     sp: int
     signal: str | None
     selected: bool
-    state: str | None = None     # from its C stack: GIL, GC, system call
+    state: str | None = None     # GIL, GC, system call, what it waits for
+    module_offset: int = 0       # pc - the module's start, for a pc no symbol covers
 
 
 @record
@@ -272,19 +273,15 @@ def thread_rows(target, sel=None):
     holders = _gil_holders(target)
     rows = []
     for t in p.threads:
-        native = target.native.frames(t.index)
-        top = native[0] if native else None
-        if top is not None and top.function:
-            sym, m_name = (f"{top.function}+{top.offset:#x}" if top.offset else
-                           top.function), top.module
-        else:
-            m, name, off = p.symbolize(t.pc)
-            sym = None if name is None else (f"{name}+{off:#x}" if off else name)
-            m_name = m.name if m else None
-        rows.append(ThreadRow(t.index, t.tid, t.pc, sym, m_name, t.sp,
+        # The pc named where a symbol (of the file or its debug file) covers it, else
+        # placed in its file: no unwind, so `threads` costs what `bt` does.
+        name, off, m = target.native.symbolizer.symbolize(t.pc)
+        sym = None if name is None else (f"{name}+{off:#x}" if off else name)
+        rows.append(ThreadRow(t.index, t.tid, t.pc, sym, m.name if m else None, t.sp,
                               None if not t.signo else signal_name(t.signo),
                               t.index == sel.thread_index,
-                              thread_state(native, t.index in holders, t.regs)))
+                              thread_state_cheap(target, t.index, t.index in holders),
+                              off if name is None and m else 0))
     return ThreadsResult(rows)
 
 
@@ -298,14 +295,43 @@ def _gil_holders(target):
 
 # -- what a thread was doing -----------------------------------------------------------------------
 def thread_state_cheap(target, core_index, holds_gil):
-    """thread_state() at the cost of naming only the interpreter's frames (the GIL and
-    the collector live there): plain `bt` stays as fast as it was."""
-    try:
-        interpreter = target.runtime.module.name
-    except NsdebugError:
-        interpreter = None
-    frames = target.native.frames_named_in(core_index, interpreter)
-    return thread_state(frames, holds_gil, target.process.threads[core_index].regs)
+    """What the thread was doing, at the cost of its few innermost C frames: holding the
+    GIL (the runtime says), a collection running on it (the collector's own flag, on
+    the GIL holder), its system call (orig_rax), and waiting for the GIL (the
+    interpreter's GIL-taking code among its innermost frames, the only ones named)."""
+    t = target.process.threads[core_index]
+    parts = []
+    if holds_gil:
+        parts.append("holding the GIL")
+        try:
+            if target.runtime.collecting():
+                parts.append("in a GC run")
+        except NsdebugError:
+            pass
+    elif _syscall(t.regs) == SYS_FUTEX:
+        try:
+            interpreter = target.runtime.module.name
+        except NsdebugError:
+            interpreter = None
+        top = target.native.frames_named_in(core_index, interpreter, GIL_WAIT_DEPTH)
+        if any((f.function or "").startswith(GIL_WAIT) for f in top):
+            parts.append("waiting for the GIL")
+    nr = _syscall(t.regs)
+    if nr is not None:
+        from ..native.stacks import SYSCALLS
+        parts.append(f"in system call {SYSCALLS.get(nr, f'#{nr}')}")
+    return "; ".join(parts) or None
+
+
+SYS_FUTEX = 202
+# futex's wrapper, the condition wait (two or three frames), then take_gil and its
+# caller: a GIL wait shows within the innermost eight.
+GIL_WAIT_DEPTH = 8
+
+
+def _syscall(regs):
+    nr = regs.get("orig_rax", -1)
+    return nr if nr is not None and 0 <= nr < 1 << 16 else None
 
 
 def thread_state(native, holds_gil, regs):
@@ -320,8 +346,8 @@ def thread_state(native, holds_gil, regs):
     bases = [n.split(".", 1)[0] for n in names]
     if any(b in GC_EXACT or b.startswith(GC_PREFIXES) for b in bases):
         parts.append("in a GC run")
-    nr = regs.get("orig_rax", -1)
-    if nr is not None and 0 <= nr < 1 << 16:
+    nr = _syscall(regs)
+    if nr is not None:
         parts.append(f"in system call {SYSCALLS.get(nr, f'#{nr}')}")
     return "; ".join(parts) or None
 

@@ -4,8 +4,8 @@ frames and what a thread was doing are model/stacks.py's."""
 
 from __future__ import annotations
 
-from .dwarf import SourceInfo
-from .dwarfcache import InflatedSections
+from functools import cached_property
+
 from .symbolize import Symbolizer
 from .unwind import Unwinder
 
@@ -29,9 +29,16 @@ class NativeStacks:
         self.process = process
         self.symbolizer = Symbolizer(process, debug_dirs)
         self.unwinder = Unwinder(process, self.symbolizer)
-        self.source = SourceInfo(InflatedSections() if use_cache else None)
+        self.use_cache = use_cache
         self._frames = {}
         self._bare = {}                  # unnamed frames, for the thread state alone
+
+    @cached_property
+    def source(self):
+        """The DWARF reader (file, line, inlined calls): loaded when a listing asks."""
+        from .dwarf import SourceInfo
+        from .dwarfcache import InflatedSections
+        return SourceInfo(InflatedSections() if self.use_cache else None)
 
     def locate(self, frame, caller):
         """[(function, file, line, inlined)] innermost first for a native frame (the
@@ -53,17 +60,19 @@ class NativeStacks:
             self._frames[core_index] = self.unwinder.unwind(thread)
         return self._frames[core_index]
 
-    def frames_named_in(self, core_index, module):
+    def frames_named_in(self, core_index, module, depth=None):
         """The frames of core thread `core_index`, unwound without naming them except
         those in `module` (by its file name): the cost of knowing what a thread is
-        doing from the interpreter's frames alone. The named frames if made already."""
+        doing from the interpreter's frames alone; with `depth`, only the innermost
+        `depth` frames. The named frames if made already."""
         frames = self._frames.get(core_index)
         if frames is not None:
-            return frames
-        if core_index not in self._bare:
+            return frames[:depth] if depth else frames
+        key = (core_index, depth)
+        if key not in self._bare:
             thread = self.process.threads[core_index]
-            self._bare[core_index] = self.unwinder.unwind(thread, names=False)
-        frames = self._bare[core_index]
+            self._bare[key] = self.unwinder.unwind(thread, names=False, limit=depth)
+        frames = self._bare[key]
         for k, f in enumerate(frames):
             if f.function is None and f.module == module:
                 lookup = f.pc if k == 0 or frames[k - 1].signal_frame else f.pc - 1

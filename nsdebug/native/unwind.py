@@ -64,15 +64,15 @@ class Unwinder:
         seg = self.mem.find_segment(addr)
         return seg is not None and "x" in seg.perms
 
-    def unwind(self, thread, names=True):
-        """Frames of a core thread, innermost first. Without `names`, frames are left
-        unnamed (function None): no symbol table is read, for a caller that names only
-        the few it needs."""
+    def unwind(self, thread, names=True, limit=None):
+        """Frames of a core thread, innermost first (at most `limit`). Without `names`,
+        frames are left unnamed (function None): no symbol table is read, for a caller
+        that names only the few it needs."""
         regs = {i: thread.regs.get(n) for i, n in enumerate(DWARF_REGS)}
         frames = []
         how, after_signal = "registers", True
         seen = set()
-        while len(frames) < MAX_FRAMES:
+        while len(frames) < min(limit or MAX_FRAMES, MAX_FRAMES):
             pc = regs.get(RA)
             if not pc or not self._is_code(pc):
                 break

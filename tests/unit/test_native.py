@@ -64,6 +64,35 @@ def test_symbols_name_covered_addresses_only(tmp_path):
     assert f.lookup("nothing") is None
 
 
+def symbol_table(tmp_path, symbols, dynamic):
+    img = w.Image(w.ET_EXEC, BASE)
+    text = img.add(".text", b"\x90" * 0x300, flags=w.SHF_ALLOC | w.SHF_EXECINSTR,
+                   align=0x1000)
+    img.add_symbols([(n, text + a, size, "func") for n, a, size in symbols], dynamic)
+    return ElfFile(write(tmp_path, "lib", img.build())), text
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_a_pc_past_a_symbols_extent_is_not_named_after_it(tmp_path, dynamic):
+    # As in a stripped libc: an export of 0x40 bytes, then code no symbol describes.
+    f, text = symbol_table(tmp_path, [("sem_trywait", 0, 0x40), ("later", 0x200, 0x40)],
+                           dynamic)
+    assert f.symbolize(text + 0x3f)[:2] == ("sem_trywait", 0x3f)
+    assert f.symbolize(text + 0x40) is None
+    assert f.symbolize(text + 0x15e) is None
+    assert f.symbolize(text + 0x210)[:2] == ("later", 0x10)
+
+
+def test_a_symbol_without_size_names_up_to_the_next_only_in_a_complete_table(tmp_path):
+    rows = [("_start", 0, 0), ("main", 0x100, 0x40)]
+    full, text = symbol_table(tmp_path, rows, dynamic=False)     # .symtab: nothing hidden
+    assert full.symbolize(text + 0x20)[:2] == ("_start", 0x20)
+    assert full.symbolize(text + 0x240) is None                  # past the last one
+    exported, text = symbol_table(tmp_path, rows, dynamic=True)  # .dynsym alone
+    assert exported.symbolize(text + 0x20) is None
+    assert exported.symbolize(text + 0x120)[:2] == ("main", 0x20)
+
+
 def test_cfi_rules_at_each_step_of_the_prologue(tmp_path):
     data, funcs = image()
     cfi = ModuleCfi(ElfFile(write(tmp_path, "app", data)))
