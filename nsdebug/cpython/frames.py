@@ -169,6 +169,13 @@ class FrameWalker:
         try:
             info = self.code_info(code)
         except NsdebugError as e:
+            if self._no_executable(code, previous):
+                # A frame that runs no code by design: the base frame the newer
+                # releases put under every thread's stack (executable NULL or None),
+                # or a C entry frame a build numbers differently: not damage.
+                if out:
+                    out[-1].entry = True
+                return None, previous
             return Frame(addr, None, -1, error=f"code {code:#x}: {e}"), previous
         C = self.L.code
         # 3.13 renamed prev_instr (the last instruction run) to instr_ptr (the next).
@@ -182,6 +189,15 @@ class FrameWalker:
         line = self.line_of(code, instr - first_instr)
         entry = bool(o.u8(addr + I.is_entry)) if I.is_entry is not None else False
         return Frame(addr, info, line, OWNERS.get(owner, str(owner)), entry), previous
+
+    def _no_executable(self, code, previous):
+        if not code:
+            return not previous         # NULL only at the base; elsewhere damage
+
+        try:
+            return self.obj.kind(code) == "none"
+        except NsdebugError:
+            return False
 
     # -- generators and coroutines -----------------------------------------------
     def generator_frame(self, gen):
