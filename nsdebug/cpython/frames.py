@@ -193,7 +193,6 @@ class FrameWalker:
     def _no_executable(self, code, previous):
         if not code:
             return not previous         # NULL only at the base; elsewhere damage
-
         try:
             return self.obj.kind(code) == "none"
         except NsdebugError:
