@@ -111,6 +111,12 @@ class Core:
         from .model.stacks import thread_rows
         return thread_rows(self.target)
 
+    def locks(self):
+        """model.locks.LocksResult: the lock each thread is blocked on, the locks it
+        holds, and the deadlocks (`locks`)."""
+        from .model.locks import locks
+        return locks(self.target)
+
     def object(self, address):
         """The object at `address` (NsdebugError if no sane object is there)."""
         self.target.runtime.objects.info(address)       # checks it is one

@@ -128,6 +128,13 @@ class CoreCache:
             build, "asyncio_target.py", os.path.join(self.base, f"asyncio-{build.id}"),
             tool=targets.live_capture_tool(build)))
 
+    def locks(self, build):
+        """A core of fixtures/locks_target.py: two deadlocks, a Condition, a queue, a join."""
+        build = _as_build(build)
+        return self._get(("locks", build.id), lambda: targets.gcore_capture(
+            build, "locks_target.py", os.path.join(self.base, f"locks-{build.id}"),
+            threads=11, tool=targets.live_capture_tool(build)))
+
     def leak(self, build):
         """Two cores of fixtures/leak_target.py 4000 requests apart: (old, new)."""
         build = _as_build(build)

@@ -47,6 +47,14 @@ def threads(session, ns):
     return stacks.thread_rows(session.target, session.selection)
 
 
+@command("locks", "who waits for which lock, who holds it, and deadlocks")
+def locks(session, ns):
+    """For each thread the lock it is blocked on and the locks it holds, then the
+    cycles of the wait-for graph."""
+    from ..model.locks import locks as find_locks
+    return find_locks(session.target)
+
+
 @command("maps", "the memory mappings and where their bytes come from")
 def maps(session, ns):
     return MapsResult(session.target.process.mappings())

@@ -266,6 +266,38 @@ class FrameWalker:
         except NsdebugError:
             return 0
 
+    def stack_values(self, frame, limit=256):
+        """The object pointers in the frame's value-stack area, bottom first: every
+        slot of its code's co_stacksize, the live ones and any left above the top (the
+        stack pointer of a running frame is not kept), so a caller must check what it
+        finds. Objects that do not read as objects are left out."""
+        o, L = self.obj, self.L
+        if frame.code is None or L.code.co_stacksize is None:
+            return []
+        code = frame.code.address
+        try:
+            size = _I32.unpack(o.mem.read(code + L.code.co_stacksize, 4))[0]
+            if self.version >= (3, 11):
+                nlocals = _I32.unpack(o.mem.read(code + L.code.co_nlocalsplus, 4))[0]
+                base = frame.address + L.iframe.localsplus + 8 * nlocals
+            else:
+                base = o.ptr(frame.address + L.frameobject.f_valuestack)
+            if not base or not 0 < size <= 1 << 16:
+                return []
+            data, _why = o.mem.read_prefix(base, 8 * min(size, limit))
+        except NsdebugError:
+            return []
+        out = []
+        for (bits,) in struct.iter_unpack("<Q", data[:len(data) // 8 * 8]):
+            value = o.ref_value(bits)
+            if value and not value & 7:
+                try:
+                    o.info(value)
+                except NsdebugError:
+                    continue
+                out.append(value)
+        return out
+
     # -- locals ----------------------------------------------------------------
     def locals_of(self, frame):
         """Arguments and locals of a frame (cells dereferenced, unbound ones left out)."""

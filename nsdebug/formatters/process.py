@@ -107,3 +107,26 @@ def format_disasm(r):
         yield line.rstrip()
     if r.error:
         yield f"({r.error})"
+
+
+@formatter("nsdebug.model.locks.LocksResult")
+def locks_text(r):
+    for d in r.deadlocks:
+        yield d.text
+    if r.deadlocks:
+        yield ""
+    by_addr = {lock.address: lock for lock in r.locks}
+    for t in r.threads:
+        if t.phrase is None and not t.holds:
+            continue
+        who = f"{t.tid} {t.name!r}" if t.name else str(t.tid)
+        yield f"thread {who}: {t.phrase or 'not waiting for a lock'}" + \
+            (f" at {t.where}" if t.phrase and t.where else "")
+        for a in t.holds:
+            lock = by_addr.get(a)
+            if lock is not None:
+                count = f", {lock.count} times" if lock.kind == "RLock" and lock.count > 1 \
+                    else ""
+                yield f"    holds {lock.kind} {a:#x}{count} ({lock.how_known})"
+    if not r.deadlocks:
+        yield "no deadlock: no cycle among the threads that wait for locks"

@@ -1,0 +1,252 @@
+"""Who waits for whom: for each thread the lock it is blocked on and the locks it holds,
+the wait-for graph between threads, and its cycles (deadlocks).
+
+The lock a thread is blocked on: the futex address its system call waits at (rdi, the
+call's first argument, as the kernel saved it), matched with the lock objects its own
+and every other thread's Python frames refer to (locals, value stacks, and the
+attributes of the instances there: a Condition's or a Queue's lock). Holders: an RLock
+records its owner; a plain Lock does not, so its holder is the thread with a `with`
+block open on it (its `__exit__` pending on a frame's value stack while the lock is
+locked); where no thread shows one the holder is unknown and said so."""
+
+from __future__ import annotations
+
+import struct
+
+from ..cpython.locks import lock_kind, lock_state, waits_on
+from ..errors import NsdebugError
+from ..record import Factory, record
+
+SYS_FUTEX = 202
+_U64 = struct.Struct("<Q")
+
+
+@record
+class LockRow:
+    address: int
+    kind: str                      # "Lock" or "RLock"
+    locked: bool
+    owner: int | None = None       # native tid of the holder, None when unknown or free
+    owner_name: str | None = None
+    count: int = 0                 # RLock: times held by its owner
+    how_known: str | None = None   # "RLock owner" or "open with in FUNCTION (FILE:LINE)"
+    found_as: str | None = None    # where the frames refer to it: "Condition._lock", ...
+
+
+@record
+class ThreadLocks:
+    tid: int
+    name: str | None
+    waits_for: int | None = None   # the lock's address
+    holds: list = Factory(list)    # lock addresses
+    where: str | None = None       # the Python line it waits at (FILE:LINE)
+    phrase: str | None = None      # what it waits for, in a few words
+
+
+@record
+class Deadlock:
+    threads: list                  # native tids around the cycle, in wait order
+    text: str
+
+
+@record
+class LocksResult:
+    threads: list                  # [ThreadLocks]
+    locks: list                    # [LockRow]: every lock waited for or held
+    deadlocks: list                # [Deadlock]
+
+
+def locks(target):
+    """LocksResult of a core (PythonNotFoundError without CPython)."""
+    rt = target.runtime
+    o, walker = rt.objects, rt.frame_walker
+    mem = target.process.memory
+    version = rt.version.key
+    read_u64 = lambda a: _U64.unpack(mem.read(a, 8))[0]  # noqa: E731
+    by_ident = {t.thread_id: t for t in rt.threads}
+    found = {}                                   # lock address -> how the frames refer to it
+    exits = {}                                   # python thread -> [(lock, frame)]
+    frames_of = {}
+    for t in rt.threads:
+        frames = rt.frames(t)
+        frames_of[t.address] = frames
+        for f in frames:
+            if f.code is None:
+                continue
+            _collect(o, walker, f, found, exits.setdefault(t.address, []), version)
+    states = {}
+    for addr, where in found.items():
+        try:
+            states[addr] = (lock_state(o, addr, lock_kind(o, addr), version), where)
+        except NsdebugError:
+            continue
+    threads, rows, holder_of = [], {}, {}
+    for addr, (st, where) in states.items():
+        if st.kind == "RLock" and st.owner_ident:
+            owner = by_ident.get(st.owner_ident)
+            if owner is not None:
+                holder_of[addr] = (owner, "RLock owner")
+    waits = {}
+    for t in rt.threads:
+        core = target.process.threads[t.core_index] if t.core_index is not None else None
+        if core is None or core.regs.get("orig_rax") != SYS_FUTEX:
+            continue
+        uaddr = core.regs.get("rdi") or 0
+        for addr, (st, _where) in states.items():
+            if waits_on(st, uaddr, read_u64):
+                waits[t.address] = addr
+                break
+    for t in rt.threads:
+        for addr, frame in exits.get(t.address, []):
+            st = states.get(addr, (None,))[0]
+            if st is None or not st.locked or waits.get(t.address) == addr or \
+                    addr in holder_of:
+                continue
+            holder_of[addr] = (t, f"open with in {frame.function} "
+                                  f"({frame.filename}:{frame.line})")
+    involved = set(waits.values()) | set(holder_of)
+    for addr in involved:
+        st, where = states[addr]
+        owner, how = holder_of.get(addr, (None, None))
+        rows[addr] = LockRow(addr, st.kind, st.locked, owner.native_tid if owner else None,
+                             owner.name if owner else None, st.count if owner else 0, how,
+                             where)
+    for t in rt.threads:
+        addr = waits.get(t.address)
+        frames = frames_of.get(t.address) or []
+        top = next((f for f in frames if f.code is not None), None)
+        held = sorted(a for a, (h, _) in holder_of.items() if h is t)
+        phrase = _joining(o, walker, frames)
+        if addr is not None and phrase is None:
+            row = rows[addr]
+            phrase = f"waiting for {row.kind} {addr:#x}" + (
+                f" ({row.found_as})" if row.found_as and "stack of" not in row.found_as
+                else "") + (
+                f" held by {_who(row.owner_name, row.owner)}" if row.owner else
+                " (holder unknown: a Lock records none)" if row.locked else "")
+        threads.append(ThreadLocks(t.native_tid, t.name, addr, held,
+                                   f"{top.filename}:{top.line}" if top else None, phrase))
+    return LocksResult(threads, sorted(rows.values(), key=lambda r: r.address),
+                       _cycles(threads, rows))
+
+
+def _joining(o, walker, frames):
+    """"joining thread NAME" when the thread waits in Thread.join (from 3.13 on a thread
+    handle, not a lock), else None."""
+    for f in frames[:4]:
+        if f.code is None or not f.function.endswith(("Thread.join", "join")) or \
+                "threading" not in f.filename:
+            continue
+        try:
+            me = next((loc.address for loc in walker.locals_of(f) if loc.name == "self"), 0)
+            name = next((v for k, v in (o.attributes(me) if me else [])
+                         if o.read_str(k, 16) == "_name"), 0)
+            return f"joining thread {o.read_str(name, 80)!r}" if name else "joining a thread"
+        except (NsdebugError, TypeError):
+            return "joining a thread"
+    return None
+
+
+def _who(name, tid):
+    return f"thread {name!r}" if name else f"thread {tid}"
+
+
+def _collect(o, walker, frame, found, exits, version):
+    """Lock objects a frame refers to (into `found`), and those with a `with` open on
+    them (into `exits`, with the frame)."""
+    values = [(loc.address, f"{loc.name} in {frame.function}")
+              for loc in walker.locals_of(frame) if loc.address]
+    stack = walker.stack_values(frame)
+    values += [(v, f"on the stack of {frame.function}") for v in stack]
+    for v, where in values:
+        _refer(o, v, where, found, 2)
+    for i, v in enumerate(stack):
+        lock = _exit_of(o, v, stack[i - 1] if i else 0, version)
+        if lock:
+            found.setdefault(lock, f"with in {frame.function}")
+            exits.append((lock, frame))
+
+
+def _refer(o, v, where, found, depth):
+    """Note v if it is a lock, the self of a bound method if a lock, and the locks among
+    an instance's attributes (to `depth` instances deep)."""
+    try:
+        info = o.info(v)
+    except NsdebugError:
+        return
+    if info.name in ("_thread.lock", "_thread.RLock"):
+        found.setdefault(v, where)
+        return
+    if info.name in ("builtin_function_or_method", "method"):
+        try:
+            _refer(o, o.ptr(v + 24), where, found, 0)
+        except NsdebugError:
+            pass
+        return
+    if depth and info.kind == "instance":
+        try:
+            attrs = o.attributes(v, info)[:64]
+        except NsdebugError:
+            return
+        for key, value in attrs:
+            try:
+                name = o.read_str(key, 64)
+            except NsdebugError:
+                continue
+            _refer(o, value, f"{info.qualname}.{name}", found, depth - 1)
+
+
+def _exit_of(o, v, below, version):
+    """The lock whose `__exit__` is pending at stack value v (with the value below it):
+    a bound builtin method up to 3.13, a method descriptor and its self from 3.14."""
+    try:
+        if version >= (3, 14):              # LOAD_SPECIAL: the descriptor, then self
+            if not below or lock_kind(o, v) is None:
+                return 0
+            if o.info(below).name != "method_descriptor":
+                return 0
+            return v if o.read_str(o.ptr(below + 24), 16) == "__exit__" else 0
+        if o.info(v).name != "builtin_function_or_method" or o.refcount(v) < 1:
+            return 0
+        this = o.ptr(v + 24)
+        if lock_kind(o, this) is None:
+            return 0
+        name = o.mem.cstring(o.ptr(o.ptr(v + 16)), 16)
+        return this if name == b"__exit__" else 0
+    except NsdebugError:
+        return 0
+
+
+def _cycles(threads, rows):
+    """Deadlocks: cycles of the wait-for graph (each thread waits for at most one lock
+    and each lock has at most one holder, so each thread has at most one successor)."""
+    by_tid = {t.tid: t for t in threads}
+    nxt = {}
+    for t in threads:
+        row = rows.get(t.waits_for) if t.waits_for is not None else None
+        if row is not None and row.owner is not None and row.owner != t.tid:
+            nxt[t.tid] = row.owner
+    seen, out = set(), []
+    for start in nxt:
+        path, tid = [], start
+        while tid in nxt and tid not in seen and tid not in path:
+            path.append(tid)
+            tid = nxt[tid]
+        if tid in path:
+            cycle = path[path.index(tid):]
+            out.append(Deadlock(cycle, _describe(cycle, by_tid, rows)))
+        seen.update(path)
+    return out
+
+
+def _describe(cycle, by_tid, rows):
+    parts = []
+    for tid in cycle:
+        t = by_tid[tid]
+        held = [rows[a] for a in t.holds if a in rows]
+        want = rows[t.waits_for]
+        holds = " and ".join(f"{r.kind} at {r.address:#x}" for r in held) or "nothing known"
+        parts.append(f"{_who(t.name, tid)} holds {holds} and waits for {want.kind} at "
+                     f"{want.address:#x} ({t.where}), owned by "
+                     f"{_who(want.owner_name, want.owner)}")
+    return "deadlock: " + "; ".join(parts)
