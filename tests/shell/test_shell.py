@@ -39,6 +39,7 @@ def test_shell_session(big_heap_core, tmp_path):
         child.expect(PROMPT)
         # A long command, interrupted: the prompt comes back, the shell lives on.
         child.sendline("objects")
+        child.expect("walking the heap")     # running, not still being read as a line
         time.sleep(0.2)
         child.sendintr()
         child.expect("interrupted")
