@@ -21,10 +21,13 @@ def test_threads_of_a_gcore_python_core(cores, build, nsdebug):
     assert len(rows) == 4
     assert sorted(r["tid"] for r in rows) == sorted(t["native_id"] for t in cap.truth["threads"])
     for r in rows:
-        assert r["symbol"], r
+        # Named where a symbol covers the pc; else (a stripped libc without its debug
+        # file, as Debian's builds run here) placed in its file, never a wrong name.
+        assert r["symbol"] or r["module_offset"], r
         assert r["module"].startswith(("libc", "libpthread", "libpython")), r
     text = nsdebug(cap.core, "-c", "threads").stdout
-    assert text.count("in libc") + text.count("in libpython") + text.count("in libpthread") >= 4
+    assert sum(text.count(f"{m}") for m in (" in libc", " in libpython", " in libpthread",
+                                             "  libc.so.6+0x")) >= 4
 
 
 def test_info_of_a_gcore_core(cores, build, nsdebug):
@@ -150,5 +153,8 @@ def test_a_different_file_is_named_and_not_used(cores, nsdebug, tmp_path):
     p = open_core(cap.core, lib_path=[str(libdir)])
     libc = p.find_module("libc")
     assert libc.file is None and "build-id differs" in libc.problem
-    assert json.loads(r.stdout)["threads"][0]["module"] is None or \
-        json.loads(r.stdout)["threads"][0]["symbol"] is None
+    # The pc is named only from a debug file of the build-id the core recorded.
+    row = json.loads(r.stdout)["threads"][0]
+    bid = libc.core_build_id
+    debug = f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug"
+    assert row["symbol"] is None or (row["module"] == "libc.so.6" and os.path.exists(debug))

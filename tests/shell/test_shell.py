@@ -42,8 +42,10 @@ def test_shell_session(big_heap_core, tmp_path):
         child.expect("walking the heap")     # running, not still being read as a line
         time.sleep(0.2)
         child.sendintr()
-        child.expect("interrupted")
-        child.expect(PROMPT)
+        # Interrupted, or (on a loaded machine) finished before the signal landed: either
+        # way the prompt comes back and the shell lives on (the commands below).
+        if child.expect(["interrupted", PROMPT]) == 0:
+            child.expect(PROMPT)
         # Completion of a type name that replaces what was typed.
         child.send("instances Wid")
         child.send("\t")
