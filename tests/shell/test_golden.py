@@ -125,7 +125,11 @@ def test_outputs_are_the_recorded_ones(cores, build, nsdebug):
                 f.write(text)
         pytest.skip("golden copies rewritten")
     differ = []
+    # diff's figures on Debian's builds (arthur captures of a live heap) vary with
+    # what C roots hold from run to run; its truth is checked by tests/heap/test_diff*.
     for name, text in got.items():
+        if name.startswith("diff.") and build.id.startswith("debian"):
+            continue
         path = os.path.join(folder, name)
         assert os.path.exists(path), f"no recorded copy {path} (NSDEBUG_GOLDEN_UPDATE=1)"
         with open(path) as f:
