@@ -22,7 +22,9 @@ from ..record import record
 
 LOCK_TYPES = {"_thread.lock": "Lock", "_thread.RLock": "RLock"}
 BODY = 16                                   # after PyObject_HEAD
-_U64 = struct.Struct("<Q")
+# A bound method's self: PyCFunctionObject.m_self and PyMethodObject.im_self, both
+# after PyObject_HEAD and one pointer.
+BOUND_SELF = 24
 
 
 @record
@@ -44,10 +46,9 @@ def lock_kind(objects, addr):
         return None
 
 
-def lock_state(objects, addr, kind, version):
+def lock_state(objects, addr, kind):
     """LockState of a lock object (NsdebugError when unreadable)."""
-    mem = objects.mem
-    w = [_U64.unpack_from(mem.read(addr + BODY, 24), 8 * i)[0] for i in range(3)]
+    w = struct.unpack("<3Q", objects.mem.read(addr + BODY, 24))
     if w[0] < 0x100:                        # PyMutex flags, not a semaphore's address
         locked = bool(w[0] & 1)
         if kind == "RLock":
@@ -59,13 +60,13 @@ def lock_state(objects, addr, kind, version):
     return LockState(addr, kind, bool(w[2] & 0xFF), w[0], 0)
 
 
-def waits_on(state, futex_addr, read_u64):
+def waits_on(state, futex_addr, read_ptr):
     """Whether a thread blocked in futex at `futex_addr` waits for this lock."""
     if not futex_addr:
         return False
     if state.mutex:
         try:
-            return read_u64(futex_addr - 8) == state.mutex
+            return read_ptr(futex_addr - 8) == state.mutex
         except NsdebugError:
             return False
     return futex_addr == state.wait_word

@@ -11,14 +11,10 @@ locked); where no thread shows one the holder is unknown and said so."""
 
 from __future__ import annotations
 
-import struct
-
-from ..cpython.locks import lock_kind, lock_state, waits_on
+from ..cpython.locks import BOUND_SELF, LOCK_TYPES, lock_kind, lock_state, waits_on
 from ..errors import NsdebugError
 from ..record import Factory, record
-
-SYS_FUTEX = 202
-_U64 = struct.Struct("<Q")
+from .stacks import SYS_FUTEX
 
 
 @record
@@ -60,9 +56,7 @@ def locks(target):
     """LocksResult of a core (PythonNotFoundError without CPython)."""
     rt = target.runtime
     o, walker = rt.objects, rt.frame_walker
-    mem = target.process.memory
     version = rt.version.key
-    read_u64 = lambda a: _U64.unpack(mem.read(a, 8))[0]  # noqa: E731
     by_ident = {t.thread_id: t for t in rt.threads}
     found = {}                                   # lock address -> how the frames refer to it
     exits = {}                                   # python thread -> [(lock, frame)]
@@ -77,7 +71,7 @@ def locks(target):
     states = {}
     for addr, where in found.items():
         try:
-            states[addr] = (lock_state(o, addr, lock_kind(o, addr), version), where)
+            states[addr] = (lock_state(o, addr, lock_kind(o, addr)), where)
         except NsdebugError:
             continue
     threads, rows, holder_of = [], {}, {}
@@ -93,7 +87,7 @@ def locks(target):
             continue
         uaddr = core.regs.get("rdi") or 0
         for addr, (st, _where) in states.items():
-            if waits_on(st, uaddr, read_u64):
+            if waits_on(st, uaddr, o.ptr):
                 waits[t.address] = addr
                 break
     for t in rt.threads:
@@ -102,8 +96,8 @@ def locks(target):
             if st is None or not st.locked or waits.get(t.address) == addr or \
                     addr in holder_of:
                 continue
-            holder_of[addr] = (t, f"open with in {frame.function} "
-                                  f"({frame.filename}:{frame.line})")
+            where = f"{frame.filename}:{frame.line}"
+            holder_of[addr] = (t, f"open with in {frame.function} ({where})")
     involved = set(waits.values()) | set(holder_of)
     for addr in involved:
         st, where = states[addr]
@@ -174,12 +168,12 @@ def _refer(o, v, where, found, depth):
         info = o.info(v)
     except NsdebugError:
         return
-    if info.name in ("_thread.lock", "_thread.RLock"):
+    if info.name in LOCK_TYPES:
         found.setdefault(v, where)
         return
     if info.name in ("builtin_function_or_method", "method"):
         try:
-            _refer(o, o.ptr(v + 24), where, found, 0)
+            _refer(o, o.ptr(v + BOUND_SELF), where, found, 0)
         except NsdebugError:
             pass
         return
@@ -208,7 +202,7 @@ def _exit_of(o, v, below, version):
             return v if o.read_str(o.ptr(below + 24), 16) == "__exit__" else 0
         if o.info(v).name != "builtin_function_or_method" or o.refcount(v) < 1:
             return 0
-        this = o.ptr(v + 24)
+        this = o.ptr(v + BOUND_SELF)
         if lock_kind(o, this) is None:
             return 0
         name = o.mem.cstring(o.ptr(o.ptr(v + 16)), 16)

@@ -300,6 +300,7 @@ def thread_state_cheap(target, core_index, holds_gil):
     the GIL holder), its system call (orig_rax), and waiting for the GIL (the
     interpreter's GIL-taking code among its innermost frames, the only ones named)."""
     t = target.process.threads[core_index]
+    nr = _syscall(t.regs)
     parts = []
     if holds_gil:
         parts.append("holding the GIL")
@@ -308,7 +309,7 @@ def thread_state_cheap(target, core_index, holds_gil):
                 parts.append("in a GC run")
         except NsdebugError:
             pass
-    elif _syscall(t.regs) == SYS_FUTEX:
+    elif nr == SYS_FUTEX:
         try:
             interpreter = target.runtime.module.name
         except NsdebugError:
@@ -316,10 +317,7 @@ def thread_state_cheap(target, core_index, holds_gil):
         top = target.native.frames_named_in(core_index, interpreter, GIL_WAIT_DEPTH)
         if any((f.function or "").startswith(GIL_WAIT) for f in top):
             parts.append("waiting for the GIL")
-    nr = _syscall(t.regs)
-    if nr is not None:
-        from ..native.stacks import SYSCALLS
-        parts.append(f"in system call {SYSCALLS.get(nr, f'#{nr}')}")
+    parts += _syscall_phrase(nr)
     return "; ".join(parts) or None
 
 
@@ -330,13 +328,20 @@ GIL_WAIT_DEPTH = 8
 
 
 def _syscall(regs):
+    """The system call the thread was in (orig_rax), None when not in one."""
     nr = regs.get("orig_rax", -1)
     return nr if nr is not None and 0 <= nr < 1 << 16 else None
 
 
+def _syscall_phrase(nr):
+    if nr is None:
+        return []
+    from ..native.stacks import SYSCALLS
+    return [f"in system call {SYSCALLS.get(nr, f'#{nr}')}"]
+
+
 def thread_state(native, holds_gil, regs):
     """A few words on what the thread was doing, from its C stack and registers."""
-    from ..native.stacks import SYSCALLS
     names = [f.function or "" for f in native]
     parts = []
     if any(n.startswith(GIL_WAIT) for n in names[:16]) and not holds_gil:
@@ -346,9 +351,7 @@ def thread_state(native, holds_gil, regs):
     bases = [n.split(".", 1)[0] for n in names]
     if any(b in GC_EXACT or b.startswith(GC_PREFIXES) for b in bases):
         parts.append("in a GC run")
-    nr = _syscall(regs)
-    if nr is not None:
-        parts.append(f"in system call {SYSCALLS.get(nr, f'#{nr}')}")
+    parts += _syscall_phrase(_syscall(regs))
     return "; ".join(parts) or None
 
 

@@ -137,6 +137,8 @@ class Symbolizer:
                 hit = None
             # Only a symbol that covers the address names it: in a stripped binary the
             # nearest exported symbol before a static function is not its name.
-            if hit is not None and (hit[1] < hit[2] if hit[2] else hit[1] < 0x1000):
+            # (ElfFile.symbolize checks a sized symbol's extent; one without a size
+            # is taken only close to its start.)
+            if hit is not None and (hit[2] or hit[1] < 0x1000):
                 return hit[0], hit[1], m
         return None, addr - m.start, m
