@@ -6,6 +6,8 @@ core where threads wait on a lock nobody holds shows none)."""
 
 import json
 
+import targets
+
 
 def _locks(nsdebug, core):
     r = nsdebug(core, "-c", "locks", "--json")
@@ -44,3 +46,24 @@ def test_no_false_cycle(cores, build, nsdebug):
     assert got["deadlocks"] == []
     waiting = [t for t in got["threads"] if t["waits_for"]]
     assert len(waiting) == 3 and len({t["waits_for"] for t in waiting}) == 1
+
+
+def test_locks_without_python_is_one_clear_line(cores, nsdebug):
+    r = nsdebug(cores.native().core, "-c", "locks")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is this a core of a Python process?" in lines[0], lines
+
+
+def test_damaged_locks_give_no_wrong_cycle(cores, nsdebug, tmp_path):
+    # Every lock's body overwritten with garbage: no lock can be matched to a waiter,
+    # so no deadlock may be claimed, and no traceback.
+    from corepatch import patch_core
+    cap = cores.locks(targets.default_build())
+    bad = str(tmp_path / "core-bad-locks")
+    patch_core(cap.core, bad, {int(a) + 16: b"\xa5" * 24 for a in cap.truth["locks"]})
+    r = nsdebug(bad, "-c", "locks", "--json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["deadlocks"] == []
+    assert not any(t["waits_for"] in map(int, cap.truth["locks"]) for t in doc["threads"])

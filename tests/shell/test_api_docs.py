@@ -23,13 +23,15 @@ def test_api_examples_on_a_real_core(cores, tmp_path):
     cap = cores.heap(build)
     old, new = cores.leak(build)
     tasks_cap = cores.asyncio(build)
+    locks_cap = cores.locks(build)
     truth = cap.truth
     widget = truth["named"]["widget"]
     ns = {"CORE": cap.core, "WIDGET_ADDRESS": widget["id"], "OLD_CORE": old.core,
           "NEW_CORE": new.core, "TASKS_CORE": tasks_cap.core,
+          "LOCKS_CORE": locks_cap.core,
           "SNAPSHOT_PATH": str(tmp_path / "api.heapsnapshot")}
     blocks = examples()
-    assert len(blocks) == 9
+    assert len(blocks) == 10
     # Every block in order; what they leave is checked before the last one, which
     # writes the snapshot and closes the core.
     for code in blocks[:-1]:
@@ -81,6 +83,11 @@ def test_api_examples_on_a_real_core(cores, tmp_path):
     assert ns["task_states"] == {k: v["state"] for k, v in want.items()} | \
         {k: v for k, v in ns["task_states"].items() if k not in want}
     assert ns["awaits"]["consumer"] == "a queue get"
+    # The locks, as the target saw them: two deadlocks, each thread's lock.
+    assert len(ns["deadlocks"]) == 2 and all(d.startswith("deadlock: ") for d in ns["deadlocks"])
+    for name, want in locks_cap.truth["threads"].items():
+        if want["waits_for"]:
+            assert ns["waiting"][name] == want["waits_for"], name
     exec(compile(blocks[-1], DOC, "exec"), ns)
     # A closed core says so, as one of our errors.
     with pytest.raises(NsdebugError, match="was closed"):
