@@ -128,5 +128,8 @@ def locks_text(r):
                 count = f", {lock.count} times" if lock.kind == "RLock" and lock.count > 1 \
                     else ""
                 yield f"    holds {lock.kind} {a:#x}{count} ({lock.how_known})"
+    if any(t.phrase and t.phrase.endswith(", holder unknown") for t in r.threads):
+        yield ("(holder unknown: a plain Lock records no owner, and no thread has a "
+               "`with` open on it: it was taken by acquire() or from C)")
     if not r.deadlocks:
         yield "no deadlock: no cycle among the threads that wait for locks"

@@ -52,22 +52,34 @@ class LocksResult:
     deadlocks: list                # [Deadlock]
 
 
-def locks(target):
-    """LocksResult of a core (PythonNotFoundError without CPython)."""
+def locks(target, everything=True):
+    """LocksResult of a core (PythonNotFoundError without CPython).
+
+    The frames' references are followed in two rounds: the values the frames hold
+    themselves (locals, value stacks, a bound method's self), which name the lock of a
+    `with`, of Condition.wait's waiter and of join; then the attributes of the
+    instances there (a Condition's or a Queue's lock, two deep). Without `everything`
+    (the one phrase `threads` and `bt` show per thread), the second round runs only
+    when a thread blocked in futex is left unmatched by the first."""
     rt = target.runtime
     o, walker = rt.objects, rt.frame_walker
     version = rt.version.key
     by_ident = {t.thread_id: t for t in rt.threads}
+    futex_waits = _futex_waits(target, rt)
+    if not everything and not futex_waits:
+        return LocksResult([ThreadLocks(t.native_tid, t.name) for t in rt.threads], [], [])
     found = {}                                   # lock address -> how the frames refer to it
     exits = {}                                   # python thread -> [(lock, frame)]
-    frames_of = {}
+    frames_of = {t.address: rt.frames(t) for t in rt.threads}
+    instances = []                               # (value, where): for the second round
     for t in rt.threads:
-        frames = rt.frames(t)
-        frames_of[t.address] = frames
-        for f in frames:
-            if f.code is None:
-                continue
-            _collect(o, walker, f, found, exits.setdefault(t.address, []), version)
+        for f in frames_of[t.address]:
+            if f.code is not None:
+                _collect(o, walker, f, found, exits.setdefault(t.address, []), version,
+                         instances)
+    if everything or not _all_matched(o, futex_waits, found):
+        for v, where in instances:
+            _refer(o, v, where, found, 2)
     states = {}
     for addr, where in found.items():
         try:
@@ -82,10 +94,9 @@ def locks(target):
                 holder_of[addr] = (owner, "RLock owner")
     waits = {}
     for t in rt.threads:
-        core = target.process.threads[t.core_index] if t.core_index is not None else None
-        if core is None or core.regs.get("orig_rax") != SYS_FUTEX:
+        uaddr = futex_waits.get(t.address)
+        if uaddr is None:
             continue
-        uaddr = core.regs.get("rdi") or 0
         for addr, (st, _where) in states.items():
             if waits_on(st, uaddr, o.ptr):
                 waits[t.address] = addr
@@ -111,13 +122,15 @@ def locks(target):
         top = next((f for f in frames if f.code is not None), None)
         held = sorted(a for a, (h, _) in holder_of.items() if h is t)
         phrase = _joining(o, walker, frames)
+        if addr is not None and phrase is None and not rows[addr].owner:
+            phrase = _waiting_in(o, walker, frames, addr)
         if addr is not None and phrase is None:
             row = rows[addr]
             phrase = f"waiting for {row.kind} {addr:#x}" + (
-                f" ({row.found_as})" if row.found_as and "stack of" not in row.found_as
+                f" ({row.found_as})" if row.found_as and not row.found_as.startswith(ON_STACK)
                 else "") + (
                 f" held by {_who(row.owner_name, row.owner)}" if row.owner else
-                " (holder unknown: a Lock records none)" if row.locked else "")
+                f", {HOLDER_UNKNOWN}" if row.locked else "")
         threads.append(ThreadLocks(t.native_tid, t.name, addr, held,
                                    f"{top.filename}:{top.line}" if top else None, phrase))
     return LocksResult(threads, sorted(rows.values(), key=lambda r: r.address),
@@ -132,7 +145,7 @@ def _joining(o, walker, frames):
                 "threading" not in f.filename:
             continue
         try:
-            me = next((loc.address for loc in walker.locals_of(f) if loc.name == "self"), 0)
+            me = _local(walker, f, "self")
             name = next((v for k, v in (o.attributes(me) if me else [])
                          if o.read_str(k, 16) == "_name"), 0)
             return f"joining thread {o.read_str(name, 80)!r}" if name else "joining a thread"
@@ -141,19 +154,81 @@ def _joining(o, walker, frames):
     return None
 
 
+# The blocking calls of threading and queue that wait on a Condition's waiter lock (one
+# only notify() releases): a thread in them waits for that object, not for a holder.
+WAITS_IN = {"Condition.wait", "Condition.wait_for", "Event.wait", "Semaphore.acquire",
+            "BoundedSemaphore.acquire", "Barrier.wait", "Barrier._wait", "Queue.get",
+            "Queue.put", "Queue.join"}
+
+
+def _waiting_in(o, walker, frames, lock):
+    """"waiting in Event.wait on Event 0x..." when the thread waits for `lock` as the
+    waiter of a Condition, named after the outermost of threading's or queue's blocking
+    calls it is in; else None."""
+    if not frames or frames[0].code is None or \
+            _local(walker, frames[0], "waiter") != lock:
+        return None
+    found = None
+    for f in frames[:6]:
+        if f.code is None or not f.filename.endswith(("threading.py", "queue.py")):
+            break
+        me = _local(walker, f, "self")
+        try:
+            kind = o.info(me).qualname if me else None
+        except NsdebugError:
+            kind = None
+        name = f"{kind.rsplit('.', 1)[-1]}.{f.function.rsplit('.', 1)[-1]}" if kind else None
+        if name in WAITS_IN:
+            found = f"waiting in {name} on {kind} {me:#x}"
+    return found
+
+
+def _local(walker, frame, name):
+    """The address a frame's local `name` holds, 0 when it has none."""
+    return next((loc.address for loc in walker.locals_of(frame) if loc.name == name), 0)
+
+
 def _who(name, tid):
     return f"thread {name!r}" if name else f"thread {tid}"
 
 
-def _collect(o, walker, frame, found, exits, version):
-    """Lock objects a frame refers to (into `found`), and those with a `with` open on
-    them (into `exits`, with the frame)."""
+def _futex_waits(target, rt):
+    """{python thread address: the futex address it sleeps on}, for the threads blocked
+    in futex on something other than the GIL."""
+    out = {}
+    for t in rt.threads:
+        core = target.process.threads[t.core_index] if t.core_index is not None else None
+        if core is None or core.regs.get("orig_rax") != SYS_FUTEX:
+            continue
+        uaddr = core.regs.get("rdi") or 0
+        if uaddr and not rt.waits_for_gil(uaddr):
+            out[t.address] = uaddr
+    return out
+
+
+def _all_matched(o, futex_waits, found):
+    """Whether every futex waiter's lock is among the locks found so far."""
+    states = []
+    for addr in found:
+        try:
+            states.append(lock_state(o, addr, lock_kind(o, addr)))
+        except NsdebugError:
+            continue
+    return all(any(waits_on(st, uaddr, o.ptr) for st in states)
+               for uaddr in futex_waits.values())
+
+
+def _collect(o, walker, frame, found, exits, version, instances):
+    """Lock objects a frame refers to itself (into `found`), those with a `with` open
+    on them (into `exits`, with the frame), and the other values, whose attributes the
+    second round looks into (into `instances`)."""
     values = [(loc.address, f"{loc.name} in {frame.function}")
               for loc in walker.locals_of(frame) if loc.address]
     stack = walker.stack_values(frame)
-    values += [(v, f"on the stack of {frame.function}") for v in stack]
+    values += [(v, f"{ON_STACK}{frame.function}") for v in stack]
     for v, where in values:
-        _refer(o, v, where, found, 2)
+        if not _refer(o, v, where, found, 0):
+            instances.append((v, where))
     for i, v in enumerate(stack):
         lock = _exit_of(o, v, stack[i - 1] if i else 0, version)
         if lock:
@@ -163,31 +238,46 @@ def _collect(o, walker, frame, found, exits, version):
 
 def _refer(o, v, where, found, depth):
     """Note v if it is a lock, the self of a bound method if a lock, and the locks among
-    an instance's attributes (to `depth` instances deep)."""
+    an instance's attributes (to `depth` instances deep). Whether v was a lock or a
+    bound method (nothing deeper to look into)."""
     try:
         info = o.info(v)
     except NsdebugError:
-        return
+        return True
     if info.name in LOCK_TYPES:
-        found.setdefault(v, where)
-        return
+        _note(found, v, where)
+        return True
     if info.name in ("builtin_function_or_method", "method"):
         try:
             _refer(o, o.ptr(v + BOUND_SELF), where, found, 0)
         except NsdebugError:
             pass
-        return
+        return True
     if depth and info.kind == "instance":
         try:
             attrs = o.attributes(v, info)[:64]
         except NsdebugError:
-            return
+            return False
         for key, value in attrs:
             try:
                 name = o.read_str(key, 64)
             except NsdebugError:
                 continue
             _refer(o, value, f"{info.qualname}.{name}", found, depth - 1)
+    return info.kind != "instance"
+
+
+def _note(found, lock, where):
+    """Keep the first way a lock was found, unless a name (a local, `Class.attr`) comes
+    after a bare place on a value stack."""
+    known = found.get(lock)
+    if known is None or (known.startswith(ON_STACK) and not where.startswith(ON_STACK)):
+        found[lock] = where
+
+
+ON_STACK = "on the stack of "
+# A locked plain Lock whose `with` no thread has open: taken by acquire() or in C.
+HOLDER_UNKNOWN = "holder unknown"
 
 
 def _exit_of(o, v, below, version):

@@ -181,11 +181,13 @@ def source_listing(frame, context=5):
 
 
 # -- whole stacks ------------------------------------------------------------------------------
-def thread_stack(target, t, with_locals=False, native=None, bounds=None, sel=None):
-    """ThreadStack of a Python thread: its frames oldest first, what it was doing, and
-    with `native` ("python": hiding the interpreter's plumbing, or "all") its C frames
-    merged in."""
+def thread_stack(target, t, with_locals=False, native=None, bounds=None, sel=None,
+                 waits=None):
+    """ThreadStack of a Python thread: its frames oldest first, what it was doing (with
+    `waits`, wait_phrases(): the lock it waits for), and with `native` ("python":
+    hiding the interpreter's plumbing, or "all") its C frames merged in."""
     sel = sel or Selection()
+    waits = wait_phrases(target) if waits is None else waits
     rt = target.runtime
     frames = rt.frames(t)
     selected_thread = t.core_index == sel.thread_index
@@ -194,7 +196,8 @@ def thread_stack(target, t, with_locals=False, native=None, bounds=None, sel=Non
     stack = ThreadStack(t.native_tid, t.thread_id, t.name, t.holds_gil, t.crashed,
                         selected_thread, t.interp_id, rows[::-1])
     if t.core_index is not None:
-        _add_native(target, stack, t.core_index, frames, rows, rt.version.key, native, sel)
+        _add_native(target, stack, t.core_index, frames, rows, rt.version.key, native, sel,
+                    waits.get(t.native_tid))
     return stack
 
 
@@ -215,7 +218,9 @@ def backtrace(target, every=False, with_locals=False, native=None, bounds=None, 
     rt = target.runtime
     if every:
         threads = sorted(rt.threads, key=lambda t: (t.core_index is None, t.core_index or 0))
-        stacks = [thread_stack(target, t, with_locals, native, bounds, sel) for t in threads]
+        waits = wait_phrases(target)
+        stacks = [thread_stack(target, t, with_locals, native, bounds, sel, waits)
+                  for t in threads]
         py_idx = {t.core_index for t in rt.threads}
         others = [t for t in target.process.threads if t.index not in py_idx]
         if native:
@@ -230,14 +235,15 @@ def backtrace(target, every=False, with_locals=False, native=None, bounds=None, 
         target, python_thread(target, sel.thread_index), with_locals, native, bounds, sel)])
 
 
-def _add_native(target, stack, core_index, py_frames, py_rows, version, mode, sel):
+def _add_native(target, stack, core_index, py_frames, py_rows, version, mode, sel,
+                waits_for=None):
     """The thread's state, and with `mode` ("python" or "all") its merged listing."""
     if mode is None:
-        stack.state = thread_state_cheap(target, core_index, stack.holds_gil)
+        stack.state = thread_state_cheap(target, core_index, stack.holds_gil, waits_for)
         return
     core_thread = target.process.threads[core_index]
     native = target.native.frames(core_index)
-    stack.state = thread_state(native, stack.holds_gil, core_thread.regs)
+    stack.state = thread_state(native, stack.holds_gil, core_thread.regs, waits_for)
     selected = core_index == sel.thread_index
     listing, merged = merge(native, py_frames, version, mode == "all")
     out = []
@@ -271,6 +277,7 @@ def thread_rows(target, sel=None):
     sel = sel or Selection()
     p = target.process
     holders = _gil_holders(target)
+    waits = wait_phrases(target)
     rows = []
     for t in p.threads:
         # The pc named where a symbol (of the file or its debug file) covers it, else
@@ -280,7 +287,8 @@ def thread_rows(target, sel=None):
         rows.append(ThreadRow(t.index, t.tid, t.pc, sym, m.name if m else None, t.sp,
                               None if not t.signo else signal_name(t.signo),
                               t.index == sel.thread_index,
-                              thread_state_cheap(target, t.index, t.index in holders),
+                              thread_state_cheap(target, t.index, t.index in holders,
+                                                 waits.get(t.tid)),
                               off if name is None and m else 0))
     return ThreadsResult(rows)
 
@@ -294,11 +302,22 @@ def _gil_holders(target):
 
 
 # -- what a thread was doing -----------------------------------------------------------------------
-def thread_state_cheap(target, core_index, holds_gil):
-    """What the thread was doing, at the cost of its few innermost C frames: holding the
-    GIL (the runtime says), a collection running on it (the collector's own flag, on
-    the GIL holder), its system call (orig_rax), and waiting for the GIL (the
-    interpreter's GIL-taking code among its innermost frames, the only ones named)."""
+def wait_phrases(target):
+    """{native tid: what the thread waits for, in a few words} for the threads blocked
+    on a lock or in a join (model/locks.py); empty without Python."""
+    from .locks import locks
+    try:
+        return {t.tid: t.phrase for t in locks(target, everything=False).threads
+                if t.phrase}
+    except NsdebugError:
+        return {}
+
+
+def thread_state_cheap(target, core_index, holds_gil, waits_for=None):
+    """What the thread was doing, from what the core already says, with no unwind:
+    holding the GIL (the runtime says), a collection running on it (the collector's own
+    flag, on the GIL holder), waiting for the GIL (the futex it sleeps on, rdi at the
+    call, is in a GIL's struct) or for `waits_for`, and its system call (orig_rax)."""
     t = target.process.threads[core_index]
     nr = _syscall(t.regs)
     parts = []
@@ -311,20 +330,17 @@ def thread_state_cheap(target, core_index, holds_gil):
             pass
     elif nr == SYS_FUTEX:
         try:
-            interpreter = target.runtime.module.name
+            if target.runtime.waits_for_gil(t.regs.get("rdi")):
+                parts.append("waiting for the GIL")
         except NsdebugError:
-            interpreter = None
-        top = target.native.frames_named_in(core_index, interpreter, GIL_WAIT_DEPTH)
-        if any((f.function or "").startswith(GIL_WAIT) for f in top):
-            parts.append("waiting for the GIL")
+            pass
+    if waits_for:
+        parts.append(waits_for)
     parts += _syscall_phrase(nr)
     return "; ".join(parts) or None
 
 
 SYS_FUTEX = 202
-# futex's wrapper, the condition wait (two or three frames), then take_gil and its
-# caller: a GIL wait shows within the innermost eight.
-GIL_WAIT_DEPTH = 8
 
 
 def _syscall(regs):
@@ -340,8 +356,9 @@ def _syscall_phrase(nr):
     return [f"in system call {SYSCALLS.get(nr, f'#{nr}')}"]
 
 
-def thread_state(native, holds_gil, regs):
-    """A few words on what the thread was doing, from its C stack and registers."""
+def thread_state(native, holds_gil, regs, waits_for=None):
+    """A few words on what the thread was doing, from its C stack and registers (and
+    `waits_for`, what it waits for as wait_phrases() says)."""
     names = [f.function or "" for f in native]
     parts = []
     if any(n.startswith(GIL_WAIT) for n in names[:16]) and not holds_gil:
@@ -351,6 +368,8 @@ def thread_state(native, holds_gil, regs):
     bases = [n.split(".", 1)[0] for n in names]
     if any(b in GC_EXACT or b.startswith(GC_PREFIXES) for b in bases):
         parts.append("in a GC run")
+    if waits_for:
+        parts.append(waits_for)
     parts += _syscall_phrase(_syscall(regs))
     return "; ".join(parts) or None
 

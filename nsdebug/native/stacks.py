@@ -31,7 +31,6 @@ class NativeStacks:
         self.unwinder = Unwinder(process, self.symbolizer)
         self.use_cache = use_cache
         self._frames = {}
-        self._bare = {}                  # unnamed frames, for the thread state alone
 
     @cached_property
     def source(self):
@@ -59,22 +58,3 @@ class NativeStacks:
             thread = self.process.threads[core_index]
             self._frames[core_index] = self.unwinder.unwind(thread)
         return self._frames[core_index]
-
-    def frames_named_in(self, core_index, module, depth=None):
-        """The frames of core thread `core_index`, unwound without naming them except
-        those in `module` (by its file name): the cost of knowing what a thread is
-        doing from the interpreter's frames alone; with `depth`, only the innermost
-        `depth` frames. The named frames if made already."""
-        frames = self._frames.get(core_index)
-        if frames is not None:
-            return frames[:depth] if depth else frames
-        key = (core_index, depth)
-        if key not in self._bare:
-            thread = self.process.threads[core_index]
-            self._bare[key] = self.unwinder.unwind(thread, names=False, limit=depth)
-        frames = self._bare[key]
-        for k, f in enumerate(frames):
-            if f.function is None and f.module == module:
-                lookup = f.pc if k == 0 or frames[k - 1].signal_frame else f.pc - 1
-                f.function = self.symbolizer.symbolize(lookup)[0] or ""
-        return frames

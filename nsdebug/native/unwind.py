@@ -64,23 +64,18 @@ class Unwinder:
         seg = self.mem.find_segment(addr)
         return seg is not None and "x" in seg.perms
 
-    def unwind(self, thread, names=True, limit=None):
-        """Frames of a core thread, innermost first (at most `limit`). Without `names`,
-        frames are left unnamed (function None): no symbol table is read, for a caller
-        that names only the few it needs."""
+    def unwind(self, thread):
+        """Frames of a core thread, innermost first."""
         regs = {i: thread.regs.get(n) for i, n in enumerate(DWARF_REGS)}
         frames = []
         how, after_signal = "registers", True
         seen = set()
-        while len(frames) < min(limit or MAX_FRAMES, MAX_FRAMES):
+        while len(frames) < MAX_FRAMES:
             pc = regs.get(RA)
             if not pc or not self._is_code(pc):
                 break
             lookup = pc if after_signal else pc - 1
-            if names:
-                name, off, m = self.sym.symbolize(lookup)
-            else:
-                name, off, m = None, 0, self.process.module_at(lookup)
+            name, off, m = self.sym.symbolize(lookup)
             if not after_signal:
                 off += 1
             frame = NativeFrame(pc, regs.get(7) or 0, regs, how, name, off,
@@ -94,7 +89,7 @@ class Unwinder:
                 nxt = self._step(frame, m, after_signal)
             except (NsdebugError, CfiError, struct.error, IndexError, ZeroDivisionError):
                 nxt = None
-            if frame.signal_frame and not after_signal and names:
+            if frame.signal_frame and not after_signal:
                 # A signal trampoline's "return address" is its first instruction (its
                 # CIE says so): named at pc, not at the call before it.
                 name, off, _m = self.sym.symbolize(pc)

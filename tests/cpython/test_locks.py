@@ -34,10 +34,46 @@ def test_locks_match_the_truth(cores, build, nsdebug):
     assert by_name["joiner"]["phrase"] == "joining thread 'hung'"
     assert "Condition._lock" in by_name["cond-waiter"]["phrase"]
     assert "held by thread 'cond-holder'" in by_name["cond-waiter"]["phrase"]
-    assert "holder unknown" in by_name["consumer"]["phrase"]
+    for name, (call, obj) in truth["waits_in"].items():
+        assert by_name[name]["phrase"].startswith(f"waiting in {call} on "), name
+        assert by_name[name]["phrase"].endswith(f" {obj:#x}"), name
     text = nsdebug(cap.core, "-c", "locks").stdout
     assert text.count("deadlock: ") == 2
     assert "thread 'holds-A' holds Lock at" in text
+
+
+def test_threads_and_bt_say_what_each_thread_waits_for(cores, build, nsdebug):
+    # The same phrases in `threads` and `bt --all`, with no native unwind; one spinner
+    # holds the GIL and the other waits for it, told by the futex it sleeps on.
+    cap = cores.locks(build)
+    truth = cap.truth
+    got = _locks(nsdebug, cap.core)
+    by_tid = {t["tid"]: t for t in got["threads"]}
+    r = nsdebug(cap.core, "-c", "threads", "-c", "bt --all", "--json")
+    assert r.returncode == 0, r.stderr
+    threads, bt = (json.loads(line) for line in r.stdout.splitlines())
+    state = {t["tid"]: t["state"] or "" for t in threads["threads"]}
+    bt_state = {t["tid"]: t["state"] or "" for t in bt["threads"]}
+    for name, want in truth["threads"].items():
+        tid = want["native_id"]
+        if tid is None:
+            continue
+        lock, phrase = by_tid[tid]["waits_for"], by_tid[tid]["phrase"] or ""
+        assert bt_state[tid] == state[tid], name
+        if phrase.startswith("waiting for "):
+            # Named as the frames hold it (`locks` looks deeper for a name to give it).
+            assert state[tid].startswith(f"waiting for ") and f" {lock:#x}" in state[tid]
+            assert phrase.partition(" held by ")[2] == \
+                state[tid].partition(" held by ")[2].partition(";")[0], name
+        elif phrase:
+            assert state[tid].startswith(phrase + "; in system call futex"), name
+        if name in ("holds-A", "holds-B", "ring-0"):
+            assert " held by thread '" in state[tid], (name, state[tid])
+    spinners = [state[truth["threads"][n]["native_id"]] for n in truth["spinners"]]
+    assert any(s.startswith("waiting for the GIL") for s in spinners), spinners
+    for name, want in truth["threads"].items():
+        if name not in truth["spinners"] and want["native_id"]:
+            assert "waiting for the GIL" not in state[want["native_id"]], name
 
 
 def test_no_false_cycle(cores, build, nsdebug):
