@@ -22,7 +22,7 @@ def thread_heading(t):
     doing = [p for p in (getattr(t, "state", None) or "").split("; ")
              if p and p != "holding the GIL"]
     if doing:
-        head += " (" + ", ".join(doing) + ")"
+        head += " (" + "; ".join(doing) + ")"
     return head
 
 
