@@ -163,16 +163,6 @@ def test_unwinding_through_three_functions(tmp_path):
     assert frames[0].cfa == STACK + 0x300 + 16
 
 
-def test_unwinding_without_names(tmp_path):
-    data, funcs = image()
-    exe = write(tmp_path, "app", data)
-    p = open_core(stack_core(tmp_path, exe, funcs))
-    frames = Unwinder(p, Symbolizer(p)).unwind(p.threads[0], names=False)
-    assert [f.function for f in frames] == [None, None, None]
-    assert [f.pc for f in frames] == [funcs["inner"] + 8, funcs["outer"] + 10,
-                                      funcs["main"] + 5]
-
-
 def test_names_from_a_debug_file_found_by_build_id(tmp_path):
     stripped, funcs = image(symbols=False)
     full, _ = image()
