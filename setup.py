@@ -5,6 +5,7 @@ core through nsdebug/corefile/_space.h), nsdebug/heap/_graphc.c (dominators, BFS
 snapshot text) and nsdebug/native/_dwarfc.c (DWARF line programs and the walk to the
 entries that hold an address).
 
+bin/nsdebug is installed as a script (see the file for why it is not an entry point).
 Everything else is in pyproject.toml. The extensions are optional: without a C compiler
 the install still succeeds, the heap walk and graph fall back to numpy and pure Python
 (correct, but far slower on large heaps), and native frames have names but no file and
@@ -12,7 +13,7 @@ line. tests/packaging/test_packaging.py checks that a built wheel carries all fi
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[
+setup(scripts=["bin/nsdebug"], ext_modules=[
     Extension("nsdebug.corefile._vector", ["nsdebug/corefile/_vector.c"], optional=True,
               depends=["nsdebug/corefile/_space.h"], extra_compile_args=["-O2"]),
     Extension("nsdebug.heap._kernels", ["nsdebug/heap/_kernels.c"], optional=True,

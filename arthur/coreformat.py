@@ -10,7 +10,6 @@ The exact bytes are documented in docs/formats.md.
 
 from __future__ import annotations
 
-import json
 import struct
 
 # -- ELF64 (little-endian, x86-64) --------------------------------------------------------
@@ -43,6 +42,30 @@ REG_NAMES = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8",
              "rax", "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags",
              "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs")
 
+# Linux's signal numbers (x86-64), named as Python's signal.Signals names them: a core's
+# signals are the Linux kernel's whatever the machine that reads it.
+SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+           7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
+           12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT",
+           17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP", 20: "SIGTSTP", 21: "SIGTTIN",
+           22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ", 26: "SIGVTALRM",
+           27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
+           34: "SIGRTMIN", 64: "SIGRTMAX"}
+SIGNO = {name: n for n, name in SIGNALS.items()}
+
+# Linux x86-64 system call numbers (orig_rax) a parked service thread is usually in.
+SYSCALLS = {
+    0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv",
+    20: "writev", 23: "select", 24: "sched_yield", 34: "pause", 35: "nanosleep",
+    40: "sendfile", 42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom",
+    46: "sendmsg", 47: "recvmsg", 61: "wait4", 72: "fcntl", 73: "flock", 74: "fsync",
+    75: "fdatasync", 128: "rt_sigtimedwait", 130: "rt_sigsuspend", 202: "futex",
+    230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 257: "openat",
+    270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 299: "recvmmsg",
+    307: "sendmmsg", 426: "io_uring_enter", 441: "epoll_pwait2",
+}
+SYSCALL_NUMBERS = {name: n for n, name in SYSCALLS.items()}
+
 # -- arthur's own notes (name "ARTHUR") ---------------------------------------------------
 ARTHUR_NOTE_NAME = b"ARTHUR"
 NT_ARTHUR = 0x41525448          # "ARTH": the capture's metadata, a JSON object
@@ -66,6 +89,7 @@ def note(name, ntype, desc):
 
 def encode_extract_head(header):
     """The head of a file extract's description for a header dict (data follows)."""
+    import json
     raw = json.dumps(header).encode()
     head = EXTRACT_HEAD.pack(len(raw)) + raw
     return head + bytes(-len(head) % EXTRACT_ALIGN)
@@ -80,6 +104,7 @@ def decode_extract_head(desc):
     end = EXTRACT_HEAD.size + hlen
     if end > len(desc):
         raise ValueError("extract header runs past the note")
+    import json
     header = json.loads(bytes(desc[EXTRACT_HEAD.size:end]))
     if not isinstance(header, dict):
         raise ValueError("extract header is not an object")

@@ -10,9 +10,17 @@ from a hostile core could drive the terminal. So every string is passed through
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+UNSAFE_CLASS = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
+
+
+@lru_cache(maxsize=None)
+def _unsafe():
+    # Compiled on first need: most text is printable (str.isprintable is False for
+    # every character of the class), and `re` costs a tenth of a `bt`.
+    import re
+    return re.compile(UNSAFE_CLASS)
 
 
 def _escape(m):
@@ -25,13 +33,13 @@ def _escape(m):
 
 
 def is_printable(s: str) -> bool:
-    return _UNSAFE.search(s) is None
+    return s.isprintable() or _unsafe().search(s) is None
 
 
 def printable(s: str) -> str:
-    if _UNSAFE.search(s) is None:
+    if s.isprintable() or _unsafe().search(s) is None:
         return s
-    return _UNSAFE.sub(_escape, s)
+    return _unsafe().sub(_escape, s)
 
 
 def printable_all(texts):
@@ -40,10 +48,10 @@ def printable_all(texts):
     from bisect import bisect_right
     from itertools import accumulate
     joined = "".join(texts)
-    if _UNSAFE.search(joined) is None:
+    if joined.isprintable() or _unsafe().search(joined) is None:
         return texts
     ends = list(accumulate(len(s) for s in texts))
     out = list(texts)
-    for k in {bisect_right(ends, m.start()) for m in _UNSAFE.finditer(joined)}:
+    for k in {bisect_right(ends, m.start()) for m in _unsafe().finditer(joined)}:
         out[k] = printable(out[k])
     return out

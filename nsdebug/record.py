@@ -38,7 +38,16 @@ def record(cls):
         if n in cls.__dict__:
             delattr(cls, n)
 
+    count = len(names)
+
     def __init__(self, *args, **kwargs):
+        if len(args) == count and not kwargs:
+            # Every field given in order (most records made in bulk): one C call.
+            self.__dict__.update(zip(names, args))
+            post = getattr(self, "__post_init__", None)
+            if post is not None:
+                post()
+            return
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} arguments, "
                             f"got {len(args)}")

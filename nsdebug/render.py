@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from .escape import printable
 from .formatters import FORMATTERS, type_key
 from .record import fields_of, is_record
@@ -26,6 +24,7 @@ def to_plain(obj):
 
 
 def to_json(result):
+    import json
     return json.dumps(to_plain(result), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -37,5 +36,6 @@ def to_lines(result):
         return [printable(x) for x in result.splitlines()]
     fmt = FORMATTERS.get(type_key(type(result)))
     if fmt is None:
+        import json
         return json.dumps(to_plain(result), indent=2, ensure_ascii=False).splitlines()
     return [printable(x) for x in fmt(result)]

@@ -3,7 +3,6 @@ preview options, the warnings already shown, and the address syntax users type."
 
 from __future__ import annotations
 
-import re
 
 from ..cpython.objects import Preview
 from ..errors import CommandError, NsdebugError
@@ -101,10 +100,11 @@ class Session:
         return {name: f.regs.get(i) for i, name in enumerate(DWARF_REGS)}
 
     # Addresses as users type them: 0x7f.., 1234, symbol, symbol+0x10, $rip, @id.
-    _ADDR = re.compile(r"^\s*(?P<base>[^+\-\s]+)\s*(?:(?P<op>[+\-])\s*(?P<off>\S+))?\s*$")
+    ADDRESS = r"^\s*(?P<base>[^+\-\s]+)\s*(?:(?P<op>[+\-])\s*(?P<off>\S+))?\s*$"
 
     def parse_address(self, text):
-        m = self._ADDR.match(text)
+        import re
+        m = re.match(self.ADDRESS, text)
         if not m:
             raise CommandError(f"not an address: {text!r}")
         base = self._address_term(m.group("base"))
@@ -148,7 +148,8 @@ class Session:
             return int(text, 0)
         except ValueError:
             try:
-                return int(text, 16) if re.fullmatch(r"[0-9a-fA-F]+", text) else None
+                return int(text, 16) if text.isascii() and text.isalnum() and \
+                    not text.strip("0123456789abcdefABCDEF") else None
             except ValueError:
                 return None
 

@@ -44,9 +44,9 @@ class AddressSpace:
     def add_segment(self, seg):
         """Add a segment the core's program headers did not list (a file mapping the
         core left out, whose bytes come from the file)."""
-        self.segments.append(seg)
-        self.segments.sort(key=lambda s: s.start)
-        self._starts = [s.start for s in self.segments]
+        i = bisect_right(self._starts, seg.start)
+        self.segments.insert(i, seg)
+        self._starts.insert(i, seg.start)
 
     def find_segment(self, addr):
         i = bisect_right(self._starts, addr) - 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal as _signal
 import struct
 
 from arthur.coreformat import (  # noqa: F401 - the note types, re-exported
@@ -14,6 +13,8 @@ from arthur.coreformat import (  # noqa: F401 - the note types, re-exported
     NT_SIGINFO,
     NT_X86_XSTATE,
     REG_NAMES,
+    SIGNALS,
+    SIGNO,
 )
 
 from ..errors import CoreFileError
@@ -40,15 +41,12 @@ ILL_CODES = {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP",
              5: "ILL_PRVOPC", 6: "ILL_PRVREG", 7: "ILL_COPROC", 8: "ILL_BADSTK"}
 GENERIC_CODES = {SI_USER: "SI_USER", SI_KERNEL: "SI_KERNEL", SI_QUEUE: "SI_QUEUE",
                  SI_TKILL: "SI_TKILL", -2: "SI_TIMER", -3: "SI_MESGQ", -4: "SI_ASYNCIO"}
-FAULT_SIGNALS = {_signal.SIGSEGV: SEGV_CODES, _signal.SIGBUS: BUS_CODES,
-                 _signal.SIGFPE: FPE_CODES, _signal.SIGILL: ILL_CODES}
+FAULT_SIGNALS = {SIGNO["SIGSEGV"]: SEGV_CODES, SIGNO["SIGBUS"]: BUS_CODES,
+                 SIGNO["SIGFPE"]: FPE_CODES, SIGNO["SIGILL"]: ILL_CODES}
 
 
 def signal_name(signo):
-    try:
-        return _signal.Signals(signo).name
-    except ValueError:
-        return f"signal {signo}"
+    return SIGNALS.get(signo) or f"signal {signo}"
 
 
 class RegisterView:

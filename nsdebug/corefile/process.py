@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 from functools import cached_property
 
-from arthur.coreformat import ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_AUXV
+from arthur.coreformat import ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_AUXV, SIGNO
 
 from ..errors import CoreFileError, SymbolError
 from ..record import record
@@ -20,9 +19,8 @@ from .symbols import ElfFile, Module
 AT_PHDR, AT_ENTRY, AT_EXECFN = 3, 9, 31
 UNKNOWN_PERMS = "r--"     # a file mapping absent from the core, until its file says
 # Signals whose default action dumps core: only these mean the process crashed.
-CORE_SIGNALS = {int(s) for s in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT,
-                                 signal.SIGBUS, signal.SIGFPE, signal.SIGSEGV, signal.SIGXCPU,
-                                 signal.SIGXFSZ, signal.SIGSYS)}
+CORE_SIGNALS = {SIGNO[name] for name in ("SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS",
+                                         "SIGFPE", "SIGSEGV", "SIGXCPU", "SIGXFSZ", "SIGSYS")}
 
 
 @record
@@ -154,9 +152,9 @@ class Process:
 
     @staticmethod
     def _arthur_info(raw_notes):
-        import json
         for note in raw_notes:
             if note.name == ARTHUR_NOTE_NAME and note.type == NT_ARTHUR:
+                import json
                 try:
                     return json.loads(note.desc.rstrip(b"\0").decode())
                 except ValueError:

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-import re
-
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
 from ..record import record
 
-# The ABI tag's "t" marks a free-threaded build (PEP 703): libpython3.14t.so, python3.14t.
-_LIB_RE = re.compile(r"^libpython(\d+)\.(\d+)(t?)")
-_EXE_RE = re.compile(r"^python(\d+)\.(\d+)(t?)(?:$|[^\w.])")
-_VERSION_STR_RE = re.compile(rb"(3\.\d{1,2}\.\d{1,2})(?:[abrc+]\w*)? \(")
+# sys.version's head: "3.X.Y" with an optional pre-release or "+" tag, then " (".
+VERSION_STR = rb"(3\.\d{1,2}\.\d{1,2})(?:[abrc+]\w*)? \("
 MAX_SCAN = 8 << 20
+
+
+def name_version(name):
+    """(major, minor, free-threaded) a file name gives, or None: libpythonX.Y[t]...
+    and pythonX.Y[t] (ending there or before a character that is neither a word
+    character nor a dot). The ABI tag's "t" marks a free-threaded build (PEP 703)."""
+    if name.startswith("libpython"):
+        rest, exe = name[9:], False
+    elif name.startswith("python"):
+        rest, exe = name[6:], True
+    else:
+        return None
+    major, dot, rest = rest.partition(".")
+    minor = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+    if not (dot and major.isdigit() and major.isascii() and minor):
+        return None
+    rest = rest[len(minor):]
+    threaded = rest.startswith("t")
+    rest = rest[1:] if threaded else rest
+    if exe and rest and (rest[0].isalnum() or rest[0] in "_."):
+        return None
+    return int(major), int(minor), threaded
 
 
 @record
@@ -38,7 +56,7 @@ class PythonVersion:
 def python_module(process):
     """The module holding the interpreter: libpython if mapped, else the executable."""
     for m in process.modules:
-        if _LIB_RE.match(m.name):
+        if m.name.startswith("libpython") and name_version(m.name):
             return m
     exe = process.executable
     if exe is not None:
@@ -58,8 +76,8 @@ def detect_version(process, module):
     (3.11+), the version string (sys.version, in read-only data or, built at start-up,
     in the module's .bss), the file name. The process's own _Py_DebugOffsets, once
     _PyRuntime is found, is checked against this (runtime.py)."""
-    name_match = _LIB_RE.match(module.name) or _EXE_RE.match(module.name)
-    free_threaded = bool(name_match and name_match.group(3))
+    name_match = name_version(module.name)
+    free_threaded = bool(name_match and name_match[2])
     found = None
     if module.file is not None:
         hit = module.file.lookup("Py_Version", exported=True)
@@ -71,12 +89,10 @@ def detect_version(process, module):
                 pass
     if found is None:
         micro = _version_string(process, module)
-        if micro and (not name_match or micro[:2] == (int(name_match.group(1)),
-                                                      int(name_match.group(2)))):
+        if micro and (not name_match or micro[:2] == name_match[:2]):
             found = PythonVersion(*micro, "version string in memory")
     if found is None and name_match:
-        found = PythonVersion(int(name_match.group(1)), int(name_match.group(2)), None,
-                              "file name")
+        found = PythonVersion(name_match[0], name_match[1], None, "file name")
     if found is None:
         raise PythonNotFoundError(f"cannot tell the CPython version of {module.path}")
     found.free_threaded = free_threaded
@@ -91,12 +107,14 @@ def _version_string(process, module):
     if sec is not None:
         regions.append(sec)
     regions += [(s.start, s.end) for s in process.data_regions(module)]
+    import re
+    pattern = re.compile(VERSION_STR)
     for start, end in regions:
         try:
             data = process.memory.read(start, min(end - start, MAX_SCAN))
         except (NsdebugError, ValueError):
             continue
-        m = _VERSION_STR_RE.search(data)
+        m = pattern.search(data)
         if m:
             parts = m.group(1).decode().split(".")
             return int(parts[0]), int(parts[1]), int(parts[2])

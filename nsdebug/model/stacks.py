@@ -5,11 +5,12 @@ unwinds and names C frames knowing nothing of Python; this module knows both."""
 
 from __future__ import annotations
 
-import linecache
+from arthur.coreformat import SYSCALL_NUMBERS, SYSCALLS
 
 from ..cpython.objects import Preview
 from ..errors import NsdebugError
 from ..record import Factory, record
+from ..sourcelines import getline
 
 GIL_WAIT = ("take_gil", "_PyEval_AcquireLock", "PyEval_RestoreThread",
             "_PyThreadState_Attach", "PyEval_AcquireThread")
@@ -137,7 +138,7 @@ def frame_row(rt, frame, index, selected, with_locals=False, bounds=None, source
     """FrameRow of a Python frame; with its locals (previews within `bounds`)."""
     src = None
     if source and frame.code is not None and frame.line > 0:
-        src = linecache.getline(frame.filename, frame.line).strip() or None
+        src = getline(frame.filename, frame.line).strip() or None
     row = FrameRow(index, frame.function, frame.filename, frame.line, src, frame.owner,
                    frame.entry, selected, frame.address, frame.error)
     if with_locals and frame.code is not None:
@@ -173,7 +174,7 @@ def source_listing(frame, context=5):
     if not os.path.isfile(frame.filename):
         return ListResult(frame.filename, frame.line, first, [],
                           f"{frame.filename} is not on this machine")
-    lines = [linecache.getline(frame.filename, n).rstrip("\n")
+    lines = [getline(frame.filename, n).rstrip("\n")
              for n in range(first, frame.line + context + 1)]
     while lines and not lines[-1] and len(lines) > frame.line - first + 1:
         lines.pop()
@@ -340,7 +341,7 @@ def thread_state_cheap(target, core_index, holds_gil, waits_for=None):
     return "; ".join(parts) or None
 
 
-SYS_FUTEX = 202
+SYS_FUTEX = SYSCALL_NUMBERS["futex"]
 
 
 def _syscall(regs):
@@ -352,7 +353,6 @@ def _syscall(regs):
 def _syscall_phrase(nr):
     if nr is None:
         return []
-    from ..native.stacks import SYSCALLS
     return [f"in system call {SYSCALLS.get(nr, f'#{nr}')}"]
 
 

@@ -9,18 +9,6 @@ from functools import cached_property
 from .symbolize import Symbolizer
 from .unwind import Unwinder
 
-# x86-64 system call numbers a parked service thread is usually in.
-SYSCALLS = {
-    0: "read", 1: "write", 7: "poll", 17: "pread64", 18: "pwrite64", 19: "readv",
-    20: "writev", 23: "select", 24: "sched_yield", 34: "pause", 35: "nanosleep",
-    40: "sendfile", 42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom",
-    46: "sendmsg", 47: "recvmsg", 61: "wait4", 72: "fcntl", 73: "flock", 74: "fsync",
-    75: "fdatasync", 128: "rt_sigtimedwait", 130: "rt_sigsuspend", 202: "futex",
-    230: "clock_nanosleep", 232: "epoll_wait", 247: "waitid", 257: "openat",
-    270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 299: "recvmmsg",
-    307: "sendmmsg", 426: "io_uring_enter", 441: "epoll_pwait2",
-}
-
 
 class NativeStacks:
     """Unwinds each core thread once, on first use."""

@@ -265,3 +265,49 @@ def test_the_capture_container_reads_as_the_plain_core(tmp_path):
     assert b.memory.read(HEAP, 35) == a.memory.read(HEAP, 35)
     assert b.memory.read(text, 5) == a.memory.read(text, 5)
     assert b.initial_stack.argv == a.initial_stack.argv
+
+
+@pytest.mark.parametrize("name, want", [
+    ("libpython3.11.so.1.0", (3, 11, False)), ("libpython3.14t.so", (3, 14, True)),
+    ("python3.11", (3, 11, False)), ("python3.14t", (3, 14, True)),
+    ("python3.11-config", (3, 11, False)), ("libpython3.8d.so.1.0", (3, 8, False)),
+    ("python3", None), ("python3.11.bak", None), ("python3.11x", None),
+    ("python3.11_d", None), ("libpython3.so", None), ("pythonw", None), ("python3.", None),
+    ("python3.11t.x", None), ("libpythonx.y", None), ("python3.13d", None)])
+def test_the_version_a_file_name_gives(name, want):
+    from nsdebug.cpython.version import name_version
+    assert name_version(name) == want
+
+
+def test_source_lines_as_linecache_reads_them(tmp_path):
+    import linecache
+
+    from nsdebug import sourcelines
+    files = {"plain.py": "a = 1\nb = 'é'\n", "latin.py": "# -*- coding: latin-1 -*-\nx = 'é'\n",
+             "bom.py": "\ufeffy = 2\nz = 3", "second.py": "#!/usr/bin/env python\n"
+             "# vim: set fileencoding=cp1252 :\nq = '€'\n", "late.py": "x = 1\n# coding: latin-1\n"}
+    for name, text in files.items():
+        enc = "latin-1" if name == "latin.py" else "cp1252" if name == "second.py" else "utf-8"
+        (tmp_path / name).write_bytes(text.encode(enc))
+        for n in range(0, 5):
+            path = str(tmp_path / name)
+            assert sourcelines.getline(path, n) == linecache.getline(path, n), (name, n)
+    assert sourcelines.getline(str(tmp_path / "missing.py"), 1) == ""
+
+
+def test_the_layout_index_is_the_tables_own():
+    # data/index.py lets a core load only its version's tables: it must list every
+    # shipped table with its version and every field any of them has.
+    import os
+
+    from nsdebug.cpython import layouts
+    from nsdebug.cpython.layouts.data.index import FIELDS, TABLES
+    files = [n for n in os.listdir(layouts.DATA) if layouts.table_version(n)]
+    assert sorted(TABLES) == sorted(n[:-3] for n in files)
+    union = {}
+    for name in files:
+        table = layouts._load(layouts.DATA, name[:-3])
+        assert table.version == TABLES[name[:-3]]
+        for alias, row in table.types.items():
+            union.setdefault(alias, set()).update(row["fields"] if row else ())
+    assert {a: set(f) for a, f in FIELDS.items()} == union

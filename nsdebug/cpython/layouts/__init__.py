@@ -1,19 +1,19 @@
 """Field offsets of CPython's structures: one table per build, and _Py_DebugOffsets (3.13+).
 
-The tables (data/X.Y.Z-SOURCE.json) are generated from the DWARF of real
-builds by tools/gen_layouts.py; no offset is written by hand. One minor
+The tables (data/tX_Y_Z_SOURCE.py, plain data: NAME and TABLE) are generated from
+the DWARF of real builds by tools/gen_layouts.py; no offset is written by hand. One minor
 version may need several: patch releases and compilers move internal fields.
 From 3.13 the runtime carries its own offsets (_Py_DebugOffsets), whose own
 layout each version defines differently; the tables record that layout too.
 The runtime model (runtime.py) chooses, checks and combines them.
 
 $NSDEBUG_LAYOUT_DIR names more table directories (':'-separated), searched
-first: tables generated for builds nsdebug does not ship.
+first: tables generated for builds nsdebug does not ship (read as literals, never
+run).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from functools import lru_cache
@@ -77,7 +77,9 @@ class Layout:
 
     def with_fields(self, values):
         """A copy with {(alias, field): offset} set (a new layout; this one is shared)."""
-        types = json.loads(json.dumps(self._types))
+        types = {alias: None if row is None else {"size": row["size"],
+                                                  "fields": dict(row["fields"])}
+                 for alias, row in self._types.items()}
         for (alias, field), value in values.items():
             row = types.get(alias) or {"size": None, "fields": {}}
             types[alias] = row
@@ -119,33 +121,80 @@ def table_dirs():
 
 
 @lru_cache(maxsize=None)
-def _tables(dirs):
+def _entries(dirs):
+    """[(directory, module name, (major, minor, micro))] of every table, none loaded:
+    the package's from its index, another directory's from the file names."""
     out = []
     for d in dirs:
+        if d == DATA:
+            from .data.index import TABLES
+            out += [(d, name, version) for name, version in TABLES.items()]
+            continue
         try:
             names = sorted(os.listdir(d))
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".json"):
-                continue
-            try:
-                with open(os.path.join(d, name)) as f:
-                    out.append(Table(name[:-5], json.load(f)))
-            except (OSError, ValueError, KeyError):
-                continue       # a broken extra table is skipped, not trusted
+            version = table_version(name)
+            if version is not None:
+                out.append((d, name[:-3], version))
     return tuple(out)
 
 
-def all_tables():
-    return _tables(tuple(table_dirs()))
+def table_version(file_name):
+    """(major, minor, micro) of a table file's name (tX_Y_Z_SOURCE.py), else None."""
+    parts = file_name[1:-3].split("_") if file_name.startswith("t") and \
+        file_name.endswith(".py") else []
+    if len(parts) < 3 or not all(p.isdigit() and p.isascii() for p in parts[:3]):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+@lru_cache(maxsize=None)
+def _load(d, name):
+    """The Table in module `name` of directory d, None when it is broken."""
+    try:
+        if d == DATA:
+            mod = __import__(f"{__name__}.data.{name}", fromlist=["TABLE"])
+            return Table(mod.NAME, mod.TABLE)
+        return Table(*_read_table(os.path.join(d, name + ".py")))
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, AttributeError,
+            ImportError):
+        return None            # a broken extra table is skipped, not trusted
+
+
+def _read_table(path):
+    """(NAME, TABLE) of a table file in another directory, read as literals only (the
+    package's own are imported: compiled once, loaded at once)."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = ast.literal_eval(node.value)
+    return found["NAME"], found["TABLE"]
+
+
+def all_tables(key=None):
+    """Every table (of version `key`, (major, minor), only), loading just those."""
+    out = []
+    for d, name, version in _entries(tuple(table_dirs())):
+        if key is None or version[:2] == key:
+            table = _load(d, name)
+            if table is not None:
+                out.append(table)
+    return tuple(out)
 
 
 @lru_cache(maxsize=None)
 def _known_fields(dirs):
-    known = {}
-    for t in _tables(dirs):
-        for alias, row in t.types.items():
+    from .data.index import FIELDS
+    known = {alias: set(fields) for alias, fields in FIELDS.items()}
+    for d, name, _version in _entries(dirs):
+        table = _load(d, name) if d != DATA else None
+        for alias, row in (table.types.items() if table else ()):
             fields = known.setdefault(alias, set())
             if row:
                 fields.update(row["fields"])
@@ -155,13 +204,15 @@ def _known_fields(dirs):
 
 
 def known_fields():
-    """{struct alias: every field name some table (of any version) gives it}."""
+    """{struct alias: every field name some table (of any version) gives it}: the
+    package's from its index (tools/gen_layouts.py writes both), another directory's
+    from its tables."""
     return _known_fields(tuple(table_dirs()))
 
 
 def known_versions():
     """(major, minor) of every version some table covers."""
-    return sorted({t.key for t in all_tables()})
+    return sorted({v[:2] for _d, _n, v in _entries(tuple(table_dirs()))})
 
 
 def candidates(major, minor, micro=None, build_id=None):
@@ -171,7 +222,7 @@ def candidates(major, minor, micro=None, build_id=None):
         return (t.build_id != build_id or build_id is None,
                 micro is None or t.version[2] != micro,
                 abs(t.version[2] - (micro or 0)), -t.version[2])
-    return sorted((t for t in all_tables() if t.key == (major, minor)), key=rank)
+    return sorted(all_tables((major, minor)), key=rank)
 
 
 def debug_specs(major, minor):
