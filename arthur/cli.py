@@ -70,7 +70,7 @@ def _open_reader(path):
     size = os.fstat(f.fileno()).st_size
     if f.read(4) == FRAME_MAGIC:
         try:
-            r = ContainerReader(file_reader(f), size, cache_blocks=2)
+            r = ContainerReader(file_reader(f), size, cache_bytes=2 << 20)
         except ContainerError as e:
             raise ArthurError(f"{path}: {e}") from None
         return f, r.read, r.size, size, r

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
 
 import lz4.block
-import lz4.frame
 
 from .coreformat import FRAME_MAGIC
 
@@ -20,7 +18,13 @@ SKIPPABLE_MAGIC = 0x184D2A5A
 INDEX_MAGIC = b"ARTHURIX"
 FOOTER_MAGIC = b"ARTHUREN"
 INDEX_VERSION = 1
-BLOCK_SIZE = 1 << 20                # LZ4 frame block maximum "1 MB" (BD = 6)
+# LZ4 frame block maximum "64 KB" (BD = 4). A reader decompresses a whole block to read
+# a byte of it, and LZ4 matches reach back only 64 KiB: larger blocks cost each random
+# read more and compress no better. (Captures of larger blocks read the same.)
+BLOCK_SIZE = 1 << 16
+# Blocks compressed per task of the writer's pool (a task per block would cost more in
+# hand-offs than the compression of 64 KiB).
+BLOCKS_PER_TASK = 16
 RAW_FLAG = 0x80000000               # block stored uncompressed
 _INDEX_HEAD = struct.Struct("<8sIIQQ")
 _INDEX_ROW = struct.Struct("<QII")
@@ -39,6 +43,11 @@ class ContainerWriter:
     """
 
     def __init__(self, fileobj, level=0, workers=None):
+        # The writer's imports, not the reader's (concurrent.futures loads logging and
+        # re: a fifth of a `bt --all` on a capture).
+        from concurrent.futures import ThreadPoolExecutor
+
+        import lz4.frame
         self.f = fileobj
         self.level = level
         self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
@@ -48,13 +57,17 @@ class ContainerWriter:
         self.total = 0
         self.offset = 0
         header = lz4.frame.LZ4FrameCompressor(
-            block_size=lz4.frame.BLOCKSIZE_MAX1MB, block_linked=False,
+            block_size=lz4.frame.BLOCKSIZE_MAX64KB, block_linked=False,
             content_checksum=False, block_checksum=False).begin()
         self._emit(header)
 
     def _emit(self, data):
         self.f.write(data)
         self.offset += len(data)
+
+    def _compress_many(self, data):
+        return [self._compress(data[i:i + BLOCK_SIZE])
+                for i in range(0, len(data), BLOCK_SIZE)]
 
     def _compress(self, block):
         if self.level > 0:
@@ -69,22 +82,23 @@ class ContainerWriter:
     def write(self, data):
         self.buf += data
         self.total += len(data)
-        while len(self.buf) >= BLOCK_SIZE:
-            block = bytes(self.buf[:BLOCK_SIZE])
-            del self.buf[:BLOCK_SIZE]
-            self.pending.append(self.pool.submit(self._compress, block))
+        task = BLOCK_SIZE * BLOCKS_PER_TASK
+        while len(self.buf) >= task:
+            chunk = bytes(self.buf[:task])
+            del self.buf[:task]
+            self.pending.append(self.pool.submit(self._compress_many, chunk))
             self._drain(keep=2 * self.pool._max_workers)
 
     def _drain(self, keep=0):
         while len(self.pending) > keep:
-            body, flag = self.pending.pop(0).result()
-            self.rows.append((self.offset, len(body), flag))
-            self._emit(struct.pack("<I", len(body) | flag) + body)
+            for body, flag in self.pending.pop(0).result():
+                self.rows.append((self.offset, len(body), flag))
+                self._emit(struct.pack("<I", len(body) | flag) + body)
 
     def close(self):
         """Flush the last block, end the frame, write the index frame."""
         if self.buf:
-            self.pending.append(self.pool.submit(self._compress, bytes(self.buf)))
+            self.pending.append(self.pool.submit(self._compress_many, bytes(self.buf)))
             self.buf = bytearray()
         self._drain()
         self.pool.shutdown()
@@ -117,21 +131,39 @@ class ContainerIndex:
         magic, version, self.block_size, self.total, count = _INDEX_HEAD.unpack(head)
         if magic != INDEX_MAGIC or version != INDEX_VERSION:
             raise ContainerError(f"unknown arthur index version {version}")
+        if not 0 < self.block_size <= 4 << 20:        # LZ4 frames' largest block: 4 MiB
+            raise ContainerError(f"arthur block index is corrupt (block size "
+                                 f"{self.block_size})")
         rows_at = index_at + 8 + _INDEX_HEAD.size
         if count > size // 4 or rows_at + count * _INDEX_ROW.size > size or \
                 count * self.block_size < self.total:
             raise ContainerError("arthur block index is corrupt (block count)")
-        raw = read(rows_at, count * _INDEX_ROW.size)
-        self.rows = list(_INDEX_ROW.iter_unpack(raw))
-        for coff, stored, _flag in self.rows:
-            if coff + 4 + stored > index_at:
-                raise ContainerError("arthur block index points past the data (truncated?)")
+        self._raw = read(rows_at, count * _INDEX_ROW.size)
+        if len(self._raw) != count * _INDEX_ROW.size:
+            raise ContainerError("arthur block index is truncated")
+        self.count = count
+        self.index_at = index_at
         self.compressed_size = size
         self._read = read
+        if count:
+            self.row(count - 1)         # the last block, where a cut file ends
+
+    @property
+    def rows(self):
+        """[(compressed offset, stored size, flags)] of every block."""
+        return [self.row(i) for i in range(self.count)]
+
+    def row(self, i):
+        """(compressed offset, stored size, flags) of block i, checked when read (a
+        gigabyte's index has tens of thousands of rows; a read needs one or two)."""
+        coff, stored, flag = _INDEX_ROW.unpack_from(self._raw, i * _INDEX_ROW.size)
+        if coff + 4 + stored > self.index_at:
+            raise ContainerError("arthur block index points past the data (truncated?)")
+        return coff, stored, flag
 
     def block(self, i):
         """Uncompressed bytes of block i."""
-        coff, stored, flag = self.rows[i]
+        coff, stored, flag = self.row(i)
         data = self._read(coff + 4, stored)
         if len(data) != stored:
             raise ContainerError(f"block {i} is truncated")
@@ -151,15 +183,16 @@ class ContainerIndex:
 
 
 class ContainerReader:
-    """Random reads of the uncompressed bytes, keeping at most `cache_blocks` blocks."""
+    """Random reads of the uncompressed bytes, keeping decompressed blocks (at most
+    `cache_bytes` of them, the first decompressed dropped first)."""
 
-    def __init__(self, read, size, cache_blocks=32):
+    def __init__(self, read, size, cache_bytes=32 << 20):
         from collections import OrderedDict
         self.index = ContainerIndex(read, size)
         self.size = self.index.total
         self.block_size = self.index.block_size
         self._cache = OrderedDict()
-        self._max = cache_blocks
+        self._max = max(4, cache_bytes // max(self.block_size, 1))
 
     def _block(self, i):
         data = self._cache.get(i)
@@ -167,12 +200,17 @@ class ContainerReader:
             data = self._cache[i] = self.index.block(i)
             if len(self._cache) > self._max:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(i)
         return data
 
     def read(self, offset, size):
         """Up to `size` bytes at `offset` (fewer at the end)."""
+        i, start = divmod(offset, self.block_size)
+        if offset >= 0 and size > 0 and start + size <= self.block_size:
+            # Within one block (nearly every read): a cached block sliced.
+            data = self._cache.get(i)
+            if data is None:
+                data = self._block(i) if offset < self.size else b""
+            return data[start:start + size]
         if offset < 0 or size <= 0 or offset >= self.size:
             return b""
         size = min(size, self.size - offset)
@@ -189,7 +227,7 @@ class ContainerReader:
         return b"".join(parts)
 
     def iter_blocks(self):
-        for i in range(len(self.index.rows)):
+        for i in range(self.index.count):
             yield self.index.block(i)
 
 

@@ -30,17 +30,22 @@ class Session:
     interrupted: object = None  # callable returning True when the user pressed Ctrl-C
     warnings_shown: int = 0    # of the runtime's warnings
     notes_shown: int = 0       # of the target's own
+    process_shown: int | None = None    # of the process's (None: all those at opening)
 
     def __post_init__(self):
+        if self.process_shown is None:
+            self.process_shown = len(self.target.process.warnings)
         crashed = self.target.process.crashed_thread
         if crashed is not None:
             self.thread_index = crashed.index
 
     def new_warnings(self):
         """Warnings not yet shown, of the target and of the runtime model (the CLI and
-        the shell print them once); the process's are shown when it is opened."""
+        the shell print them once); the process's are shown when it is opened, and
+        those it finds later (a mapped file checked on first use) here."""
         t = self.target
-        out = t.notes[self.notes_shown:]
+        out = t.process.warnings[self.process_shown:] + t.notes[self.notes_shown:]
+        self.process_shown = len(t.process.warnings)
         self.notes_shown = len(t.notes)
         if t.has("runtime"):
             rt = t.runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import CoreFileError
 from .source import FileSource
 
-CACHE_BLOCKS = 32        # 32 MiB of decompressed 1 MiB blocks at most
+CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
 
 
 class LZ4Source:
@@ -21,7 +21,7 @@ class LZ4Source:
         self._error = ContainerError
         self._file = FileSource(path)          # the compressed file, mapped
         try:
-            self._reader = ContainerReader(self._file.read, self._file.size, CACHE_BLOCKS)
+            self._reader = ContainerReader(self._file.read, self._file.size, CACHE_BYTES)
         except ContainerError as e:
             raise CoreFileError(f"{path}: {e}") from None
         self.size = self._reader.size

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from arthur.coreformat import ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_AUXV, SIGNO
+from arthur.coreformat import (ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_ARTHUR_FILE,
+                               NT_AUXV, SIGNO)
 
 from ..errors import CoreFileError, SymbolError
 from ..record import record
@@ -82,6 +83,26 @@ class FileResolver:
         return None
 
 
+class PendingSource:
+    """A mapped file's bytes for the segments the core left out, served once its
+    module's build-id check (Module.defer_check) has passed."""
+
+    def __init__(self, src, module, segments):
+        self.src, self.module, self.segments = src, module, segments
+        self.partial = getattr(src, "partial", False)
+
+    def covers(self, offset, size):
+        return self.src.covers(offset, size)
+
+    def read(self, offset, size):
+        if self.module.file is None:           # the check failed: nothing from it
+            return b""
+        for seg in self.segments:              # checked: read it directly from now on
+            if seg.file_source is self:
+                seg.file_source = self.src
+        return self.src.read(offset, size)
+
+
 class Process:
     """A core file: everything comes from here, nothing above reads the file itself."""
 
@@ -104,18 +125,23 @@ class Process:
                                               self.header, path)
         self._check_truncation()
         raw_notes = []
+        self._extract_segments = []
         for ph in self.phdrs:
-            if ph.p_type == elf.PT_NOTE:
-                raw_notes.extend(elf.iter_notes(self.source.read(ph.p_offset, ph.p_filesz),
-                                                f"{path}: notes"))
+            if ph.p_type != elf.PT_NOTE:
+                continue
+            if self._holds_extracts(ph):
+                # Megabytes of file extracts a reader needs only where a file is not at
+                # hand: read then (from a capture, every block read is decompressed).
+                self._extract_segments.append(ph)
+                continue
+            raw_notes.extend(elf.iter_notes(self.source.read(ph.p_offset, ph.p_filesz),
+                                            f"{path}: notes"))
         if not any(ph.p_type == elf.PT_NOTE for ph in self.phdrs):
             raise CoreFileError(f"{path} has no notes: not a core of a Linux process")
         self.raw_notes = raw_notes
         self.notes = decode_notes(raw_notes)
         if not self.notes.threads:
             raise CoreFileError(f"{path} holds no thread (no NT_PRSTATUS note)")
-        self.arthur = self._arthur_info(raw_notes)
-        self.extracts = parse_extracts(raw_notes, self.warnings.append)
         self.threads = [Thread(i, t.tid, t.regs, t.cursig, t.fpregs)
                         for i, t in enumerate(self.notes.threads)]
         segments = []
@@ -150,9 +176,11 @@ class Process:
             f"{self.path} is truncated {where} its {kind}: the file has {size} bytes, "
             f"the headers promise {max(p.p_offset + p.p_filesz for p in short)}")
 
-    @staticmethod
-    def _arthur_info(raw_notes):
-        for note in raw_notes:
+    @cached_property
+    def arthur(self):
+        """An arthur capture's metadata (its JSON note), {} when unreadable, None for a
+        core arthur did not write; read when asked (JSON costs a plain `bt` a tenth)."""
+        for note in self.raw_notes:
             if note.name == ARTHUR_NOTE_NAME and note.type == NT_ARTHUR:
                 import json
                 try:
@@ -160,6 +188,26 @@ class Process:
                 except ValueError:
                     return {}
         return None
+
+    def _holds_extracts(self, ph):
+        """Whether a PT_NOTE is the segment of file extracts arthur writes after the
+        memory (its first note is one), told from its first note's header alone."""
+        head = self.source.read(ph.p_offset, elf.NHDR.size + 8)
+        if len(head) < elf.NHDR.size + 8:
+            return False
+        namesz, _descsz, ntype = elf.NHDR.unpack_from(head, 0)
+        name = bytes(head[elf.NHDR.size:elf.NHDR.size + min(namesz, 8)]).rstrip(b"\0")
+        return ntype == NT_ARTHUR_FILE and name == ARTHUR_NOTE_NAME
+
+    @cached_property
+    def extracts(self):
+        """{mapped path: ExtractSource} of the files a capture carries, parsed when a
+        file is not at hand (or `bundle` asks)."""
+        notes = list(self.raw_notes)
+        for ph in self._extract_segments:
+            notes.extend(elf.iter_notes(self.source.read(ph.p_offset, ph.p_filesz),
+                                        f"{self.path}: file extracts"))
+        return parse_extracts(notes, self.warnings.append)
 
     def file_bytes(self, offset, size):
         """Bytes of the core file itself (its headers, for a writer that copies it)."""
@@ -214,11 +262,6 @@ class Process:
         for path, maps in by_path.items():
             needed = self._segments_needing(maps)
             disk = None if path.endswith(" (deleted)") else self.resolver.resolve(path)
-            core_bid = self._core_build_id(min(m.start for m in maps))
-            module = None
-            if core_bid is not None:
-                module = Module(path, maps)
-                module.core_build_id = core_bid
             src = None
             if disk is not None:
                 try:
@@ -226,9 +269,26 @@ class Process:
                 except CoreFileError as e:
                     self.warnings.append(str(e))
                     src = None
-                if src is not None and src.read(0, 4) == elf.ELF_MAGIC:
-                    module, src = self._check_module(path, maps, disk, module, core_bid, src)
-            kept = self.extracts.get(path)
+            is_elf = src is None or src.read(0, 4) == elf.ELF_MAGIC
+            if src is not None and is_elf:
+                # The build-ids are compared when the module is first used: reading
+                # each file's header from the core would decompress a block of a
+                # capture per mapped file.
+                module, src = self._check_module(path, maps, disk, None, None, src)
+                if src is not None:
+                    module.defer_check(lambda m, needed=needed: self._late_check(m, needed))
+                    pending = PendingSource(src, module, needed)
+                    for seg in needed:
+                        seg.file_source = pending
+                    modules.append(module)
+                    continue
+            # No file here (or a data file: locale, fonts): the core says what was mapped.
+            core_bid = self._core_build_id(min(m.start for m in maps)) if is_elf else None
+            module = None
+            if core_bid is not None:
+                module = Module(path, maps)
+                module.core_build_id = core_bid
+            kept = self.extracts.get(path) if src is None else None
             if src is None and kept is not None and (
                     core_bid is None or kept.build_id in (None, core_bid)):
                 # The capture carries what a reader needs of this file.
@@ -246,6 +306,22 @@ class Process:
                 modules.append(module)
         modules.sort(key=lambda m: m.start)
         return modules
+
+    def _late_check(self, module, needed):
+        """The build-id the core recorded for a module, against its file's: a file that
+        differs is named and not used (nor its bytes for the segments it backed)."""
+        core_bid = self._core_build_id(module.start)
+        module.core_build_id = core_bid
+        ef = module.file_unchecked
+        disk_bid = ef.build_id if ef is not None else None
+        if core_bid and disk_bid and core_bid != disk_bid:
+            module.detach_file(f"build-id differs (core {core_bid[:12]}, disk "
+                               f"{disk_bid[:12]})")
+            self.warnings.append(f"{ef.path} is not the file the process mapped as "
+                                 f"{module.path} (build-id {disk_bid[:12]} on disk, "
+                                 f"{core_bid[:12]} in the core); not used")
+            for seg in needed:
+                seg.file_source = None
 
     def _check_module(self, path, maps, disk, module, core_bid, src):
         try:

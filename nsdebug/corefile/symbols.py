@@ -254,18 +254,60 @@ class Module:
         self.mappings = sorted(mappings, key=lambda m: m.start)
         self.start = self.mappings[0].start
         self.end = max(m.end for m in self.mappings)
-        self.file: ElfFile | None = None  # the file on disk, when found and matching
+        self._file: ElfFile | None = None  # the file on disk, when found and matching
         self.disk_path: str | None = None
-        self.core_build_id: str | None = None
-        self.problem: str | None = None  # why the disk file is not used
+        self._core_build_id: str | None = None
+        self._problem: str | None = None  # why the disk file is not used
+        self._check = None                # the build-id check still to run (see file)
         self.bias = self.start
+
+    def defer_check(self, check):
+        """Run check(module) before the first use of file, problem or core_build_id."""
+        self._check = check
+
+    def _checked(self):
+        if self._check is not None:
+            check, self._check = self._check, None
+            check(self)
+
+    @property
+    def file(self):
+        """The ElfFile of the file on disk (or the capture's extract), None when none
+        was found or it is not the file the process mapped."""
+        self._checked()
+        return self._file
+
+    @property
+    def file_unchecked(self):
+        return self._file
+
+    @property
+    def core_build_id(self):
+        self._checked()
+        return self._core_build_id
+
+    @core_build_id.setter
+    def core_build_id(self, value):
+        self._core_build_id = value
+
+    @property
+    def problem(self):
+        self._checked()
+        return self._problem
+
+    @problem.setter
+    def problem(self, value):
+        self._problem = value
+
+    def detach_file(self, problem):
+        self._file, self.disk_path, self._problem = None, None, problem
 
     @property
     def name(self):
         return os.path.basename(self.path)
 
     def attach_file(self, elf_file):
-        self.file = elf_file
+        self._file = elf_file
         self.disk_path = elf_file.path
         base = next((m for m in self.mappings if m.offset == 0), self.mappings[0])
         self.bias = base.start - base.offset - elf_file.first_load_vaddr

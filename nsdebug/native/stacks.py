@@ -7,7 +7,6 @@ from __future__ import annotations
 from functools import cached_property
 
 from .symbolize import Symbolizer
-from .unwind import Unwinder
 
 
 class NativeStacks:
@@ -16,9 +15,15 @@ class NativeStacks:
     def __init__(self, process, debug_dirs=(), use_cache=True):
         self.process = process
         self.symbolizer = Symbolizer(process, debug_dirs)
-        self.unwinder = Unwinder(process, self.symbolizer)
         self.use_cache = use_cache
         self._frames = {}
+
+    @cached_property
+    def unwinder(self):
+        """The CFI unwinder: loaded when a native stack is asked for (naming a pc, as
+        `threads` does, needs only the symbolizer)."""
+        from .unwind import Unwinder
+        return Unwinder(self.process, self.symbolizer)
 
     @cached_property
     def source(self):

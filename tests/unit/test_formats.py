@@ -34,7 +34,8 @@ def payload(n):
 
 
 def reader(blob, cache=4):
-    return lz4core.ContainerReader(lambda o, n: blob[o:o + n], len(blob), cache)
+    return lz4core.ContainerReader(lambda o, n: blob[o:o + n], len(blob),
+                                   cache * lz4core.BLOCK_SIZE)
 
 
 def test_random_reads_equal_the_plain_bytes():
