@@ -169,6 +169,10 @@ class LineTable:
         return self.names.get(self.files[i], "?"), self.lines[i]
 
 
+# Sections searched for NUL-terminated strings (bytes.find): read as bytes, not viewed.
+SEARCHED = {".debug_line", ".debug_str", ".debug_line_str", ".debug_str_offsets"}
+
+
 class DwarfFile:
     """The DWARF sections of one ELF file, inflated and parsed as they are needed."""
 
@@ -192,6 +196,12 @@ class DwarfFile:
         f = self.elf
         sec = f.section(name)
         if sec is not None and sec.sh_size:
+            view = getattr(f.source, "view", None)
+            if view is not None and not sec.sh_flags & elf.SHF_COMPRESSED and \
+                    name not in SEARCHED and sec.sh_offset + sec.sh_size <= len(view):
+                # Read in place: a listing touches a few units of a section of megabytes
+                # (libpython's .debug_info: 9 MiB), which a copy would page in whole.
+                return view[sec.sh_offset:sec.sh_offset + sec.sh_size]
             raw = f.source.read(sec.sh_offset, sec.sh_size)
             if len(raw) < sec.sh_size:
                 raise ValueError(f"{name} runs past the end of {f.path}")
