@@ -36,6 +36,7 @@ class RegistersResult:
 class LocalsResult:
     frame: FrameRow
     locals: list
+    stack: list | None = None     # with --stack: [LocalRow] of the value stack
 
 
 @record
@@ -88,7 +89,8 @@ def _select_frame(session, index):
     if not 0 <= index < len(frames):
         raise CommandError(f"no frame {index}: frames are 0 (innermost) to {len(frames) - 1}")
     session.frame_index = index
-    row = stacks.frame_row(rt, frames[index], index, True)
+    row = stacks.frame_row(rt, frames[index], index, True, with_stack=True,
+                           bounds=session.bounds)
     return SelectResult(session.thread.tid, row, f"frame {index} selected")
 
 
@@ -146,11 +148,14 @@ def down(session, ns):
     return _select_frame(session, session.frame_index - ns.count)
 
 
-@command("locals", "arguments and locals of the selected frame", category="python")
+@command("locals", "arguments and locals of the selected frame",
+         Arg(("--stack", "-s"), {"action": "store_true",
+                                 "help": "also the values on the frame's evaluation stack"}),
+         category="python")
 def locals_(session, ns):
     rt, f, idx = session.selected_frame()
-    row = stacks.frame_row(rt, f, idx, True, True, session.bounds)
-    return LocalsResult(row, row.locals or [])
+    row = stacks.frame_row(rt, f, idx, True, True, session.bounds, with_stack=ns.stack)
+    return LocalsResult(row, row.locals or [], row.stack)
 
 
 @command("list", "source lines around the selected frame's current line",

@@ -267,36 +267,51 @@ class FrameWalker:
             return 0
 
     def stack_values(self, frame, limit=256):
-        """The object pointers in the frame's value-stack area, bottom first: every
-        slot of its code's co_stacksize, the live ones and any left above the top (the
-        stack pointer of a running frame is not kept), so a caller must check what it
-        finds. Objects that do not read as objects are left out."""
+        """The object pointers in the frame's value-stack area, bottom first (every
+        slot, live or not: see stack_slots)."""
+        return [v for _slot, v in self.stack_slots(frame, limit)[0]]
+
+    def stack_slots(self, frame, limit=256):
+        """([(slot, object address)], depth): the objects in the frame's value-stack
+        area, bottom first, over every slot of its code's co_stacksize; and how many
+        slots are live by the stack pointer the frame records (3.14+), None where it
+        records none a reader can trust, in which case slots above the live ones may
+        hold values left from earlier. Slots that do not hold an object are left out."""
         o, L = self.obj, self.L
         if frame.code is None or L.code.co_stacksize is None:
-            return []
+            return [], None
         code = frame.code.address
         try:
             size = _I32.unpack(o.mem.read(code + L.code.co_stacksize, 4))[0]
             if self.version >= (3, 11):
+                I = L.iframe
                 nlocals = _I32.unpack(o.mem.read(code + L.code.co_nlocalsplus, 4))[0]
-                base = frame.address + L.iframe.localsplus + 8 * nlocals
+                base = frame.address + I.localsplus + 8 * nlocals
+                # 3.14 saves the stack pointer before every call that may escape the
+                # loop; earlier versions save theirs only when a frame suspends (a
+                # frame in a call shows a stale one), so it is not read there.
+                depth = (o.ptr(frame.address + I.stackpointer) - base) // 8 \
+                    if I.stackpointer is not None else -1
             else:
                 base = o.ptr(frame.address + L.frameobject.f_valuestack)
+                depth = -1
             if not base or not 0 < size <= 1 << 16:
-                return []
+                return [], None
             data, _why = o.mem.read_prefix(base, 8 * min(size, limit))
         except NsdebugError:
-            return []
+            return [], None
+        if not 0 <= depth <= size:
+            depth = None
         out = []
-        for (bits,) in struct.iter_unpack("<Q", data[:len(data) // 8 * 8]):
+        for slot, (bits,) in enumerate(struct.iter_unpack("<Q", data[:len(data) // 8 * 8])):
             value = o.ref_value(bits)
             if value and not value & 7:
                 try:
                     o.info(value)
                 except NsdebugError:
                     continue
-                out.append(value)
-        return out
+                out.append((slot, value))
+        return out, depth
 
     # -- locals ----------------------------------------------------------------
     def locals_of(self, frame):

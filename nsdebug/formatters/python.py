@@ -56,6 +56,19 @@ def frame_lines(f, indent="  "):
     if f.locals:
         for loc in f.locals:
             yield f"{indent}        {loc.name} = {loc.value}"
+    if f.stack is not None:
+        yield from stack_lines(f.stack, indent + "      ")
+
+
+def stack_lines(rows, indent):
+    """A frame's value stack, bottom first, each slot marked as stack_rows() says."""
+    if not rows:
+        yield f"{indent}value stack: empty"
+        return
+    yield f"{indent}value stack (bottom first):"
+    for loc in rows:
+        mark = "" if loc.kind == "stack" else f"  ({loc.kind.split('(', 1)[1]}"
+        yield f"{indent}  {loc.name} {loc.type} = {loc.value}{mark}"
 
 
 @formatter("nsdebug.model.stacks.BacktraceResult")
@@ -132,8 +145,11 @@ def format_locals(r):
     yield title
     if not r.locals:
         yield "  (no locals)"
-    for line in table(headers, rows):
-        yield "  " + line
+    else:
+        for line in table(headers, rows):
+            yield "  " + line
+    if r.stack is not None:
+        yield from stack_lines(r.stack, "  ")
 
 
 @formatter("nsdebug.model.stacks.ListResult")

@@ -56,6 +56,7 @@ class FrameRow:
     address: int
     error: str | None = None
     locals: list | None = None
+    stack: list | None = None   # [LocalRow] of its value stack (see stack_rows)
 
 
 @record
@@ -134,8 +135,10 @@ def python_thread(target, core_index):
     return t
 
 
-def frame_row(rt, frame, index, selected, with_locals=False, bounds=None, source=True):
-    """FrameRow of a Python frame; with its locals (previews within `bounds`)."""
+def frame_row(rt, frame, index, selected, with_locals=False, bounds=None, source=True,
+              with_stack=False):
+    """FrameRow of a Python frame; with its locals and its value stack (previews within
+    `bounds`)."""
     src = None
     if source and frame.code is not None and frame.line > 0:
         src = getline(frame.filename, frame.line).strip() or None
@@ -143,7 +146,32 @@ def frame_row(rt, frame, index, selected, with_locals=False, bounds=None, source
                    frame.entry, selected, frame.address, frame.error)
     if with_locals and frame.code is not None:
         row.locals = local_rows(rt, frame, bounds)
+    if with_stack and frame.code is not None:
+        row.stack = stack_rows(rt, frame, bounds)
     return row
+
+
+# Kinds of value-stack rows: below the stack pointer the frame recorded; above it (left
+# from an earlier instruction); and where it recorded none (live or left, unknown).
+STACK_LIVE, STACK_STALE, STACK_UNKNOWN = "stack", "stack (above top)", "stack (top unknown)"
+
+
+def stack_rows(rt, frame, bounds=None):
+    """[LocalRow] of the objects on a frame's value stack, bottom first, named by slot
+    ("[0]" the bottom) and marked live, above the recorded top, or top unknown."""
+    o = rt.objects
+    b = bounds or Preview()
+    slots, depth = rt.frame_walker.stack_slots(frame)
+    out = []
+    for slot, addr in slots:
+        kind = STACK_UNKNOWN if depth is None else STACK_LIVE if slot < depth else \
+            STACK_STALE
+        try:
+            tname = o.info(addr).qualname
+        except NsdebugError:
+            tname = "?"
+        out.append(LocalRow(f"[{slot}]", kind, addr, tname, o.preview(addr, b)))
+    return out
 
 
 def local_rows(rt, frame, bounds=None):

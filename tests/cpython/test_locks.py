@@ -103,3 +103,32 @@ def test_damaged_locks_give_no_wrong_cycle(cores, nsdebug, tmp_path):
     doc = json.loads(r.stdout)
     assert doc["deadlocks"] == []
     assert not any(t["waits_for"] in map(int, cap.truth["locks"]) for t in doc["threads"])
+
+
+def test_the_value_stack_of_a_frame(cores, build, nsdebug):
+    # holds-A waits in `with B:` inside `with A:`: both locks (and, up to 3.13, their
+    # bound __exit__) are on its frame's value stack; 3.14+ records the stack pointer,
+    # so they show as live there.
+    cap = cores.locks(build)
+    truth = cap.truth
+    want = {int(a) for a, kind in truth["locks"].items()
+            if int(a) in truth["threads"]["holds-A"]["holds"] or
+            int(a) == truth["threads"]["holds-A"]["waits_for"]}
+    tid = truth["threads"]["holds-A"]["native_id"]
+    r = nsdebug(cap.core, "-c", f"thread {tid}", "-c", "locals --stack", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.splitlines()[-1])
+    assert result["frame"]["function"].endswith("holds_a")
+    on_stack = {}
+    for row in result["stack"]:
+        on_stack.setdefault(row["address"], row["kind"])
+        if "__exit__ of _thread." in row["value"]:          # a with's bound __exit__
+            at = int(row["value"].rsplit(" at ", 1)[1].rstrip(">"), 16)
+            on_stack.setdefault(at, row["kind"])
+    assert want <= set(on_stack), (want, result["stack"])
+    if tuple(truth["version"][:2]) >= (3, 14):
+        assert all(on_stack[a] == "stack" for a in want)
+    else:
+        assert all(on_stack[a] == "stack (top unknown)" for a in want)
+    text = nsdebug(cap.core, "-c", f"thread {tid}", "-c", "frame 0").stdout
+    assert "value stack (bottom first):" in text
