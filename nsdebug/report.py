@@ -56,6 +56,8 @@ def gather(target, top=10, heap=True, bounds=None):
                             errors, "native stack")}
     rep["threads"] = _section(lambda: stacks.backtrace(target, True, True, bounds=bounds,
                                                        sel=sel), errors, "threads")
+    from .model.locks import locks
+    rep["locks"] = _section(lambda: locks(target), errors, "locks")
     hidden = _redact_locals(rep["threads"])
     if heap:
         from .heap import stats, suspects, tasks
@@ -101,7 +103,14 @@ def scrub(text, secrets):
 
 
 def text_lines(rep):
+    """The report as text; a deadlock, when the threads are in one, comes first."""
     from . import render
+    deadlocks = rep.get("locks").deadlocks if rep.get("locks") is not None else []
+    if deadlocks:
+        yield "=== deadlock"
+        for d in deadlocks:
+            yield d.text
+        yield ""
     yield "=== process"
     yield from render.to_lines(rep["info"])
     if "crash" in rep:
@@ -118,6 +127,11 @@ def text_lines(rep):
     yield "=== threads"
     if rep["threads"] is not None:
         yield from render.to_lines(rep["threads"])
+    if rep.get("locks") is not None and any(t.phrase or t.holds
+                                            for t in rep["locks"].threads):
+        yield ""
+        yield "=== locks"
+        yield from render.to_lines(rep["locks"])
     for sort, res in (rep.get("heap") or {}).items():
         yield ""
         yield f"=== heap by {sort}"

@@ -132,3 +132,17 @@ def test_the_value_stack_of_a_frame(cores, build, nsdebug):
         assert all(on_stack[a] == "stack (top unknown)" for a in want)
     text = nsdebug(cap.core, "-c", f"thread {tid}", "-c", "frame 0").stdout
     assert "value stack (bottom first):" in text
+
+
+def test_report_leads_with_the_deadlock(cores, build, nsdebug):
+    cap = cores.locks(build)
+    r = nsdebug("report", cap.core, "--no-heap")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "=== deadlock"
+    assert sum(x.startswith("deadlock: ") for x in lines[1:3]) == 2
+    assert "=== locks" in lines
+    rep = json.loads(nsdebug("report", cap.core, "--no-heap", "--json").stdout)
+    assert len(rep["locks"]["deadlocks"]) == 2
+    calm = nsdebug("report", cores.stacks(build).core, "--no-heap")
+    assert calm.returncode == 0 and not calm.stdout.startswith("=== deadlock")
