@@ -185,8 +185,19 @@ def print_(session, ns):
          Arg(("--limit",), {"type": int, "default": 100, "help": "items or attributes shown"}),
          category="python")
 def inspect(session, ns):
+    """The object's type, refcount, size and fields; for an asyncio Task also its state,
+    its coroutine, the await chain and what it waits on (or the tasks of its gather)."""
     from ..cpython.inspect import inspect_object
+    from ..heap.tasks import TASK_TYPES, TaskReader
     addr, _ = session.resolve_object(ns.what)
     b = session.bounds
     b.depth = ns.depth
-    return inspect_object(session.target.runtime, addr, b, ns.limit)
+    rt = session.target.runtime
+    result = inspect_object(rt, addr, b, ns.limit)
+    reader = TaskReader(rt, b)
+    if not result.error and reader.kind_of(addr, TASK_TYPES):
+        try:
+            result.task = reader.task(addr)
+        except NsdebugError as e:
+            result.error = f"as an asyncio Task: {e}"
+    return result

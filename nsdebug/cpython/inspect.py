@@ -17,6 +17,7 @@ class InspectResult:
     preview: str
     fields: list               # [(name, preview)] attributes, items or struct fields
     error: str | None = None
+    task: object = None        # an asyncio Task's heap.tasks.TaskInfo (set by `inspect`)
 
 
 def inspect_object(rt, addr, bounds, limit):

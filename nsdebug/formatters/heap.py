@@ -111,17 +111,35 @@ def format_tasks(r):
     loops = f" in {len(r.loops)} event loop{'s' if len(r.loops) != 1 else ''}" if r.loops \
         else ""
     yield f"{len(r.tasks)} task{'s' if len(r.tasks) != 1 else ''}{loops}"
+    # A gather's tasks are shown under the task that awaits the gather.
+    by_addr = {t.address: t for t in r.tasks}
+    nested = {c for t in r.tasks for c in t.children if c in by_addr and c != t.address}
     for t in r.tasks:
-        head = f"Task {t.name!r} {t.state}"
-        if t.waits_on:
-            head += f", waits on {t.waits_on}"
-        if t.result:
-            head += f", result {t.result}"
-        yield f"{head}  ({t.type} at {t.address:#x})"
-        for depth, f in enumerate(t.chain):
-            yield f"  {'  ' * depth}{f.qualname or f.function} ({_short_file(f.file)}:{f.line})"
-            for name, _addr, _type, value in f.locals or []:
-                yield f"  {'  ' * depth}    {name} = {value}"
+        if t.address not in nested:
+            yield from _task_lines(t, by_addr, "", set())
+
+
+def _task_lines(t, by_addr, indent, seen):
+    seen.add(t.address)
+    head = f"Task {t.name!r} {t.state}"
+    if t.waits_on:
+        head += f", waits on {t.waits_on}"
+    if t.result:
+        head += f", result {t.result}"
+    yield f"{indent}{head}  ({t.type} at {t.address:#x})"
+    for depth, f in enumerate(t.chain):
+        yield f"{indent}  {'  ' * depth}{f.qualname or f.function} " \
+              f"({_short_file(f.file)}:{f.line})"
+        for name, _addr, _type, value in f.locals or []:
+            yield f"{indent}  {'  ' * depth}    {name} = {value}"
+    if t.children:
+        yield f"{indent}  gathers:"
+    for c in t.children:
+        child = by_addr.get(c)
+        if child is not None and c not in seen:
+            yield from _task_lines(child, by_addr, indent + "    ", seen)
+        elif child is None:
+            yield f"{indent}    a future at {c:#x} (finished, or not a task)"
 
 
 def _signed(n, size=False):

@@ -182,3 +182,14 @@ def format_inspect(r):
         width = min(max(len(str(n)) for n, _ in r.fields), 30)
         for name, value in r.fields:
             yield f"  {str(name):<{width}} = {value}"
+    t = r.task
+    if t is not None:
+        yield f"  asyncio task {t.name!r}: {t.state}" + \
+            (f", waits on {t.waits_on}" if t.waits_on else "") + \
+            (f", result {t.result}" if t.result else "")
+        yield f"  coroutine: {t.coroutine:#x}"
+        for depth, f in enumerate(t.chain):
+            yield f"    {'  ' * depth}awaits in {f.qualname or f.function} " \
+                  f"({f.file}:{f.line})"
+        for c in t.children:
+            yield f"    gathers {c:#x}"

@@ -16,6 +16,8 @@ from ..errors import NsdebugError
 from ..record import Factory, record
 
 TASK_TYPES = ("_asyncio.Task", "asyncio.tasks.Task")
+GATHER_TYPES = ("asyncio.tasks._GatheringFuture",)
+MAX_CHILDREN = 10_000
 FUTURE_TYPES = ("_asyncio.Future", "asyncio.futures.Future")
 FUTURE_ITER_TYPES = ("_asyncio.FutureIter", "asyncio.futures._PyFutureIter")
 COROUTINE_KINDS = ("coroutine", "generator", "async_generator")
@@ -52,6 +54,7 @@ class TaskInfo:
     waits_on: str | None = None      # a sleep, a queue get, task 'x', a future...
     waits_on_address: int | None = None
     result: str | None = None
+    children: list = Factory(list)   # a gather it awaits: the futures and tasks it runs
 
 
 class TaskReader:
@@ -167,7 +170,22 @@ class TaskReader:
         if coro and t.state == "pending":
             t.chain, awaited = self.await_chain(coro, with_locals)
             t.waits_on, t.waits_on_address = self.describe_wait(awaited, t.chain)
+            if t.waits_on_address and self.kind_of(t.waits_on_address, GATHER_TYPES):
+                t.children = self.gather_children(t.waits_on_address)
+                t.waits_on = f"a gather of {len(t.children)}"
         return t
+
+    def gather_children(self, gathering):
+        """The futures and tasks an asyncio.gather runs (its _children), in order."""
+        o = self.o
+        try:
+            # A Python subclass of the (C or Python) Future: _children is an attribute.
+            children = next((v for k, v in o.attributes(gathering, o.info(gathering))
+                             if o.read_str(k, 32) == "_children"), 0)
+            return list(o.list_items(children, MAX_CHILDREN)) if children and \
+                o.kind(children) == "list" else []
+        except NsdebugError:
+            return []
 
     def await_chain(self, coro, with_locals=False):
         """([AwaitFrame] outermost first, the non-coroutine object the innermost awaits)."""

@@ -46,6 +46,9 @@ def test_tasks_with_state_chain_and_locals(any_task_core, nsdebug):
     assert by_name["waiter"]["waits_on"] == "task 'sleeper'"
     assert by_name["waiter"]["waits_on_address"] == cap.truth["tasks"]["sleeper"]["id"]
     assert by_name["finished"]["result"] == "42"
+    # A gather's tasks, under the task that awaits the gather.
+    assert by_name["gatherer"]["children"] == cap.truth["gathers"]["gatherer"]
+    assert by_name["gatherer"]["waits_on"] == "a gather of 2"
     # Without --all, only the pending ones; the text names the chain, innermost last.
     r = nsdebug(cap.core, "-c", "tasks")
     assert "Task 'consumer' pending, waits on a queue get" in r.stdout
@@ -54,6 +57,13 @@ def test_tasks_with_state_chain_and_locals(any_task_core, nsdebug):
     i = next(k for k, x in enumerate(lines) if x.startswith("Task 'consumer'"))
     assert lines[i + 1].strip().startswith("consumer (asyncio_target.py:")
     assert lines[i + 2].strip().startswith("Queue.get (queues.py:")
+    g = next(k for k, x in enumerate(lines) if x.startswith("Task 'gatherer'"))
+    assert lines[g].startswith("Task 'gatherer' pending, waits on a gather of 2")
+    under = lines[g + 1:]
+    at = under.index("  gathers:")
+    kids = [x.strip() for x in under[at + 1:] if x.startswith("    Task ")]
+    assert [k.split("'")[1] for k in kids[:2]] == ["gather-a", "gather-b"], under
+    assert not any(x.startswith("Task 'gather-") for x in lines)   # not at top level
 
 
 def test_task_retains_its_coroutine_and_inspect_shows_the_frame(asyncio_core, nsdebug):
@@ -71,6 +81,25 @@ def test_task_retains_its_coroutine_and_inspect_shows_the_frame(asyncio_core, ns
     assert fields["frame"] == f"consumer ({want['file']}:{want['line']})"
     assert fields["consumer_local"] == "{'queue': 'jobs'}"
     assert "awaiting" in fields
+
+
+def test_inspect_of_a_task_shows_its_coroutine_state_and_await(asyncio_core, nsdebug):
+    cap = asyncio_core
+    for name, waits in (("waiter", "task 'sleeper'"), ("gatherer", "a gather of 2")):
+        task = cap.truth["tasks"][name]["id"]
+        r = nsdebug(cap.core, "-c", f"inspect {task:#x}", "--json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)["task"]
+        assert doc["name"] == name and doc["state"] == "pending"
+        assert doc["waits_on"] == waits
+        want = cap.truth["tasks"][name]["chain"]
+        assert [(f["function"], f["line"]) for f in doc["chain"]] == \
+            [(f["function"], f["line"]) for f in want]
+        text = nsdebug(cap.core, "-c", f"inspect {task:#x}").stdout
+        assert f"asyncio task '{name}': pending, waits on {waits}" in text
+        assert f"  coroutine: {doc['coroutine']:#x}" in text
+    gathered = cap.truth["gathers"]["gatherer"]
+    assert doc["children"] == gathered
 
 
 def test_report_lists_the_tasks(asyncio_core, nsdebug):
