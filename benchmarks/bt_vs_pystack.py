@@ -5,20 +5,24 @@ with --native, `bt --all --native` against `pystack core CORE --native-all`.
 usage: python benchmarks/bt_vs_pystack.py [--runs N] [--native]
        (needs: pip install '.[bench]')
 
-Each build's core is of fixtures/stacks_target.py (4 threads): a gcore for pyenv's
-builds; for Debian's (tools/get_pythons.sh), whose thread stacks gcore cannot dump
-whole, an arthur capture written as a plain core (--no-compress), which both tools
-read. Prints the median wall time of each tool and their ratio.
+Each build's target is fixtures/stacks_target.py (4 threads), captured twice while it
+runs: as a plain core (gcore for pyenv's builds; for Debian's, whose thread stacks
+gcore cannot dump whole, arthur --no-compress), which both tools read, and as an arthur
+.lz4 capture, which only nsdebug reads (pystack's figure is then its time on the plain
+core of the same process). Every run is a new process ("cold": nothing of an earlier
+run is reused but the page cache): the figures are medians, and the ratios nsdebug's
+time over pystack's.
 
 With --native both tools read the same files: the binaries and what /usr/lib/debug
 holds (libc6-dbg here). nsdebug's time is with its cache of inflated debug sections
-warm (~/.cache/nsdebug/dwarf, here a temporary directory) and, as "cold", with
+warm (~/.cache/nsdebug/dwarf, here a temporary directory) and, as "no cache", with
 --no-cache, which inflates every compressed section each run. Debian's builds have
 their own -dbg files, which pystack cannot be pointed at: the last columns are nsdebug
 with --debug-dir at them (file, line and inlined calls of the interpreter too).
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -46,20 +50,18 @@ def main():
         env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
         for build in targets.available_builds():
             tool_name = targets.live_capture_tool(build)
-            cap = targets.gcore_capture(build, "stacks_target.py",
-                                        os.path.join(tmp, build.id), threads=4,
-                                        tool=tool_name)
-            ns = [nsdebug, cap.core, "-c", ns_cmd]
+            core, lz4, version = twin_captures(build, os.path.join(tmp, build.id), tool_name)
+            ns = [nsdebug, core, "-c", ns_cmd]
             t_ns = median_time(ns, args.runs, env=env)
-            t_ps = median_time([pystack, "core", cap.core, *ps_args], args.runs)
-            size = os.path.getsize(cap.core) >> 20
-            row = [build.id, ".".join(map(str, cap.truth["version"])), tool_name,
-                   f"{size} MiB", f"{t_ps * 1000:.0f} ms", f"{t_ns * 1000:.0f} ms"]
+            t_lz = median_time([nsdebug, lz4, "-c", ns_cmd], args.runs, env=env)
+            t_ps = median_time([pystack, "core", core, *ps_args], args.runs)
+            size = os.path.getsize(core) >> 20
+            row = [build.id, version, tool_name, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
+                   f"{t_ns * 1000:.0f} ms", f"{t_ns / t_ps:.2f}",
+                   f"{t_lz * 1000:.0f} ms", f"{t_lz / t_ps:.2f}"]
             if args.native:
                 cold = median_time(ns + ["--no-cache"], args.runs, env=env)
                 row.append(f"{cold * 1000:.0f} ms")
-            row.append(f"{t_ns / t_ps:.2f}")
-            if args.native:
                 dbg = ["--debug-dir", build.debug_dir] if build.debug_dir else None
                 if dbg:
                     warm = median_time(ns + dbg, args.runs, env=env)
@@ -68,18 +70,35 @@ def main():
                 else:
                     row += ["-", "-"]
             rows.append(row)
-            os.unlink(cap.core)
-    print(f"median of {args.runs} runs, cores of fixtures/stacks_target.py (4 threads)")
+            os.unlink(core)
+            os.unlink(lz4)
+    print(f"median of {args.runs} runs, each a new process; cores of "
+          f"fixtures/stacks_target.py (4 threads)")
     headers = ["build", "version", "core by", "core",
                "pystack core" + (" --native-all" if args.native else ""),
-               f"nsdebug {ns_cmd}"]
+               f"nsdebug {ns_cmd}", "ratio", "on its .lz4", "ratio"]
     if args.native:
-        headers += ["cold", "nsdebug/pystack", "with -dbg files", "cold"]
-    else:
-        headers += ["nsdebug/pystack"]
+        headers += ["no cache", "with -dbg files", "no cache"]
     print_table(headers, rows)
-    for b in targets.missing_builds():
-        print(f"not available, skipped: {b.id} ({b.why_missing})")
+
+
+def twin_captures(build, workdir, tool_name):
+    """(plain core, .lz4 capture, version) of one running stacks target."""
+    os.makedirs(workdir, exist_ok=True)
+    proc, truth_path = targets.start_target(build.exe, "stacks_target.py", workdir,
+                                            threads=4)
+    try:
+        if tool_name == "arthur":
+            core = targets.arthur(proc.pid, os.path.join(workdir, f"core.{proc.pid}"),
+                                  "--no-compress")
+        else:
+            core = targets.gcore(proc.pid, os.path.join(workdir, "core"))
+        lz4 = targets.arthur(proc.pid, os.path.join(workdir, "capture.lz4"))
+    finally:
+        targets.stop(proc)
+    with open(truth_path) as f:
+        version = ".".join(map(str, json.load(f)["version"]))
+    return core, lz4, version
 
 
 if __name__ == "__main__":

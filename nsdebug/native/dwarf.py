@@ -389,11 +389,7 @@ def _line_header(data, offset, unit):
         raise ValueError("line program header runs past .debug_line")
     if version >= 5:
         dirs, pos = _v5_entries(data, pos, unit)
-        files, pos = _v5_entries(data, pos, unit)
-        dir_names = [d.get(1, "") for d in dirs]
-        names = {}
-        for i, fe in enumerate(files):
-            names[i] = _join(dir_names, fe.get(2, 0), fe.get(1, "?"))
+        names = FileNames(data, pos, unit, [d.get(1, "") for d in dirs])
     else:
         dir_names = [unit.comp_dir]
         while data[pos]:
@@ -426,8 +422,9 @@ def _join(dirs, d, name):
     return os.path.join(dirs[d], name)
 
 
-def _v5_entries(data, pos, unit):
-    """A version 5 directory or file table: [{content type: value}], next position."""
+def _v5_table(data, pos):
+    """A version 5 directory or file table's head: ([(content type, form)], count,
+    position of its first entry)."""
     nformats = data[pos]
     pos += 1
     formats = []
@@ -438,14 +435,46 @@ def _v5_entries(data, pos, unit):
     count, pos = _uleb(data, pos)
     if count > 1 << 20:
         raise ValueError("line table claims too many entries")
+    return formats, count, pos
+
+
+def _v5_entry(data, pos, formats, unit):
+    entry = {}
+    for ct, form in formats:
+        value, pos = _form_value(data, pos, form, unit)
+        entry[ct] = value
+    return entry, pos
+
+
+def _v5_entries(data, pos, unit):
+    """A version 5 directory or file table: [{content type: value}], next position."""
+    formats, count, pos = _v5_table(data, pos)
     out = []
     for _ in range(count):
-        entry = {}
-        for ct, form in formats:
-            value, pos = _form_value(data, pos, form, unit)
-            entry[ct] = value
+        entry, pos = _v5_entry(data, pos, formats, unit)
         out.append(entry)
     return out, pos
+
+
+class FileNames:
+    """A version 5 line table's file names by index, read up to the one asked for: a
+    unit of libpython names hundreds of headers, a stack needs one or two of them."""
+
+    def __init__(self, data, pos, unit, dirs):
+        self.data, self.unit, self.dirs = data, unit, dirs
+        self.formats, self.count, self.pos = _v5_table(data, pos)
+        self.entries = []
+
+    def get(self, i, default=None):
+        if not isinstance(i, int):
+            return default
+        while len(self.entries) <= i < self.count:
+            entry, self.pos = _v5_entry(self.data, self.pos, self.formats, self.unit)
+            self.entries.append(entry)
+        if not 0 <= i < len(self.entries):
+            return default
+        fe = self.entries[i]
+        return _join(self.dirs, fe.get(2, 0), fe.get(1, "?"))
 
 
 _FIXED = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}
