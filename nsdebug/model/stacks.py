@@ -253,15 +253,22 @@ def backtrace(target, every=False, with_locals=False, native=None, bounds=None, 
         py_idx = {t.core_index for t in rt.threads}
         others = [t for t in target.process.threads if t.index not in py_idx]
         if native:
-            return BacktraceResult(str(rt.version), stacks + [
+            result = BacktraceResult(str(rt.version), stacks + [
                 native_stack(target, t.index, native, sel) for t in others])
+            target.native.save()
+            return result
         return BacktraceResult(str(rt.version), stacks, [t.tid for t in others])
     py = rt.thread_for_core(sel.thread_index)
     if py is None and native:
-        return BacktraceResult(str(rt.version), [native_stack(target, sel.thread_index,
-                                                              native, sel)])
-    return BacktraceResult(str(rt.version), [thread_stack(
-        target, python_thread(target, sel.thread_index), with_locals, native, bounds, sel)])
+        result = BacktraceResult(str(rt.version), [native_stack(target, sel.thread_index,
+                                                                native, sel)])
+    else:
+        result = BacktraceResult(str(rt.version), [thread_stack(
+            target, python_thread(target, sel.thread_index), with_locals, native, bounds,
+            sel)])
+    if native:
+        target.native.save()
+    return result
 
 
 def _add_native(target, stack, core_index, py_frames, py_rows, version, mode, sel,

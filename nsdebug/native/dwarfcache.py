@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 
 MAGIC = b"NSDWARF1"
 TRAILER = struct.Struct("<8sIIQ")     # magic, CRC-32 of the body, reserved, body size
 
 
-def default_root():
+def cache_root(name):
+    """$XDG_CACHE_HOME/nsdebug/NAME (~/.cache/nsdebug/NAME)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
                                                             ".cache")
-    return os.path.join(base, "nsdebug", "dwarf")
+    return os.path.join(base, "nsdebug", name)
+
+
+def default_root():
+    return cache_root("dwarf")
 
 
 class InflatedSections:
@@ -66,6 +70,7 @@ def _store(root, path, data):
     tmp = None
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
+        import tempfile
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".part-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -4,9 +4,25 @@ frames and what a thread was doing are model/stacks.py's."""
 
 from __future__ import annotations
 
+import os
+import zlib
 from functools import cached_property
 
 from .symbolize import Symbolizer
+
+
+def _stamp(elf_file):
+    """(path, size, mtime, inode) of a file on disk; () for none; None for a file that
+    is not on disk (a capture's extract), whose places are not kept."""
+    if elf_file is None:
+        return ()
+    if not hasattr(elf_file.source, "view"):
+        return None
+    try:
+        st = os.stat(elf_file.path)
+    except OSError:
+        return None
+    return (elf_file.path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class NativeStacks:
@@ -32,6 +48,14 @@ class NativeStacks:
         from .dwarfcache import InflatedSections
         return SourceInfo(InflatedSections() if self.use_cache else None)
 
+    @cached_property
+    def places(self):
+        """Places found in earlier runs (placecache.py); None with the caches off."""
+        if not self.use_cache:
+            return None
+        from .placecache import PlaceCache
+        return PlaceCache()
+
     def locate(self, frame, caller):
         """[(function, file, line, inlined)] innermost first for a native frame (the
         address of its call for a caller); [] where no DWARF describes the code."""
@@ -39,11 +63,41 @@ class NativeStacks:
         if m is None:
             return []
         vaddr = frame.pc - (1 if caller else 0) - m.bias
-        for f in (self.symbolizer.debug_file(m), m.file):
+        debug = self.symbolizer.debug_file(m)
+        key = self._place_key(m, debug)
+        if key is not None:
+            kept = self.places.get(key, vaddr)
+            if kept is not None:
+                return kept
+        found = []
+        for f in (debug, m.file):
             found = self.source.locate(f, vaddr)
             if found:
-                return found
-        return []
+                break
+        if key is not None:
+            self.places.put(key, vaddr, found)
+        return found
+
+    def _place_key(self, module, debug):
+        """The place table of a module as read with this debug file, None when either
+        cannot be named by a build-id (or the caches are off)."""
+        if self.places is None:
+            return None
+        file_id = module.core_build_id or (module.file.build_id if module.file else None)
+        if not file_id:
+            return None
+        # The files read are named by their build-id and by where and what they are on
+        # this disk: a damaged or stripped copy carrying the same build-id gives other
+        # places, and must not meet the table of the healthy file.
+        stamps = [_stamp(f) for f in (module.file, debug)]
+        if None in stamps:
+            return None
+        return self.places.key(file_id, f"{zlib.crc32(repr(stamps).encode()):08x}")
+
+    def save(self):
+        """Keep the places found this run for the next (nothing with the caches off)."""
+        if self.use_cache and "places" in self.__dict__:
+            self.places.save()
 
     def frames(self, core_index):
         """Native frames of core thread `core_index`, innermost first."""

@@ -48,6 +48,7 @@ def test_inflated_sections_are_cached_and_checked(parked, nsdebug, tmp_path, mon
     written = entries(cache)
     assert any(p.name.endswith("-debug_info") for p in written), written
     assert native_rows(first) == native_rows(cold)
+    shutil.rmtree(cache / "nsdebug" / "places")      # the DWARF read back, not the places
     (warm,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
     assert native_rows(warm) == native_rows(cold)
 
@@ -62,6 +63,7 @@ def test_inflated_sections_are_cached_and_checked(parked, nsdebug, tmp_path, mon
         garbled[rnd.randrange(len(garbled) - 24)] ^= 0xFF
     info.write_bytes(bytes(garbled))
     line.write_bytes(good_line[:len(good_line) // 2])
+    shutil.rmtree(cache / "nsdebug" / "places")      # else no DWARF is read again
     (again,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
     assert native_rows(again) == native_rows(cold)
     assert info.read_bytes() == good_info and line.read_bytes() == good_line
@@ -139,3 +141,44 @@ def test_units_found_without_aranges(parked, nsdebug, tmp_path):
     assert native_rows(got) == native_rows(want)
     lines = [r for _tid, rows in native_rows(got) for r in rows if r[1] and "Python/" in r[1]]
     assert len(lines) > 10
+
+
+PLACES_SCRIPT = """
+import io, sys
+from nsdebug.cli import main
+out, sys.stdout = sys.stdout, io.StringIO()
+status = main(sys.argv[1:])
+text, sys.stdout = sys.stdout.getvalue(), out
+import json
+print(json.dumps([status, text, "nsdebug.native.dwarf" in sys.modules]))
+"""
+
+
+def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
+    """The second `bt --native` names every frame from the places the first kept, with
+    no DWARF read; a damaged table is dropped and rebuilt, never used."""
+    import sys
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def run():
+        r = subprocess.run([sys.executable, "-c", PLACES_SCRIPT, parked.core, "-c",
+                            "bt --all --native"], capture_output=True, text=True,
+                           timeout=300)
+        status, text, dwarf = json.loads(r.stdout)
+        assert status == 0, r.stderr
+        return text, dwarf
+
+    first, read_dwarf = run()
+    assert read_dwarf and ".c:" in first               # file and line, from the DWARF
+    tables = list((tmp_path / "cache" / "nsdebug" / "places").iterdir())
+    assert tables
+    second, read_dwarf = run()
+    assert second == first and not read_dwarf
+    for t in tables:                                   # garbled: its bytes changed
+        data = bytearray(t.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        t.write_bytes(bytes(data))
+    third, read_dwarf = run()
+    assert third == first and read_dwarf
+    fourth, read_dwarf = run()
+    assert fourth == first and not read_dwarf

@@ -1,0 +1,115 @@
+"""Where native pcs are in the source, kept between runs: for each pc of a build, the
+places the DWARF gave (function, file, line, inlined calls), under
+$XDG_CACHE_HOME/nsdebug/places/. A service's threads park at the same few pcs of
+libc and the interpreter; the second `bt --native` on any core of those builds names
+them without loading a byte of DWARF (libc's debug file alone is 20 MiB of it).
+
+A table is named by the build-id of the file, by where and what on this disk the file
+and the debug file its places came from are (path, size, mtime, inode: a damaged or
+stripped copy with the same build-id never meets the healthy file's table), and by
+nsdebug's version (a reader that names a place differently never meets an older
+table). It is marshal data behind a magic and a CRC-32; a table
+that fails either, or does not hold what a table holds, is dropped and rebuilt, never
+used. Failing to write costs the next run the DWARF again, nothing else.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import struct
+import zlib
+
+from .. import __version__
+from .dwarfcache import cache_root
+
+MAGIC = b"NSPLACE1"
+HEAD = struct.Struct("<8sI")          # magic, CRC-32 of the marshal payload
+MAX_TABLE = 16 << 20                  # a larger file is not one of ours
+
+
+class PlaceCache:
+    def __init__(self, root=None):
+        self.root = root or cache_root("places")
+        self._tables = {}
+        self._dirty = set()
+
+    @staticmethod
+    def key(file_id, files_id):
+        """The table name for a file's build-id and the stamp of the files read."""
+        return f"{file_id}-{files_id}-{__version__}"
+
+    def get(self, key, vaddr):
+        """The places kept for vaddr, None when none are."""
+        return self._table(key).get(vaddr)
+
+    def put(self, key, vaddr, places):
+        self._table(key)[vaddr] = [tuple(p) for p in places]
+        self._dirty.add(key)
+
+    def save(self):
+        """Write the tables that gained places (each whole, atomically)."""
+        for key in sorted(self._dirty):
+            payload = marshal.dumps(self._tables[key])
+            _write(self.root, os.path.join(self.root, key),
+                   HEAD.pack(MAGIC, zlib.crc32(payload)) + payload)
+        self._dirty.clear()
+
+    def _table(self, key):
+        if key not in self._tables:
+            self._tables[key] = _load(os.path.join(self.root, key))
+        return self._tables[key]
+
+
+def _load(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_TABLE + 1)
+    except OSError:
+        return {}
+    if len(data) > MAX_TABLE or len(data) < HEAD.size:
+        return {}
+    magic, crc = HEAD.unpack_from(data)
+    payload = data[HEAD.size:]
+    if magic != MAGIC or zlib.crc32(payload) != crc:
+        return {}
+    try:
+        table = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return {}
+    return table if _is_table(table) else {}
+
+
+def _is_table(table):
+    if not isinstance(table, dict):
+        return False
+    for vaddr, places in table.items():
+        if not isinstance(vaddr, int) or not isinstance(places, list):
+            return False
+        for p in places:
+            if not (isinstance(p, tuple) and len(p) == 4 and
+                    isinstance(p[0], (str, type(None))) and
+                    isinstance(p[1], (str, type(None))) and
+                    isinstance(p[2], int) and isinstance(p[3], bool)):
+                return False
+    return True
+
+
+def _write(root, path, data):
+    tmp = None
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        import tempfile
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".part-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
