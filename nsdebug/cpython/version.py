@@ -107,15 +107,53 @@ def _version_string(process, module):
     if sec is not None:
         regions.append(sec)
     regions += [(s.start, s.end) for s in process.data_regions(module)]
-    import re
-    pattern = re.compile(VERSION_STR)
     for start, end in regions:
         try:
             data = process.memory.read(start, min(end - start, MAX_SCAN))
         except (NsdebugError, ValueError):
             continue
-        m = pattern.search(data)
-        if m:
-            parts = m.group(1).decode().split(".")
-            return int(parts[0]), int(parts[1]), int(parts[2])
+        found = find_version(data)
+        if found:
+            return found
     return None
+
+
+def find_version(data):
+    """(3, minor, micro) of the first "3.X.Y (" in data (VERSION_STR: X and Y of one
+    or two digits, an optional pre-release or "+" tag between), else None. Searched
+    with bytes.find, not `re`, whose import costs a tenth of a `bt`."""
+    pos = data.find(b"3.")
+    while pos >= 0:
+        hit = _version_at(data, pos)
+        if hit:
+            return hit
+        pos = data.find(b"3.", pos + 1)
+    return None
+
+
+def _version_at(data, pos):
+    i = pos + 2
+    minor, i = _digits(data, i)
+    if minor is None or data[i:i + 1] != b".":
+        return None
+    micro, i = _digits(data, i + 1)
+    if micro is None:
+        return None
+    if data[i:i + 1] in (b"a", b"b", b"r", b"c", b"+"):
+        i += 1
+        while i < len(data) and (chr(data[i]).isalnum() or data[i] == 0x5F):
+            i += 1
+    if data[i:i + 2] != b" (":
+        return None
+    return 3, minor, micro
+
+
+def _digits(data, i):
+    """(value of the 1 or 2 ASCII digits at i, position after them); (None, i) when
+    there are none or more than two."""
+    j = i
+    while j < len(data) and 0x30 <= data[j] <= 0x39 and j - i < 3:
+        j += 1
+    if not 1 <= j - i <= 2:
+        return None, i
+    return int(bytes(data[i:j])), j

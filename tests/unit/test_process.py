@@ -312,3 +312,13 @@ def test_the_layout_index_is_the_tables_own():
         for alias, row in table.types.items():
             union.setdefault(alias, set()).update(row["fields"] if row else ())
     assert {a: set(f) for a, f in FIELDS.items()} == union
+
+
+@pytest.mark.parametrize("data, want", [
+    (b"xx3.11.7 (main, Dec", (3, 11, 7)), (b"3.8.18 (default", (3, 8, 18)),
+    (b"3.13.0rc1 (main", (3, 13, 0)), (b"3.14.0a1+ (heads", None),
+    (b"3.10.1+ (", (3, 10, 1)), (b"a3.3.3.4 (", (3, 3, 4)), (b"3.111.2 (x", None),
+    (b"3.12.1(", None), (b"3.11. (", None), (b"3.11.7x (", None), (b"3.11.123 (", None)])
+def test_the_version_string_found_in_memory(data, want):
+    from nsdebug.cpython.version import find_version
+    assert find_version(data) == want
