@@ -133,7 +133,7 @@ class CoreCache:
         build = _as_build(build)
         return self._get(("locks", build.id), lambda: targets.gcore_capture(
             build, "locks_target.py", os.path.join(self.base, f"locks-{build.id}"),
-            threads=13, tool=targets.live_capture_tool(build)))
+            threads=15, tool=targets.live_capture_tool(build)))
 
     def leak(self, build):
         """Two cores of fixtures/leak_target.py 4000 requests apart: (old, new)."""

@@ -117,11 +117,32 @@ def locks(target, everything=True):
                              owner.name if owner else None, st.count if owner else 0, how,
                              where)
     for t in rt.threads:
+        # A thread in an import that another thread is running waits for that
+        # module's lock (importlib's _ModuleLock, which records its owner), whatever
+        # Lock its wakeup is.
+        if t.address not in futex_waits:
+            continue
+        found = _import_lock(o, walker, frames_of.get(t.address) or [], by_ident)
+        if found is None:
+            continue
+        lock, module, owner = found
+        waits[t.address] = lock
+        rows[lock] = LockRow(lock, "import lock", True,
+                             owner.native_tid if owner else None,
+                             owner.name if owner else None, 1 if owner else 0,
+                             "_ModuleLock owner" if owner else None, f"module {module!r}")
+        if owner is not None:
+            holder_of[lock] = (owner, "_ModuleLock owner")
+    for t in rt.threads:
         addr = waits.get(t.address)
         frames = frames_of.get(t.address) or []
         top = next((f for f in frames if f.code is not None), None)
         held = sorted(a for a, (h, _) in holder_of.items() if h is t)
         phrase = _joining(o, walker, frames)
+        if addr is not None and phrase is None and rows[addr].kind == "import lock":
+            row = rows[addr]
+            phrase = f"waiting for the import lock {addr:#x} of {row.found_as}" + (
+                f" held by {_who(row.owner_name, row.owner)}" if row.owner else "")
         if addr is not None and phrase is None and not rows[addr].owner:
             phrase = _waiting_in(o, walker, frames, addr)
         if addr is not None and phrase is None:
@@ -181,6 +202,27 @@ def _waiting_in(o, walker, frames, lock):
         if name in WAITS_IN:
             found = f"waiting in {name} on {kind} {me:#x}"
     return found
+
+
+def _import_lock(o, walker, frames, by_ident):
+    """(the _ModuleLock, its module's name, the Python thread that owns it or None)
+    when the thread waits in importlib's _ModuleLock.acquire, else None."""
+    for f in frames[:3]:
+        if f.code is None or not f.function.endswith("acquire") or \
+                "importlib._bootstrap" not in (f.filename or ""):
+            continue
+        me = _local(walker, f, "self")
+        try:
+            if not me or not o.info(me).qualname.endswith("_ModuleLock"):
+                continue
+            attrs = {o.read_str(k, 16): v for k, v in o.attributes(me)[:32]}
+            name = o.read_str(attrs["name"], 200) if attrs.get("name") else "?"
+            owner = attrs.get("owner")
+            ident = o.read_int(owner) if owner and o.kind(owner) == "int" else None
+        except (NsdebugError, KeyError):
+            continue
+        return me, name, by_ident.get(ident)
+    return None
 
 
 def _local(walker, frame, name):

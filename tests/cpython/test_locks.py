@@ -32,6 +32,11 @@ def test_locks_match_the_truth(cores, build, nsdebug):
     cycles = sorted(sorted(tid_name[tid] for tid in d["threads"]) for d in got["deadlocks"])
     assert cycles == sorted(truth["cycles"])
     assert by_name["joiner"]["phrase"] == "joining thread 'hung'"
+    for name, want in truth["imports"].items():
+        lock = by_name[name]["waits_for"]
+        assert by_name[name]["phrase"] == (f"waiting for the import lock {lock:#x} of "
+                                           f"module {want['module']!r} held by thread "
+                                           f"{want['held_by']!r}"), name
     assert "Condition._lock" in by_name["cond-waiter"]["phrase"]
     assert "held by thread 'cond-holder'" in by_name["cond-waiter"]["phrase"]
     for name, (call, obj) in truth["waits_in"].items():
