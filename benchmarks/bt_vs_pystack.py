@@ -10,8 +10,8 @@ runs: as a plain core (gcore for pyenv's builds; for Debian's, whose thread stac
 gcore cannot dump whole, arthur --no-compress), which both tools read, and as an arthur
 .lz4 capture, which only nsdebug reads (pystack's figure is then its time on the plain
 core of the same process). Every run is a new process ("cold": nothing of an earlier
-run is reused but the page cache): the figures are medians, and the ratios nsdebug's
-time over pystack's.
+run is reused but the page cache), nsdebug and pystack in turn: the figures are
+medians, the ratios the medians of nsdebug's time over pystack's in neighbouring runs.
 
 With --native both tools read the same files: the binaries and what /usr/lib/debug
 holds (libc6-dbg here). nsdebug's time is with its cache of inflated debug sections
@@ -28,7 +28,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import byte_compile_nsdebug, median_time, print_table, targets, tool  # noqa: E402
+from common import (byte_compile_nsdebug, median_time, paired_times, print_table, targets,
+                    tool)  # noqa: E402
 
 
 def main():
@@ -52,13 +53,14 @@ def main():
             tool_name = targets.live_capture_tool(build)
             core, lz4, version = twin_captures(build, os.path.join(tmp, build.id), tool_name)
             ns = [nsdebug, core, "-c", ns_cmd]
-            t_ns = median_time(ns, args.runs, env=env)
-            t_lz = median_time([nsdebug, lz4, "-c", ns_cmd], args.runs, env=env)
-            t_ps = median_time([pystack, "core", core, *ps_args], args.runs)
+            ps = [pystack, "core", core, *ps_args]
+            t_ns, t_ps, r_ns = paired_times(ns, ps, args.runs, env_a=env)
+            t_lz, _t, r_lz = paired_times([nsdebug, lz4, "-c", ns_cmd], ps, args.runs,
+                                          env_a=env)
             size = os.path.getsize(core) >> 20
             row = [build.id, version, tool_name, f"{size} MiB", f"{t_ps * 1000:.0f} ms",
-                   f"{t_ns * 1000:.0f} ms", f"{t_ns / t_ps:.2f}",
-                   f"{t_lz * 1000:.0f} ms", f"{t_lz / t_ps:.2f}"]
+                   f"{t_ns * 1000:.0f} ms", f"{r_ns:.2f}",
+                   f"{t_lz * 1000:.0f} ms", f"{r_lz:.2f}"]
             if args.native:
                 cold = median_time(ns + ["--no-cache"], args.runs, env=env)
                 row.append(f"{cold * 1000:.0f} ms")

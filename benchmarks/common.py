@@ -51,6 +51,21 @@ def median_time(cmd, runs=7, warmup=1, env=None):
     return statistics.median(times)
 
 
+def paired_times(cmd_a, cmd_b, runs=7, warmup=1, env_a=None, env_b=None):
+    """(median of A, median of B, median of A/B) in seconds, the two commands run in
+    turn (A B A B ...): each ratio is of two neighbouring runs, so a machine whose
+    speed drifts during the measurement moves both sides of it alike."""
+    a, b = [], []
+    for i in range(warmup + runs):
+        ta = median_time(cmd_a, 1, 0, env_a)
+        tb = median_time(cmd_b, 1, 0, env_b)
+        if i >= warmup:
+            a.append(ta)
+            b.append(tb)
+    return (statistics.median(a), statistics.median(b),
+            statistics.median(x / y for x, y in zip(a, b)))
+
+
 def print_table(headers, rows):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
