@@ -154,8 +154,10 @@ class Row:
         return r
 
 
-def run_program(program, cie, row, start, target, initial):
-    """Run a CFA program from address `start` until the row for `target` is known."""
+def run_program(program, cie, row, start, target, initial, trace=None):
+    """Run a CFA program from address `start` until the row for `target` is known; with
+    `trace` (a list), to its end, appending (address, Row) each time the address moves
+    on: the row that holds from that address to the next one's."""
     r = Reader(program)
     loc = start
     stack = []
@@ -165,6 +167,7 @@ def run_program(program, cie, row, start, target, initial):
         steps += 1
         if steps > MAX_PROGRAM:
             raise CfiError("call frame program too long")
+        before = loc
         op = r.u8()
         hi, lo = op & 0xC0, op & 0x3F
         if hi == 0x40:                                # advance_loc
@@ -236,8 +239,12 @@ def run_program(program, cie, row, start, target, initial):
             row.rules[reg] = ("o", -r.uleb() * da)
         else:
             raise CfiError(f"unknown call frame instruction {op:#x}")
+        if trace is not None and loc != before:
+            trace.append((before, row.copy()))
         if loc > target:
             break
+    if trace is not None:
+        trace.append((loc, row.copy()))
     return row
 
 
@@ -338,6 +345,8 @@ class ModuleCfi:
         self._hdr = None
         self._debug_index = None
         self._rows = {}
+        self._tables = {}           # FDE start -> None (run once) or ([address], [Row])
+        self._initial = {}          # id(CIE) -> the row its initial instructions make
 
     # -- finding the FDE -----------------------------------------------------
     def _read_vaddr(self, f, vaddr, size):
@@ -475,7 +484,21 @@ class ModuleCfi:
         if found is None:
             return None
         cie, begin, _rng, program = found
-        initial = run_program(cie.program, cie, Row(), begin, 1 << 64, None)
-        row = run_program(program, cie, initial.copy(), begin, pc, initial)
+        initial = self._initial.get(id(cie))
+        if initial is None:
+            initial = self._initial[id(cie)] = run_program(cie.program, cie, Row(), begin,
+                                                           1 << 64, None)
+        table = self._tables.get(begin)
+        if table is None and begin in self._tables:
+            # A second pc in this function (the eval loop's, once per Python call
+            # nesting): its program is run once to the end and its rows kept.
+            trace = []
+            run_program(program, cie, initial.copy(), begin, 1 << 64, initial, trace)
+            table = self._tables[begin] = ([a for a, _r in trace], [r for _a, r in trace])
+        if table is not None:
+            row = table[1][max(0, bisect_right(table[0], pc) - 1)]
+        else:
+            self._tables[begin] = None
+            row = run_program(program, cie, initial.copy(), begin, pc, initial)
         self._rows[pc] = (row, cie, begin)
         return row, cie, begin

@@ -1,8 +1,10 @@
-"""Where native pcs are in the source, kept between runs: for each pc of a build, the
-places the DWARF gave (function, file, line, inlined calls), under
+"""Where native pcs are in the source, and how to unwind from them, kept between runs:
+for each pc of a build, the places the DWARF gave (function, file, line, inlined
+calls) and the call-frame row its CFI program gave, under
 $XDG_CACHE_HOME/nsdebug/places/. A service's threads park at the same few pcs of
 libc and the interpreter; the second `bt --native` on any core of those builds names
-them without loading a byte of DWARF (libc's debug file alone is 20 MiB of it).
+them without loading a byte of DWARF (libc's debug file alone is 20 MiB of it) and
+unwinds them without running a CFI program (the eval loop's has thousands of steps).
 
 A table is named by the build-id of the file, by where and what on this disk the file
 and the debug file its places came from are (path, size, mtime, inode: a damaged or
@@ -35,16 +37,18 @@ class PlaceCache:
         self._dirty = set()
 
     @staticmethod
-    def key(file_id, files_id):
-        """The table name for a file's build-id and the stamp of the files read."""
-        return f"{file_id}-{files_id}-{__version__}"
+    def key(file_id, files_id, kind="places"):
+        """The table name for a file's build-id and the stamp of the files read; `kind`
+        "places" (source places) or "rows" (call-frame rows, see unwind.py)."""
+        return f"{kind}-{file_id}-{files_id}-{__version__}"
 
     def get(self, key, vaddr):
         """The places kept for vaddr, None when none are."""
         return self._table(key).get(vaddr)
 
-    def put(self, key, vaddr, places):
-        self._table(key)[vaddr] = [tuple(p) for p in places]
+    def put(self, key, vaddr, value):
+        self._table(key)[vaddr] = [tuple(p) for p in value] if key.startswith("places-") \
+            else value
         self._dirty.add(key)
 
     def save(self):
@@ -57,11 +61,12 @@ class PlaceCache:
 
     def _table(self, key):
         if key not in self._tables:
-            self._tables[key] = _load(os.path.join(self.root, key))
+            valid = _is_places if key.startswith("places-") else _is_row
+            self._tables[key] = _load(os.path.join(self.root, key), valid)
         return self._tables[key]
 
 
-def _load(path):
+def _load(path, valid):
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_TABLE + 1)
@@ -77,22 +82,33 @@ def _load(path):
         table = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return {}
-    return table if _is_table(table) else {}
+    if not isinstance(table, dict) or not all(isinstance(k, int) and valid(v)
+                                              for k, v in table.items()):
+        return {}
+    return table
 
 
-def _is_table(table):
-    if not isinstance(table, dict):
+def _is_places(places):
+    return isinstance(places, list) and all(
+        isinstance(p, tuple) and len(p) == 4 and isinstance(p[0], (str, type(None))) and
+        isinstance(p[1], (str, type(None))) and isinstance(p[2], int) and
+        isinstance(p[3], bool) for p in places)
+
+
+def _is_row(row):
+    """A call-frame row as unwind.py keeps it: False (no FDE covers the pc), or
+    (cfa_reg, cfa_off, cfa_expr, ((reg, kind, value), ...), function start, signal)."""
+    if row is False:
+        return True
+    if not (isinstance(row, tuple) and len(row) == 6):
         return False
-    for vaddr, places in table.items():
-        if not isinstance(vaddr, int) or not isinstance(places, list):
-            return False
-        for p in places:
-            if not (isinstance(p, tuple) and len(p) == 4 and
-                    isinstance(p[0], (str, type(None))) and
-                    isinstance(p[1], (str, type(None))) and
-                    isinstance(p[2], int) and isinstance(p[3], bool)):
-                return False
-    return True
+    cfa_reg, cfa_off, cfa_expr, rules, begin, signal = row
+    return isinstance(cfa_reg, (int, type(None))) and isinstance(cfa_off, (int, type(None))) \
+        and isinstance(cfa_expr, (bytes, type(None))) and isinstance(begin, int) and \
+        isinstance(signal, bool) and isinstance(rules, tuple) and all(
+            isinstance(r, tuple) and len(r) == 3 and isinstance(r[0], int) and
+            r[1] in ("u", "s", "o", "v", "r", "e", "x") and isinstance(r[2], (int, bytes))
+            for r in rules)
 
 
 def _write(root, path, data):

@@ -33,13 +33,14 @@ class NativeStacks:
         self.symbolizer = Symbolizer(process, debug_dirs)
         self.use_cache = use_cache
         self._frames = {}
+        self._keys = {}                  # (module path, kind) -> its table's name
 
     @cached_property
     def unwinder(self):
         """The CFI unwinder: loaded when a native stack is asked for (naming a pc, as
         `threads` does, needs only the symbolizer)."""
         from .unwind import Unwinder
-        return Unwinder(self.process, self.symbolizer)
+        return Unwinder(self.process, self.symbolizer, self._row_memo)
 
     @cached_property
     def source(self):
@@ -78,11 +79,27 @@ class NativeStacks:
             self.places.put(key, vaddr, found)
         return found
 
-    def _place_key(self, module, debug):
+    def _row_memo(self, module):
+        """(get(pc), put(pc, row)) over the call-frame rows kept for a module (read
+        from its file and debug file), None when they cannot be kept."""
+        if self.places is None:
+            return None
+        key = self._place_key(module, self.symbolizer.debug_file(module), "rows")
+        if key is None:
+            return None
+        places = self.places
+        return (lambda pc: places.get(key, pc)), (lambda pc, row: places.put(key, pc, row))
+
+    def _place_key(self, module, debug, kind="places"):
         """The place table of a module as read with this debug file, None when either
         cannot be named by a build-id (or the caches are off)."""
         if self.places is None:
             return None
+        if (module.path, kind) not in self._keys:
+            self._keys[(module.path, kind)] = self._new_key(module, debug, kind)
+        return self._keys[(module.path, kind)]
+
+    def _new_key(self, module, debug, kind):
         file_id = module.core_build_id or (module.file.build_id if module.file else None)
         if not file_id:
             return None
@@ -92,7 +109,7 @@ class NativeStacks:
         stamps = [_stamp(f) for f in (module.file, debug)]
         if None in stamps:
             return None
-        return self.places.key(file_id, f"{zlib.crc32(repr(stamps).encode()):08x}")
+        return self.places.key(file_id, f"{zlib.crc32(repr(stamps).encode()):08x}", kind)
 
     def save(self):
         """Keep the places found this run for the next (nothing with the caches off)."""

@@ -8,7 +8,7 @@ import struct
 
 from ..errors import NsdebugError
 from ..record import record
-from .cfi import RA, CfiError, ModuleCfi, eval_expr
+from .cfi import RA, CfiError, ModuleCfi, Row, eval_expr
 
 MAX_FRAMES = 512
 SCAN_WORDS = 512
@@ -43,11 +43,13 @@ class NativeFrame:
 
 
 class Unwinder:
-    def __init__(self, process, symbolizer):
+    def __init__(self, process, symbolizer, memo=None):
         self.process = process
         self.mem = process.memory
         self.sym = symbolizer
         self._cfi = {}
+        # memo(module) -> (get(pc), put(pc, row)) of rows kept between runs, or None.
+        self._memo = memo
 
     def _u64(self, addr):
         return struct.unpack("<Q", self.mem.read(addr, 8))[0]
@@ -111,18 +113,41 @@ class Unwinder:
             return self._sigreturn(regs), "signal", True
         row = None
         if module is not None:
-            cfi = self._module_cfi(module)
-            if cfi is not None:
-                lookup = frame.pc if after_signal else frame.pc - 1
-                hit = cfi.row_for(lookup - module.bias)
-                if hit is not None:
-                    row, cie, begin = hit
-                    frame.func_start = begin + module.bias
-                    if cie.signal:
-                        frame.signal_frame = True
+            lookup = frame.pc if after_signal else frame.pc - 1
+            hit = self._row(module, lookup - module.bias)
+            if hit is not None:
+                row, begin, signal = hit
+                frame.func_start = begin + module.bias
+                if signal:
+                    frame.signal_frame = True
         if row is not None:
             return self._apply(row, regs), "cfi", frame.signal_frame
         return self._guess(regs)
+
+    def _row(self, module, pc):
+        """(Row, function start, signal frame) for file address pc of a module, or
+        None: from the rows kept between runs, else from its CFI (and then kept)."""
+        memo = self._memo(module) if self._memo is not None else None
+        if memo is not None:
+            kept = memo[0](pc)
+            if kept is not None:
+                if kept is False:
+                    return None
+                row = Row()
+                row.cfa_reg, row.cfa_off, row.cfa_expr = kept[0], kept[1], kept[2]
+                row.rules = {reg: (kind, value) for reg, kind, value in kept[3]}
+                return row, kept[4], kept[5]
+        cfi = self._module_cfi(module)
+        hit = cfi.row_for(pc) if cfi is not None else None
+        if hit is not None:
+            row, cie, begin = hit
+            hit = row, begin, bool(cie.signal)
+        if memo is not None and cfi is not None:
+            memo[1](pc, False if hit is None else (
+                row.cfa_reg, row.cfa_off, row.cfa_expr,
+                tuple((reg, kind, value) for reg, (kind, value) in row.rules.items()),
+                begin, bool(cie.signal)))
+        return hit
 
     def _apply(self, row, regs):
         if row.cfa_expr is not None:

@@ -156,7 +156,8 @@ print(json.dumps([status, text, "nsdebug.native.dwarf" in sys.modules]))
 
 def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
     """The second `bt --native` names every frame from the places the first kept, with
-    no DWARF read; a damaged table is dropped and rebuilt, never used."""
+    no DWARF read, and unwinds with the call-frame rows it kept; a damaged table is
+    dropped and rebuilt, never used."""
     import sys
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
@@ -171,7 +172,7 @@ def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
     first, read_dwarf = run()
     assert read_dwarf and ".c:" in first               # file and line, from the DWARF
     tables = list((tmp_path / "cache" / "nsdebug" / "places").iterdir())
-    assert tables
+    assert {t.name.split("-")[0] for t in tables} == {"places", "rows"}
     second, read_dwarf = run()
     assert second == first and not read_dwarf
     for t in tables:                                   # garbled: its bytes changed
