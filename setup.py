@@ -11,18 +11,40 @@ the install still succeeds, the heap walk and graph fall back to numpy and pure 
 (correct, but far slower on large heaps), and native frames have names but no file and
 line. tests/packaging/test_packaging.py checks that a built wheel carries all five.
 """
-from setuptools import Extension, setup
+import os
 
-setup(scripts=["bin/nsdebug"], ext_modules=[
-    Extension("nsdebug.corefile._vector", ["nsdebug/corefile/_vector.c"], optional=True,
-              depends=["nsdebug/corefile/_space.h"], extra_compile_args=["-O2"]),
-    Extension("nsdebug.heap._kernels", ["nsdebug/heap/_kernels.c"], optional=True,
-              include_dirs=["nsdebug/corefile"], depends=["nsdebug/corefile/_space.h"],
-              extra_compile_args=["-O2"]),
-    Extension("nsdebug.corefile._symtab", ["nsdebug/corefile/_symtab.c"], optional=True,
-              extra_compile_args=["-O2"]),
-    Extension("nsdebug.heap._graphc", ["nsdebug/heap/_graphc.c"], optional=True,
-              extra_compile_args=["-O2"]),
-    Extension("nsdebug.native._dwarfc", ["nsdebug/native/_dwarfc.c"], optional=True,
-              extra_compile_args=["-O2"]),
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# NSDEBUG_SANITIZE=1 pip install .: every C module built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (undefined behaviour aborts), required rather than optional
+# (a module that does not build fails the install instead of falling back to Python),
+# and rebuilt even when an up-to-date one sits in build/. tools/sanitized_tests.sh
+# installs it and runs the tests that drive the C code under it.
+SANITIZE = os.environ.get("NSDEBUG_SANITIZE") == "1"
+COMPILE = (["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined"] if SANITIZE else ["-O2"])
+LINK = ["-fsanitize=address,undefined"] if SANITIZE else []
+
+
+class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if SANITIZE:
+            self.force = True
+
+
+def c_module(name, source, **kw):
+    return Extension(name, [source], optional=not SANITIZE, extra_compile_args=COMPILE,
+                     extra_link_args=LINK, **kw)
+
+
+setup(scripts=["bin/nsdebug"], cmdclass={"build_ext": BuildExt}, ext_modules=[
+    c_module("nsdebug.corefile._vector", "nsdebug/corefile/_vector.c",
+             depends=["nsdebug/corefile/_space.h"]),
+    c_module("nsdebug.heap._kernels", "nsdebug/heap/_kernels.c",
+             include_dirs=["nsdebug/corefile"], depends=["nsdebug/corefile/_space.h"]),
+    c_module("nsdebug.corefile._symtab", "nsdebug/corefile/_symtab.c"),
+    c_module("nsdebug.heap._graphc", "nsdebug/heap/_graphc.c"),
+    c_module("nsdebug.native._dwarfc", "nsdebug/native/_dwarfc.c"),
 ])

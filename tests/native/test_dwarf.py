@@ -162,9 +162,11 @@ def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     def run():
+        # Not from the checkout's directory: `-c` would import its nsdebug, whose C
+        # modules are built only by an editable install.
         r = subprocess.run([sys.executable, "-c", PLACES_SCRIPT, parked.core, "-c",
                             "bt --all --native"], capture_output=True, text=True,
-                           timeout=300)
+                           timeout=300, cwd=tmp_path)
         status, text, dwarf = json.loads(r.stdout)
         assert status == 0, r.stderr
         return text, dwarf

@@ -28,10 +28,12 @@ print(json.dumps([status, text, modules]))
 
 
 @pytest.mark.parametrize("command", ["bt --all", "threads"])
-def test_a_cold_stack_command_loads_only_what_it_uses(cores, build, command):
+def test_a_cold_stack_command_loads_only_what_it_uses(cores, build, command, tmp_path):
     cap = cores.stacks(build)
+    # Not from the checkout's directory: `-c` would import its nsdebug, not the
+    # installed one.
     r = subprocess.run([sys.executable, "-c", SCRIPT, cap.core, "-c", command],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     status, out, modules = json.loads(r.stdout)
     # (An editable install's import hook loads `re` before this script starts.)
     assert status == 0 and "in system call futex" in out, r.stderr

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The C modules built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (NSDEBUG_SANITIZE=1, see setup.py), then the tests that drive them run under it:
+# the unit tier (the C readers on hand-made ELF files, object memory, symbol tables)
+# and the tests of the heap kernels, the graph, the DWARF reader and bad input on real
+# cores. The sanitizer runtime is preloaded (the interpreter is not built with it),
+# so every process the tests start runs with it too; leaks are not checked (CPython
+# keeps memory to exit).
+#
+# usage: tools/sanitized_tests.sh [VENV] [PYTEST ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${1:-.venv-sanitize}
+shift || true
+python3 -m venv "$venv"
+NSDEBUG_SANITIZE=1 "$venv/bin/pip" install -q '.[test]'
+asan=$(gcc -print-file-name=libasan.so)
+ubsan=$(gcc -print-file-name=libubsan.so)
+export LD_PRELOAD="$asan:$ubsan"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Each module is the sanitized build (it imports, and carries the runtime's hooks).
+"$venv/bin/python" - <<'PY'
+import importlib
+for name in ("nsdebug.corefile._vector", "nsdebug.heap._kernels", "nsdebug.corefile._symtab",
+             "nsdebug.heap._graphc", "nsdebug.native._dwarfc"):
+    path = importlib.import_module(name).__file__
+    if b"__asan_report" not in open(path, "rb").read():
+        raise SystemExit(f"{path} is not built with AddressSanitizer")
+print("sanitized modules: ok")
+PY
+if [ $# -eq 0 ]; then
+    set -- tests/unit tests/heap/test_kernels.py tests/heap/test_corrupt_heap.py \
+        tests/heap/test_graph_algorithms.py tests/native/test_dwarf.py \
+        tests/native/test_cfi_rows.py tests/corefile/test_bad_input.py \
+        tests/corefile/test_fuzz.py
+fi
+"$venv/bin/pytest" -q "$@"
