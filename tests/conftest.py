@@ -12,6 +12,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "arthur"))
 import targets  # noqa: E402
 
+if targets.SANITIZER_PRELOAD:
+    # Loaded into this process already; only nsdebug's own processes get it again.
+    os.environ.pop("LD_PRELOAD", None)
+
 import nsdebug  # noqa: E402
 
 
@@ -198,7 +202,8 @@ def _as_build(b):
 def run_nsdebug(*args, timeout=120, input=None):
     """Run the real nsdebug program; returns CompletedProcess with text output."""
     return subprocess.run(targets.nsdebug_cmd() + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=timeout, input=input)
+                          capture_output=True, text=True, timeout=timeout, input=input,
+                          env=targets.nsdebug_env())
 
 
 @pytest.fixture

@@ -316,6 +316,21 @@ def crash_capture(build, script, workdir, *args, env=None, timeout=60):
     return Capture(build, build.exe, cores[0], truth, proc.pid, workdir, "kernel")
 
 
+# tools/sanitized_tests.sh preloads the sanitizer runtime (NSDEBUG_SANITIZER_PRELOAD)
+# into the test process and, through nsdebug_env(), into the processes that load
+# nsdebug's C modules; not into the targets, gdb or gcore (gdb hangs under it).
+SANITIZER_PRELOAD = os.environ.get("NSDEBUG_SANITIZER_PRELOAD")
+
+
+def nsdebug_env(env=None):
+    """The environment for a process that imports nsdebug (the sanitizer runtime
+    preloaded in a sanitized run)."""
+    env = dict(os.environ if env is None else env)
+    if SANITIZER_PRELOAD:
+        env["LD_PRELOAD"] = SANITIZER_PRELOAD
+    return env
+
+
 def nsdebug_cmd():
     """How to run nsdebug from tests: the installed script next to this interpreter."""
     exe = shutil.which("nsdebug", path=os.path.dirname(sys.executable))

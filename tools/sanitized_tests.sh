@@ -10,17 +10,20 @@
 # usage: tools/sanitized_tests.sh [VENV] [PYTEST ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${1:-.venv-sanitize}
+venv=$(realpath -m "${1:-.venv-sanitize}")
 shift || true
 python3 -m venv "$venv"
 NSDEBUG_SANITIZE=1 "$venv/bin/pip" install -q '.[test]'
 asan=$(gcc -print-file-name=libasan.so)
 ubsan=$(gcc -print-file-name=libubsan.so)
-export LD_PRELOAD="$asan:$ubsan"
+# The tests give it to the processes that load nsdebug (tests/targets.py nsdebug_env),
+# not to the targets, gdb or gcore.
+export NSDEBUG_SANITIZER_PRELOAD="$asan:$ubsan"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-# Each module is the sanitized build (it imports, and carries the runtime's hooks).
-"$venv/bin/python" - <<'PY'
+# Each module is the sanitized build (it imports, and carries the runtime's hooks);
+# checked from outside the checkout, whose own nsdebug `python -` would import.
+(cd / && LD_PRELOAD="$NSDEBUG_SANITIZER_PRELOAD" "$venv/bin/python" - <<'PY'
 import importlib
 for name in ("nsdebug.corefile._vector", "nsdebug.heap._kernels", "nsdebug.corefile._symtab",
              "nsdebug.heap._graphc", "nsdebug.native._dwarfc"):
@@ -29,10 +32,11 @@ for name in ("nsdebug.corefile._vector", "nsdebug.heap._kernels", "nsdebug.coref
         raise SystemExit(f"{path} is not built with AddressSanitizer")
 print("sanitized modules: ok")
 PY
+)
 if [ $# -eq 0 ]; then
     set -- tests/unit tests/heap/test_kernels.py tests/heap/test_corrupt_heap.py \
         tests/heap/test_graph_algorithms.py tests/native/test_dwarf.py \
         tests/native/test_cfi_rows.py tests/corefile/test_bad_input.py \
         tests/corefile/test_fuzz.py
 fi
-"$venv/bin/pytest" -q "$@"
+LD_PRELOAD="$NSDEBUG_SANITIZER_PRELOAD" "$venv/bin/pytest" -q "$@"

@@ -23,7 +23,8 @@ def test_short_seeded_fuzz_run(cores, tmp_path):
         targets.stop(proc)
     r = subprocess.run([sys.executable, FUZZER, *seeds, "--mutants", "150", "--seed", "7",
                         "--jobs", "2", "--timeout", "60", "--out", str(tmp_path / "out")],
-                       capture_output=True, text=True, timeout=1200)
+                       capture_output=True, text=True, timeout=1200,
+                       env=targets.nsdebug_env())
     assert "150 mutants of 3 seed(s)" in r.stdout, r.stdout + r.stderr
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.listdir(tmp_path / "out") == []

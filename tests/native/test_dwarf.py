@@ -159,6 +159,8 @@ def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
     no DWARF read, and unwinds with the call-frame rows it kept; a damaged table is
     dropped and rebuilt, never used."""
     import sys
+
+    import targets
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     def run():
@@ -166,7 +168,7 @@ def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
         # modules are built only by an editable install.
         r = subprocess.run([sys.executable, "-c", PLACES_SCRIPT, parked.core, "-c",
                             "bt --all --native"], capture_output=True, text=True,
-                           timeout=300, cwd=tmp_path)
+                           timeout=300, cwd=tmp_path, env=targets.nsdebug_env())
         status, text, dwarf = json.loads(r.stdout)
         assert status == 0, r.stderr
         return text, dwarf
