@@ -47,6 +47,7 @@ class Frame:
     error: str | None = None
     shim: int = 0          # 3.12+: the entry shim frame, a local of that eval loop's C frame
     locals_: list | None = None
+    offset: int = -1       # 3.11+: the instruction's byte offset in the code (-1: unknown)
 
     @property
     def function(self):
@@ -188,7 +189,8 @@ class FrameWalker:
                 return None, previous       # incomplete frame: CPython skips it too
         line = self.line_of(code, instr - first_instr)
         entry = bool(o.u8(addr + I.is_entry)) if I.is_entry is not None else False
-        return Frame(addr, info, line, OWNERS.get(owner, str(owner)), entry), previous
+        return Frame(addr, info, line, OWNERS.get(owner, str(owner)), entry,
+                     offset=instr - first_instr), previous
 
     def _no_executable(self, code, previous):
         if not code:
@@ -265,6 +267,29 @@ class FrameWalker:
             return value
         except NsdebugError:
             return 0
+
+    def handler_depth(self, frame):
+        """3.11+: the value-stack depth the exception table records for the try block
+        (a `with` body among them) the frame's instruction is in: the slots below it
+        are live whatever the stack pointer; None outside any, or unknown."""
+        C = self.L.code
+        if frame.code is None or frame.offset < 0 or C.co_exceptiontable is None:
+            return None
+        try:
+            table = self.obj.read_bytes(self.obj.ptr(frame.code.address +
+                                                     C.co_exceptiontable), 1 << 16)
+        except NsdebugError:
+            return None
+        unit = frame.offset // 2
+        found, pos = None, 0
+        while pos < len(table):
+            start, pos = _varint(table, pos)
+            size, pos = _varint(table, pos)
+            _target, pos = _varint(table, pos)
+            depth_lasti, pos = _varint(table, pos)
+            if start <= unit < start + size:
+                found = depth_lasti >> 1        # the innermost entry covering it is last
+        return found
 
     def stack_values(self, frame, limit=256):
         """The object pointers in the frame's value-stack area, bottom first (every
@@ -424,3 +449,15 @@ class FrameWalker:
             if value:
                 out.append(Local(names[i], value, kind))
         return out
+
+
+def _varint(data, pos):
+    """An exception-table number (3.11+): 6 bits a byte, 0x40 set while more follow."""
+    value = 0
+    while pos < len(data):
+        b = data[pos]
+        pos += 1
+        value = (value << 6) | (b & 0x3F)
+        if not b & 0x40:
+            break
+    return value, pos

@@ -266,13 +266,22 @@ def _collect(o, walker, frame, found, exits, version, instances):
     second round looks into (into `instances`)."""
     values = [(loc.address, f"{loc.name} in {frame.function}")
               for loc in walker.locals_of(frame) if loc.address]
-    stack = walker.stack_values(frame)
-    values += [(v, f"{ON_STACK}{frame.function}") for v in stack]
+    slots, _depth = walker.stack_slots(frame)
+    values += [(v, f"{ON_STACK}{frame.function}") for _slot, v in slots]
     for v, where in values:
         if not _refer(o, v, where, found, 0):
             instances.append((v, where))
-    for i, v in enumerate(stack):
-        lock = _exit_of(o, v, stack[i - 1] if i else 0, version)
+    # An open `with` keeps its __exit__ below the depth the exception table gives the
+    # block the frame is in (3.11+): a slot above it may hold a stale pointer to another
+    # thread's live __exit__, which would give that thread's lock to this one.
+    live = walker.handler_depth(frame) if version >= (3, 11) else None
+    if version >= (3, 11) and live is None:
+        return
+    below = dict(slots)
+    for slot, v in slots:
+        if live is not None and slot >= live:
+            continue
+        lock = _exit_of(o, v, below.get(slot - 1, 0), version)
         if lock:
             found.setdefault(lock, f"with in {frame.function}")
             exits.append((lock, frame))
