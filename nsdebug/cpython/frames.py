@@ -291,11 +291,6 @@ class FrameWalker:
                 found = depth_lasti >> 1        # the innermost entry covering it is last
         return found
 
-    def stack_values(self, frame, limit=256):
-        """The object pointers in the frame's value-stack area, bottom first (every
-        slot, live or not: see stack_slots)."""
-        return [v for _slot, v in self.stack_slots(frame, limit)[0]]
-
     def stack_slots(self, frame, limit=256):
         """([(slot, object address)], depth): the objects in the frame's value-stack
         area, bottom first, over every slot of its code's co_stacksize; and how many

@@ -5,8 +5,6 @@ from __future__ import annotations
 from ..errors import FaultError, NsdebugError, PythonNotFoundError
 from ..record import record
 
-# sys.version's head: "3.X.Y" with an optional pre-release or "+" tag, then " (".
-VERSION_STR = rb"(3\.\d{1,2}\.\d{1,2})(?:[abrc+]\w*)? \("
 MAX_SCAN = 8 << 20
 
 
@@ -119,8 +117,9 @@ def _version_string(process, module):
 
 
 def find_version(data):
-    """(3, minor, micro) of the first "3.X.Y (" in data (VERSION_STR: X and Y of one
-    or two digits, an optional pre-release or "+" tag between), else None. Searched
+    """(3, minor, micro) of the first "3.X.Y (" in data, sys.version's head: X and Y
+    of one or two digits, then optionally a pre-release or "+" tag (one of a, b, r, c,
+    + and word characters after it), then " (". Else None. Searched
     with bytes.find, not `re`, whose import costs a tenth of a `bt`."""
     pos = data.find(b"3.")
     while pos >= 0:

@@ -67,14 +67,21 @@ def _load(path):
 
 
 def _store(root, path, data):
+    write_whole(root, path, data, TRAILER.pack(MAGIC, zlib.crc32(data), 0, len(data)))
+
+
+def write_whole(root, path, *chunks):
+    """Write a cache entry under `root` (made 0700) so that a reader sees all of it or
+    none: a temporary file renamed over `path`. A failure (read-only home, full disk)
+    leaves nothing behind and is not an error: a cache only costs the work again."""
     tmp = None
     try:
         os.makedirs(root, mode=0o700, exist_ok=True)
         import tempfile
         fd, tmp = tempfile.mkstemp(dir=root, prefix=".part-")
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.write(TRAILER.pack(MAGIC, zlib.crc32(data), 0, len(data)))
+            for chunk in chunks:
+                f.write(chunk)
         os.replace(tmp, path)
         tmp = None
     except OSError:

@@ -23,7 +23,7 @@ import struct
 import zlib
 
 from .. import __version__
-from .dwarfcache import cache_root
+from .dwarfcache import cache_root, write_whole
 
 MAGIC = b"NSPLACE1"
 HEAD = struct.Struct("<8sI")          # magic, CRC-32 of the marshal payload
@@ -55,8 +55,8 @@ class PlaceCache:
         """Write the tables that gained places (each whole, atomically)."""
         for key in sorted(self._dirty):
             payload = marshal.dumps(self._tables[key])
-            _write(self.root, os.path.join(self.root, key),
-                   HEAD.pack(MAGIC, zlib.crc32(payload)) + payload)
+            write_whole(self.root, os.path.join(self.root, key),
+                        HEAD.pack(MAGIC, zlib.crc32(payload)), payload)
         self._dirty.clear()
 
     def _table(self, key):
@@ -110,22 +110,3 @@ def _is_row(row):
             r[1] in ("u", "s", "o", "v", "r", "e", "x") and isinstance(r[2], (int, bytes))
             for r in rules)
 
-
-def _write(root, path, data):
-    tmp = None
-    try:
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        import tempfile
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=".part-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
