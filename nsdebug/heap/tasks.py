@@ -282,8 +282,32 @@ def tasks(target, with_locals=False, every=False, bounds=None):
     return TasksResult(shown, sorted({t.loop for t in found if t.loop}))
 
 
+def name_order(task):
+    """A task's place in a listing: by name with its numbers compared as numbers
+    (Task-2 before Task-10), then by address. Address order alone changes from run to
+    run of the same program (pymalloc reuses freed slots), and a listing that moves
+    cannot be compared between cores."""
+    key, digits, text = [], "", ""
+    for ch in task.name or "":
+        if ch.isdigit():
+            if text:
+                key.append((1, text, 0))
+                text = ""
+            digits += ch
+        else:
+            if digits:
+                key.append((0, "", int(digits)))
+                digits = ""
+            text += ch
+    if digits:
+        key.append((0, "", int(digits)))
+    if text:
+        key.append((1, text, 0))
+    return key, task.address
+
+
 def find_tasks(g, rt, with_locals=False, bounds=None):
-    """Every task in the heap graph g, in address order."""
+    """Every task in the heap graph g, in name order (see name_order)."""
     reader = TaskReader(rt, bounds)
     task_types = [i for i, t in enumerate(g.types) if reader.is_task_type(t)]
     if not task_types:
@@ -296,4 +320,4 @@ def find_tasks(g, rt, with_locals=False, bounds=None):
             out.append(reader.task(int(g.addr[i]), with_locals))
         except NsdebugError:
             continue
-    return sorted(out, key=lambda t: t.address)
+    return sorted(out, key=name_order)
