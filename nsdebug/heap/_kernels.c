@@ -299,6 +299,49 @@ done:
     return result;
 }
 
+
+/* malloc_chunks(buf, starts, ends, offs, start, end, out_addr, out_word) -> count: glibc
+ * malloc's chunks laid end to end from `start` (a chunk's header: prev_size, then its
+ * size with the flag bits A=4, M=2, P=1; the next chunk starts `size` bytes on), up to
+ * `end`. Each chunk's address and raw size word go out; the walk stops at a chunk that
+ * is unreadable, smaller than 32 bytes, not 16-aligned in size, or would pass `end`
+ * (then its address is the last one out, with word 0). out_* bound the count. The
+ * numpy form is mallocheap.walk_chunks. */
+static PyObject *malloc_chunks(PyObject *self, PyObject *args) {
+    Py_buffer b[6];
+    unsigned long long start, end;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*KKw*w*", &b[0], &b[1], &b[2], &b[3], &start, &end,
+                          &b[4], &b[5]))
+        return NULL;
+    PyObject *result = NULL;
+    Space s;
+    Py_ssize_t cap = b[4].len / 8, count = 0;
+    if (b[5].len / 8 < cap) {
+        PyErr_SetString(PyExc_ValueError, "output arrays differ in length");
+        goto done;
+    }
+    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
+    uint64_t *out_addr = b[4].buf, *out_word = b[5].buf;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t c = start;
+    while (count < cap && c < end && !(c & 15)) {
+        int ok = 1;
+        uint64_t word = (uint64_t)i64_at(&s, c + 8, &ok);
+        uint64_t size = word & ~(uint64_t)7;
+        int good = ok && size >= 32 && !(size & 15) && size <= end - c;
+        out_addr[count] = c;
+        out_word[count] = good ? word : 0;
+        count++;
+        if (!good) break;
+        c += size;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(count);
+done:
+    for (int i = 0; i < 6; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pool_blocks", pool_blocks, METH_VARARGS,
      "pool_blocks(buf, starts, ends, offs, pools, szidx, nextoff, overhead, pool_size, "
@@ -312,6 +355,8 @@ static PyMethodDef methods[] = {
     {"str_texts", str_texts, METH_VARARGS,
      "str_texts(buf, starts, ends, offs, addrs, limit, state_off, length_off, ascii_size, "
      "compact_size) -> [str or None]"},
+    {"malloc_chunks", malloc_chunks, METH_VARARGS,
+     "malloc_chunks(buf, starts, ends, offs, start, end, out_addr, out_word) -> count"},
     {NULL, NULL, 0, NULL},
 };
 
