@@ -178,8 +178,11 @@ class ObjectReader:
                 if T.tp_dictoffset is not None else 0
         except FaultError as e:
             raise InvalidObject(taddr, f"type unreadable ({e})") from None
-        if not flags & TPFLAGS_READY or not raw or \
-                basicsize is not None and not 0 < basicsize < 1 << 24:
+        # tp_flags uses 32 bits; every object has a header of two words; no item is
+        # larger than a complex. Garbage that passes the READY bit fails one of these.
+        if not flags & TPFLAGS_READY or not raw or flags >> 32 or \
+                basicsize is not None and not 16 <= basicsize < 1 << 24 or \
+                not 0 <= itemsize < 1 << 12 or not -(1 << 24) < dictoffset < 1 << 24:
             raise InvalidObject(taddr, "not a type object")
         basicsize = basicsize or 0
         try:

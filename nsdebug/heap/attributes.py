@@ -52,6 +52,8 @@ class Attributes:
         members (__slots__, or a C type's own exposed fields), __dict__ and, for C types
         of the standard library, the object fields of their struct."""
         self.s.var_size(addrs, idx, tix, sizes)
+        # Buffers first: their rules say which struct words hold no object.
+        self.s.buffers.apply(addrs, idx, base, tix, sizes)
         self.attributes(addrs, idx, base, tix)
 
     def type_fields(self, addrs, idx, base, tix):

@@ -269,7 +269,9 @@ class Containers:
             self.s.var_size(addrs, idx, tix, sizes)    # 3.15: the data is a bytes object's
         else:
             alloc, _ = self.vm.i64(addrs[idx] + U64(L.bytearray.ob_alloc))
-            sizes[idx] = (L.bytearray.size + np.maximum(alloc, 0)).astype(np.uint64)
+            alloc = np.maximum(alloc, 0)
+            sizes[idx] = (L.bytearray.size + alloc).astype(np.uint64)
+            self.s.buffers.bytearrays(addrs, idx, base, alloc)
 
     def types(self, addrs, idx, base, tix, sizes):
         a, src = addrs[idx], base + idx

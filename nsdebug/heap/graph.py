@@ -117,6 +117,14 @@ class AddressTable:
         return out
 
 
+BUFFER_COLUMNS = {"node": np.int64, "bytes": np.uint64, "kind": np.uint8,
+                  "data": np.uint64}
+
+
+def empty_buffers():
+    return {k: np.zeros(0, dt) for k, dt in BUFFER_COLUMNS.items()}
+
+
 @record
 class WalkTables:
     """What a walk hands the graph besides its columns: the names of edges, the types,
@@ -134,6 +142,8 @@ class WalkTables:
     n_reachable: int            # nodes the Python roots' waves found (synthetic included)
     group_ix: dict              # group name -> its synthetic node
     tracked: object             # addresses on the GC's lists (uint64 array or array('Q'))
+    buffers: dict               # buffers.Buffers.table(): node, bytes, kind, data
+    malloc: dict | None         # nativemem's summary of malloc's chunks, or None
 
 
 class HeapGraph:
@@ -156,6 +166,10 @@ class HeapGraph:
         self.edge_start = self.e_to = self.e_kind = self.e_name = None
         self.dropped_edges = 0
         self.from_index = False
+        # Memory objects own outside their struct (buffers.py), counted in `size`:
+        # per owner its node, the bytes, the kind (buffers.KINDS) and the data address.
+        self.buffers = empty_buffers()
+        self.malloc = None              # malloc's chunks by who claims them (nativemem)
         # Computed when asked (and cached): reverse edges, the BFS from the root,
         # dominators and their preorder, retained sizes, the address order.
         self._rev = self._parent = self._found = None
@@ -180,6 +194,7 @@ class HeapGraph:
         g.key_text = w.key_text
         g.synth_names, g.synth_kinds = w.synth_names, w.synth_kinds
         g.warnings = list(w.warnings)
+        g.buffers, g.malloc = w.buffers, w.malloc
         g.n_synth = w.n_synth
         g.n_reachable = w.n_reachable
         n = len(addr)
@@ -261,6 +276,8 @@ class HeapGraph:
         for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
                      "e_name", "key_refs"):
             setattr(g, name, a[name])
+        g.buffers = {k: a[f"buf_{k}"] for k in BUFFER_COLUMNS}
+        g.malloc = meta.get("malloc")
         g._addr_order = a["by_addr_order"]
         g._idom, g._retained = a["idom"], a["retained"]
         g.from_index = True

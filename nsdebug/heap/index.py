@@ -25,13 +25,14 @@ import numpy as np
 
 from .. import __version__
 
-MAGIC = b"NSDHIDX1"
+MAGIC = b"NSDHIDX2"
 ALIGN = 64
 SUFFIX = ".nsdebug-index"
 # What a walk and the dominator pass make. The reverse edges (refs) and the BFS tree
 # (path) are cheap to derive from these in compiled code, so they are not stored.
 ARRAYS = ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind", "e_name",
-          "key_refs", "by_addr_order", "idom", "retained")
+          "key_refs", "buf_node", "buf_bytes", "buf_kind", "buf_data", "by_addr_order",
+          "idom", "retained")
 TYPE_FIELDS = ("address", "name", "qualname", "flags", "basicsize", "itemsize", "dictoffset",
                "kind", "is_heap")
 
@@ -112,7 +113,7 @@ class IndexWriter:
                      "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
                      "names": g.names, "synth_names": g.synth_names,
                      "synth_kinds": g.synth_kinds, "group_ix": g.group_ix,
-                     "warnings": g.warnings,
+                     "warnings": g.warnings, "malloc": g.malloc,
                      "problems": [[a, why] for a, why in g.problems.items()],
                      "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],
                      "arrays": {}}
@@ -132,7 +133,8 @@ class IndexWriter:
         g = self.g
         return {"addr": g.addr, "type_ix": g.type_ix, "size": g.size, "flags": g.flags,
                 "edge_start": g.edge_start, "e_to": g.e_to, "e_kind": g.e_kind,
-                "e_name": g.e_name, "key_refs": g.key_refs}
+                "e_name": g.e_name, "key_refs": g.key_refs,
+                **{f"buf_{k}": v for k, v in g.buffers.items()}}
 
     def _header(self):
         return json.dumps(self.meta, separators=(",", ":")).encode()
@@ -252,3 +254,7 @@ def _check_shapes(meta, a):
             len(a["e_kind"]) != m or len(a["e_name"]) != m or \
             len(a["by_addr_order"]) != n - meta.get("n_synth", 0):
         raise IndexProblem("arrays do not fit together")
+    nb = len(a["buf_node"])
+    if any(len(a[f"buf_{k}"]) != nb for k in ("bytes", "kind", "data")) or \
+            (nb and not (0 <= int(a["buf_node"].min()) and int(a["buf_node"].max()) < n)):
+        raise IndexProblem("buffer arrays do not fit together")

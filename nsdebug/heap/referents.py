@@ -49,6 +49,9 @@ class Referents:
         self._by_type_name = {name: fields.offsets(L, rows)
                               for name, rows in fields.TYPE_FIELDS.items()}
         self._body: dict[int, list] = {}
+        # Struct words known to hold no object, by type address (buffers.py: a numpy
+        # array's data, shape and strides pointers), left out of body_offsets.
+        self.not_objects: dict[int, set] = {}
         self._suspended_states = {v for k, v in L.enums.get("framestate", {}).items()
                                   if k.startswith("FRAME_SUSPENDED")}
 
@@ -73,6 +76,7 @@ class Referents:
             except NsdebugError:
                 pass
             known.add(info.dictoffset)
+            known |= self.not_objects.get(info.address, set())
             offs = self._body[info.address] = [
                 off for off in range(BODY_START, info.basicsize - 7, 8) if off not in known]
         return offs

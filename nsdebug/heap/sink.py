@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpython.flags import MAX_USER_ADDRESS
+from ..cpython.flags import MAX_OBJECT_SIZE, MAX_USER_ADDRESS
 from ..errors import NsdebugError
 from .referents import KEY_TEXT_LIMIT
 from .string_table import StringTable
@@ -48,6 +48,7 @@ class WaveSink:
         self._tarrays = None
         self._kind_codes, self.kind_names = {}, []
         self._wave_addrs, self._wave_base = None, 0
+        self.buffers = None             # the walk's Buffers (buffers.py)
 
     # -- names ---------------------------------------------------------------------------
     def name_id(self, name):
@@ -215,4 +216,10 @@ class WaveSink:
         if has_items.any():
             n, _ = self.vm.i64(addrs[idx[has_items]] + U64(self.o.ob_size_offset))
             total[has_items] += np.abs(n) * item[has_items]
+            # A length of garbage (a damaged object, or not an object after all) gives
+            # no size: the object counts its fixed part and is marked damaged.
+            huge = (total < 0) | (total >= MAX_OBJECT_SIZE)
+            if huge.any():
+                self.problem(addrs, idx, huge, "implausible size")
+                total[huge] = basic[tix[idx]][huge]
         sizes[idx] = total.astype(np.uint64)
