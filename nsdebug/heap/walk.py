@@ -30,6 +30,9 @@ from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
 from .arenas import ArenaScan
 from .attributes import Attributes
+from .buffers import Buffers
+from .mallocheap import MallocHeap
+from .nativemem import NativeOwners
 from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
@@ -60,6 +63,7 @@ class HeapWalker:
         self.warnings = []
         self.vm = VectorMemory(rt.process)
         self.sink = WaveSink(self.vm, rt, self.refs, SizeOf(rt.objects))
+        self.sink.buffers = Buffers(self.sink, rt)
         self.visited = Visited(self.vm)
         self.attributes = Attributes(self.sink)
         containers = Containers(self.sink, self.attributes)
@@ -391,6 +395,81 @@ class HeapWalker:
         c_roots = CRoots(self.sink, self.rt.process, self._table, self._arenas)
         return self._graph(c_roots.roots(modules))
 
+    def _native_memory(self, g):
+        """Native memory held by objects, added to their sizes in the graph, with a row
+        each in g.buffers (nativemem.py); g.malloc: the summary of malloc's chunks by who
+        claims them (None without a malloc heap)."""
+        if not self.scan_arenas:
+            return
+        start = time.perf_counter()
+        try:
+            heap = MallocHeap(self.vm, self.rt.process.mappings(), self._not_malloc())
+        except NsdebugError as e:
+            g.warnings.append(f"malloc heap: {e}")
+            return
+        if not heap.regions:
+            g.warnings.append("no glibc malloc heap found in the core: native memory is "
+                              "not attributed to objects")
+            return
+        g.warnings.extend(heap.warnings)
+        owners = NativeOwners(heap, self.vm)
+        s, L, types = g.n_synth, self.L, g.types
+        a, t = g.addr[s:], g.type_ix[s:]
+        owners.claim_python(a)
+        for kind, fields in (("list", (L.list.ob_item,)),
+                             ("dict", (L.dict.ma_keys, L.dict.ma_values)),
+                             ("set", (L.set.table,))):
+            ix = [i for i, ti in enumerate(types) if ti.kind == kind]
+            sel = np.isin(t, ix) if ix else np.zeros(len(t), np.bool_)
+            for off in fields:
+                if off is not None and sel.any():
+                    ptrs, ok = self.vm.u64(a[sel] + U64(off))
+                    owners.claim_python(ptrs[ok & (ptrs != 0)])
+        buffers = self.sink.buffers
+        owners.claim_buffers(g.buffers["data"])
+        # The sources: C types' words nothing else accounts for (Referents.body_offsets:
+        # none for Python classes); not the buffer owners (their data is claimed), nor
+        # arrays of a numpy whose layout is unknown (their data stays unattributed).
+        offsets = {i: self.refs.body_offsets(ti) for i, ti in enumerate(types)
+                   if ti.kind in ("other", "instance") and buffers.rule(i) is None and
+                   ti.address not in buffers.unknown_layout}
+        offsets = {i: np.array(o, np.uint64) for i, o in offsets.items() if o}
+        if offsets:
+            sel = np.nonzero(np.isin(t, list(offsets)))[0]
+            nodes = (sel + s).astype(np.int64)
+            per = [offsets[int(ti)] for ti in t[sel]]
+            counts = np.array([len(o) for o in per], np.int64)
+            word_src = np.repeat(nodes, counts)
+            word_at = np.repeat(a[sel], counts) + np.concatenate(per)
+            common = owners.shared_owners(g.dominators(), g.n_synth)
+            got, extra = owners.attribute(word_src, word_at, common)
+            g.size[got] += extra.astype(np.uint64)
+            buffers.native(got, extra)
+            g.buffers = buffers.table()
+        summary = owners.summary()
+        mm = np.nonzero(np.isin(heap.region, [i for i, r in enumerate(heap.regions)
+                                              if r.kind == "mmapped"]))[0]
+        summary["mmapped"] = [[int(heap.addr[k]), int(heap.size[k])] for k in mm]
+        summary["regions"] = [[r.kind, r.start, r.end, r.arena, r.chunks, r.used, r.free,
+                               r.top, r.complete] for r in heap.regions]
+        if self._arenas is not None:
+            starts, ends, _ = self._arenas
+            summary["pymalloc"] = [[a, b] for a, b in zip(starts.tolist(), ends.tolist())]
+        summary["seconds"] = time.perf_counter() - start
+        g.malloc = summary
+
+    def _not_malloc(self):
+        """Address ranges that are no malloc memory: pymalloc's arenas, thread stacks."""
+        out = []
+        if self._arenas is not None:
+            starts, ends, _ = self._arenas
+            out += list(zip(starts.tolist(), ends.tolist()))
+        for th in self.rt.process.threads:
+            seg = self.rt.process.memory.find_segment(th.sp)
+            if seg is not None:
+                out.append((seg.start, seg.end))
+        return out
+
     def _graph(self, late):
         n = self.count
         starts = np.zeros(n + 1, dtype=np.int64)
@@ -423,11 +502,13 @@ class HeapWalker:
         table, self._table = self._table, None
         tables = WalkTables(sink.names, sink.types, sink.problems, key_refs,
                             self.refs.key_name, self.synth_names, self.synth_kinds,
-                            self.warnings, self.n_synth, self.n_reachable, self.group_ix,
-                            self.tracked)
+                            self.warnings + sink.buffers.warnings, self.n_synth,
+                            self.n_reachable, self.group_ix, self.tracked,
+                            sink.buffers.table(), None)
         g = HeapGraph.assemble(tables, late, cols.pop("addr"), cols.pop("type"),
                                cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
                                cols.pop("name"), table, room)
+        self._native_memory(g)
         # What only the walk needed goes before the dominator pass (whoever keeps this
         # walker, for its kind_stats, does not keep these too).
         self.tracked = None
