@@ -337,6 +337,11 @@ class Heap:
                                   limit)
         return self._objects(found)
 
+    def memory(self):
+        """heap.memory.MemoryResult: every mapped byte of the core by category."""
+        from .heap.memory import memory
+        return memory(self._core.target)
+
     def suspects(self, top=5, min_share=0.05, waste=False):
         """heap.suspects.SuspectsResult: what keeps the most memory alive alone, each with
         its path and where it piles up; with `waste`, duplicates and empty containers."""

@@ -60,7 +60,8 @@ def gather(target, top=10, heap=True, bounds=None):
     rep["locks"] = _section(lambda: locks(target), errors, "locks")
     hidden = _redact_locals(rep["threads"])
     if heap:
-        from .heap import stats, suspects, tasks
+        from .heap import memory, stats, suspects, tasks
+        rep["memory"] = _section(lambda: memory.memory(target), errors, "memory")
         rep["heap"] = {sort: _section(lambda s=sort: stats.by_type(target.heap, s, top),
                                       errors, "heap") for sort in ("count", "size", "retained")}
         rep["suspects"] = _section(lambda: suspects.suspects(target), errors, "suspects")
@@ -137,7 +138,8 @@ def text_lines(rep):
         yield f"=== heap by {sort}"
         if res is not None:
             yield from render.to_lines(res)
-    for key, title in (("suspects", "leak suspects"), ("tasks", "asyncio tasks")):
+    for key, title in (("memory", "memory"), ("suspects", "leak suspects"),
+                       ("tasks", "asyncio tasks")):
         if key in rep:
             yield ""
             yield f"=== {title}"

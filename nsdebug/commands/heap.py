@@ -228,6 +228,17 @@ def suspects(session, ns):
     return find(session.target, ns.top, ns.min_share / 100, ns.waste)
 
 
+@command("memory", "the process's memory by category: objects, buffers, native blocks, "
+         "malloc, stacks, files", category="heap")
+def memory(session, ns):
+    """Every mapped byte of the core in one category (Python objects in pymalloc and in
+    malloc, buffers objects own, native blocks attributed or not, malloc's free memory,
+    thread stacks, files, other anonymous memory), summing to the total; the largest
+    native blocks no object claims."""
+    from ..heap.memory import memory as breakdown
+    return breakdown(session.target)
+
+
 @command("waste", "memory spent for nothing: duplicate strings and bytes, empty containers",
          Arg(("--top", "-n"), {"type": int, "default": 20, "help": "values shown (default 20)"}),
          category="heap")

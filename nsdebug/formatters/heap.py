@@ -195,6 +195,30 @@ def format_suspects(r):
         yield from format_waste(r)
 
 
+@formatter("nsdebug.heap.memory.MemoryResult")
+def format_memory(r):
+    yield f"{human_size(r.total)} mapped in the core"
+    width = max(len(row.category) for row in r.rows)
+    for row in r.rows:
+        share = 100 * row.bytes / r.total if r.total else 0
+        yield f"  {row.category:<{width}}  {human_size(row.bytes):>10}  {share:5.1f}%"
+        yield f"  {'':<{width}}    {row.how}"
+        for name, n in row.detail[:8]:
+            if n:
+                yield f"  {'':<{width}}      {human_size(n):>10}  {name}"
+    yield f"anonymous memory the process touched: {human_size(r.resident_total)} " \
+          "(pages in the core that are not all zero; compare the process's RssAnon)"
+    for row in r.resident:
+        yield f"  {row.region:<{width}}  {human_size(row.resident):>10}  of " \
+              f"{human_size(row.mapped)} mapped"
+    if r.largest_unattributed:
+        yield "largest native blocks no object claims:"
+        for addr, n in r.largest_unattributed[:10]:
+            yield f"  {addr:#x}  {human_size(n)}"
+    for w in r.warnings:
+        yield f"warning: {w}"
+
+
 @formatter("nsdebug.heap.waste.WasteResult")
 def format_waste(r):
     yield f"duplicate str and bytes values: {human_size(r.duplicate_bytes)} in extra copies"

@@ -28,7 +28,9 @@ EDGE_TYPES = ["context", "element", "property", "internal", "hidden", "shortcut"
 NODE_FIELDS = ["type", "name", "id", "self_size", "edge_count", "trace_node_id",
                "detachedness"]
 EDGE_FIELDS = ["type", "name_or_index", "to_node"]
-N_HIDDEN, N_STRING, N_OBJECT, N_CODE, N_CLOSURE, N_NUMBER, N_SYNTHETIC = 0, 2, 3, 4, 5, 7, 9
+N_HIDDEN, N_STRING, N_OBJECT, N_CODE, N_CLOSURE, N_NUMBER, N_NATIVE, N_SYNTHETIC = \
+    0, 2, 3, 4, 5, 7, 8, 9
+E_INTERNAL = 3
 KIND_TO_EDGE = {ELEMENT: 1, PROPERTY: 2, INTERNAL: 3, HIDDEN: 4, WEAK: 6}
 NUMBER_KINDS = ("int", "bool", "float", "complex")
 MAX_NAME = 1000
@@ -191,15 +193,41 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     if weak_named.any():
         # Weak edges carry string names: name the unreachable by position.
         ename[weak_named] = [strings.add(str(int(x))) for x in e_name[weak_named]]
+    # Buffers and native blocks as DevTools shows an ArrayBuffer's backing store: a
+    # native node of their size, held by its owner through an internal edge, the
+    # owner's own size less it (so Summary, Retainers and `objects` agree).
+    size, to = g.size.astype(np.int64), g.e_to
+    b = g.buffers
+    nb = len(b["node"])
+    if nb:
+        from .buffers import KINDS
+        owners = b["node"].astype(np.int64)
+        nbytes = b["bytes"].astype(np.int64)
+        size = size.copy()
+        np.subtract.at(size, owners, nbytes)
+        size = np.concatenate([np.maximum(size, 0), nbytes])
+        ntype = np.concatenate([ntype, np.full(nb, N_NATIVE, np.int64)])
+        kind_name = np.array([strings.add(k) for k in KINDS], np.int64)
+        name = np.concatenate([name, kind_name[b["kind"].astype(np.int64)]])
+        ids = np.concatenate([ids, int(ids.max()) + 2 + 2 * np.arange(nb, dtype=np.int64)])
+        counts = counts.copy()
+        np.add.at(counts, owners, 1)
+        counts = np.concatenate([counts, np.zeros(nb, counts.dtype)])
+        order = np.argsort(owners, kind="stable")
+        at = g.edge_start[owners[order] + 1]
+        etype = np.insert(etype, at, E_INTERNAL)
+        ename = np.insert(ename, at, strings.add("backing_store"))
+        to = np.insert(to.astype(np.int64), at, n + order)
+        n, m = n + nb, m + nb
     header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
                            "trace_function_count": 0}}
     out.write('{"snapshot":' + json.dumps(header["snapshot"], separators=(",", ":")))
     out.write(',\n"nodes":[')
     zeros = np.zeros(n, dtype=np.int64)
-    _write_rows(out, [ntype, name, ids, g.size, counts, zeros, zeros], progress, 0)
+    _write_rows(out, [ntype, name, ids, size, counts, zeros, zeros], progress, 0)
     out.write('],\n"edges":[')
-    to_row = g.e_to * np.int32(len(NODE_FIELDS)) if n * len(NODE_FIELDS) < 1 << 31 else \
-        g.e_to.astype(np.int64) * len(NODE_FIELDS)
+    to_row = to * np.int32(len(NODE_FIELDS)) if n * len(NODE_FIELDS) < 1 << 31 else \
+        to.astype(np.int64) * len(NODE_FIELDS)
     _write_rows(out, [etype, ename, to_row], progress, n)
     out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
               '"locations":[],\n"strings":[')

@@ -1,0 +1,199 @@
+"""Where the process's memory is: every mapped byte of the core in one category, the
+categories summing to the total.
+
+The mappings are split first by what the core says of them (a file's, a thread's
+stack, pymalloc's arenas, malloc's heaps and mmapped chunks, an mmap an object owns),
+then malloc's chunks by who claims them (nativemem.py: Python objects and their tables,
+objects' buffers, native blocks of one object, shared or unattributed blocks, free
+chunks). What an anonymous mapping holds that none of these explains is shown as
+"other anonymous memory", never folded into another figure.
+
+A core holds the mapped bytes, not which pages were resident: the rows are of mapped
+(address space) bytes, and say how they were found. Beside them, the anonymous memory
+by kind of mapping, resident estimated as the pages the core holds that are not all
+zero (a page never touched reads as zeros; a touched page of zeros is missed, so it is
+a lower bound), to set against the process's anonymous RSS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..record import record
+from .buffers import KINDS, MMAP, NATIVE
+from .ranges import intersect, length, merge, subtract
+
+
+@record
+class MemoryRow:
+    category: str
+    bytes: int
+    how: str                  # how the figure was measured
+    detail: list              # [(name, bytes)] where the category has parts
+
+
+@record
+class ResidentRow:
+    region: str
+    mapped: int
+    resident: int             # bytes of its pages the core holds that are not all zero
+
+
+@record
+class MemoryResult:
+    total: int                # bytes of every mapping in the core
+    rows: list                # [MemoryRow], summing to total
+    resident: list            # [ResidentRow] by kind of mapping (anonymous memory only)
+    resident_total: int       # their sum: the anonymous memory the process touched
+    largest_unattributed: list    # [(address, bytes)] of malloc blocks no object claims
+    unattributed_by_size: dict    # size class -> [count, bytes]
+    warnings: list
+
+
+def memory(target):
+    """MemoryResult of a Target (its heap walked or indexed)."""
+    result = _mapped(target)
+    vm = target.vector_memory
+    maps = target.runtime.process.mappings()
+    m = target.heap.malloc or {}
+    anon = [(mp.start, mp.end) for mp in maps if not mp.file]
+    b = target.heap.buffers
+    mm = b["kind"] == MMAP
+    kinds = [("pymalloc arenas", [tuple(r) for r in m.get("pymalloc", ())]),
+             ("malloc heaps and mmapped chunks",
+              [(r[1], r[2]) for r in m.get("regions", ()) if r[0] != "mmapped"] +
+              [(a, a + n) for a, n in m.get("mmapped", ())]),
+             ("thread stacks", _stack_ranges(target.runtime.process)),
+             ("mmaps owned by objects",
+              [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])])]
+    rows, taken = [], []
+    for name, ranges in kinds:
+        ranges = intersect(merge(ranges), anon)
+        ranges = subtract(ranges, taken)
+        taken = merge(taken + ranges)
+        rows.append(ResidentRow(name, length(ranges),
+                                resident_pages(vm, ranges)))
+    rest = subtract(merge(anon), taken)
+    rows.append(ResidentRow("other anonymous memory", length(rest),
+                            resident_pages(vm, rest)))
+    result.resident = rows
+    result.resident_total = sum(r.resident for r in rows)
+    return result
+
+
+def resident_pages(vm, ranges):
+    """Bytes of the pages in `ranges` that the core holds and that are not all zero."""
+    data, starts, ends, offs = vm.segments()
+    buf = np.frombuffer(data, dtype=np.uint8)
+    total = 0
+    for s, e in ranges:
+        k = max(int(np.searchsorted(starts, np.uint64(s), side="right")) - 1, 0)
+        while k < len(starts) and int(starts[k]) < e:
+            lo, hi = max(s, int(starts[k])), min(e, int(ends[k]))
+            lo = (lo + 4095) & ~4095                      # whole pages only
+            n = (hi - lo) // 4096
+            if n > 0:
+                o = int(offs[k]) + lo - int(starts[k])
+                if o >= 0 and o + n * 4096 <= len(buf):
+                    for c in range(0, n, 1 << 14):        # 64 MiB at a time
+                        m = min(n - c, 1 << 14)
+                        pages = buf[o + c * 4096:o + (c + m) * 4096]
+                        pages = pages.view(np.uint64).reshape(m, 512)
+                        total += int(np.count_nonzero(pages.any(axis=1))) * 4096
+            k += 1
+    return total
+
+
+def _mapped(target):
+    g = target.heap
+    process = target.runtime.process
+    maps = process.mappings()
+    total = sum(m.size for m in maps)
+    m = g.malloc or {}
+    warnings = []
+    if not m:
+        warnings.append("no glibc malloc heap was read: malloc's memory is counted with "
+                        "the anonymous mappings")
+    regions = [(r[1], r[2]) for r in m.get("regions", ()) if r[0] != "mmapped"]
+    regions += [(a, a + n) for a, n in m.get("mmapped", ())]
+    malloc_mapped = _covered(maps, regions, anonymous=True)
+    pymalloc = _covered(maps, [tuple(r) for r in m.get("pymalloc", ())], anonymous=True)
+    stacks = _covered(maps, _stack_ranges(process), anonymous=True)
+    b = g.buffers
+    mm = b["kind"] == MMAP
+    mmap_ranges = [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])]
+    mmaps = _covered(maps, mmap_ranges, anonymous=False)
+    files = {}
+    for mp in maps:
+        if mp.file and not _inside(mp, mmap_ranges):
+            files[mp.file] = files.get(mp.file, 0) + mp.size
+    anon = sum(mp.size for mp in maps if not mp.file)
+    file_mmaps = sum(mp.size for mp in maps if mp.file and _inside(mp, mmap_ranges))
+    other = anon - malloc_mapped - pymalloc - stacks - (mmaps - file_mmaps)
+    buffers = {KINDS[k]: int(b["bytes"][b["kind"] == k].sum()) for k in range(len(KINDS))
+               if k not in (NATIVE, MMAP)}
+    rows = [MemoryRow("Python objects in pymalloc arenas", pymalloc,
+                      "the mapped size of pymalloc's arenas (its arena table)", []),
+            MemoryRow("Python objects and their tables in malloc", m.get("python", 0),
+                      "malloc chunks holding an object, or a list's, dict's or set's "
+                      "table", []),
+            MemoryRow("buffers owned by objects (in malloc)", m.get("buffers", 0),
+                      "malloc chunks holding a numpy array's data, an array.array's or a "
+                      "bytearray's storage (owners' figures: "
+                      + ", ".join(f"{k} {v:,}" for k, v in buffers.items() if v) + ")",
+                      sorted(buffers.items(), key=lambda kv: -kv[1])),
+            MemoryRow("mmaps owned by objects", mmaps,
+                      "the mappings an mmap.mmap object maps", []),
+            MemoryRow("native blocks attributed to objects", m.get("attributed", 0),
+                      "malloc chunks an extension object alone reaches from its struct",
+                      []),
+            MemoryRow("native blocks shared by objects", m.get("shared", 0),
+                      "malloc chunks two objects reach first at the same depth", []),
+            MemoryRow("native blocks not attributed", m.get("unattributed", 0),
+                      "malloc chunks in use that no object is found to reach", []),
+            MemoryRow("malloc free memory", _free(m),
+                      "free chunks (bins, tcache, fastbins) and each arena's top chunk",
+                      [(f"{r[0]} at {r[1]:#x}", r[6]) for r in m.get("regions", ())
+                       if r[6]]),
+            MemoryRow("malloc overhead and unwalked", malloc_mapped - _in_chunks(m),
+                      "malloc's mappings less their chunks: arena headers, the part of a "
+                      "heap past a damaged chunk, mmapped chunks' page rounding", []),
+            MemoryRow("thread stacks", stacks, "the mappings that hold a thread's stack "
+                      "pointer", []),
+            MemoryRow("libraries and files", sum(files.values()),
+                      "file-backed mappings, by file (code, data, read-only data)",
+                      sorted(files.items(), key=lambda kv: -kv[1])[:20]),
+            MemoryRow("other anonymous memory", other,
+                      "anonymous mappings nothing above explains (allocators other than "
+                      "malloc and pymalloc, guard pages, the loader's)", [])]
+    return MemoryResult(total, rows, [], 0,
+                        [tuple(x) for x in m.get("largest_unattributed", ())],
+                        m.get("unattributed_by_size", {}), warnings + list(g.warnings))
+
+
+def _free(m):
+    return sum(r[6] for r in m.get("regions", ()))
+
+
+def _in_chunks(m):
+    return sum(r[5] + r[6] for r in m.get("regions", ()))
+
+
+def _stack_ranges(process):
+    out = []
+    for th in process.threads:
+        seg = process.memory.find_segment(th.sp)
+        if seg is not None:
+            out.append((seg.start, seg.end))
+    return out
+
+
+def _inside(mp, ranges):
+    return any(s <= mp.start and mp.end <= e for s, e in ranges)
+
+
+def _covered(maps, ranges, anonymous):
+    """Bytes of the mappings (anonymous ones only, or file-backed too) inside the union
+    of `ranges`, each byte once."""
+    return length(intersect(merge(ranges), [(mp.start, mp.end) for mp in maps
+                                             if not (anonymous and mp.file)]))
