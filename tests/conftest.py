@@ -145,6 +145,20 @@ class CoreCache:
         return self._get(("leak", build.id), lambda: targets.leak_captures(
             build, os.path.join(self.base, f"leak-{build.id}")))
 
+    def buffers(self, build, tool=None):
+        """A core of fixtures/buffers_target.py (numpy and pandas when PyPI has wheels
+        for the build): by the build's live capture tool, or `tool`."""
+        build = _as_build(build)
+        tool = tool or targets.live_capture_tool(build)
+
+        def make():
+            path = targets.science_path(build)
+            env = dict(os.environ, PYTHONPATH=path) if path else None
+            return targets.gcore_capture(
+                build, "buffers_target.py", os.path.join(self.base, f"buffers-{tool}-{build.id}"),
+                env=env, tool=tool)
+        return self._get(("buffers", tool, build.id), make)
+
     def crash(self, build):
         """Kernel core of fixtures/stacks_target.py --crash: SIGSEGV at 0x8."""
         ok, why = targets.kernel_core_pattern_ok()

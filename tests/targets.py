@@ -269,6 +269,38 @@ def leak_captures(build, workdir, first=2000, more=4000):
     return out
 
 
+def science_path(build):
+    """A directory with numpy and pandas wheels for this build, to put on PYTHONPATH
+    (fetched from PyPI once, cached), or None when PyPI has none for its version."""
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                         os.path.join(os.path.expanduser("~"), ".cache"),
+                         "nsdebug", "science", build.version)
+    done = os.path.join(cache, ".complete")
+    if os.path.exists(done):
+        return cache
+    if os.path.exists(cache + ".none"):
+        return None
+    import fcntl
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    with open(cache + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(done):
+            return cache
+        tag = build.version.replace(".", "")
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--target", cache,
+             "--only-binary=:all:", "--python-version", build.version, "--implementation",
+             "cp", "--abi", f"cp{tag}", "--platform", "manylinux2014_x86_64",
+             "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
+             "numpy", "pandas"], capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            with open(cache + ".none", "w") as f:
+                f.write(r.stderr[-2000:])
+            return None
+        open(done, "w").close()
+    return cache
+
+
 def live_capture_tool(build):
     """gcore for pyenv's builds; arthur for Debian's. Their glibc (2.42) guards thread
     stacks with MADV_GUARD_INSTALL pages inside the stack mapping, and gdb 13's gcore

@@ -37,6 +37,6 @@ if [ $# -eq 0 ]; then
     set -- tests/unit tests/heap/test_kernels.py tests/heap/test_corrupt_heap.py \
         tests/heap/test_graph_algorithms.py tests/native/test_dwarf.py \
         tests/native/test_cfi_rows.py tests/corefile/test_bad_input.py \
-        tests/corefile/test_fuzz.py
+        tests/corefile/test_fuzz.py tests/heap/test_buffers_bad.py
 fi
 LD_PRELOAD="$NSDEBUG_SANITIZER_PRELOAD" "$venv/bin/pytest" -q "$@"

@@ -39,3 +39,59 @@ def test_compiled_kernels_give_the_numpy_graph(cores, build, monkeypatch):
     assert not differ, (len(differ), differ[:5], a[int(differ[0], 16)], b[int(differ[0], 16)])
     dicts = [t for t in range(len(fast.types)) if fast.types[t].kind == "dict"]
     assert np.isin(fast.type_ix, dicts).sum() > 1000
+
+
+class _Segments:
+    """A VectorMemory over one synthetic segment of bytes at `base`."""
+
+    def __init__(self, base, data):
+        self.base, self.data = base, np.frombuffer(bytes(data), dtype=np.uint8)
+
+    def segments(self):
+        return (self.data, np.array([self.base], np.uint64),
+                np.array([self.base + len(self.data)], np.uint64), np.array([0], np.uint64))
+
+    def u64(self, addrs):
+        addrs = np.asarray(addrs, dtype=np.uint64)
+        off = addrs.astype(np.int64) - self.base
+        ok = (off >= 0) & (off + 8 <= len(self.data)) & (addrs % 8 == 0)
+        out = np.zeros(len(addrs), np.uint64)
+        for k in np.nonzero(ok)[0]:
+            out[k] = int.from_bytes(self.data[off[k]:off[k] + 8].tobytes(), "little")
+        return out, ok
+
+
+def test_malloc_chunk_walk_on_hostile_headers(monkeypatch):
+    """malloc_chunks (C) and its numpy form agree, and stop, on chunks end to end, a
+    size of 0, a size past the end, a size that wraps the address space, and an
+    unaligned one; nothing is read outside the segment."""
+    import struct
+    from nsdebug.heap import mallocheap, vec
+    base = 0x10000
+    cases = {
+        "whole": [0x20 | 1, 0x40 | 1, 0x30 | 1, 0x1000 - 0x90 | 1],
+        "zero": [0x20 | 1, 0],
+        "past the end": [0x20 | 1, 0x100000 | 1],
+        "wraps": [0x20 | 1, 0xfffffffffffffff1],
+        "unaligned": [0x20 | 1, 0x28 | 1],
+    }
+    for name, sizes in cases.items():
+        mem = bytearray(0x1000)
+        at = 0
+        for w in sizes:
+            if at + 16 > len(mem):
+                break
+            struct.pack_into("<QQ", mem, at, 0, w)
+            at += max(w & ~7, 32) if w & ~7 < 0x1000 else 32
+        vm = _Segments(base, mem)
+        fast = mallocheap.walk_chunks(vm, base, base + len(mem))
+        monkeypatch.setattr(vec, "_kernels", None)
+        slow = mallocheap.walk_chunks(vm, base, base + len(mem))
+        monkeypatch.undo()
+        assert [a.tolist() for a in fast] == [a.tolist() for a in slow], name
+        addrs, words = fast
+        assert all(base <= a < base + len(mem) for a in addrs.tolist()), name
+        if name == "whole":
+            assert len(addrs) == 4 and words[-1] != 0
+        else:
+            assert words[-1] == 0, name          # the walk says where it stopped

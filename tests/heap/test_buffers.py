@@ -1,0 +1,154 @@
+"""Memory outside objects' own structs, compared with what the target measured itself:
+numpy arrays (owning, views, slices of one base, structured and object dtypes), pandas
+DataFrames, bytearray, array.array, BytesIO, mmap, a buffered writer, extension objects
+with malloc'd state; glibc malloc's chunks against mallinfo2; and `memory` summing to
+the core's mapped bytes. numpy and pandas come from PyPI's wheels for each build (a
+build PyPI has none for runs the rest)."""
+
+import json
+
+import pytest
+
+import nsdebug
+from test_snapshot import devtools  # noqa: F401 - the DevTools loader fixture
+
+
+
+def sizes(core, truth):
+    with nsdebug.open(core.core) as c:
+        g = c.heap.graph
+        out = {}
+        for name, t in truth["named"].items():
+            i = g.index_of(t["id"])
+            out[name] = (int(g.size[i]), c.heap.retained(c.object(t["id"])))
+        return out, g.malloc, g.warnings
+
+
+@pytest.fixture(params=["gcore", "arthur"])
+def capture(request, cores, build):
+    tool = request.param
+    if tool == "gcore" and build.source == "debian":
+        tool = "arthur"       # gcore loses stack stretches on Debian's glibc (targets.py)
+    return cores.buffers(build, tool)
+
+
+def test_buffers_count_in_sizes(capture):
+    truth = capture.truth
+    got, malloc, warnings = sizes(capture, truth)
+    named = truth["named"]
+    # bytearray and array.array: their storage, as sys.getsizeof says (3.15: a
+    # bytearray's storage is a bytes object of its own, which it retains).
+    assert got["arr_d"][0] == named["arr_d"]["getsizeof"]
+    assert got["blob_ba"][1] == named["blob_ba"]["getsizeof"]
+    # BytesIO: its buffer is a bytes object it alone holds.
+    assert got["bio"][1] == named["bio"]["getsizeof"]
+    # An mmap owns its mapping.
+    assert got["mm"][0] >= 4 << 20
+    # A memoryview leads to its exporter, held elsewhere: it retains its own struct.
+    assert got["mv"][1] < 1024
+    # The buffered writer's 1 MiB buffer is a malloc block only it points to.
+    assert abs(got["bw"][0] - named["bw"]["getsizeof"]) <= 4096
+    # Extension objects' native memory: reached through their structs (zlib's deflate
+    # state, sqlite's connection). How much of what malloc held more once each was made
+    # they get varies with stale pointers in reused blocks (nativemem.py): measured in
+    # benchmarks/memory.py, not asserted to the byte here.
+    for name, least in (("zc", 5000), ("sqlite", 16 << 10)):
+        native = got[name][0] - named[name]["getsizeof"]
+        assert native >= least, (name, native, truth["native_growth"][name])
+    assert malloc is not None
+    if truth["numpy"] is None:
+        return
+    # numpy: an owner is its struct, shape and data (sys.getsizeof); a view only its own.
+    for name in ("owned_f64", "owned_i32", "structured", "objects", "view_half"):
+        assert got[name][0] == named[name]["getsizeof"], name
+    assert got["view_half"][1] < 1024
+    # Two slices of a base no one else holds: the list of them retains the base.
+    base = named["slices"]["items"][0]["base"]
+    assert base == named["slices"]["items"][1]["base"]
+    assert got["slices"][1] >= 2 << 20
+    # An object array's items are its own (10,000 distinct strings).
+    assert got["objects"][1] >= got["objects"][0] + 10_000 * 50
+    arrays = truth["array_list_nbytes"]
+    assert arrays <= got["array_list"][1] <= arrays * 1.01
+    if truth["pandas"] is not None:
+        want = named["frame_cache"]["memory_usage_deep"]
+        assert abs(got["frame_cache"][1] - want) <= 0.01 * want, (got["frame_cache"], want)
+    assert not [w for w in warnings if "numpy" in w]
+
+
+def test_malloc_chunks_match_mallinfo(capture):
+    """The main arena read from the core against glibc's own mallinfo2 taken inside:
+    the heap's size, the top chunk, the mmapped chunks; in use + free = the arena."""
+    mi = capture.truth["mallinfo"]
+    if mi is None:
+        pytest.skip("no mallinfo2 in this build's glibc")
+    _, malloc, _ = sizes(capture, capture.truth)
+    heaps = [r for r in malloc["regions"] if r[0] != "mmapped"]
+    assert sum(r[2] - r[1] for r in heaps if r[0] == "main heap") <= mi["arena"]
+    mains = [r for r in heaps if r[0] == "main heap"]
+    assert len(mains) == 1 and mains[0][3] != 0       # its arena found in libc's data
+    assert mains[0][7] == mi["keepcost"]              # the top chunk
+    assert sum(r[5] + r[6] for r in heaps) == mi["arena"]
+    assert len(malloc["mmapped"]) == mi["hblks"]
+    # glibc 2.42 (Debian's builds) counts a few bytes more per mmapped chunk.
+    assert abs(sum(n for _, n in malloc["mmapped"]) - mi["hblkhd"]) <= 16 * mi["hblks"]
+    # tcache chunks count as in use for mallinfo, as free here.
+    used = sum(r[5] for r in heaps)
+    assert used <= mi["uordblks"] <= used + 64 * 7 * 1040 * 4
+
+
+def test_memory_sums_to_the_core(capture, nsdebug):
+    r = nsdebug(capture.core, "-c", "memory", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert sum(row["bytes"] for row in doc["rows"]) == doc["total"]
+    by = {row["category"]: row["bytes"] for row in doc["rows"]}
+    assert all(v >= 0 for v in by.values()), by
+    if capture.truth["numpy"] is not None:
+        assert by["buffers owned by objects (in malloc)"] >= 40 << 20
+    # The anonymous memory the core shows touched against the kernel's RssAnon taken
+    # inside (a page of zeros is missed: a lower bound), and what nothing explains
+    # under 5% of the RSS.
+    proc = capture.truth["process"]
+    touched = {row["region"]: row["resident"] for row in doc["resident"]}
+    assert 0.85 * proc["RssAnon"] <= doc["resident_total"] <= 1.05 * proc["RssAnon"], \
+        (doc["resident_total"], proc)
+    assert touched["other anonymous memory"] < 0.05 * proc["VmRSS"], touched
+    text = nsdebug(capture.core, "-c", "memory").stdout
+    assert "native blocks not attributed" in text and "Traceback" not in text
+
+
+def test_suspects_name_the_arrays(capture, nsdebug):
+    if capture.truth["numpy"] is None:
+        pytest.skip(f"no numpy wheels for {capture.build.version}")
+    r = nsdebug(capture.core, "-c", "suspects", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    firsts = [s["address"] for s in doc["suspects"][:2]]
+    named = capture.truth["named"]
+    want = {named["array_list"]["id"], named.get("frame_cache", {}).get("id")}
+    # The suspect may be the holder of the named object: its path then names it.
+    assert any(a in want for a in firsts) or any(
+        "array_list" in json.dumps(s) or "frame_cache" in json.dumps(s)
+        for s in doc["suspects"][:2]), doc["suspects"][:2]
+
+
+def test_snapshot_shows_buffers_as_backing_stores(cores, build, nsdebug, devtools,  # noqa: F811
+                                                  tmp_path):
+    """DevTools' own loader: each buffer a native node of its size held by its owner,
+    the snapshot's total the heap's total that `objects` prints."""
+    cap = cores.buffers(build)
+    out = tmp_path / "buffers.heapsnapshot"
+    r = nsdebug(cap.core, "--snapshot", out, timeout=600)
+    assert r.returncode == 0, r.stderr
+    d = devtools(out)
+    objs = json.loads(nsdebug(cap.core, "-c", "objects", "--json").stdout)
+    assert d["totalSize"] == objs["total_size"]
+    agg = d["aggregates"]
+    assert agg["mmap"]["self"] == 4 << 20
+    assert agg["mmap.mmap"]["maxRet"] >= 4 << 20
+    if cap.truth["numpy"] is not None:
+        owned = sum(t["nbytes"] for t in cap.truth["named"].values()
+                    if t.get("owndata")) + cap.truth["array_list_nbytes"]
+        assert agg["numpy data"]["self"] >= owned
+        assert agg["numpy.ndarray"]["maxRet"] >= 8_000_000
