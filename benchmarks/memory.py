@@ -3,8 +3,9 @@
 
 usage: python benchmarks/memory.py [--scale 40] [--app CORE]
 
-1. A numpy/pandas process (fixtures/buffers_target.py --scale N: N x 20 MiB of arrays,
-   DataFrames, bytearrays, mmaps, extension objects; about 1 GB RSS at the default 40),
+1. A numpy/pandas process (fixtures/buffers_target.py --scale N --frames 5: N x 20 MiB
+   of arrays, DataFrames of 1M rows, bytearrays, mmaps, extension objects; about 1 GB
+   RSS at the default 40),
    captured by gcore and by arthur (.lz4): its RSS, then the seconds of `objects` (first:
    walk, malloc walk, index written) and `memory` (index mapped), for each core.
 2. An application heap (CORE, e.g. the 1M-object core of heap_walk.py; default: a
@@ -41,7 +42,7 @@ def numpy_process(scale, tmp, tool_name):
     path = targets.science_path(build)
     env = dict(os.environ, PYTHONPATH=path) if path else None
     proc, truth_path = targets.start_target(build.exe, "buffers_target.py", tmp, "--scale",
-                                            str(scale), env=env)
+                                            str(scale), "--frames", "5", env=env)
     try:
         if tool_name == "gcore":
             core = targets.gcore(proc.pid, os.path.join(tmp, "core"))

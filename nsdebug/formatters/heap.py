@@ -213,8 +213,8 @@ def format_memory(r):
               f"{human_size(row.mapped)} mapped"
     if r.largest_unattributed:
         yield "largest native blocks no object claims:"
-        for addr, n in r.largest_unattributed[:10]:
-            yield f"  {addr:#x}  {human_size(n)}"
+        for addr, n, what in r.largest_unattributed[:10]:
+            yield f"  {addr:#x}  {human_size(n):>10}" + (f"  {what}" if what else "")
     for w in r.warnings:
         yield f"warning: {w}"
 

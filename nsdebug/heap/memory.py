@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NsdebugError
 from ..record import record
 from .buffers import KINDS, MMAP, NATIVE
 from .ranges import intersect, length, merge, subtract
@@ -45,7 +46,8 @@ class MemoryResult:
     rows: list                # [MemoryRow], summing to total
     resident: list            # [ResidentRow] by kind of mapping (anonymous memory only)
     resident_total: int       # their sum: the anonymous memory the process touched
-    largest_unattributed: list    # [(address, bytes)] of malloc blocks no object claims
+    largest_unattributed: list    # [(address, bytes, what)] of malloc blocks no object
+    #                               claims; `what`: the symbol its first words point to
     unattributed_by_size: dict    # size class -> [count, bytes]
     warnings: list
 
@@ -53,6 +55,8 @@ class MemoryResult:
 def memory(target):
     """MemoryResult of a Target (its heap walked or indexed)."""
     result = _mapped(target)
+    result.largest_unattributed = [(a, n, _what(target.runtime, a))
+                                   for a, n in result.largest_unattributed]
     vm = target.vector_memory
     maps = target.runtime.process.mappings()
     m = target.heap.malloc or {}
@@ -79,6 +83,39 @@ def memory(target):
     result.resident = rows
     result.resident_total = sum(r.resident for r in rows)
     return result
+
+
+def _what(rt, addr):
+    """What a block's first words say of it, where the core can tell: a Python object
+    the heap walk did not reach (at its start, or after a GC header), a symbol of a
+    loaded library they point to (a C++ object's vtable, an allocator's or a parser's
+    static table, a callback), else None. A core keeps no allocation stacks."""
+    process = rt.process
+    for pre in (0, 16):
+        try:
+            if rt.objects.refcount(addr + pre) > 0:
+                info = rt.objects.info(addr + pre)
+                return f"holds a {info.qualname} object at {addr + pre:#x} the heap " \
+                    "walk did not reach"
+        except NsdebugError:
+            pass
+    try:
+        head = process.memory.read(addr, 32)
+    except NsdebugError:
+        return None
+    for k in range(0, 32, 8):
+        word = int.from_bytes(head[k:k + 8], "little")
+        if word < 4096 or word >= 1 << 47:
+            continue
+        try:
+            module, name, off = process.symbolize(word)
+        except NsdebugError:
+            continue
+        if module is not None and name:
+            lib = module.path.rsplit("/", 1)[-1]
+            at = f"{name}+{off:#x}" if off else name
+            return f"its word at +{k} points to {at} in {lib}"
+    return None
 
 
 def resident_pages(vm, ranges):

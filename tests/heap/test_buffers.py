@@ -6,8 +6,12 @@ the core's mapped bytes. numpy and pandas come from PyPI's wheels for each build
 build PyPI has none for runs the rest)."""
 
 import json
+import os
+import signal
 
 import pytest
+
+import targets
 
 import nsdebug
 from test_snapshot import devtools  # noqa: F401 - the DevTools loader fixture
@@ -114,6 +118,8 @@ def test_memory_sums_to_the_core(capture, nsdebug):
     assert 0.85 * proc["RssAnon"] <= doc["resident_total"] <= 1.05 * proc["RssAnon"], \
         (doc["resident_total"], proc)
     assert touched["other anonymous memory"] < 0.05 * proc["VmRSS"], touched
+    # The largest blocks no object claims, each with what its first words tell.
+    assert all(len(row) == 3 for row in doc["largest_unattributed"])
     text = nsdebug(capture.core, "-c", "memory").stdout
     assert "native blocks not attributed" in text and "Traceback" not in text
 
@@ -152,3 +158,30 @@ def test_snapshot_shows_buffers_as_backing_stores(cores, build, nsdebug, devtool
                     if t.get("owndata")) + cap.truth["array_list_nbytes"]
         assert agg["numpy data"]["self"] >= owned
         assert agg["numpy.ndarray"]["maxRet"] >= 8_000_000
+
+
+def test_diff_ranks_the_grown_buffers(nsdebug, tmp_path):
+    """One process captured twice, 20 MiB more of arrays in ARRAY_LIST the second time:
+    diff puts numpy.ndarray first by the memory that grew, its data counted, and names
+    ARRAY_LIST as where it grew."""
+    build = targets.default_build()
+    path = targets.science_path(build)
+    if path is None:
+        pytest.fail("no numpy wheels for the default build")
+    env = dict(os.environ, PYTHONPATH=path)
+    proc, _ = targets.start_target(build.exe, "buffers_target.py", str(tmp_path), env=env)
+    try:
+        first = targets.gcore(proc.pid, str(tmp_path / "one"))
+        proc.send_signal(signal.SIGUSR1)
+        assert proc.stdout.readline().strip() == "grown"
+        second = targets.gcore(proc.pid, str(tmp_path / "two"))
+    finally:
+        targets.stop(proc)
+    r = nsdebug("diff", first, second, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)["diff"]
+    top = d["types"][0]
+    assert top["type"] == "numpy.ndarray", d["types"][:3]
+    grown = 20 * (1 << 20)
+    assert grown <= top["size_change"] <= grown + (1 << 20), top
+    assert "ARRAY_LIST" in d["locations"][0]["path"], d["locations"][:2]
