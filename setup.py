@@ -28,10 +28,26 @@ LINK = ["-fsanitize=address,undefined"] if SANITIZE else []
 
 
 class BuildExt(build_ext):
+    """Rebuilds when the flags differ from those of the modules build/ holds (pip builds
+    in the source tree: a plain install after a sanitized one would otherwise keep the
+    sanitized modules, which then fail to load without the sanitizer's runtime)."""
+
     def finalize_options(self):
         super().finalize_options()
-        if SANITIZE:
+        self._stamp = os.path.join(self.build_temp, "nsdebug-flags")
+        try:
+            with open(self._stamp) as f:
+                same = f.read() == repr((COMPILE, LINK))
+        except OSError:
+            same = False
+        if SANITIZE or not same:
             self.force = True
+
+    def run(self):
+        super().run()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(self._stamp, "w") as f:
+            f.write(repr((COMPILE, LINK)))
 
 
 def c_module(name, source, **kw):

@@ -40,7 +40,7 @@ from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, Addre
                     HeapGraph, WalkTables, drain_into, release_free_memory)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .sink import WaveSink
-from .vec import U64, Visited, by_source
+from .vec import U64, Visited, by_source, ramp
 
 # Kinds whose decoder reads the object's own attributes itself (no second pass).
 ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
@@ -415,12 +415,17 @@ class HeapWalker:
         owners = NativeOwners(heap, self.vm)
         s, L, types = g.n_synth, self.L, g.types
         a, t = g.addr[s:], g.type_ix[s:]
-        owners.claim_python(a)
+        # Objects in pymalloc's arenas are in no malloc chunk: only the others (large
+        # ones, or all when pymalloc is off) are looked up.
+        owners.claim_python(a[~self._in_arenas(a)])
+        # Tables larger than pymalloc's blocks (512 bytes) are malloc'd: only objects of
+        # more than that can have one.
+        big = g.size[s:] > 512
         for kind, fields in (("list", (L.list.ob_item,)),
                              ("dict", (L.dict.ma_keys, L.dict.ma_values)),
                              ("set", (L.set.table,))):
             ix = [i for i, ti in enumerate(types) if ti.kind == kind]
-            sel = np.isin(t, ix) if ix else np.zeros(len(t), np.bool_)
+            sel = (np.isin(t, ix) & big) if ix else np.zeros(len(t), np.bool_)
             for off in fields:
                 if off is not None and sel.any():
                     ptrs, ok = self.vm.u64(a[sel] + U64(off))
@@ -435,12 +440,21 @@ class HeapWalker:
                    ti.address not in buffers.unknown_layout}
         offsets = {i: np.array(o, np.uint64) for i, o in offsets.items() if o}
         if offsets:
-            sel = np.nonzero(np.isin(t, list(offsets)))[0]
+            # Per type: its offsets' count and where they start in one flat array.
+            count_of = np.zeros(len(types) + 1, np.int64)
+            first_of = np.zeros(len(types) + 1, np.int64)
+            flat, at = [], 0
+            for i, o in offsets.items():
+                count_of[i], first_of[i] = len(o), at
+                flat.append(o)
+                at += len(o)
+            flat = np.concatenate(flat)
+            sel = np.nonzero(count_of[t] > 0)[0]
             nodes = (sel + s).astype(np.int64)
-            per = [offsets[int(ti)] for ti in t[sel]]
-            counts = np.array([len(o) for o in per], np.int64)
+            counts = count_of[t[sel]]
             word_src = np.repeat(nodes, counts)
-            word_at = np.repeat(a[sel], counts) + np.concatenate(per)
+            word_at = np.repeat(a[sel], counts) + \
+                flat[np.repeat(first_of[t[sel]], counts) + ramp(counts)]
             common = owners.shared_owners(g.dominators(), g.n_synth)
             got, extra = owners.attribute(word_src, word_at, common)
             g.size[got] += extra.astype(np.uint64)
@@ -457,6 +471,14 @@ class HeapWalker:
             summary["pymalloc"] = [[a, b] for a, b in zip(starts.tolist(), ends.tolist())]
         summary["seconds"] = time.perf_counter() - start
         g.malloc = summary
+
+    def _in_arenas(self, addrs):
+        """Whether each address is in one of pymalloc's arenas."""
+        if self._arenas is None or not len(self._arenas[0]):
+            return np.zeros(len(addrs), np.bool_)
+        starts, ends, _ = self._arenas
+        k = np.searchsorted(starts, addrs, side="right").astype(np.int64) - 1
+        return (k >= 0) & (addrs < ends[np.maximum(k, 0)])
 
     def _not_malloc(self):
         """Address ranges that are no malloc memory: pymalloc's arenas, thread stacks."""
