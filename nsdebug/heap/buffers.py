@@ -49,6 +49,7 @@ class Buffers:
         self.s, self.rt, self.vm = sink, rt, sink.vm
         self._rules = {}                # type index -> rule (a method) or None
         self._numpy = None              # (ndarray type address, descr layout) or False
+        self._unknown_ndarray = 0       # ndarray's type address when its layout is unknown
         self.warnings = []
         self.unknown_layout = set()     # type addresses whose buffers stay unattributed
         self.rows = {"node": [], "bytes": [], "kind": [], "data": []}
@@ -104,22 +105,11 @@ class Buffers:
             self.s.refs.not_objects[info.address] = {
                 ND_DATA, ND_NDIM, ND_DIMS, ND_STRIDES, ND_FLAGS, ND_BUFFER_INFO}
             return self._ndarray
-        if numpy is False and self._unknown_ndarray(info):
+        if self._unknown_ndarray and self._derives_from(info.address, self._unknown_ndarray):
+            # An array of a numpy whose layout is not known: its data is left
+            # unattributed (not claimed as native memory by reading its struct either).
             self.unknown_layout.add(info.address)
         return None
-
-    def _unknown_ndarray(self, info):
-        """An array of a numpy whose layout is not known: its data is left unattributed
-        (not claimed as native memory by the reading of its struct either)."""
-        try:
-            module = self.rt.module_object("numpy")
-            if not module:
-                return False
-            md = self.s.o.ptr(module + self.s.L.module.md_dict)
-            ndarray = self.s.o.dict_get_str(md, "ndarray")
-        except NsdebugError:
-            return False
-        return bool(ndarray) and self._derives_from(info.address, ndarray)
 
     def _derives_from(self, taddr, base):
         o, off = self.s.o, self.s.L.type.tp_base
@@ -156,6 +146,7 @@ class Buffers:
         dtype = o.dict_get_str(md, "dtype")
         if not ndarray or not dtype:
             raise NsdebugError(f"numpy {version} without ndarray or dtype in its module")
+        self._unknown_ndarray = ndarray         # until its layout is known
         try:
             major, minor = (int(x) for x in version.split(".")[:2])
         except ValueError:
@@ -167,6 +158,7 @@ class Buffers:
         if nd_info.basicsize != ND_BASICSIZE or dt_info.basicsize != layout[0]:
             raise NsdebugError(f"numpy {version}: ndarray is {nd_info.basicsize} bytes and "
                                f"dtype {dt_info.basicsize}, not the layout nsdebug knows")
+        self._unknown_ndarray = 0
         return ndarray, layout
 
     # -- per type -----------------------------------------------------------------------
