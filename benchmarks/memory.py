@@ -66,19 +66,23 @@ def main():
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             core, truth = numpy_process(args.scale, tmp, tool_name)
             rss = truth["process"]["VmRSS"]
+            rss_anon = truth["process"]["RssAnon"]
             t_obj, _ = timed([nsdebug, core, "-c", "objects"])
             t_mem, out = timed([nsdebug, core, "-c", "memory", "--json"])
             doc = json.loads(out)
             by = {row["category"]: row["bytes"] for row in doc["rows"]}
-            rows.append([tool_name, f"{rss >> 20}", f"{os.path.getsize(core) >> 20}",
-                         f"{t_obj:.2f}", f"{t_mem:.2f}",
+            touched = {row["region"]: row["resident"] for row in doc["resident"]}
+            rows.append([tool_name, f"{rss >> 20}", f"{rss_anon >> 20}",
+                         f"{os.path.getsize(core) >> 20}", f"{t_obj:.2f}", f"{t_mem:.2f}",
                          f"{by['buffers owned by objects (in malloc)'] >> 20}",
                          f"{by['native blocks not attributed'] >> 20}",
-                         f"{by['other anonymous memory'] >> 20}"])
+                         f"{doc['resident_total'] >> 20}",
+                         f"{touched['other anonymous memory'] >> 20}"])
             print(" ".join(rows[-1]), flush=True)
     print("\nthe numpy/pandas process (MiB; seconds of whole commands)")
-    print_table(["capture", "RSS", "core", "objects 1st", "memory 2nd", "buffers",
-                 "native unattributed", "other anon"], rows)
+    print_table(["capture", "RSS", "RssAnon", "core", "objects 1st", "memory 2nd",
+                 "buffers", "native unattributed", "anon touched", "unexplained touched"],
+                rows)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         core = args.app
         if core is None:

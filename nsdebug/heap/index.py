@@ -212,6 +212,8 @@ def _load(path, identity):
     except (OSError, ValueError) as e:
         raise IndexProblem(f"unreadable ({e})") from None
     if mm[:len(MAGIC)] != MAGIC:
+        if mm[:len(MAGIC) - 1] == MAGIC[:-1]:
+            raise IndexProblem("made by another version of nsdebug")
         raise IndexProblem("not an nsdebug heap index")
     (hlen,) = struct.unpack_from("<I", mm, len(MAGIC))
     if len(MAGIC) + 4 + hlen > size:

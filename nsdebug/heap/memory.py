@@ -176,16 +176,17 @@ def _mapped(target):
                       "table", []),
             MemoryRow("buffers owned by objects (in malloc)", m.get("buffers", 0),
                       "malloc chunks holding a numpy array's data, an array.array's or a "
-                      "bytearray's storage (owners' figures: "
-                      + ", ".join(f"{k} {v:,}" for k, v in buffers.items() if v) + ")",
+                      "bytearray's storage",
                       sorted(buffers.items(), key=lambda kv: -kv[1])),
             MemoryRow("mmaps owned by objects", mmaps,
                       "the mappings an mmap.mmap object maps", []),
             MemoryRow("native blocks attributed to objects", m.get("attributed", 0),
-                      "malloc chunks an extension object alone reaches from its struct",
+                      "malloc chunks the objects reach from their structs (reached by "
+                      "several: their common dominator's)",
                       []),
             MemoryRow("native blocks shared by objects", m.get("shared", 0),
-                      "malloc chunks two objects reach first at the same depth", []),
+                      "malloc chunks objects reach that only the root holds in common",
+                      []),
             MemoryRow("native blocks not attributed", m.get("unattributed", 0),
                       "malloc chunks in use that no object is found to reach", []),
             MemoryRow("malloc free memory", _free(m),
