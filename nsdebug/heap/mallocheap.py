@@ -62,6 +62,7 @@ class MallocRegion:
     free: int               # bytes of free chunks, the top chunk included
     top: int                # bytes of the top chunk
     complete: bool          # the walk reached the end (else a damaged chunk stopped it)
+    beyond: int = 0         # bytes of the top chunk past what the core holds
 
 
 class MallocHeap:
@@ -81,22 +82,27 @@ class MallocHeap:
         anon = [m for m in mappings if m.file is None and "w" in m.perms and
                 m.source != "missing"]
         skip = sorted(skip)
-        runs = []
+        # Adjacent mappings in runs: a heap may span several (madvise splits one, as
+        # transparent huge pages do the brk heap of a large process).
+        groups = []
         for m in anon:
-            clash = any(s < m.end and m.start < e for s, e in skip)
-            got = None if clash else self._region(m)
-            if got is not None:
-                parts.append(got)
-            elif runs and runs[-1][1] == m.start:
-                runs[-1][1] = m.end
+            if groups and groups[-1][-1].end == m.start:
+                groups[-1].append(m)
             else:
-                runs.append([m.start, m.end])
+                groups.append([m])
+        for group in groups:
+            ends, covered = {m.end for m in group}, 0
+            for m in group:
+                if m.start < covered or any(s < m.end and m.start < e for s, e in skip):
+                    continue
+                got = self._region(m, group[-1].end, ends)
+                if got is not None:
+                    parts.append(got)
+                    covered = self.regions[got[3]].end
         parts = self._one_main_heap(parts)
-        kept = {(r.start, r.end) for r in self.regions}
-        runs += [[m.start, m.end] for m in anon if not any(
-            s <= m.start < e for s, e in kept) and any(
-            r.start <= m.start < r.end for r in self._dropped)]
-        parts.extend(self._mmapped(subtract(merge(runs), skip)))
+        rest = subtract(merge([(m.start, m.end) for m in anon]),
+                        [(r.start, r.end) for r in self.regions])
+        parts.extend(self._mmapped(subtract(rest, skip)))
         if parts:
             self.addr = np.concatenate([p[0] for p in parts])
             self.size = np.concatenate([p[1] for p in parts])
@@ -113,8 +119,10 @@ class MallocHeap:
             self.region = np.zeros(0, np.int32)
 
     # -- regions ---------------------------------------------------------------------
-    def _region(self, m):
-        """The chunks of an arena's heap in one anonymous mapping, or None."""
+    def _region(self, m, run_end, ends):
+        """The chunks of an arena's heap that starts at mapping m (a main heap may go on
+        through the adjacent mappings up to `run_end` and end at one of their `ends`),
+        or None."""
         if m.start % HEAP_MAX == 0:
             got = self._arena_heap(m)
             if got is not None:
@@ -122,7 +130,8 @@ class MallocHeap:
         w = self._word(m.start + 8)
         if w is not None and w & 7 == PREV_INUSE and self._word(m.start) == 0:
             # Whole, or long enough before a damaged chunk to be no accident.
-            return self._walk(m.start, m.end, "main heap", 0, to_end=False, min_chunks=16)
+            return self._walk(m.start, run_end, "main heap", 0, to_end=False, min_chunks=16,
+                              ends=ends)
         return None
 
     def _arena_heap(self, m):
@@ -147,34 +156,49 @@ class MallocHeap:
                 self.regions.pop()
         return None
 
-    def _walk(self, start, end, kind, arena, to_end=True, quiet=False, min_chunks=1):
+    def _walk(self, start, end, kind, arena, to_end=True, quiet=False, min_chunks=1,
+              ends=None):
         """The chunks from start to end, end to end; None unless the walk is whole (or,
         when not `to_end`, reaches a top chunk that ends at `end`)."""
         addr, word = walk_chunks(self.vm, start, end)
         if not len(addr):
             return None
         complete = word[-1] != 0
+        beyond = 0                      # bytes of a top chunk the core does not hold
         if not complete:
-            addr, word = addr[:-1], word[:-1]
-            if not len(addr):
-                return None
+            stop = int(addr[-1])
+            raw = self._word(stop + 8) or 0
+            past = stop + (raw & ~7) - end
+            if ends is not None and raw & 7 == PREV_INUSE and not (raw & ~7) % 16 and \
+                    0 < past <= HEAP_MAX and end in ends:
+                # The top chunk runs past the mapping the core holds (the heap grew
+                # or shrank by brk around the capture): it is the top, cut to the core.
+                word[-1] = (end - stop) | PREV_INUSE
+                beyond = past
+            else:
+                addr, word = addr[:-1], word[:-1]
+                if not len(addr):
+                    return None
         size = word & ~np.uint64(7)
-        reached = int(addr[-1] + size[-1]) == end
+        last = int(addr[-1] + size[-1])
+        reached = last == end or (ends is not None and last in ends)
+        if reached:
+            end = last
         if (to_end and not reached) or (word & np.uint64(IS_MMAPPED)).any() or \
                 (not reached and len(addr) < min_chunks):
             return None
         free = np.zeros(len(addr), np.bool_)
         free[:-1] = (word[1:] & np.uint64(PREV_INUSE)) == 0
         free[-1] = reached                       # the top chunk
-        top = int(size[-1]) if reached else 0
+        top = int(size[-1]) + beyond if reached else 0
         if not reached and not quiet:
             self.warnings.append(f"malloc {kind} at {start:#x}: a damaged chunk at "
-                                 f"{int(addr[-1] + size[-1]):#x} ends the walk")
+                                 f"{last:#x} ends the walk")
         if kind == "main heap" and arena == 0 and reached:
-            arena = self._main_arena(int(addr[-1]), end - start)
+            arena = self._main_arena(int(addr[-1]), end + beyond - start)
         ix = len(self.regions)
         self.regions.append(MallocRegion(kind, start, end, arena, len(addr), 0, 0, top,
-                                         reached))
+                                         reached, beyond))
         return addr, size, free, ix
 
     def _mmapped(self, runs):
@@ -217,7 +241,6 @@ class MallocHeap:
         """There is one main heap: the one whose arena was found in libc's data, else the
         largest. Other mappings that walked like one are left to the mmapped scan."""
         mains = [p for p in parts if self.regions[p[3]].kind == "main heap"]
-        self._dropped = []
         if len(mains) <= 1:
             return parts
         keep = max(mains, key=lambda p: (self.regions[p[3]].arena != 0,
@@ -226,7 +249,6 @@ class MallocHeap:
         for p in parts:
             r = self.regions[p[3]]
             if r.kind == "main heap" and p is not keep:
-                self._dropped.append(r)
                 continue
             regions.append(r)
             out.append((p[0], p[1], p[2], len(regions) - 1))
@@ -325,7 +347,7 @@ class MallocHeap:
         for i, r in enumerate(self.regions):
             sel = self.region == i
             r.used = int(self.size[sel & ~self.free].sum())
-            r.free = int(self.size[sel & self.free].sum())
+            r.free = int(self.size[sel & self.free].sum()) + r.beyond
 
     # -- lookups -----------------------------------------------------------------------
     def chunk_of(self, addrs, near=None):

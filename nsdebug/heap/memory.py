@@ -214,7 +214,8 @@ def _free(m):
 
 
 def _in_chunks(m):
-    return sum(r[5] + r[6] for r in m.get("regions", ()))
+    """Bytes of malloc's chunks that the core holds (a top chunk may run past it)."""
+    return sum(r[5] + r[6] - (r[9] if len(r) > 9 else 0) for r in m.get("regions", ()))
 
 
 def _stack_ranges(process):

@@ -13,7 +13,9 @@ Given the walk's objects and glibc malloc's chunks (mallocheap.py):
    end, as in a naive datetime, than a pointer), makes the chunk a candidate; from a
    block on, a pointer anywhere into another leads to it (sqlite's page headers sit
    after the page).
-3. A chunk belongs to the object that alone reaches it, however deep; one that several
+3. A chunk an object's struct points to is that object's (several objects' structs:
+   their common dominator's), whatever reaches it later. Beyond those, a chunk
+   belongs to the object that alone reaches it, however deep; one that several
    objects reach belongs to their common dominator (as Eclipse MAT gives memory two
    objects keep alive to the object that holds both), and to no one when only the root
    holds them all: then it is "shared". Owners spread level by level and only move up
@@ -55,6 +57,7 @@ class NativeOwners:
         n = len(heap.addr)
         self.owner = np.full(n, -1, np.int64)
         self.claim = np.zeros(n, np.uint8)
+        self.pinned = np.zeros(n, np.bool_)     # settled by the objects' structs
 
     def claim_python(self, addrs):
         """Chunks that hold these Python-side addresses (objects, their tables)."""
@@ -75,10 +78,14 @@ class NativeOwners:
         words, ok = self.vm.u64(word_at)
         src, k = self._targets(word_src[ok], words[ok], near=NEAR)
         scanned = 0
-        for _ in range(MAX_ROUNDS):
+        for round_ in range(MAX_ROUNDS):
             if not len(k):
                 break
             changed = self._take(src, k)
+            if round_ == 0:
+                # What an object's own struct points to is settled by the structs
+                # alone: a block reached later, through others, cannot move it.
+                self.pinned[changed] = True
             small = changed[self.heap.size[changed] <= SCAN_LIMIT]
             sizes = self.heap.size[small].astype(np.int64)
             small = small[np.cumsum(sizes) <= MAX_SCAN - scanned]
@@ -119,7 +126,7 @@ class NativeOwners:
         keep = k >= 0
         hits = where[plausible][keep] if where is not None else None
         k, src = k[keep], src[keep]
-        fresh = (self.claim[k] == 0) | (self.claim[k] == OWNED)
+        fresh = ((self.claim[k] == 0) | (self.claim[k] == OWNED)) & ~self.pinned[k]
         if where is None:
             return src[fresh], k[fresh]
         return src[fresh], k[fresh], hits[fresh], hits, pos[plausible][keep]

@@ -465,7 +465,7 @@ class HeapWalker:
                                               if r.kind == "mmapped"]))[0]
         summary["mmapped"] = [[int(heap.addr[k]), int(heap.size[k])] for k in mm]
         summary["regions"] = [[r.kind, r.start, r.end, r.arena, r.chunks, r.used, r.free,
-                               r.top, r.complete] for r in heap.regions]
+                               r.top, r.complete, r.beyond] for r in heap.regions]
         if self._arenas is not None:
             starts, ends, _ = self._arenas
             summary["pymalloc"] = [[a, b] for a, b in zip(starts.tolist(), ends.tolist())]
