@@ -58,7 +58,7 @@ class Buffers:
     def apply(self, addrs, idx, base, tix, sizes):
         """Add the buffers of the objects addrs[idx] (any mix of types) to their sizes."""
         for t in distinct(tix[idx]):
-            rule = self._rule(int(t))
+            rule = self.rule(int(t))
             if rule is not None:
                 sel = idx[tix[idx] == t]
                 rule(addrs, sel, base, sizes)
@@ -83,10 +83,7 @@ class Buffers:
 
     # -- rules ----------------------------------------------------------------------------
     def rule(self, t):
-        """The buffer rule of type index t, or None."""
-        return self._rule(t)
-
-    def _rule(self, t):
+        """The buffer rule of type index t (a method), or None."""
         if t not in self._rules:
             self._rules[t] = self._make_rule(self.s.types[t])
         return self._rules[t]

@@ -75,7 +75,6 @@ class MallocHeap:
         self.regions: list[MallocRegion] = []
         self.warnings: list[str] = []
         self.mstate = None              # the glibc layout of malloc_state found (MSTATES)
-        self._tcache_found = 0
         parts = []
         self._libc = [m for m in mappings if m.file and _is_libc(m.file)]
         self._files = [m for m in mappings if m.file]
@@ -313,7 +312,6 @@ class MallocHeap:
         counts = counts.astype(np.int64)
         if not ok.all() or ((counts == 0) != (entries == 0)).any() or (counts > 1024).any():
             return
-        self._tcache_found += 1
         for i in np.nonzero(counts)[0].tolist():
             self._chain(int(entries[i]), 0, user, limit=int(counts[i]))
 
@@ -324,8 +322,8 @@ class MallocHeap:
         seen, cur = 0, head
         while cur and seen < limit:
             mem = cur + 16 if chunk_pointers else cur
-            k = int(np.searchsorted(user, np.uint64(mem)))
-            if k >= len(user) or int(user[k]) != mem:
+            k = _user_index(user, mem)
+            if k < 0:
                 return
             self.free[k] = True
             seen += 1
@@ -334,14 +332,8 @@ class MallocHeap:
                 return
             slot = mem + next_off
             plain, mangled = raw, raw ^ (slot >> 12)
-            cur = mangled if self._is_chunk(mangled, user, chunk_pointers) or mangled == 0 \
-                else plain
-
-    @staticmethod
-    def _is_chunk(p, user, chunk_pointers):
-        mem = p + 16 if chunk_pointers else p
-        k = int(np.searchsorted(user, np.uint64(mem)))
-        return k < len(user) and int(user[k]) == mem
+            is_chunk = _user_index(user, mangled + 16 if chunk_pointers else mangled) >= 0
+            cur = mangled if is_chunk or mangled == 0 else plain
 
     def _totals(self):
         for i, r in enumerate(self.regions):
@@ -402,6 +394,12 @@ def walk_chunks(vm, start, end, limit=MAX_CHUNKS):
             break
         c += size
     return np.array(addrs, np.uint64), np.array(words, np.uint64)
+
+
+def _user_index(user, mem):
+    """Index of the chunk whose user memory starts at mem (sorted `user`), or -1."""
+    k = int(np.searchsorted(user, np.uint64(mem)))
+    return k if k < len(user) and int(user[k]) == mem else -1
 
 
 def _is_libc(path):

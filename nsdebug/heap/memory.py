@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import NsdebugError
 from ..record import record
 from .buffers import KINDS, MMAP, NATIVE
-from .ranges import intersect, length, merge, subtract
+from .ranges import intersect, length, merge, subtract, thread_stack_ranges
 
 
 @record
@@ -54,35 +54,46 @@ class MemoryResult:
 
 def memory(target):
     """MemoryResult of a Target (its heap walked or indexed)."""
-    result = _mapped(target)
-    result.largest_unattributed = [(a, n, _what(target.runtime, a))
-                                   for a, n in result.largest_unattributed]
-    vm = target.vector_memory
-    maps = target.runtime.process.mappings()
-    m = target.heap.malloc or {}
-    anon = [(mp.start, mp.end) for mp in maps if not mp.file]
-    b = target.heap.buffers
+    g = target.heap
+    process = target.runtime.process
+    maps = process.mappings()
+    m = g.malloc or {}
+    ranges = _ranges(g, m, process)
+    resident = _resident(target.vector_memory, maps, ranges)
+    warnings = [] if m else ["no glibc malloc heap was read: malloc's memory is counted "
+                             "with the anonymous mappings"]
+    return MemoryResult(sum(mp.size for mp in maps), _rows(g, m, maps, ranges), resident,
+                        sum(r.resident for r in resident),
+                        [(a, n, _what(target.runtime, a))
+                         for a, n in m.get("largest_unattributed", ())],
+                        m.get("unattributed_by_size", {}), warnings + list(g.warnings))
+
+
+def _ranges(g, m, process):
+    """The address ranges of what the core says the mappings hold: pymalloc's arenas,
+    malloc's heaps and mmapped chunks, thread stacks, the mmaps objects own."""
+    b = g.buffers
     mm = b["kind"] == MMAP
-    kinds = [("pymalloc arenas", [tuple(r) for r in m.get("pymalloc", ())]),
-             ("malloc heaps and mmapped chunks",
-              [(r[1], r[2]) for r in m.get("regions", ()) if r[0] != "mmapped"] +
-              [(a, a + n) for a, n in m.get("mmapped", ())]),
-             ("thread stacks", _stack_ranges(target.runtime.process)),
-             ("mmaps owned by objects",
-              [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])])]
+    return {"pymalloc": [tuple(r) for r in m.get("pymalloc", ())],
+            "malloc": [(r[1], r[2]) for r in m.get("regions", ()) if r[0] != "mmapped"] +
+                      [(a, a + n) for a, n in m.get("mmapped", ())],
+            "stacks": thread_stack_ranges(process),
+            "mmaps": [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])]}
+
+
+def _resident(vm, maps, ranges):
+    """[ResidentRow] of the anonymous memory by kind of mapping, each byte once."""
+    anon = [(mp.start, mp.end) for mp in maps if not mp.file]
     rows, taken = [], []
-    for name, ranges in kinds:
-        ranges = intersect(merge(ranges), anon)
-        ranges = subtract(ranges, taken)
-        taken = merge(taken + ranges)
-        rows.append(ResidentRow(name, length(ranges),
-                                resident_pages(vm, ranges)))
+    for name, key in (("pymalloc arenas", "pymalloc"),
+                      ("malloc heaps and mmapped chunks", "malloc"),
+                      ("thread stacks", "stacks"), ("mmaps owned by objects", "mmaps")):
+        mine = subtract(intersect(merge(ranges[key]), anon), taken)
+        taken = merge(taken + mine)
+        rows.append(ResidentRow(name, length(mine), resident_pages(vm, mine)))
     rest = subtract(merge(anon), taken)
-    rows.append(ResidentRow("other anonymous memory", length(rest),
-                            resident_pages(vm, rest)))
-    result.resident = rows
-    result.resident_total = sum(r.resident for r in rows)
-    return result
+    rows.append(ResidentRow("other anonymous memory", length(rest), resident_pages(vm, rest)))
+    return rows
 
 
 def _what(rt, addr):
@@ -141,24 +152,12 @@ def resident_pages(vm, ranges):
     return total
 
 
-def _mapped(target):
-    g = target.heap
-    process = target.runtime.process
-    maps = process.mappings()
-    total = sum(m.size for m in maps)
-    m = g.malloc or {}
-    warnings = []
-    if not m:
-        warnings.append("no glibc malloc heap was read: malloc's memory is counted with "
-                        "the anonymous mappings")
-    regions = [(r[1], r[2]) for r in m.get("regions", ()) if r[0] != "mmapped"]
-    regions += [(a, a + n) for a, n in m.get("mmapped", ())]
-    malloc_mapped = _covered(maps, regions, anonymous=True)
-    pymalloc = _covered(maps, [tuple(r) for r in m.get("pymalloc", ())], anonymous=True)
-    stacks = _covered(maps, _stack_ranges(process), anonymous=True)
-    b = g.buffers
-    mm = b["kind"] == MMAP
-    mmap_ranges = [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])]
+def _rows(g, m, maps, ranges):
+    """[MemoryRow] of every mapped byte, by category."""
+    malloc_mapped = _covered(maps, ranges["malloc"], anonymous=True)
+    pymalloc = _covered(maps, ranges["pymalloc"], anonymous=True)
+    stacks = _covered(maps, ranges["stacks"], anonymous=True)
+    mmap_ranges = ranges["mmaps"]
     mmaps = _covered(maps, mmap_ranges, anonymous=False)
     files = {}
     for mp in maps:
@@ -167,9 +166,10 @@ def _mapped(target):
     anon = sum(mp.size for mp in maps if not mp.file)
     file_mmaps = sum(mp.size for mp in maps if mp.file and _inside(mp, mmap_ranges))
     other = anon - malloc_mapped - pymalloc - stacks - (mmaps - file_mmaps)
+    b = g.buffers
     buffers = {KINDS[k]: int(b["bytes"][b["kind"] == k].sum()) for k in range(len(KINDS))
                if k not in (NATIVE, MMAP)}
-    rows = [MemoryRow("Python objects in pymalloc arenas", pymalloc,
+    return [MemoryRow("Python objects in pymalloc arenas", pymalloc,
                       "the mapped size of pymalloc's arenas (its arena table)", []),
             MemoryRow("Python objects and their tables in malloc", m.get("python", 0),
                       "malloc chunks holding an object, or a list's, dict's or set's "
@@ -204,9 +204,6 @@ def _mapped(target):
             MemoryRow("other anonymous memory", other,
                       "anonymous mappings nothing above explains (allocators other than "
                       "malloc and pymalloc, guard pages, the loader's)", [])]
-    return MemoryResult(total, rows, [], 0,
-                        [tuple(x) for x in m.get("largest_unattributed", ())],
-                        m.get("unattributed_by_size", {}), warnings + list(g.warnings))
 
 
 def _free(m):
@@ -216,15 +213,6 @@ def _free(m):
 def _in_chunks(m):
     """Bytes of malloc's chunks that the core holds (a top chunk may run past it)."""
     return sum(r[5] + r[6] - (r[9] if len(r) > 9 else 0) for r in m.get("regions", ()))
-
-
-def _stack_ranges(process):
-    out = []
-    for th in process.threads:
-        seg = process.memory.find_segment(th.sp)
-        if seg is not None:
-            out.append((seg.start, seg.end))
-    return out
 
 
 def _inside(mp, ranges):

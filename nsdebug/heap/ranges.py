@@ -1,4 +1,5 @@
-"""Address ranges as sorted lists of (start, end) pairs: merged, intersected, subtracted."""
+"""Address ranges as sorted lists of (start, end) pairs: merged, intersected, subtracted;
+and the ranges of the threads' stacks."""
 
 from __future__ import annotations
 
@@ -46,3 +47,13 @@ def subtract(ranges, minus):
 
 def length(ranges):
     return sum(e - s for s, e in ranges)
+
+
+def thread_stack_ranges(process):
+    """The core's segments that hold a thread's stack pointer."""
+    out = []
+    for th in process.threads:
+        seg = process.memory.find_segment(th.sp)
+        if seg is not None:
+            out.append((seg.start, seg.end))
+    return out

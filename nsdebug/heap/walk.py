@@ -33,6 +33,7 @@ from .attributes import Attributes
 from .buffers import Buffers
 from .mallocheap import MallocHeap
 from .nativemem import NativeOwners
+from .ranges import thread_stack_ranges
 from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
@@ -482,14 +483,10 @@ class HeapWalker:
 
     def _not_malloc(self):
         """Address ranges that are no malloc memory: pymalloc's arenas, thread stacks."""
-        out = []
+        out = thread_stack_ranges(self.rt.process)
         if self._arenas is not None:
             starts, ends, _ = self._arenas
             out += list(zip(starts.tolist(), ends.tolist()))
-        for th in self.rt.process.threads:
-            seg = self.rt.process.memory.find_segment(th.sp)
-            if seg is not None:
-                out.append((seg.start, seg.end))
         return out
 
     def _graph(self, late):
