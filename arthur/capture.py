@@ -370,6 +370,40 @@ class held_signals:
         return False
 
 
+def freeze(sess, pid, mode):
+    """Seize every thread of `pid`, describe it, and (mode "fork") clone the frozen child
+    and thaw the target. Returns (start time, mappings, ProcessRecord, mode, fork ms,
+    pause ms); the mode is "stop" when the fork failed (the target then stays stopped,
+    pause None). Called with the stop signals held."""
+    fork_ms = pause_ms = None
+    t0 = time.perf_counter()
+    vanish_point("seize")
+    sess.seize_all()
+    faultpoint("after-seize")
+    maps = procfs.mappings(pid)
+    proc = sess.process_record()
+    if mode == "fork":
+        sess.injector().maps = maps
+        try:
+            f0 = time.perf_counter()
+            sess.fork_child()
+            fork_ms = (time.perf_counter() - f0) * 1000
+            faultpoint("after-fork")
+        except TargetGone:
+            raise
+        except ArthurError as e:
+            sess.warnings.append(f"fork failed ({e}); falling back to --stop: the "
+                                 f"process stays stopped for the whole dump")
+            mode = "stop"
+    if mode == "fork":
+        sess.thaw()
+        vanish_point("thawed")
+        pause_ms = (time.perf_counter() - t0) * 1000
+        sess.log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms "
+                 f"(clone {fork_ms:.1f} ms, {len(proc.threads)} threads)")
+    return t0, maps, proc, mode, fork_ms, pause_ms
+
+
 def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
             lean=False, log=lambda msg: None):
     """Capture a core of `pid`; returns a Result. The target is left running, untraced."""
@@ -404,31 +438,7 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                 mode = "stop"
         check_interrupt()
         with held_signals():
-            t0 = time.perf_counter()
-            vanish_point("seize")
-            sess.seize_all()
-            faultpoint("after-seize")
-            maps = procfs.mappings(pid)
-            proc = sess.process_record()
-            if mode == "fork":
-                sess.injector().maps = maps
-                try:
-                    f0 = time.perf_counter()
-                    sess.fork_child()
-                    fork_ms = (time.perf_counter() - f0) * 1000
-                    faultpoint("after-fork")
-                except TargetGone:
-                    raise
-                except ArthurError as e:
-                    sess.warnings.append(f"fork failed ({e}); falling back to --stop: the "
-                                         f"process stays stopped for the whole dump")
-                    mode = "stop"
-            if mode == "fork":
-                sess.thaw()
-                vanish_point("thawed")
-                pause_ms = (time.perf_counter() - t0) * 1000
-                log(f"arthur: paused pid {pid} for {pause_ms:.1f} ms "
-                    f"(clone {fork_ms:.1f} ms, {len(proc.threads)} threads)")
+            t0, maps, proc, mode, fork_ms, pause_ms = freeze(sess, pid, mode)
         check_interrupt()
         reader = MemoryReader(sess.child if mode == "fork" else pid)
         try:

@@ -36,11 +36,152 @@ def build_parser():
     i.add_argument("--json", action="store_true")
     r = sub.add_parser("reap", help="reap the zombie children a killed arthur left under PID")
     r.add_argument("pid", type=int)
+    h = sub.add_parser("crash-handler", help="keep every crash's core as a capture in a "
+                                             "spool (kernel.core_pattern)")
+    hs = h.add_subparsers(dest="action", required=True)
+    hi = hs.add_parser("install", help="pipe the kernel's cores into arthur")
+    hi.add_argument("--spool", required=True, help="directory the captures go to")
+    _spool_limits(hi)
+    hi.add_argument("--rate", default=None,
+                    help="at most COUNT/SECONDS cores kept per executable (default 10/60)")
+    hs.add_parser("uninstall", help="put back the core_pattern found at install")
+    st = hs.add_parser("status", help="what is installed, and the spool")
+    st.add_argument("--json", action="store_true")
+    hh = hs.add_parser("handle", help="(run by the kernel) take one crash's core on stdin")
+    hh.add_argument("spool")
+    hh.add_argument("specifiers", nargs=argparse.REMAINDER)
+    w = sub.add_parser("watch", help="capture processes when their memory crosses a "
+                                     "threshold, or on a clock")
+    w.add_argument("pids", type=int, nargs="*", metavar="PID")
+    w.add_argument("--match", help="also watch every process whose command line matches "
+                                   "this regular expression, as they appear")
+    w.add_argument("--rss", help="capture when RSS first crosses SIZE (512M, 2G), again "
+                                 "after each further 25%% growth")
+    w.add_argument("--cgroup-percent", type=float,
+                   help="capture when the memory cgroup's use crosses P%% of its limit")
+    w.add_argument("--every", help="capture every DURATION (30s, 5m, 1h)")
+    w.add_argument("--keep", type=int, default=5, help="captures kept per process "
+                                                      "(default 5)")
+    w.add_argument("--spool", default="arthur-spool",
+                   help="directory the captures go to (default ./arthur-spool)")
+    w.add_argument("--interval", default="0.2s", help="poll interval (default 0.2s)")
+    w.add_argument("--for", dest="duration", help="stop after DURATION")
     d = sub.add_parser("decompress", help="turn a .lz4 capture into a plain core")
     d.add_argument("file")
     d.add_argument("-o", "--output", help="output core (default: FILE without .lz4)")
     d.add_argument("--force", action="store_true")
     return p
+
+
+def _spool_limits(p):
+    p.add_argument("--keep", type=int, default=None, help="captures kept (default 20)")
+    p.add_argument("--max-total", default=None, help="bytes of captures kept (512M, 2G)")
+    p.add_argument("--min-free", default=None,
+                   help="free space never used (default 1G); a core that would use it "
+                        "is dropped, its record kept")
+
+
+def cmd_crash_handler(args):
+    from . import crashhandler as ch
+    from .spool import parse_size
+    if args.action == "handle":
+        return ch.handle_main([args.spool, *args.specifiers])
+    if args.action == "install":
+        rate = None
+        if args.rate:
+            count, _, seconds = args.rate.partition("/")
+            try:
+                rate = [int(count), int(seconds or 60)]
+            except ValueError:
+                raise ArthurError(f"--rate {args.rate}: write COUNT/SECONDS") from None
+        pattern = ch.install(args.spool, args.keep,
+                             parse_size(args.max_total) if args.max_total else None,
+                             parse_size(args.min_free) if args.min_free else None, rate)
+        print(f"installed: core_pattern = {pattern}")
+        return 0
+    if args.action == "uninstall":
+        pattern, limit = ch.uninstall()
+        print(f"uninstalled: core_pattern = {pattern}, core_pipe_limit = {limit}")
+        return 0
+    st = ch.status()
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    if not st["installed"]:
+        print(f"not installed (core_pattern = {st['core_pattern']})")
+        return 0
+    rules = st["rules"]
+    print(f"installed: spool {st['spool']} (previous core_pattern "
+          f"{st['previous_pattern']!r})")
+    print(f"rules:     keep {rules['keep']}, max total {_size(rules['max_total'])}, "
+          f"min free {_size(rules['min_free'])}, rate {rules['rate'][0]} per "
+          f"{rules['rate'][1]} s per executable")
+    print(f"spool:     {st['captures']} captures ({st['bytes'] / 2**20:.1f} MiB), "
+          f"{st['records']} records, {st['free'] / 2**30:.1f} GiB free")
+    last = st["latest"]
+    if last:
+        print(f"latest:    pid {last.get('pid')} {last.get('executable')} "
+              f"{last.get('signal_name') or last.get('reason') or ''} -> "
+              f"{last.get('core') or 'dropped: ' + str(last.get('dropped'))}")
+        if last.get("crash"):
+            print(f"           {last['crash']}")
+    return 0
+
+
+def cmd_watch(args):
+    import time
+
+    from . import procfs
+    from .capture import capture
+    from .facts import process_facts, python_version_from_maps
+    from .spool import Spool, parse_duration, parse_size, share_with
+    from .watch import Watcher
+    if not args.pids and not args.match:
+        raise ArthurError("watch: give PIDs or --match REGEX")
+    if args.cgroup_percent is not None and not 0 < args.cgroup_percent <= 100:
+        raise ArthurError("--cgroup-percent must be between 0 and 100")
+    spool = Spool(args.spool, create=True)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    def capture_one(pid, reason):
+        facts = process_facts(pid)
+        maps = procfs.mappings(pid)
+        uid, gid = procfs.uid_gid(pid)
+        now = time.time()
+        stem = spool.stem(facts.get("executable") or facts.get("comm"), pid, now)
+        r = capture(pid, os.path.join(spool.path, stem + ".lz4"), log=lambda m: None)
+        owner = uid if os.geteuid() == 0 else None
+        if owner is not None:
+            share_with(r.path, owner)
+        record = {"pid": pid, "uid": uid, "gid": gid, "time": now, "mode": "watch",
+                  "reason": reason, "tool": "arthur", "version": __version__,
+                  "python": python_version_from_maps(maps), "core": stem + ".lz4",
+                  "pause_ms": round(r.pause_ms, 3), "raw_size": r.raw_size,
+                  "file_size": r.file_size, "warnings": r.warnings, **facts}
+        spool.write_record(stem, record, owner)
+        spool.prune(keep=args.keep, pid=pid, protect={stem})
+        mine = [e for e in spool.entries() if e[1].get("pid") == pid and e[2]]
+        print(f"{r.path}: pid {pid} ({reason}); pause {r.pause_ms:.1f} ms", flush=True)
+        if len(mine) >= 2:
+            older = os.path.join(spool.path, mine[-2][2])
+            print(f"  what grew: nsdebug diff {older} {r.path}", flush=True)
+        return r.path
+
+    watcher = Watcher(capture_one, parse_size(args.rss) if args.rss else None,
+                      args.cgroup_percent,
+                      parse_duration(args.every) if args.every else None,
+                      args.match, log)
+    for pid in args.pids:
+        watcher.add(pid)
+    watcher.run(parse_duration(args.interval),
+                parse_duration(args.duration) if args.duration else None)
+    return 0
+
+
+def _size(n):
+    return "none" if not n else f"{n / 2**20:.0f} MiB"
 
 
 def cmd_capture(args):
@@ -144,7 +285,8 @@ def main(argv=None):
 def _run(args):
     try:
         return {"capture": cmd_capture, "info": cmd_info, "reap": cmd_reap,
-                "decompress": cmd_decompress}[args.cmd](args)
+                "decompress": cmd_decompress, "crash-handler": cmd_crash_handler,
+                "watch": cmd_watch}[args.cmd](args)
     except Interrupted:
         raise
     except ArthurError as e:

@@ -17,7 +17,7 @@ def error(msg):
 
 
 def open_session(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=(),
-                 runtime_method=None, use_index=True, options=None):
+                 runtime_method=None, use_index=True, options=None, pid=None):
     """A Session on a core opened by target.open_target (same options), its process's
     warnings printed once."""
     from .commands import Options, Session, load_all
@@ -27,9 +27,16 @@ def open_session(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs
     for name in ("max_depth", "max_items", "max_string"):
         if getattr(options, name) < 0:
             raise NsdebugError(f"--{name.replace('_', '-')} must not be negative")
-    target = open_target(path, executable, sysroot=sysroot, lib_path=lib_path,
-                         debug_dirs=debug_dirs, runtime_method=runtime_method,
-                         use_index=use_index)
+    if pid is not None:
+        from .model import open_live_target
+        target = open_live_target(pid, debug_dirs=debug_dirs, runtime_method=runtime_method)
+        snap = target.process.source.snapshot
+        error(f"pid {pid} paused {snap.pause_ms:.1f} ms for the fork ({snap.threads} "
+              f"threads); reading its frozen copy, pid {snap.child}")
+    else:
+        target = open_target(path, executable, sysroot=sysroot, lib_path=lib_path,
+                             debug_dirs=debug_dirs, runtime_method=runtime_method,
+                             use_index=use_index)
     for w in target.process.warnings:
         error(f"warning: {w}")
     return Session(target, options)

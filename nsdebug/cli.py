@@ -12,7 +12,7 @@ from .errors import NsdebugError
 
 
 # Defaults of the options, shared by the parser and the quick path below.
-DEFAULTS = {"executable": None, "command": None, "commands_file": None, "json": False,
+DEFAULTS = {"pid": None, "executable": None, "command": None, "commands_file": None, "json": False,
             "sysroot": None, "lib_path": "", "debug_dir": None, "max_depth": 2,
             "max_items": 10, "max_string": 80, "runtime_method": None, "snapshot": None,
             "force": False, "no_cache": False, "traceback": False}
@@ -53,7 +53,11 @@ def build_parser():
                "'nsdebug demo'. "
                "Without -c, -x or --snapshot, opens the interactive shell.")
     p.add_argument("--version", action="version", version=f"nsdebug {__version__}")
-    p.add_argument("core", help="core file (ELF core, or an arthur .lz4 capture)")
+    p.add_argument("core", nargs="?",
+                   help="core file (ELF core, or an arthur .lz4 capture)")
+    p.add_argument("--pid", type=int, metavar="PID",
+                   help="a running process instead of a core: read from a frozen fork of "
+                        "it (paused only for the fork, nothing written to disk)")
     p.add_argument("executable", nargs="?", help="the program's executable, if it moved")
     p.add_argument("-c", "--command", action="append", default=[], metavar="CMD",
                    help="run a command and exit (repeatable)")
@@ -95,7 +99,8 @@ def open_session(args):
                  runtime_method=getattr(args, "runtime_method", None),
                  use_index=not getattr(args, "no_cache", False),
                  options=Options(getattr(args, "max_depth", 2), getattr(args, "max_items", 10),
-                                 getattr(args, "max_string", 80)))
+                                 getattr(args, "max_string", 80)),
+                 pid=getattr(args, "pid", None))
 
 
 def main(argv=None):
@@ -137,6 +142,8 @@ def _main(argv):
         from .demo import main as demo_main
         return demo_main(argv[1:])
     args = quick_args(argv) or build_parser().parse_args(argv)
+    if (args.core is None) == (args.pid is None):
+        raise NsdebugError("give a core file or --pid PID (one of them)")
     lines = list(args.command)
     if args.commands_file:
         try:
@@ -144,7 +151,36 @@ def _main(argv):
                 lines.extend(f.read().splitlines())
         except OSError as e:
             raise NsdebugError(f"cannot read {args.commands_file}: {e.strerror}") from None
+    if args.pid is not None:
+        _live_signals()
     session = open_session(args)
+    try:
+        return _run(args, session, lines)
+    finally:
+        if args.pid is not None:
+            _release(session, args.pid)
+
+
+def _live_signals():
+    """SIGTERM and SIGHUP end a live session as SIGINT does: through the finally that
+    releases the frozen fork (SIGKILL cannot be caught: the fork then dies with us, and
+    the target's next capture or `arthur reap` reaps it)."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
+def _release(session, pid):
+    snap = session.target.process.source.snapshot
+    held = snap.held_seconds
+    session.target.close()
+    _err(f"released the frozen copy of pid {pid} after {held:.2f} s")
+
+
+def _run(args, session, lines):
     if args.snapshot:
         from .batch import run_one
         from .commands.heap import snapshot_file

@@ -1,5 +1,5 @@
 """Bytes -> process image: ELF cores, their notes, memory and symbols. Knows ELF, not Python."""
 
-from .process import Process, Thread, open_core
+from .process import Process, Thread, open_core, open_live
 
-__all__ = ["Process", "Thread", "open_core"]
+__all__ = ["Process", "Thread", "open_core", "open_live"]

@@ -106,10 +106,10 @@ class PendingSource:
 class Process:
     """A core file: everything comes from here, nothing above reads the file itself."""
 
-    def __init__(self, path, executable=None, sysroot=None, lib_path=()):
+    def __init__(self, path, executable=None, sysroot=None, lib_path=(), source=None):
         self.path = path
         self.warnings: list[str] = []
-        self.source = open_source(path)
+        self.source = source if source is not None else open_source(path)
         self.core_size = self.source.size
         head = self.source.read(0, 64)
         self.header = elf.parse_header(head, path)
@@ -157,7 +157,7 @@ class Process:
             segments.append(Segment(ph.p_vaddr, ph.p_vaddr + ph.p_memsz, ph.p_offset,
                                     ph.p_filesz, ph.perms))
         self.memory = AddressSpace(self.source, segments)
-        self.resolver = FileResolver(sysroot, lib_path)
+        self.resolver = FileResolver(sysroot, lib_path, getattr(self.source, "files", None))
         self._executable_override = executable
         self.modules = self._attach_files()
 
@@ -425,7 +425,9 @@ class Process:
     @property
     def made_by(self):
         if self.arthur is not None:
-            return "arthur" + (" (stopped capture)" if self.arthur.get("mode") == "stop" else "")
+            mode = self.arthur.get("mode")
+            return "arthur" + {"stop": " (stopped capture)", "live": " (live, a frozen fork)",
+                               "crash": " (crash handler)"}.get(mode, "")
         try:
             names = {s.name for s in elf.read_sections(self.source.read, self.source.size,
                                                        self.header)}
@@ -558,3 +560,15 @@ def open_source(path):
 def open_core(path, executable=None, sysroot=None, lib_path=()):
     """Open a core file (plain ELF or arthur .lz4) as a Process."""
     return Process(path, executable, sysroot, lib_path)
+
+
+def open_live(pid, log=lambda msg: None):
+    """A running process as a Process, read from a frozen fork of it (the target paused
+    only for the fork); close() releases the fork."""
+    from .livesource import LiveSource
+    source = LiveSource(pid, log)
+    try:
+        return Process(source.path, source=source)
+    except BaseException:
+        source.close()
+        raise

@@ -37,6 +37,15 @@ def open_target(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=
                   use_index=use_index)
 
 
+def open_live_target(pid, *, debug_dirs=(), runtime_method=None, log=lambda msg: None):
+    """A running process as a Target, read from a frozen fork of it: paused only for the
+    fork, nothing written to disk (no heap index either); close() releases the fork."""
+    from ..corefile import open_live
+    process = open_live(pid, log)
+    return Target(process, debug_dirs=debug_dirs, runtime_method=runtime_method,
+                  use_index=False)
+
+
 class Target:
     """An opened core: the process image, and the CPython runtime, native stacks, heap
     graph and bulk reader made from it on first use."""
