@@ -47,9 +47,6 @@ def build_parser():
     hs.add_parser("uninstall", help="put back the core_pattern found at install")
     st = hs.add_parser("status", help="what is installed, and the spool")
     st.add_argument("--json", action="store_true")
-    hh = hs.add_parser("handle", help="(run by the kernel) take one crash's core on stdin")
-    hh.add_argument("spool")
-    hh.add_argument("specifiers", nargs=argparse.REMAINDER)
     w = sub.add_parser("watch", help="capture processes when their memory crosses a "
                                      "threshold, or on a clock")
     w.add_argument("pids", type=int, nargs="*", metavar="PID")
@@ -84,8 +81,6 @@ def _spool_limits(p):
 def cmd_crash_handler(args):
     from . import crashhandler as ch
     from .spool import parse_size
-    if args.action == "handle":
-        return ch.handle_main([args.spool, *args.specifiers])
     if args.action == "install":
         rate = None
         if args.rate:

@@ -1,11 +1,12 @@
 """`arthur crash-handler`: the kernel pipes every crash's core into arthur, which keeps it
 as a self-contained capture in a spool, with a JSON record beside it.
 
-install sets kernel.core_pattern to `|<python> -m arthur crash-handler handle <spool>
-%P %I %u %g %s %t %d %E` and kernel.core_pipe_limit so that the kernel waits for the
-handler (keeping /proc/PID readable: the mapped files are read through
-/proc/PID/map_files, from inside the crashed process's mount namespace), remembering
-both previous values in the spool's configuration; uninstall puts them back exactly.
+install sets kernel.core_pattern to `|<python> -m arthur.crashhandler %P %I %u %g %s %t
+%d %E` and kernel.core_pipe_limit so that the kernel waits for the handler (keeping
+/proc/PID readable: the mapped files are read through /proc/PID/map_files, from inside
+the crashed process's mount namespace), remembering both previous values in
+/etc/arthur/crash-handler.json with the spool and its rules (the pattern itself has no
+room for them: the kernel keeps 127 bytes of it); uninstall puts them back exactly.
 
 handle runs as root in the initial namespaces, with no environment, for each crash:
 it streams the core (corestream.py) into the spool (spool.py), releases the crashed
@@ -31,6 +32,7 @@ from .spool import Spool, share_with
 
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
 PIPE_LIMIT = "/proc/sys/kernel/core_pipe_limit"
+CONFIG = "/etc/arthur/crash-handler.json"
 PATTERN_MAX = 127                 # CORENAME_MAX_SIZE less the terminating NUL
 PIPE_LIMIT_SET = 64               # crashes handled at once (the rest get no core)
 SPECIFIERS = "%P %I %u %g %s %t %d %E"
@@ -50,13 +52,26 @@ def _write(path, text):
 
 
 def handler_command():
-    return f"{sys.executable} -m arthur crash-handler handle"
+    return f"{sys.executable} -m arthur.crashhandler"
 
 
-def installed_spool(pattern):
-    """The spool of an arthur crash handler named by `pattern`, else None."""
-    m = re.match(r"^\|(\S+) -m arthur crash-handler handle (\S+) ", pattern)
-    return m.group(2) if m else None
+def is_ours(pattern):
+    return re.match(r"^\|\S+ -m arthur\.crashhandler ", pattern) is not None
+
+
+def read_config():
+    try:
+        with open(CONFIG) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def write_config(cfg):
+    from .safefile import PrivateOutput
+    os.makedirs(os.path.dirname(CONFIG), mode=0o755, exist_ok=True)
+    with PrivateOutput(CONFIG, force=True, binary=False) as f:
+        json.dump(cfg, f, indent=1, sort_keys=True)
 
 
 def install(spool_dir, keep=None, max_total=None, min_free=None, rate=None):
@@ -64,29 +79,27 @@ def install(spool_dir, keep=None, max_total=None, min_free=None, rate=None):
     if not os.access(CORE_PATTERN, os.W_OK):
         raise ArthurError(f"{CORE_PATTERN} is not writable (run as root, outside a "
                           f"container)")
-    if " " in os.path.abspath(spool_dir) or " " in sys.executable:
-        raise ArthurError("the spool's path and python's cannot hold spaces "
-                          "(core_pattern splits on them)")
+    if " " in sys.executable:
+        raise ArthurError("python's path cannot hold spaces (core_pattern splits on them)")
     spool = Spool(spool_dir, create=True)
-    pattern = f"|{handler_command()} {spool.path} {SPECIFIERS}"
+    pattern = f"|{handler_command()} {SPECIFIERS}"
     if len(pattern) > PATTERN_MAX:
         raise ArthurError(f"the handler's core_pattern would be {len(pattern)} bytes, over "
-                          f"the kernel's {PATTERN_MAX}: use a shorter spool path or "
-                          f"install arthur under a shorter path")
+                          f"the kernel's {PATTERN_MAX}: install arthur under a shorter path")
     current, limit = _read(CORE_PATTERN), int(_read(PIPE_LIMIT))
-    cfg = dict(DEFAULTS)
-    if installed_spool(current):          # reinstalled: what was there before arthur
-        old = Spool(installed_spool(current)).config()
-        previous = old.get("previous_pattern", "core")
-        previous_limit = old.get("previous_pipe_limit", 0)
+    old = read_config() if is_ours(current) else {}
+    if "previous_pattern" in old:         # reinstalled: what was there before arthur
+        previous, previous_limit = old["previous_pattern"], old.get("previous_pipe_limit", 0)
     else:
         previous, previous_limit = current, limit
+    cfg = dict(DEFAULTS)
     cfg.update({k: v for k, v in {"keep": keep, "max_total": max_total,
                                    "min_free": min_free, "rate": rate}.items()
                 if v is not None})
-    cfg.update({"previous_pattern": previous, "previous_pipe_limit": previous_limit,
-                "pattern": pattern, "installed_at": time.time(), "version": __version__})
-    spool.write_config(cfg)
+    cfg.update({"spool": spool.path, "previous_pattern": previous,
+                "previous_pipe_limit": previous_limit, "pattern": pattern,
+                "installed_at": time.time(), "version": __version__})
+    write_config(cfg)
     _write(PIPE_LIMIT, str(max(limit, PIPE_LIMIT_SET)))
     _write(CORE_PATTERN, pattern)
     return pattern
@@ -95,16 +108,18 @@ def install(spool_dir, keep=None, max_total=None, min_free=None, rate=None):
 def uninstall():
     """Put back the pattern and pipe limit found at install; returns them."""
     current = _read(CORE_PATTERN)
-    where = installed_spool(current)
-    if where is None:
+    if not is_ours(current):
         raise ArthurError(f"no arthur crash handler is installed (core_pattern is "
                           f"{current!r})")
-    cfg = Spool(where).config()
+    cfg = read_config()
     if "previous_pattern" not in cfg:
-        raise ArthurError(f"the spool {where} has lost its configuration: set "
-                          f"{CORE_PATTERN} by hand")
+        raise ArthurError(f"{CONFIG} is lost: set {CORE_PATTERN} by hand")
     _write(CORE_PATTERN, cfg["previous_pattern"])
     _write(PIPE_LIMIT, str(cfg.get("previous_pipe_limit", 0)))
+    try:
+        os.unlink(CONFIG)
+    except OSError:
+        pass
     return cfg["previous_pattern"], cfg.get("previous_pipe_limit", 0)
 
 
@@ -113,11 +128,11 @@ def status():
     current = _read(CORE_PATTERN)
     out = {"core_pattern": current, "core_pipe_limit": int(_read(PIPE_LIMIT)),
            "installed": False}
-    where = installed_spool(current)
-    if where is None:
+    cfg = read_config()
+    if not is_ours(current) or "spool" not in cfg:
         return out
+    where = cfg["spool"]
     spool = Spool(where)
-    cfg = spool.config()
     entries = spool.entries()
     caps = [e for e in entries if e[2]]
     out.update({"installed": True, "spool": where,
@@ -188,7 +203,7 @@ class Crash:
         self.exe_name = args[7].replace("!", "/")
 
 
-def handle(spool_dir, args, stdin_fd=0):
+def handle(args, stdin_fd=0):
     """Take one crash's core from `stdin_fd`; returns the record written."""
     from .corestream import Converter, Stream, StreamError, read_head
     from .extracts import extract_files
@@ -196,8 +211,10 @@ def handle(spool_dir, args, stdin_fd=0):
     _standard_fds()
     begun = _started_at()
     crash = Crash(args)
-    spool = Spool(spool_dir)
-    cfg = {**DEFAULTS, **spool.config()}
+    cfg = {**DEFAULTS, **read_config()}
+    if "spool" not in cfg:
+        raise ArthurError(f"{CONFIG} names no spool")
+    spool = Spool(cfg["spool"])
     facts = process_facts(crash.pid)
     exe = facts.get("executable") or crash.exe_name
     record = {"pid": crash.pid, "tid": crash.tid, "uid": crash.uid, "gid": crash.gid,
@@ -355,10 +372,13 @@ def _summary(path):
 
 def handle_main(argv):
     """Entry point for the kernel: never raises, never prints (nobody listens)."""
-    spool_dir, args = argv[0], argv[1:]
     try:
-        handle(spool_dir, args)
+        handle(argv)
         return 0
     except BaseException as e:  # noqa: BLE001
         _kmsg(f"{type(e).__name__}: {e}")
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(handle_main(sys.argv[1:]))

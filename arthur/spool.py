@@ -4,8 +4,7 @@ Each capture is a pair of files sharing a stem, `core.<exe>.<pid>.<time>`: the c
 (`.lz4`, or `.core` when only the plain core could be written) and its JSON record
 (`.json`, kept also when the core was dropped, saying why). The rules (how many
 captures, how many bytes, the free space never to eat into, the rate per executable)
-live in the spool's own `.arthur-spool.json`, so the crash handler the kernel starts
-with no environment finds them from the spool's path alone.
+are the crash handler's (crashhandler.py keeps them with its installation).
 
 Files are created 0600 by root through safefile (never through a symlink) and then
 made readable to the captured process's owner alone with a POSIX ACL entry, as
@@ -27,7 +26,6 @@ from contextlib import contextmanager
 from .errors import ArthurError
 from .safefile import OutputError, PrivateOutput
 
-CONFIG = ".arthur-spool.json"
 LOCK = ".arthur-spool.lock"
 CAPTURE_SUFFIXES = (".lz4", ".core")
 RECORDS_PER_CAPTURE = 4          # records of dropped cores kept: this many per capture
@@ -76,18 +74,6 @@ class Spool:
         if st.st_mode & 0o022 or (os.geteuid() == 0 and st.st_uid != 0):
             raise ArthurError(f"spool {path} is writable by others or not owned by root: "
                               f"captures hold process memory")
-
-    # -- rules ---------------------------------------------------------------------------
-    def config(self):
-        try:
-            with open(os.path.join(self.path, CONFIG)) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
-
-    def write_config(self, cfg):
-        with PrivateOutput(os.path.join(self.path, CONFIG), force=True, binary=False) as f:
-            json.dump(cfg, f, indent=1, sort_keys=True)
 
     @contextmanager
     def locked(self):
