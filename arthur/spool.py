@@ -153,7 +153,8 @@ class Spool:
         return removed
 
     def _remove(self, stem, cap):
-        for name in ([cap] if cap else []) + [stem + ".json"]:
+        # With the capture goes the heap index nsdebug wrote beside it.
+        for name in ([cap, cap + ".nsdebug-index"] if cap else []) + [stem + ".json"]:
             try:
                 os.unlink(os.path.join(self.path, name))
             except FileNotFoundError:
