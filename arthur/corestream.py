@@ -32,6 +32,7 @@ class Stream:
     def __init__(self, fd):
         self.fd = fd
         self.pos = 0
+        _widen_pipe(fd)
         # What was read while the head was being parsed: a head that cannot be parsed
         # is written back, then the rest, as the plain core (`rest_plain`).
         self.recorded = bytearray()
@@ -70,6 +71,19 @@ class Stream:
             if not self.read(min(offset - self.pos, PIECE)):
                 return False
         return True
+
+
+def _widen_pipe(fd):
+    """A pipe holds 64 KiB by default: the kernel then writes the core 16 pages at a
+    time, waiting for each read. Widened to the largest size allowed (1 MiB unless
+    fs.pipe-max-size says more), the core flows in large pieces."""
+    import fcntl
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            size = int(f.read())
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (OSError, ValueError):
+        pass                # not a pipe (a file in the tests), or not allowed
 
 
 @dataclass
