@@ -22,6 +22,11 @@ from .capture import (MemoryReader, Session, held_signals, mapped_files, plan_se
 from .corewriter import build_notes, core_layout
 from .errors import ArthurError, TargetGone
 
+# The child's memory is read in pieces of this size, kept (at most CACHED of them): a
+# stack walk makes thousands of 8-byte reads, one pread each would cost more than they.
+PIECE = 16 << 10
+CACHED = 4096
+
 
 class LiveSnapshot:
     """`snap.read(offset, n)` reads the core the frozen child would be; `release()`
@@ -63,6 +68,7 @@ class LiveSnapshot:
             self._starts = [off for off, _s in held]
             self._held = held
             self.files = mapped_files(maps, self.child)
+            self._cache = {}
         except BaseException:
             self.release()
             raise
@@ -87,10 +93,27 @@ class LiveSnapshot:
                     parts.append(bytes(k))
                 else:
                     k = min(n, off + seg.filesz - offset)
-                    parts.append(self.reader.read(seg.start + offset - off, k))
+                    parts.append(self._memory(seg, offset - off, k))
             offset += k
             n -= k
         return b"".join(parts)
+
+    def _memory(self, seg, rel, k):
+        """k bytes at `rel` into segment `seg` (within it), through the piece cache."""
+        parts = []
+        while k > 0:
+            i, lo = divmod(rel, PIECE)
+            data = self._cache.get((seg.start, i))
+            if data is None:
+                if len(self._cache) >= CACHED:
+                    self._cache.clear()
+                data = self._cache[(seg.start, i)] = self.reader.read(
+                    seg.start + i * PIECE, min(PIECE, seg.filesz - i * PIECE))
+            take = min(k, len(data) - lo)
+            parts.append(data[lo:lo + take])
+            rel += take
+            k -= take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     @property
     def held_seconds(self):
