@@ -22,13 +22,18 @@ QUICK_FLAGS = {"--json": "json", "--no-cache": "no_cache", "--traceback": "trace
 
 
 def quick_args(argv):
-    """The options of the common forms, `CORE (-c CMD | --json | --no-cache)...`, read
-    without argparse (which with `re` is a fifth of a `bt`'s time); None for any other
-    form, which build_parser() reads and explains."""
-    if not argv or argv[0].startswith("-"):
+    """The options of the common forms, `(CORE | --pid PID) (-c CMD | --json |
+    --no-cache)...`, read without argparse (which with `re` is a fifth of a `bt`'s
+    time); None for any other form, which build_parser() reads and explains."""
+    if not argv:
         return None
     args = dict(DEFAULTS, core=argv[0], command=[])
     i = 1
+    if argv[0] == "--pid" and len(argv) > 1 and argv[1].isdigit():
+        args.update(core=None, pid=int(argv[1]))
+        i = 2
+    elif argv[0].startswith("-"):
+        return None
     while i < len(argv):
         word = argv[i]
         if word in QUICK_FLAGS:
