@@ -318,23 +318,28 @@ class MemoryReader:
             raise TargetGone(f"process {pid} is gone") from None
 
     def read(self, addr, n):
+        """Exactly n bytes: pages that cannot be read (a hole, or guard pages that glibc
+        2.42 installs inside thread stacks, where a read stops short) are zeros."""
         try:
             data = os.pread(self.fd, n, addr)
             if len(data) == n:
                 return data
-            self._check_alive()
-            return data
         except OSError:
-            self._check_alive()
-            # A hole inside the range: read what can be read page by page.
-            out = bytearray()
-            for off in range(0, n, 4096):
-                try:
-                    out += os.pread(self.fd, min(4096, n - off), addr + off)
-                except OSError:
-                    self.unreadable += min(4096, n - off)
-                    out += bytes(min(4096, n - off))
-            return bytes(out)
+            data = b""
+        self._check_alive()
+        # A hole inside the range: the rest read page by page.
+        out = bytearray(data)
+        while len(out) < n:
+            step = min(4096 - (addr + len(out)) % 4096, n - len(out))
+            try:
+                piece = os.pread(self.fd, step, addr + len(out))
+            except OSError:
+                piece = b""
+            if len(piece) < step:
+                self.unreadable += step - len(piece)
+                piece += bytes(step - len(piece))
+            out += piece
+        return bytes(out)
 
     def _check_alive(self):
         if not alive(self.pid):
