@@ -289,7 +289,8 @@ def _handle(core_path, pid, mode=1, env=None, uid=0):
     """The handler run as the kernel would, on a core file given as its stdin."""
     with open(core_path, "rb") as stdin:
         return subprocess.run(
-            [sys.executable, "-m", "arthur.crashhandler", str(pid), str(pid), str(uid), str(uid), "11", str(int(time.time())), str(mode), "!bin!sleep"],
+            [sys.executable, "-m", "arthur.crashhandler", str(pid), str(pid), str(uid),
+             str(uid), "11", str(int(time.time())), str(mode), "!bin!sleep"],
             stdin=stdin, capture_output=True, text=True, timeout=120,
             env=dict(os.environ, **(env or {})))
 

@@ -168,7 +168,8 @@ def test_cgroup_captured_before_the_oom_killer(tmp_path, memory_cgroup):
     recs = records(spool, p.pid)
     assert recs and recs[0]["reason"].startswith(f"cgroup v{version} memory")
     first = os.path.join(spool, recs[0]["core"])
-    r = subprocess.run([*targets.nsdebug_cmd(), first, "-c", "objects --sort retained --json -n 10"],
+    r = subprocess.run([*targets.nsdebug_cmd(), first, "-c",
+                        "objects --sort retained --json -n 10"],
                        capture_output=True, text=True, env=targets.nsdebug_env(),
                        timeout=300)
     assert r.returncode == 0, r.stderr
