@@ -177,4 +177,6 @@ def test_cgroup_captured_before_the_oom_killer(tmp_path, memory_cgroup):
     grown = rows["__main__.Growing"]
     # At 50% of 192 MiB, about 96 MiB were held in 4 MiB Growing objects.
     assert 15 <= grown["count"] <= 40, grown
-    assert grown["retained"] >= grown["count"] * (4 << 20)
+    # Each holds its 4 MiB, but for one the capture may catch inside its __init__,
+    # before its bytearray is made.
+    assert grown["retained"] >= (grown["count"] - 1) * (4 << 20)
