@@ -73,8 +73,9 @@ class LiveSnapshot:
             self.release()
             raise
 
-    def read(self, offset, n):
-        """Up to n bytes of the virtual core at `offset` (fewer at its end)."""
+    def read(self, offset, n, cache=True):
+        """Up to n bytes of the virtual core at `offset` (fewer at its end); `cache`
+        False for one long read (a copy of it all) that the piece cache would churn."""
         if offset < 0 or n <= 0 or offset >= self.size:
             return b""
         n = min(n, self.size - offset)
@@ -93,7 +94,8 @@ class LiveSnapshot:
                     parts.append(bytes(k))
                 else:
                     k = min(n, off + seg.filesz - offset)
-                    parts.append(self._memory(seg, offset - off, k))
+                    parts.append(self._memory(seg, offset - off, k) if cache else
+                                 self.reader.read(seg.start + offset - off, k))
             offset += k
             n -= k
         return b"".join(parts)

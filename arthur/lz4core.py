@@ -161,10 +161,11 @@ class ContainerIndex:
             raise ContainerError("arthur block index points past the data (truncated?)")
         return coff, stored, flag
 
-    def block(self, i):
-        """Uncompressed bytes of block i."""
+    def block(self, i, read=None):
+        """Uncompressed bytes of block i. `read` replaces the reader of the compressed
+        bytes (a view of a mapped file: no copy of them; a raw block is then that view)."""
         coff, stored, flag = self.row(i)
-        data = self._read(coff + 4, stored)
+        data = (read or self._read)(coff + 4, stored)
         if len(data) != stored:
             raise ContainerError(f"block {i} is truncated")
         want = min(self.block_size, self.total - i * self.block_size)

@@ -25,15 +25,25 @@ class LiveSource:
         self.size = self.snapshot.size
 
     buffer = None
+    _copy = None
+
+    def materialize(self, upto):
+        """The frozen copy's core [0, upto) in a mapped temporary file, made once."""
+        if self._copy is None:
+            from .vector import materialize
+            step = 1 << 20
+            self._copy = materialize(((pos, self.read(pos, min(step, upto - pos), False))
+                                      for pos in range(0, upto, step)), upto)
+        return self._copy
 
     @property
     def files(self):
         """{mapped path: a path that opens the very file mapped}."""
         return self.snapshot.files
 
-    def read(self, offset, size):
+    def read(self, offset, size, cache=True):
         try:
-            return self.snapshot.read(offset, size)
+            return self.snapshot.read(offset, size, cache)
         except self._error as e:
             raise CoreFileError(f"{self.path}: {e}") from None
 

@@ -10,6 +10,7 @@ from ..errors import CoreFileError
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
+TASK = 64                # blocks decompressed per task when the whole core is copied
 
 
 class LZ4Source:
@@ -27,6 +28,36 @@ class LZ4Source:
         self.size = self._reader.size
 
     buffer = None           # no mapping of the uncompressed bytes (see VectorMemory)
+    _copy = None
+
+    def materialize(self, upto):
+        """The uncompressed bytes [0, upto) in a mapped temporary file, made once: every
+        block decompressed straight into it (the extracts past the memory are not)."""
+        if self._copy is None:
+            from .vector import materialize
+            from concurrent.futures import ThreadPoolExecutor
+            idx, bs = self._reader.index, self._reader.block_size
+            last = min(idx.count, (min(upto, self.size) + bs - 1) // bs)
+
+            view = self._file.view
+
+            def compressed(off, n):
+                return view[off:off + n]
+
+            def blocks(first):
+                # lz4 lets the GIL go while it decompresses: two threads decompress
+                # while this one writes.
+                try:
+                    return [(i * bs, idx.block(i, compressed))
+                            for i in range(first, min(first + TASK, last))]
+                except self._error as e:
+                    raise CoreFileError(f"{self.path}: {e}") from None
+
+            with ThreadPoolExecutor(2) as pool:
+                done = pool.map(blocks, range(0, last, TASK))
+                self._copy = materialize((p for part in done for p in part),
+                                         min(upto, self.size))
+        return self._copy
 
     def read(self, offset, size):
         """Up to `size` bytes at `offset` of the uncompressed core."""

@@ -41,6 +41,11 @@ class AddressSpace:
         # A plain file is sliced directly: the hot path of heap walks.
         self._buf = source.buffer
 
+    def use_buffer(self, buf):
+        """Serve reads from `buf` from now on: the source's bytes [0, len(buf)), copied
+        (VectorMemory's copy of a capture), covering every segment's kept bytes."""
+        self._buf = buf
+
     def add_segment(self, seg):
         """Add a segment the core's program headers did not list (a file mapping the
         core left out, whose bytes come from the file)."""

@@ -1,9 +1,11 @@
 """Vectorized reads: gather words at many addresses at once (numpy), for heap walks.
 
 Only bytes the core itself holds are served (objects live in written memory);
-an address outside them reads as 0 and is flagged invalid. An arthur .lz4
-capture is first decompressed to a temporary file, mapped, then read the same
-way: the page cache holds it, not the Python heap.
+an address outside them reads as 0 and is flagged invalid. A source with no mapping
+of its own (an arthur .lz4 capture, a live process) is first copied, up to the end
+of its last segment, into an unlinked temporary file, mapped, then read the same way:
+the page cache holds it, not the Python heap; and its scalar reads are served from
+that mapping too from then on (AddressSpace.use_buffer).
 """
 
 from __future__ import annotations
@@ -20,6 +22,26 @@ except ImportError:            # pragma: no cover - a build without a C compiler
     _vector = None
 
 
+ZERO = bytes(1 << 16)
+
+
+def materialize(pieces, upto):
+    """The bytes `pieces` yields ((offset, bytes) in order, up to `upto`) in an unlinked
+    temporary file, mapped read-only. Pieces of zeros are left as holes."""
+    fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
+    os.unlink(path)
+    with os.fdopen(fd, "w+b", buffering=8 << 20) as f:
+        for off, data in pieces:
+            if len(data) == len(ZERO) and data == ZERO:
+                continue
+            if f.tell() != off:
+                f.seek(off)
+            f.write(data)
+        f.truncate(max(upto, 1))
+        f.flush()
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
 class VectorMemory:
     """The core's bytes as numpy arrays, read at many addresses at once: u64/i64/u32/u8
     (as AddressSpace's scalar reads are named) take an array of addresses and give the
@@ -29,7 +51,9 @@ class VectorMemory:
         mem = process.memory
         buf = process.source.buffer
         if buf is None:
-            buf = self._materialize(process.source)
+            upto = max((s.offset + s.filesz for s in mem.segments if s.filesz), default=0)
+            buf = process.source.materialize(upto)
+            mem.use_buffer(buf)
         self.buf = buf                  # the mapping: a slice of it is bytes at once
         self.data = np.frombuffer(buf, dtype=np.uint8)      # the core file, byte by byte
         self._words = np.frombuffer(buf, dtype="<u8", count=len(buf) // 8)
@@ -38,17 +62,6 @@ class VectorMemory:
         self.start = np.array([s.start for s in segs], dtype=np.uint64)
         self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
         self.off = np.array([s.offset for s in segs], dtype=np.uint64)
-
-    @staticmethod
-    def _materialize(src):
-        fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
-        os.unlink(path)
-        with os.fdopen(fd, "w+b") as f:
-            step = 16 << 20
-            for pos in range(0, src.size, step):
-                f.write(src.read(pos, min(step, src.size - pos)))
-            f.flush()
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
     def segments(self):
         """(core bytes, segment starts, ends, file offsets): the arguments every C kernel
