@@ -105,6 +105,9 @@ def cmd_crash_handler(args):
     if not st["installed"]:
         print(f"not installed (core_pattern = {st['core_pattern']})")
         return 0
+    if not st["handler_runs"]:
+        print(f"warning:   {st['handler']} is gone: the kernel cannot run the handler and "
+              f"crashes get no core; reinstall or uninstall")
     rules = st["rules"]
     print(f"installed: spool {st['spool']} (previous core_pattern "
           f"{st['previous_pattern']!r})")

@@ -135,7 +135,11 @@ def status():
     spool = Spool(where)
     entries = spool.entries()
     caps = [e for e in entries if e[2]]
-    out.update({"installed": True, "spool": where,
+    # The kernel runs what the pattern names: a virtual environment removed since
+    # install would lose every core from then on.
+    program = current[1:].split()[0]
+    out.update({"installed": True, "spool": where, "handler": program,
+                "handler_runs": os.access(program, os.X_OK),
                 "previous_pattern": cfg.get("previous_pattern"),
                 "rules": {k: cfg.get(k) for k in DEFAULTS},
                 "captures": len(caps), "records": len(entries),

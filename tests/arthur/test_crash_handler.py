@@ -227,6 +227,7 @@ def test_spool_keep_and_total(kernel_pattern, python, tmp_path):
     assert len(kept) == 1 and f".{pid}." in kept[0]
     st = json.loads(run_arthur("crash-handler", "status", "--json").stdout)
     assert st["installed"] and st["captures"] == 1 and st["spool"] == spool
+    assert st["handler_runs"] and os.path.samefile(st["handler"], sys.executable)
     assert st["rules"]["max_total"] == int(size * 1.5)
 
 
