@@ -87,6 +87,19 @@ def note(name, ntype, desc):
             + name + bytes(-len(name) % 4) + desc + bytes(-len(desc) % 4))
 
 
+def iter_notes(data):
+    """(name without its NUL, type, description) of each note in a note segment's bytes,
+    up to the first header that does not fit."""
+    off = 0
+    while off + NHDR.size <= len(data):
+        namesz, descsz, ntype = NHDR.unpack_from(data, off)
+        name_at = off + NHDR.size
+        desc_at = name_at + (namesz + 3) // 4 * 4
+        yield (bytes(data[name_at:name_at + namesz]).rstrip(b"\0"), ntype,
+               data[desc_at:desc_at + descsz])
+        off = desc_at + (descsz + 3) // 4 * 4
+
+
 def encode_extract_head(header):
     """The head of a file extract's description for a header dict (data follows)."""
     import json

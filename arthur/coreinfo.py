@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import struct
 
-from .coreformat import (ARTHUR_NOTE_NAME, EHDR, ELF_MAGIC, ET_CORE, NHDR, NT_ARTHUR,
-                         NT_PRSTATUS, PHDR, PN_XNUM, PT_LOAD, PT_NOTE)
+from .coreformat import (ARTHUR_NOTE_NAME, EHDR, ELF_MAGIC, ET_CORE, NT_ARTHUR,
+                         NT_PRSTATUS, PHDR, PN_XNUM, PT_LOAD, PT_NOTE, iter_notes)
 from .errors import ArthurError
 
 
@@ -28,13 +28,7 @@ def describe(read, size):
     for p in phdrs:
         if p[0] != PT_NOTE:
             continue
-        data = read(p[2], p[5])
-        off = 0
-        while off + 12 <= len(data):
-            namesz, descsz, ntype = NHDR.unpack_from(data, off)
-            name = data[off + 12:off + 12 + namesz].rstrip(b"\0")
-            desc_at = off + 12 + ((namesz + 3) & ~3)
-            desc = data[desc_at:desc_at + descsz]
+        for name, ntype, desc in iter_notes(read(p[2], p[5])):
             if ntype == NT_PRSTATUS and name == b"CORE":
                 out["threads"] += 1
             elif ntype == NT_ARTHUR and name == ARTHUR_NOTE_NAME:
@@ -42,5 +36,4 @@ def describe(read, size):
                     out["arthur"] = json.loads(desc)
                 except ValueError:
                     pass
-            off = desc_at + ((descsz + 3) & ~3)
     return out

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .coreformat import (ARTHUR_NOTE_NAME, EHDR, ELF_MAGIC, ET_CORE, NT_ARTHUR, PHDR,
-                         PN_XNUM, PT_LOAD, PT_NOTE, note)
+from .coreformat import (ARTHUR_NOTE_NAME, EHDR, ELF_MAGIC, ET_CORE, NT_ARTHUR,
+                         NT_PRSTATUS, PHDR, PN_XNUM, PT_LOAD, PT_NOTE, iter_notes, note)
 from .corewriter import Segment, core_layout
 
 PIECE = 1 << 20
@@ -94,13 +94,7 @@ class KernelHead:
 
     @property
     def threads(self):
-        from .coreformat import NHDR, NT_PRSTATUS
-        count, off = 0, 0
-        while off + 12 <= len(self.notes):
-            namesz, descsz, ntype = NHDR.unpack_from(self.notes, off)
-            count += ntype == NT_PRSTATUS
-            off += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
-        return count
+        return sum(ntype == NT_PRSTATUS for _name, ntype, _desc in iter_notes(self.notes))
 
 
 def read_head(stream):

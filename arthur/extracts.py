@@ -24,7 +24,6 @@ from .coreformat import (
     ARTHUR_NOTE_NAME,
     EHDR,
     ELF_MAGIC,
-    NHDR,
     NT_ARTHUR_FILE,
     NT_GNU_BUILD_ID,
     PF_W,
@@ -39,6 +38,7 @@ from .coreformat import (
     SHF_WRITE,
     SHT_NOBITS,
     encode_extract_head,
+    iter_notes,
     note,
 )
 
@@ -131,15 +131,9 @@ def build_id(fd):
             _pread(fd, phoff + i * PHDR.size, PHDR.size))
         if p_type != PT_NOTE or p_filesz > 1 << 16:
             continue
-        data = _pread(fd, p_offset, p_filesz)
-        pos = 0
-        while pos + 12 <= len(data):
-            namesz, descsz, ntype = NHDR.unpack_from(data, pos)
-            name_at = pos + 12
-            desc_at = name_at + (namesz + 3) // 4 * 4
-            if ntype == NT_GNU_BUILD_ID and data[name_at:name_at + namesz] == b"GNU\0":
-                return data[desc_at:desc_at + descsz].hex()
-            pos = desc_at + (descsz + 3) // 4 * 4
+        for name, ntype, desc in iter_notes(_pread(fd, p_offset, p_filesz)):
+            if ntype == NT_GNU_BUILD_ID and name == b"GNU":
+                return desc.hex()
     return None
 
 
