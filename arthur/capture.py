@@ -286,12 +286,14 @@ def plan_segments(maps, read_head, anon_kb):
 
 
 def mapped_files(maps, pid):
-    """{mapped path: a path that opens that file}, one per file-backed mapping's file."""
+    """{mapped path: a path that opens that file}, one per file-backed mapping's file:
+    map_files (the very file mapped), else the path through the process's own root (a
+    container's file as the process saw it; the same file for a process outside one)."""
     out = {}
     for m in maps:
         if m.is_file and m.path not in out:
             via = f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
-            out[m.path] = via if os.path.exists(via) else m.path
+            out[m.path] = via if os.path.exists(via) else f"/proc/{pid}/root{m.path}"
     return out
 
 

@@ -182,18 +182,6 @@ def _started_at():
     return start_ticks / os.sysconf("SC_CLK_TCK")
 
 
-def opened_files(pid, maps):
-    """{mapped path: a path that opens it}: map_files, else through the process's root
-    (a container's files, as the process saw them)."""
-    out = {}
-    for m in maps:
-        if not m.is_file or m.path in out:
-            continue
-        via = f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
-        out[m.path] = via if os.path.exists(via) else f"/proc/{pid}/root{m.path}"
-    return out
-
-
 class Crash:
     """The kernel's arguments (SPECIFIERS) for one crash."""
 
@@ -209,6 +197,7 @@ class Crash:
 
 def handle(args, stdin_fd=0):
     """Take one crash's core from `stdin_fd`; returns the record written."""
+    from .capture import mapped_files
     from .corestream import Converter, Stream, StreamError, read_head
     from .extracts import extract_files
     from .lz4core import ContainerReader, ContainerWriter
@@ -259,7 +248,7 @@ def handle(args, stdin_fd=0):
         return _finish(spool, stem, record, owner, cfg, begun, stdin_fd)
 
     try:
-        extracts, kept = extract_files(opened_files(crash.pid, maps), warn)
+        extracts, kept = extract_files(mapped_files(maps, crash.pid), warn)
         meta = {"tool": "arthur", "version": __version__, "pid": crash.pid, "mode": "crash",
                 "pause_ms": None, "captured_at": crash.time, "threads": head.threads,
                 "compressed": True, "files_kept": kept, "signal": crash.signal}
