@@ -10,7 +10,8 @@ from .errors import ArthurError
 
 
 def process_facts(pid):
-    """What /proc says of the crashed process while the kernel holds it."""
+    """What /proc says of a process for its capture's record (a crashed one while the
+    kernel holds it)."""
     facts = {}
     try:
         facts["executable"] = os.readlink(f"/proc/{pid}/exe")
@@ -24,7 +25,7 @@ def process_facts(pid):
     try:
         st = procfs.status(pid)
         facts["comm"] = st.get("Name")
-        facts["rss"] = int(st.get("VmRSS", "0 kB").split()[0]) * 1024
+        facts["rss"] = procfs.rss_bytes(pid, st)
         facts["threads"] = int(st.get("Threads", "0"))
     except (ArthurError, ValueError):
         pass

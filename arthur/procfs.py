@@ -161,8 +161,9 @@ def auxv(pid):
     return _read(pid, "auxv", binary=True)
 
 
-def rss_bytes(pid):
-    st = status(pid)
+def rss_bytes(pid, st=None):
+    """Resident bytes, from /proc/PID/status (or its parsed `st` already at hand)."""
+    st = status(pid) if st is None else st
     return int(st.get("VmRSS", "0 kB").split()[0]) * 1024
 
 

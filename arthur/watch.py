@@ -189,7 +189,7 @@ class Watcher:
             return False
         reasons = []
         if self.rss is not None:
-            rss = int(st.get("VmRSS", "0 kB").split()[0]) * 1024
+            rss = procfs.rss_bytes(w.pid, st)
             if rss >= w.rss_mark:
                 reasons.append(f"rss {rss / 2**20:.0f} MiB >= {w.rss_mark / 2**20:.0f} MiB")
                 w.rss_mark = int(rss * GROWTH)
