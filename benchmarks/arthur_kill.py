@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "arthur"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "capture"))
 from common import print_table, tool  # noqa: E402
 from helpers import STEP_ORDER, KillAimer  # noqa: E402
 from test_arthur_dies import Victim  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "arthur"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "capture"))
 import targets  # noqa: E402
 
 if targets.SANITIZER_PRELOAD:
