@@ -127,13 +127,8 @@ def cmd_crash_handler(args):
 
 
 def cmd_watch(args):
-    import time
-
-    from . import procfs
-    from .capture import capture
-    from .facts import process_facts, python_version_from_maps
-    from .spool import Spool, parse_duration, parse_size, share_with
-    from .watch import Watcher
+    from .spool import Spool, parse_duration, parse_size
+    from .watch import Watcher, capture_to_spool
     if not args.pids and not args.match:
         raise ArthurError("watch: give PIDs or --match REGEX")
     if args.cgroup_percent is not None and not 0 < args.cgroup_percent <= 100:
@@ -144,26 +139,9 @@ def cmd_watch(args):
         print(msg, file=sys.stderr, flush=True)
 
     def capture_one(pid, reason):
-        facts = process_facts(pid)
-        maps = procfs.mappings(pid)
-        uid, gid = procfs.uid_gid(pid)
-        now = time.time()
-        stem = spool.stem(facts.get("executable") or facts.get("comm"), pid, now)
-        r = capture(pid, os.path.join(spool.path, stem + ".lz4"), log=lambda m: None)
-        owner = uid if os.geteuid() == 0 else None
-        if owner is not None:
-            share_with(r.path, owner)
-        record = {"pid": pid, "uid": uid, "gid": gid, "time": now, "mode": "watch",
-                  "reason": reason, "tool": "arthur", "version": __version__,
-                  "python": python_version_from_maps(maps), "core": stem + ".lz4",
-                  "pause_ms": round(r.pause_ms, 3), "raw_size": r.raw_size,
-                  "file_size": r.file_size, "warnings": r.warnings, **facts}
-        spool.write_record(stem, record, owner)
-        spool.prune(keep=args.keep, pid=pid, protect={stem})
-        mine = [e for e in spool.entries() if e[1].get("pid") == pid and e[2]]
+        r, older = capture_to_spool(spool, pid, reason, args.keep)
         print(f"{r.path}: pid {pid} ({reason}); pause {r.pause_ms:.1f} ms", flush=True)
-        if len(mine) >= 2:
-            older = os.path.join(spool.path, mine[-2][2])
+        if older:
             print(f"  what grew: nsdebug diff {older} {r.path}", flush=True)
         return r.path
 

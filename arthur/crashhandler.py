@@ -27,7 +27,7 @@ from . import __version__, procfs
 from .coreformat import SIGNALS
 from .errors import ArthurError
 from .faults import faultpoint
-from .facts import process_facts, python_version_from_maps
+from .facts import process_facts, python_version_from_maps, record_base
 from .spool import Spool, share_with
 
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
@@ -134,7 +134,7 @@ def status():
     where = cfg["spool"]
     spool = Spool(where)
     entries = spool.entries()
-    caps = [e for e in entries if e[2]]
+    caps = [e for e in entries if e.capture]
     # The kernel runs what the pattern names: a virtual environment removed since
     # install would lose every core from then on.
     program = current[1:].split()[0]
@@ -143,8 +143,8 @@ def status():
                 "previous_pattern": cfg.get("previous_pattern"),
                 "rules": {k: cfg.get(k) for k in DEFAULTS},
                 "captures": len(caps), "records": len(entries),
-                "bytes": sum(e[3] for e in caps), "free": spool.free_bytes(),
-                "latest": entries[-1][1] if entries else None})
+                "bytes": sum(e.size for e in caps), "free": spool.free_bytes(),
+                "latest": entries[-1].record if entries else None})
     return out
 
 
@@ -210,12 +210,10 @@ def handle(args, stdin_fd=0):
     spool = Spool(cfg["spool"])
     facts = process_facts(crash.pid)
     exe = facts.get("executable") or crash.exe_name
-    record = {"pid": crash.pid, "tid": crash.tid, "uid": crash.uid, "gid": crash.gid,
-              "signal": crash.signal, "signal_name": SIGNALS.get(crash.signal),
-              "time": crash.time, "dump_mode": crash.dump_mode, "mode": "crash",
-              "executable": exe, "tool": "arthur", "version": __version__,
-              **{k: v for k, v in facts.items() if k != "executable"},
-              "core": None, "warnings": []}
+    record = record_base(crash.pid, crash.uid, crash.gid, crash.time, "crash",
+                         dict(facts, executable=exe))
+    record.update({"tid": crash.tid, "signal": crash.signal,
+                   "signal_name": SIGNALS.get(crash.signal), "dump_mode": crash.dump_mode})
     warn = record["warnings"].append
     owner = None if crash.dump_mode == 2 else crash.uid   # setuid cores stay root's
     stem = spool.stem(exe, crash.pid, crash.time)

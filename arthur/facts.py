@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 import re
 
-from . import procfs
+from . import __version__, procfs
 from .errors import ArthurError
+
+
+def record_base(pid, uid, gid, when, mode, facts):
+    """The keys every spool record has (docs/formats.md), before its mode's own."""
+    return {"pid": pid, "uid": uid, "gid": gid, "time": when, "mode": mode,
+            "tool": "arthur", "version": __version__, "core": None, "warnings": [],
+            **facts}
 
 
 def process_facts(pid):

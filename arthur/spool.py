@@ -21,6 +21,7 @@ import re
 import stat
 import struct
 import time
+from collections import namedtuple
 from contextlib import contextmanager
 
 from .errors import ArthurError
@@ -29,6 +30,9 @@ from .safefile import OutputError, PrivateOutput
 LOCK = ".arthur-spool.lock"
 CAPTURE_SUFFIXES = (".lz4", ".core")
 RECORDS_PER_CAPTURE = 4          # records of dropped cores kept: this many per capture
+# One capture's files in the spool: its stem, its record ({} if none), the capture's
+# file name (None when the core was dropped) and its bytes.
+Entry = namedtuple("Entry", "stem record capture size")
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -88,8 +92,7 @@ class Spool:
 
     # -- what it holds -------------------------------------------------------------------
     def entries(self):
-        """[(stem, record dict or {}, capture file name or None, capture bytes)], the
-        oldest first (by the record's time, else the file's)."""
+        """[Entry], the oldest first (by the record's time, else the file's)."""
         try:
             names = os.listdir(self.path)
         except OSError:
@@ -122,7 +125,7 @@ class Spool:
                         cap = None
             out.append((stem, record, cap, size, when or 0))
         out.sort(key=lambda e: (e[4], e[0]))
-        return [e[:4] for e in out]
+        return [Entry(*e[:4]) for e in out]
 
     def free_bytes(self):
         st = os.statvfs(self.path)
@@ -134,10 +137,10 @@ class Spool:
         RECORDS_PER_CAPTURE x keep. Returns the stems whose capture was removed."""
         entries = self.entries()
         if pid is not None:
-            entries = [e for e in entries if e[1].get("pid") == pid]
-        caps = [e for e in entries if e[2]]
+            entries = [e for e in entries if e.record.get("pid") == pid]
+        caps = [e for e in entries if e.capture]
         removed = []
-        total = sum(e[3] for e in caps)
+        total = sum(e.size for e in caps)
         for stem, _rec, cap, size in caps:
             over_count = keep is not None and len(caps) - len(removed) > keep
             over_size = max_total is not None and total > max_total
@@ -146,7 +149,7 @@ class Spool:
             self._remove(stem, cap)
             removed.append(stem)
             total -= size
-        bare = [e for e in entries if not e[2] and e[0] not in protect]
+        bare = [e for e in entries if not e.capture and e.stem not in protect]
         if keep is not None and len(bare) > RECORDS_PER_CAPTURE * max(keep, 1):
             for stem, *_ in bare[:len(bare) - RECORDS_PER_CAPTURE * max(keep, 1)]:
                 self._remove(stem, None)

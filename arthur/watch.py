@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from . import procfs
 from .errors import ArthurError
+from .facts import process_facts, python_version_from_maps, record_base
 from .interrupts import check as check_interrupt
 
 GROWTH = 1.25                   # a threshold captures again after this much growth
@@ -94,6 +95,35 @@ def cgroup_memory(pid, mounts=None):
     if limit is None:
         return None
     return used, limit, version
+
+
+def capture_to_spool(spool, pid, reason, keep):
+    """One capture of `pid` into the spool, with its record, keeping the `keep` newest of
+    the process. Returns (the capture's Result, the process's capture before it or
+    None): the pair `nsdebug diff` compares."""
+    import time
+
+    from .capture import capture
+    from .spool import share_with
+    facts = process_facts(pid)
+    maps = procfs.mappings(pid)
+    uid, gid = procfs.uid_gid(pid)
+    now = time.time()
+    stem = spool.stem(facts.get("executable") or facts.get("comm"), pid, now)
+    r = capture(pid, os.path.join(spool.path, stem + ".lz4"), log=lambda m: None)
+    owner = uid if os.geteuid() == 0 else None
+    if owner is not None:
+        share_with(r.path, owner)
+    record = record_base(pid, uid, gid, now, "watch", facts)
+    record.update({"reason": reason, "python": python_version_from_maps(maps),
+                   "core": stem + ".lz4", "pause_ms": round(r.pause_ms, 3),
+                   "raw_size": r.raw_size, "file_size": r.file_size,
+                   "warnings": r.warnings})
+    spool.write_record(stem, record, owner)
+    spool.prune(keep=keep, pid=pid, protect={stem})
+    mine = [e for e in spool.entries() if e.record.get("pid") == pid and e.capture]
+    older = os.path.join(spool.path, mine[-2].capture) if len(mine) >= 2 else None
+    return r, older
 
 
 @dataclass
