@@ -11,7 +11,7 @@ import time
 
 import pytest
 import targets
-from helpers import run_arthur
+from helpers import children, run_arthur
 from test_arthur_dies import STEPS, Victim
 
 COMMANDS = ["bt --all --locals", "objects -n 40", "threads"]
@@ -92,7 +92,7 @@ def test_nsdebug_killed_during_a_heap_walk(victim):
                              stderr=subprocess.PIPE, text=True, env=targets.nsdebug_env())
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:      # the fork made: the copy is held
-            if any(_parent(c) == victim.pid for c in _pids()) or p.poll() is not None:
+            if children(victim.pid) or p.poll() is not None:
                 break
             time.sleep(0.005)
         time.sleep(0.05)
@@ -103,19 +103,6 @@ def test_nsdebug_killed_during_a_heap_walk(victim):
         victim.assert_as_it_was(zombies_ok=sig == signal.SIGKILL)
     run_arthur("reap", victim.pid)
     victim.assert_as_it_was()
-
-
-def _pids():
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def _parent(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return int(raw[raw.rindex(")") + 2:].split()[1])
 
 
 def test_bad_pid_is_one_line(tmp_path):
