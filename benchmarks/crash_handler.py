@@ -22,7 +22,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import byte_compile_nsdebug, print_table, targets, tool  # noqa: E402
+from common import ROOT, byte_compile_nsdebug, print_table, targets, tool  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "capture"))
+from helpers import record_of  # noqa: E402
 
 PATTERN = "/proc/sys/kernel/core_pattern"
 PIPE_LIMIT = "/proc/sys/kernel/core_pipe_limit"
@@ -49,18 +52,6 @@ def crash(work, mode, mib):
     with open(truth) as f:
         at = json.load(f)["at"]
     return p.pid, ended - at
-
-
-def record(spool, pid, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in glob.glob(os.path.join(spool, f"core.*.{pid}.*.json")):
-            with open(path) as f:
-                rec = json.load(f)
-            if "held_ms" in rec:
-                return rec
-        time.sleep(0.1)
-    sys.exit(f"no record for pid {pid}")
 
 
 def main():
@@ -90,7 +81,9 @@ def main():
                                        check=True, stdout=subprocess.DEVNULL)
                         pid, held = crash(tmp, mode, mib)
                         ours.append(held)
-                        rec = record(spool, pid)
+                        rec = record_of(spool, pid, timeout=300)
+                        if rec.get("dropped"):
+                            sys.exit(f"the handler dropped the core: {rec['dropped']}")
                         per_gib.append(rec["held_ms"] / 1000 / (rec["raw_size"] / 2**30))
                         peak.append(rec["handler_peak_rss_kb"] / 1024)
                         ratio.append(rec["raw_size"] / rec["file_size"])

@@ -1,5 +1,8 @@
-"""Helpers for arthur tests: run arthur, and check a process is left as it was."""
+"""Helpers for arthur tests: run arthur, check a process is left as it was, read a
+spool's records."""
 
+import glob
+import json
 import os
 import random
 import shutil
@@ -130,3 +133,19 @@ class KillAimer:
             elif k > STEP_ORDER.index("child-held"):
                 self.aim -= 300_000
         return last, rc, err
+
+
+def record_of(spool, pid, timeout=120):
+    """The finished record of `pid`'s crash (the handler writes it last)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in glob.glob(os.path.join(spool, f"core.*.{pid}.*.json")):
+            try:
+                with open(path) as f:
+                    rec = json.load(f)
+            except ValueError:
+                continue
+            if "held_ms" in rec or rec.get("dropped"):
+                return rec
+        time.sleep(0.1)
+    raise AssertionError(f"no record of pid {pid} in {os.listdir(spool)}")

@@ -16,7 +16,7 @@ import time
 
 import pytest
 import targets
-from helpers import run_arthur
+from helpers import record_of, run_arthur
 
 PATTERN = "/proc/sys/kernel/core_pattern"
 PIPE_LIMIT = "/proc/sys/kernel/core_pipe_limit"
@@ -83,22 +83,6 @@ def crash(python, workdir, mode, mib=0, user=None, code=None):
     p.wait(timeout=120)
     assert p.returncode < 0, f"the target exited with {p.returncode}, not by a signal"
     return p.pid, -p.returncode
-
-
-def record_of(spool, pid, timeout=120):
-    """The finished record of `pid`'s crash (the handler writes it last)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in glob.glob(os.path.join(spool, f"core.*.{pid}.*.json")):
-            try:
-                with open(path) as f:
-                    rec = json.load(f)
-            except ValueError:
-                continue
-            if "held_ms" in rec or rec.get("dropped"):
-                return rec
-        time.sleep(0.1)
-    raise AssertionError(f"no record of pid {pid} in {os.listdir(spool)}")
 
 
 def stacks(core, *extra):
