@@ -180,3 +180,15 @@ def test_cgroup_captured_before_the_oom_killer(tmp_path, memory_cgroup):
     # Each holds its 4 MiB, but for one the capture may catch inside its __init__,
     # before its bytearray is made.
     assert grown["retained"] >= (grown["count"] - 1) * (4 << 20)
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    for args, words in ((["--rss", "1G"], "give PIDs or --match"),
+                        (["999999999", "--rss", "1G"], "no process 999999999"),
+                        (["1", "--rss", "lots"], "not a size"),
+                        (["1", "--cgroup-percent", "0"], "between 0 and 100"),
+                        (["1"], "needs --rss, --cgroup-percent or --every")):
+        w = watch(*args, "--spool", tmp_path / "spool")
+        out, err = w.communicate(timeout=30)
+        assert w.returncode == 1 and words in err, (args, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
