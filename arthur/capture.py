@@ -412,8 +412,9 @@ def freeze(sess, pid, mode):
 
 
 def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
-            lean=False, log=lambda msg: None):
-    """Capture a core of `pid`; returns a Result. The target is left running, untraced."""
+            lean=False, log=lambda msg: None, reason=None):
+    """Capture a core of `pid`; returns a Result. The target is left running, untraced.
+    `reason`: why an unattended mode captured it (arthur watch), kept in the note."""
     from .lz4core import ContainerWriter
     from .safefile import OutputError, PrivateOutput
     if not procfs.exists(pid):
@@ -444,6 +445,10 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                                      f"stopped for the whole dump")
                 mode = "stop"
         check_interrupt()
+        try:
+            rss = procfs.rss_bytes(pid)          # the resident size the capture shows
+        except (ArthurError, OSError, ValueError):
+            rss = None
         with held_signals():
             t0, maps, proc, mode, fork_ms, pause_ms = freeze(sess, pid, mode)
         check_interrupt()
@@ -461,7 +466,8 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                     "pause_ms": round(pause_ms, 3) if mode == "fork" else None,
                     "fork_ms": round(fork_ms, 3) if fork_ms is not None else None,
                     "captured_at": time.time(), "threads": len(proc.threads),
-                    "compressed": compress, "files_kept": kept}
+                    "compressed": compress, "files_kept": kept,
+                    "started_at": procfs.started_at(pid), "rss": rss, "reason": reason}
             notes = build_notes(proc, segments, meta)
             sink = ContainerWriter(out.f, level) if compress else out.f
 

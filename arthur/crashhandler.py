@@ -249,7 +249,8 @@ def handle(args, stdin_fd=0):
         extracts, kept = extract_files(mapped_files(maps, crash.pid), warn)
         meta = {"tool": "arthur", "version": __version__, "pid": crash.pid, "mode": "crash",
                 "pause_ms": None, "captured_at": crash.time, "threads": head.threads,
-                "compressed": True, "files_kept": kept, "signal": crash.signal}
+                "compressed": True, "files_kept": kept, "signal": crash.signal,
+                "started_at": record.get("started_at"), "rss": record.get("rss")}
         conv = Converter(stream, head, meta, extracts)
         out = spool.output(stem + ".lz4")
     except Exception as e:  # noqa: BLE001 - nothing copied yet: the plain core instead

@@ -36,6 +36,7 @@ def process_facts(pid):
         facts["threads"] = int(st.get("Threads", "0"))
     except (ArthurError, ValueError):
         pass
+    facts["started_at"] = procfs.started_at(pid)
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             facts["cgroup"] = f.read().strip()

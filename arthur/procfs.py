@@ -79,7 +79,22 @@ def stat(pid):
     rest = raw[raw.rindex(")") + 2:].split()
     return {"comm": comm, "state": rest[0], "ppid": int(rest[1]), "pgrp": int(rest[2]),
             "session": int(rest[3]), "nice": int(rest[16]), "flags": int(rest[6]),
-            "exit_signal": int(rest[35]) if len(rest) > 35 else None}
+            "exit_signal": int(rest[35]) if len(rest) > 35 else None,
+            "starttime": int(rest[19]) if len(rest) > 19 else None}
+
+
+def started_at(pid):
+    """When the process started, in seconds since the epoch (its start in clock ticks
+    after boot, plus the boot time), or None when /proc cannot say."""
+    try:
+        ticks = stat(pid)["starttime"]
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    except (TargetGone, OSError, StopIteration, ValueError):
+        return None
+    if ticks is None:
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 PF_EXITING = 0x4

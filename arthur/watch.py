@@ -110,7 +110,8 @@ def capture_to_spool(spool, pid, reason, keep):
     uid, gid = procfs.uid_gid(pid)
     now = time.time()
     stem = spool.stem(facts.get("executable") or facts.get("comm"), pid, now)
-    r = capture(pid, os.path.join(spool.path, stem + ".lz4"), log=lambda m: None)
+    r = capture(pid, os.path.join(spool.path, stem + ".lz4"), log=lambda m: None,
+                reason=reason)
     owner = uid if os.geteuid() == 0 else None
     if owner is not None:
         share_with(r.path, owner)

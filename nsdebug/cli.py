@@ -143,6 +143,9 @@ def _main(argv):
         return _diff(argv[1:])
     if argv and argv[0] == "bundle":
         return _bundle(argv[1:])
+    if argv and argv[0] == "triage":
+        from .triage_cli import main as triage_main
+        return triage_main(argv[1:])
     if argv and argv[0] == "demo":
         from .demo import main as demo_main
         return demo_main(argv[1:])

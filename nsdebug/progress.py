@@ -7,8 +7,9 @@ import sys
 
 
 @contextlib.contextmanager
-def progress_reporter(description, unit):
-    """Yields report(count) or None; draws on stderr only when it is a terminal."""
+def progress_reporter(description, unit, total=False):
+    """Yields report(count) (report(count, total) with `total`) or None; draws on stderr
+    only when it is a terminal."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -18,4 +19,7 @@ def progress_reporter(description, unit):
                   TextColumn("{task.completed:,} " + unit), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=None)
-        yield lambda done: bar.update(task, completed=done)
+        if total:
+            yield lambda done, of: bar.update(task, completed=done, total=of)
+        else:
+            yield lambda done: bar.update(task, completed=done)

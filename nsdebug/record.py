@@ -86,3 +86,19 @@ def is_record(obj):
 
 def fields_of(obj):
     return type(obj).__record_fields__
+
+
+def as_data(obj, text=None):
+    """A result as JSON-ready data: records become dicts, tuples lists, bytes hex;
+    `text(str)` rewrites each string (render makes them printable)."""
+    if isinstance(obj, str):
+        return text(obj) if text else obj
+    if is_record(obj):
+        return {name: as_data(getattr(obj, name), text) for name in fields_of(obj)}
+    if isinstance(obj, dict):
+        return {(text(str(k)) if text else str(k)): as_data(v, text) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [as_data(v, text) for v in obj]
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.hex()
+    return obj

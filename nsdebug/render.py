@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from .escape import printable
 from .formatters import FORMATTERS, type_key
-from .record import fields_of, is_record
+from .record import as_data
 
 
 def to_plain(obj):
     """A result as JSON-ready data (records become dicts, bytes become hex, text
     printable)."""
-    if isinstance(obj, str):
-        return printable(obj)
-    if is_record(obj):
-        return {name: to_plain(getattr(obj, name)) for name in fields_of(obj)}
-    if isinstance(obj, dict):
-        return {printable(str(k)): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, (bytes, bytearray)):
-        return obj.hex()
-    return obj
+    return as_data(obj, printable)
 
 
 def to_json(result):
