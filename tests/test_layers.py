@@ -16,7 +16,8 @@ import targets
 pytestmark = pytest.mark.unit
 
 FACES = ["nsdebug.api", "nsdebug.commands", "nsdebug.render", "nsdebug.formatters",
-         "nsdebug.batch", "nsdebug.repl", "nsdebug.report", "nsdebug.demo", "nsdebug.cli"]
+         "nsdebug.batch", "nsdebug.repl", "nsdebug.report", "nsdebug.demo", "nsdebug.cli",
+         "nsdebug.triage_cli", "nsdebug.html"]
 SHELL = ["rich", "prompt_toolkit"]
 
 ABOVE = {
@@ -25,7 +26,9 @@ ABOVE = {
     "nsdebug.native": ["nsdebug.cpython", "nsdebug.heap", "nsdebug.model", *FACES, *SHELL],
     "nsdebug.cpython": ["nsdebug.native", "nsdebug.heap", "nsdebug.model", *FACES, *SHELL],
     "nsdebug.heap": ["nsdebug.model", *FACES, *SHELL],
-    "nsdebug.model": FACES + SHELL,
+    "nsdebug.model": FACES + SHELL + ["nsdebug.triage"],
+    # Many cores at once: over the model, under the faces; Dask only when asked for.
+    "nsdebug.triage": FACES + SHELL + ["distributed", "dask"],
     # The two faces over the model: neither stands on the other.
     "nsdebug.commands": ["nsdebug.api", "nsdebug.render", "nsdebug.formatters",
                          "nsdebug.batch", "nsdebug.repl", "nsdebug.report", "nsdebug.cli",

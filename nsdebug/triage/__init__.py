@@ -42,7 +42,6 @@ class TriageResult:
     analyzed: int                # cores read this run (the others came from the cache)
     cached: int
     dropped: list = Factory(list)    # spool records of crashes whose core was not kept
-    engine: str = "local"
 
 
 def entry(path, summary, rec):
@@ -113,7 +112,7 @@ def triage(paths, *, jobs=None, dask=None, heap=None, timeout=600.0, memory_limi
     crashed = sum(g.count for g in groups)
     return TriageResult(len(candidates), groups, growth(entries), failed,
                         len(entries) - crashed, len(candidates) - cached, cached,
-                        dropped, "dask" if dask else "local")
+                        dropped)
 
 
 def _watched(rec):

@@ -25,9 +25,12 @@ def analyze(path, heap=None, timeout=600.0, memory_limit=0):
     heap_arg = "auto" if heap is None else ("1" if heap else "0")
     cmd = [sys.executable, "-m", "nsdebug.triage.child", path, heap_arg,
            str(int(memory_limit or 0))]
+    # One BLAS thread: numpy's OpenBLAS reserves a buffer per thread at import, which
+    # would count against the memory limit for nothing (nsdebug does no linear algebra).
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     try:
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=timeout)
+                           timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"the analysis took longer than {timeout:g} s (--timeout)",
                 "kind": "timeout"}
@@ -39,8 +42,8 @@ def analyze(path, heap=None, timeout=600.0, memory_limit=0):
         except ValueError:
             return {"error": "the analysis wrote no result", "kind": "crash"}
     err = r.stderr.decode("utf-8", "replace")
-    if r.returncode == EXIT_MEMORY or (memory_limit and "MemoryError" in err) or \
-            (memory_limit and "memory" in err.lower() and r.returncode < 0):
+    if r.returncode == EXIT_MEMORY or (memory_limit and ("MemoryError" in err or
+                                                          "memory" in err.lower())):
         return {"error": f"the analysis needed more than {_mib(memory_limit)} "
                          f"(--memory-limit)", "kind": "memory"}
     if r.returncode < 0:
@@ -74,7 +77,7 @@ def run_dask(paths, address, **options):
         raise NsdebugError("--dask needs the distributed package: "
                            "pip install 'nsdebug[dask]'") from None
     try:
-        client = Client(address, timeout=30)
+        client = Client(address, timeout=10)
     except (OSError, TimeoutError) as e:
         raise NsdebugError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     try:
