@@ -2,13 +2,13 @@
 
 __version__ = "0.2.0"
 
-__all__ = ["Core", "Heap", "Object", "open", "__version__"]
+__all__ = ["Core", "Heap", "Object", "open", "triage", "__version__"]
 
 
 def __getattr__(name):
     """The library API (docs/api.md), imported on first use: the command line starts
     without it."""
-    if name in ("Core", "Heap", "Object", "open"):
+    if name in ("Core", "Heap", "Object", "open", "triage"):
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module 'nsdebug' has no attribute {name!r}")

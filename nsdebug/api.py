@@ -28,6 +28,13 @@ def open(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=(),  # 
                 use_index=use_index)
 
 
+def triage(paths, **options):
+    """triage.TriageResult of the cores under `paths`: crash groups and growth across
+    instances (see nsdebug.triage.triage for the options)."""
+    from .triage import triage as run
+    return run(paths, **options)
+
+
 class Core:
     """One core file of a CPython process."""
 

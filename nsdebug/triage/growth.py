@@ -63,13 +63,29 @@ def _rank(g):
             -g.retained_per_capture, g.type)
 
 
-def _service(exe, cmd, caps):
-    instances = {}
+def _instances(caps):
+    """The captures by instance: one process is its container, pid and start time (in a
+    container fleet every instance may be pid 1). A capture whose start time is not
+    known (a gcore core) joins the one instance of its pid that has one, if only one."""
+    instances, unknown = {}, []
     for e in caps:
-        s = e.summary
-        instances.setdefault((s.get("pid"), round(e.started_at or 0)), []).append(e)
+        rec = e.record or {}
+        where = (rec.get("container_id") or "", e.summary.get("pid"))
+        if e.started_at is None:
+            unknown.append((where, e))
+        else:
+            instances.setdefault(where + (round(e.started_at),), []).append(e)
+    for where, e in unknown:
+        known = [k for k in instances if k[:2] == where]
+        key = known[0] if len(known) == 1 else where + (None,)
+        instances.setdefault(key, []).append(e)
+    return instances
+
+
+def _service(exe, cmd, caps):
+    instances = _instances(caps)
     for caps_of in instances.values():
-        caps_of.sort(key=lambda e: (e.uptime if e.uptime is not None else e.time or 0))
+        caps_of.sort(key=lambda e: (e.time or 0, e.path))
     types = set()
     for e in caps:
         types.update(t["type"] for t in e.summary["heap"]["types"])

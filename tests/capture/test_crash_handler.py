@@ -194,6 +194,33 @@ def test_ten_crashes_at_once(kernel_pattern, python, tmp_path):
     assert len(glob.glob(os.path.join(spool, "core.*.lz4"))) == 10
 
 
+def test_triage_reads_the_spool_with_its_records(kernel_pattern, python, tmp_path):
+    """`nsdebug triage` over the handler's spool: the crashes grouped by bug, times from
+    the records."""
+    spool = str(tmp_path / "spool")
+    install(spool, "--rate", "100/60")
+    pids = {mode: [crash(python, tmp_path / f"{mode}{i}", mode)[0] for i in range(n)]
+            for mode, n in (("segv", 3), ("abort", 2))}
+    recs = {pid: record_of(spool, pid) for group in pids.values() for pid in group}
+    r = subprocess.run([*targets.nsdebug_cmd(), "triage", spool, "--json", "--no-cache"],
+                       capture_output=True, text=True, env=targets.nsdebug_env(),
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["cores"] == 5 and doc["failed"] == []
+    groups = {g["signature"]: g for g in doc["groups"]}
+    assert set(groups) == {"SIGSEGV | string_at | ctypes:string_at | crash_target:crash_in_c",
+                           "SIGABRT | crash_target:abort_here"}, list(groups)
+    for mode, sig in (("segv", "SIGSEGV |"), ("abort", "SIGABRT |")):
+        g = next(g for s, g in groups.items() if s.startswith(sig))
+        mine = [recs[pid] for pid in pids[mode]]
+        assert g["count"] == len(mine)
+        assert sorted(g["cores"]) == sorted(os.path.join(spool, x["core"]) for x in mine)
+        assert g["first_seen"] == min(x["time"] for x in mine)
+        assert g["last_seen"] == max(x["time"] for x in mine)
+        assert g["versions"] == sorted({x["python"] for x in mine})
+
+
 def test_spool_keep_and_total(kernel_pattern, python, tmp_path):
     spool = str(tmp_path / "spool")
     install(spool, "--keep", "2")

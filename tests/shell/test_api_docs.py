@@ -31,7 +31,7 @@ def test_api_examples_on_a_real_core(cores, tmp_path):
           "LOCKS_CORE": locks_cap.core,
           "SNAPSHOT_PATH": str(tmp_path / "api.heapsnapshot")}
     blocks = examples()
-    assert len(blocks) == 10
+    assert len(blocks) == 11
     # Every block in order; what they leave is checked before the last one, which
     # writes the snapshot and closes the core.
     for code in blocks[:-1]:
@@ -78,6 +78,9 @@ def test_api_examples_on_a_real_core(cores, tmp_path):
     grown = new.truth["records"] - old.truth["records"]
     assert ns["growth"]["__main__.AuditRecord"] == grown
     assert ns["where_new"] == "sys.modules['__main__'].BUS.listeners[*]"
+    # Triage of the two captures: no crash; the records grow, held at the listeners.
+    assert ns["crash_groups"] == [] and ns["leak_type"] == "__main__.AuditRecord"
+    assert ns["leak_path"] == "sys.modules['__main__'].BUS.listeners"
     # The asyncio tasks, as the target saw them.
     want = tasks_cap.truth["tasks"]
     assert ns["task_states"] == {k: v["state"] for k, v in want.items()} | \
