@@ -215,11 +215,20 @@ def _diff(argv):
     p.add_argument("--sysroot", metavar="DIR")
     p.add_argument("--lib-path", metavar="DIR[:DIR]", default="")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write heap indexes")
+    p.add_argument("--html", metavar="FILE", help="write the diff as an HTML page to FILE "
+                   "(a treemap of the growth, the table, the paths)")
+    p.add_argument("--force", action="store_true", help="overwrite the --html FILE")
     args = p.parse_args(argv)
     args.core = args.new
     session = open_session(args)
     from .batch import run_one
     from .heap.diff import diff_cores
+    if args.html:
+        from .html import write_page
+        from .html.diff import diff_page
+        result = diff_cores(session.target, args.old, max(args.top, 0), args.sort)
+        write_page(args.html, diff_page(result), args.force)
+        return 0
     return run_one(session, f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}",
                    lambda: (diff_cores(session.target, args.old, max(args.top, 0), args.sort),
                             False), args.json)

@@ -22,6 +22,15 @@ def build_parser():
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the report to FILE (created 0600) instead of standard output")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
+    p.add_argument("--html", metavar="FILE",
+                   help="write the report as one self-contained HTML page to FILE: the "
+                        "memory treemap, suspects, threads and their flame graph, tasks, "
+                        "the type table, a view of every object listed")
+    p.add_argument("--no-redact", action="store_true",
+                   help="show the values held under secret-looking names (token, "
+                        "password...) and the environment's secrets")
+    p.add_argument("--objects", type=int, default=1500, metavar="N",
+                   help="objects the HTML treemap shows, the largest first (default 1500)")
     return p
 
 
@@ -35,7 +44,8 @@ def _section(fn, errors, name):
 
 def gather(target, top=10, heap=True, bounds=None):
     """The report as plain data (a dict of library records and lists) and the secret
-    values it hides: every section from a library call on the Target."""
+    values it hides: every section from a library call on the Target (`bounds`, a
+    Preview, says what previews show: redact=False shows the secrets)."""
     from .cpython.environment import gc_state, loaded_modules, redacted_environment
     from .cpython.objects import Preview
     from .model import stacks
@@ -58,7 +68,7 @@ def gather(target, top=10, heap=True, bounds=None):
                                                        sel=sel), errors, "threads")
     from .model.locks import locks
     rep["locks"] = _section(lambda: locks(target), errors, "locks")
-    hidden = _redact_locals(rep["threads"])
+    hidden = _redact_locals(rep["threads"]) if bounds.redact else []
     if heap:
         from .heap import memory, stats, suspects, tasks
         rep["memory"] = _section(lambda: memory.memory(target), errors, "memory")
@@ -74,9 +84,17 @@ def gather(target, top=10, heap=True, bounds=None):
                          (m.file.build_id if m.file else None),
                          "found": m.disk_path, "problem": m.problem} for m in p.modules]
     env, secrets = redacted_environment(p)
+    if not bounds.redact:
+        env, secrets = _environment(p), []
     rep["environment"] = [{"name": k, "value": v} for k, v in env]
     rep["errors"] = errors
     return rep, secrets + hidden
+
+
+def _environment(process):
+    """The environment as the process had it, nothing hidden (--no-redact)."""
+    from .cpython.environment import environment
+    return environment(process)
 
 
 def _redact_locals(bt):
@@ -177,7 +195,15 @@ def main(argv):
                          lib_path=[d for d in args.lib_path.split(":") if d])
     for w in target.process.warnings:
         error(f"warning: {w}")
-    rep, secrets = gather(target, args.top, not args.no_heap)
+    from .cpython.objects import Preview
+    bounds = Preview(redact=not args.no_redact)
+    rep, secrets = gather(target, args.top, not args.no_heap, bounds)
+    if args.html:
+        from .html import write_page
+        from .html.report import report_page
+        page = scrub(report_page(target, rep, bounds, max(args.objects, 1)), secrets)
+        write_page(args.html, page, args.force)
+        return 0
     text = scrub(render.to_json(rep) if args.json else "\n".join(text_lines(rep)), secrets)
     if args.output is None:
         sys.stdout.write(text + "\n")

@@ -22,6 +22,7 @@ class CrashGroup:
     stack: list                   # the example's frames, innermost first, as text
     frames: list = Factory(list)  # the frames the signature names
     crash: str | None = None      # the example's crash line
+    times: list = Factory(list)   # when each core was taken, as `cores`
 
 
 def crash_groups(entries, rules=None):
@@ -47,7 +48,7 @@ def crash_groups(entries, rules=None):
                    key=_version_key),
             [m[0].path for m in members], newest.path,
             [frame_text(f) for f in newest.summary.get("stack") or []], members[-1][1],
-            newest.summary.get("crash")))
+            newest.summary.get("crash"), [m[0].time for m in members]))
     out.sort(key=lambda g: (-g.count, g.signature))
     return out
 

@@ -2,11 +2,11 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 
+import browser
 import pytest
 import targets
 
@@ -16,12 +16,7 @@ DEVTOOLS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "devtools")
 @pytest.fixture(scope="session")
 def devtools():
     """DevTools' loader (npm heap-snapshot-toolkit), installed here by the test set-up."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed to check snapshots with DevTools' loader")
-    if not os.path.isdir(os.path.join(DEVTOOLS, "node_modules", "heap-snapshot-toolkit")):
-        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=DEVTOOLS,
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-2000:]
+    browser.node_modules()
 
     def load(*files, ids=()):
         cmd = ["node", "check.mjs", *map(str, files)]

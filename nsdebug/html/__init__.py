@@ -1,0 +1,70 @@
+"""Self-contained HTML pages: the report of a core, of a diff, and the fleet page of
+triage. One file each, nothing fetched: the page's data as JSON, our script (app.js)
+and style (style.css), and the libraries it draws with (vendor/: ECharts for the
+treemaps and charts, d3 and d3-flame-graph for the flame graph, pinned by
+tools/vendor_js.sh) are all inlined.
+
+The builders (report.py, diff.py, fleet.py here) turn library results into the page's
+data; app.js draws it. Nothing here reads a core: the data comes from the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ..errors import NsdebugError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# What each kind of page draws with (vendor/ file names).
+LIBRARIES = {
+    "report": ["echarts.min.js", "d3.min.js", "d3-flamegraph.umd.min.js"],
+    "diff": ["echarts.min.js"],
+    "fleet": ["echarts.min.js"],
+}
+
+
+def _read(*parts):
+    with open(os.path.join(HERE, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def _script(text):
+    # A script's text ends at the first "</script": none may appear inside it.
+    return "<script>" + text.replace("</script", "<\\/script") + "</script>"
+
+
+def page(kind, title, data):
+    """The page's HTML: `data` (plain JSON-ready values) drawn by app.js as `kind`."""
+    data = dict(data, kind=kind, title=title,
+                generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    blob = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+    # In a JSON script block only "</" could end it early; "<\/" is the same JSON text.
+    blob = blob.replace("</", "<\\/")
+    styles = _read("style.css")          # (d3-flame-graph brings its own, in its script)
+    libs = "".join(_script(_read("vendor", lib)) for lib in LIBRARIES[kind])
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<meta name=\"generator\" content=\"nsdebug\">"
+            f"<title>{_escape(title)}</title><style>{styles}</style></head><body>"
+            f"<noscript>This page draws with JavaScript; its data is in the "
+            f"nsdebug-data block of its source.</noscript>"
+            f"<script type=\"application/json\" id=\"nsdebug-data\">{blob}</script>"
+            f"{libs}{_script(_read('app.js'))}</body></html>\n")
+
+
+def _escape(text):
+    import html
+    return html.escape(text)
+
+
+def write_page(path, text, force=False):
+    """Write a page to `path`, created 0600 (a page holds paths, values, names)."""
+    from arthur.safefile import OutputError, PrivateOutput
+    try:
+        with PrivateOutput(path, force, binary=False) as f:
+            f.write(text)
+    except OutputError as e:
+        raise NsdebugError(e.strerror) from None
+    except OSError as e:
+        raise NsdebugError(f"cannot write {path}: {e.strerror or e}") from None
