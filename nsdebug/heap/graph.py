@@ -410,16 +410,23 @@ class HeapGraph:
     def edge_source(self, e):
         return int(np.searchsorted(self.edge_start, e, side="right") - 1)
 
-    def referrers(self, i):
-        """[(source node, kind, name)] of every edge pointing at node i."""
+    def referrers(self, i, limit=None):
+        """[(source node, kind, name)] of the edges pointing at node i (the first
+        `limit` of them, in edge order, when given)."""
         start, order = self.reverse()
-        out = []
-        for e in order[start[i]:start[i + 1]]:
-            e = int(e)
-            src = self.edge_source(e)
-            k = int(self.e_kind[e])
-            out.append((src, k, self.edge_label(k, int(self.e_name[e]))))
-        return out
+        edges = order[start[i]:start[i + 1]]
+        if limit is not None:
+            edges = edges[:limit]
+        # Every edge's source at once: the node whose edge range holds it.
+        srcs = np.searchsorted(self.edge_start, edges, side="right") - 1
+        kinds = self.e_kind[edges]
+        names = self.e_name[edges]
+        return [(int(src), int(k), self.edge_label(int(k), int(nm)))
+                for src, k, nm in zip(srcs.tolist(), kinds.tolist(), names.tolist())]
+
+    def referrer_count(self, i):
+        start, _ = self.reverse()
+        return int(start[i + 1] - start[i])
 
     # -- shortest paths from the root --------------------------------------------------------
     def _phases(self):

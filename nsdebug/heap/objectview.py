@@ -42,9 +42,9 @@ def object_view(target, address, bounds, limit=25):
         how = object_edge_text(g, i, kind, name)[0] if t >= g.n_synth else str(name)
         view.referents.append((how, int(g.addr[t]) if t >= g.n_synth else None,
                                g.type_name(t)))
-    rows = referrers(g, i, lambda a: rt.objects.preview(a, bounds))
+    rows = referrers(g, i, lambda a: rt.objects.preview(a, bounds), limit)
     view.referrers = [(r.how, r.owner_address or r.address,
-                       r.owner or r.type) for r in rows[:limit]]
+                       r.owner or r.type) for r in rows]
     view.more = {k: n for k, n in (("referents", len(out) - limit),
-                                   ("referrers", len(rows) - limit)) if n > 0}
+                                   ("referrers", g.referrer_count(i) - limit)) if n > 0}
     return view

@@ -136,7 +136,9 @@ def _short(path, owner):
 def _module_of(g, c, module_types, names):
     """The path of the module whose __dict__ refers to node c, or None."""
     from .paths import dict_owner, path_text
-    for src, _kind, _name in g.referrers(c):
+    # A global is held by few; an object thousands refer to (a type, an interned
+    # string) is looked at through its first referrers only.
+    for src, _kind, _name in g.referrers(c, 64):
         if src < g.n_synth or not _is_dict(g, src):
             continue
         if src not in names:

@@ -89,12 +89,12 @@ class RefRow:
     owner_address: int | None = None
 
 
-def referrers(g, i, preview):
-    """[RefRow] of every edge pointing at node i. A referrer that is an object's
-    __dict__ is shown as that object (`preview(address)` describes it), the edge as its
-    attribute."""
+def referrers(g, i, preview, limit=None):
+    """[RefRow] of every edge pointing at node i (the first `limit`). A referrer that is
+    an object's __dict__ is shown as that object (`preview(address)` describes it), the
+    edge as its attribute."""
     rows = []
-    for src, kind, name in g.referrers(i):
+    for src, kind, name in g.referrers(i, limit):
         if src < g.n_synth:
             how = (f"local {name!r}" if g.synth_kinds[src] == "frame" else
                    f"[{_key(name)}]" if kind == PROPERTY else str(name))

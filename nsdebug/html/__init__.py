@@ -34,13 +34,19 @@ def _script(text):
     return "<script>" + text.replace("</script", "<\\/script") + "</script>"
 
 
-def page(kind, title, data):
-    """The page's HTML: `data` (plain JSON-ready values) drawn by app.js as `kind`."""
-    data = dict(data, kind=kind, title=title,
-                generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    blob = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+def _json(value):
     # In a JSON script block only "</" could end it early; "<\/" is the same JSON text.
-    blob = blob.replace("</", "<\\/")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).replace("</", "<\\/")
+
+
+def page(kind, title, data, objects=None):
+    """The page's HTML: `data` (plain JSON-ready values) drawn by app.js as `kind`;
+    `objects` ({hex address: view}) in a block of its own, read on first use."""
+    data = dict(data, kind=kind, title=title, listed=sorted(objects or ()),
+                generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    blob = _json(data)
+    views = (f"<script type=\"application/json\" id=\"nsdebug-objects\">"
+             f"{_json(objects)}</script>") if objects else ""
     styles = _read("style.css")          # (d3-flame-graph brings its own, in its script)
     libs = "".join(_script(_read("vendor", lib)) for lib in LIBRARIES[kind])
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -50,7 +56,7 @@ def page(kind, title, data):
             f"<noscript>This page draws with JavaScript; its data is in the "
             f"nsdebug-data block of its source.</noscript>"
             f"<script type=\"application/json\" id=\"nsdebug-data\">{blob}</script>"
-            f"{libs}{_script(_read('app.js'))}</body></html>\n")
+            f"{views}{libs}{_script(_read('app.js'))}</body></html>\n")
 
 
 def _escape(text):

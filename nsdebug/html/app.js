@@ -4,6 +4,18 @@
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("nsdebug-data").textContent);
+  performance.mark("nsdebug-parsed");
+  // The object views are the page's bulk: read when the first one is asked for.
+  var OBJECTS = null;
+  function objects() {
+    if (OBJECTS === null) {
+      var block = document.getElementById("nsdebug-objects");
+      OBJECTS = block ? JSON.parse(block.textContent) : {};
+    }
+    return OBJECTS;
+  }
+  var LISTED = {};
+  (DATA.listed || []).forEach(function (a) { LISTED[a] = true; });
   var DARK = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
   var charts = [];
 
@@ -38,6 +50,7 @@
     return d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
   }
   function section(id, title) {
+    performance.mark("nsdebug-section-" + id);
     var s = el("section", { id: id, "aria-labelledby": id + "-h" },
       el("h2", { id: id + "-h", text: title }));
     document.querySelector("main").appendChild(s);
@@ -68,7 +81,7 @@
     return a;
   }
   function showObject(addr) {
-    var v = (DATA.objects || {})[addr];
+    var v = objects()[addr];
     if (!dialog) {
       dialog = el("dialog", { id: "object-view", "aria-label": "object view" });
       document.body.appendChild(dialog);
@@ -105,7 +118,7 @@
     }));
     function ref(r) {
       return el("tr", null, el("td", null, el("code", { text: r[0] })),
-        el("td", null, r[1] ? ((DATA.objects || {})[r[1]] ? objLink(r[1]) : el("code", { text: r[1] })) : ""),
+        el("td", null, r[1] ? (LISTED[r[1]] ? objLink(r[1]) : el("code", { text: r[1] })) : ""),
         el("td", { text: r[2] || "" }));
     }
     var more = v.more || {};
@@ -149,6 +162,7 @@
           (d.count && d.kind !== "object" ? "<br>" + num(d.count) + " objects" : "");
       } },
       series: [{ type: "treemap", name: title, data: treeData(nodes), leafDepth: depth || 2,
+        visibleMin: 300, childrenVisibleMin: 2000,
         roam: "move", width: "100%", height: "88%", top: 0,
         label: { show: true, position: "insideTopLeft", overflow: "truncate",
           formatter: function (p) { return p.name + "\n" + bytes(p.value); } },
@@ -221,6 +235,14 @@
       s.appendChild(box);
     }
     boundsNote(s);
+    // The first screen first; the rest a step at a time, so the page paints at once.
+    later(memory);
+    if (DATA.suspects) later(suspects);
+    later(threads);
+    if (DATA.tasks && DATA.tasks.length) later(tasks);
+    if (DATA.types) later(types);
+  }
+  function memory() {
     if (DATA.treemap) {
       var m = section("memory", "Memory");
       m.appendChild(el("p", { cls: "muted", text: "Retained memory by owner (a module, or a root " +
@@ -231,10 +253,6 @@
       treemap(holder, DATA.treemap, "treemap of retained memory", "heap", 3);
       if (DATA.memory) memoryBreakdown(m, DATA.memory);
     }
-    if (DATA.suspects) suspects();
-    threads();
-    if (DATA.tasks && DATA.tasks.length) tasks();
-    if (DATA.types) types();
   }
   function memoryBreakdown(parent, mem) {
     parent.appendChild(el("h3", { text: "Every mapped byte (" + bytes(mem.total) + "), by what holds it" }));
@@ -319,7 +337,7 @@
             r.locals.forEach(function (v) {
               var addr = "0x" + v.address.toString(16);
               ul.appendChild(el("li", null, el("code", { text: v.name + " = " }),
-                (DATA.objects || {})[addr] ? objLink(addr, v.value) : el("code", { text: v.value }),
+                LISTED[addr] ? objLink(addr, v.value) : el("code", { text: v.value }),
                 el("span", { cls: "muted", text: "  " + v.type })));
             });
             li.appendChild(ul);
@@ -470,7 +488,16 @@
     }
   }
 
+  // Steps run one per task after the first paint; the page is ready after the last.
+  var steps = [];
+  function later(fn) { steps.push(fn); }
+  function next() {
+    var fn = steps.shift();
+    if (!fn) { document.body.setAttribute("data-ready", "1"); return; }
+    fn();
+    setTimeout(next, 0);
+  }
   frame();
   ({ report: report, diff: diff, fleet: fleet })[DATA.kind]();
-  document.body.setAttribute("data-ready", "1");
+  requestAnimationFrame(function () { setTimeout(next, 0); });
 })();

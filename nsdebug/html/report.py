@@ -26,8 +26,9 @@ def report_page(target, rep, bounds, budget=OBJECTS):
                                                                  listed, data["errors"])
     if rep.get("heap") is not None:
         _heap(target, rep, data, listed, budget, bounds)
-    data["objects"] = _views(target, listed, bounds, data)
-    return page("report", f"nsdebug report: {os.path.basename(rep['info'].core)}", data)
+    views = _views(target, listed, bounds, data)
+    return page("report", f"nsdebug report: {os.path.basename(rep['info'].core)}", data,
+                views)
 
 
 def _summary(rep):

@@ -80,6 +80,12 @@ def test_report_page_in_chromium(report_page, heap_core, shots):
         {"do": "key", "sel": "#object-view", "key": "Escape"},
         {"do": "eval", "as": "closed_view", "expr": "document.querySelector('#object-view').open"},
         {"do": "print", "as": "print_nav", "path": f"{shots}/report.pdf"},
+        # Every object the page links to has its view in the page.
+        {"do": "eval", "as": "unviewed", "expr":
+         "(() => { const l = new Set(JSON.parse(document.getElementById('nsdebug-data')"
+         ".textContent).listed); return [...document.querySelectorAll('a.obj')].map(a => "
+         "a.dataset.addr).filter(a => !l.has(a)); })()"},
+        {"do": "eval", "as": "links", "expr": "document.querySelectorAll('a.obj').length"},
     ]
     out = browser.browse(report_page, steps)
     assert out["errors"] == []
@@ -107,6 +113,7 @@ def test_report_page_in_chromium(report_page, heap_core, shots):
     assert v["closed_view"] is False
     assert v["print_nav"] == "none"
     assert out["paint"] is not None
+    assert v["unviewed"] == [] and v["links"] > 100
 
 
 def test_report_page_dark_mode(report_page, shots):
