@@ -26,31 +26,44 @@ def node_modules():
     return os.path.join(DEVTOOLS, "node_modules")
 
 
-def chromium():
-    """The path of Chromium, installed with apt-get when missing (root on Debian)."""
-    for name in ("chromium", "chromium-browser"):
+def _installed(names, package):
+    """The path of a browser, installed with apt-get when missing (root on Debian)."""
+    for name in names:
         found = shutil.which(name)
         if found:
             return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("Chromium is not installed, and this is not root on Debian to "
-                    "install it (apt-get install chromium)")
+        pytest.skip(f"{package} is not installed, and this is not root on Debian to "
+                    f"install it (apt-get install {package})")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    r = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True,
+    r = subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True,
                        text=True, timeout=900, env=env)
     if r.returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, env=env)
-        r = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"],
+        r = subprocess.run(["apt-get", "install", "-y", "-q", package],
                            capture_output=True, text=True, timeout=900, env=env)
-    found = shutil.which("chromium")
+    found = next((shutil.which(n) for n in names if shutil.which(n)), None)
     if not found:
-        pytest.skip(f"Chromium could not be installed: {r.stderr.strip()[-300:]}")
+        pytest.skip(f"{package} could not be installed: {r.stderr.strip()[-300:]}")
     return found
 
 
-def browse(page, steps, dark=False, timeout=300, **extra):
-    """Run browse.mjs over a page; its {"errors", "values", "paint"}."""
-    plan = dict(page=str(page), chromium=chromium(), dark=dark, steps=steps, **extra)
+def chromium():
+    return _installed(("chromium", "chromium-browser"), "chromium")
+
+
+def firefox():
+    return _installed(("firefox-esr", "firefox"), "firefox-esr")
+
+
+def browse(page, steps, dark=False, timeout=300, in_firefox=False, **extra):
+    """Run browse.mjs over a page (in Chromium, or Firefox); its {"errors", "values",
+    "paint"}."""
+    plan = dict(page=str(page), dark=dark, steps=steps, **extra)
+    if in_firefox:
+        plan["firefox"] = firefox()
+    else:
+        plan["chromium"] = chromium()
     path = os.path.join(os.path.dirname(str(page)), f".plan-{os.getpid()}.json")
     with open(path, "w") as f:
         json.dump(plan, f)

@@ -13,8 +13,11 @@ import fs from 'node:fs';
 import puppeteer from 'puppeteer-core';
 
 const plan = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-const browser = await puppeteer.launch({executablePath: plan.chromium, headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--allow-file-access-from-files']});
+// plan.firefox: the page in Firefox instead (over WebDriver BiDi).
+const browser = plan.firefox
+  ? await puppeteer.launch({browser: 'firefox', executablePath: plan.firefox, headless: true})
+  : await puppeteer.launch({executablePath: plan.chromium, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--allow-file-access-from-files']});
 const out = {errors: [], values: {}, paint: null};
 try {
   const page = await browser.newPage();

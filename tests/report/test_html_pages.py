@@ -116,6 +116,31 @@ def test_report_page_in_chromium(report_page, heap_core, shots):
     assert v["unviewed"] == [] and v["links"] > 100
 
 
+def test_report_page_in_firefox(report_page, heap_core, shots):
+    holder = f"{heap_core.truth['holders']['holder_a']:#x}"
+    out = browser.browse(report_page, [
+        {"do": "eval", "as": "boxes", "expr":
+         "[...document.querySelectorAll('#treemap svg text')].map(t => t.textContent)"},
+        {"do": "click", "sel": "#suspect-0 summary"},
+        {"do": "eval", "as": "open", "expr": "document.querySelector('#suspect-0').open"},
+        {"do": "type", "sel": "#type-search", "text": "Widget"},
+        {"do": "eval", "as": "found", "expr":
+         "[...document.querySelectorAll('#type-table tbody tr')].map(r => r.cells[0]"
+         ".innerText)"},
+        {"do": "click", "sel": f'a.obj[data-addr="{holder}"]'},
+        {"do": "wait", "sel": "#object-view[open]"},
+        {"do": "eval", "as": "fields", "expr":
+         "[...document.querySelectorAll('#object-view table.view-fields tbody tr')]"
+         ".map(r => r.cells[0].innerText)"},
+        {"do": "shot", "path": f"{shots}/report-firefox.png"}], in_firefox=True)
+    assert out["errors"] == []
+    v = out["values"]
+    boxes = [b.replace("\u25b6", "").strip() for b in v["boxes"]]
+    assert boxes[1].startswith("sys.modules['__main__']") and "widgets" in boxes
+    assert v["open"] is True and "__main__.Widget" in v["found"]
+    assert v["fields"] == ["ref"]
+
+
 def test_report_page_dark_mode(report_page, shots):
     out = browser.browse(report_page, [
         {"do": "eval", "as": "bg", "expr": "getComputedStyle(document.body).backgroundColor"},
