@@ -229,6 +229,20 @@
     (DATA.summary.warnings || []).concat(DATA.errors || []).forEach(function (w) {
       s.appendChild(el("p", { cls: "warn", text: "warning: " + w }));
     });
+    function listing(title, id, rows) {
+      if (!rows || !rows.length) return;
+      var d = el("details", { id: id }, el("summary", { text: title + " (" + rows.length + ")" }));
+      var tb = el("tbody");
+      rows.forEach(function (r) {
+        var tr = el("tr");
+        r.forEach(function (c) { tr.appendChild(el("td", null, el("code", { text: c }))); });
+        tb.appendChild(tr);
+      });
+      d.appendChild(el("table", null, tb));
+      s.appendChild(d);
+    }
+    listing("Environment (secrets redacted unless --no-redact)", "environment", DATA.environment);
+    listing("Python modules", "modules", DATA.modules);
     if (DATA.deadlocks && DATA.deadlocks.length) {
       var box = el("div", { cls: "box", id: "deadlocks" }, el("strong", { cls: "bad", text: "Deadlock" }));
       DATA.deadlocks.forEach(function (d) { box.appendChild(el("p", { text: d })); });

@@ -20,7 +20,10 @@ VIEWS = 4000            # object views (every object the page lists, up to this)
 def report_page(target, rep, bounds, budget=OBJECTS):
     """HTML of the report `rep` (report.gather) of a Target; values previewed within
     `bounds` (a Preview: redact=True hides what is held under secret-looking names)."""
-    data = {"summary": _summary(rep), "bounds": [], "errors": list(rep.get("errors", ()))}
+    data = {"summary": _summary(rep), "bounds": [], "errors": list(rep.get("errors", ())),
+            "environment": [[e["name"], e["value"]] for e in rep.get("environment", ())],
+            "modules": [[m["name"], m["version"] or "", m["file"] or ""]
+                        for m in rep.get("modules") or ()]}
     listed = []
     data["threads"], data["flame"], data["deadlocks"] = _threads(target, rep, bounds,
                                                                  listed, data["errors"])

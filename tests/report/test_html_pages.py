@@ -151,7 +151,10 @@ def test_report_page_dark_mode(report_page, shots):
 
 
 def test_report_redacts_unless_asked(cores, tmp_path):
-    cap = cores.heap(targets.default_build())
+    """The crash core's process had NSDEBUG_FIXTURE_API_TOKEN in its environment: hidden
+    in the page, shown with --no-redact."""
+    cap = cores.crash(targets.default_build())
+    secret = "tok-5ecret-value"
     pages = {}
     for flag in ((), ("--no-redact",)):
         page = tmp_path / f"r{len(flag)}.html"
@@ -161,8 +164,24 @@ def test_report_redacts_unless_asked(cores, tmp_path):
                            timeout=600)
         assert r.returncode == 0, r.stderr
         pages[bool(flag)] = page.read_text()
-    assert "<redacted>" not in pages[True]
+    assert secret not in pages[False] and "<redacted>" in pages[False]
+    assert secret in pages[True]
     assert os.stat(tmp_path / "r0.html").st_mode & 0o777 == 0o600
+
+
+def test_report_page_shows_the_tasks(cores, tmp_path):
+    cap = cores.asyncio(targets.default_build())
+    page = tmp_path / "tasks.html"
+    r = subprocess.run(targets.nsdebug_cmd() + ["report", cap.core, "--html", str(page)],
+                       capture_output=True, text=True, env=targets.nsdebug_env(), timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = browser.browse(page, [{"do": "eval", "as": "tasks", "expr":
+                                 "[...document.querySelectorAll('#tasks li > a.obj')]"
+                                 ".map(a => a.innerText)"}])
+    assert out["errors"] == []
+    want = {f'Task "{name}"' for name, t in cap.truth["tasks"].items()
+            if t["state"] == "pending"}         # the report lists the pending ones
+    assert want <= set(out["values"]["tasks"]), out["values"]["tasks"]
 
 
 def test_snapshot_in_the_devtools_memory_panel(heap_core, tmp_path, shots):
