@@ -29,9 +29,9 @@ def open(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=(),  # 
 
 
 def triage(paths, **options):
-    """triage.TriageResult of the cores under `paths`: crash groups and growth across
-    instances (see nsdebug.triage.triage for the options)."""
-    from .triage import triage as run
+    """fleet.TriageResult of the cores under `paths`: crash groups and growth across
+    instances (see nsdebug.fleet.triage for the options)."""
+    from .fleet import triage as run
     return run(paths, **options)
 
 

@@ -1,5 +1,5 @@
 """`nsdebug triage PATH... [--jobs N] [--dask ADDRESS] [--heap] [--json] [--html FILE]`:
-argument parsing and output of the fleet triage (the work is nsdebug.triage's)."""
+argument parsing and output of the fleet triage (the work is nsdebug.fleet.s)."""
 
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ def _memory_limit(args, jobs):
 def main(argv):
     from . import render
     from .progress import progress_reporter
-    from .triage import engine, triage
-    from .triage.cache import default_dir
-    from .triage.signature import Rules
+    from .fleet import engine, triage
+    from .fleet.cache import default_dir
+    from .fleet.signature import Rules
     args = build_parser().parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         raise NsdebugError("--jobs must be at least 1")

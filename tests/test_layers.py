@@ -26,9 +26,9 @@ ABOVE = {
     "nsdebug.native": ["nsdebug.cpython", "nsdebug.heap", "nsdebug.model", *FACES, *SHELL],
     "nsdebug.cpython": ["nsdebug.native", "nsdebug.heap", "nsdebug.model", *FACES, *SHELL],
     "nsdebug.heap": ["nsdebug.model", *FACES, *SHELL],
-    "nsdebug.model": FACES + SHELL + ["nsdebug.triage"],
+    "nsdebug.model": FACES + SHELL + ["nsdebug.fleet"],
     # Many cores at once: over the model, under the faces; Dask only when asked for.
-    "nsdebug.triage": FACES + SHELL + ["distributed", "dask"],
+    "nsdebug.fleet": FACES + SHELL + ["distributed", "dask"],
     # The two faces over the model: neither stands on the other.
     "nsdebug.commands": ["nsdebug.api", "nsdebug.render", "nsdebug.formatters",
                          "nsdebug.batch", "nsdebug.repl", "nsdebug.report", "nsdebug.cli",

@@ -14,7 +14,7 @@ def _when(t):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "?"
 
 
-@formatter("nsdebug.triage.TriageResult")
+@formatter("nsdebug.fleet.TriageResult")
 def format_triage(r):
     crashes = sum(g.count for g in r.groups)
     yield (f"{r.cores} cores: {crashes} crashes in {len(r.groups)} groups, "

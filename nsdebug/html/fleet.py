@@ -23,7 +23,7 @@ def time_bins(times, bins=24):
 
 
 def fleet_page(result):
-    """HTML of a triage.TriageResult."""
+    """HTML of a fleet.TriageResult."""
     groups = [as_data(g) for g in result.groups]
     all_times = [t for g in result.groups for t in (g.times or []) if t is not None]
     starts, width = time_bins(all_times)

@@ -1,4 +1,6 @@
-"""Fleet triage: many cores at once, grouped by crash and by leak.
+"""Fleet triage (`nsdebug triage`, `nsdebug.triage()`): many cores at once, grouped by
+crash and by leak. (Not named `triage`: the API function of that name would be
+shadowed by the package once imported.)
 
     triage(["/var/spool/arthur"], jobs=4) -> TriageResult
 
@@ -71,20 +73,21 @@ def triage(paths, *, jobs=None, dask=None, heap=None, timeout=600.0, memory_limi
     from .scan import find_cores
     candidates, dropped = find_cores(paths)
     cache = SummaryCache(cache_dir) if cache_dir else None
-    results, todo, keys = {}, [], {}
+    results, todo, keys, cached = {}, [], {}, 0
     for c in candidates:
         try:
             keys[c.path] = core_key(c.path)
         except OSError as e:
-            results[c.path] = {"error": f"cannot read: {e.strerror or e}", "kind": "error"}
+            results[c.path] = {"error": f"cannot read: {e.strerror or e}" if e.strerror
+                               else str(e), "kind": "error"}
             continue
         want_heap = heap if heap is not None else (True if _watched(c.record) else None)
         kept = cache.get(keys[c.path], want_heap) if cache else None
         if kept is not None:
             results[c.path] = kept
+            cached += 1
         else:
             todo.append((c.path, want_heap))
-    cached = len(results)
     done = len(results)
     if progress:
         progress(done, len(candidates))
@@ -111,7 +114,7 @@ def triage(paths, *, jobs=None, dask=None, heap=None, timeout=600.0, memory_limi
     groups = crash_groups(entries, rules)
     crashed = sum(g.count for g in groups)
     return TriageResult(len(candidates), groups, growth(entries), failed,
-                        len(entries) - crashed, len(candidates) - cached, cached,
+                        len(entries) - crashed, len(todo), cached,
                         dropped)
 
 

@@ -1,7 +1,7 @@
 """The per-core analysis in a process of its own, so that a core that hangs it, eats
 its memory or crashes it costs that process only, never the worker or the run.
 
-    python -m nsdebug.triage.child CORE HEAP MEMORY_LIMIT
+    python -m nsdebug.fleet.child CORE HEAP MEMORY_LIMIT
 
 HEAP: "1", "0" or "auto"; MEMORY_LIMIT: bytes of data segment (RLIMIT_DATA: the heap
 and anonymous mappings, not the core's file mapping), 0 for none. Prints one JSON
@@ -20,7 +20,7 @@ def main(argv):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
         from nsdebug.errors import NsdebugError
-        from nsdebug.triage.summary import summarize
+        from nsdebug.fleet.summary import summarize
         try:
             result = {"summary": summarize(path, None if heap == "auto" else heap == "1")}
         except NsdebugError as e:

@@ -40,7 +40,7 @@ class Growth:
 
 
 def growth(entries):
-    """[Growth], strongest first, of the entries (triage.Entry) with a heap summary."""
+    """[Growth], strongest first, of the entries (fleet.Entry) with a heap summary."""
     services = {}
     for e in entries:
         heap = e.summary.get("heap")

@@ -26,7 +26,7 @@ class CrashGroup:
 
 
 def crash_groups(entries, rules=None):
-    """[CrashGroup], commonest first, of the entries (triage.Entry) that crashed."""
+    """[CrashGroup], commonest first, of the entries (fleet.Entry) that crashed."""
     by_sig = {}
     for e in entries:
         s = e.summary

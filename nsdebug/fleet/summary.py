@@ -13,7 +13,7 @@ import os
 from ..errors import NsdebugError
 from ..record import as_data
 
-FORMAT = 1                  # bumped when a summary's content changes: the cache's key
+FORMAT = 2                  # bumped when a summary's content changes: the cache's key
 TYPES_KEPT = 200            # types kept per sort (count, retained) in the histogram
 HOLDERS = 20                # the commonest types whose holder is found
 OVERFLOW_REACH = 1 << 20    # a fault this near a thread's sp, in no memory: an overflow
@@ -83,13 +83,14 @@ def _overflow(target, thread, sig):
 
 def _crashed_stack(target, core_index):
     """The crashed thread's frames, innermost first: native and Python merged (inlined
-    calls marked), each with its place."""
+    calls marked), each with its place; the interpreter's call machinery between Python
+    frames left out, as `bt --native` does (the signature would skip it anyway)."""
     from ..model import stacks
     py = target.runtime.thread_for_core(core_index)
     if py is None:
-        st = stacks.native_stack(target, core_index, "all")
+        st = stacks.native_stack(target, core_index, "python")
     else:
-        st = stacks.thread_stack(target, py, native="all")
+        st = stacks.thread_stack(target, py, native="python")
     rows = list(reversed(st.native or []))
     if py is not None and not st.merged:
         # Not merged (no symbols for the eval loop): the C frames down to the first

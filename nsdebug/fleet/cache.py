@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
 from .summary import FORMAT
 
@@ -25,8 +26,12 @@ def default_dir():
 def core_key(path):
     """The cache key of the file at `path` (OSError when it cannot be read)."""
     h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
+    # Not blocking on a FIFO or a device someone named: only a regular file is read.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
         st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
         h.update(f"{FORMAT}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode())
         h.update(f.read(EDGE))
         if st.st_size > EDGE:

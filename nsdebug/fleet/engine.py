@@ -23,7 +23,7 @@ def analyze(path, heap=None, timeout=600.0, memory_limit=0):
     """{"summary": ...} of one core, or {"error": ..., "kind": "error" | "timeout" |
     "memory" | "crash"}: the one per-core function both engines run."""
     heap_arg = "auto" if heap is None else ("1" if heap else "0")
-    cmd = [sys.executable, "-m", "nsdebug.triage.child", path, heap_arg,
+    cmd = [sys.executable, "-m", "nsdebug.fleet.child", path, heap_arg,
            str(int(memory_limit or 0))]
     # One BLAS thread: numpy's OpenBLAS reserves a buffer per thread at import, which
     # would count against the memory limit for nothing (nsdebug does no linear algebra).
