@@ -15,6 +15,7 @@ OBJECTS = 1500          # objects in the treemap (the largest first), and as man
 SUBTREE = (8, 2)        # a suspect's dominator subtree: children per node, depth
 TYPES = 3000            # rows of the type table
 VIEWS = 4000            # object views (every object the page lists, up to this)
+FLAME_DEPTH = 150       # frames per thread in the flame graph, the innermost
 
 
 def report_page(target, rep, bounds, budget=OBJECTS):
@@ -98,6 +99,12 @@ def _add_flame(root, title, rows):
     root["value"] += 1
     node = {"name": title, "value": 1, "children": []}
     root["children"].append(node)
+    if len(rows) > FLAME_DEPTH:
+        # A runaway recursion: its innermost frames, the older ones as one box.
+        cut = len(rows) - FLAME_DEPTH
+        child = {"name": f"... {cut:,} older frames", "value": 1, "children": []}
+        node["children"].append(child)
+        node, rows = child, rows[cut:]
     for r in rows:
         name = f"{r['function']} ({r['where']})" if r["where"] else r["function"]
         if r["kind"] == "native":
