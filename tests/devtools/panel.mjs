@@ -20,6 +20,10 @@ try {
   const page = await browser.newPage();
   await page.setViewport({width: 1600, height: 1000});
   await page.goto(url, {waitUntil: 'load'});
+  // The screencast of the inspected page takes most of the window: hidden.
+  const cast = await page.waitForSelector('pierce/[aria-label="Toggle screencast"]',
+                                          {timeout: 20000}).catch(() => null);
+  if (cast) await cast.click();
   const load = await page.waitForSelector('pierce/devtools-button[aria-label="Load profile\u2026"]',
                                           {timeout: 60000});
   const [chooser] = await Promise.all([page.waitForFileChooser({timeout: 60000}), load.click()]);
