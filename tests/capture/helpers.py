@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from arthur.procfs import children
+
 
 def arthur_cmd():
     exe = shutil.which("arthur", path=os.path.dirname(sys.executable))
@@ -29,21 +31,6 @@ def status(pid):
         for line in f:
             k, _, v = line.partition(":")
             out[k] = v.strip()
-    return out
-
-
-def children(pid):
-    """Pids whose parent is `pid` (a leftover fork child would be one)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    raw = f.read()
-            except OSError:
-                continue
-            if int(raw[raw.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(d))
     return out
 
 
