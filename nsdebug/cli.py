@@ -224,10 +224,10 @@ def _diff(argv):
     from .batch import run_one
     from .heap.diff import diff_cores
     if args.html:
-        from .html import write_page
         from .html.diff import diff_page
+        from .outfile import write_text
         result = diff_cores(session.target, args.old, max(args.top, 0), args.sort)
-        write_page(args.html, diff_page(result), args.force)
+        write_text(args.html, diff_page(result), args.force)
         return 0
     return run_one(session, f"diff {_quote(args.old)} --top {args.top} --sort {args.sort}",
                    lambda: (diff_cores(session.target, args.old, max(args.top, 0), args.sort),

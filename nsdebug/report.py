@@ -199,21 +199,15 @@ def main(argv):
     bounds = Preview(redact=not args.no_redact)
     rep, secrets = gather(target, args.top, not args.no_heap, bounds)
     if args.html:
-        from .html import write_page
         from .html.report import report_page
+        from .outfile import write_text
         page = scrub(report_page(target, rep, bounds, max(args.objects, 1)), secrets)
-        write_page(args.html, page, args.force)
+        write_text(args.html, page, args.force)
         return 0
     text = scrub(render.to_json(rep) if args.json else "\n".join(text_lines(rep)), secrets)
     if args.output is None:
         sys.stdout.write(text + "\n")
         return 0
-    from arthur.safefile import OutputError, PrivateOutput
-    try:
-        with PrivateOutput(args.output, args.force, binary=False) as f:
-            f.write(text + "\n")
-    except OutputError as e:
-        raise NsdebugError(e.strerror) from None
-    except OSError as e:
-        raise NsdebugError(f"cannot write {args.output}: {e.strerror or e}") from None
+    from .outfile import write_text
+    write_text(args.output, text + "\n", args.force)
     return 0

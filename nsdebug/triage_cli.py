@@ -89,9 +89,9 @@ def main(argv):
                         cache_dir=cache, rules=rules,
                         progress=(lambda done, total: report(done, total)) if report else None)
     if args.html:
-        from .html import write_page
         from .html.fleet import fleet_page
-        write_page(args.html, fleet_page(result), args.force)
+        from .outfile import write_text
+        write_text(args.html, fleet_page(result), args.force)
     if args.json:
         sys.stdout.write(render.to_json(result) + "\n")
     elif not args.html or sys.stdout.isatty():

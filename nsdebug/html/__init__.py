@@ -13,7 +13,6 @@ import json
 import os
 import time
 
-from ..errors import NsdebugError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # What each kind of page draws with (vendor/ file names).
@@ -62,15 +61,3 @@ def page(kind, title, data, objects=None):
 def _escape(text):
     import html
     return html.escape(text)
-
-
-def write_page(path, text, force=False):
-    """Write a page to `path`, created 0600 (a page holds paths, values, names)."""
-    from arthur.safefile import OutputError, PrivateOutput
-    try:
-        with PrivateOutput(path, force, binary=False) as f:
-            f.write(text)
-    except OutputError as e:
-        raise NsdebugError(e.strerror) from None
-    except OSError as e:
-        raise NsdebugError(f"cannot write {path}: {e.strerror or e}") from None

@@ -146,18 +146,12 @@ class Target:
         """Write the heap as a Chrome DevTools .heapsnapshot, a private file (0600) made
         whole or not at all. Returns (nodes, edges); NsdebugError when the file cannot
         be written."""
-        from arthur.safefile import OutputError, PrivateOutput
-
         from ..heap.snapshot import write_snapshot
+        from ..outfile import private_output
         g = self.heap
-        try:
-            with PrivateOutput(path, force, binary=False) as out:
-                return write_snapshot(g, self.runtime.objects, out.f, progress,
-                                      self.vector_memory, redact=redact)
-        except OutputError as e:
-            raise NsdebugError(e.strerror) from None
-        except OSError as e:
-            raise NsdebugError(f"cannot write {path}: {e.strerror or e}") from None
+        with private_output(path, force) as out:
+            return write_snapshot(g, self.runtime.objects, out.f, progress,
+                                  self.vector_memory, redact=redact)
 
     def close(self):
         """Release the file; the models made from it go, and using them again is an
