@@ -56,18 +56,22 @@ def gather(target, top=10, heap=True, bounds=None):
     rep = {"info": process_info(target)}
     crashed = p.crashed_thread
     sel = stacks.Selection(crashed.index if crashed is not None else 0)
+    # The locks looked at once: their section, and what each thread waits for.
+    from .model.locks import locks
+    found = _section(lambda: locks(target), errors, "locks")
+    waits = stacks.wait_phrases(target, found) if found is not None else None
     if crashed is not None:
         from .native.disasm import disassembly
         rep["crash"] = {"summary": rep["info"].crash,
                         "instructions": _section(lambda: disassembly(p, crashed.pc, 4),
                                                  errors, "disassembly"),
                         "stack": _section(lambda: stacks.backtrace(
-                            target, native="python", bounds=bounds, sel=sel),
+                            target, native="python", bounds=bounds, sel=sel, waits=waits),
                             errors, "native stack")}
     rep["threads"] = _section(lambda: stacks.backtrace(target, True, True, bounds=bounds,
-                                                       sel=sel), errors, "threads")
-    from .model.locks import locks
-    rep["locks"] = _section(lambda: locks(target), errors, "locks")
+                                                       sel=sel, waits=waits),
+                              errors, "threads")
+    rep["locks"] = found
     hidden = _redact_locals(rep["threads"]) if bounds.redact else []
     if heap:
         from .heap import memory, stats, suspects, tasks

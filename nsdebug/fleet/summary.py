@@ -53,8 +53,7 @@ def _summary(target, path, heap):
     if crashed is not None and info.signal is not None:
         out["overflow"] = _overflow(target, crashed, info.signal)
         _section(out, "stack", lambda: _crashed_stack(target, crashed.index))
-    _section(out, "threads", lambda: _threads(target))
-    _section(out, "deadlocks", lambda: _deadlocks(target))
+    _section(out, "threads", lambda: _threads(target, out))
     if heap:
         _section(out, "heap", lambda: _heap(target))
     return out
@@ -111,9 +110,19 @@ def _crashed_stack(target, core_index):
     return out
 
 
-def _threads(target):
+def _threads(target, summary):
+    """Each thread's state and where it is; the deadlocks go in `summary`, from the same
+    look at the locks that says what each thread waits for."""
     from ..model import stacks
-    bt = stacks.backtrace(target, every=True)
+    from ..model.locks import locks
+    waits = {}
+    try:
+        found = locks(target)
+        summary["deadlocks"] = [d.text for d in found.deadlocks]
+        waits = stacks.wait_phrases(target, found)
+    except NsdebugError as e:
+        summary["errors"].append(f"deadlocks: {e}")
+    bt = stacks.backtrace(target, every=True, waits=waits)
     out = []
     for t in bt.threads:
         top = t.frames[-1] if t.frames else None
@@ -124,11 +133,6 @@ def _threads(target):
     out.extend({"tid": tid, "name": None, "state": None, "holds_gil": False,
                 "crashed": False, "where": None} for tid in bt.native_only)
     return out
-
-
-def _deadlocks(target):
-    from ..model.locks import locks
-    return [d.text for d in locks(target).deadlocks]
 
 
 def _heap(target):

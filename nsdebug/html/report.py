@@ -59,8 +59,11 @@ def _threads(target, rep, bounds, listed, errors):
     from ..model import stacks
     crashed = target.process.crashed_thread
     sel = stacks.Selection(crashed.index if crashed is not None else 0)
+    # What each thread waits for, from the locks the report has looked at already.
+    waits = stacks.wait_phrases(target, rep["locks"]) if rep.get("locks") else None
     try:
-        bt = stacks.backtrace(target, True, True, native="python", bounds=bounds, sel=sel)
+        bt = stacks.backtrace(target, True, True, native="python", bounds=bounds, sel=sel,
+                              waits=waits)
     except NsdebugError as e:
         errors.append(f"threads: {e}")
         return [], None, []

@@ -240,14 +240,16 @@ def native_stack(target, core_index, mode, sel=None):
     return stack
 
 
-def backtrace(target, every=False, with_locals=False, native=None, bounds=None, sel=None):
+def backtrace(target, every=False, with_locals=False, native=None, bounds=None, sel=None,
+              waits=None):
     """BacktraceResult: the stack of the selected thread, or of every thread (`every`),
-    Python frames oldest first; `native` as in thread_stack()."""
+    Python frames oldest first; `native` as in thread_stack(); `waits` what each thread
+    waits for (wait_phrases(), found here when not given)."""
     sel = sel or Selection()
     rt = target.runtime
     if every:
         threads = sorted(rt.threads, key=lambda t: (t.core_index is None, t.core_index or 0))
-        waits = wait_phrases(target)
+        waits = wait_phrases(target) if waits is None else waits
         stacks = [thread_stack(target, t, with_locals, native, bounds, sel, waits)
                   for t in threads]
         py_idx = {t.core_index for t in rt.threads}
@@ -265,7 +267,7 @@ def backtrace(target, every=False, with_locals=False, native=None, bounds=None, 
     else:
         result = BacktraceResult(str(rt.version), [thread_stack(
             target, python_thread(target, sel.thread_index), with_locals, native, bounds,
-            sel)])
+            sel, waits)])
     if native:
         target.native.save()
     return result
@@ -338,15 +340,16 @@ def _gil_holders(target):
 
 
 # -- what a thread was doing -----------------------------------------------------------------------
-def wait_phrases(target):
+def wait_phrases(target, found=None):
     """{native tid: what the thread waits for, in a few words} for the threads blocked
-    on a lock or in a join (model/locks.py); empty without Python."""
+    on a lock or in a join (model/locks.py, or its result `found` when the caller has
+    it); empty without Python."""
     from .locks import locks
     try:
-        return {t.tid: t.phrase for t in locks(target, everything=False).threads
-                if t.phrase}
+        found = found or locks(target, everything=False)
     except NsdebugError:
         return {}
+    return {t.tid: t.phrase for t in found.threads if t.phrase}
 
 
 def thread_state_cheap(target, core_index, holds_gil, waits_for=None):
