@@ -146,6 +146,25 @@ class WalkTables:
     malloc: dict | None         # nativemem's summary of malloc's chunks, or None
 
 
+class DominatorTree:
+    """Children lists of the dominator tree, as CSR arrays."""
+
+    def __init__(self, g):
+        idom = g.dominators().astype(np.int64)
+        n = len(idom)
+        parent = np.where((idom >= 0) & (idom != np.arange(n)), idom, -1)
+        has = parent >= 0
+        kids = np.nonzero(has)[0]
+        order = np.argsort(parent[kids], kind="stable")
+        self.kids = kids[order]
+        counts = np.bincount(parent[has], minlength=n)
+        self.start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.start[1:])
+
+    def children(self, v):
+        return self.kids[self.start[v]:self.start[v + 1]]
+
+
 class HeapGraph:
     """Nodes 0..n_synth-1 are synthetic (root, groups, threads, frames); the rest objects.
 
@@ -174,6 +193,7 @@ class HeapGraph:
         # dominators and their preorder, retained sizes, the address order.
         self._rev = self._parent = self._found = None
         self._idom = self._order = self._retained = None
+        self._tree = None
         self._addr_order = self._sorted_addr = None
         self._ids = None
         self._room = None
@@ -505,6 +525,12 @@ class HeapGraph:
                 _py.retained(self._order, idom, size, ret)
             self._retained = ret
         return self._retained
+
+    def dominator_tree(self):
+        """The dominator tree's children lists (DominatorTree), made once."""
+        if self._tree is None:
+            self._tree = DominatorTree(self)
+        return self._tree
 
     def group_retained(self, group, ngroups):
         """Per group (e.g. per type: group = type index, -1 for none), what its nodes

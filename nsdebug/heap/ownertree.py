@@ -14,7 +14,6 @@ import heapq
 import numpy as np
 
 from ..record import Factory, record
-from .suspects import DominatorTree
 
 
 @record
@@ -32,7 +31,7 @@ class OwnerNode:
 def owner_tree(g, budget=1500, fanout=8, depth=2):
     """[OwnerNode] of the heap graph's owners, largest first."""
     from .paths import dict_owner, path_text
-    tree = DominatorTree(g)
+    tree = g.dominator_tree()
     ret = g.retained()
     types = g.type_names()
     module_types = {i for i, t in enumerate(g.types) if t.qualname == "module"}
@@ -173,7 +172,7 @@ def listed_addresses(nodes):
 
 def subtree(g, i, fanout=8, depth=2):
     """OwnerNode of node i with its largest dominated children, `depth` levels down."""
-    tree = DominatorTree(g)
+    tree = g.dominator_tree()
     ret = g.retained()
     types = g.type_names()
     return _object(g, tree, ret, types, i, fanout, depth, [0], 1 << 30)

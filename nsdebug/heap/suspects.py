@@ -39,25 +39,6 @@ class Suspect:
     groups: list = Factory(list)     # [(type, count, retained)] of its children
 
 
-class DominatorTree:
-    """Children lists of the dominator tree, as CSR arrays."""
-
-    def __init__(self, g):
-        idom = g.dominators().astype(np.int64)
-        n = len(idom)
-        parent = np.where((idom >= 0) & (idom != np.arange(n)), idom, -1)
-        has = parent >= 0
-        kids = np.nonzero(has)[0]
-        order = np.argsort(parent[kids], kind="stable")
-        self.kids = kids[order]
-        counts = np.bincount(parent[has], minlength=n)
-        self.start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=self.start[1:])
-
-    def children(self, v):
-        return self.kids[self.start[v]:self.start[v + 1]]
-
-
 @record
 class SuspectsResult:
     total_size: int
@@ -85,7 +66,7 @@ def find_suspects(g, top=5, min_share=MIN_SHARE):
     from .paths import path_text
     ret = g.retained()
     total = int(g.size.sum()) or 1
-    tree = DominatorTree(g)
+    tree = g.dominator_tree()
     idom = g.dominators()
     objs = np.arange(g.n_synth, g.n)
     top_level = objs[(idom[objs] >= 0) & (idom[objs] < g.n_synth)]
