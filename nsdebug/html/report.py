@@ -118,15 +118,16 @@ def _add_flame(root, title, rows):
 
 
 def _heap(target, rep, data, listed, budget, bounds):
-    from ..heap.ownertree import listed_addresses, owner_tree
+    from ..heap.ownertree import listed_addresses, owner_tree, subtree
     from ..heap.stats import type_histogram
     g = target.heap
     tree = owner_tree(g, budget)
     data["treemap"] = [_node(n) for n in tree]
-    listed.extend(listed_addresses(tree))
+    in_tree = listed_addresses(tree)
+    listed.extend(in_tree)
     total = g.n - g.n_synth
     data["heap_total"] = {"objects": total, "size": int(g.size.sum())}
-    shown = len(listed_addresses(tree))
+    shown = len(in_tree)
     if shown < total:
         data["bounds"].append(f"treemap: the {min(budget, total):,} objects that retain "
                               f"most, and their largest dominated children ({shown:,} "
@@ -142,7 +143,7 @@ def _heap(target, rep, data, listed, budget, bounds):
     if rep.get("suspects") is not None:
         for s in rep["suspects"].suspects:
             i = g.index_of(s.address)
-            sub = _subtree(g, i, *SUBTREE) if i is not None else None
+            sub = subtree(g, i, *SUBTREE) if i is not None else None
             if sub is not None:
                 listed.extend(listed_addresses([sub]))
             listed.append(s.address)
@@ -152,11 +153,6 @@ def _heap(target, rep, data, listed, budget, bounds):
     if rep.get("tasks") is not None:
         data["tasks"] = [_task(t) for t in rep["tasks"].tasks]
         listed.extend(t.address for t in rep["tasks"].tasks)
-
-
-def _subtree(g, i, fanout, depth):
-    from ..heap.ownertree import subtree
-    return subtree(g, i, fanout, depth)
 
 
 def _node(n):
