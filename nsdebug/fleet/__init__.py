@@ -104,11 +104,10 @@ def triage(paths, *, jobs=None, dask=None, heap=None, timeout=600.0, memory_limi
             if progress:
                 progress(done, len(candidates))
     entries, failed = [], []
-    records = {c.path: c.record for c in candidates}
     for c in candidates:
         r = results[c.path]
         if "summary" in r:
-            entries.append(entry(c.path, r["summary"], records[c.path]))
+            entries.append(entry(c.path, r["summary"], c.record))
         else:
             failed.append({"core": c.path, "error": r.get("error"), "kind": r.get("kind")})
     groups = crash_groups(entries, rules)

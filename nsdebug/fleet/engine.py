@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from ..corefile.notes import signal_name
 from ..errors import NsdebugError
+from ..units import human_size
 from .child import EXIT_MEMORY
 
 
@@ -42,22 +43,16 @@ def analyze(path, heap=None, timeout=600.0, memory_limit=0):
         except ValueError:
             return {"error": "the analysis wrote no result", "kind": "crash"}
     err = r.stderr.decode("utf-8", "replace")
-    if r.returncode == EXIT_MEMORY or (memory_limit and ("MemoryError" in err or
-                                                          "memory" in err.lower())):
-        return {"error": f"the analysis needed more than {_mib(memory_limit)} "
+    # Out of memory: our exit code, or whatever a library said as it failed to allocate
+    # (MemoryError, OpenBLAS's "Memory allocation still failed").
+    if r.returncode == EXIT_MEMORY or (memory_limit and "memory" in err.lower()):
+        return {"error": f"the analysis needed more than {human_size(memory_limit)} "
                          f"(--memory-limit)", "kind": "memory"}
     if r.returncode < 0:
-        try:
-            name = signal.Signals(-r.returncode).name
-        except ValueError:
-            name = f"signal {-r.returncode}"
-        return {"error": f"the analysis died of {name}", "kind": "crash"}
+        return {"error": f"the analysis died of {signal_name(-r.returncode)}",
+                "kind": "crash"}
     last = err.strip().splitlines()[-1:] or [f"exit status {r.returncode}"]
     return {"error": f"the analysis failed: {last[0]}", "kind": "crash"}
-
-
-def _mib(n):
-    return f"{n / 2**20:.0f} MiB"
 
 
 def run_local(paths, jobs, **options):

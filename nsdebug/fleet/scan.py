@@ -8,14 +8,14 @@ import os
 import re
 from collections import namedtuple
 
+from arthur.coreformat import ELF_MAGIC, ET_CORE, FRAME_MAGIC
+
 from ..errors import NsdebugError
 
 Candidate = namedtuple("Candidate", "path record")   # record: the spool's, or None
 
 CORE_NAME = re.compile(r"^core(\.[^/]*)?$|\.core$|\.lz4$")
 SIDECARS = (".nsdebug-index", ".json", ".tmp", ".part")
-ELF_CORE = b"\x7fELF"
-LZ4_FRAME = b"\x04\x22\x4d\x18"
 
 
 def _looks_like_core(path, name):
@@ -28,10 +28,11 @@ def _looks_like_core(path, name):
             head = f.read(18)
     except OSError:
         return False
-    if head.startswith(LZ4_FRAME):
+    if head.startswith(FRAME_MAGIC):
         return True
     # An ELF file of type ET_CORE (e_type, little-endian, at offset 16).
-    return head.startswith(ELF_CORE) and len(head) >= 18 and head[16:18] == b"\x04\x00"
+    return head.startswith(ELF_MAGIC) and len(head) >= 18 and \
+        int.from_bytes(head[16:18], "little") == ET_CORE
 
 
 def _record(path):
