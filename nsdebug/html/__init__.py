@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from html import escape
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,13 +52,8 @@ def page(kind, title, data, objects=None):
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<meta name=\"generator\" content=\"nsdebug\">"
-            f"<title>{_escape(title)}</title><style>{styles}</style></head><body>"
+            f"<title>{escape(title)}</title><style>{styles}</style></head><body>"
             f"<noscript>This page draws with JavaScript; its data is in the "
             f"nsdebug-data block of its source.</noscript>"
             f"<script type=\"application/json\" id=\"nsdebug-data\">{blob}</script>"
             f"{views}{libs}{_script(_read('app.js'))}</body></html>\n")
-
-
-def _escape(text):
-    import html
-    return html.escape(text)
