@@ -20,9 +20,8 @@ def open_session(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs
                  runtime_method=None, use_index=True, options=None, pid=None):
     """A Session on a core opened by target.open_target (same options), its process's
     warnings printed once."""
-    from .commands import Options, Session, load_all
+    from .commands import Options, Session
     from .model import open_target
-    load_all()
     options = options or Options()
     for name in ("max_depth", "max_items", "max_string"):
         if getattr(options, name) < 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .escape import printable
-from .formatters import FORMATTERS, type_key
+from .formatters import formatter_of
 from .record import as_data
 
 
@@ -24,7 +24,7 @@ def to_lines(result):
         return []
     if isinstance(result, str):
         return [printable(x) for x in result.splitlines()]
-    fmt = FORMATTERS.get(type_key(type(result)))
+    fmt = formatter_of(type(result))
     if fmt is None:
         import json
         return json.dumps(to_plain(result), indent=2, ensure_ascii=False).splitlines()

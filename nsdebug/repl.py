@@ -53,7 +53,8 @@ class ShellCompleter:
         return []
 
     def complete(self, text):
-        from .commands.registry import ALIASES, COMMANDS
+        from .commands.registry import ALIASES, COMMANDS, load_all
+        load_all()
         words = text.split()
         if not words or (len(words) == 1 and not text.endswith(" ")):
             prefix = words[0] if words else ""
@@ -105,8 +106,9 @@ def rich_render(result, console):
     from rich.table import Table
 
     from . import render
-    from .formatters import TABLES, type_key
+    from .formatters import TABLES, load_all, type_key
     from .model.stacks import ListResult
+    load_all()
     if isinstance(result, ListResult) and not result.error:
         code = "\n".join(result.lines)
         console.print(Syntax(code, "python", line_numbers=True, start_line=result.first,

@@ -2,14 +2,8 @@
 command that parses its arguments, calls the library (target/, heap/, cpython/) and
 returns the library's plain data; nothing here prints or reads the core itself."""
 
-from .registry import COMMANDS, Arg, Command, command, lookup, parse, run
+from .registry import COMMANDS, Arg, Command, command, load_all, lookup, parse, run
 from .session import Options, Session
-
-
-def load_all():
-    """Import every command module so the table is complete."""
-    from . import heap, process, python  # noqa: F401
-
 
 __all__ = ["COMMANDS", "Arg", "Command", "command", "lookup", "parse", "run", "Options",
            "Session", "load_all"]

@@ -134,6 +134,27 @@ def _parser_class():
 
 COMMANDS: dict[str, Command] = {}
 ALIASES: dict[str, str] = {}
+# The command modules, imported when a name is first looked up, in this order: `bt`
+# finds its command without importing the heap's (load_all() imports every one: help,
+# the shell's completion, a prefix of a name).
+FAMILIES = ("python", "process", "heap")
+_loaded = set()
+
+
+def _load_next():
+    from importlib import import_module
+    for family in FAMILIES:
+        if family not in _loaded:
+            _loaded.add(family)
+            import_module(f"{__package__}.{family}")
+            return True
+    return False
+
+
+def load_all():
+    """Import every command module so the table is complete."""
+    while _load_next():
+        pass
 
 
 def command(name, summary, *args, aliases=(), category="general", needs_core=True):
@@ -148,6 +169,8 @@ def command(name, summary, *args, aliases=(), category="general", needs_core=Tru
 
 
 def lookup(name):
+    while ALIASES.get(name, name) not in COMMANDS and _load_next():
+        pass
     name = ALIASES.get(name, name)
     if name not in COMMANDS:
         close = [c for c in COMMANDS if c.startswith(name)]
@@ -163,6 +186,7 @@ def help_lines(args):
     if args:
         yield from lookup(args[0]).help_text().splitlines()
         return
+    load_all()
     by_cat = {}
     for c in COMMANDS.values():
         by_cat.setdefault(c.category, []).append(c)

@@ -72,12 +72,21 @@ def locks(target, everything=True):
     exits = {}                                   # python thread -> [(lock, frame)]
     frames_of = {t.address: rt.frames(t) for t in rt.threads}
     instances = []                               # (value, where): for the second round
+    # Without `everything`, the threads not blocked in futex first give only the `with`
+    # blocks they have open (who holds what); their other values are looked at only if
+    # a waiter is left unmatched.
+    rest = []
     for t in rt.threads:
+        whole = everything or t.address in futex_waits
         for f in frames_of[t.address]:
             if f.code is not None:
                 _collect(o, walker, f, found, exits.setdefault(t.address, []), version,
-                         instances)
+                         instances, whole)
+                if not whole:
+                    rest.append(f)
     if everything or not _all_matched(o, futex_waits, found):
+        for f in rest:
+            _collect(o, walker, f, found, [], version, instances, True, exits_too=False)
         for v, where in instances:
             _refer(o, v, where, found, 2)
     states = {}
@@ -260,17 +269,21 @@ def _all_matched(o, futex_waits, found):
                for uaddr in futex_waits.values())
 
 
-def _collect(o, walker, frame, found, exits, version, instances):
-    """Lock objects a frame refers to itself (into `found`), those with a `with` open
-    on them (into `exits`, with the frame), and the other values, whose attributes the
-    second round looks into (into `instances`)."""
-    values = [(loc.address, f"{loc.name} in {frame.function}")
-              for loc in walker.locals_of(frame) if loc.address]
+def _collect(o, walker, frame, found, exits, version, instances, values=True,
+             exits_too=True):
+    """Lock objects a frame refers to itself (into `found`, with `values`), those with
+    a `with` open on them (into `exits`, with the frame, with `exits_too`), and the
+    other values, whose attributes the second round looks into (into `instances`)."""
     slots, _depth = walker.stack_slots(frame)
-    values += [(v, f"{ON_STACK}{frame.function}") for _slot, v in slots]
-    for v, where in values:
-        if not _refer(o, v, where, found, 0):
-            instances.append((v, where))
+    if values:
+        refs = [(loc.address, f"{loc.name} in {frame.function}")
+                for loc in walker.locals_of(frame) if loc.address]
+        refs += [(v, f"{ON_STACK}{frame.function}") for _slot, v in slots]
+        for v, where in refs:
+            if not _refer(o, v, where, found, 0):
+                instances.append((v, where))
+    if not exits_too:
+        return
     # An open `with` keeps its __exit__ below the depth the exception table gives the
     # block the frame is in (3.11+): a slot above it may hold a stale pointer to another
     # thread's live __exit__, which would give that thread's lock to this one.

@@ -4,6 +4,8 @@ exists), printable output whatever the core holds, and @record."""
 
 import importlib
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -13,12 +15,14 @@ from nsdebug.commands import COMMANDS, Session, load_all, parse
 from nsdebug.errors import CommandError
 from nsdebug.escape import printable
 from nsdebug.formatters import FORMATTERS, TABLES
+from nsdebug.formatters import load_all as load_formatters
 from nsdebug.model import open_target
 from nsdebug.record import Factory, fields_of, record
 from nsdebug.units import human_size
 
 pytestmark = pytest.mark.unit
 load_all()
+load_formatters()
 
 
 @pytest.mark.parametrize("key", sorted(set(FORMATTERS) | set(TABLES)))
@@ -170,3 +174,25 @@ def test_records_check_their_arguments():
                                      (5 << 20, "5.0 MiB"), (-2048, "-2.0 KiB")])
 def test_sizes_in_words(n, text):
     assert human_size(n) == text
+
+
+def test_bt_imports_neither_the_heap_commands_nor_their_text():
+    """The command and formatter modules load by family as a name or result type is
+    first asked for: rendering a `bt` leaves the heap's and triage's out."""
+    code = ("import sys; from nsdebug.commands.registry import lookup; "
+            "from nsdebug.formatters import formatter_of; "
+            "from nsdebug.model.stacks import BacktraceResult; "
+            "assert lookup('bt').name == 'bt'; assert formatter_of(BacktraceResult); "
+            "print(' '.join(m for m in sys.modules if m.startswith('nsdebug.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    loaded = set(r.stdout.split())
+    assert "nsdebug.commands.python" in loaded and "nsdebug.formatters.python" in loaded
+    for late in ("nsdebug.commands.heap", "nsdebug.formatters.heap",
+                 "nsdebug.formatters.triage", "nsdebug.heap"):
+        assert late not in loaded, late
+    # a prefix must be unique among all commands, so it loads every family
+    code = ("import sys; from nsdebug.commands.registry import lookup; "
+            "print(lookup('objec').name, 'nsdebug.commands.heap' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.split() == ["objects", "True"], r.stderr
