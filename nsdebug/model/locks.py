@@ -72,21 +72,23 @@ def locks(target, everything=True):
     exits = {}                                   # python thread -> [(lock, frame)]
     frames_of = {t.address: rt.frames(t) for t in rt.threads}
     instances = []                               # (value, where): for the second round
-    # Without `everything`, the threads not blocked in futex first give only the `with`
-    # blocks they have open (who holds what); their other values are looked at only if
-    # a waiter is left unmatched.
-    rest = []
+    # Without `everything`, the frames of the threads not blocked in futex are looked
+    # into only as needed: their values when a waiter is left unmatched, their open
+    # `with` blocks when a lock waited for may have a holder there.
+    rest = []                                    # (thread, frame), without `everything`
     for t in rt.threads:
         whole = everything or t.address in futex_waits
         for f in frames_of[t.address]:
-            if f.code is not None:
+            if f.code is None:
+                continue
+            if whole:
                 _collect(o, walker, f, found, exits.setdefault(t.address, []), version,
-                         instances, whole)
-                if not whole:
-                    rest.append(f)
+                         instances)
+            else:
+                rest.append((t, f))
     if everything or not _all_matched(o, futex_waits, found):
-        for f in rest:
-            _collect(o, walker, f, found, [], version, instances, True, exits_too=False)
+        for _t, f in rest:
+            _collect(o, walker, f, found, [], version, instances, exits_too=False)
         for v, where in instances:
             _refer(o, v, where, found, 2)
     states = {}
@@ -110,6 +112,11 @@ def locks(target, everything=True):
             if waits_on(st, uaddr, o.ptr):
                 waits[t.address] = addr
                 break
+    if rest and any(_may_have_holder(states[a][0]) and not _is_waiter(walker, frames_of[t], a)
+                    for t, a in waits.items()):
+        for t, f in rest:
+            _collect(o, walker, f, found, exits.setdefault(t.address, []), version, [],
+                     values=False)
     for t in rt.threads:
         for addr, frame in exits.get(t.address, []):
             st = states.get(addr, (None,))[0]
@@ -241,6 +248,19 @@ def _local(walker, frame, name):
 
 def _who(name, tid):
     return f"thread {name!r}" if name else f"thread {tid}"
+
+
+def _may_have_holder(st):
+    """Whether a thread's open `with` may be what holds a lock: it is locked, and not an
+    RLock that names its owner."""
+    return st.locked and not (st.kind == "RLock" and st.owner_ident)
+
+
+def _is_waiter(walker, frames, lock):
+    """Whether `lock` is the waiter lock of the Condition.wait the thread is in (its
+    own, which no `with` holds)."""
+    return bool(frames) and frames[0].code is not None and \
+        _local(walker, frames[0], "waiter") == lock
 
 
 def _futex_waits(target, rt):
