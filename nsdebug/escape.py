@@ -10,12 +10,12 @@ from a hostile core could drive the terminal. So every string is passed through
 
 from __future__ import annotations
 
-from functools import lru_cache
+from .once import once
 
 UNSAFE_CLASS = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
 
 
-@lru_cache(maxsize=None)
+@once
 def _unsafe():
     # Compiled on first need: most text is printable (str.isprintable is False for
     # every character of the class), and `re` costs a tenth of a `bt`.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 
 from arthur.coreformat import (ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_ARTHUR_FILE,
                                NT_AUXV, SIGNO)
 
 from ..errors import CoreFileError, SymbolError
+from ..once import cached_property
 from ..record import record
 from . import elf
 from .extracts import parse_extracts

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-from array import array
 from bisect import bisect_right
 
 from ..errors import CoreFileError, SymbolError
@@ -84,6 +83,7 @@ class ElfFile:
             data = self.source.read(sec.sh_offset, sec.sh_size)
             tables.append((data[:len(data) // elf.SYM.size * elf.SYM.size],
                            len(self._strtabs[-1])))
+        from array import array          # on first need: one more dlopen for every bt
         if _symtab is not None:
             values, sizes, names, tabs = _symtab.sorted_symbols(tables)
             self._values, self._sizes = array("Q", values), array("Q", sizes)

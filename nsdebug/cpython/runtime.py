@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import struct
-from functools import cached_property
 
 from ..errors import FaultError, LayoutError, NsdebugError, PythonNotFoundError
+from ..once import cached_property
 from ..record import record
 from . import layout_check, layouts
 from .flags import MAX_USER_ADDRESS

@@ -19,9 +19,9 @@ shell; neither adds logic of its own.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 
 from ..errors import LayoutMissing, NsdebugError
+from ..once import cached_property
 
 
 def open_target(path, executable=None, *, sysroot=None, lib_path=(), debug_dirs=(),

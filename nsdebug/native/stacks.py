@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from functools import cached_property
 
+from ..once import cached_property
 from .symbolize import Symbolizer
 
 

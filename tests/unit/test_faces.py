@@ -196,3 +196,18 @@ def test_bt_imports_neither_the_heap_commands_nor_their_text():
             "print(lookup('objec').name, 'nsdebug.commands.heap' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.split() == ["objects", "True"], r.stderr
+
+
+def test_a_backtrace_imports_no_functools_collections_or_array():
+    """What a cold `bt --all` imports of the standard library is what it uses: struct,
+    bisect and mmap (functools would add collections, operator, reprlib and keyword;
+    array is loaded when symbols are)."""
+    code = ("import sys; base = set(sys.modules); "
+            "import nsdebug.cli, nsdebug.commands.python, nsdebug.formatters.python, "
+            "nsdebug.model.locks, nsdebug.native.stacks; "
+            "print(' '.join(sorted(set(sys.modules) - base)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    loaded = set(r.stdout.split())
+    assert "nsdebug.model.stacks" in loaded
+    assert not loaded & {"functools", "collections", "array", "re", "json"}, loaded

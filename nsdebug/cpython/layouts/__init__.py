@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import struct
-from functools import lru_cache
 from types import SimpleNamespace
+
+from ...once import once
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 DEBUG_COOKIE = b"xdebugpy"
@@ -120,7 +121,7 @@ def table_dirs():
     return extra + [DATA]
 
 
-@lru_cache(maxsize=None)
+@once
 def _entries(dirs):
     """[(directory, module name, (major, minor, micro))] of every table, none loaded:
     the package's from its index, another directory's from the file names."""
@@ -150,7 +151,7 @@ def table_version(file_name):
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-@lru_cache(maxsize=None)
+@once
 def _load(d, name):
     """The Table in module `name` of directory d, None when it is broken."""
     try:
@@ -188,7 +189,7 @@ def all_tables(key=None):
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@once
 def _known_fields(dirs):
     from .data.index import FIELDS
     known = {alias: set(fields) for alias, fields in FIELDS.items()}
