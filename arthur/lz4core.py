@@ -199,11 +199,10 @@ class ContainerReader:
     `cache_bytes` of them, the first decompressed dropped first)."""
 
     def __init__(self, read, size, cache_bytes=32 << 20):
-        from collections import OrderedDict
         self.index = ContainerIndex(read, size)
         self.size = self.index.total
         self.block_size = self.index.block_size
-        self._cache = OrderedDict()
+        self._cache = {}                 # insertion order: the first decompressed first
         self._max = max(4, cache_bytes // max(self.block_size, 1))
 
     def _block(self, i):
@@ -211,7 +210,7 @@ class ContainerReader:
         if data is None:
             data = self._cache[i] = self.index.block(i)
             if len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+                del self._cache[next(iter(self._cache))]
         return data
 
     def read(self, offset, size):
