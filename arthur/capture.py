@@ -29,12 +29,16 @@ from .corewriter import (
     build_notes,
     write_core,
 )
+from .coreformat import ARTHUR_NOTE_NAME, NT_ARTHUR_RESIDENT, encode_residency, note
 from .errors import ArthurError, NotPermitted, TargetGone
 from .extracts import extract_files
 from .faults import FAULT_ENV, InjectedFault, faultpoint, vanish_point
 from .interrupts import check as check_interrupt
 
 SKIP_MAPPINGS = ("[vvar]", "[vsyscall]", "[vvar_vclock]")
+# Readable mappings larger than this in all (256 GiB) get no record of resident pages:
+# reading their pagemap would cost more than the capture.
+MAX_RESIDENT_PAGES = 1 << 26
 MAX_SEIZE_ROUNDS = 64
 @dataclass
 class Seized:
@@ -285,6 +289,48 @@ def plan_segments(maps, read_head, anon_kb):
     return out
 
 
+def shared_pages(pid):
+    """{(start, end): page states} of the target's file and shared mappings, read before
+    arthur touches it: its reads of the target's libraries (to find the code it injects)
+    and the fork (the target's fork handlers run) map in pages that are the capture's
+    doing, not the process's. {} when pagemap cannot be read (resident_pages says why)."""
+    try:
+        rows = [(m.start, m.end) for m in procfs.mappings(pid) if _shared(m)]
+        if sum(e - s for s, e in rows) // procfs.PAGE > MAX_RESIDENT_PAGES:
+            return {}
+        return {(s, s + len(st) * procfs.PAGE): st for s, st in procfs.page_states(pid, rows)}
+    except (ArthurError, OSError):
+        return {}
+
+
+def _shared(m):
+    """A mapping whose page table fork does not copy (a file's, a shared one), readable."""
+    return m.readable and m.path not in SKIP_MAPPINGS and (m.is_file or m.perms[3] != "p")
+
+
+def resident_pages(maps, pid, reader_pid, early, warn):
+    """[(start, page states)] of every readable mapping (procfs.page_states), or None
+    when pagemap cannot be read. A private anonymous mapping's come from the frozen copy,
+    whose page table fork copied: the target's at the freeze. A file's or a shared
+    mapping's come from `early` (shared_pages, before the freeze), else from the target
+    now: fork leaves those page tables to be faulted in again, so the copy would show
+    them empty."""
+    rows = [m for m in maps if m.readable and m.path not in SKIP_MAPPINGS]
+    if sum(m.size for m in rows) // procfs.PAGE > MAX_RESIDENT_PAGES:
+        warn("the readable mappings are too large to record which pages were resident")
+        return None
+    private = [m for m in rows if not _shared(m)]
+    late = [m for m in rows if _shared(m) and (m.start, m.end) not in early]
+    try:
+        got = dict(procfs.page_states(reader_pid, [(m.start, m.end) for m in private]))
+        got.update(procfs.page_states(pid, [(m.start, m.end) for m in late]))
+    except (ArthurError, OSError) as e:
+        warn(f"no record of which pages were resident ({e})")
+        return None
+    return [(m.start, got[m.start] if m.start in got else early[(m.start, m.end)])
+            for m in rows]
+
+
 def mapped_files(maps, pid):
     """{mapped path: a path that opens that file}, one per file-backed mapping's file:
     map_files (the very file mapped), else the path through the process's own root (a
@@ -437,6 +483,9 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                              f"arthur run that was killed ({', '.join(map(str, leftovers))})"
                              f"; reaping them")
     try:
+        # Before anything of arthur's touches the target: finding the code to inject
+        # reads its libraries through /proc/PID/mem, which maps their pages in.
+        early = shared_pages(pid)
         if not stop_mode:
             try:
                 sess.injector()                 # find the code it needs before freezing
@@ -469,6 +518,12 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                     "compressed": compress, "files_kept": kept,
                     "started_at": procfs.started_at(pid), "rss": rss, "reason": reason}
             notes = build_notes(proc, segments, meta)
+            # Which pages were resident: after the memory, before the extracts (read
+            # only by `memory`, never at open).
+            resident = resident_pages(maps, pid, reader.pid, early, sess.warnings.append)
+            if resident:
+                extracts = note(ARTHUR_NOTE_NAME, NT_ARTHUR_RESIDENT,
+                                encode_residency(resident)) + extracts
             sink = ContainerWriter(out.f, level) if compress else out.f
 
             halfway = []

@@ -70,11 +70,58 @@ SYSCALL_NUMBERS = {name: n for n, name in SYSCALLS.items()}
 ARTHUR_NOTE_NAME = b"ARTHUR"
 NT_ARTHUR = 0x41525448          # "ARTH": the capture's metadata, a JSON object
 NT_ARTHUR_FILE = 0x41525446     # "ARTF": one mapped file's extracts (see below)
+NT_ARTHUR_RESIDENT = 0x41525452  # "ARTR": which pages were resident (see below)
 # A file extract's description: u32 length of a JSON header, the header, zero padding
 # to a multiple of 8, then the bytes of each extent in order. Header: {"path",
 # "build_id", "size", "extents": [[file offset, length], ...]}.
 EXTRACT_HEAD = struct.Struct("<I")
 EXTRACT_ALIGN = 8
+
+# Which pages were resident when the capture was taken: u32 version, u32 page size,
+# u64 count of rows; per row u64 start address and u64 page count; then each row's
+# pages, one byte each (2 in RAM, 1 swapped out, 0 neither, as /proc/PID/pagemap
+# said), zero padding to a multiple of 8. Rows are in address order, not overlapping.
+RESIDENT_HEAD = struct.Struct("<IIQ")
+RESIDENT_ROW = struct.Struct("<QQ")
+RESIDENT_VERSION = 1
+PAGE_IN_RAM, PAGE_SWAPPED = 2, 1
+
+
+def encode_residency(rows, page=4096):
+    """The description of an NT_ARTHUR_RESIDENT note for [(start, page states)]."""
+    head = RESIDENT_HEAD.pack(RESIDENT_VERSION, page, len(rows)) + b"".join(
+        RESIDENT_ROW.pack(start, len(states)) for start, states in rows)
+    body = b"".join(states for _start, states in rows)
+    return head + body + bytes(-len(body) % 8)
+
+
+def decode_residency(desc):
+    """(page size, [(start, page states as a memoryview)]) of an NT_ARTHUR_RESIDENT
+    description; ValueError when it is malformed (rows out of order or overlapping,
+    pages past its end, a page size that is not a power of two)."""
+    desc = memoryview(desc)
+    if len(desc) < RESIDENT_HEAD.size:
+        raise ValueError("residency record shorter than its head")
+    version, page, count = RESIDENT_HEAD.unpack_from(desc, 0)
+    if version != RESIDENT_VERSION:
+        raise ValueError(f"residency record of unknown version {version}")
+    if page < 4096 or page & (page - 1) or page > 1 << 30:
+        raise ValueError(f"residency record with a page size of {page}")
+    at = RESIDENT_HEAD.size + count * RESIDENT_ROW.size
+    if count > len(desc) // RESIDENT_ROW.size or at > len(desc):
+        raise ValueError("residency record with more rows than it holds")
+    rows, last_end = [], 0
+    for k in range(count):
+        start, pages = RESIDENT_ROW.unpack_from(desc, RESIDENT_HEAD.size +
+                                                k * RESIDENT_ROW.size)
+        end = start + pages * page
+        if start % page or start < last_end or end >= 1 << 64 or at + pages > len(desc):
+            raise ValueError("residency record with rows out of order or past its end")
+        rows.append((start, desc[at:at + pages]))
+        at += pages
+        last_end = end
+    return page, rows
+
 
 # -- the LZ4 container (arthur/lz4core.py) ---------------------------------------------------
 FRAME_MAGIC = b"\x04\x22\x4d\x18"            # an LZ4 frame: what a capture starts with

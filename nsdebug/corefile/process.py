@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from arthur.coreformat import (ARTHUR_NOTE_NAME, FRAME_MAGIC, NT_ARTHUR, NT_ARTHUR_FILE,
-                               NT_AUXV, SIGNO)
+                               NT_ARTHUR_RESIDENT, NT_AUXV, SIGNO, decode_residency)
 
 from ..errors import CoreFileError, SymbolError
 from ..once import cached_property
@@ -197,7 +197,42 @@ class Process:
             return False
         namesz, _descsz, ntype = elf.NHDR.unpack_from(head, 0)
         name = bytes(head[elf.NHDR.size:elf.NHDR.size + min(namesz, 8)]).rstrip(b"\0")
-        return ntype == NT_ARTHUR_FILE and name == ARTHUR_NOTE_NAME
+        return ntype in TRAILING_NOTES and name == ARTHUR_NOTE_NAME
+
+    @cached_property
+    def residency(self):
+        """(page size, [(start, page states)]) of an arthur capture's record of which
+        pages were resident (arthur.coreformat: 2 in RAM, 1 swapped out, 0 neither), or
+        None when the core has none (gcore's, the kernel's, older captures). Found by
+        the notes' headers after the memory: no extract is read."""
+        desc = self._trailing_note(NT_ARTHUR_RESIDENT)
+        if desc is None:
+            return None
+        try:
+            return decode_residency(desc)
+        except ValueError as e:
+            self.warnings.append(f"the capture's record of resident pages is unusable ({e})")
+            return None
+
+    def _trailing_note(self, ntype):
+        """The description of the first arthur note of `ntype` in the segments after the
+        memory, reading only note headers up to it; None when there is none."""
+        for ph in self._extract_segments:
+            off, end = ph.p_offset, ph.p_offset + ph.p_filesz
+            while off + elf.NHDR.size <= end:
+                head = self.source.read(off, elf.NHDR.size + 8)
+                if len(head) < elf.NHDR.size:
+                    break
+                namesz, descsz, kind = elf.NHDR.unpack_from(head, 0)
+                desc_at = off + elf.NHDR.size + (namesz + 3) // 4 * 4
+                if desc_at + descsz > end:
+                    break
+                name = bytes(head[elf.NHDR.size:elf.NHDR.size + min(namesz, 8)])
+                if kind == ntype and name.rstrip(b"\0") == ARTHUR_NOTE_NAME:
+                    desc = self.source.read(desc_at, descsz)
+                    return desc if len(desc) == descsz else None
+                off = desc_at + (descsz + 3) // 4 * 4
+        return None
 
     @cached_property
     def extracts(self):
@@ -542,6 +577,10 @@ class Process:
 
     def close(self):
         self.source.close()
+
+
+# arthur's notes in a PT_NOTE after the memory, read when asked for, not at open.
+TRAILING_NOTES = (NT_ARTHUR_FILE, NT_ARTHUR_RESIDENT)
 
 
 def open_source(path):

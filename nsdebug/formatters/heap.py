@@ -197,18 +197,27 @@ def format_suspects(r):
 
 @formatter("nsdebug.heap.memory.MemoryResult")
 def format_memory(r):
-    yield f"{human_size(r.total)} mapped in the core"
+    known = "" if all(row.resident is not None for row in r.rows) else \
+        " (of the rows where it is known)"
+    yield f"{human_size(r.resident)} resident{known}, {human_size(r.total)} mapped in the core"
+    yield f"  resident: {r.resident_how}" + (
+        f"; the process's VmRSS before the capture: {human_size(r.rss)}" if r.rss else "")
     width = max(len(row.category) for row in r.rows)
+    yield f"  {'':<{width}}  {'resident':>10}  {'share':>6}  {'mapped':>10}"
     for row in r.rows:
-        share = 100 * row.bytes / r.total if r.total else 0
-        yield f"  {row.category:<{width}}  {human_size(row.bytes):>10}  {share:5.1f}%"
+        if row.resident is None:
+            res, share = "not known", ""
+        else:
+            res = human_size(row.resident)
+            share = f"{100 * row.resident / r.resident:5.1f}%" if r.resident else ""
+        yield f"  {row.category:<{width}}  {res:>10}  {share:>6}  {human_size(row.bytes):>10}"
         yield f"  {'':<{width}}    {row.how}"
         for name, n in row.detail[:8]:
             if n:
                 yield f"  {'':<{width}}      {human_size(n):>10}  {name}"
-    yield f"anonymous memory the process touched: {human_size(r.resident_total)} " \
-          "(pages in the core that are not all zero; compare the process's RssAnon)"
-    for row in r.resident:
+    yield f"anonymous memory resident: {human_size(r.anonymous_resident)} " \
+          "(compare the process's RssAnon)"
+    for row in r.anonymous:
         yield f"  {row.region:<{width}}  {human_size(row.resident):>10}  of " \
               f"{human_size(row.mapped)} mapped"
     if r.largest_unattributed:

@@ -8,27 +8,28 @@ objects' buffers, native blocks of one object, shared or unattributed blocks, fr
 chunks). What an anonymous mapping holds that none of these explains is shown as
 "other anonymous memory", never folded into another figure.
 
-A core holds the mapped bytes, not which pages were resident: the rows are of mapped
-(address space) bytes, and say how they were found. Beside them, the anonymous memory
-by kind of mapping, resident estimated as the pages the core holds that are not all
-zero (a page never touched reads as zeros; a touched page of zeros is missed, so it is
-a lower bound), to set against the process's anonymous RSS.
+Each row has its mapped (address space) bytes and its resident bytes, the bytes on
+pages that were in RAM (resident.py): exact from an arthur capture's record of the
+page table, else estimated as the pages the core holds that are not all zero, which
+only anonymous memory has whole (files' rows are then "not known"). A malloc chunk is
+resident by the bytes of it on resident pages. Beside the rows, the anonymous memory by
+kind of mapping, to set against the process's RssAnon.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..errors import NsdebugError
 from ..record import record
 from .buffers import KINDS, MMAP, NATIVE
 from .ranges import intersect, length, merge, subtract, thread_stack_ranges
+from .resident import Residency
 
 
 @record
 class MemoryRow:
     category: str
-    bytes: int
+    bytes: int                # mapped bytes
+    resident: int | None      # of them, on resident pages; None: not known for this core
     how: str                  # how the figure was measured
     detail: list              # [(name, bytes)] where the category has parts
 
@@ -37,15 +38,19 @@ class MemoryRow:
 class ResidentRow:
     region: str
     mapped: int
-    resident: int             # bytes of its pages the core holds that are not all zero
+    resident: int             # bytes of its pages that were resident
 
 
 @record
 class MemoryResult:
     total: int                # bytes of every mapping in the core
-    rows: list                # [MemoryRow], summing to total
-    resident: list            # [ResidentRow] by kind of mapping (anonymous memory only)
-    resident_total: int       # their sum: the anonymous memory the process touched
+    rows: list                # [MemoryRow]: their bytes sum to total, resident to resident
+    resident: int             # resident bytes, the rows' sum (the known ones)
+    resident_how: str         # how residency was measured
+    resident_exact: bool      # from the capture's record of the page table
+    rss: int | None           # the process's VmRSS as arthur read it before the capture
+    anonymous: list           # [ResidentRow] by kind of mapping (anonymous memory only)
+    anonymous_resident: int   # their sum: to set against the process's RssAnon
     largest_unattributed: list    # [(address, bytes, what)] of malloc blocks no object
     #                               claims; `what`: the symbol its first words point to
     unattributed_by_size: dict    # size class -> [count, bytes]
@@ -59,11 +64,19 @@ def memory(target):
     maps = process.mappings()
     m = g.malloc or {}
     ranges = _ranges(g, m, process)
-    resident = _resident(target.vector_memory, maps, ranges)
+    res = Residency(process, target.vector_memory)
+    anonymous = _anonymous(res, maps, ranges)
     warnings = [] if m else ["no glibc malloc heap was read: malloc's memory is counted "
                              "with the anonymous mappings"]
-    return MemoryResult(sum(mp.size for mp in maps), _rows(g, m, maps, ranges), resident,
-                        sum(r.resident for r in resident),
+    if m and (m.get("resident_exact") != res.exact or "resident" not in m):
+        warnings.append("the heap index holds no residency measured as this core's is: "
+                        "malloc's rows have no resident figure (rebuild it with --no-cache)")
+    rows = _rows(g, m, maps, ranges, res)
+    arthur = process.arthur or {}
+    rss = arthur.get("rss") if isinstance(arthur.get("rss"), int) else None
+    return MemoryResult(sum(mp.size for mp in maps), rows,
+                        sum(r.resident for r in rows if r.resident is not None), res.how,
+                        res.exact, rss, anonymous, sum(r.resident for r in anonymous),
                         [(a, n, _what(target.runtime, a))
                          for a, n in m.get("largest_unattributed", ())],
                         m.get("unattributed_by_size", {}), warnings + list(g.warnings))
@@ -81,7 +94,7 @@ def _ranges(g, m, process):
             "mmaps": [(int(d), int(d) + int(n)) for d, n in zip(b["data"][mm], b["bytes"][mm])]}
 
 
-def _resident(vm, maps, ranges):
+def _anonymous(res, maps, ranges):
     """[ResidentRow] of the anonymous memory by kind of mapping, each byte once."""
     anon = [(mp.start, mp.end) for mp in maps if not mp.file]
     rows, taken = [], []
@@ -90,9 +103,9 @@ def _resident(vm, maps, ranges):
                       ("thread stacks", "stacks"), ("mmaps owned by objects", "mmaps")):
         mine = subtract(intersect(merge(ranges[key]), anon), taken)
         taken = merge(taken + mine)
-        rows.append(ResidentRow(name, length(mine), resident_pages(vm, mine)))
+        rows.append(ResidentRow(name, length(mine), res.bytes_in(mine)))
     rest = subtract(merge(anon), taken)
-    rows.append(ResidentRow("other anonymous memory", length(rest), resident_pages(vm, rest)))
+    rows.append(ResidentRow("other anonymous memory", length(rest), res.bytes_in(rest)))
     return rows
 
 
@@ -129,79 +142,70 @@ def _what(rt, addr):
     return None
 
 
-def resident_pages(vm, ranges):
-    """Bytes of the pages in `ranges` that the core holds and that are not all zero."""
-    data, starts, ends, offs = vm.segments()
-    buf = np.frombuffer(data, dtype=np.uint8)
-    total = 0
-    for s, e in ranges:
-        k = max(int(np.searchsorted(starts, np.uint64(s), side="right")) - 1, 0)
-        while k < len(starts) and int(starts[k]) < e:
-            lo, hi = max(s, int(starts[k])), min(e, int(ends[k]))
-            lo = (lo + 4095) & ~4095                      # whole pages only
-            n = (hi - lo) // 4096
-            if n > 0:
-                o = int(offs[k]) + lo - int(starts[k])
-                if o >= 0 and o + n * 4096 <= len(buf):
-                    for c in range(0, n, 1 << 14):        # 64 MiB at a time
-                        m = min(n - c, 1 << 14)
-                        pages = buf[o + c * 4096:o + (c + m) * 4096]
-                        pages = pages.view(np.uint64).reshape(m, 512)
-                        total += int(np.count_nonzero(pages.any(axis=1))) * 4096
-            k += 1
-    return total
-
-
-def _rows(g, m, maps, ranges):
-    """[MemoryRow] of every mapped byte, by category."""
-    malloc_mapped = _covered(maps, ranges["malloc"], anonymous=True)
-    pymalloc = _covered(maps, ranges["pymalloc"], anonymous=True)
-    stacks = _covered(maps, ranges["stacks"], anonymous=True)
+def _rows(g, m, maps, ranges, res):
+    """[MemoryRow] of every mapped byte, by category, with its resident bytes."""
+    anon = [(mp.start, mp.end) for mp in maps if not mp.file]
+    malloc_ranges = intersect(merge(ranges["malloc"]), anon)
+    malloc_mapped = length(malloc_ranges)
+    pymalloc_ranges = intersect(merge(ranges["pymalloc"]), anon)
+    stack_ranges = intersect(merge(ranges["stacks"]), anon)
     mmap_ranges = ranges["mmaps"]
     mmaps = _covered(maps, mmap_ranges, anonymous=False)
-    files = {}
+    files, file_ranges = {}, []
     for mp in maps:
         if mp.file and not _inside(mp, mmap_ranges):
             files[mp.file] = files.get(mp.file, 0) + mp.size
-    anon = sum(mp.size for mp in maps if not mp.file)
+            file_ranges.append((mp.start, mp.end))
+    anon_bytes = length(merge(anon))
     file_mmaps = sum(mp.size for mp in maps if mp.file and _inside(mp, mmap_ranges))
-    other = anon - malloc_mapped - pymalloc - stacks - (mmaps - file_mmaps)
+    other = anon_bytes - malloc_mapped - length(pymalloc_ranges) - length(stack_ranges) - \
+        (mmaps - file_mmaps)
+    taken = merge(malloc_ranges + pymalloc_ranges + stack_ranges + merge(mmap_ranges))
     b = g.buffers
     buffers = {KINDS[k]: int(b["bytes"][b["kind"] == k].sum()) for k in range(len(KINDS))
                if k not in (NATIVE, MMAP)}
-    return [MemoryRow("Python objects in pymalloc arenas", pymalloc,
+    got = m.get("resident") or {}
+
+    def chunks(name):
+        return got.get(name) if got else None
+    in_chunks = sum(got.values()) if got else None
+    overhead = max(res.bytes_in(malloc_ranges) - in_chunks, 0) if got else None
+    return [MemoryRow("Python objects in pymalloc arenas", length(pymalloc_ranges),
+                      res.bytes_in(pymalloc_ranges),
                       "the mapped size of pymalloc's arenas (its arena table)", []),
             MemoryRow("Python objects and their tables in malloc", m.get("python", 0),
-                      "malloc chunks holding an object, or a list's, dict's or set's "
-                      "table", []),
+                      chunks("python"), "malloc chunks holding an object, or a list's, "
+                      "dict's or set's table", []),
             MemoryRow("buffers owned by objects (in malloc)", m.get("buffers", 0),
-                      "malloc chunks holding a numpy array's data, an array.array's or a "
-                      "bytearray's storage",
+                      chunks("buffers"), "malloc chunks holding a numpy array's data, an "
+                      "array.array's or a bytearray's storage",
                       sorted(buffers.items(), key=lambda kv: -kv[1])),
-            MemoryRow("mmaps owned by objects", mmaps,
+            MemoryRow("mmaps owned by objects", mmaps, res.bytes_in(merge(mmap_ranges)),
                       "the mappings an mmap.mmap object maps", []),
             MemoryRow("native blocks attributed to objects", m.get("attributed", 0),
-                      "malloc chunks the objects reach from their structs (reached by "
-                      "several: their common dominator's)",
-                      []),
+                      chunks("attributed"), "malloc chunks the objects reach from their "
+                      "structs (reached by several: their common dominator's)", []),
             MemoryRow("native blocks shared by objects", m.get("shared", 0),
-                      "malloc chunks objects reach that only the root holds in common",
-                      []),
+                      chunks("shared"),
+                      "malloc chunks objects reach that only the root holds in common", []),
             MemoryRow("native blocks not attributed", m.get("unattributed", 0),
+                      chunks("unattributed"),
                       "malloc chunks in use that no object is found to reach", []),
-            MemoryRow("malloc free memory", _free(m),
+            MemoryRow("malloc free memory", _free(m), chunks("free"),
                       "free chunks (bins, tcache, fastbins) and each arena's top chunk",
                       [(f"{r[0]} at {r[1]:#x}", r[6]) for r in m.get("regions", ())
                        if r[6]]),
-            MemoryRow("malloc overhead and unwalked", malloc_mapped - _in_chunks(m),
+            MemoryRow("malloc overhead and unwalked", malloc_mapped - _in_chunks(m), overhead,
                       "malloc's mappings less their chunks: arena headers, the part of a "
                       "heap past a damaged chunk, mmapped chunks' page rounding", []),
-            MemoryRow("thread stacks", stacks, "the mappings that hold a thread's stack "
-                      "pointer", []),
+            MemoryRow("thread stacks", length(stack_ranges), res.bytes_in(stack_ranges),
+                      "the mappings that hold a thread's stack pointer", []),
             MemoryRow("libraries and files", sum(files.values()),
+                      res.bytes_in(merge(file_ranges)) if res.exact else None,
                       "file-backed mappings, by file (code, data, read-only data)",
                       sorted(files.items(), key=lambda kv: -kv[1])[:20]),
             MemoryRow("other anonymous memory", other,
+                      res.bytes_in(subtract(merge(anon), taken)),
                       "anonymous mappings nothing above explains (allocators other than "
                       "malloc and pymalloc, guard pages, the loader's)", [])]
 

@@ -194,14 +194,19 @@ class NativeOwners:
             return v if v >= n_synth else -1
         return common
 
-    def summary(self):
-        """Bytes of chunks in use by claim, and the largest unclaimed."""
+    def summary(self, resident):
+        """Bytes of chunks in use by claim, and the largest unclaimed; under "resident",
+        the bytes of each claim's chunks (and of the free ones) on resident pages, given
+        those of each chunk."""
         h = self.heap
         used = ~h.free
         size = h.size.astype(np.int64)
-        out = {name: int(size[used & (self.claim == c)].sum())
-               for name, c in (("python", PYTHON), ("buffers", BUFFER), ("shared", SHARED),
-                               ("attributed", OWNED), ("unattributed", 0))}
+        claims = (("python", PYTHON), ("buffers", BUFFER), ("shared", SHARED),
+                  ("attributed", OWNED), ("unattributed", 0))
+        out = {name: int(size[used & (self.claim == c)].sum()) for name, c in claims}
+        out["resident"] = {name: int(resident[used & (self.claim == c)].sum())
+                           for name, c in claims}
+        out["resident"]["free"] = int(resident[h.free].sum())
         loose = np.nonzero(used & (self.claim == 0))[0]
         top = loose[np.argsort(size[loose])[::-1][:20]]
         out["largest_unattributed"] = [[int(h.addr[k]) + 16, int(size[k])] for k in top]

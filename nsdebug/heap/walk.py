@@ -34,6 +34,7 @@ from .buffers import Buffers
 from .mallocheap import MallocHeap
 from .nativemem import NativeOwners
 from .ranges import thread_stack_ranges
+from .resident import Residency
 from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
@@ -461,7 +462,9 @@ class HeapWalker:
             g.size[got] += extra.astype(np.uint64)
             buffers.native(got, extra)
             g.buffers = buffers.table()
-        summary = owners.summary()
+        residency = Residency(self.rt.process, self.vm)
+        summary = owners.summary(residency.chunk_bytes(heap.addr, heap.size))
+        summary["resident_exact"] = residency.exact
         mm = np.nonzero(np.isin(heap.region, [i for i, r in enumerate(heap.regions)
                                               if r.kind == "mmapped"]))[0]
         summary["mmapped"] = [[int(heap.addr[k]), int(heap.size[k])] for k in mm]

@@ -157,3 +157,27 @@ def test_a_malformed_extract_is_left_out_with_a_warning():
              Note(b"ARTHUR", coreformat.NT_ARTHUR_FILE, b"\xff\xff")]
     got = parse_extracts(notes, warned.append)
     assert list(got) == ["/a"] and len(warned) == 2
+
+
+def test_residency_record_round_trip_and_every_malformed_shape():
+    rows = [(0x10000, bytes([2, 0, 1, 2])), (0x20000, bytes([2] * 9)), (0x7f0000000000, b"")]
+    page, back = coreformat.decode_residency(coreformat.encode_residency(rows))
+    assert page == 4096 and [(s, bytes(st)) for s, st in back] == rows
+    good = coreformat.encode_residency(rows)
+    head = coreformat.RESIDENT_HEAD
+    row = coreformat.RESIDENT_ROW
+    bad = {
+        "short": good[:10],
+        "version": head.pack(9, 4096, 0),
+        "page size": head.pack(1, 4097, 0),
+        "too many rows": head.pack(1, 4096, 1 << 40),
+        "rows past the end": head.pack(1, 4096, 1) + row.pack(0x1000, 1 << 30),
+        "overlapping": head.pack(1, 4096, 2) + row.pack(0x3000, 2) + row.pack(0x4000, 1) +
+        bytes(8),
+        "unaligned": head.pack(1, 4096, 1) + row.pack(0x3001, 1) + bytes(8),
+        "wraps": head.pack(1, 4096, 1) + row.pack(0xfffffffffffff000, 2) + bytes(8),
+    }
+    for name, desc in bad.items():
+        with pytest.raises(ValueError):
+            coreformat.decode_residency(desc)
+        print(name, "refused")
