@@ -197,7 +197,8 @@ class Crash:
 
 def handle(args, stdin_fd=0):
     """Take one crash's core from `stdin_fd`; returns the record written."""
-    from .capture import mapped_files
+    from .capture import mapped_files, resident_pages
+    from .coreformat import ARTHUR_NOTE_NAME, NT_ARTHUR_RESIDENT, encode_residency, note
     from .corestream import Converter, Stream, StreamError, read_head
     from .extracts import extract_files
     from .lz4core import ContainerReader, ContainerWriter
@@ -238,6 +239,9 @@ def handle(args, stdin_fd=0):
     except ArthurError as e:
         warn(f"mappings: {e}")
     record["python"] = python_version_from_maps(maps)
+    # Which pages were resident, before the core is read: the kernel, blocked on the
+    # pipe, has dumped only what fits in it, and dumping a file's page maps it in.
+    resident = resident_pages(maps, crash.pid, crash.pid, {}, warn) if maps else None
     try:
         head = read_head(stream)
     except (StreamError, OSError) as e:
@@ -247,6 +251,9 @@ def handle(args, stdin_fd=0):
 
     try:
         extracts, kept = extract_files(mapped_files(maps, crash.pid), warn)
+        if resident:
+            extracts = note(ARTHUR_NOTE_NAME, NT_ARTHUR_RESIDENT,
+                            encode_residency(resident)) + extracts
         meta = {"tool": "arthur", "version": __version__, "pid": crash.pid, "mode": "crash",
                 "pause_ms": None, "captured_at": crash.time, "threads": head.threads,
                 "compressed": True, "files_kept": kept, "signal": crash.signal,

@@ -269,24 +269,34 @@
     }
   }
   function memoryBreakdown(parent, mem) {
-    parent.appendChild(el("h3", { text: "Every mapped byte (" + bytes(mem.total) + "), by what holds it" }));
-    var rows = mem.rows.filter(function (r) { return r.bytes > 0; });
+    // The pie is of resident bytes where every row's are known (an arthur capture), else
+    // of mapped bytes; the table has both.
+    var known = mem.rows.every(function (r) { return r.resident !== null; });
+    var key = known ? "resident" : "bytes";
+    parent.appendChild(el("h3", { text: known ?
+      "Every resident byte (" + bytes(mem.resident) + "), by what holds it" :
+      "Every mapped byte (" + bytes(mem.total) + "), by what holds it" }));
+    parent.appendChild(el("p", { cls: "muted", text: "Resident: " + mem.resident_how +
+      (mem.rss ? "; the process's VmRSS before the capture: " + bytes(mem.rss) : "") + "." }));
+    var rows = mem.rows.filter(function (r) { return r[key] > 0; });
     var holder = el("div", { id: "breakdown" });
     parent.appendChild(holder);
     chart(holder, "small", {
       tooltip: { trigger: "item", formatter: function (p) {
-        return echarts.format.encodeHTML(d.path || p.name) + "<br>" + bytes(p.value) + " (" + p.percent + "%)"; } },
+        return echarts.format.encodeHTML(p.name) + "<br>" + bytes(p.value) + " (" + p.percent + "%)"; } },
       series: [{ type: "pie", radius: ["35%", "70%"], data: rows.map(function (r) {
-        return { name: r.category, value: r.bytes }; }),
+        return { name: r.category, value: r[key] }; }),
         label: { formatter: function (p) { return p.name + "\n" + bytes(p.value); } } }]
     }, "memory breakdown");
     var t = el("table", { id: "memory-table" });
     t.appendChild(el("thead", null, el("tr", null, el("th", { text: "what" }),
-      el("th", { cls: "n", text: "bytes" }), el("th", { text: "how it is measured" }))));
+      el("th", { cls: "n", text: "resident" }), el("th", { cls: "n", text: "mapped" }),
+      el("th", { text: "how it is measured" }))));
     var tb = el("tbody");
     mem.rows.forEach(function (r) {
-      tb.appendChild(el("tr", null, el("td", { text: r.category }), el("td", { cls: "n", text: bytes(r.bytes) }),
-        el("td", { cls: "muted", text: r.how })));
+      tb.appendChild(el("tr", null, el("td", { text: r.category }),
+        el("td", { cls: "n", text: r.resident === null ? "not known" : bytes(r.resident) }),
+        el("td", { cls: "n", text: bytes(r.bytes) }), el("td", { cls: "muted", text: r.how })));
     });
     t.appendChild(tb);
     parent.appendChild(t);

@@ -99,6 +99,13 @@ def stacks(core, *extra):
                   if b.strip())
 
 
+def resident_record(capture):
+    import nsdebug
+    with nsdebug.open(capture) as c:
+        page, rows = c.target.process.residency
+        return page, [(s, bytes(st)) for s, st in rows]
+
+
 def kernel_core(python, workdir, mode, mib=0):
     """The kernel's own core of the same crash (a plain core_pattern)."""
     os.makedirs(workdir, exist_ok=True)
@@ -137,6 +144,11 @@ def test_crash_is_kept_and_reads_as_the_kernels_core(kernel_pattern, python, tmp
     capture = os.path.join(spool, rec["core"])
     st = os.stat(capture)
     assert st.st_uid == 0 and st.st_mode & 0o077 == 0
+    # Which pages were resident, read while the kernel waited on the pipe: their sum is
+    # the crashed process's RSS (VmRSS in the record, read by the handler as well).
+    page, rows = resident_record(capture)
+    in_ram = sum(bytes(st).count(2) for _start, st in rows) * page
+    assert 0.9 * rec["rss"] <= in_ram <= 1.1 * rec["rss"], (in_ram, rec["rss"])
     empty = tmp_path / "empty"
     empty.mkdir()
     ours = stacks(capture, "--sysroot", str(empty))

@@ -45,6 +45,9 @@ def test_report_page_in_chromium(report_page, heap_core, shots):
         {"do": "eval", "as": "bounds", "expr": "document.querySelector('#bounds').innerText"},
         {"do": "eval", "as": "x", "expr": "document.querySelector('#memory').scrollIntoView()"},
         {"do": "shot", "path": f"{shots}/report-memory.png"},
+        {"do": "eval", "as": "memrows", "expr":
+         "[...document.querySelectorAll('#memory-table tbody tr')].map(r => "
+         "[...r.cells].map(c => c.innerText))"},
         # A suspect expands to its path and dominator subtree.
         {"do": "eval", "as": "closed", "expr": "document.querySelector('#suspect-0').open"},
         {"do": "click", "sel": "#suspect-0 summary"},
@@ -98,6 +101,11 @@ def test_report_page_in_chromium(report_page, heap_core, shots):
     for name in ("table", "widgets"):
         assert name in boxes, (name, boxes[:40])
     assert "1,500 objects that retain most" in v["bounds"]
+    # The memory table: resident and mapped bytes per row; a gcore core does not say
+    # which file pages were resident.
+    mem = {r[0]: r for r in v["memrows"]}
+    assert len(mem) == 12 and mem["libraries and files"][1] == "not known"
+    assert mem["Python objects in pymalloc arenas"][1].endswith("B"), mem
     assert v["closed"] is False
     s = v["suspect"]
     assert s["open"] and s["shown"] and s["path"].startswith("sys.modules['__main__'].")
