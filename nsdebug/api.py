@@ -345,7 +345,8 @@ class Heap:
         return self._objects(found)
 
     def memory(self):
-        """heap.memory.MemoryResult: every mapped byte of the core by category."""
+        """heap.memory.MemoryResult: every mapped byte of the core by category, with the
+        bytes of each that were resident."""
         from .heap.memory import memory
         return memory(self._core.target)
 

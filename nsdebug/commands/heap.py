@@ -233,8 +233,10 @@ def suspects(session, ns):
 def memory(session, ns):
     """Every mapped byte of the core in one category (Python objects in pymalloc and in
     malloc, buffers objects own, native blocks attributed or not, malloc's free memory,
-    thread stacks, files, other anonymous memory), summing to the total; the largest
-    native blocks no object claims."""
+    thread stacks, files, other anonymous memory), summing to the total, each with the
+    bytes of it that were resident: exact on an arthur capture (its record of the page
+    table), else the pages the core holds that are not all zero (files' not known); the
+    largest native blocks no object claims."""
     from ..heap.memory import memory as breakdown
     return breakdown(session.target)
 
