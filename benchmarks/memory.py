@@ -65,24 +65,30 @@ def main():
     for tool_name in ("gcore", "arthur-lz4"):
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             core, truth = numpy_process(args.scale, tmp, tool_name)
-            rss = truth["process"]["VmRSS"]
-            rss_anon = truth["process"]["RssAnon"]
+            with open(os.path.join(tmp, "truth.rss.json")) as f:
+                last = json.load(f)              # the target's own, just before "ready"
+            rss = last["smaps_rollup"]["Rss"]
+            rss_anon = last["RssAnon"]
             t_obj, _ = timed([nsdebug, core, "-c", "objects"])
             t_mem, out = timed([nsdebug, core, "-c", "memory", "--json"])
             doc = json.loads(out)
-            by = {row["category"]: row["bytes"] for row in doc["rows"]}
-            touched = {row["region"]: row["resident"] for row in doc["resident"]}
-            rows.append([tool_name, f"{rss >> 20}", f"{rss_anon >> 20}",
+            res = {row["category"]: row["resident"] for row in doc["rows"]}
+
+            def mib(v):
+                return "-" if v is None else f"{v / (1 << 20):.1f}"
+            rows.append([tool_name, mib(rss), mib(rss_anon),
                          f"{os.path.getsize(core) >> 20}", f"{t_obj:.2f}", f"{t_mem:.2f}",
-                         f"{by['buffers owned by objects (in malloc)'] >> 20}",
-                         f"{by['native blocks not attributed'] >> 20}",
-                         f"{doc['resident_total'] >> 20}",
-                         f"{touched['other anonymous memory'] >> 20}"])
+                         mib(doc["resident"]) + (" exact" if doc["resident_exact"] else ""),
+                         mib(doc["anonymous_resident"]),
+                         mib(res["buffers owned by objects (in malloc)"]),
+                         mib(res["native blocks not attributed"]),
+                         mib(res["other anonymous memory"])])
             print(" ".join(rows[-1]), flush=True)
-    print("\nthe numpy/pandas process (MiB; seconds of whole commands)")
+    print("\nthe numpy/pandas process (MiB; seconds of whole commands; RSS from inside, "
+          "smaps_rollup)")
     print_table(["capture", "RSS", "RssAnon", "core", "objects 1st", "memory 2nd",
-                 "buffers", "native unattributed", "anon touched", "unexplained touched"],
-                rows)
+                 "resident", "anon resident", "buffers", "native unattributed",
+                 "unexplained"], rows)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         core = args.app
         if core is None:
