@@ -192,9 +192,10 @@ def _rows(g, m, maps, ranges, res):
                       chunks("unattributed"),
                       "malloc chunks in use that no object is found to reach", []),
             MemoryRow("malloc free memory", _free(m), chunks("free"),
-                      "free chunks (bins, tcache, fastbins) and each arena's top chunk",
-                      [(f"{r[0]} at {r[1]:#x}", r[6]) for r in m.get("regions", ())
-                       if r[6]]),
+                      "free chunks (bins, tcache, fastbins) and each arena's top chunk; "
+                      "per heap, the free memory outside the top chunk (fragmentation) "
+                      "as a share of the heap",
+                      [(_fragmentation(r), r[6]) for r in m.get("regions", ()) if r[6]]),
             MemoryRow("malloc overhead and unwalked", malloc_mapped - _in_chunks(m), overhead,
                       "malloc's mappings less their chunks: arena headers, the part of a "
                       "heap past a damaged chunk, mmapped chunks' page rounding", []),
@@ -208,6 +209,16 @@ def _rows(g, m, maps, ranges, res):
                       res.bytes_in(subtract(merge(anon), taken)),
                       "anonymous mappings nothing above explains (allocators other than "
                       "malloc and pymalloc, guard pages, the loader's)", [])]
+
+
+def _fragmentation(region):
+    """A heap's name with what of its free memory lies in holes between chunks in use:
+    memory malloc keeps that only a request of a fitting size can use again."""
+    kind, start, end, _arena, _chunks, _used, free, top = region[:8]
+    holes = max(free - top, 0)
+    share = 100 * holes / (end - start) if end > start else 0
+    return f"{kind} at {start:#x}: {holes:,} bytes in holes ({share:.1f}% of it), " \
+        f"{top:,} in the top chunk"
 
 
 def _free(m):
