@@ -63,6 +63,7 @@ class Result:
     seconds: float
     unreadable: int
     warnings: list = field(default_factory=list)
+    jobs: int = 0               # threads that compressed (0: not compressed)
 
 
 class Session:
@@ -291,9 +292,9 @@ def plan_segments(maps, read_head, anon_kb):
 
 def shared_pages(pid):
     """{(start, end): page states} of the target's file and shared mappings, read before
-    arthur touches it: its reads of the target's libraries (to find the code it injects)
-    and the fork (the target's fork handlers run) map in pages that are the capture's
-    doing, not the process's. {} when pagemap cannot be read (resident_pages says why)."""
+    arthur touches it: its reads of the target's libraries through /proc/PID/mem (to
+    find the code it injects) map in pages that are the capture's doing, not the
+    process's. {} when pagemap cannot be read (resident_pages says why)."""
     try:
         rows = [(m.start, m.end) for m in procfs.mappings(pid) if _shared(m)]
         if sum(e - s for s, e in rows) // procfs.PAGE > MAX_RESIDENT_PAGES:
@@ -458,9 +459,11 @@ def freeze(sess, pid, mode):
 
 
 def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=False,
-            lean=False, log=lambda msg: None, reason=None):
+            lean=False, log=lambda msg: None, reason=None, jobs=None):
     """Capture a core of `pid`; returns a Result. The target is left running, untraced.
-    `reason`: why an unattended mode captured it (arthur watch), kept in the note."""
+    `reason`: why an unattended mode captured it (arthur watch), kept in the note.
+    `jobs`: threads compressing (default: the spare CPUs, at most 4); the target is
+    running again by then, so they cost only CPU."""
     from .lz4core import ContainerWriter
     from .safefile import OutputError, PrivateOutput
     if not procfs.exists(pid):
@@ -524,7 +527,7 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
             if resident:
                 extracts = note(ARTHUR_NOTE_NAME, NT_ARTHUR_RESIDENT,
                                 encode_residency(resident)) + extracts
-            sink = ContainerWriter(out.f, level) if compress else out.f
+            sink = ContainerWriter(out.f, level, jobs) if compress else out.f
 
             halfway = []
 
@@ -568,7 +571,8 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
         log(f"arthur: warning: {w}")
     return Result(out.path, mode, pause_ms, fork_ms, reap_ms, len(proc.threads),
                   len(segments), raw_size, os.path.getsize(out.path),
-                  time.perf_counter() - started, unreadable, sess.warnings)
+                  time.perf_counter() - started, unreadable, sess.warnings,
+                  sink.workers if compress else 0)
 
 
 def reap(pid, log=lambda msg: None):

@@ -30,6 +30,9 @@ def build_parser():
     c.add_argument("--lean", action="store_true",
                    help="leave out the mapped files' symbols, read-only data and unwind "
                         "tables: the capture then opens only where those files are")
+    c.add_argument("--jobs", "-j", type=int, default=None,
+                   help="threads compressing (default: the CPUs spare to arthur, its "
+                        "affinity and cgroup quota, at most 4)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     i = sub.add_parser("info", help="describe a capture")
     i.add_argument("file")
@@ -164,8 +167,11 @@ def cmd_capture(args):
     from .capture import capture
     if not 0 <= args.level <= 12:
         raise ArthurError("--level must be between 0 and 12")
+    if args.jobs is not None and not 1 <= args.jobs <= 256:
+        raise ArthurError("--jobs must be between 1 and 256")
     r = capture(args.pid, args.output, args.force, args.level, not args.no_compress,
-                args.stop, args.lean, log=lambda m: print(m, file=sys.stderr, flush=True))
+                args.stop, args.lean, log=lambda m: print(m, file=sys.stderr, flush=True),
+                jobs=args.jobs)
     if args.json:
         print(json.dumps(r.__dict__))
     else:

@@ -38,8 +38,9 @@ class ContainerError(Exception):
 class ContainerWriter:
     """Streams bytes into the container: write() in any sizes, close() writes the index.
 
-    Blocks are compressed on a thread pool (python-lz4 releases the GIL), and
-    written in order.
+    Blocks are compressed on a thread pool of `workers` threads (python-lz4 releases the
+    GIL; default: the spare CPUs, at most 4), and written in order. The bytes written
+    are the same whatever the number of workers.
     """
 
     def __init__(self, fileobj, level=0, workers=None):
@@ -48,9 +49,12 @@ class ContainerWriter:
         from concurrent.futures import ThreadPoolExecutor
 
         import lz4.frame
+
+        from .cgroups import spare_cpus
         self.f = fileobj
         self.level = level
-        self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
+        self.workers = workers or min(4, spare_cpus())
+        self.pool = ThreadPoolExecutor(max_workers=self.workers)
         self.pending = []           # futures of compressed blocks, in order
         self.parts = []             # bytes written, not yet given to a task
         self.held = 0
@@ -95,7 +99,7 @@ class ContainerWriter:
         view = memoryview(joined)
         for at in range(0, whole, task):
             self.pending.append(self.pool.submit(self._compress_many, view[at:at + task]))
-            self._drain(keep=2 * self.pool._max_workers)
+            self._drain(keep=2 * self.workers)
         rest = joined[whole:]
         self.parts = [rest] if rest else []
         self.held = len(rest)

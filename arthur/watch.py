@@ -17,30 +17,12 @@ from dataclasses import dataclass
 
 from . import procfs
 from .errors import ArthurError
+from .cgroups import controller_dir
+from .cgroups import mounts as cgroup_mounts
 from .facts import process_facts, python_version_from_maps, record_base
 from .interrupts import check as check_interrupt
 
 GROWTH = 1.25                   # a threshold captures again after this much growth
-
-
-def _mounts():
-    """{'v2': mount point of cgroup2, 'v1': mount point of the v1 memory controller}."""
-    out = {}
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields, kind = left.split(), right.split()
-                if not kind:
-                    continue
-                if kind[0] == "cgroup2" and "v2" not in out:
-                    out["v2"] = fields[4]
-                elif kind[0] == "cgroup" and "memory" in kind[-1].split(",") and \
-                        "v1" not in out:
-                    out["v1"] = fields[4]
-    except OSError:
-        pass
-    return out
 
 
 def _read_int(path):
@@ -60,26 +42,12 @@ def _read_int(path):
 def cgroup_memory(pid, mounts=None):
     """(bytes used, limit in bytes, version) of the memory cgroup of `pid`, the limit the
     smallest on the way up to the root; None where there is no limit or no cgroup."""
-    mounts = mounts if mounts is not None else _mounts()
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
+    where = controller_dir(pid, "memory", mounts)
+    if where is None:
         return None
-    v1 = next((ln.split(":", 2)[2] for ln in lines
-               if "memory" in ln.split(":", 2)[1].split(",")), None) \
-        if all(ln.count(":") >= 2 for ln in lines) else None
-    v2 = next((ln.split(":", 2)[2] for ln in lines if ln.startswith("0::")), None)
-    if v1 is not None and "v1" in mounts:
-        base, used_f, limit_f, version = mounts["v1"], "memory.usage_in_bytes", \
-            "memory.limit_in_bytes", 1
-        path = v1
-    elif v2 is not None and "v2" in mounts:
-        base, used_f, limit_f, version = mounts["v2"], "memory.current", "memory.max", 2
-        path = v2
-    else:
-        return None
-    here = os.path.join(base, path.lstrip("/"))
+    version, base, here = where
+    used_f, limit_f = ("memory.usage_in_bytes", "memory.limit_in_bytes") if version == 1 \
+        else ("memory.current", "memory.max")
     used = _read_int(os.path.join(here, used_f))
     if used is None:
         return None
@@ -149,7 +117,7 @@ class Watcher:
         self.match = re.compile(match) if match else None
         self.log = log
         self.watched: dict[int, Watched] = {}
-        self.mounts = _mounts()
+        self.mounts = cgroup_mounts()
 
     def add(self, pid):
         if pid in self.watched or pid == os.getpid():

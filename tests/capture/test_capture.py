@@ -11,6 +11,8 @@ import pytest
 import targets
 from helpers import assert_untouched, run_arthur
 
+from arthur.cgroups import mounts as cgroup_mounts
+
 
 @pytest.fixture
 def stacks_target(build, tmp_path):
@@ -111,3 +113,58 @@ def test_no_compress_writes_a_plain_core(stacks_target, tmp_path, nsdebug):
     assert run_arthur("capture", "--no-compress", proc.pid, "-o", out).returncode == 0
     assert open(out, "rb").read(4) == b"\x7fELF"
     assert len(re.findall(r"^Thread \d+", nsdebug(out, "-c", "bt --all").stdout, re.M)) == 4
+
+
+@pytest.fixture
+def half_a_cpu(tmp_path):
+    """A cpu cgroup with a quota of half a CPU, v1 or v2 (whichever this machine has);
+    yields a function that moves the calling process into it."""
+    mounts = cgroup_mounts()
+    name = f"nsdebug-jobs-{os.getpid()}"
+    if "cpu" in mounts:
+        path, files = os.path.join(mounts["cpu"], name), {"cpu.cfs_period_us": "100000",
+                                                           "cpu.cfs_quota_us": "50000"}
+    elif "v2" in mounts:
+        path, files = os.path.join(mounts["v2"], name), {"cpu.max": "50000 100000"}
+    else:
+        pytest.skip("no cpu cgroup hierarchy is mounted")
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        pytest.skip(f"cannot make a cpu cgroup here: {e.strerror}")
+    try:
+        for f, v in files.items():
+            with open(os.path.join(path, f), "w") as fh:
+                fh.write(v)
+
+        def enter():
+            with open(os.path.join(path, "cgroup.procs"), "w") as fh:
+                fh.write(str(os.getpid()))
+        yield enter
+    finally:
+        os.rmdir(path)          # its processes have exited
+
+
+def test_jobs_default_to_the_cpus_spare_and_can_be_given(stacks_target, tmp_path,
+                                                         half_a_cpu):
+    proc, _ = stacks_target
+    spare = "from arthur.cgroups import spare_cpus; print(spare_cpus())"
+    outside = subprocess.run([sys.executable, "-c", spare], capture_output=True, text=True)
+    inside = subprocess.run([sys.executable, "-c", spare], capture_output=True, text=True,
+                            preexec_fn=half_a_cpu)
+    assert int(outside.stdout) == len(os.sched_getaffinity(0)), outside.stderr
+    assert int(inside.stdout) == 1, inside.stderr
+    runs = {"given": ["--jobs", "2"], "in the cgroup": [], "default": []}
+    for how, extra in runs.items():
+        out = tmp_path / f"{how}.lz4"
+        r = run_arthur("capture", proc.pid, "-o", out, "--json", *extra,
+                       preexec_fn=half_a_cpu if how == "in the cgroup" else None)
+        assert r.returncode == 0, r.stderr
+        runs[how] = json.loads(r.stdout)["jobs"]
+        assert run_arthur("info", out).returncode == 0
+    assert runs == {"given": 2, "in the cgroup": 1,
+                    "default": min(4, len(os.sched_getaffinity(0)))}
+    r = run_arthur("capture", proc.pid, "-o", tmp_path / "no.lz4", "--jobs", "0")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--jobs" in r.stderr
+    assert not (tmp_path / "no.lz4").exists()
+    assert_untouched(proc.pid)

@@ -13,7 +13,8 @@ import pytest
 import targets
 from helpers import arthur_cmd
 
-from arthur.watch import _mounts, cgroup_memory
+from arthur.cgroups import mounts as cgroup_mounts
+from arthur.watch import cgroup_memory
 
 SCRIPT = os.path.join(targets.FIXTURES, "grow_target.py")
 
@@ -119,10 +120,10 @@ def test_every_keeps_n_and_match_finds_new_processes(tmp_path):
 @pytest.fixture
 def memory_cgroup(tmp_path):
     """A memory cgroup with a 192 MiB limit, v1 or v2 (whichever this machine has)."""
-    mounts = _mounts()
+    mounts = cgroup_mounts()
     name = f"nsdebug-watch-{os.getpid()}"
-    if "v1" in mounts:
-        path = os.path.join(mounts["v1"], name)
+    if "memory" in mounts:
+        path = os.path.join(mounts["memory"], name)
         limit_file = "memory.limit_in_bytes"
     elif "v2" in mounts:
         path = os.path.join(mounts["v2"], name)

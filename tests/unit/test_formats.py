@@ -181,3 +181,17 @@ def test_residency_record_round_trip_and_every_malformed_shape():
         with pytest.raises(ValueError):
             coreformat.decode_residency(desc)
         print(name, "refused")
+
+
+def test_the_container_is_the_same_bytes_whatever_the_workers():
+    data = payload(6 << 20)
+    outs = []
+    for workers in (1, 2, 5):
+        out = io.BytesIO()
+        wr = lz4core.ContainerWriter(out, 0, workers)
+        assert wr.workers == workers
+        for k in range(0, len(data), 300_000):
+            wr.write(data[k:k + 300_000])
+        wr.close()
+        outs.append(out.getvalue())
+    assert outs[0] == outs[1] == outs[2]
