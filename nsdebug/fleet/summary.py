@@ -13,7 +13,7 @@ import os
 from ..errors import NsdebugError
 from ..record import as_data
 
-FORMAT = 2                  # bumped when a summary's content changes: the cache's key
+FORMAT = 3                  # bumped when a summary's content changes: the cache's key
 TYPES_KEPT = 200            # types kept per sort (count, retained) in the histogram
 HOLDERS = 20                # the commonest types whose holder is found
 OVERFLOW_REACH = 1 << 20    # a fault this near a thread's sp, in no memory: an overflow
