@@ -489,6 +489,10 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
         # Before anything of arthur's touches the target: finding the code to inject
         # reads its libraries through /proc/PID/mem, which maps their pages in.
         early = shared_pages(pid)
+        try:
+            rss = procfs.rss_bytes(pid)          # the resident size the capture shows
+        except (ArthurError, OSError, ValueError):
+            rss = None
         if not stop_mode:
             try:
                 sess.injector()                 # find the code it needs before freezing
@@ -497,10 +501,6 @@ def capture(pid, output=None, force=False, level=0, compress=True, stop_mode=Fal
                                      f"stopped for the whole dump")
                 mode = "stop"
         check_interrupt()
-        try:
-            rss = procfs.rss_bytes(pid)          # the resident size the capture shows
-        except (ArthurError, OSError, ValueError):
-            rss = None
         with held_signals():
             t0, maps, proc, mode, fork_ms, pause_ms = freeze(sess, pid, mode)
         check_interrupt()

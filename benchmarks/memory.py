@@ -65,10 +65,8 @@ def main():
     for tool_name in ("gcore", "arthur-lz4"):
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             core, truth = numpy_process(args.scale, tmp, tool_name)
-            with open(os.path.join(tmp, "truth.rss.json")) as f:
-                last = json.load(f)              # the target's own, just before "ready"
-            rss = last["smaps_rollup"]["Rss"]
-            rss_anon = last["RssAnon"]
+            rss = truth["process"]["smaps_rollup"]["Rss"]
+            rss_anon = truth["process"]["RssAnon"]
             t_obj, _ = timed([nsdebug, core, "-c", "objects"])
             t_mem, out = timed([nsdebug, core, "-c", "memory", "--json"])
             doc = json.loads(out)
