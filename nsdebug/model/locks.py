@@ -86,7 +86,8 @@ def locks(target, everything=True):
                          instances)
             else:
                 rest.append((t, f))
-    if everything or not _all_matched(o, futex_waits, found):
+    rest_values = everything or not _all_matched(o, futex_waits, found)
+    if rest_values:
         for _t, f in rest:
             _collect(o, walker, f, found, [], version, instances, exits_too=False)
         for v, where in instances:
@@ -112,6 +113,13 @@ def locks(target, everything=True):
             if waits_on(st, uaddr, o.ptr):
                 waits[t.address] = addr
                 break
+    if rest and not rest_values and any(states[a][1].startswith(ON_STACK)
+                                        for a in waits.values()):
+        # A lock waited for that its waiters' frames hold only as a bare stack value: the
+        # other threads' values may give it a name (a global in a module's frame).
+        for _t, f in rest:
+            _collect(o, walker, f, found, [], version, [], exits_too=False)
+        states = {a: (st, found.get(a, where)) for a, (st, where) in states.items()}
     if rest and any(_may_have_holder(states[a][0]) and not _is_waiter(walker, frames_of[t], a)
                     for t, a in waits.items()):
         for t, f in rest:
