@@ -3,7 +3,8 @@ captures in a row: no request fails, and none that overlaps a pause takes longer
 the pause, plus the worst latency of the requests that overlap no pause (the machine's
 own stalls: two cores shared by the server, the clients and arthur's compression), plus
 10 ms for what the fork costs the target after it is thawed (copy-on-write faults on
-the pages it writes while the child still maps them)."""
+the pages it writes while the child still maps them), on all but two of the hundred
+pauses (a stall of the machine may fall on one), and none over 250 ms."""
 
 import json
 import os
@@ -18,6 +19,8 @@ from helpers import assert_untouched, run_arthur
 
 CAPTURES = 100
 SLACK_NS = 10_000_000
+GROSS_NS = 250_000_000
+MAY_STALL = 2             # pauses of the hundred a stall of the machine may fall on
 
 
 def test_http_server_serves_through_a_hundred_captures(tmp_path, nsdebug):
@@ -77,16 +80,25 @@ def test_http_server_serves_through_a_hundred_captures(tmp_path, nsdebug):
             return any(t0 < thawed and t1 > seize for seize, thawed, _ms in pauses)
         control = [t1 - t0 for t0, t1 in done if not overlaps(t0, t1)]
         noise = max(control) if control else 0
-        worst = []
+        worst, over = [], []
         for k, (seize, thawed, _ms) in enumerate(pauses):
             hit = [t1 - t0 for t0, t1 in done if t0 < thawed and t1 > seize]
             if hit:
-                assert max(hit) <= thawed - seize + SLACK_NS + noise, (
-                    f"capture {k}: a request took {max(hit) / 1e6:.1f} ms across a pause "
-                    f"of {(thawed - seize) / 1e6:.1f} ms; requests overlapping no pause "
-                    f"took at most {noise / 1e6:.1f} ms")
+                if max(hit) > thawed - seize + SLACK_NS + noise:
+                    over.append(f"capture {k}: a request took {max(hit) / 1e6:.1f} ms "
+                                f"across a pause of {(thawed - seize) / 1e6:.1f} ms")
+                # Whatever the machine does, no request is held a quarter of a second.
+                assert max(hit) < GROSS_NS, over[-1]
                 worst.append(max(hit) / 1e6)
         assert worst, "no request overlapped a pause"
+        # One stall of the machine itself may fall on one pause of a hundred (CI saw a
+        # 64 ms request across a 6.9 ms pause, against 12 ms of noise, in 2 of 6 runs,
+        # each time on one capture only); a capture that harms its target does it on
+        # every pause, and fails here.
+        assert len(over) <= MAY_STALL, (
+            f"{len(over)} of {len(worst)} pauses held requests longer than the pause, "
+            f"{SLACK_NS / 1e6:.0f} ms and the {noise / 1e6:.1f} ms requests overlapping "
+            f"no pause took: " + "; ".join(over))
         assert_untouched(proc.pid)
         r = nsdebug(out, "-c", "bt --all")
         assert r.returncode == 0 and "serve_forever" in r.stdout
