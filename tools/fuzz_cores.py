@@ -40,7 +40,8 @@ import tempfile
 import time
 from collections import Counter
 
-COMMANDS = ["info", "threads", "bt --all --locals", "objects --top 10", "tasks"]
+COMMANDS = ["info", "threads", "bt --all --locals", "objects --top 10", "tasks", "memory",
+            "locks"]
 INTERESTING = [0, 1, 7, 8, 0x7F, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF,
                1 << 32, 1 << 40, 1 << 62, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
 EHDR_FIELDS = {"e_type": (16, "H"), "e_machine": (18, "H"), "e_phoff": (32, "Q"),

@@ -229,3 +229,35 @@ def test_diff_ranks_the_grown_buffers(nsdebug, tmp_path):
     grown = 20 * (1 << 20)
     assert grown <= top["size_change"] <= grown + (1 << 20), top
     assert "ARRAY_LIST" in d["locations"][0]["path"], d["locations"][:2]
+
+
+def test_a_damaged_residency_record_is_named_and_not_used(cores, nsdebug, tmp_path):
+    """A capture whose record of resident pages claims more rows than it holds: one
+    warning, and `memory` falls back to the pages not all zero, never to the record."""
+    import struct
+    import subprocess
+
+    from arthur.coreformat import NT_ARTHUR_RESIDENT, RESIDENT_HEAD
+    cap = cores.buffers(targets.default_build(), "arthur")
+    raw = tmp_path / "raw.core"
+    with open(cap.core, "rb") as f:
+        plain = f.read(4) == b"\x7fELF"          # arthur --no-compress, or a container
+    if plain:
+        raw.write_bytes(open(cap.core, "rb").read())
+    else:
+        r = subprocess.run(targets.arthur_cmd() + ["decompress", cap.core, "-o", str(raw)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    data = bytearray(raw.read_bytes())
+    head = struct.pack("<III", 7, 0, NT_ARTHUR_RESIDENT)[8:] + b"ARTHUR\0\0"
+    at = data.find(head)
+    assert at > 0
+    desc = at + len(head)
+    assert struct.unpack_from("<I", data, desc)[0] == 1
+    struct.pack_into("<Q", data, desc + RESIDENT_HEAD.size - 8, 1 << 50)
+    raw.write_bytes(bytes(data))
+    r = nsdebug(str(raw), "--no-cache", "-c", "memory", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "record of resident pages is unusable" in r.stderr
+    doc = json.loads(r.stdout)
+    assert not doc["resident_exact"] and doc["resident"] > 0
