@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..errors import CommandError
+from ..families import Families
 from ..record import Factory, record
 
 
@@ -137,24 +138,12 @@ ALIASES: dict[str, str] = {}
 # The command modules, imported when a name is first looked up, in this order: `bt`
 # finds its command without importing the heap's (load_all() imports every one: help,
 # the shell's completion, a prefix of a name).
-FAMILIES = ("python", "process", "heap")
-_loaded = set()
-
-
-def _load_next():
-    from importlib import import_module
-    for family in FAMILIES:
-        if family not in _loaded:
-            _loaded.add(family)
-            import_module(f"{__package__}.{family}")
-            return True
-    return False
+FAMILIES = Families(__package__, ("python", "process", "heap"))
 
 
 def load_all():
     """Import every command module so the table is complete."""
-    while _load_next():
-        pass
+    FAMILIES.load_all()
 
 
 def command(name, summary, *args, aliases=(), category="general", needs_core=True):
@@ -169,8 +158,7 @@ def command(name, summary, *args, aliases=(), category="general", needs_core=Tru
 
 
 def lookup(name):
-    while ALIASES.get(name, name) not in COMMANDS and _load_next():
-        pass
+    FAMILIES.load_until(lambda: ALIASES.get(name, name) in COMMANDS)
     name = ALIASES.get(name, name)
     if name not in COMMANDS:
         close = [c for c in COMMANDS if c.startswith(name)]
