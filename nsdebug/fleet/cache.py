@@ -53,8 +53,9 @@ class SummaryCache:
     def get(self, key, heap):
         """The kept result for `key` ({"summary": ...} or {"error": ...}), None when
         there is none or it lacks the heap `heap` asks for."""
+        from ..ownfile import open_own
         try:
-            with open(self._file(key)) as f:
+            with open_own(self._file(key)) as f:     # another user's: summarised afresh
                 kept = json.load(f)
         except (OSError, ValueError):
             return None

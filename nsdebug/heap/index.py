@@ -203,12 +203,15 @@ def load(core_path, identity):
 
 
 def _load(path, identity):
+    from ..ownfile import NotOurs, open_own
     try:
-        with open(path, "rb") as f:
+        with open_own(path) as f:
             size = os.fstat(f.fileno()).st_size
             if size < len(MAGIC) + 4:
                 raise IndexProblem("truncated")
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except NotOurs as e:
+        raise IndexProblem(f"not trusted ({e})") from None
     except (OSError, ValueError) as e:
         raise IndexProblem(f"unreadable ({e})") from None
     if mm[:len(MAGIC)] != MAGIC:
@@ -241,6 +244,8 @@ def _load(path, identity):
     except (KeyError, TypeError, ValueError) as e:
         raise IndexProblem(f"garbled header ({e})") from None
     _check_shapes(meta, arrays)
+    _check_meta(meta)
+    _check_values(meta, arrays)
     return meta, arrays
 
 
@@ -260,3 +265,65 @@ def _check_shapes(meta, a):
     if any(len(a[f"buf_{k}"]) != nb for k in ("bytes", "kind", "data")) or \
             (nb and not (0 <= int(a["buf_node"].min()) and int(a["buf_node"].max()) < n)):
         raise IndexProblem("buffer arrays do not fit together")
+
+
+def _check_meta(meta):
+    """The header's fields have the types the graph takes them as (HeapGraph.from_index)."""
+    def ints(v):
+        return isinstance(v, list) and all(type(x) is int for x in v)
+
+    def strs(v):
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    n_synth = meta.get("n_synth")
+    ok = type(n_synth) is int and 0 <= n_synth <= meta["n"] and \
+        type(meta.get("n_reachable")) is int and type(meta.get("dropped_edges")) is int and \
+        strs(meta.get("names")) and strs(meta.get("synth_names")) and \
+        len(meta["synth_names"]) == n_synth and strs(meta.get("synth_kinds")) and \
+        isinstance(meta.get("group_ix"), (dict, list)) and strs(meta.get("warnings")) and \
+        isinstance(meta.get("problems"), list) and isinstance(meta.get("types"), list) and \
+        isinstance(meta.get("malloc"), (dict, type(None)))
+    if ok:
+        try:
+            group_ix = dict(meta["group_ix"])
+            ok = all(type(v) is int and 0 <= v < n_synth for v in group_ix.values()) and \
+                all(isinstance(p, list) and len(p) == 2 and type(p[0]) is int and
+                    isinstance(p[1], str) for p in meta["problems"]) and \
+                all(isinstance(t, list) and len(t) == len(TYPE_FIELDS) and
+                    type(t[0]) is int and isinstance(t[1], str) and isinstance(t[2], str)
+                    and all(type(x) is int for x in t[3:7]) and isinstance(t[7], str)
+                    and type(t[8]) is bool for t in meta["types"])
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise IndexProblem("garbled header (fields of the wrong type)")
+
+
+def _check_values(meta, a):
+    """Every index an array holds points inside what it indexes: the file is input, and
+    these arrays reach compiled code and the graph's lookups unchecked after this."""
+    n, m = meta["n"], len(a["e_to"])
+    start = a["edge_start"]
+
+    def within(x, lo, hi):
+        return not len(x) or (lo <= int(x.min()) and int(x.max()) < hi)
+
+    from .fields import ELEMENT, KIND_NAMES
+    problem = None
+    if int(start[0]) != 0 or (n > 0 and bool((np.diff(start) < 0).any())):
+        problem = "edge starts out of order"
+    elif not within(a["e_to"], 0, n):
+        problem = "edge targets out of range"
+    elif not within(a["e_kind"], 0, len(KIND_NAMES)):
+        problem = "edge kinds out of range"
+    elif not within(a["e_name"][a["e_kind"] != ELEMENT], -len(a["key_refs"]),
+                    len(meta["names"])):
+        problem = "edge names out of range"
+    elif not within(a["type_ix"], -1, len(meta["types"])):
+        problem = "type indices out of range"
+    elif not within(a["idom"], -1, n) or not within(a["by_addr_order"], 0, n):
+        problem = "dominators or address order out of range"
+    if m and int(start[-1]) != m:
+        problem = problem or "edge starts out of range"
+    if problem:
+        raise IndexProblem(f"garbled arrays ({problem})")

@@ -49,8 +49,9 @@ class InflatedSections:
 
 
 def _load(path):
+    from ..ownfile import open_own
     try:
-        with open(path, "rb") as f:
+        with open_own(path) as f:        # not ours (another user's, a symlink): inflate
             f.seek(0, os.SEEK_END)
             size = f.tell()
             if size < TRAILER.size:

@@ -67,8 +67,9 @@ class PlaceCache:
 
 
 def _load(path, valid):
+    from ..ownfile import open_own
     try:
-        with open(path, "rb") as f:
+        with open_own(path) as f:        # not ours (another user's, a symlink): rebuild
             data = f.read(MAX_TABLE + 1)
     except OSError:
         return {}

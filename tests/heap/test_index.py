@@ -66,7 +66,35 @@ def test_a_changed_core_gets_a_new_index(core, nsdebug):
     assert doc["heap_source"] == "index" and err == ""
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbled", "foreign"])
+def _rewrite_array(index, name, change):
+    """Change array `name` of an index in place and give it its new CRC-32: a file that
+    passes every checksum but holds hostile values (as a crafted one would)."""
+    import struct
+    import zlib
+
+    import numpy as np
+    with open(index, "r+b") as f:
+        raw = bytearray(f.read())
+        (hlen,) = struct.unpack_from("<I", raw, 8)
+        meta = json.loads(raw[12:12 + hlen])
+        spec = meta["arrays"][name]
+        data_at = (12 + hlen + 63) // 64 * 64
+        dtype = np.dtype(spec["dtype"])
+        at = data_at + spec["offset"]
+        a = np.frombuffer(raw, dtype, spec["len"], at).copy()
+        change(a)
+        raw[at:at + a.nbytes] = a.tobytes()
+        spec["crc32"] = zlib.crc32(a.tobytes())
+        header = json.dumps(meta, separators=(",", ":")).encode()
+        assert len(header) <= hlen
+        raw[12:12 + hlen] = header.ljust(hlen)
+        f.seek(0)
+        f.write(raw)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "foreign", "another-user",
+                                    "group-writable", "symlink", "edge-out-of-range",
+                                    "dominator-out-of-range"])
 def test_a_damaged_index_is_rebuilt_not_trusted(core, nsdebug, tmp_path, damage):
     _, path = core
     want, _ = _objects(nsdebug, path)
@@ -81,10 +109,26 @@ def test_a_damaged_index_is_rebuilt_not_trusted(core, nsdebug, tmp_path, damage)
             f.seek(size // 2)
             f.write(b"\xa5" * 64)
         why = "checksum"
-    else:
+    elif damage == "foreign":
         with open(index, "wb") as f:
             f.write(b"not an index at all\n" * 100)
         why = "not an nsdebug heap index"
+    elif damage == "another-user":
+        os.chown(index, 65534, 65534)        # root runs the suite: nobody's file now
+        why = "owned by uid 65534"
+    elif damage == "group-writable":
+        os.chmod(index, 0o660)
+        why = "writable by others"
+    elif damage == "symlink":
+        os.rename(index, index + ".real")
+        os.symlink(index + ".real", index)
+        why = "is a symbolic link"
+    elif damage == "edge-out-of-range":
+        _rewrite_array(index, "e_to", lambda a: a.__setitem__(len(a) // 2, 1 << 30))
+        why = "edge targets out of range"
+    else:
+        _rewrite_array(index, "idom", lambda a: a.__setitem__(len(a) - 1, -7))
+        why = "dominators or address order out of range"
     doc, err = _objects(nsdebug, path)
     assert doc["heap_source"] == "walk" and why in err, err
     assert len(err.strip().splitlines()) == 1

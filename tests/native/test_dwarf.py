@@ -68,6 +68,15 @@ def test_inflated_sections_are_cached_and_checked(parked, nsdebug, tmp_path, mon
     assert native_rows(again) == native_rows(cold)
     assert info.read_bytes() == good_info and line.read_bytes() == good_line
 
+    # An entry another user owns is not read (inflated afresh, rewritten as ours).
+    os.chown(info, 65534, 65534)
+    info.write_bytes(bytes(garbled))     # what a hostile owner could put there
+    os.chown(info, 65534, 65534)
+    shutil.rmtree(cache / "nsdebug" / "places")
+    (fifth,) = bt(nsdebug, parked.core, "-c", "bt --all --native")
+    assert native_rows(fifth) == native_rows(cold)
+    assert info.stat().st_uid == os.geteuid() and info.read_bytes() == good_info
+
 
 def section_spans(path, names):
     from nsdebug.corefile.symbols import ElfFile
@@ -187,3 +196,14 @@ def test_places_are_kept_for_the_next_run(parked, tmp_path, monkeypatch):
     assert third == first and read_dwarf
     fourth, read_dwarf = run()
     assert fourth == first and not read_dwarf
+    # Tables another user owns, or others may write, are not read: the places come from
+    # the DWARF again and the tables are written anew, ours and private.
+    tables = list((tmp_path / "cache" / "nsdebug" / "places").iterdir())
+    os.chown(tables[0], 65534, 65534)           # root runs the suite: nobody's file now
+    for t in tables[1:]:
+        os.chmod(t, 0o666)
+    fifth, read_dwarf = run()
+    assert fifth == first and read_dwarf
+    for t in (tmp_path / "cache" / "nsdebug" / "places").iterdir():
+        st = t.stat()
+        assert st.st_uid == os.geteuid() and not st.st_mode & 0o022, (t, oct(st.st_mode))
