@@ -136,7 +136,10 @@ class ContainerIndex:
         if size < 4 + _FOOTER.size or read(0, 4) != FRAME_MAGIC:
             raise ContainerError("not an LZ4 frame")
         index_at, magic = _FOOTER.unpack(read(size - _FOOTER.size, _FOOTER.size))
-        if magic != FOOTER_MAGIC or not 0 < index_at < size:
+        # The index's frame header and head must fit before the footer (an offset just
+        # short of the end read a short header: found by fuzz/h_lz4.py).
+        if magic != FOOTER_MAGIC or \
+                not 0 < index_at <= size - _FOOTER.size - 8 - _INDEX_HEAD.size:
             raise ContainerError("an LZ4 file without arthur's block index (truncated, or "
                                  "not written by arthur): decompress it with `lz4 -d` first")
         skip_magic, length = struct.unpack("<II", read(index_at, 8))
@@ -151,7 +154,8 @@ class ContainerIndex:
                                  f"{self.block_size})")
         rows_at = index_at + 8 + _INDEX_HEAD.size
         if count > size // 4 or rows_at + count * _INDEX_ROW.size > size or \
-                count * self.block_size < self.total:
+                count * self.block_size < self.total or \
+                (count and (count - 1) * self.block_size >= self.total):
             raise ContainerError("arthur block index is corrupt (block count)")
         self._raw = read(rows_at, count * _INDEX_ROW.size)
         if len(self._raw) != count * _INDEX_ROW.size:

@@ -35,7 +35,9 @@ static inline int64_t locate(Space *s, uint64_t addr, uint64_t width) {
     }
     if (addr + width > s->end[i] || addr + width < addr) return -1;
     uint64_t o = s->off[i] + (addr - s->start[i]);
-    if (o + width > (uint64_t)s->size || o + width < o) return -1;
+    /* A segment's file offset near 2^64 wraps the sum back into the buffer: bytes of
+     * another place, read as if they were these (found by fuzz/h_space.py). */
+    if (o < s->off[i] || o + width > (uint64_t)s->size || o + width < o) return -1;
     return (int64_t)o;
 }
 

@@ -123,7 +123,9 @@ def group_retained(idom, group, retained, out):
         if v and d >= 0 and d != v:
             kids[d].append(v)
     grp, ret = group.tolist(), retained.tolist()
-    onpath = {}
+    # The root is on every path (as in _graphc.c): its group's nodes below it are inside
+    # its retained set already (found by fuzz/h_graph.py: a KeyError here before).
+    onpath = {grp[0]: 1} if grp[0] >= 0 else {}
     acc = [0] * len(out)
     stack = [(0, iter(kids[0]))]
     while stack:

@@ -606,7 +606,7 @@ static PyObject *map_addresses(PyObject *self, PyObject *args) {
         int32_t found = -1;
         if (t & top) {
             uint64_t s = t & ~top;
-            found = s < (uint64_t)n_synth ? (int32_t)s : -1;
+            found = s < (uint64_t)n_synth && s < (uint64_t)n ? (int32_t)s : -1;
         } else {
             uint64_t h = addr_slot(t, cap);
             for (uint64_t probes = 0; probes < cap; probes++) {
