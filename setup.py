@@ -21,10 +21,20 @@ from setuptools.command.build_ext import build_ext
 # (a module that does not build fails the install instead of falling back to Python),
 # and rebuilt even when an up-to-date one sits in build/. tools/sanitized_tests.sh
 # installs it and runs the tests that drive the C code under it.
-SANITIZE = os.environ.get("NSDEBUG_SANITIZE") == "1"
-COMPILE = (["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+# NSDEBUG_SANITIZE=fuzz: the same, built by clang with libFuzzer's coverage counters
+# (-fsanitize=fuzzer-no-link) for the atheris harnesses in fuzz/ (see fuzz/README.md):
+# gcc has the sanitizers but not the counters libFuzzer steers by.
+SANITIZE = os.environ.get("NSDEBUG_SANITIZE") in ("1", "fuzz")
+FUZZ = os.environ.get("NSDEBUG_SANITIZE") == "fuzz"
+SANITIZERS = "address,undefined" + (",fuzzer-no-link" if FUZZ else "")
+COMPILE = (["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={SANITIZERS}",
             "-fno-sanitize-recover=undefined"] if SANITIZE else ["-O2"])
-LINK = ["-fsanitize=address,undefined"] if SANITIZE else []
+LINK = [f"-fsanitize={SANITIZERS}"] if SANITIZE else []
+if FUZZ:
+    # distutils takes the compiler and the linker from these (sysconfig's are gcc's).
+    # clang links no sanitizer runtime into a shared object: atheris preloads its own.
+    os.environ["CC"] = "clang"
+    os.environ["LDSHARED"] = "clang -shared"
 
 
 class BuildExt(build_ext):
