@@ -16,7 +16,11 @@ Each mutant is one seed core (plain ELF, or an arthur .lz4) with one mutation:
             or the core inside mutated as above and wrapped again
 
 Every mutant is opened by nsdebug (in worker processes, with the time and memory
-limits given) and runs COMMANDS, with --json on every other mutant. A result is a
+limits given) and runs COMMANDS, with --json on every other mutant; then, in turn, one
+of the whole-core outputs (EXTRAS): the report with its HTML page, the DevTools
+snapshot export, and triage's summary of a core (what `nsdebug triage` keeps per
+core). An HTML page must be UTF-8 ending in </html>, a snapshot JSON, a summary a dict
+that JSON can write. A result is a
 failure when nsdebug ends in "internal error", prints a traceback, writes output that
 is not valid UTF-8 or a JSON line that does not parse, exceeds the time limit (hang),
 or dies of a signal (crash). Failures are grouped by signature; the first mutant of each
@@ -42,6 +46,7 @@ from collections import Counter
 
 COMMANDS = ["info", "threads", "bt --all --locals", "objects --top 10", "tasks", "memory",
             "locks"]
+EXTRAS = ["report --html", "--snapshot", "triage summary"]
 INTERESTING = [0, 1, 7, 8, 0x7F, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF,
                1 << 32, 1 << 40, 1 << 62, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
 EHDR_FIELDS = {"e_type": (16, "H"), "e_machine": (18, "H"), "e_phoff": (32, "Q"),
@@ -259,13 +264,70 @@ def worker(memory_mib):
                 status = e.code
             except BaseException as e:  # noqa: BLE001 - what escaped main() is the finding
                 status = f"escaped {type(e).__name__}"
+        extra = _extra(task, main)
         real_out.write(json.dumps({"status": status, "out": out.getvalue(),
-                                   "err": err.getvalue()}, ensure_ascii=True) + "\n")
+                                   "err": err.getvalue(), "extra": extra},
+                                  ensure_ascii=True) + "\n")
         real_out.flush()
+
+
+def _extra(task, main):
+    """One whole-core output of the mutant (EXTRAS, by turn): {"name", "status", "out",
+    "err", "problem"} where problem names output that is not what it must be."""
+    name = EXTRAS[task["i"] % len(EXTRAS)]
+    out, err, problem = io.StringIO(), io.StringIO(), None
+    target = task["path"] + (".html" if name.startswith("report") else ".heapsnapshot")
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if name == "triage summary":
+                from nsdebug.errors import NsdebugError
+                from nsdebug.fleet.summary import summarize
+                try:
+                    doc = summarize(task["path"], heap=True)
+                except NsdebugError:         # a file that is no core: refused, as it must
+                    doc = {}
+                status = 0
+                if not isinstance(doc, dict):
+                    problem = "summary is not a dict"
+                else:
+                    json.dumps(doc)
+            elif name == "--snapshot":
+                status = main([task["path"], "--no-cache", "--snapshot", target, "--force"])
+            else:
+                status = main(["report", task["path"], "--html", target, "--force"])
+        except SystemExit as e:
+            status = e.code
+        except BaseException as e:  # noqa: BLE001 - what escaped is the finding
+            status = f"escaped {type(e).__name__}"
+    if status == 0 and os.path.exists(target):
+        with open(target, "rb") as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8")
+            if name == "--snapshot":
+                json.loads(text)
+            elif not text.rstrip().endswith("</html>"):
+                problem = "HTML page is cut short"
+        except ValueError:
+            problem = f"{name} output is not {'JSON' if name == '--snapshot' else 'UTF-8'}"
+    if os.path.exists(target):
+        os.unlink(target)
+    return {"name": name, "status": status, "out": out.getvalue(), "err": err.getvalue(),
+            "problem": problem}
 
 
 def verdict(result, as_json):
     """A failure signature, or None when nsdebug behaved."""
+    sig = _verdict(result, as_json)
+    extra = result.get("extra")
+    if sig is None and extra:
+        sig = extra["problem"] or _verdict(extra, False)
+        if sig:
+            sig = f"{extra['name']}: {sig}"
+    return sig
+
+
+def _verdict(result, as_json):
     out, err, status = result["out"], result["err"], result["status"]
     if isinstance(status, str):
         return status
@@ -391,7 +453,8 @@ def _keep(out_dir, n, task, what, seed_path, sig):
     shutil.copyfile(task["path"], base)
     with open(base + ".json", "w") as f:
         json.dump({"signature": sig, "mutation": what, "seed_core": seed_path,
-                   "mutant": task["i"], "json": task["json"], "commands": COMMANDS}, f,
+                   "mutant": task["i"], "json": task["json"], "commands": COMMANDS,
+                   "extra": EXTRAS[task["i"] % len(EXTRAS)]}, f,
                   indent=1)
     return base
 

@@ -5,7 +5,8 @@
 # and the tests of the heap kernels, the graph, the DWARF reader and bad input on real
 # cores. The sanitizer runtime is preloaded (the interpreter is not built with it),
 # so every process the tests start runs with it too; leaks are not checked (CPython
-# keeps memory to exit).
+# keeps memory to exit). Then the fuzz harnesses (fuzz/, built by clang): their kept
+# inputs replayed and each run for ten seconds (about a minute and a half in all).
 #
 # usage: tools/sanitized_tests.sh [VENV] [PYTEST ARGS...]
 set -euo pipefail
@@ -40,3 +41,20 @@ if [ $# -eq 0 ]; then
         tests/corefile/test_fuzz.py tests/heap/test_buffers_bad.py
 fi
 LD_PRELOAD="$NSDEBUG_SANITIZER_PRELOAD" "$venv/bin/pytest" -q "$@"
+
+# The coverage-guided harnesses of fuzz/ (tools/fuzz.py): built by clang with the
+# sanitizers and libFuzzer's counters, every kept input replayed (the reproducers of
+# past findings, the seed corpora), then each harness run for a short seeded time.
+if ! command -v clang >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang >/dev/null
+    else
+        echo "sanitized: clang is needed for the fuzz harnesses (apt-get install clang)" >&2
+        exit 2
+    fi
+fi
+fuzz_venv=$(realpath -m "${venv}-fuzz")
+python3 tools/fuzz.py build "$fuzz_venv"
+python3 tools/fuzz.py replay "$fuzz_venv"
+python3 tools/fuzz.py run "$fuzz_venv" --time 10 --jobs 2 --seed 1 \
+    --out "$(mktemp -d -t nsdebug-fuzz-ci-XXXXXX)"

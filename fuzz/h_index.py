@@ -1,0 +1,146 @@
+"""Harness: the heap index read back (heap/index.py), then used as the heap commands use
+it (heap/graph.py over _graphc.c): a node's edges and their labels, its referrers, its
+path from the root, the dominator tree, retained sizes per group, lookups by address.
+An index is a file on disk: whatever it holds must be refused by the loader
+(IndexProblem) or be safe for everything after it.
+
+The mutator knows the file: it changes values inside one array and gives the array its
+new CRC-32 (so the loader's value checks, not the checksum, must stop it), or a header
+field (a count, an array's length or offset, n, n_synth), or the file's length; else
+libFuzzer's own mutations. Seeds: index files of small heaps (tools/fuzz.py seed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import struct
+import sys
+import zlib
+
+try:
+    from shape import HOSTILE, instrumented
+except ImportError:
+    from fuzz.shape import HOSTILE, instrumented
+with instrumented():
+    import numpy as np
+
+    from nsdebug.heap import index
+    from nsdebug.heap.graph import HeapGraph
+
+SCRATCH = f"/dev/shm/nsdebug-fuzz-index-{os.getpid()}.nsdebug-index"
+
+
+def split(data):
+    """(header length, meta, data offset) of an index's bytes, or None."""
+    if len(data) < 12 or data[:8] != index.MAGIC:
+        return None
+    (hlen,) = struct.unpack_from("<I", data, 8)
+    try:
+        meta = json.loads(data[12:12 + hlen])
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return hlen, meta, (12 + hlen + index.ALIGN - 1) // index.ALIGN * index.ALIGN
+
+
+def join(data, hlen, meta):
+    header = json.dumps(meta, separators=(",", ":")).encode()
+    if len(header) > hlen:
+        return data
+    return data[:12] + header.ljust(hlen) + data[12 + hlen:]
+
+
+def mutate(data, max_size, seed):
+    rnd = random.Random(seed)
+    parts = split(data)
+    how = rnd.random()
+    if parts is None or how < 0.2:
+        import atheris
+        return atheris.Mutate(data, max_size)
+    hlen, meta, data_at = parts
+    arrays = meta.get("arrays")
+    if not isinstance(arrays, dict) or not arrays:
+        return data
+    if how < 0.7:                  # values inside one array, its CRC made right
+        name = rnd.choice(sorted(arrays))
+        spec = arrays[name]
+        try:
+            dtype = np.dtype(spec["dtype"])
+            at = data_at + int(spec["offset"])
+            count = int(spec["len"])
+        except (KeyError, TypeError, ValueError):
+            return data
+        if count <= 0 or at + count * dtype.itemsize > len(data):
+            return data
+        a = np.frombuffer(data, dtype, count, at).copy()
+        for _ in range(rnd.randint(1, 3)):
+            v = rnd.choice(HOSTILE + [-1, -2, len(a), len(a) + 1])
+            a[rnd.randrange(count)] = np.array(v).astype(dtype, casting="unsafe")
+        raw = a.tobytes()
+        spec["crc32"] = zlib.crc32(raw)
+        return join(data[:at] + raw + data[at + len(raw):], hlen, meta)
+    if how < 0.9:                  # a count, a length or an offset in the header
+        key = rnd.choice(["n", "n_synth", "n_reachable", "array"])
+        v = rnd.choice([0, 1, -1, 2, 1 << 31, 1 << 40]) if rnd.random() < 0.5 else None
+        if key == "array":
+            spec = arrays[rnd.choice(sorted(arrays))]
+            field = rnd.choice(["len", "offset"])
+            if isinstance(spec, dict):
+                old = spec.get(field, 0)
+                spec[field] = v if v is not None else \
+                    (old if isinstance(old, int) else 0) + rnd.randint(-3, 3)
+        else:
+            old = meta.get(key, 0)
+            meta[key] = v if v is not None else \
+                (old if isinstance(old, int) else 0) + rnd.randint(-2, 2)
+        return join(data, hlen, meta)
+    return data[:rnd.randrange(len(data) + 1)]
+
+
+class Names:
+    """What a graph asks of the core for a lazily named dict key: its text (the core is
+    not part of this harness; any address gets a name)."""
+
+    @staticmethod
+    def key_name(addr):
+        return f"key@{addr:#x}"
+
+
+def one(data):
+    with open(SCRATCH, "wb") as f:
+        f.write(data)
+    os.chmod(SCRATCH, 0o600)
+    parts = split(data)
+    identity = parts[1].get("identity") if parts else None
+    try:
+        meta, arrays = index._load(SCRATCH, identity)
+    except index.IndexProblem:
+        return
+    g = HeapGraph.from_index(meta, arrays, Names)
+    n = g.n
+    picks = sorted({0, n - 1, n // 2, min(g.n_synth, n - 1)})
+    for i in picks:
+        g.type_name(i)
+        g.edges(i)
+        g.referrers(i, limit=8)
+        g.path_edges(i)
+        g.dominated_by(i, 8)
+        addr = int(g.addr[i])
+        assert g.index_of(addr) is None or 0 <= g.index_of(addr) < n
+    g.dominator_tree()
+    ngroups = 4
+    g.group_retained(np.asarray(g.type_ix % ngroups, np.int32), ngroups)
+    g.by_address()
+    assert g.index_of(0) is None
+
+
+if __name__ == "__main__":
+    import atheris
+    atheris.Setup(sys.argv, one, custom_mutator=mutate)
+    try:
+        atheris.Fuzz()
+    finally:
+        if os.path.exists(SCRATCH):
+            os.unlink(SCRATCH)
