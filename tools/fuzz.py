@@ -17,7 +17,8 @@ usage:
         fuzz/corpus/NAME through its harness once, under the sanitizers
 
 Harnesses: h_space (corefile/_vector.c), h_kernels (heap/_kernels.c), h_graph
-(heap/_graphc.c), h_symtab (corefile/_symtab.c), h_dwarf (native/dwarf.py and
+(heap/_graphc.c), h_symtab (corefile/_symtab.c), h_dwarfc (native/_dwarfc.c's entry
+points on DWARF built from the input), h_dwarf (native/dwarf.py and
 _dwarfc.c on whole debug files), h_lz4 (the .lz4 container reader), h_notes (the note
 parsers), h_index (the heap index read back and used), h_caches (the DWARF and place
 caches read back).
@@ -35,11 +36,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ = os.path.join(ROOT, "fuzz")
-HARNESSES = ["h_space", "h_kernels", "h_graph", "h_symtab", "h_dwarf", "h_lz4", "h_notes",
-             "h_index", "h_caches"]
+HARNESSES = ["h_space", "h_kernels", "h_graph", "h_symtab", "h_dwarfc", "h_dwarf", "h_lz4",
+             "h_notes", "h_index", "h_caches"]
 # The C modules each harness's counters are counted in (the rest is Python's).
 C_MODULES = {"h_space": ["_vector.c"], "h_kernels": ["_kernels.c"], "h_graph": ["_graphc.c"],
-             "h_symtab": ["_symtab.c"], "h_dwarf": ["_dwarfc.c"], "h_lz4": [],
+             "h_symtab": ["_symtab.c"], "h_dwarfc": ["_dwarfc.c"], "h_dwarf": ["_dwarfc.c"], "h_lz4": [],
              "h_notes": [], "h_index": ["_graphc.c"], "h_caches": []}
 MAX_LEN = {"h_dwarf": 262144, "h_lz4": 262144, "h_notes": 65536, "h_index": 262144,
            "h_caches": 65536}

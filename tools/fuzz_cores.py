@@ -16,8 +16,9 @@ Each mutant is one seed core (plain ELF, or an arthur .lz4) with one mutation:
             or the core inside mutated as above and wrapped again
 
 Every mutant is opened by nsdebug (in worker processes, with the time and memory
-limits given) and runs COMMANDS, with --json on every other mutant; then, in turn, one
-of the whole-core outputs (EXTRAS): the report with its HTML page, the DevTools
+limits given) and runs COMMANDS, with --json on every other mutant; every EXTRA_EVERY-th
+mutant, in turn, one of the whole-core outputs (EXTRAS, each a few times the cost of
+the commands): the report with its HTML page, the DevTools
 snapshot export, and triage's summary of a core (what `nsdebug triage` keeps per
 core). An HTML page must be UTF-8 ending in </html>, a snapshot JSON, a summary a dict
 that JSON can write. A result is a
@@ -47,6 +48,7 @@ from collections import Counter
 COMMANDS = ["info", "threads", "bt --all --locals", "objects --top 10", "tasks", "memory",
             "locks"]
 EXTRAS = ["report --html", "--snapshot", "triage summary"]
+EXTRA_EVERY = 5
 INTERESTING = [0, 1, 7, 8, 0x7F, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF,
                1 << 32, 1 << 40, 1 << 62, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
 EHDR_FIELDS = {"e_type": (16, "H"), "e_machine": (18, "H"), "e_phoff": (32, "Q"),
@@ -274,7 +276,9 @@ def worker(memory_mib):
 def _extra(task, main):
     """One whole-core output of the mutant (EXTRAS, by turn): {"name", "status", "out",
     "err", "problem"} where problem names output that is not what it must be."""
-    name = EXTRAS[task["i"] % len(EXTRAS)]
+    if task["i"] % EXTRA_EVERY:
+        return None
+    name = EXTRAS[task["i"] // EXTRA_EVERY % len(EXTRAS)]
     out, err, problem = io.StringIO(), io.StringIO(), None
     target = task["path"] + (".html" if name.startswith("report") else ".heapsnapshot")
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -454,7 +458,8 @@ def _keep(out_dir, n, task, what, seed_path, sig):
     with open(base + ".json", "w") as f:
         json.dump({"signature": sig, "mutation": what, "seed_core": seed_path,
                    "mutant": task["i"], "json": task["json"], "commands": COMMANDS,
-                   "extra": EXTRAS[task["i"] % len(EXTRAS)]}, f,
+                   "extra": None if task["i"] % EXTRA_EVERY else
+                   EXTRAS[task["i"] // EXTRA_EVERY % len(EXTRAS)]}, f,
                   indent=1)
     return base
 

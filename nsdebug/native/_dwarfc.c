@@ -176,7 +176,7 @@ static PyObject *line_rows(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "line program runs past its end");
         goto done;
     }
-    qsort(rows, n, sizeof(Row), row_cmp);
+    if (n) qsort(rows, n, sizeof(Row), row_cmp);   /* rows is NULL when none: UB for qsort */
     PyObject *a = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 8));
     PyObject *f = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 4));
     PyObject *l = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 4));
