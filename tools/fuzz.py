@@ -40,8 +40,8 @@ HARNESSES = ["h_space", "h_kernels", "h_graph", "h_symtab", "h_dwarfc", "h_dwarf
              "h_notes", "h_index", "h_caches"]
 # The C modules each harness's counters are counted in (the rest is Python's).
 C_MODULES = {"h_space": ["_vector.c"], "h_kernels": ["_kernels.c"], "h_graph": ["_graphc.c"],
-             "h_symtab": ["_symtab.c"], "h_dwarfc": ["_dwarfc.c"], "h_dwarf": ["_dwarfc.c"], "h_lz4": [],
-             "h_notes": [], "h_index": ["_graphc.c"], "h_caches": []}
+             "h_symtab": ["_symtab.c"], "h_dwarfc": ["_dwarfc.c"], "h_dwarf": ["_dwarfc.c"],
+             "h_lz4": [], "h_notes": [], "h_index": ["_graphc.c"], "h_caches": []}
 MAX_LEN = {"h_dwarf": 262144, "h_lz4": 262144, "h_notes": 65536, "h_index": 262144,
            "h_caches": 65536}
 
