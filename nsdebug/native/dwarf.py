@@ -389,7 +389,7 @@ def _line_header(data, offset, unit):
         raise ValueError("line program header runs past .debug_line")
     if version >= 5:
         dirs, pos = _v5_entries(data, pos, unit)
-        names = FileNames(data, pos, unit, [d.get(1, "") for d in dirs])
+        names = FileNames(data, pos, unit, [_text(d.get(1), "") for d in dirs])
     else:
         dir_names = [unit.comp_dir]
         while data[pos]:
@@ -474,7 +474,14 @@ class FileNames:
         if not 0 <= i < len(self.entries):
             return default
         fe = self.entries[i]
-        return _join(self.dirs, fe.get(2, 0), fe.get(1, "?"))
+        d = fe.get(2, 0)
+        return _join(self.dirs, d if isinstance(d, int) else 0, _text(fe.get(1), "?"))
+
+
+def _text(value, default):
+    """A path entry's value when it is text: a damaged table can give its path in a
+    numeric or block form (found by fuzz/h_dwarf.py: a TypeError in os.path before)."""
+    return value if isinstance(value, str) else default
 
 
 _FIXED = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16, 0x25: 1, 0x26: 2, 0x27: 3, 0x28: 4}
