@@ -33,6 +33,9 @@ SUFFIX = ".nsdebug-index"
 ARRAYS = ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind", "e_name",
           "key_refs", "buf_node", "buf_bytes", "buf_kind", "buf_data", "by_addr_order",
           "idom", "retained")
+# The element types the writer gives arrays (numpy's dtype.str): the only ones read back.
+DTYPES = frozenset(np.dtype(t).str for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32,
+                                              np.uint32, np.int64, np.uint64, np.bool_))
 TYPE_FIELDS = ("address", "name", "qualname", "flags", "basicsize", "itemsize", "dictoffset",
                "kind", "is_heap")
 
@@ -232,6 +235,10 @@ def _load(path, identity):
     try:
         for name in ARRAYS:
             spec = meta["arrays"][name]
+            if spec["dtype"] not in DTYPES:
+                # Not handed to np.dtype(): it parses any string (found by
+                # fuzz/h_index.py: a SyntaxError out of numpy's own parser).
+                raise IndexProblem(f"array {name} has an unknown type")
             dtype = np.dtype(spec["dtype"])
             start = data_at + int(spec["offset"])
             nbytes = int(spec["len"]) * dtype.itemsize
