@@ -79,12 +79,13 @@ def _libfuzzer(venv, name, args, timeout):
                           timeout=timeout)
 
 
-def coverage(venv, name, corpus):
-    """(edges covered, edges in all) of the harness's C modules, over `corpus`."""
+def coverage(venv, name, *corpora):
+    """(edges covered, edges in all) of the harness's C modules, over the corpora."""
     mods = C_MODULES[name]
     if not mods:
         return None
-    r = _libfuzzer(venv, name, ["-runs=0", "-print_coverage=1", corpus], 1800)
+    dirs = [d for d in corpora if os.path.isdir(d)]
+    r = _libfuzzer(venv, name, ["-runs=0", "-print_coverage=1", *dirs], 1800)
     covered = total = 0
     for line in r.stderr.splitlines():
         m = re.match(r"(UN)?COVERED_FUNC: hits: \d+ edges: (\d+)/(\d+) \S+ (\S+):\d+", line)
@@ -112,7 +113,7 @@ def run_one(venv, name, seconds, runs, out, seed):
         f.write(r.stdout + r.stderr)
     execs = re.findall(r"stat::number_of_executed_units: (\d+)", r.stderr)
     findings = [f for f in os.listdir(work) if re.match(r"(crash|leak|timeout|oom)-", f)]
-    cov = coverage(venv, name, corpus)
+    cov = coverage(venv, name, corpus, seeds)
     return {"name": name, "execs": int(execs[-1]) if execs else 0,
             "seconds": round(time.time() - start), "findings": findings,
             "status": r.returncode, "coverage": cov,
