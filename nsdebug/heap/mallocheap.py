@@ -48,6 +48,7 @@ TCACHE_BINS = 64
 TCACHE_CHUNKS = {0x290: 2, 0x250: 1}
 PREV_INUSE, IS_MMAPPED, NON_MAIN_ARENA = 1, 2, 4
 MAX_CHUNKS = 1 << 26
+MAX_DATA_SCAN = 16 << 20      # bytes of a data mapping searched for malloc's arena
 
 
 @record
@@ -260,7 +261,9 @@ class MallocHeap:
         at malloc_state.top, its system_mem the heap's size, its arena list leading back
         to it (for each glibc layout in MSTATES)."""
         for m in self._libc_data():
-            n = (m.end - m.start) // 8
+            # libc's data and bss are a few hundred KiB; a mapping's size comes from the
+            # core's headers (a damaged one claimed a TiB: found by fuzz_cores.py).
+            n = min(m.end - m.start, MAX_DATA_SCAN) // 8
             words, ok = self.vm.u64(np.uint64(m.start) + np.arange(n, dtype=np.uint64) * 8)
             for k in np.nonzero(ok & (words == np.uint64(top)))[0].tolist():
                 for ms in MSTATES:

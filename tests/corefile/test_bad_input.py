@@ -164,3 +164,25 @@ def test_corrupt_note_sizes_raise_our_error():
     bad = struct.pack("<III", 5, 1 << 30, 1) + b"CORE\0\0\0\0"
     with pytest.raises(CoreFileError, match="runs past"):
         list(elf.iter_notes(bad))
+
+
+def test_a_huge_mapping_size_does_not_exhaust_memory(cores, tmp_path):
+    """Every writable PT_LOAD of a core claiming a TiB of memory (p_memsz): the heap
+    commands answer (malloc's arena is looked for in libc's data as the core holds it),
+    never MemoryError. Found by tools/fuzz_cores.py on Debian 3.14."""
+    import targets
+    src = cores.stacks(targets.build("debian-3.14")).core
+    work = _copy(src, tmp_path / "huge-memsz")
+    libc = {m.start: m.file or "" for m in open_core(src).mappings()}
+    phoff = 64
+    changed = 0
+    with open(work, "r+b") as f:
+        for i, p in enumerate(_phdrs(src)):
+            if p.p_type == elf.PT_LOAD and "w" in p.perms and "libc" in libc.get(p.p_vaddr, ""):
+                f.seek(phoff + 56 * i + 40)
+                f.write(struct.pack("<Q", 1 << 40))
+                changed += 1
+    assert changed
+    rc, out, err = _in_process([str(work), "--no-cache", "-c", "objects --top 3",
+                                "-c", "memory"])
+    assert rc != cli.EXIT_INTERNAL and "Traceback" not in err and "MemoryError" not in err, err
