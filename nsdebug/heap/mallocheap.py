@@ -209,25 +209,48 @@ class MallocHeap:
         address order wins over any header-like words inside it."""
         out = []
         for start, end in runs:
-            pages = np.arange(start, end, 4096, dtype=np.uint64)
-            pad, ok1 = self.vm.u64(pages)
-            w, ok2 = self.vm.u64(pages + np.uint64(8))
-            size = w & ~np.uint64(7)
-            # The chunk ends where its pages end (glibc up to 2.41), or 16 bytes short
-            # of it (2.42 records the mapping's length less its header): the chunk
-            # here spans the whole mapping.
-            span = np.where(((pages + size) & np.uint64(0xfff)) == 0, size,
-                            np.where(((pages + size + np.uint64(16)) & np.uint64(0xfff)) == 0,
-                                     size + np.uint64(16), np.uint64(0)))
-            cand = ok1 & ok2 & ((w & np.uint64(7)) == IS_MMAPPED) & (pad < (1 << 16)) & \
-                ((pad & np.uint64(15)) == 0) & (size >= 4096) & (span > 0) & \
-                (pages + span <= np.uint64(end))
             reach = 0
-            for c, n in zip(pages[cand].tolist(), span[cand].tolist()):
-                if c < reach:
-                    continue                    # words inside a chunk already taken
-                out.append((c, n))
-                reach = c + n
+            for pages in self._held_pages(start, end):
+                reach = self._mmapped_in(pages, end, reach, out)
+        return self._mmapped_parts(out)
+
+    def _held_pages(self, start, end, window=1 << 18):
+        """The page starts of [start, end) whose bytes the core holds, in arrays of at
+        most `window` pages: a run's size comes from the core's headers (a damaged one
+        claimed a TiB: found by fuzz_cores.py), the pages it holds are what is read."""
+        vm = self.vm
+        lo_i = max(int(np.searchsorted(vm.end, np.uint64(start), side="right")), 0)
+        for i in range(lo_i, len(vm.start)):
+            lo, hi = max(start, int(vm.start[i])), min(end, int(vm.end[i]))
+            if lo >= end:
+                break
+            lo = (lo + 4095) & ~4095
+            for w in range(lo, hi, window * 4096):
+                yield np.arange(w, min(hi, w + window * 4096), 4096, dtype=np.uint64)
+
+    def _mmapped_in(self, pages, end, reach, out):
+        """The chunk headers at `pages` (see _mmapped), appended to out; the end of the
+        last chunk taken."""
+        pad, ok1 = self.vm.u64(pages)
+        w, ok2 = self.vm.u64(pages + np.uint64(8))
+        size = w & ~np.uint64(7)
+        # The chunk ends where its pages end (glibc up to 2.41), or 16 bytes short
+        # of it (2.42 records the mapping's length less its header): the chunk
+        # here spans the whole mapping.
+        span = np.where(((pages + size) & np.uint64(0xfff)) == 0, size,
+                        np.where(((pages + size + np.uint64(16)) & np.uint64(0xfff)) == 0,
+                                 size + np.uint64(16), np.uint64(0)))
+        cand = ok1 & ok2 & ((w & np.uint64(7)) == IS_MMAPPED) & (pad < (1 << 16)) & \
+            ((pad & np.uint64(15)) == 0) & (size >= 4096) & (span > 0) & \
+            (pages + span <= np.uint64(end))
+        for c, n in zip(pages[cand].tolist(), span[cand].tolist()):
+            if c < reach:
+                continue                    # words inside a chunk already taken
+            out.append((c, n))
+            reach = c + n
+        return reach
+
+    def _mmapped_parts(self, out):
         if not out:
             return []
         a = np.array([c for c, _ in out], np.uint64)
