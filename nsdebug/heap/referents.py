@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from ..cpython.flags import MAX_USER_ADDRESS
+from ..cpython.objects import Preview
 from ..errors import NsdebugError
 from . import fields
 from .fields import ELEMENT, HIDDEN, INTERNAL, KIND_NAMES, PROPERTY, WEAK  # noqa: F401
@@ -296,10 +297,7 @@ class Referents:
                 out.append((PROPERTY, self.key_name(key), value))
 
 
-class _KeyPreview:
-    depth = 1
-    items = 3
-    string = 40
-
-
-_KEY_PREVIEW = _KeyPreview()
+# A real Preview (cpython/objects.py), not a look-alike: the preview of a dict key whose
+# value is a dict reads every Preview field (`redact` was missing: an AttributeError on
+# --snapshot and report of damaged cores, found by tools/fuzz_cores.py).
+_KEY_PREVIEW = Preview(depth=1, items=3, string=40)
