@@ -10,19 +10,17 @@ Seeds: entries written by nsdebug's own writers from a real libpython's places."
 
 from __future__ import annotations
 
-import os
 import random
-import sys
 import zlib
 
 try:
-    from shape import instrumented
+    from shape import fuzz_main, instrumented, put, scratch_path
 except ImportError:
-    from fuzz.shape import instrumented
+    from fuzz.shape import fuzz_main, instrumented, put, scratch_path
 with instrumented():
     from nsdebug.native import dwarfcache, placecache
 
-SCRATCH = f"/dev/shm/nsdebug-fuzz-cache-{os.getpid()}"
+SCRATCH = scratch_path("cache")
 
 
 def mutate(data, max_size, seed):
@@ -42,9 +40,7 @@ def mutate(data, max_size, seed):
 
 
 def one(data):
-    with open(SCRATCH, "wb") as f:
-        f.write(data)
-    os.chmod(SCRATCH, 0o600)
+    put(SCRATCH, data)
     got = dwarfcache._load(SCRATCH)
     assert got is None or isinstance(got, bytes)
     for valid in (placecache._is_places, placecache._is_row):
@@ -54,10 +50,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one, custom_mutator=mutate)
-    try:
-        atheris.Fuzz()
-    finally:
-        if os.path.exists(SCRATCH):
-            os.unlink(SCRATCH)
+    fuzz_main(one, mutate, SCRATCH)

@@ -11,23 +11,21 @@ to libFuzzer's own byte mutations. Seeds: small debug files of the nine builds
 
 from __future__ import annotations
 
-import os
 import random
 import struct
-import sys
 import zlib
 
 try:
-    from shape import field_mutation, overwrite
+    from shape import field_mutation, fuzz_main, overwrite, put, scratch_path
 except ImportError:
-    from fuzz.shape import field_mutation, overwrite
+    from fuzz.shape import field_mutation, fuzz_main, overwrite, put, scratch_path
 # Not instrumented: the C reader's counters steer this one (Python's would cost 7x the
 # executions); the headers and names in dwarf.py are still run on every input.
 from nsdebug.corefile.symbols import ElfFile  # noqa: E402
 from nsdebug.errors import NsdebugError  # noqa: E402
 from nsdebug.native.dwarf import SourceInfo  # noqa: E402
 
-SCRATCH = f"/dev/shm/nsdebug-fuzz-dwarf-{os.getpid()}.debug"
+SCRATCH = scratch_path("dwarf")
 SHDR = struct.Struct("<IIQQQQIIQQ")
 CHDR = struct.Struct("<IIQQ")
 SHF_COMPRESSED = 0x800
@@ -105,8 +103,7 @@ def _damage(body, rnd):
 
 
 def one(data):
-    with open(SCRATCH, "wb") as f:
-        f.write(data)
+    put(SCRATCH, data)
     try:
         elf_file = ElfFile(SCRATCH)
         symbols = elf_file.symbols
@@ -120,10 +117,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one, custom_mutator=mutate)
-    try:
-        atheris.Fuzz()
-    finally:
-        if os.path.exists(SCRATCH):
-            os.unlink(SCRATCH)
+    fuzz_main(one, mutate, SCRATCH)

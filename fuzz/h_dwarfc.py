@@ -11,12 +11,11 @@ files rarely hold."""
 from __future__ import annotations
 
 import struct
-import sys
 
 try:
-    from shape import Shape
+    from shape import Shape, fuzz_main
 except ImportError:
-    from fuzz.shape import Shape
+    from fuzz.shape import Shape, fuzz_main
 from nsdebug.native import _dwarfc
 
 FORMS = [0x01, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
@@ -212,6 +211,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
+    fuzz_main(one)

@@ -7,15 +7,14 @@ BFS, retained sizes, group retained sizes), the results must be the same."""
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 
 try:
-    from shape import Shape
+    from shape import Shape, fuzz_main
 except ImportError:
-    from fuzz.shape import Shape
+    from fuzz.shape import Shape, fuzz_main
 from nsdebug.heap import _graph_fallback as py
 from nsdebug.heap import _graphc
 
@@ -133,6 +132,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
+    fuzz_main(one)

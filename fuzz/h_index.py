@@ -12,23 +12,21 @@ libFuzzer's own mutations. Seeds: index files of small heaps (tools/fuzz.py seed
 from __future__ import annotations
 
 import json
-import os
 import random
 import struct
-import sys
 import zlib
 
 try:
-    from shape import HOSTILE, instrumented
+    from shape import HOSTILE, fuzz_main, instrumented, put, scratch_path
 except ImportError:
-    from fuzz.shape import HOSTILE, instrumented
+    from fuzz.shape import HOSTILE, fuzz_main, instrumented, put, scratch_path
 with instrumented():
     import numpy as np
 
     from nsdebug.heap import index
     from nsdebug.heap.graph import HeapGraph
 
-SCRATCH = f"/dev/shm/nsdebug-fuzz-index-{os.getpid()}.nsdebug-index"
+SCRATCH = scratch_path("index")
 
 
 def split(data):
@@ -109,9 +107,7 @@ class Names:
 
 
 def one(data):
-    with open(SCRATCH, "wb") as f:
-        f.write(data)
-    os.chmod(SCRATCH, 0o600)
+    put(SCRATCH, data)
     parts = split(data)
     identity = parts[1].get("identity") if parts else None
     try:
@@ -137,10 +133,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one, custom_mutator=mutate)
-    try:
-        atheris.Fuzz()
-    finally:
-        if os.path.exists(SCRATCH):
-            os.unlink(SCRATCH)
+    fuzz_main(one, mutate, SCRATCH)

@@ -6,14 +6,13 @@ free list to blocks) and hostile values the rest. The layouts are those nsdebug 
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
 try:
-    from shape import Shape
+    from shape import Shape, fuzz_main
 except ImportError:
-    from fuzz.shape import Shape
+    from fuzz.shape import Shape, fuzz_main
 from nsdebug.heap import _kernels
 
 # dict_layout() of 3.11+ and of 3.8-3.10 (heap/containers.py): -1 where a field is absent.
@@ -107,6 +106,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
+    fuzz_main(one)

@@ -10,21 +10,19 @@ containers of the first blocks of real cores of the nine builds (tools/fuzz.py s
 
 from __future__ import annotations
 
-import os
 import random
 import struct
-import sys
 
 try:
-    from shape import field_mutation, instrumented
+    from shape import field_mutation, fuzz_main, instrumented, put, scratch_path
 except ImportError:
-    from fuzz.shape import field_mutation, instrumented
+    from fuzz.shape import field_mutation, fuzz_main, instrumented, put, scratch_path
 with instrumented():
     import arthur.lz4core  # noqa: F401  (imported here to be instrumented)
     from nsdebug.corefile.lz4source import LZ4Source
     from nsdebug.errors import CoreFileError
 
-SCRATCH = f"/dev/shm/nsdebug-fuzz-lz4-{os.getpid()}.lz4"
+SCRATCH = scratch_path("lz4")
 FOOTER, SKIP, HEAD, ROW = 16, 8, struct.calcsize("<8sIIQQ"), 16
 
 
@@ -67,8 +65,7 @@ def mutate(data, max_size, seed):
 
 
 def one(data):
-    with open(SCRATCH, "wb") as f:
-        f.write(data)
+    put(SCRATCH, data)
     try:
         src = LZ4Source(SCRATCH)
     except CoreFileError:
@@ -88,10 +85,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one, custom_mutator=mutate)
-    try:
-        atheris.Fuzz()
-    finally:
-        if os.path.exists(SCRATCH):
-            os.unlink(SCRATCH)
+    fuzz_main(one, mutate, SCRATCH)

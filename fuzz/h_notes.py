@@ -15,12 +15,11 @@ from __future__ import annotations
 import json
 import random
 import struct
-import sys
 
 try:
-    from shape import field_mutation, instrumented
+    from shape import field_mutation, fuzz_main, instrumented
 except ImportError:
-    from fuzz.shape import field_mutation, instrumented
+    from fuzz.shape import field_mutation, fuzz_main, instrumented
 with instrumented():
     from arthur import coreformat
     from nsdebug.corefile import elf, extracts, notes
@@ -87,6 +86,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one, custom_mutator=mutate)
-    atheris.Fuzz()
+    fuzz_main(one, mutate)

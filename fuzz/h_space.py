@@ -6,14 +6,13 @@ the segments are as a core gives them (sorted, disjoint)."""
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
 try:
-    from shape import Shape, read_oracle
+    from shape import Shape, fuzz_main, read_oracle
 except ImportError:
-    from fuzz.shape import Shape, read_oracle
+    from fuzz.shape import Shape, fuzz_main, read_oracle
 from nsdebug.corefile import _vector
 
 
@@ -81,6 +80,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
+    fuzz_main(one)

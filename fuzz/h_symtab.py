@@ -7,13 +7,12 @@ order symbols.py's pure-Python loop gives."""
 from __future__ import annotations
 
 import struct
-import sys
 from array import array
 
 try:
-    from shape import Shape
+    from shape import Shape, fuzz_main
 except ImportError:
-    from fuzz.shape import Shape
+    from fuzz.shape import Shape, fuzz_main
 from nsdebug.corefile import _symtab
 
 SYM = struct.Struct("<IBBHQQ")
@@ -61,6 +60,4 @@ def one(data):
 
 
 if __name__ == "__main__":
-    import atheris
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
+    fuzz_main(one)

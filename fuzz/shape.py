@@ -151,3 +151,34 @@ def instrumented():
     if os.environ.get("NSDEBUG_FUZZING") == "1":
         return atheris.instrument_imports(include=["nsdebug", "arthur"])
     return contextlib.nullcontext()
+
+
+# -- what every harness's file and main do -------------------------------------------
+def scratch_path(kind):
+    """Where a file harness writes its input for the reader under test (tmpfs)."""
+    import os
+    return f"/dev/shm/nsdebug-fuzz-{kind}-{os.getpid()}"
+
+
+def put(path, data):
+    """The input as a private file (a reader of our own files wants mode 600)."""
+    import os
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def fuzz_main(one, mutate=None, scratch=None):
+    """Run the harness under libFuzzer (with its structure-aware mutator, if any),
+    removing its scratch file at the end."""
+    import os
+    import sys
+    if mutate is None:
+        atheris.Setup(sys.argv, one)
+    else:
+        atheris.Setup(sys.argv, one, custom_mutator=mutate)
+    try:
+        atheris.Fuzz()
+    finally:
+        if scratch and os.path.exists(scratch):
+            os.unlink(scratch)
