@@ -21,9 +21,11 @@ def test_counts_sizes_paths_refs(cores, build, nsdebug):
     named = t["named"]
     widget, shared = named["widget"]["id"], named["shared"]["id"]
     sizes_cmds = [f"inspect {v['id']:#x}" for v in named.values()]
-    objs, path_w, refs_s, path_l, path_lb, *inspected = run_json(
+    keyed_value = named["dict_keyed_value"]["id"]
+    objs, path_w, refs_s, path_l, path_lb, refs_k, *inspected = run_json(
         nsdebug, cap.core, "objects --top 100000", f"path {widget:#x}", f"refs {shared:#x}",
-        f"path {t['leaked_id']:#x}", f"path {t['leaked_bytes_id']:#x}", *sizes_cmds)
+        f"path {t['leaked_id']:#x}", f"path {t['leaked_bytes_id']:#x}",
+        f"refs {keyed_value:#x}", *sizes_cmds)
     rows = {r["type"]: r for r in objs["rows"]}
     # User classes: exact.
     for cls, n in t["classes"].items():
@@ -52,6 +54,10 @@ def test_counts_sizes_paths_refs(cores, build, nsdebug):
         {r["owner_address"] for r in refs_s["referrers"]}
     assert t["holders"]["holder_a"] in holders and t["holders"]["holder_b"] in holders
     assert t["holders"]["registry"] in holders
+    # An entry whose key is a dict (a hashable dict subclass) is named by the key's
+    # preview, a dict inside a dict (this once ended in an AttributeError).
+    by_key = [r for r in refs_k["referrers"] if r["address"] == named["dict_keyed"]["id"]]
+    assert by_key and by_key[0]["how"] == '["__main__.KeyDict({\'inner\': 1})"]', refs_k
     # Objects kept only by a leaked C reference are unreachable.
     assert not path_l["reachable"] and "unreachable __main__.Leaked" in path_l["path"]
     assert not path_lb["reachable"] and "unreachable bytes" in path_lb["path"]
