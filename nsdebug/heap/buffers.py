@@ -226,7 +226,7 @@ class Buffers:
         # file (read-only in a non-PIE build): read through the layered memory.
         itemsize = np.zeros(len(descr), np.int64)
         ok4 = np.zeros(len(descr), np.bool_)
-        for d in np.unique(descr[ok3]).tolist():
+        for d in distinct(descr[ok3]).tolist():
             try:
                 n = int.from_bytes(self.rt.memory.read(d + 4, 4), "little")
             except NsdebugError:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vec import U64, ramp
+from .vec import U64, distinct_pairs, ramp
 
 MAX_ROUNDS = 256                  # an owner only moves up the dominator tree
 DENSITY = 8                       # a chunk leads on when 1 word in 8 points to a block,
@@ -136,7 +136,7 @@ class NativeOwners:
         becomes its reacher's; one reached by several, or already another's, becomes
         their common dominator's (SHARED when there is none below the root). Returns
         the chunks whose owner changed: they pass the new owner on."""
-        pairs = np.unique(np.stack([k, src]), axis=1)
+        pairs = distinct_pairs(k, src)
         ks, first, counts = np.unique(pairs[0], return_index=True, return_counts=True)
         label = pairs[1][first].copy()
         had = self.claim[ks] == OWNED

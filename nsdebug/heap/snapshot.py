@@ -18,6 +18,7 @@ from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .string_table import StringTable
 from .strtext import of_builtin_kind, str_key_texts, str_texts
+from .vec import distinct
 
 REDACTED = "<redacted>"
 
@@ -261,10 +262,10 @@ def secret_values(g):
         key_secret = np.array([is_secret(g.key_text(int(g.key_refs[r]))) for r in refs],
                               dtype=bool)
         secret[lazy] = key_secret[inv]
-    held = np.unique(g.e_to[secret])
+    held = distinct(g.e_to[secret])
     # One level into containers: a list of tokens, a dict of passwords.
     inner = [g.e_to[g.edge_start[c]:g.edge_start[c + 1]] for c in held[~node_valued[held]]]
-    nodes = np.unique(np.concatenate([held] + inner)) if inner else held
+    nodes = distinct(np.concatenate([held] + inner)) if inner else held
     return nodes[node_valued[nodes]]
 
 

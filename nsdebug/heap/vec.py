@@ -109,6 +109,19 @@ def distinct(values):
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
+def distinct_pairs(a, b):
+    """np.unique(np.stack([a, b]), axis=1) by a lexical sort: the distinct (a, b) pairs as
+    two rows, ordered by a then b (np.unique's axis form imports numpy.ma too)."""
+    pairs = np.stack([a, b])
+    if not pairs.shape[1]:
+        return pairs
+    order = np.lexsort((pairs[1], pairs[0]))
+    pairs = pairs[:, order]
+    new = np.ones(pairs.shape[1], np.bool_)
+    new[1:] = (pairs[0, 1:] != pairs[0, :-1]) | (pairs[1, 1:] != pairs[1, :-1])
+    return pairs[:, new]
+
+
 def first_seen(values):
     """(distinct values, inverse): as np.unique(values, return_inverse=True), but in the
     order first seen, by hashing (in C) instead of sorting."""
