@@ -2,7 +2,8 @@
 it (heap/graph.py over _graphc.c): a node's edges and their labels, its referrers, its
 path from the root, the dominator tree, retained sizes per group, lookups by address.
 An index is a file on disk: whatever it holds must be refused by the loader
-(IndexProblem) or be safe for everything after it.
+(IndexProblem), or by the array's check when first used (IndexDamaged), or be safe for
+everything after it.
 
 The mutator knows the file: it changes values inside one array and gives the array its
 new CRC-32 (so the loader's value checks, not the checksum, must stop it), or a header
@@ -115,6 +116,13 @@ def one(data):
     except index.IndexProblem:
         return
     g = HeapGraph.from_index(meta, arrays, Names)
+    try:
+        use(g)
+    except index.IndexDamaged:       # an array refused when first used: nothing of it ran
+        return
+
+
+def use(g):
     n = g.n
     picks = sorted({0, n - 1, n // 2, min(g.n_synth, n - 1)})
     for i in picks:

@@ -143,7 +143,7 @@ def _heap(target):
     kept = {s.type: s for s in by_count[:TYPES_KEPT]}
     by_retained = sorted(by_count, key=lambda s: -s.retained)[:TYPES_KEPT]
     kept.update((s.type, s) for s in by_retained)
-    totals = stats.totals(g, by_count)
+    totals = stats.totals(g)
     out = {"objects": totals.total_objects, "size": totals.total_size,
            "types": [as_data(s) for s in sorted(kept.values(), key=lambda s: -s.count)],
            "suspects": [], "memory": None, "holders": {}}

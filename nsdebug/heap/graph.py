@@ -83,11 +83,12 @@ class AddressTable:
     (_graphc.addr_table), else a binary search over the sorted addresses. A target with
     the SYNTH bit names synthetic node (target & ~SYNTH) below `n_synth`; -1: no node."""
 
-    def __init__(self, addr, n_synth):
+    def __init__(self, addr, n_synth, empty=np.empty):
         self.addr, self.n_synth = addr, n_synth
         if _graphc is not None:
             nodes = max(len(addr) - n_synth, 0)
-            self.table = np.full(nodes + nodes // 2 + 16, -1, dtype=np.int32)
+            self.table = empty(nodes + nodes // 2 + 16, np.int32)
+            self.table[:] = -1
             _graphc.addr_table(addr, n_synth, self.table)
         else:
             self.order = (np.argsort(addr[n_synth:], kind="stable") + n_synth).astype(np.int32)
@@ -146,6 +147,13 @@ class WalkTables:
     malloc: dict | None         # nativemem's summary of malloc's chunks, or None
 
 
+# A mapped graph's attributes that are index arrays (attribute: array name).
+INDEX_ATTRS = {"addr": "addr", "type_ix": "type_ix", "size": "size", "flags": "flags",
+               "edge_start": "edge_start", "e_to": "e_to", "e_kind": "e_kind",
+               "e_name": "e_name", "key_refs": "key_refs", "_addr_order": "by_addr_order",
+               "_idom": "idom", "_retained": "retained", "buffers": None, "histogram": None}
+
+
 class DominatorTree:
     """Children lists of the dominator tree, as CSR arrays."""
 
@@ -197,17 +205,21 @@ class HeapGraph:
         self._addr_order = self._sorted_addr = None
         self._ids = None
         self._room = None
+        self.empty = np.empty           # makes the large arrays (a Spill's, in a walk)
+        self.histogram = None           # per-type columns (stats.histogram_columns)
 
     @classmethod
     def assemble(cls, w, late, addr, type_ix, size, starts, to, kind, name, table=None,
-                 room=0):
-        """The graph of a walk (`w`: its WalkTables). `late` holds the C roots' edges {group: (addresses, name
-        ids)}, known only after the walk; reachability is then a BFS from the root, and
-        the objects it does not reach hang under (Unreachable). `table`: an
+                 room=0, empty=np.empty):
+        """The graph of a walk (`w`: its WalkTables). `late` holds the C roots' edges
+        {group: (addresses, name ids)}, known only after the walk; reachability is then
+        a BFS from the root, and the objects it does not reach hang under (Unreachable). `table`: an
         AddressTable of `addr`, when the walk made one already. `kind` and `name` start
         with `room` unused items, where the group edges go without a copy of the
-        arrays (_add_group_edges); `to` holds the rest, as addresses."""
+        arrays (_add_group_edges); `to` holds the rest, as addresses. `empty` makes the
+        large arrays (spill.py), now and for what is computed on the graph later."""
         g = cls()
+        g.empty = empty
         g.names, g.types, g.problems = w.names, w.types, w.problems
         # Lazily named dict entries: name -k-1 is the text of key_refs[k].
         g.key_refs = w.key_refs
@@ -228,7 +240,7 @@ class HeapGraph:
 
         chunks = to if isinstance(to, list) else [to]
         del to
-        buffers = (np.empty(room + sum(len(c) for c in chunks), dtype=np.int32), kind, name)
+        buffers = (empty(room + sum(len(c) for c in chunks), np.int32), kind, name)
         target, kind, name = (b[room:] for b in buffers)
         unmapped = []
 
@@ -293,15 +305,29 @@ class HeapGraph:
         g.group_ix = dict(meta["group_ix"])
         g.warnings = list(meta["warnings"])
         g.key_text = refs.key_name
-        for name in ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind",
-                     "e_name", "key_refs"):
-            setattr(g, name, a[name])
-        g.buffers = {k: a[f"buf_{k}"] for k in BUFFER_COLUMNS}
         g.malloc = meta.get("malloc")
-        g._addr_order = a["by_addr_order"]
-        g._idom, g._retained = a["idom"], a["retained"]
+        # The arrays come from the index when first used (__getattr__), each checked then.
+        for attr in INDEX_ATTRS:
+            delattr(g, attr)
+        g._index_arrays = a
         g.from_index = True
         return g
+
+    def __getattr__(self, attr):
+        # Only reached for what the instance lacks: a mapped index's arrays, not yet
+        # used (from_index deletes them), loaded and checked on first use.
+        arrays = self.__dict__.get("_index_arrays")
+        if arrays is None or attr not in INDEX_ATTRS:
+            raise AttributeError(attr)
+        from .stats import HISTOGRAM
+        if attr == "buffers":
+            value = {k: arrays[f"buf_{k}"] for k in BUFFER_COLUMNS}
+        elif attr == "histogram":
+            value = {k: arrays[f"hist_{k}"] for k in HISTOGRAM}
+        else:
+            value = arrays[INDEX_ATTRS[attr]]
+        setattr(self, attr, value)
+        return value
 
     def _add_group_edges(self, group, to_ix, kind, names):
         """Edges out of a synthetic group node, put at the end of its edges: into the
@@ -416,9 +442,9 @@ class HeapGraph:
     def reverse(self):
         """(rev_start, rev_edge): for node t, edge ids pointing at it, in edge order."""
         if self._rev is None:
-            start = np.empty(self.n + 1, dtype=np.int64)
+            start = self.empty(self.n + 1, np.int64)
             if _graphc is not None:
-                order = np.empty(len(self.e_to), dtype=np.int32)
+                order = self.empty(len(self.e_to), np.int32)
                 _graphc.reverse(self.e_to, self.n, start, order)
             else:
                 order = np.argsort(self.e_to, kind="stable").astype(np.int32)
@@ -459,7 +485,7 @@ class HeapGraph:
     def _bfs(self, parents=True):
         """The BFS from the root: the phase that found each node, and (unless
         `parents` is false, which saves 8 bytes per node) the edge that did."""
-        parent = np.empty(self.n, dtype=np.int64) if parents or _graphc is None else None
+        parent = self.empty(self.n, np.int64) if parents or _graphc is None else None
         found = np.empty(self.n, dtype=np.uint8)
         phase = self._phases()
         if _graphc is not None:
@@ -503,8 +529,8 @@ class HeapGraph:
         """Immediate dominator per node from node 0 (int32, -1 where not reached)."""
         if self._idom is None:
             release_free_memory()
-            idom = np.empty(self.n, dtype=np.int32)
-            order = np.empty(self.n, dtype=np.int32)
+            idom = self.empty(self.n, np.int32)
+            order = self.empty(self.n, np.int32)
             if _graphc is not None:
                 reached = _graphc.dominators(self.edge_start, self.e_to, self.n, 0, idom,
                                              order)
@@ -517,7 +543,7 @@ class HeapGraph:
         """Retained size per node: its own size plus all it dominates."""
         if self._retained is None:
             idom = self.dominators()
-            ret = np.empty(self.n, dtype=np.uint64)
+            ret = self.empty(self.n, np.uint64)
             size = np.ascontiguousarray(self.size, dtype=np.uint64)
             if _graphc is not None:
                 _graphc.retained(self._order, len(self._order), idom, size, ret)

@@ -24,15 +24,19 @@ import zlib
 import numpy as np
 
 from .. import __version__
+from ..errors import NsdebugError
 
-MAGIC = b"NSDHIDX2"
+MAGIC = b"NSDHIDX3"
 ALIGN = 64
 SUFFIX = ".nsdebug-index"
 # What a walk and the dominator pass make. The reverse edges (refs) and the BFS tree
 # (path) are cheap to derive from these in compiled code, so they are not stored.
 ARRAYS = ("addr", "type_ix", "size", "flags", "edge_start", "e_to", "e_kind", "e_name",
           "key_refs", "buf_node", "buf_bytes", "buf_kind", "buf_data", "by_addr_order",
-          "idom", "retained")
+          "idom", "retained", "hist_count", "hist_size", "hist_retained", "hist_tracked",
+          "hist_unreachable", "hist_reachable_size")
+# The per-type columns (stats.HISTOGRAM): the next `objects` reads these, not every object.
+HIST_ARRAYS = tuple(name for name in ARRAYS if name.startswith("hist_"))
 # The element types the writer gives arrays (numpy's dtype.str): the only ones read back.
 DTYPES = frozenset(np.dtype(t).str for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32,
                                               np.uint32, np.int64, np.uint64, np.bool_))
@@ -66,6 +70,15 @@ def candidate_paths(core_path, identity):
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode() +
                          os.path.realpath(core_path).encode()).hexdigest()[:32]
     return [beside, os.path.join(cache, f"heap-{key}{SUFFIX}")]
+
+
+def scratch_dir(core_path):
+    """Where a walk spills its arrays (spill.py): where the index goes, beside the core
+    when that directory is writable, else the user's cache directory."""
+    beside = os.path.dirname(os.path.abspath(core_path))
+    if os.access(beside, os.W_OK | os.X_OK):
+        return beside
+    return os.path.dirname(candidate_paths(core_path, {})[1])
 
 
 def save(g, core_path, identity):
@@ -112,6 +125,7 @@ class IndexWriter:
         lengths = {name: (len(a), a.dtype) for name, a in self._early().items()}
         lengths.update(by_addr_order=(n - n_synth, np.dtype(np.int32)),
                        idom=(n, np.dtype(np.int32)), retained=(n, np.dtype(np.uint64)))
+        lengths.update({name: (len(g.types) + 1, np.dtype(np.uint64)) for name in HIST_ARRAYS})
         self.meta = {"identity": identity, "n": n, "n_synth": n_synth,
                      "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
                      "names": g.names, "synth_names": g.synth_names,
@@ -168,7 +182,9 @@ class IndexWriter:
             if self.error is not None:
                 raise self.error
             g = self.g
+            from .stats import histogram_columns
             self._write_arrays({"idom": g.dominators(), "retained": g.retained()})
+            self._write_arrays({f"hist_{k}": v for k, v in histogram_columns(g).items()})
             header = self._header()
             if len(header) > self.header_size:        # cannot be: CRCs only shrink
                 raise OSError(f"index header outgrew its space ({len(header)} bytes)")
@@ -192,8 +208,9 @@ class IndexWriter:
 
 
 def load(core_path, identity):
-    """(meta, {name: array}) of the first index that matches the core, else None; and
-    the reason each other candidate was not used."""
+    """(meta, IndexArrays) of the first index that matches the core, else None; and
+    the reason each other candidate was not used. The header is checked here, each
+    array when first used (IndexArrays)."""
     reasons = []
     for path in candidate_paths(core_path, identity):
         if not os.path.isfile(path):
@@ -209,7 +226,8 @@ def _load(path, identity):
     from ..ownfile import NotOurs, open_own
     try:
         with open_own(path) as f:
-            size = os.fstat(f.fileno()).st_size
+            st = os.fstat(f.fileno())
+            size, ino = st.st_size, st.st_ino
             if size < len(MAGIC) + 4:
                 raise IndexProblem("truncated")
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -231,7 +249,7 @@ def _load(path, identity):
     if not isinstance(meta, dict) or meta.get("identity") != identity:
         raise IndexProblem("made for another core, file version or nsdebug version")
     data_at = (len(MAGIC) + 4 + hlen + ALIGN - 1) // ALIGN * ALIGN
-    arrays = {}
+    specs = {}
     try:
         for name in ARRAYS:
             spec = meta["arrays"][name]
@@ -241,36 +259,82 @@ def _load(path, identity):
                 raise IndexProblem(f"array {name} has an unknown type")
             dtype = np.dtype(spec["dtype"])
             start = data_at + int(spec["offset"])
-            nbytes = int(spec["len"]) * dtype.itemsize
-            if start + nbytes > size or start < data_at:
+            count = int(spec["len"])
+            if count < 0 or start < data_at or start + count * dtype.itemsize > size:
                 raise IndexProblem(f"array {name} runs past the end (truncated)")
-            a = np.frombuffer(mm, dtype=dtype, count=int(spec["len"]), offset=start)
-            if zlib.crc32(memoryview(a).cast("B")) != spec["crc32"]:
-                raise IndexProblem(f"array {name} fails its checksum (garbled)")
-            arrays[name] = a
+            specs[name] = (dtype, start, count, int(spec["crc32"]))
     except (KeyError, TypeError, ValueError) as e:
         raise IndexProblem(f"garbled header ({e})") from None
-    _check_shapes(meta, arrays)
+    _check_shapes(meta, {name: spec[2] for name, spec in specs.items()})
     _check_meta(meta)
-    _check_values(meta, arrays)
-    return meta, arrays
+    return meta, IndexArrays(path, mm, meta, specs, ino)
 
 
-def _check_shapes(meta, a):
+class IndexDamaged(NsdebugError):
+    """An array of a heap index in use failed its checks: the index is removed."""
+
+
+class IndexArrays:
+    """The arrays of a loaded index, each checked on first use: its CRC-32, then every
+    index it holds against what it indexes (the file is input: these arrays reach
+    compiled code and the graph's lookups unchecked after this). A command maps and
+    checks only what it reads: the next `objects` the per-type columns, not the edges.
+    An array that fails raises IndexDamaged, after removing the file (the next command
+    walks the heap again); nothing of it is used."""
+
+    def __init__(self, path, mm, meta, specs, ino=None):
+        self.path, self.meta, self._mm, self._specs = path, meta, mm, specs
+        self._ino = ino                 # the file's inode when mapped
+        self._ok = {}
+
+    def __getitem__(self, name):
+        a = self._ok.get(name)
+        if a is None:
+            try:
+                a = self._ok[name] = self._checked(name)
+            except IndexProblem as e:
+                self._remove()
+                raise IndexDamaged(f"heap index {self.path}: {e}; removed it: run the "
+                                   f"command again to walk the heap") from None
+        return a
+
+    def _checked(self, name):
+        dtype, start, count, crc = self._specs[name]
+        a = np.frombuffer(self._mm, dtype=dtype, count=count, offset=start)
+        if zlib.crc32(memoryview(a).cast("B")) != crc:
+            raise IndexProblem(f"array {name} fails its checksum (garbled)")
+        why = _bad_values(self.meta, name, a, self)
+        if why:
+            raise IndexProblem(f"garbled arrays ({why})")
+        return a
+
+    def _remove(self):
+        # Only the file this was mapped from (not one another process wrote there since).
+        try:
+            if self._ino is not None and os.stat(self.path).st_ino == self._ino:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _check_shapes(meta, lengths):
+    """The arrays' lengths (from the header) fit together and the node count."""
     n = meta.get("n")
     if not isinstance(n, int) or n <= 0:
         raise IndexProblem("bad node count")
     for name in ("addr", "type_ix", "size", "flags", "idom", "retained"):
-        if len(a[name]) != n:
-            raise IndexProblem(f"array {name} has {len(a[name])} entries, not {n}")
-    m = len(a["e_to"])
-    if len(a["edge_start"]) != n + 1 or int(a["edge_start"][-1]) != m or \
-            len(a["e_kind"]) != m or len(a["e_name"]) != m or \
-            len(a["by_addr_order"]) != n - meta.get("n_synth", 0):
+        if lengths[name] != n:
+            raise IndexProblem(f"array {name} has {lengths[name]} entries, not {n}")
+    m = lengths["e_to"]
+    if lengths["edge_start"] != n + 1 or lengths["e_kind"] != m or \
+            lengths["e_name"] != m or lengths["by_addr_order"] != n - meta.get("n_synth", 0):
         raise IndexProblem("arrays do not fit together")
-    nb = len(a["buf_node"])
-    if any(len(a[f"buf_{k}"]) != nb for k in ("bytes", "kind", "data")) or \
-            (nb and not (0 <= int(a["buf_node"].min()) and int(a["buf_node"].max()) < n)):
+    types = meta.get("types")
+    if not isinstance(types, list) or any(lengths[name] != len(types) + 1
+                                          for name in HIST_ARRAYS):
+        raise IndexProblem("per-type arrays do not fit the types")
+    nb = lengths["buf_node"]
+    if any(lengths[f"buf_{k}"] != nb for k in ("bytes", "kind", "data")):
         raise IndexProblem("buffer arrays do not fit together")
 
 
@@ -306,31 +370,33 @@ def _check_meta(meta):
         raise IndexProblem("garbled header (fields of the wrong type)")
 
 
-def _check_values(meta, a):
-    """Every index an array holds points inside what it indexes: the file is input, and
-    these arrays reach compiled code and the graph's lookups unchecked after this."""
-    n, m = meta["n"], len(a["e_to"])
-    start = a["edge_start"]
+def _bad_values(meta, name, a, arrays):
+    """Why array `name` (values `a`) holds an index outside what it indexes, or None.
+    `arrays` gives the others it is checked with (e_name needs e_kind)."""
+    n = meta["n"]
+    length = {k: spec[2] for k, spec in arrays._specs.items()}
 
     def within(x, lo, hi):
         return not len(x) or (lo <= int(x.min()) and int(x.max()) < hi)
 
     from .fields import ELEMENT, KIND_NAMES
-    problem = None
-    if int(start[0]) != 0 or (n > 0 and bool((np.diff(start) < 0).any())):
-        problem = "edge starts out of order"
-    elif not within(a["e_to"], 0, n):
-        problem = "edge targets out of range"
-    elif not within(a["e_kind"], 0, len(KIND_NAMES)):
-        problem = "edge kinds out of range"
-    elif not within(a["e_name"][a["e_kind"] != ELEMENT], -len(a["key_refs"]),
-                    len(meta["names"])):
-        problem = "edge names out of range"
-    elif not within(a["type_ix"], -1, len(meta["types"])):
-        problem = "type indices out of range"
-    elif not within(a["idom"], -1, n) or not within(a["by_addr_order"], 0, n):
-        problem = "dominators or address order out of range"
-    if m and int(start[-1]) != m:
-        problem = problem or "edge starts out of range"
-    if problem:
-        raise IndexProblem(f"garbled arrays ({problem})")
+    if name == "edge_start":
+        if int(a[0]) != 0 or int(a[-1]) != length["e_to"]:
+            return "edge starts out of range"
+        if n > 0 and bool((a[1:] < a[:-1]).any()):
+            return "edge starts out of order"
+    elif name == "e_to" and not within(a, 0, n):
+        return "edge targets out of range"
+    elif name == "e_kind" and not within(a, 0, len(KIND_NAMES)):
+        return "edge kinds out of range"
+    elif name == "e_name":
+        named = arrays["e_kind"] != ELEMENT
+        if not within(a[named], -length["key_refs"], len(meta["names"])):
+            return "edge names out of range"
+    elif name == "type_ix" and not within(a, -1, len(meta["types"])):
+        return "type indices out of range"
+    elif name in ("idom", "by_addr_order") and not within(a, -1 if name == "idom" else 0, n):
+        return "dominators or address order out of range"
+    elif name == "buf_node" and not within(a, 0, n):
+        return "buffer arrays do not fit together"
+    return None

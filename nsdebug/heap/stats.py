@@ -56,46 +56,64 @@ class InstanceRow:
     preview: str
 
 
+HISTOGRAM = ("count", "size", "retained", "tracked", "unreachable", "reachable_size")
+
+
+def histogram_columns(g):
+    """Per type index, and a last row for objects of no valid type: HISTOGRAM's columns
+    (uint64 arrays), computed once per graph; the heap index stores them, so that the
+    next command's `objects` reads them instead of every object's."""
+    if g.histogram is None:
+        objs = slice(g.n_synth, g.n)
+        tix = g.type_ix[objs].astype(np.int64)
+        tix = np.where(tix < 0, len(g.types), tix)
+        ntypes = len(g.types) + 1
+        size = g.size[objs]
+        reach = (g.flags[objs] & REACHABLE) > 0
+        ret = np.zeros(ntypes, dtype=np.uint64)
+        # A type's retained size: what all its instances keep alive together.
+        ret[:-1] = g.group_retained(g.type_ix, len(g.types))
+
+        def per_type(weights=None):
+            counts = np.bincount(tix, weights=weights, minlength=ntypes)
+            return np.rint(counts).astype(np.uint64) if weights is not None else \
+                counts.astype(np.uint64)
+        g.histogram = {
+            "count": per_type(), "size": per_type(size.astype(np.float64)),
+            "retained": ret, "tracked": per_type((g.flags[objs] & TRACKED) > 0),
+            "unreachable": per_type(~reach),
+            "reachable_size": per_type(np.where(reach, size, 0).astype(np.float64))}
+    return g.histogram
+
+
 def type_histogram(g, sort="size"):
     """[TypeStats] of a heap graph, largest first by `sort` ("count", "size" or
     "retained"); objects of no valid type count under '<invalid>'."""
-    objs = slice(g.n_synth, g.n)
-    tix = g.type_ix[objs].astype(np.int64)
-    tix = np.where(tix < 0, len(g.types), tix)
-    ntypes = len(g.types) + 1
-    count = np.bincount(tix, minlength=ntypes)
-    size = np.bincount(tix, weights=g.size[objs].astype(np.float64), minlength=ntypes)
-    # A type's retained size: what all its instances keep alive together.
-    ret = np.zeros(ntypes, dtype=np.uint64)
-    ret[:-1] = g.group_retained(g.type_ix, len(g.types))
-    tracked = np.bincount(tix, weights=((g.flags[objs] & TRACKED) > 0), minlength=ntypes)
-    unreach = np.bincount(tix, weights=((g.flags[objs] & REACHABLE) == 0), minlength=ntypes)
+    h = histogram_columns(g)
+    count = h["count"]
     names = g.type_names()
-    key = {"count": count, "size": size, "retained": ret}[sort]
+    key = h[sort].astype(np.float64)
     order = np.argsort(-key, kind="stable")
-    return [TypeStats(names[t], int(count[t]), int(size[t]), int(ret[t]), int(tracked[t]),
-                      int(unreach[t])) for t in order if count[t]]
+    return [TypeStats(names[t], int(count[t]), int(h["size"][t]), int(h["retained"][t]),
+                      int(h["tracked"][t]), int(h["unreachable"][t]))
+            for t in order.tolist() if count[t]]
 
 
-def totals(g, histogram=None):
-    """HeapTotals of a graph: objects, bytes, what is reachable, what is damaged."""
-    objs = slice(g.n_synth, g.n)
-    reach = (g.flags[objs] & REACHABLE) > 0
-    invalid_name = g.type_names()[-1]
-    invalid = next((s.count for s in histogram or () if s.type == invalid_name), None)
-    if invalid is None:
-        invalid = int(np.count_nonzero(g.type_ix[objs] < 0))
+def totals(g):
+    """HeapTotals of a graph: objects, bytes, what is reachable, what is damaged (from
+    the per-type columns: no pass over the objects where the index has them)."""
+    h = histogram_columns(g)
     damaged = [(a, g.type_name(g.index_of(a)) if g.index_of(a) is not None else "?", why)
                for a, why in list(g.problems.items())[:20]]
-    return HeapTotals(g.n - g.n_synth, int(g.size.sum()), int(g.size[objs][reach].sum()),
-                      int((~reach).sum()), invalid, damaged, list(g.warnings),
-                      "index" if g.from_index else "walk")
+    return HeapTotals(g.n - g.n_synth, int(h["size"].sum()), int(h["reachable_size"].sum()),
+                      int(h["unreachable"].sum()), int(h["count"][-1]), damaged,
+                      list(g.warnings), "index" if g.from_index else "walk")
 
 
 def by_type(g, sort="size", top=25):
     """ObjectsResult: the heap's totals and the `top` types by `sort`."""
     hist = type_histogram(g, sort)
-    t = totals(g, hist)
+    t = totals(g)
     return ObjectsResult(t.total_objects, t.total_size, t.reachable_size,
                          t.unreachable_objects, sort, hist[:top], t.invalid, t.damaged,
                          t.warnings, t.heap_source)
