@@ -1,5 +1,6 @@
-"""The cgroup a process is in, v1 or v2: where a controller's files for it are, and the
-CPUs its quota leaves (the memory limit is watch.py's)."""
+"""The cgroup a process is in, v1 or v2: where a controller's files for it are, the
+CPUs its quota leaves, and the tightest memory limit over it (watch.py's threshold,
+nsdebug's heap walk's budget)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,17 @@ def mounts():
     return out
 
 
-def controller_dir(pid, controller, found=None):
+NO_LIMIT_V1 = 1 << 60    # v1 writes "no limit" as the largest page-aligned number
+
+
+def controller_dir(pid, controller, found=None, cgroup_file=None):
     """(version, the hierarchy's mount point, the directory of `pid`'s cgroup in it) for
     a controller ("memory", "cpu"): its v1 hierarchy when it has one, else v2; None when
-    the process is in none (or /proc says nothing)."""
+    the process is in none (or /proc says nothing). `found`: mounts(); `cgroup_file`:
+    another file than /proc/PID/cgroup to read."""
     found = found if found is not None else mounts()
     try:
-        with open(f"/proc/{pid}/cgroup") as f:
+        with open(cgroup_file or f"/proc/{pid}/cgroup") as f:
             lines = [ln.split(":", 2) for ln in f.read().splitlines() if ln.count(":") >= 2]
     except OSError:
         return None
@@ -44,6 +49,35 @@ def controller_dir(pid, controller, found=None):
     if v2 is not None and "v2" in found:
         return 2, found["v2"], os.path.join(found["v2"], v2.lstrip("/"))
     return None
+
+
+def read_int(path):
+    """The number a cgroup file holds; None for "max", an unreadable file or no number."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return None if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def memory_limit(where):
+    """(limit in bytes, the directory whose limit it is) of the smallest memory limit over
+    a cgroup and those above it, `where` being controller_dir()'s answer for "memory";
+    None without a limit."""
+    if where is None:
+        return None
+    version, base, d = where
+    name = "memory.limit_in_bytes" if version == 1 else "memory.max"
+    best = None
+    while True:
+        value = read_int(os.path.join(d, name))
+        if value is not None and value < NO_LIMIT_V1 and (best is None or value < best[0]):
+            best = (value, d)
+        if os.path.normpath(d) == os.path.normpath(base) or d == os.path.dirname(d):
+            break
+        d = os.path.dirname(d)
+    return best
 
 
 def spare_cpus(pid="self"):

@@ -17,26 +17,12 @@ from dataclasses import dataclass
 
 from . import procfs
 from .errors import ArthurError
-from .cgroups import controller_dir
+from .cgroups import controller_dir, memory_limit, read_int
 from .cgroups import mounts as cgroup_mounts
 from .facts import process_facts, python_version_from_maps, record_base
 from .interrupts import check as check_interrupt
 
 GROWTH = 1.25                   # a threshold captures again after this much growth
-
-
-def _read_int(path):
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    if text == "max":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def cgroup_memory(pid, mounts=None):
@@ -45,24 +31,13 @@ def cgroup_memory(pid, mounts=None):
     where = controller_dir(pid, "memory", mounts)
     if where is None:
         return None
-    version, base, here = where
-    used_f, limit_f = ("memory.usage_in_bytes", "memory.limit_in_bytes") if version == 1 \
-        else ("memory.current", "memory.max")
-    used = _read_int(os.path.join(here, used_f))
-    if used is None:
+    version, _base, here = where
+    used = read_int(os.path.join(
+        here, "memory.usage_in_bytes" if version == 1 else "memory.current"))
+    limit = memory_limit(where)
+    if used is None or limit is None:
         return None
-    limit, d = None, here
-    while True:
-        value = _read_int(os.path.join(d, limit_f))
-        # v1 writes "no limit" as the largest page-aligned number.
-        if value is not None and value < 1 << 60:
-            limit = value if limit is None else min(limit, value)
-        if os.path.normpath(d) == os.path.normpath(base):
-            break
-        d = os.path.dirname(d)
-    if limit is None:
-        return None
-    return used, limit, version
+    return used, limit[0], version
 
 
 def capture_to_spool(spool, pid, reason, keep):

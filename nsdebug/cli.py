@@ -128,6 +128,14 @@ def main(argv=None):
             raise
         _err(str(e))
         return EXIT_USAGE
+    except MemoryError:
+        if show_tb:
+            raise
+        # Under a memory cgroup the heap walk spills to disk (heap/spill.py); an
+        # address-space limit counts files mapped as much as memory, so nothing helps.
+        _err("out of memory (an address-space limit, ulimit -v, counts the mapped core and "
+             "the heap walk's files too: raise it, or limit memory with a cgroup instead)")
+        return EXIT_INTERNAL
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if show_tb:
             raise

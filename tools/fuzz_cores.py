@@ -349,6 +349,10 @@ def _verdict(result, as_json):
     for ln in err.splitlines():
         if "internal error:" in ln:
             return "internal error: " + ln.split("internal error:", 1)[1].split(":")[0].strip()
+        # A MemoryError, said in one line by the command line: a hostile core must not
+        # make nsdebug allocate past the worker's address-space limit.
+        if ln.startswith("nsdebug: out of memory"):
+            return "out of memory"
     if as_json:
         for ln in out.splitlines():
             try:

@@ -7,10 +7,11 @@ Importing the package costs nothing: its modules, which need numpy, load on use.
 """
 
 
-def build_heap(rt, progress=None):
-    """Walk the heap of a Runtime into a HeapGraph."""
+def build_heap(rt, progress=None, spill=None):
+    """Walk the heap of a Runtime into a HeapGraph (`spill`: a spill.Spill, where its
+    arrays go when memory is short)."""
     from .walk import HeapWalker
-    return HeapWalker(rt, progress).run()
+    return HeapWalker(rt, progress, spill=spill).run()
 
 
 __all__ = ["build_heap"]

@@ -42,6 +42,7 @@ from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, Addre
                     HeapGraph, WalkTables, drain_into, release_free_memory)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .sink import WaveSink
+from .spill import Spill
 from .vec import U64, Visited, by_source, ramp
 
 # Kinds whose decoder reads the object's own attributes itself (no second pass).
@@ -53,15 +54,17 @@ PER_OBJECT_KINDS = ("generator", "coroutine", "async_generator", "frame")
 class HeapWalker:
     """One walk of a Runtime's heap; `run()` gives the HeapGraph. `progress`, if given,
     is called with the number of objects decoded so far; `arenas=False` leaves
-    pymalloc's arenas out (the objects only they hold are then not found)."""
+    pymalloc's arenas out (the objects only they hold are then not found); `spill`
+    (spill.py) says where the large arrays go when memory is short (never, without)."""
 
-    def __init__(self, rt, progress=None, arenas=True):
+    def __init__(self, rt, progress=None, arenas=True, spill=None):
         self.rt = rt
         self.o = rt.objects
         self.L = rt.layout
         self.refs = Referents(rt.objects)
         self.progress = progress
         self.scan_arenas = arenas
+        self.spill = spill if spill is not None else Spill(None, "never")
         self.warnings = []
         self.vm = VectorMemory(rt.process)
         self.sink = WaveSink(self.vm, rt, self.refs, SizeOf(rt.objects))
@@ -260,6 +263,18 @@ class HeapWalker:
                 del edges[field][mark:]
                 edges[field].append(merged)
         self.edge_counts.append(counts)
+        if self.spill.check():
+            self._park()
+
+    def _park(self):
+        """Spilling: what the walk keeps until its end (the nodes' and edges' chunks)
+        moved into the scratch file, the memory they held given back."""
+        edges = self.sink.edges
+        for chunks in (edges["tgt"], edges["kind"], edges["name"], self.chunks["addr"],
+                       self.chunks["type"], self.chunks["size"], self.edge_counts,
+                       self.sink.key_refs):
+            self.spill.park_all(chunks)
+        release_free_memory()
 
     def _decode_wave(self, addrs):
         vm, L, sink = self.vm, self.L, self.sink
@@ -386,10 +401,10 @@ class HeapWalker:
         release_free_memory()             # the waves' temporaries, before the big arrays
         # Every node is known now: their addresses as one column, and a table to find a
         # node by its address (the C roots' words, then every edge's target).
-        self._addr_col = np.zeros(self.count, dtype=np.uint64)
+        self._addr_col = self.spill.zeros(self.count, np.uint64)
         drain_into(self.chunks["addr"], self._addr_col[self.n_synth:])
         self.chunks["addr"] = None
-        self._table = AddressTable(self._addr_col, self.n_synth)
+        self._table = AddressTable(self._addr_col, self.n_synth, self.spill.empty)
         mods = [i for i, t in enumerate(self.sink.types) if t.kind == "module"]
         tix = np.concatenate(self.chunks["type"])
         modules = self._addr_col[self.n_synth:][np.isin(tix, mods)] if mods else \
@@ -494,7 +509,8 @@ class HeapWalker:
 
     def _graph(self, late):
         n = self.count
-        starts = np.zeros(n + 1, dtype=np.int64)
+        empty = self.spill.empty
+        starts = self.spill.zeros(n + 1, np.int64)
         np.cumsum(drain_into(self.edge_counts, starts[1:]), out=starts[1:])
         self.edge_counts = self.sink.edges["src"] = None
         self.visited = None
@@ -505,7 +521,7 @@ class HeapWalker:
         cols = {"addr": self._addr_col}
         self._addr_col = None
         for name, fill, dtype in (("type", -1, np.int32), ("size", 0, np.uint64)):
-            out = np.empty(n, dtype=dtype)
+            out = empty(n, dtype)
             out[:self.n_synth] = fill
             cols[name] = drain_into(self.chunks[name], out[self.n_synth:]).base
         # Room before the edges for the group edges the assembly adds (C roots, the
@@ -516,7 +532,7 @@ class HeapWalker:
         cols["tgt"] = sink.edges["tgt"]              # a list of chunks: mapped one by one
         sink.edges["tgt"] = None
         for field, dtype in (("kind", np.uint8), ("name", np.int32)):
-            cols[field] = np.empty(room + m, dtype=dtype)
+            cols[field] = empty(room + m, dtype)
             drain_into(sink.edges[field], cols[field][room:])
         sink.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
@@ -529,7 +545,7 @@ class HeapWalker:
                             sink.buffers.table(), None)
         g = HeapGraph.assemble(tables, late, cols.pop("addr"), cols.pop("type"),
                                cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
-                               cols.pop("name"), table, room)
+                               cols.pop("name"), table, room, empty)
         self._native_memory(g)
         # What only the walk needed goes before the dominator pass (whoever keeps this
         # walker, for its kind_stats, does not keep these too).

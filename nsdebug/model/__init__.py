@@ -92,14 +92,19 @@ class Target:
             self.notes.extend(f"ignoring heap index {r}; walking again" for r in reasons)
             if found is not None:
                 return HeapGraph.from_index(*found, Referents(rt.objects))
+        from ..heap.spill import Spill
+        # (kept by the graph, which makes its later arrays with it too)
+        spill = Spill(index.scratch_dir(self.process.path))
         with progress_reporter("walking the heap", "objects") as report:
-            g = build_heap(rt, report)
+            g = build_heap(rt, report, spill)
         if identity is not None:
             try:
                 index.save(g, self.process.path, identity)
             except OSError as e:
                 self.notes.append(f"heap index not written ({e}); the next command walks "
                                   f"the heap again")
+        if spill.note():                    # (the index's dominator pass spills too)
+            self.notes.append(spill.note())
         return g
 
     @cached_property

@@ -1,0 +1,198 @@
+"""Spilling the heap walk's arrays to disk when this process's memory is short.
+
+A walk holds about 100 bytes per object at its peak (columns per node, edges, the
+dominator pass). In a container, a memory cgroup's limit smaller than that gets the
+process killed by the kernel, with nothing said. So the walk watches its anonymous
+memory; once it has used half of what it may, it moves the arrays it has made into a
+scratch file in the directory the heap index goes to, and makes the rest there: the
+kernel then writes those pages to the file and drops them when memory is short, where it
+would otherwise kill the process. Slower (the pages go to disk and come back), but done.
+
+The scratch file is unlinked as soon as it is created: its space goes when the last
+array mapped from it does, whatever happens to the process.
+
+What "may use" means: the smallest of the memory cgroup limits over this process's
+cgroup and its ancestors (cgroup v1 or v2), less the anonymous memory others have charged
+there, and the system's available memory. An address-space limit (`ulimit -v`, `prlimit
+--as`) counts mapped files as much as anonymous memory: no file helps under it, so it is
+not a reason to spill (running out of it is reported as such by the command line).
+
+NSDEBUG_SPILL=never|always|auto (the default) overrides the decision.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+
+import numpy as np
+
+SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
+CHECK_FROM = 1 << 20     # allocations from this size look at the budget first
+
+
+def _kib_field(path, key):
+    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def anon_bytes(status="/proc/self/status"):
+    """This process's resident anonymous memory (RssAnon), or 0 where unknown."""
+    return _kib_field(status, b"RssAnon:") or 0
+
+
+def available_bytes(meminfo="/proc/meminfo"):
+    """The memory the system can give without swapping (MemAvailable), or None."""
+    return _kib_field(meminfo, b"MemAvailable:")
+
+
+def _stat_field(path, names):
+    """The first of `names` in a cgroup's memory.stat, in bytes."""
+    try:
+        with open(path) as f:
+            rows = dict(line.split()[:2] for line in f if line.strip())
+    except (OSError, ValueError):
+        return None
+    for name in names:
+        if name in rows:
+            return int(rows[name])
+    return None
+
+
+def cgroup_headroom(found=None, cgroup_file=None):
+    """(limit, anonymous memory charged to that cgroup) of the tightest memory cgroup
+    limit over this process, or None without one (`found`, `cgroup_file`: as
+    arthur.cgroups.controller_dir takes them)."""
+    from arthur.cgroups import controller_dir, memory_limit
+    where = controller_dir("self", "memory", found, cgroup_file)
+    limit = memory_limit(where)
+    if limit is None:
+        return None
+    anon = _stat_field(os.path.join(limit[1], "memory.stat"),
+                       ("total_rss", "rss") if where[0] == 1 else ("anon",))
+    return limit[0], anon or 0
+
+
+def anon_budget():
+    """How much anonymous memory this process may hold, in bytes (None: no known bound)."""
+    own = anon_bytes()
+    bounds = []
+    cg = cgroup_headroom()
+    if cg is not None:
+        limit, charged = cg
+        others = max(charged - own, 0)
+        bounds.append(max(limit - others, 0))
+    avail = available_bytes()
+    if avail is not None:
+        bounds.append(avail + own)
+    return min(bounds) if bounds else None
+
+
+def in_file(a):
+    """Whether an array is mapped from a file (np.frombuffer of an mmap)."""
+    base = a.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
+class Spill:
+    """Where the walk's large arrays go: anonymous memory until the budget is half used,
+    then pages of a scratch file in `directory`. `mode`: auto, always or never
+    (NSDEBUG_SPILL when not given)."""
+
+    def __init__(self, directory, mode=None):
+        self.directory = directory
+        self.mode = mode or os.environ.get("NSDEBUG_SPILL", "auto")
+        if self.mode not in ("auto", "always", "never"):
+            self.mode = "auto"
+        self.budget = anon_budget() if self.mode == "auto" else None
+        self.active = False
+        self.spilled = 0            # bytes put in the scratch file
+        self._fd = None
+        self._size = 0
+        self.why = None
+        if self.mode == "always":
+            self._activate("NSDEBUG_SPILL=always")
+
+    def check(self):
+        """Whether arrays go to the scratch file from now on (it starts so when this
+        process's anonymous memory has passed SPILL_AT of its budget)."""
+        if not self.active and self.budget is not None and self.mode == "auto":
+            anon = anon_bytes()
+            if anon > SPILL_AT * self.budget:
+                self._activate(f"{anon >> 20} MiB in use of {self.budget >> 20} MiB this "
+                               f"process may use")
+        return self.active
+
+    def _activate(self, why):
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, path = tempfile.mkstemp(prefix=".nsdebug-spill-", dir=self.directory)
+        except OSError:
+            # Nowhere to write: go on in memory (the limit may still hold).
+            self.mode = "never"
+            return
+        os.unlink(path)
+        self._fd, self.active, self.why = fd, True, why
+
+    def empty(self, n, dtype):
+        """An uninitialised array of n items (zeros, when in the scratch file)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(n) * dtype.itemsize
+        if nbytes >= CHECK_FROM:
+            self.check()
+        if not self.active or nbytes < mmap.PAGESIZE:
+            return np.empty(n, dtype=dtype)
+        at = self._size
+        size = (nbytes + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+        try:
+            # The blocks allocated now, not when the pages are first written: a full
+            # disk is then this OSError (the array made in memory instead), never a
+            # SIGBUS in the middle of the walk.
+            os.posix_fallocate(self._fd, at, size)
+            m = mmap.mmap(self._fd, size, offset=at)
+        except OSError:
+            return np.empty(n, dtype=dtype)
+        self._size += size
+        self.spilled += nbytes
+        return np.frombuffer(m, dtype=dtype, count=n)
+
+    def zeros(self, n, dtype):
+        a = self.empty(n, dtype)
+        if not in_file(a):
+            a[:] = 0            # (a file's new pages are zeros)
+        return a
+
+    def park(self, a):
+        """`a`, moved into the scratch file when spilling (else `a` itself)."""
+        if not self.active or a.nbytes < mmap.PAGESIZE or in_file(a):
+            return a
+        out = self.empty(len(a), a.dtype)
+        out[:] = a
+        return out
+
+    def park_all(self, arrays):
+        """Each array of a list moved into the scratch file, in place."""
+        for i, a in enumerate(arrays):
+            arrays[i] = self.park(a)
+
+    def note(self):
+        """What the user is told when the walk spilled, else None."""
+        if not self.spilled:
+            return None
+        return (f"the heap walk spilled {self.spilled >> 20} MiB of its arrays to "
+                f"{self.directory} ({self.why}): slower, but not out of memory")
+
+    def __del__(self):
+        # The arrays already mapped from the scratch file stay valid without it.
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+

@@ -1,0 +1,62 @@
+"""A heap walk under a memory limit smaller than its usual peak (a memory cgroup, as in a
+container) spills its arrays to disk and completes with a note (heap/spill.py), where
+without spilling the kernel kills it; its answer and its heap index are the same."""
+
+import json
+import os
+
+import memcg
+import pytest
+import targets
+
+SCALE = 25               # heap_target.py at about a million objects: the walk's arrays
+                         # are then most of the process's memory
+LIMIT_SHARE = 0.75       # the limit, as a share of the peak without one
+
+
+@pytest.fixture(scope="module")
+def big_core(tmp_path_factory):
+    why = memcg.why_unavailable()
+    if why:
+        pytest.skip(f"no memory cgroup can be made here: {why}")
+    work = str(tmp_path_factory.mktemp("spill"))
+    return targets.gcore_capture(targets.default_build(), "heap_target.py", work, str(SCALE))
+
+
+def _objects(cg, core, spill, *extra):
+    cmd = targets.nsdebug_cmd() + [core, *extra, "-c", "objects --top 5", "--json"]
+    env = dict(targets.nsdebug_env(), NSDEBUG_SPILL=spill)
+    return cg.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_walk_over_its_memory_limit_spills_and_completes(big_core):
+    core = big_core.core
+    with memcg.memory_cgroup("nsdebug-spill") as cg:
+        free = _objects(cg, core, "never", "--no-cache")
+        assert free.returncode == 0, free.stderr
+        want = json.loads(free.stdout)
+        peak = cg.peak()
+        limit = int(peak * LIMIT_SHARE)
+        cg.set_limit(limit)
+        cg.reset_peak()
+        # The limit binds: without spilling, the kernel kills the walk.
+        killed = _objects(cg, core, "never", "--no-cache")
+        assert killed.returncode == -9, (killed.returncode, killed.stderr[-500:])
+        # With it (the default), the walk completes under the same limit and says so.
+        cg.reset_peak()
+        spilled = _objects(cg, core, "auto")
+        assert spilled.returncode == 0, (spilled.returncode, spilled.stderr[-500:])
+        assert cg.peak() <= limit
+        notes = [line for line in spilled.stderr.splitlines() if "spilled" in line]
+        assert len(notes) == 1 and "MiB this process may use" in notes[0], spilled.stderr
+        assert "Traceback" not in spilled.stderr
+        assert json.loads(spilled.stdout) == want
+    # The scratch file was unlinked when made: nothing is left beside the core but the
+    # index, which the next command maps and answers the same from.
+    work = os.path.dirname(core)
+    assert not [f for f in os.listdir(work) if f.startswith(".nsdebug-spill-")]
+    assert os.path.exists(core + ".nsdebug-index")
+    with memcg.memory_cgroup("nsdebug-spill-index") as cg:
+        again = _objects(cg, core, "never")
+        assert again.returncode == 0 and "spilled" not in again.stderr, again.stderr
+        assert json.loads(again.stdout) == dict(want, heap_source="index")

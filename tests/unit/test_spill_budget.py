@@ -1,0 +1,104 @@
+"""heap/spill.py: the memory limits it finds (arthur.cgroups over cgroup v1 and v2 trees
+as the kernel lays them out) and the arrays it makes in its scratch file."""
+
+import os
+
+import numpy as np
+
+from nsdebug.heap import spill
+
+
+def _tree(tmp_path, files):
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return str(tmp_path)
+
+
+def _limits(tmp_path, files, cgroup_line, mount):
+    """(arthur.cgroups.memory_limit, spill.cgroup_headroom) over a cgroup tree laid out
+    as the kernel does under `mount` ("memory" for v1's hierarchy, "" for v2's)."""
+    from arthur.cgroups import controller_dir, memory_limit
+    root = _tree(tmp_path / "fs", files)
+    cgroup = os.path.join(_tree(tmp_path / "proc", {"cgroup": cgroup_line}), "cgroup")
+    found = {"memory": os.path.join(root, "memory")} if mount == "memory" else {"v2": root}
+    limit = memory_limit(controller_dir("self", "memory", found, cgroup))
+    if limit is not None:
+        limit = (limit[0], os.path.relpath(limit[1], root))
+    return limit, spill.cgroup_headroom(found, cgroup)
+
+
+def test_v1_the_tightest_limit_of_the_cgroup_and_its_ancestors(tmp_path):
+    assert _limits(tmp_path, {
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",
+        "memory/svc/memory.limit_in_bytes": "800000000\n",
+        "memory/svc/memory.stat": "cache 5\nrss 1000\ntotal_cache 7\ntotal_rss 300000000\n",
+        "memory/svc/worker/memory.limit_in_bytes": "9223372036854771712\n",
+    }, "5:cpu:/\n4:memory:/svc/worker\n0::/\n", "memory") == \
+        ((800000000, "memory/svc"), (800000000, 300000000))
+
+
+def test_v2_memory_max_and_anon(tmp_path):
+    assert _limits(tmp_path, {
+        "cgroup.controllers": "cpu memory pids\n",
+        "pod/memory.max": "536870912\n",
+        "pod/memory.stat": "anon 104857600\nfile 2000\n",
+        "pod/app/memory.max": "max\n",
+    }, "0::/pod/app\n", "") == ((536870912, "pod"), (536870912, 104857600))
+
+
+def test_no_limit_anywhere(tmp_path):
+    assert _limits(tmp_path, {"cgroup.controllers": "memory\n", "memory.max": "max\n"},
+                   "0::/\n", "") == (None, None)
+
+
+def test_spilled_arrays_live_in_an_unlinked_file(tmp_path):
+    s = spill.Spill(str(tmp_path), "always")
+    assert s.active and os.listdir(tmp_path) == []       # unlinked when made
+    a = s.zeros(1 << 20, np.int64)
+    assert spill.in_file(a) and not a.any()
+    a[123] = 7
+    kept = np.arange(100000, dtype=np.uint32)
+    moved = s.park(kept)
+    assert spill.in_file(moved) and np.array_equal(moved, kept)
+    chunks = [np.ones(5000, np.uint8), np.ones(3, np.uint8)]
+    s.park_all(chunks)
+    assert spill.in_file(chunks[0]) and not spill.in_file(chunks[1])   # a page at least
+    assert s.spilled == a.nbytes + moved.nbytes + 5000
+    assert "spilled" in s.note() and "NSDEBUG_SPILL=always" in s.note()
+    del s
+    assert a[123] == 7                      # the mapping outlives the descriptor
+
+
+def test_never_and_auto_without_pressure_stay_in_memory(tmp_path):
+    for mode in ("never", "auto"):
+        s = spill.Spill(str(tmp_path), mode)
+        a = s.empty(1 << 20, np.int32)
+        assert not spill.in_file(a) and s.note() is None
+    assert spill.anon_bytes() > 0 and spill.anon_budget() > spill.anon_bytes()
+
+
+def test_a_full_disk_leaves_the_array_in_memory(tmp_path):
+    """The scratch file's blocks are allocated before its pages are used: a full disk
+    gives the array in memory, not a SIGBUS when its pages are written."""
+    import subprocess
+
+    import pytest
+    fs = tmp_path / "tiny"
+    fs.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(fs)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {r.stderr.strip()}")
+    try:
+        s = spill.Spill(str(fs), "always")
+        big = s.empty(1 << 20, np.int64)               # 8 MiB: more than the disk holds
+        assert not spill.in_file(big) and s.spilled == 0
+        big[:] = 3                                      # every page written: no SIGBUS
+        small = s.empty(1 << 15, np.int64)             # 256 KiB: fits
+        assert spill.in_file(small) and s.spilled == small.nbytes
+        small[:] = 5
+        del s, small, big
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=True)    # -l: even while mapped
