@@ -28,10 +28,10 @@ def byte_compile_nsdebug():
     compileall.compile_dir(os.path.join(ROOT, "arthur"), quiet=1)
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """(seconds, stdout) of a command that must succeed; exits with its stderr if not."""
     start = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(f"{' '.join(map(str, cmd))}: {r.stderr[-2000:]}")
     return time.perf_counter() - start, r.stdout

@@ -1,117 +1,181 @@
 #!/usr/bin/env python3
 """Heap commands on cores of heaps like real ones, and the synthetic heap beside them.
 
-usage: python benchmarks/heap_walk.py [--cases app:200000,app:1000000,...] [--kinds]
+usage: python benchmarks/heap_walk.py [--cases app:1000000,...] [--cache DIR] [--spill MODE]
+                                     [--kinds]
        (pip install '.[bench]' for Flask in the application heap)
 
 Cases (NAME:OBJECTS): `app` is fixtures/app_target.py (the standard library, Flask,
 classes, closures, decorated functions, bound methods, request-like data); `ast` the
-same process holding parsed syntax trees (a deep graph); `synthetic` is
-fixtures/heap_target.py (lists, dicts and instances of a few classes). Default: app at
-200k, 1M and 5M objects, synthetic at 1M and 5M, ast at 1.5M.
+same process holding parsed syntax trees (a deep graph, as pylint holds); `synthetic`
+is fixtures/heap_target.py (lists, dicts and instances of a few classes). Default: app
+at 1M, 5M, 15M and 50M objects, ast at 1.5M. Each target is captured twice by arthur,
+as a plain core and as an .lz4 capture; cases of 15M objects and more are made once and
+kept under --cache (the 50M case needs about 10 GB of disk and 8 GB of memory to make).
 
-Prints per core: objects; `objects` as a whole command the first time (walk, dominators,
-index written) and the second time (index mapped); `path` and `refs` with the index;
-the snapshot export; the walk's and dominators' own times and peak memory per object
-(anonymous RSS sampled in-process; the mapped core is page cache, not counted); and,
-with --kinds, objects per second per kind of object.
+Prints per core and per capture: objects; `objects` as a whole command the first time
+(walk, dominators, index written) and the second time (index mapped); `suspects` and the
+snapshot export with the index; the first command's peak anonymous memory (sampled from
+/proc; the mapped core is page cache, not counted), whole and per object (the tool's
+own start-up included); with --kinds, the walk's objects per second by kind.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import byte_compile_nsdebug, print_table, targets, timed, tool  # noqa: E402
 
-DEFAULT = "app:200000,app:1000000,app:5000000,synthetic:1000000,synthetic:5000000,ast:1500000"
+DEFAULT = "app:1000000,app:5000000,app:15000000,app:50000000,ast:1500000"
+CACHE_FROM = 15_000_000        # cases this large are made once and kept (--cache)
 SYNTHETIC_PER_SCALE = 41_000     # heap_target.py builds about this many per unit of SCALE
 APP_BLOCKS_PER_OBJECT = 1.25     # app_target.py counts pymalloc blocks; objects are fewer
 
-# In-process: the walk and the dominators, timed; peak anonymous memory, sampled.
+# In-process (--kinds): the walk's objects and seconds by kind of object.
 PROBE = r"""
-import json, resource, sys, threading, time
-def anon():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("RssAnon"))
-peak = [0]
-def sample():
-    while True:
-        peak[0] = max(peak[0], anon())
-        time.sleep(0.005)
-threading.Thread(target=sample, daemon=True).start()
+import json, sys
 from nsdebug.corefile import open_core
 from nsdebug.cpython import attach
 from nsdebug.heap.walk import HeapWalker
-rt = attach(open_core(sys.argv[1]))
-time.sleep(0.05)
-base = anon()
-t = time.perf_counter(); w = HeapWalker(rt); g = w.run(); walk = time.perf_counter() - t
-t = time.perf_counter(); g.retained(); dom = time.perf_counter() - t
-time.sleep(0.05)
-print(json.dumps({"objects": g.n - g.n_synth, "walk": walk, "dominators": dom,
-                  "peak_anon_kib": peak[0], "base_kib": base, "kinds": w.kind_stats}))
+w = HeapWalker(attach(open_core(sys.argv[1])))
+w.run()
+print(json.dumps({"kinds": w.kind_stats}))
 """
 
 
-def capture(case, want, tmp):
-    """A gcore of the case's target at about `want` objects."""
-    me = targets.Build("bench", f"{sys.version_info[0]}.{sys.version_info[1]}", "pyenv",
-                       sys.executable)
+def capture(case, want, workdir):
+    """(plain core, .lz4 capture, objects the target counted) of one running target at
+    about `want` objects: arthur twice, --no-compress and compressed (gcore takes
+    minutes over a heap of gigabytes, and its core is the same ELF). Cases of
+    CACHE_FROM objects and more are made once and kept in `workdir`."""
+    core, lz4 = os.path.join(workdir, "core"), os.path.join(workdir, "capture.lz4")
+    if os.path.exists(core) and os.path.exists(lz4):
+        return core, lz4
+    os.makedirs(workdir, exist_ok=True)
     if case == "synthetic":
         args = ["heap_target.py", str(max(1, round(want / SYNTHETIC_PER_SCALE)))]
     else:
         args = ["app_target.py", str(int(want * APP_BLOCKS_PER_OBJECT))] + \
             (["--ast"] if case == "ast" else [])
-    return targets.gcore_capture(me, args[0], tmp, *args[1:])
+    proc, _truth = targets.start_target(sys.executable, args[0], workdir, *args[1:])
+    try:
+        targets.arthur(proc.pid, core + ".part", "--no-compress")
+        targets.arthur(proc.pid, lz4 + ".part")
+    finally:
+        targets.stop(proc)
+    os.replace(core + ".part", core)
+    os.replace(lz4 + ".part", lz4)
+    return core, lz4
+
+
+def anon_peak(cmd, env):
+    """(seconds, stdout, peak RssAnon in bytes) of a command, its memory sampled every
+    5 ms from /proc (the mapped core is page cache, not counted)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak = [0]
+
+    def sample():
+        status = f"/proc/{proc.pid}/status"
+        while proc.poll() is None:
+            try:
+                with open(status) as f:
+                    kib = next(int(x.split()[1]) for x in f if x.startswith("RssAnon"))
+                peak[0] = max(peak[0], kib * 1024)
+            except (OSError, StopIteration, ValueError):
+                pass
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    secs = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode:
+        sys.exit(f"{' '.join(map(str, cmd))}: {err.decode()[-2000:]}")
+    return secs, out.decode(), peak[0]
+
+
+def drop_index(path):
+    """The heap index beside `path` removed (the next command walks again)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path + ".nsdebug-index")
+
+
+def measure(nsdebug, path, tmp, env):
+    """The figures of one core or capture: first and second `objects`, `suspects`, the
+    snapshot export, the first command's peak anonymous memory."""
+    drop_index(path)
+    t_first, out, peak = anon_peak([nsdebug, path, "-c", "objects", "--json"], env)
+    n = json.loads(out)["total_objects"]
+    t_second, _ = timed([nsdebug, path, "-c", "objects"], env)
+    t_suspects, _ = timed([nsdebug, path, "-c", "suspects"], env)
+    snap = os.path.join(tmp, "h.heapsnapshot")
+    t_snap, _ = timed([nsdebug, path, "--snapshot", snap], env)
+    snap_mib = os.path.getsize(snap) >> 20
+    os.unlink(snap)
+    drop_index(path)
+    return {"n": n, "first": t_first, "second": t_second, "suspects": t_suspects,
+            "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=DEFAULT)
     ap.add_argument("--kinds", action="store_true", help="print objects/s per kind")
+    ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "nsdebug-bench"),
+        help=f"where cases of {CACHE_FROM:,} objects and more are kept between runs")
+    ap.add_argument("--spill", choices=("auto", "always", "never"), default="auto",
+                    help="NSDEBUG_SPILL for nsdebug's runs (always: the walk's arrays in "
+                         "a scratch file from the start, to see its memory and time)")
     args = ap.parse_args()
     byte_compile_nsdebug()
     nsdebug = tool("nsdebug")
     rows, kind_rows = [], {}
     for spec in args.cases.split(","):
         case, want = spec.split(":")
+        want = int(want)
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-            cap = capture(case, int(want), tmp)
-            probe = json.loads(timed([sys.executable, "-c", PROBE, cap.core])[1])
-            t_first, out = timed([nsdebug, cap.core, "-c", "objects"])
-            t_second, _ = timed([nsdebug, cap.core, "-c", "objects"])
-            top = out.splitlines()[2].split()       # the largest type: an address to ask about
-            r = subprocess.run([nsdebug, cap.core, "-c", f"instances {top[-1]} -n 1",
-                                "--json"], capture_output=True, text=True)
-            addr = hex(json.loads(r.stdout)["rows"][0]["address"])
-            t_path, _ = timed([nsdebug, cap.core, "-c", f"path {addr}"])
-            t_refs, _ = timed([nsdebug, cap.core, "-c", f"refs {addr}"])
-            snap = os.path.join(tmp, "h.heapsnapshot")
-            t_snap, _ = timed([nsdebug, cap.core, "--snapshot", snap])
-            n = probe["objects"]
-            per_obj = (probe["peak_anon_kib"] - probe["base_kib"]) * 1024 / n
-            rows.append([case, f"{n:,}", f"{t_first:.2f}", f"{n / t_first:,.0f}",
-                         f"{t_second:.2f}", f"{t_path:.2f}", f"{t_refs:.2f}",
-                         f"{t_snap:.2f}", f"{os.path.getsize(snap) >> 20}",
-                         f"{probe['walk']:.2f}", f"{probe['dominators']:.2f}", f"{per_obj:.0f}"])
-            for kind, (count, secs) in probe["kinds"].items():
-                k = kind_rows.setdefault(kind, [0, 0.0])
-                k[0] += count
-                k[1] += secs
-            print(" ".join(rows[-1]), flush=True)
-    print("\nseconds for whole nsdebug commands (start-up included); the first 'objects' "
-          "walks and writes the heap index, the others map it")
-    print_table(["case", "objects", "objects 1st", "objects/s 1st", "objects 2nd", "path",
-                 "refs", "snapshot", "snapshot MiB", "walk", "dominators",
+            env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"),
+                       NSDEBUG_SPILL=args.spill)
+            work = os.path.join(args.cache, f"{case}-{want}") if want >= CACHE_FROM \
+                else os.path.join(tmp, "target")
+            core, lz4 = capture(case, want, work)
+            if args.kinds:
+                probe = json.loads(timed([sys.executable, "-c", PROBE, core])[1])
+                for kind, (count, secs) in probe["kinds"].items():
+                    k = kind_rows.setdefault(kind, [0, 0.0])
+                    k[0] += count
+                    k[1] += secs
+            for label, path in (("core", core), (".lz4", lz4)):
+                m = measure(nsdebug, path, tmp, env)
+                n = m["n"]
+                rows.append([case, label, f"{n:,}", f"{os.path.getsize(path) >> 20:,}",
+                             f"{m['first']:.2f}", f"{n / m['first']:,.0f}",
+                             f"{m['second']:.2f}", f"{m['suspects']:.2f}",
+                             f"{m['snapshot']:.2f}", f"{m['snapshot_mib']:,}",
+                             f"{m['peak'] >> 20:,}",
+                             f"{m['peak'] / n:.0f}"])
+                print(" ".join(rows[-1]), flush=True)
+    print("\nseconds for whole nsdebug commands (start-up included), each a new process; "
+          "the first 'objects' walks and writes the heap index, the others map it; peak: "
+          "the first command's anonymous memory, whole and per object (the tool's own "
+          "~50 MiB of code and numpy included)")
+    print_table(["case", "file", "objects", "MiB", "objects 1st", "objects/s 1st",
+                 "objects 2nd", "suspects", "snapshot", "snapshot MiB", "peak MiB",
                  "peak B/object"], rows)
     if args.kinds:
         print("\nobjects per second of the walk, by kind (all cases together)")
         table = sorted(([k, f"{c:,}", f"{c / s:,.0f}" if s else "-"]
-                        for k, (c, s) in kind_rows.items()), key=lambda r: -int(r[1].replace(",", "")))
+                        for k, (c, s) in kind_rows.items()),
+                       key=lambda r: -int(r[1].replace(",", "")))
         print_table(["kind", "objects", "objects/s"], table)
 
 
