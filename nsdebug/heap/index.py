@@ -258,16 +258,24 @@ def _load(path, identity):
                 # fuzz/h_index.py: a SyntaxError out of numpy's own parser).
                 raise IndexProblem(f"array {name} has an unknown type")
             dtype = np.dtype(spec["dtype"])
-            start = data_at + int(spec["offset"])
-            count = int(spec["len"])
+            offset, count, crc = (_json_int(spec[k]) for k in ("offset", "len", "crc32"))
+            start = data_at + offset
             if count < 0 or start < data_at or start + count * dtype.itemsize > size:
                 raise IndexProblem(f"array {name} runs past the end (truncated)")
-            specs[name] = (dtype, start, count, int(spec["crc32"]))
+            specs[name] = (dtype, start, count, crc)
     except (KeyError, TypeError, ValueError) as e:
         raise IndexProblem(f"garbled header ({e})") from None
     _check_shapes(meta, {name: spec[2] for name, spec in specs.items()})
     _check_meta(meta)
     return meta, IndexArrays(path, mm, meta, specs, ino)
+
+
+def _json_int(value):
+    """A header number, which JSON must give as an integer: not a float, which may be
+    Infinity or NaN (found by fuzz/h_index.py: OverflowError out of int())."""
+    if type(value) is not int:
+        raise TypeError(f"{value!r} is not an integer")
+    return value
 
 
 class IndexDamaged(NsdebugError):

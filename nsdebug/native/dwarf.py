@@ -30,6 +30,9 @@ AT_NAME, AT_STMT_LIST, AT_LOW_PC, AT_COMP_DIR = 0x03, 0x10, 0x11, 0x1B
 AT_ABSTRACT_ORIGIN, AT_SPECIFICATION, AT_CALL_FILE, AT_CALL_LINE = 0x31, 0x47, 0x58, 0x59
 AT_STR_OFFSETS_BASE, AT_ADDR_BASE, AT_RNGLISTS_BASE = 0x72, 0x73, 0x74
 AT_GNU_ADDR_BASE = 0x2133
+# A compile unit's attributes that hold a number (an address, an offset, a base).
+NUMERIC_UNIT_ATTRS = (AT_STMT_LIST, AT_LOW_PC, AT_STR_OFFSETS_BASE, AT_ADDR_BASE,
+                      AT_RNGLISTS_BASE, AT_GNU_ADDR_BASE)
 FORM_STRING, FORM_STRP, FORM_LINE_STRP = 0x08, 0x0E, 0x1F
 FORM_STRX = (0x1A, 0x25, 0x26, 0x27, 0x28, 0x1F02)
 FORM_ADDRX = (0x1B, 0x29, 0x2A, 0x2B, 0x2C, 0x1F01)
@@ -98,7 +101,10 @@ class Unit:
         self.base = self.addr_base = self.rnglists_base = self.str_offsets_base = 0
         self.params = self._params()
         tag, attrs = self.attrs(self.die_start)
-        forms = {at: (form, v) for at, form, v in attrs}
+        # Only numbers: a hostile unit may give these attributes a block or string form,
+        # whose bytes would reach the C reader as an address (found by fuzz/h_dwarf.py).
+        forms = {at: (form, v) for at, form, v in attrs
+                 if isinstance(v, int) or at not in NUMERIC_UNIT_ATTRS}
         for at, field in ((AT_ADDR_BASE, "addr_base"), (AT_GNU_ADDR_BASE, "addr_base"),
                           (AT_RNGLISTS_BASE, "rnglists_base"),
                           (AT_STR_OFFSETS_BASE, "str_offsets_base")):
