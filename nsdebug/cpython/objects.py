@@ -102,6 +102,7 @@ class ObjectReader:
         self._str_cache: dict[int, str] = {}
         self._members: dict[int, list] = {}
         self._interned: dict[str, int] = {}      # name -> a str object with that text
+        self.str_hash = None      # hash(str) as the process computes it, when known
         L = layout
         self._ob_type = L.object.ob_type if L.object.ob_type is not None else 8
         self.ob_size_offset = L.varobject.ob_size if L.varobject.ob_size is not None else 16
@@ -419,6 +420,11 @@ class ObjectReader:
     def _keys_table(self, keys, owner):
         """(entries address, entry size, key and value offsets, entry count) of a
         PyDictKeysObject, checked."""
+        return self._keys_geometry(keys, owner)[:5]
+
+    def _keys_geometry(self, keys, owner):
+        """_keys_table's five, then the index's slot count and width in bytes, and
+        whether the entries keep each key's hash."""
         K = self.L.dictkeys
         if keys == 0:
             raise InvalidObject(owner, "dict without keys")
@@ -430,6 +436,8 @@ class ObjectReader:
             if log2_size > 40 or log2_index_bytes > 43:
                 raise InvalidObject(owner, f"dict keys with log2 size {log2_size}")
             size = 1 << log2_size
+            width = 1 << max(log2_index_bytes - log2_size, 0)
+            hashed = kind == 0
             entries = keys + K.dk_indices + (1 << log2_index_bytes)
             esize = self.L.dictentry.size if kind == 0 else self.L.unicodeentry.size
             key_off = self.L.dictentry.me_key if kind == 0 else self.L.unicodeentry.me_key
@@ -442,9 +450,10 @@ class ObjectReader:
             entries = keys + K.dk_indices + size * width
             esize, key_off, val_off = (self.L.dictentry.size, self.L.dictentry.me_key,
                                        self.L.dictentry.me_value)
+            hashed = True
         if not 0 <= nentries <= size:
             raise InvalidObject(owner, f"dict with {nentries} entries in a table of {size}")
-        return entries, esize, key_off, val_off, nentries
+        return entries, esize, key_off, val_off, nentries, size, width, hashed
 
     def _split_order(self, values, nentries):
         """Insertion order of a split dict's values (entry indexes)."""
@@ -472,6 +481,10 @@ class ObjectReader:
             value = self._value_of_key(addr, known)
             if value is not None:
                 return value
+        if self.str_hash is not None:
+            value = self._probe_str(addr, name)
+            if value is not None:
+                return value
         items = self.dict_items(addr)
         for k, v in items:
             try:
@@ -481,6 +494,44 @@ class ObjectReader:
                     return v
             except NsdebugError:
                 continue
+        return None
+
+    def _probe_str(self, addr, name):
+        """The value under `name` found as CPython finds it: the slots its hash leads
+        to, reading only the keys met there. None when not found this way (the scan
+        decides then: a build hashing otherwise finds nothing here, never a wrong key)."""
+        try:
+            h = self.str_hash(name)
+            return None if h is None else self._probe(addr, name, h)
+        except NsdebugError:
+            return None
+
+    def _probe(self, addr, name, h):
+        D = self.L.dict
+        keys, values = self.ptr(addr + D.ma_keys), self.ptr(addr + D.ma_values)
+        entries, esize, key_off, val_off, nentries, size, width, hashed = \
+            self._keys_geometry(keys, addr)
+        indices = keys + self.L.dictkeys.dk_indices
+        signed = {1: "b", 2: "h", 4: "i", 8: "q"}.get(width)
+        if signed is None:
+            return None
+        mask, perturb = size - 1, h & ((1 << 64) - 1)
+        i = perturb & mask
+        for _ in range(size):
+            ix = struct.unpack("<" + signed, self.mem.read(indices + i * width, width))[0]
+            if ix == -1:                 # DKIX_EMPTY: the key is not there
+                return None
+            if 0 <= ix < nentries:
+                at = entries + ix * esize
+                key = self.ptr(at + key_off)
+                if key and (not hashed or self.ssize(at + self.L.dictentry.me_hash) == h) and \
+                        self.ssize(key + self.L.ascii.hash) == h and \
+                        self.kind(key) == "str" and self.read_str(key) == name:
+                    if values:
+                        return self.ptr(values + (self.L.dictvalues.values or 0) + 8 * ix)
+                    return self.ptr(at + val_off)
+            perturb >>= 5
+            i = (i * 5 + perturb + 1) & mask
         return None
 
     def set_items(self, addr, limit=None):

@@ -11,6 +11,7 @@ from . import layout_check, layouts
 from .flags import MAX_USER_ADDRESS
 from .frames import FrameWalker
 from .objects import ObjectReader
+from .strhash import StrHasher
 from .version import PythonVersion, detect_version, python_module
 
 MAX_INTERPRETERS = 256
@@ -66,7 +67,20 @@ class Runtime:
         self.version = self._reconcile(guess, debug)
         self.layout = self._choose_layout(debug)
         self.objects = ObjectReader(self.memory, self.layout)
+        self.objects.str_hash = StrHasher(self._hash_secret, self.version.key)
         self.frame_walker = FrameWalker(self.objects)
+
+    def _hash_secret(self):
+        """(k0, k1) of the process's _Py_HashSecret (its SipHash key), or None."""
+        if self.module.file is None:
+            return None
+        try:
+            hit = self.module.file.lookup("_Py_HashSecret", exported=True)
+            if hit is None:
+                return None
+            return struct.unpack("<QQ", self.memory.read(hit[0] + self.module.bias, 16))
+        except NsdebugError:
+            return None
 
     def _build_id(self):
         m = self.module
