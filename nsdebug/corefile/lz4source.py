@@ -10,7 +10,7 @@ from ..errors import CoreFileError
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
-TASK = 64                # blocks decompressed per task when the whole core is copied
+TASK_BYTES = 1 << 20     # decompressed per task when the whole core is copied
 
 
 class LZ4Source:
@@ -37,6 +37,7 @@ class LZ4Source:
             from .vector import materialize
             from concurrent.futures import ThreadPoolExecutor
             idx, bs = self._reader.index, self._reader.block_size
+            task = max(1, TASK_BYTES // bs)
             last = min(idx.count, (min(upto, self.size) + bs - 1) // bs)
 
             view = self._file.view
@@ -49,15 +50,27 @@ class LZ4Source:
                 # while this one writes.
                 try:
                     return [(i * bs, idx.block(i, compressed))
-                            for i in range(first, min(first + TASK, last))]
+                            for i in range(first, min(first + task, last))]
                 except self._error as e:
                     raise CoreFileError(f"{self.path}: {e}") from None
 
             with ThreadPoolExecutor(2) as pool:
-                done = pool.map(blocks, range(0, last, TASK))
+                done = pool.map(blocks, range(0, last, task))
                 self._copy = materialize((p for part in done for p in part),
                                          min(upto, self.size))
         return self._copy
+
+    @property
+    def blocks(self):
+        """(kept blocks by number, block size, the function that decompresses one into
+        them, the uncompressed size): what AddressSpace slices its reads from."""
+        return self._reader.cache, self._reader.block_size, self._block, self.size
+
+    def _block(self, i):
+        try:
+            return self._reader.block(i)
+        except self._error as e:
+            raise CoreFileError(f"{self.path}: {e}") from None
 
     def read(self, offset, size):
         """Up to `size` bytes at `offset` of the uncompressed core."""

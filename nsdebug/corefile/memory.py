@@ -40,6 +40,11 @@ class AddressSpace:
         self._read_file = source.read
         # A plain file is sliced directly: the hot path of heap walks.
         self._buf = source.buffer
+        # A capture's decompressed blocks are sliced here too, not through two more
+        # calls a read (a backtrace makes thousands of small reads).
+        blocks = getattr(source, "blocks", None)
+        self._blocks, self._block_size, self._load_block, self._blocks_end = \
+            blocks if blocks is not None else (None, 0, None, 0)
 
     def use_buffer(self, buf):
         """Serve reads from `buf` from now on: the source's bytes [0, len(buf)), copied
@@ -71,10 +76,17 @@ class AddressSpace:
             seg = self.segments[i]
             off = addr - seg.start
             if off + size <= seg.filesz and off >= 0:
+                off += seg.offset
                 if self._buf is not None:
-                    off += seg.offset
                     return self._buf[off:off + size]
-                data = self._read_file(seg.offset + off, size)
+                if self._blocks is not None and off + size <= self._blocks_end:
+                    i, start = divmod(off, self._block_size)
+                    if start + size <= self._block_size:
+                        data = self._blocks.get(i)
+                        if data is None:
+                            data = self._load_block(i)
+                        return data[start:start + size]
+                data = self._read_file(off, size)
                 if len(data) == size:
                     return data
                 raise FaultError(f"address {addr:#x} lies past the end of the core file",
