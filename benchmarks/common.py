@@ -19,11 +19,25 @@ def tool(name):
     return here if os.access(here, os.X_OK) else shutil.which(name)
 
 
+def warn_if_editable():
+    """Say so when the tools run from an editable install: setuptools' import hook
+    loads pathlib and urllib at every start of this interpreter (~10 ms here, in
+    nsdebug's runs and pystack's alike), which an installed tool does not pay."""
+    import glob
+    import sysconfig
+    pth = glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "__editable__*nsdebug*"))
+    if pth:
+        print("note: nsdebug is an editable install here; its import hook adds to every "
+              "start of both tools. For figures, time `pip install '.[bench]'` in a venv.",
+              file=sys.stderr)
+
+
 def byte_compile_nsdebug():
     """Compile nsdebug's modules as `pip install` does, so that an editable checkout is
     timed like an installed tool (PYTHONDONTWRITEBYTECODE would otherwise make every run
     compile from source)."""
     import compileall
+    warn_if_editable()
     compileall.compile_dir(os.path.join(ROOT, "nsdebug"), quiet=1)
     compileall.compile_dir(os.path.join(ROOT, "arthur"), quiet=1)
 
