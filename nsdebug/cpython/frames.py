@@ -291,12 +291,13 @@ class FrameWalker:
                 found = depth_lasti >> 1        # the innermost entry covering it is last
         return found
 
-    def stack_slots(self, frame, limit=256):
+    def stack_slots(self, frame, limit=256, checked=True):
         """([(slot, object address)], depth): the objects in the frame's value-stack
         area, bottom first, over every slot of its code's co_stacksize; and how many
         slots are live by the stack pointer the frame records (3.14+), None where it
         records none a reader can trust, in which case slots above the live ones may
-        hold values left from earlier. Slots that do not hold an object are left out."""
+        hold values left from earlier. Slots that do not hold an object are left out
+        (without `checked`, only those that cannot be one: the caller reads the rest)."""
         o, L = self.obj, self.L
         if frame.code is None or L.code.co_stacksize is None:
             return [], None
@@ -326,10 +327,11 @@ class FrameWalker:
         for slot, (bits,) in enumerate(struct.iter_unpack("<Q", data[:len(data) // 8 * 8])):
             value = o.ref_value(bits)
             if value and not value & 7:
-                try:
-                    o.info(value)
-                except NsdebugError:
-                    continue
+                if checked:
+                    try:
+                        o.info(value)
+                    except NsdebugError:
+                        continue
                 out.append((slot, value))
         return out, depth
 

@@ -417,6 +417,25 @@ class ObjectReader:
             pos = raw.find(want, pos + 1)
         return None
 
+    def key_of_value(self, addr, value):
+        """The key object a combined dict holds `value` under (the first, found by the
+        value's address in the entries' bytes: no entry decoded), else 0."""
+        D = self.L.dict
+        if self.ptr(addr + D.ma_values):
+            return 0                     # split: an instance's, not a namespace
+        entries, esize, key_off, val_off, nentries = self._keys_table(
+            self.ptr(addr + D.ma_keys), addr)
+        raw = self.mem.read(entries, nentries * esize) if nentries else b""
+        want = _Q.pack(value)
+        pos = raw.find(want)
+        while pos >= 0:
+            if pos % esize == val_off:
+                key = _Q.unpack_from(raw, pos - val_off + key_off)[0]
+                if key:
+                    return key
+            pos = raw.find(want, pos + 1)
+        return 0
+
     def _keys_table(self, keys, owner):
         """(entries address, entry size, key and value offsets, entry count) of a
         PyDictKeysObject, checked."""

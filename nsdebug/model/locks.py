@@ -76,16 +76,20 @@ def locks(target, everything=True):
     # into only as needed: their values when a waiter is left unmatched, their open
     # `with` blocks when a lock waited for may have a holder there.
     rest = []                                    # (thread, frame), without `everything`
+    seen = {}                                    # lock address -> its state, or None
     for t in rt.threads:
-        whole = everything or t.address in futex_waits
-        for f in frames_of[t.address]:
-            if f.code is None:
-                continue
-            if whole:
-                _collect(o, walker, f, found, exits.setdefault(t.address, []), version,
-                         instances)
-            else:
-                rest.append((t, f))
+        frames = [f for f in frames_of[t.address] if f.code is not None]
+        if not everything and t.address not in futex_waits:
+            rest += [(t, f) for f in frames]
+            continue
+        for k, f in enumerate(frames):
+            _collect(o, walker, f, found, exits.setdefault(t.address, []), version,
+                     instances)
+            if not everything and _matched(o, futex_waits[t.address], found, seen):
+                # Its lock is found (a waiter's is in its innermost frames): its outer
+                # frames are looked into only as the others' are.
+                rest += [(t, g) for g in frames[k + 1:]]
+                break
     rest_values = everything or not _all_matched(o, futex_waits, found)
     if rest_values:
         for _t, f in rest:
@@ -113,10 +117,18 @@ def locks(target, everything=True):
             if waits_on(st, uaddr, o.ptr):
                 waits[t.address] = addr
                 break
+    for t_addr, a in waits.items():
+        # A lock waited for that its waiter's frames hold only as a bare stack value
+        # (`LOCK.acquire()`): a global of their module names it as the module's frame
+        # would (its locals are those globals).
+        if states[a][1].startswith(ON_STACK):
+            name = _global_name(o, walker, frames_of[t_addr], a)
+            if name:
+                found[a] = name
+                states[a] = (states[a][0], name)
     if rest and not rest_values and any(states[a][1].startswith(ON_STACK)
                                         for a in waits.values()):
-        # A lock waited for that its waiters' frames hold only as a bare stack value: the
-        # other threads' values may give it a name (a global in a module's frame).
+        # Still unnamed: the other threads' values may give it a name.
         for _t, f in rest:
             _collect(o, walker, f, found, [], version, [], exits_too=False)
         states = {a: (st, found.get(a, where)) for a, (st, where) in states.items()}
@@ -285,6 +297,40 @@ def _futex_waits(target, rt):
     return out
 
 
+def _matched(o, uaddr, found, seen):
+    """Whether a lock found so far is the one sleeping on futex `uaddr` (`seen` keeps
+    the states read)."""
+    for addr in found:
+        if addr not in seen:
+            try:
+                seen[addr] = lock_state(o, addr, lock_kind(o, addr))
+            except NsdebugError:
+                seen[addr] = None
+        if seen[addr] is not None and waits_on(seen[addr], uaddr, o.ptr):
+            return True
+    return False
+
+
+def _global_name(o, walker, frames, lock):
+    """"NAME in <module>" when the globals of one of the frames hold `lock` as NAME (the
+    first from the innermost), else None."""
+    done = set()
+    for f in frames[:8]:
+        if f.code is None:
+            continue
+        try:
+            g = walker.globals_of(f)
+            if not g or g in done:
+                continue
+            done.add(g)
+            key = o.key_of_value(g, lock)
+            if key:
+                return f"{o.read_str(key, 200)} in <module>"
+        except NsdebugError:
+            continue
+    return None
+
+
 def _all_matched(o, futex_waits, found):
     """Whether every futex waiter's lock is among the locks found so far."""
     states = []
@@ -302,8 +348,8 @@ def _collect(o, walker, frame, found, exits, version, instances, values=True,
     """Lock objects a frame refers to itself (into `found`, with `values`), those with
     a `with` open on them (into `exits`, with the frame, with `exits_too`), and the
     other values, whose attributes the second round looks into (into `instances`)."""
-    slots, _depth = walker.stack_slots(frame)
     if values:
+        slots, _depth = walker.stack_slots(frame)
         refs = [(loc.address, f"{loc.name} in {frame.function}")
                 for loc in walker.locals_of(frame) if loc.address]
         refs += [(v, f"{ON_STACK}{frame.function}") for _slot, v in slots]
@@ -318,6 +364,10 @@ def _collect(o, walker, frame, found, exits, version, instances, values=True,
     live = walker.handler_depth(frame) if version >= (3, 11) else None
     if version >= (3, 11) and live is None:
         return
+    if not values:
+        # Only the slots below `live` (_exit_of checks each value it reads).
+        slots, _depth = walker.stack_slots(frame, 256 if live is None else live,
+                                           checked=False)
     below = dict(slots)
     for slot, v in slots:
         if live is not None and slot >= live:
