@@ -98,13 +98,15 @@ def detect_version(process, module):
 
 
 def _version_string(process, module):
-    """(major, minor, micro) from "3.X.Y (..." in the module's read-only data, or in its
-    writable data, where Py_GetVersion builds sys.version at start-up."""
-    regions = []
+    """(major, minor, micro) from "3.X.Y (..." in the module's writable data, where
+    Py_GetVersion builds sys.version at start-up, or in its read-only data. The writable
+    data first: a fifth of the size, and where the string is (.rodata holds "3.X.Y" with
+    no " (" after it): its 660 KB in libpython3.10 cost 2 ms of a 23 ms `bt --all` on
+    3.8-3.10, which have no Py_Version."""
+    regions = [(s.start, s.end) for s in process.data_regions(module)]
     sec = module.section_range(".rodata")
     if sec is not None:
         regions.append(sec)
-    regions += [(s.start, s.end) for s in process.data_regions(module)]
     for start, end in regions:
         try:
             data = process.memory.read(start, min(end - start, MAX_SCAN))
