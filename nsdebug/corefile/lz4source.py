@@ -20,9 +20,9 @@ class LZ4Source:
         from arthur.lz4core import ContainerError, ContainerReader
         self.path = path
         self._error = ContainerError
-        self._file = FileSource(path)          # the compressed file, mapped
+        self._file = FileSource(path, keep_fd=True)    # the compressed file, mapped
         try:
-            self._reader = ContainerReader(self._file.read, self._file.size, CACHE_BYTES)
+            self._reader = ContainerReader(self._file.pread, self._file.size, CACHE_BYTES)
         except ContainerError as e:
             raise CoreFileError(f"{path}: {e}") from None
         self.size = self._reader.size
