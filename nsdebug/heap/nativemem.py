@@ -41,6 +41,7 @@ from .vec import U64, distinct_pairs, ramp
 
 MAX_ROUNDS = 256                  # an owner only moves up the dominator tree
 DENSITY = 8                       # a chunk leads on when 1 word in 8 points to a block,
+LINK_WORDS = 2                    # a free chunk's list links (fd, bk) begin its user data
 HEAD_WORDS = 16                   # or 2 of its first 16 words do
 SCAN_LIMIT = 64 << 10
 MAX_SCAN = 256 << 20
@@ -70,13 +71,19 @@ class NativeOwners:
         k = k[k >= 0]
         self.claim[k] = BUFFER
 
-    def attribute(self, word_src, word_at, common):
-        """Chunks reached from the structs of objects (the words at `word_at` of the
-        objects' nodes `word_src`) -> (owner nodes, native bytes each). `common(a, b)`
-        is the node both a and b hang under (their common dominator), or -1."""
+    def attribute(self, word_slices, common):
+        """Chunks reached from the structs of objects (for each (word_src, word_at) of
+        `word_slices`: the words at `word_at` of the objects' nodes `word_src`) ->
+        (owner nodes, native bytes each). `common(a, b)` is the node both a and b hang
+        under (their common dominator), or -1. The slices are read one at a time: only
+        the words that reach a chunk are kept (few: most point at other objects)."""
         self.common = common
-        words, ok = self.vm.u64(word_at)
-        src, k = self._targets(word_src[ok], words[ok], near=NEAR)
+        found = []
+        for word_src, word_at in word_slices:
+            words, ok = self.vm.u64(word_at)
+            found.append(self._targets(word_src[ok], words[ok], near=NEAR))
+        src = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
+        k = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
         scanned = 0
         for round_ in range(MAX_ROUNDS):
             if not len(k):
@@ -107,7 +114,12 @@ class NativeOwners:
             nhits = np.bincount(hits, minlength=n)
             head = np.bincount(hits[hit_pos < HEAD_WORDS], minlength=n)
             wordsof = (self.heap.size.astype(np.int64) - 16) // 8
-            struct = (nhits * DENSITY >= wordsof) | (head >= 2)
+            # A lone hit in the first two words is no evidence: malloc's free lists keep
+            # their links there, and a block reused for fewer bytes (a 1-byte lock in
+            # a 32-byte chunk, 3.13+) keeps a stale one.
+            past_links = np.bincount(hits[hit_pos >= LINK_WORDS], minlength=n)
+            struct = ((nhits * DENSITY >= wordsof) | (head >= 2)) & \
+                ((nhits >= 2) | (past_links > 0))
             follow = struct[came_from]
             src, k = src[follow], k[follow]
         mine = self.claim == OWNED
