@@ -47,6 +47,10 @@ from .vec import U64, Visited, by_source, ramp
 
 # Kinds whose decoder reads the object's own attributes itself (no second pass).
 ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
+# Objects per slice where a pass over all of them makes temporaries of several words
+# each (the native attribution's words, the arena search): bounded, not 30 bytes an
+# object at once.
+WORDS_SLICE = 1 << 20
 # Kinds read per object (referents.py, sizes.py): their frames vary in shape.
 PER_OBJECT_KINDS = ("generator", "coroutine", "async_generator", "frame")
 
@@ -263,6 +267,7 @@ class HeapWalker:
                 del edges[field][mark:]
                 edges[field].append(merged)
         self.edge_counts.append(counts)
+        self.spill.objects = self.count
         if self.spill.check():
             self._park()
 
@@ -466,14 +471,19 @@ class HeapWalker:
                 flat.append(o)
                 at += len(o)
             flat = np.concatenate(flat)
-            sel = np.nonzero(count_of[t] > 0)[0]
-            nodes = (sel + s).astype(np.int64)
-            counts = count_of[t[sel]]
-            word_src = np.repeat(nodes, counts)
-            word_at = np.repeat(a[sel], counts) + \
-                flat[np.repeat(first_of[t[sel]], counts) + ramp(counts)]
+            # The dominators first (the attribution needs them, the index too), while
+            # only the graph is held; then the words, a slice of the objects at a time.
             common = owners.shared_owners(g.dominators(), g.n_synth)
-            got, extra = owners.attribute(word_src, word_at, common)
+
+            def words():
+                for lo in range(0, len(t), WORDS_SLICE):
+                    tt = t[lo:lo + WORDS_SLICE]
+                    sel = np.nonzero(count_of[tt] > 0)[0]
+                    counts = count_of[tt[sel]]
+                    word_at = np.repeat(a[lo:lo + WORDS_SLICE][sel], counts) + \
+                        flat[np.repeat(first_of[tt[sel]], counts) + ramp(counts)]
+                    yield np.repeat(sel + (s + lo), counts), word_at
+            got, extra = owners.attribute(words(), common)
             g.size[got] += extra.astype(np.uint64)
             buffers.native(got, extra)
             g.buffers = buffers.table()
@@ -492,12 +502,17 @@ class HeapWalker:
         g.malloc = summary
 
     def _in_arenas(self, addrs):
-        """Whether each address is in one of pymalloc's arenas."""
+        """Whether each address is in one of pymalloc's arenas (a slice at a time: the
+        search's indexes are 8 bytes an address)."""
+        out = np.zeros(len(addrs), np.bool_)
         if self._arenas is None or not len(self._arenas[0]):
-            return np.zeros(len(addrs), np.bool_)
+            return out
         starts, ends, _ = self._arenas
-        k = np.searchsorted(starts, addrs, side="right").astype(np.int64) - 1
-        return (k >= 0) & (addrs < ends[np.maximum(k, 0)])
+        for lo in range(0, len(addrs), WORDS_SLICE):
+            part = addrs[lo:lo + WORDS_SLICE]
+            k = np.searchsorted(starts, part, side="right") - 1
+            out[lo:lo + len(part)] = (k >= 0) & (part < ends[np.maximum(k, 0)])
+        return out
 
     def _not_malloc(self):
         """Address ranges that are no malloc memory: pymalloc's arenas, thread stacks."""
