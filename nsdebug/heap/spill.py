@@ -17,6 +17,10 @@ there, and the system's available memory. An address-space limit (`ulimit -v`, `
 --as`) counts mapped files as much as anonymous memory: no file helps under it, so it is
 not a reason to spill (running out of it is reported as such by the command line).
 
+A large heap spills too, with no limit in sight: past KEEP_PER_OBJECT bytes of
+anonymous memory per object found (and a floor), the walk's arrays go to the scratch
+file as they would under a limit, without a note (it is the usual way, not a warning).
+
 NSDEBUG_SPILL=never|always|auto (the default) overrides the decision.
 """
 
@@ -29,6 +33,13 @@ import tempfile
 import numpy as np
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
+# And, whatever the budget, once the walk holds more than this much anonymous memory
+# per object it has found (past a floor: the interpreter, numpy, a small heap): a heap
+# of tens of millions of objects then peaks under 50 bytes an object, not 150, for a
+# fifth more time. Its finished arrays are pages of a file the kernel may write out
+# and drop, where anonymous memory can only be kept or killed for.
+KEEP_PER_OBJECT = 40
+KEEP_FLOOR = 48 << 20
 CHECK_FROM = 1 << 20     # allocations from this size look at the budget first
 
 
@@ -114,24 +125,28 @@ class Spill:
             self.mode = "auto"
         self.budget = anon_budget() if self.mode == "auto" else None
         self.active = False
+        self.objects = 0            # objects the walk has found so far (0: not a walk's)
         self.spilled = 0            # bytes put in the scratch file
         self._fd = None
         self._size = 0
         self.why = None
+        self.quiet = False
         if self.mode == "always":
             self._activate("NSDEBUG_SPILL=always")
 
     def check(self):
         """Whether arrays go to the scratch file from now on (it starts so when this
         process's anonymous memory has passed SPILL_AT of its budget)."""
-        if not self.active and self.budget is not None and self.mode == "auto":
+        if not self.active and self.mode == "auto":
             anon = anon_bytes()
-            if anon > SPILL_AT * self.budget:
+            if self.budget is not None and anon > SPILL_AT * self.budget:
                 self._activate(f"{anon >> 20} MiB in use of {self.budget >> 20} MiB this "
                                f"process may use")
+            elif self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects:
+                self._activate(f"{self.objects:,} objects", quiet=True)
         return self.active
 
-    def _activate(self, why):
+    def _activate(self, why, quiet=False):
         try:
             os.makedirs(self.directory, exist_ok=True)
             fd, path = tempfile.mkstemp(prefix=".nsdebug-spill-", dir=self.directory)
@@ -140,7 +155,7 @@ class Spill:
             self.mode = "never"
             return
         os.unlink(path)
-        self._fd, self.active, self.why = fd, True, why
+        self._fd, self.active, self.why, self.quiet = fd, True, why, quiet
 
     def empty(self, n, dtype):
         """An uninitialised array of n items (zeros, when in the scratch file)."""
@@ -185,8 +200,8 @@ class Spill:
 
     def note(self):
         """What the user is told when the walk spilled, else None."""
-        if not self.spilled:
-            return None
+        if not self.spilled or self.quiet:
+            return None         # (a large heap's usual way: nothing to warn about)
         return (f"the heap walk spilled {self.spilled >> 20} MiB of its arrays to "
                 f"{self.directory} ({self.why}): slower, but not out of memory")
 
