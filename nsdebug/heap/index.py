@@ -184,7 +184,9 @@ class IndexWriter:
             g = self.g
             from .stats import histogram_columns
             self._write_arrays({"idom": g.dominators(), "retained": g.retained()})
-            self._write_arrays({f"hist_{k}": v for k, v in histogram_columns(g).items()})
+            h = histogram_columns(g)
+            # In the order their places were given (_write_arrays writes one after another).
+            self._write_arrays({name: h[name[len("hist_"):]] for name in HIST_ARRAYS})
             header = self._header()
             if len(header) > self.header_size:        # cannot be: CRCs only shrink
                 raise OSError(f"index header outgrew its space ({len(header)} bytes)")

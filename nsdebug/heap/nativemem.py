@@ -41,10 +41,11 @@ from .vec import U64, distinct_pairs, ramp
 
 MAX_ROUNDS = 256                  # an owner only moves up the dominator tree
 DENSITY = 8                       # a chunk leads on when 1 word in 8 points to a block,
-LINK_WORDS = 2                    # a free chunk's list links (fd, bk) begin its user data
 HEAD_WORDS = 16                   # or 2 of its first 16 words do
+LINK_WORDS = 2                    # a free chunk's list links (fd, bk) begin its user data
 SCAN_LIMIT = 64 << 10
 MAX_SCAN = 256 << 20
+WORDS_STEP = 1 << 18              # words read and looked up at a time (~60 bytes each)
 NEAR = 64                         # a pointer leads to a block when it is this near its start
 PYTHON, BUFFER, SHARED, OWNED = 1, 2, 3, 4
 
@@ -80,8 +81,10 @@ class NativeOwners:
         self.common = common
         found = []
         for word_src, word_at in word_slices:
-            words, ok = self.vm.u64(word_at)
-            found.append(self._targets(word_src[ok], words[ok], near=NEAR))
+            for lo in range(0, len(word_at), WORDS_STEP):
+                src, at = word_src[lo:lo + WORDS_STEP], word_at[lo:lo + WORDS_STEP]
+                words, ok = self.vm.u64(at)
+                found.append(self._targets(src[ok], words[ok], near=NEAR))
         src = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
         k = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
         scanned = 0
