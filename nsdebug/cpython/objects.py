@@ -399,40 +399,31 @@ class ObjectReader:
         return out if limit is None else out[:limit]
 
     def _value_of_key(self, addr, key):
-        """The value a combined dict holds under the key object at `key` (found by its
-        address in the entries' bytes: no entry decoded), else None."""
-        D = self.L.dict
-        if self.ptr(addr + D.ma_values):
-            return None                  # split: the general path
-        entries, esize, key_off, val_off, nentries = self._keys_table(
-            self.ptr(addr + D.ma_keys), addr)
-        raw = self.mem.read(entries, nentries * esize) if nentries else b""
-        want = _Q.pack(key)
-        pos = raw.find(want)
-        while pos >= 0:
-            if pos % esize == key_off:
-                value = _Q.unpack_from(raw, pos - key_off + val_off)[0]
-                if value:
-                    return value
-            pos = raw.find(want, pos + 1)
-        return None
+        """The value a combined dict holds under the key object at `key`, else None."""
+        return self._entry_word(addr, key, "key") or None
 
     def key_of_value(self, addr, value):
-        """The key object a combined dict holds `value` under (the first, found by the
-        value's address in the entries' bytes: no entry decoded), else 0."""
+        """The key object a combined dict holds `value` under (the first), else 0."""
+        return self._entry_word(addr, value, "value")
+
+    def _entry_word(self, addr, word, field):
+        """In a combined dict, the other word of the first entry whose `field` ("key"
+        or "value") is `word`, found by the word's bytes in the entries (no entry
+        decoded); 0 when none, or for a split dict (the general path)."""
         D = self.L.dict
         if self.ptr(addr + D.ma_values):
-            return 0                     # split: an instance's, not a namespace
+            return 0
         entries, esize, key_off, val_off, nentries = self._keys_table(
             self.ptr(addr + D.ma_keys), addr)
+        at, other = (key_off, val_off) if field == "key" else (val_off, key_off)
         raw = self.mem.read(entries, nentries * esize) if nentries else b""
-        want = _Q.pack(value)
+        want = _Q.pack(word)
         pos = raw.find(want)
         while pos >= 0:
-            if pos % esize == val_off:
-                key = _Q.unpack_from(raw, pos - val_off + key_off)[0]
-                if key:
-                    return key
+            if pos % esize == at:
+                found = _Q.unpack_from(raw, pos - at + other)[0]
+                if found:
+                    return found
             pos = raw.find(want, pos + 1)
         return 0
 
