@@ -173,3 +173,15 @@ def build_id_from_notes(data):
     except CoreFileError:
         return None
     return None
+
+
+def link_delta(phdrs, offset=0):
+    """p_vaddr - p_offset of the PT_LOAD that maps file `offset` (a mapping's page-aligned
+    offset): a runtime address is bias + vaddr with bias = mapping start - offset - this.
+    Not the least delta of all loads: patchelf (auditwheel's wheels: numpy, pandas) adds
+    loads whose vaddr lies below their offset."""
+    loads = sorted((p for p in phdrs if p.p_type == PT_LOAD), key=lambda p: p.p_vaddr)
+    for p in loads:
+        if p.p_offset & ~0xFFF <= offset < p.p_offset + max(p.p_filesz, 1):
+            return p.p_vaddr - p.p_offset
+    return loads[0].p_vaddr - loads[0].p_offset if loads else 0

@@ -130,7 +130,13 @@ class AddressSpace:
             raise FaultError(f"address {addr:#x} is in {fm.path}, whose bytes there (its "
                              f"code) the capture did not keep; open it where that file is",
                              addr)
-        return src.read(off, size)
+        data = src.read(off, size)
+        if len(data) != size:
+            # A short file, or one whose build-id check failed on this first read.
+            raise FaultError(f"address {addr:#x} is in {fm.path}, whose bytes there the "
+                             f"file on disk does not hold (not the file the process "
+                             f"mapped, or shorter)", addr)
+        return data
 
     def read_prefix(self, addr, size):
         """(bytes, None) for `size` bytes at `addr`, or (the bytes before the first

@@ -275,8 +275,7 @@ class Process:
                 1 << 32, hdr)
         except CoreFileError:
             return None
-        loads = [p for p in phdrs if p.p_type == elf.PT_LOAD]
-        bias = start - min((p.p_vaddr - p.p_offset for p in loads), default=0)
+        bias = start - elf.link_delta(phdrs)
         for ph in phdrs:
             if ph.p_type == elf.PT_NOTE:
                 data = self.core_bytes(bias + ph.p_vaddr, ph.p_filesz)
@@ -437,8 +436,8 @@ class Process:
     def initial_stack(self):
         """argv and environ as the process started (see initial_stack.py)."""
         from .initial_stack import read_initial_stack
-        auxv_note = next((n.desc for n in self.raw_notes if n.type == NT_AUXV and n.name == b"CORE"),
-                         b"")
+        auxv_note = next((n.desc for n in self.raw_notes
+                          if n.type == NT_AUXV and n.name == b"CORE"), b"")
         return read_initial_stack(self.memory, auxv_note, self.notes.auxv)
 
     @property

@@ -58,11 +58,6 @@ class ElfFile:
                     return bid
         return None
 
-    @property
-    def first_load_vaddr(self):
-        loads = [p for p in self.phdrs if p.p_type == elf.PT_LOAD]
-        return min((p.p_vaddr - p.p_offset for p in loads), default=0)
-
     def _load_symbols(self):
         """Every defined function/object symbol, sorted by address, in parallel arrays;
         a name is decoded only when asked for (a debug file's .symtab has tens of
@@ -319,7 +314,7 @@ class Module:
         self._file = elf_file
         self.disk_path = elf_file.path
         base = next((m for m in self.mappings if m.offset == 0), self.mappings[0])
-        self.bias = base.start - base.offset - elf_file.first_load_vaddr
+        self.bias = base.start - base.offset - elf.link_delta(elf_file.phdrs, base.offset)
 
     def contains(self, addr):
         return self.start <= addr < self.end

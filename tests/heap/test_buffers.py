@@ -80,6 +80,19 @@ def test_buffers_count_in_sizes(capture):
     assert not [w for w in warnings if "numpy" in w]
 
 
+def test_symbols_of_a_patchelfed_extension(capture, nsdebug):
+    """numpy's wheel is patchelf'd: a load whose vaddr lies below its file offset. Its
+    symbols and the build-id check use the load that maps the module's base: the static
+    type is named, and the file on disk is taken for the one the process mapped."""
+    if capture.truth["numpy"] is None:
+        pytest.skip("no numpy for this build")
+    r = nsdebug(capture.core, "-c", f"sym {capture.truth['ndarray_type']:#x}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{capture.truth['ndarray_type']:#x} is PyArray_Type in "), \
+        r.stdout
+    assert "is not the file the process mapped" not in r.stderr, r.stderr
+
+
 def test_malloc_chunks_match_mallinfo(capture):
     """The main arena read from the core against glibc's own mallinfo2 taken inside:
     the heap's size, the top chunk, the mmapped chunks; in use + free = the arena."""
