@@ -12,9 +12,7 @@ libFuzzer's own mutations. Seeds: index files of small heaps (tools/fuzz.py seed
 
 from __future__ import annotations
 
-import json
 import random
-import struct
 import zlib
 
 try:
@@ -31,24 +29,19 @@ SCRATCH = scratch_path("index")
 
 
 def split(data):
-    """(header length, meta, data offset) of an index's bytes, or None."""
-    if len(data) < 12 or data[:8] != index.MAGIC:
-        return None
-    (hlen,) = struct.unpack_from("<I", data, 8)
+    """(meta, data offset) of an index's bytes, or None."""
     try:
-        meta = json.loads(data[12:12 + hlen])
-    except ValueError:
+        meta, data_at, _, _ = index.layout(data)
+    except index.IndexProblem:
         return None
-    if not isinstance(meta, dict):
-        return None
-    return hlen, meta, (12 + hlen + index.ALIGN - 1) // index.ALIGN * index.ALIGN
+    return meta, data_at
 
 
-def join(data, hlen, meta):
-    header = json.dumps(meta, separators=(",", ":")).encode()
-    if len(header) > hlen:
+def join(data, meta):
+    try:
+        return index.with_header(data, meta)
+    except index.IndexProblem:
         return data
-    return data[:12] + header.ljust(hlen) + data[12 + hlen:]
 
 
 def mutate(data, max_size, seed):
@@ -58,7 +51,7 @@ def mutate(data, max_size, seed):
     if parts is None or how < 0.2:
         import atheris
         return atheris.Mutate(data, max_size)
-    hlen, meta, data_at = parts
+    meta, data_at = parts
     arrays = meta.get("arrays")
     if not isinstance(arrays, dict) or not arrays:
         return data
@@ -79,7 +72,7 @@ def mutate(data, max_size, seed):
             a[rnd.randrange(count)] = np.array(v).astype(dtype, casting="unsafe")
         raw = a.tobytes()
         spec["crc32"] = zlib.crc32(raw)
-        return join(data[:at] + raw + data[at + len(raw):], hlen, meta)
+        return join(data[:at] + raw + data[at + len(raw):], meta)
     if how < 0.9:                  # a count, a length or an offset in the header
         key = rnd.choice(["n", "n_synth", "n_reachable", "array"])
         v = rnd.choice([0, 1, -1, 2, 1 << 31, 1 << 40]) if rnd.random() < 0.5 else None
@@ -94,7 +87,7 @@ def mutate(data, max_size, seed):
             old = meta.get(key, 0)
             meta[key] = v if v is not None else \
                 (old if isinstance(old, int) else 0) + rnd.randint(-2, 2)
-        return join(data, hlen, meta)
+        return join(data, meta)
     return data[:rnd.randrange(len(data) + 1)]
 
 
@@ -110,7 +103,7 @@ class Names:
 def one(data):
     put(SCRATCH, data)
     parts = split(data)
-    identity = parts[1].get("identity") if parts else None
+    identity = parts[0].get("identity") if parts else None
     try:
         meta, arrays = index._load(SCRATCH, identity)
     except index.IndexProblem:

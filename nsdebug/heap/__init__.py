@@ -7,11 +7,12 @@ Importing the package costs nothing: its modules, which need numpy, load on use.
 """
 
 
-def build_heap(rt, progress=None, spill=None):
+def build_heap(rt, progress=None, spill=None, assembled=None):
     """Walk the heap of a Runtime into a HeapGraph (`spill`: a spill.Spill, where its
-    arrays go when memory is short)."""
+    arrays go when memory is short; `assembled(g)`: called once the graph's objects and
+    edges are final, before the native attribution adds to its sizes)."""
     from .walk import HeapWalker
-    return HeapWalker(rt, progress, spill=spill).run()
+    return HeapWalker(rt, progress, spill=spill, assembled=assembled).run()
 
 
 __all__ = ["build_heap"]

@@ -8,8 +8,10 @@ bytes (headers, notes), and the layout used. A checksum covers the rest. An inde
 does not match in every respect, or fails its checksum or its shape checks, is ignored
 (and rebuilt by the caller), never trusted.
 
-Layout: 8-byte magic, u32 header length, the header as JSON (identity, metadata, and
-per array its dtype, length, offset and crc32), then the arrays, 64-byte aligned.
+Layout: 8-byte magic, u64 offset and u32 length of the header, the arrays from byte 64,
+each 64-byte aligned, then the header as JSON (identity, metadata, and per array its
+dtype, length, offset and crc32): written last, so that the arrays final after the
+graph's assembly go to the file while the rest is computed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from .. import __version__
 from ..errors import NsdebugError
 
-MAGIC = b"NSDHIDX3"
+MAGIC = b"NSDHIDX4"
 ALIGN = 64
 SUFFIX = ".nsdebug-index"
 # What a walk and the dominator pass make. The reverse edges (refs) and the BFS tree
@@ -81,16 +83,32 @@ def scratch_dir(core_path):
     return os.path.dirname(candidate_paths(core_path, {})[1])
 
 
-def save(g, core_path, identity):
-    """Write the index of graph g, computing its dominators and retained sizes while
-    the walk's arrays are written: beside the core, else in the cache directory (also
-    when a write fails part way, as on a full disk). Returns the path written, or
-    raises OSError."""
-    errors = []
+def start(g, core_path, identity):
+    """An IndexWriter already writing the arrays of g that are final once the graph is
+    assembled (while the native attribution and the dominators run), at the first
+    candidate path that can be created; None when none can."""
     for path in candidate_paths(core_path, identity):
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            writer = IndexWriter(g, path, identity)
+            return IndexWriter(g, path, identity)
+        except OSError:
+            continue
+    return None
+
+
+def save(g, core_path, identity, writer=None):
+    """Write the index of graph g (finishing `writer`, from start(), when given), its
+    dominators and retained sizes computed: beside the core, else in the cache
+    directory (also when a write fails part way, as on a full disk). Returns the path
+    written, or raises OSError."""
+    errors = []
+    for path in candidate_paths(core_path, identity):
+        if writer is not None and writer.path != path:
+            continue                     # its first choice could not be created
+        try:
+            if writer is None:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                writer = IndexWriter(g, path, identity)
         except OSError as e:
             errors.append(f"{path}: {e.strerror or e}")
             continue
@@ -103,15 +121,56 @@ def save(g, core_path, identity):
             return writer.finish()
         except OSError as e:
             errors.append(str(e))
+        writer = None
     raise OSError("; ".join(errors))
 
 
+# Final once the graph is assembled: written while the native attribution (which adds
+# to `size` and the buffer rows) and the dominator pass run.
+EARLY = ("addr", "type_ix", "flags", "edge_start", "e_to", "e_kind", "e_name", "key_refs")
+# The element type each array is written as, where the graph's own may differ.
+WRITE_AS = {"by_addr_order": np.int32, "idom": np.int32, "retained": np.uint64,
+            **{name: np.uint64 for name in HIST_ARRAYS}}
+PREFIX = struct.Struct("<8sQI")     # magic, header offset, header length
+DATA_AT = ALIGN                     # the arrays start here, after the prefix
+
+
+def layout(buf):
+    """(meta, data offset, header offset, header length) of an index's bytes; raises
+    IndexProblem when they are not an index's."""
+    if len(buf) < DATA_AT:
+        raise IndexProblem("truncated")
+    magic, hat, hlen = PREFIX.unpack_from(buf, 0)
+    if magic != MAGIC:
+        if magic[:len(MAGIC) - 1] == MAGIC[:-1]:
+            raise IndexProblem("made by another version of nsdebug")
+        raise IndexProblem("not an nsdebug heap index")
+    if hat < DATA_AT or hat + hlen > len(buf):
+        raise IndexProblem("truncated header")
+    try:
+        meta = json.loads(buf[hat:hat + hlen])
+    except ValueError:
+        raise IndexProblem("garbled header") from None
+    if not isinstance(meta, dict):
+        raise IndexProblem("garbled header")
+    return meta, DATA_AT, hat, hlen
+
+
+def with_header(buf, meta):
+    """An index's bytes with its header replaced by `meta` (tests and fuzzing craft
+    indexes that pass every checksum)."""
+    _, _, hat, _ = layout(buf)
+    header = json.dumps(meta, separators=(",", ":")).encode()
+    return PREFIX.pack(MAGIC, hat, len(header)) + bytes(buf[PREFIX.size:hat]) + header
+
+
 class IndexWriter:
-    """The index written in two steps: the walk's arrays and the address order by a
-    thread, which runs while the dominator pass does (both leave the GIL: the file is
-    written on the other core), then finish() writes the dominator arrays and, at the
-    start of the file, the header. Its space is reserved first, sized for the largest
-    CRC-32 of the arrays still to come; JSON allows the spaces that pad it.
+    """The index written in two steps: the arrays final once the graph is assembled
+    (EARLY) and the address order, by a thread that starts then and runs while the
+    native attribution and the dominator pass do (both leave the GIL: the file is
+    written on the other core); then finish() writes the rest (sizes, buffer rows,
+    dominators, the per-type columns) and the header, after the arrays, which the
+    prefix points to.
 
     The file is private and complete or absent (it holds names read from the process's
     memory); not synced to disk: an index torn by a crash fails its checks and is
@@ -120,59 +179,45 @@ class IndexWriter:
     def __init__(self, g, path, identity):
         import threading
         from arthur.safefile import PrivateOutput
-        self.g, self.path = g, path
-        n, n_synth = g.n, g.n_synth
-        lengths = {name: (len(a), a.dtype) for name, a in self._early().items()}
-        lengths.update(by_addr_order=(n - n_synth, np.dtype(np.int32)),
-                       idom=(n, np.dtype(np.int32)), retained=(n, np.dtype(np.uint64)))
-        lengths.update({name: (len(g.types) + 1, np.dtype(np.uint64)) for name in HIST_ARRAYS})
-        self.meta = {"identity": identity, "n": n, "n_synth": n_synth,
-                     "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
-                     "names": g.names, "synth_names": g.synth_names,
-                     "synth_kinds": g.synth_kinds, "group_ix": g.group_ix,
-                     "warnings": g.warnings, "malloc": g.malloc,
-                     "problems": [[a, why] for a, why in g.problems.items()],
-                     "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],
-                     "arrays": {}}
-        offset = 0
-        for name in ARRAYS:
-            count, dtype = lengths[name]
-            self.meta["arrays"][name] = {"dtype": dtype.str, "len": int(count),
-                                         "offset": offset, "crc32": 0xFFFFFFFF}
-            offset += (count * dtype.itemsize + ALIGN - 1) // ALIGN * ALIGN
-        self.header_size = self.data_at = None         # sized by the thread
+        self.g, self.path, self.identity = g, path, identity
+        self.arrays = {}                # name: dtype, length, offset, crc32, as written
+        self.at = 0                     # the next array's offset from DATA_AT
         self.out = PrivateOutput(path, force=True, durable=False)
         self.error = None
         self.thread = threading.Thread(target=self._write_early, daemon=True)
         self.thread.start()
 
-    def _early(self):
-        g = self.g
-        return {"addr": g.addr, "type_ix": g.type_ix, "size": g.size, "flags": g.flags,
-                "edge_start": g.edge_start, "e_to": g.e_to, "e_kind": g.e_kind,
-                "e_name": g.e_name, "key_refs": g.key_refs,
-                **{f"buf_{k}": v for k, v in g.buffers.items()}}
-
-    def _header(self):
-        return json.dumps(self.meta, separators=(",", ":")).encode()
-
     def _write_arrays(self, arrays):
         for name, a in arrays.items():
-            raw = memoryview(np.ascontiguousarray(a)).cast("B")
-            self.meta["arrays"][name]["crc32"] = zlib.crc32(raw)
+            a = np.ascontiguousarray(a, dtype=WRITE_AS.get(name))
+            raw = memoryview(a).cast("B")
+            self.arrays[name] = {"dtype": a.dtype.str, "len": len(a), "offset": self.at,
+                                 "crc32": zlib.crc32(raw)}
+            pad = -len(raw) % ALIGN
             self.out.write(raw)
-            self.out.write(bytes(-len(raw) % ALIGN))
+            self.out.write(bytes(pad))
+            self.at += len(raw) + pad
 
     def _write_early(self):
         try:
-            self.header_size = len(self._header())
-            self.data_at = (len(MAGIC) + 4 + self.header_size + ALIGN - 1) // ALIGN * ALIGN
-            self.out.seek(self.data_at)
-            self._write_arrays(self._early())
-            # Not the dominators' either: sorted here, off the main thread's path.
-            self._write_arrays({"by_addr_order": self.g.addr_order()})
+            g = self.g
+            self.out.write(bytes(DATA_AT))          # the prefix, written last
+            self._write_arrays({name: getattr(g, name) for name in EARLY})
+            # Not the main thread's either: sorted here, off its path.
+            self._write_arrays({"by_addr_order": g.addr_order()})
         except BaseException as e:       # reported by finish(), in the caller's thread
             self.error = e
+
+    def _meta(self):
+        g = self.g
+        return {"identity": self.identity, "n": g.n, "n_synth": g.n_synth,
+                "n_reachable": g.n_reachable, "dropped_edges": g.dropped_edges,
+                "names": g.names, "synth_names": g.synth_names,
+                "synth_kinds": g.synth_kinds, "group_ix": g.group_ix,
+                "warnings": g.warnings, "malloc": g.malloc,
+                "problems": [[a, why] for a, why in g.problems.items()],
+                "types": [[getattr(t, f) for f in TYPE_FIELDS] for t in g.types],
+                "arrays": self.arrays}
 
     def finish(self):
         """Write the rest (the dominators computed) and give the file its name; returns
@@ -183,17 +228,15 @@ class IndexWriter:
                 raise self.error
             g = self.g
             from .stats import histogram_columns
-            self._write_arrays({"idom": g.dominators(), "retained": g.retained()})
+            self._write_arrays({"size": g.size,
+                                **{f"buf_{k}": v for k, v in g.buffers.items()},
+                                "idom": g.dominators(), "retained": g.retained()})
             h = histogram_columns(g)
-            # In the order their places were given (_write_arrays writes one after another).
             self._write_arrays({name: h[name[len("hist_"):]] for name in HIST_ARRAYS})
-            header = self._header()
-            if len(header) > self.header_size:        # cannot be: CRCs only shrink
-                raise OSError(f"index header outgrew its space ({len(header)} bytes)")
+            header = json.dumps(self._meta(), separators=(",", ":")).encode()
+            self.out.write(header)
             self.out.seek(0)
-            self.out.write(MAGIC + struct.pack("<I", self.header_size) +
-                           header.ljust(self.header_size) +
-                           bytes(self.data_at - len(MAGIC) - 4 - self.header_size))
+            self.out.write(PREFIX.pack(MAGIC, DATA_AT + self.at, len(header)))
             self.out.commit()
         except OSError as e:
             self.out.discard()
@@ -228,29 +271,15 @@ def _load(path, identity):
     from ..ownfile import NotOurs, open_own
     try:
         with open_own(path) as f:
-            st = os.fstat(f.fileno())
-            size, ino = st.st_size, st.st_ino
-            if size < len(MAGIC) + 4:
-                raise IndexProblem("truncated")
+            ino = os.fstat(f.fileno()).st_ino
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except NotOurs as e:
         raise IndexProblem(f"not trusted ({e})") from None
     except (OSError, ValueError) as e:
         raise IndexProblem(f"unreadable ({e})") from None
-    if mm[:len(MAGIC)] != MAGIC:
-        if mm[:len(MAGIC) - 1] == MAGIC[:-1]:
-            raise IndexProblem("made by another version of nsdebug")
-        raise IndexProblem("not an nsdebug heap index")
-    (hlen,) = struct.unpack_from("<I", mm, len(MAGIC))
-    if len(MAGIC) + 4 + hlen > size:
-        raise IndexProblem("truncated header")
-    try:
-        meta = json.loads(mm[len(MAGIC) + 4:len(MAGIC) + 4 + hlen])
-    except ValueError:
-        raise IndexProblem("garbled header") from None
-    if not isinstance(meta, dict) or meta.get("identity") != identity:
+    meta, data_at, hat, _ = layout(mm)
+    if meta.get("identity") != identity:
         raise IndexProblem("made for another core, file version or nsdebug version")
-    data_at = (len(MAGIC) + 4 + hlen + ALIGN - 1) // ALIGN * ALIGN
     specs = {}
     try:
         for name in ARRAYS:
@@ -262,7 +291,7 @@ def _load(path, identity):
             dtype = np.dtype(spec["dtype"])
             offset, count, crc = (_json_int(spec[k]) for k in ("offset", "len", "crc32"))
             start = data_at + offset
-            if count < 0 or start < data_at or start + count * dtype.itemsize > size:
+            if count < 0 or start < data_at or start + count * dtype.itemsize > hat:
                 raise IndexProblem(f"array {name} runs past the end (truncated)")
             specs[name] = (dtype, start, count, crc)
     except (KeyError, TypeError, ValueError) as e:

@@ -61,8 +61,9 @@ class HeapWalker:
     pymalloc's arenas out (the objects only they hold are then not found); `spill`
     (spill.py) says where the large arrays go when memory is short (never, without)."""
 
-    def __init__(self, rt, progress=None, arenas=True, spill=None):
+    def __init__(self, rt, progress=None, arenas=True, spill=None, assembled=None):
         self.rt = rt
+        self.assembled = assembled
         self.o = rt.objects
         self.L = rt.layout
         self.refs = Referents(rt.objects)
@@ -562,6 +563,8 @@ class HeapWalker:
         g = HeapGraph.assemble(tables, late, cols.pop("addr"), cols.pop("type"),
                                cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
                                cols.pop("name"), table, room, empty)
+        if self.assembled is not None:
+            self.assembled(g)
         self._native_memory(g)
         # What only the walk needed goes before the dominator pass (whoever keeps this
         # walker, for its kind_stats, does not keep these too).

@@ -95,11 +95,24 @@ class Target:
         from ..heap.spill import Spill
         # (kept by the graph, which makes its later arrays with it too)
         spill = Spill(index.scratch_dir(self.process.path))
-        with progress_reporter("walking the heap", "objects") as report:
-            g = build_heap(rt, report, spill)
+        writers = []
+
+        def assembled(g):
+            # The index's first arrays go to the file while the walk finishes.
+            if identity is not None:
+                writers.append(index.start(g, self.process.path, identity))
+
+        try:
+            with progress_reporter("walking the heap", "objects") as report:
+                g = build_heap(rt, report, spill, assembled)
+        except BaseException:
+            for w in writers:
+                if w is not None:
+                    w.discard()
+            raise
         if identity is not None:
             try:
-                index.save(g, self.process.path, identity)
+                index.save(g, self.process.path, identity, writers[0] if writers else None)
             except OSError as e:
                 self.notes.append(f"heap index not written ({e}); the next command walks "
                                   f"the heap again")

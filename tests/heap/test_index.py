@@ -69,27 +69,24 @@ def test_a_changed_core_gets_a_new_index(core, nsdebug):
 def _rewrite_array(index, name, change):
     """Change array `name` of an index in place and give it its new CRC-32: a file that
     passes every checksum but holds hostile values (as a crafted one would)."""
-    import struct
     import zlib
 
     import numpy as np
+
+    from nsdebug.heap.index import layout, with_header
     with open(index, "r+b") as f:
         raw = bytearray(f.read())
-        (hlen,) = struct.unpack_from("<I", raw, 8)
-        meta = json.loads(raw[12:12 + hlen])
+        meta, data_at, _, _ = layout(raw)
         spec = meta["arrays"][name]
-        data_at = (12 + hlen + 63) // 64 * 64
         dtype = np.dtype(spec["dtype"])
         at = data_at + spec["offset"]
         a = np.frombuffer(raw, dtype, spec["len"], at).copy()
         change(a)
         raw[at:at + a.nbytes] = a.tobytes()
         spec["crc32"] = zlib.crc32(a.tobytes())
-        header = json.dumps(meta, separators=(",", ":")).encode()
-        assert len(header) <= hlen
-        raw[12:12 + hlen] = header.ljust(hlen)
         f.seek(0)
-        f.write(raw)
+        f.write(with_header(raw, meta))
+        f.truncate()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "foreign", "another-user",
@@ -128,12 +125,11 @@ def test_a_damaged_index_is_rebuilt_not_trusted(core, nsdebug, tmp_path, damage)
 
 def _garble(index, name):
     """64 bytes in the middle of array `name` overwritten, its CRC-32 left as it was."""
-    import struct
+    from nsdebug.heap.index import layout
     with open(index, "r+b") as f:
         raw = f.read()
-        (hlen,) = struct.unpack_from("<I", raw, 8)
-        spec = json.loads(raw[12:12 + hlen])["arrays"][name]
-        data_at = (12 + hlen + 63) // 64 * 64
+        meta, data_at, _, _ = layout(raw)
+        spec = meta["arrays"][name]
         nbytes = spec["len"] * int(spec["dtype"][2:])
         f.seek(data_at + spec["offset"] + nbytes // 2)
         f.write(b"\xa5" * min(64, nbytes // 2))
