@@ -32,7 +32,7 @@ def materialize(pieces, upto):
     os.unlink(path)
     with os.fdopen(fd, "w+b", buffering=8 << 20) as f:
         for off, data in pieces:
-            if len(data) == len(ZERO) and data == ZERO:
+            if len(data) <= len(ZERO) and data == ZERO[:len(data)]:
                 continue
             if f.tell() != off:
                 f.seek(off)
