@@ -171,6 +171,12 @@ class ContainerIndex:
             self.row(count - 1)         # the last block, where a cut file ends
 
     @property
+    def raw_rows(self):
+        """The index's rows as stored (per block: u64 offset, u32 size, u32 flags), for
+        a compiled reader; it checks each against index_at as row() does."""
+        return self._raw
+
+    @property
     def rows(self):
         """[(compressed offset, stored size, flags)] of every block."""
         return [self.row(i) for i in range(self.count)]

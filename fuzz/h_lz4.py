@@ -1,7 +1,8 @@
 """Harness: the .lz4 container reader (arthur/lz4core.py under corefile/lz4source.py), as
 nsdebug opens a capture: the index read from the end, blocks decompressed on demand
 (python-lz4's C block decoder), reads across block edges, the whole copied out as a
-heap walk copies it. Only CoreFileError may come out.
+heap walk copies it (_vector.lz4_blocks, checked against the copy lz4's Python API
+makes). Only CoreFileError may come out.
 
 The mutator knows the container: the footer's index offset, the skippable frame's
 length, the index head (block size, total, count), one row (offset, stored size, raw
@@ -78,6 +79,14 @@ def one(data):
         if src.size <= 4 << 20:
             copy = src.materialize(src.size)
             assert len(copy) == max(src.size, 1)
+            # The compiled copy (when built) and lz4's Python API agree on every byte.
+            other = LZ4Source(SCRATCH)
+            try:
+                theirs = other._copy_in_python(src.size)[:src.size]
+            except CoreFileError:
+                theirs = None
+            other.close()
+            assert theirs == copy[:src.size]
     except CoreFileError:
         pass
     finally:

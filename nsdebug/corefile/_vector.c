@@ -168,6 +168,84 @@ done:
     return result;
 }
 
+/* The LZ4 block decoder a capture's blocks are handed to: LZ4_decompress_safe's
+ * signature (liblz4's stable API; the address comes from the lz4 package's own module,
+ * lz4source.py), which never writes past `capacity` nor reads past `size`. */
+typedef int (*lz4_decode_fn)(const char *src, char *dst, int size, int capacity);
+
+/* lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> None or
+ * (block, why): blocks [first, last) of an arthur container decompressed one after
+ * another into `out` (block `first` at 0), the GIL left for all of them. `rows` is the
+ * container's index: per block a u64 offset of its stored size (u32) in `data`, the u32
+ * stored size and u32 flags (bit 31: stored raw); `limit` is where the index starts
+ * (nothing stored lies past it). why: 1 a block lies past the data, 2 a raw block of
+ * the wrong size, 3 a block that does not decompress to its size, 4 `out` too small. */
+static PyObject *lz4_blocks(PyObject *self, PyObject *args) {
+    unsigned long long fn_addr, total, limit;
+    Py_ssize_t first, last;
+    unsigned int block_size;
+    Py_buffer data, rows, out;
+    if (!PyArg_ParseTuple(args, "Ky*y*nnIKKw*", &fn_addr, &data, &rows, &first, &last,
+                          &block_size, &total, &limit, &out))
+        return NULL;
+    PyObject *result = NULL;
+    lz4_decode_fn decode = (lz4_decode_fn)(uintptr_t)fn_addr;
+    if (!fn_addr || block_size == 0 || block_size > (1u << 22) || first < 0 ||
+            last < first || (uint64_t)last > (uint64_t)rows.len / 16 ||
+            limit > (uint64_t)data.len) {
+        PyErr_SetString(PyExc_ValueError, "bad arguments");
+        goto done;
+    }
+    Py_ssize_t bad = -1;
+    int why = 0;
+    const uint8_t *src = data.buf, *row = rows.buf;
+    uint8_t *dst = out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t at = 0;
+    for (Py_ssize_t i = first; i < last; i++) {
+        uint64_t coff;
+        uint32_t stored, flags;
+        memcpy(&coff, row + 16 * i, 8);
+        memcpy(&stored, row + 16 * i + 8, 4);
+        memcpy(&flags, row + 16 * i + 12, 4);
+        uint64_t start = (uint64_t)i * block_size;
+        uint64_t want = start >= total ? 0 : total - start;
+        if (want > block_size) want = block_size;
+        if (coff > limit || limit - coff < 4 || limit - coff - 4 < stored) {
+            bad = i, why = 1;
+            break;
+        }
+        if (at + want > (uint64_t)out.len) {
+            bad = i, why = 4;
+            break;
+        }
+        const char *body = (const char *)src + coff + 4;
+        if (flags & 0x80000000u) {
+            if (stored != want) {
+                bad = i, why = 2;
+                break;
+            }
+            memcpy(dst + at, body, want);
+        } else if (stored > INT32_MAX ||
+                   decode(body, (char *)dst + at, (int)stored, (int)want) != (int)want) {
+            bad = i, why = 3;
+            break;
+        }
+        at += want;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad < 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        result = Py_BuildValue("ni", bad, why);
+    }
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&rows);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -177,6 +255,9 @@ static PyMethodDef methods[] = {
      "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
+    {"lz4_blocks", lz4_blocks, METH_VARARGS,
+     "lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> "
+     "None or (block, why)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,11 +6,45 @@ reader in nsdebug's error type.
 
 from __future__ import annotations
 
+import os
+
 from ..errors import CoreFileError
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
 TASK_BYTES = 1 << 20     # decompressed per task when the whole core is copied
+AHEAD = 4                # tasks decompressed ahead of the copy's writer at most
+
+
+# _vector.lz4_blocks' reasons, as the container reader words them (arthur/lz4core.py).
+BAD_BLOCK = {1: "arthur block index points past the data at block {} (truncated?)",
+             2: "block {} is stored raw with the wrong size",
+             3: "block {} is corrupt",
+             4: "block {}: the copy's buffer is too small"}
+
+
+def lz4_decoder():
+    """The address of LZ4_decompress_safe for _vector.lz4_blocks, or None (then the
+    copy is made through lz4's Python API). The lz4 package's block module exports it
+    (its bundled liblz4); else the system's liblz4."""
+    try:
+        from . import _vector
+        _vector.lz4_blocks
+        import ctypes
+    except (ImportError, AttributeError):
+        return None
+    try:
+        import lz4.block._block as bundled
+        libs = [bundled.__file__, "liblz4.so.1"]
+    except ImportError:
+        libs = ["liblz4.so.1"]
+    for lib in libs:
+        try:
+            fn = ctypes.CDLL(lib).LZ4_decompress_safe
+        except (OSError, AttributeError):
+            continue
+        return ctypes.cast(fn, ctypes.c_void_p).value
+    return None
 
 
 class LZ4Source:
@@ -34,31 +68,91 @@ class LZ4Source:
         """The uncompressed bytes [0, upto) in a mapped temporary file, made once: every
         block decompressed straight into it (the extracts past the memory are not)."""
         if self._copy is None:
-            from .vector import materialize
-            from concurrent.futures import ThreadPoolExecutor
-            idx, bs = self._reader.index, self._reader.block_size
-            task = max(1, TASK_BYTES // bs)
-            last = min(idx.count, (min(upto, self.size) + bs - 1) // bs)
+            upto = min(upto, self.size)
+            decoder = lz4_decoder()
+            self._copy = self._copy_in_c(upto, decoder) if decoder else \
+                self._copy_in_python(upto)
+        return self._copy
 
-            view = self._file.view
+    def _copy_in_c(self, upto, decoder):
+        """Two threads, each decompressing a task's blocks in C (the GIL left for all of
+        them) into its own buffer and writing that at its place: the page cache's pages
+        are taken on both cores, and no block is a Python object."""
+        import mmap
+        import tempfile
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        from . import _vector
+        idx, bs = self._reader.index, self._reader.block_size
+        task = max(1, TASK_BYTES // bs)
+        last = min(idx.count, (upto + bs - 1) // bs)
+        size = min(last * bs, self.size)
+        view, rows = self._file.view, idx.raw_rows
+        scratch = threading.local()
+        fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
+        try:
+            os.unlink(path)
+            os.ftruncate(fd, max(size, 1))
 
-            def compressed(off, n):
-                return view[off:off + n]
-
-            def blocks(first):
-                # lz4 lets the GIL go while it decompresses: two threads decompress
-                # while this one writes.
-                try:
-                    return [(i * bs, idx.block(i, compressed))
-                            for i in range(first, min(first + task, last))]
-                except self._error as e:
-                    raise CoreFileError(f"{self.path}: {e}") from None
+            def one(first):
+                end = min(first + task, last)
+                n = min(end * bs, self.size) - first * bs
+                buf = getattr(scratch, "buf", None)
+                if buf is None:
+                    buf = scratch.buf = bytearray(task * bs)
+                bad = _vector.lz4_blocks(decoder, view, rows, first, end, bs, self.size,
+                                         idx.index_at, buf)
+                if bad is not None:
+                    block, why = bad
+                    raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
+                out = memoryview(buf)[:n]
+                while out:
+                    out = out[os.pwrite(fd, out, first * bs + n - len(out)):]
 
             with ThreadPoolExecutor(2) as pool:
-                done = pool.map(blocks, range(0, last, task))
-                self._copy = materialize((p for part in done for p in part),
-                                         min(upto, self.size))
-        return self._copy
+                for _ in pool.map(one, range(0, last, task)):
+                    pass
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+
+    def _copy_in_python(self, upto):
+        """The same copy without the compiled module: lz4's own calls, a few tasks
+        ahead of one writer."""
+        from .vector import materialize
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+        from itertools import islice
+        idx, bs = self._reader.index, self._reader.block_size
+        task = max(1, TASK_BYTES // bs)
+        last = min(idx.count, (upto + bs - 1) // bs)
+        view = self._file.view
+
+        def compressed(off, n):
+            return view[off:off + n]
+
+        def blocks(first):
+            # lz4 lets the GIL go while it decompresses: two threads decompress
+            # while this one writes.
+            try:
+                return [(i * bs, idx.block(i, compressed))
+                        for i in range(first, min(first + task, last))]
+            except self._error as e:
+                raise CoreFileError(f"{self.path}: {e}") from None
+
+        def decompressed(pool):
+            # A few tasks ahead of the writer, not all of them: what is decompressed
+            # and not yet written is anonymous memory.
+            firsts = iter(range(0, last, task))
+            ahead = deque(pool.submit(blocks, f) for f in islice(firsts, AHEAD))
+            while ahead:
+                part = ahead.popleft().result()
+                for first in islice(firsts, 1):
+                    ahead.append(pool.submit(blocks, first))
+                yield from part
+
+        with ThreadPoolExecutor(2) as pool:
+            return materialize(decompressed(pool), upto)
 
     @property
     def blocks(self):

@@ -184,6 +184,9 @@ class IndexWriter:
         self.at = 0                     # the next array's offset from DATA_AT
         self.out = PrivateOutput(path, force=True, durable=False)
         self.error = None
+        # The address order's sort (12 bytes an object at its peak) waits for finish():
+        # not on top of the native attribution's peak.
+        self.sort = threading.Event()
         self.thread = threading.Thread(target=self._write_early, daemon=True)
         self.thread.start()
 
@@ -203,7 +206,8 @@ class IndexWriter:
             g = self.g
             self.out.write(bytes(DATA_AT))          # the prefix, written last
             self._write_arrays({name: getattr(g, name) for name in EARLY})
-            # Not the main thread's either: sorted here, off its path.
+            self.sort.wait()
+            # Sorted here, while the main thread sums the per-type columns.
             self._write_arrays({"by_addr_order": g.addr_order()})
         except BaseException as e:       # reported by finish(), in the caller's thread
             self.error = e
@@ -222,16 +226,19 @@ class IndexWriter:
     def finish(self):
         """Write the rest (the dominators computed) and give the file its name; returns
         the path, or raises OSError (nothing is left behind then)."""
-        self.thread.join()
+        self.sort.set()
         try:
+            from .stats import histogram_columns
+            g = self.g
+            try:
+                h = histogram_columns(g)
+            finally:
+                self.thread.join()
             if self.error is not None:
                 raise self.error
-            g = self.g
-            from .stats import histogram_columns
             self._write_arrays({"size": g.size,
                                 **{f"buf_{k}": v for k, v in g.buffers.items()},
                                 "idom": g.dominators(), "retained": g.retained()})
-            h = histogram_columns(g)
             self._write_arrays({name: h[name[len("hist_"):]] for name in HIST_ARRAYS})
             header = json.dumps(self._meta(), separators=(",", ":")).encode()
             self.out.write(header)
@@ -248,6 +255,7 @@ class IndexWriter:
 
     def discard(self):
         """Give up (the caller failed): no file is left."""
+        self.sort.set()
         self.thread.join()
         self.out.discard()
 
