@@ -72,6 +72,9 @@ class LZ4Source:
             decoder = lz4_decoder()
             self._copy = self._copy_in_c(upto, decoder) if decoder else \
                 self._copy_in_python(upto)
+            # Reads of memory are served from the copy from now on (use_buffer): the
+            # blocks kept for them are anonymous memory for nothing.
+            self._reader.cache.clear()
         return self._copy
 
     def _copy_in_c(self, upto, decoder):
