@@ -193,10 +193,12 @@ class Spill:
         out[:] = a
         return out
 
-    def park_all(self, arrays):
-        """Each array of a list moved into the scratch file, in place."""
-        for i, a in enumerate(arrays):
-            arrays[i] = self.park(a)
+    def park_all(self, arrays, start=0):
+        """Each array of a list from `start` on moved into the scratch file, in place;
+        returns the list's length (where the next call on it may start)."""
+        for i in range(start, len(arrays)):
+            arrays[i] = self.park(arrays[i])
+        return len(arrays)
 
     def note(self):
         """What the user is told when the walk spilled, else None."""

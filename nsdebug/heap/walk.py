@@ -64,6 +64,7 @@ class HeapWalker:
     def __init__(self, rt, progress=None, arenas=True, spill=None, assembled=None):
         self.rt = rt
         self.assembled = assembled
+        self._parked = None             # per list _park() moves, how many it has moved
         self.o = rt.objects
         self.L = rt.layout
         self.refs = Referents(rt.objects)
@@ -276,10 +277,14 @@ class HeapWalker:
         """Spilling: what the walk keeps until its end (the nodes' and edges' chunks)
         moved into the scratch file, the memory they held given back."""
         edges = self.sink.edges
-        for chunks in (edges["tgt"], edges["kind"], edges["name"], self.chunks["addr"],
-                       self.chunks["type"], self.chunks["size"], self.edge_counts,
-                       self.sink.key_refs):
-            self.spill.park_all(chunks)
+        lists = (edges["tgt"], edges["kind"], edges["name"], self.chunks["addr"],
+                 self.chunks["type"], self.chunks["size"], self.edge_counts,
+                 self.sink.key_refs)
+        # The lists only grow past what was parked (a wave chunk's merge replaces only
+        # its own edges): each chunk is looked at once, not at every later wave chunk.
+        parked = self._parked or [0] * len(lists)
+        self._parked = [self.spill.park_all(chunks, start)
+                        for chunks, start in zip(lists, parked)]
         release_free_memory()
 
     def _decode_wave(self, addrs):
