@@ -102,7 +102,9 @@ class LZ4Source:
                 n = min(end * bs, self.size) - first * bs
                 buf = getattr(scratch, "buf", None)
                 if buf is None:
-                    buf = scratch.buf = bytearray(task * bs)
+                    # Mapped, not malloc'd: given back when the thread ends (a thread's
+                    # malloc arena would keep it).
+                    buf = scratch.buf = mmap.mmap(-1, task * bs)
                 bad = _vector.lz4_blocks(decoder, view, rows, first, end, bs, self.size,
                                          idx.index_at, buf)
                 if bad is not None:
