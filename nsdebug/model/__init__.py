@@ -116,8 +116,9 @@ class Target:
             except OSError as e:
                 self.notes.append(f"heap index not written ({e}); the next command walks "
                                   f"the heap again")
-        if spill.note():                    # (the index's dominator pass spills too)
-            self.notes.append(spill.note())
+        note = spill.note()                 # (the index's dominator pass spills too)
+        if note:
+            self.notes.append(note)
         return g
 
     @cached_property
