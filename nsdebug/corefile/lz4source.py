@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import CoreFileError
+from ..freemem import release_free_memory
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
@@ -73,8 +74,9 @@ class LZ4Source:
             self._copy = self._copy_in_c(upto, decoder) if decoder else \
                 self._copy_in_python(upto)
             # Reads of memory are served from the copy from now on (use_buffer): the
-            # blocks kept for them are anonymous memory for nothing.
+            # blocks kept for them are anonymous memory for nothing, given back.
             self._reader.cache.clear()
+            release_free_memory()
         return self._copy
 
     def _copy_in_c(self, upto, decoder):

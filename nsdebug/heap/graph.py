@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..freemem import release_free_memory
 from ..record import record
 from . import _graph_fallback as _py
 from .referents import ELEMENT, INTERNAL, KIND_NAMES
@@ -32,23 +33,6 @@ REACHABLE = 1        # reached from the root through Python's roots or C's
 TRACKED = 2          # on the GC's lists
 
 
-def release_free_memory():
-    """Give the C heap's free pages back to the system (glibc's malloc_trim). The walk
-    makes and drops numpy temporaries of every size by the thousand; glibc keeps most
-    of that memory (~65 B/object at 1M objects) unless told, and the dominator pass
-    that comes next needs as much again. A no-op elsewhere than glibc."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
 TRIM_EVERY = 16 << 20        # bytes freed between two release_free_memory() in drain_into
 
 

@@ -38,8 +38,9 @@ from .resident import Residency
 from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
+from ..freemem import release_free_memory
 from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, AddressTable,
-                    HeapGraph, WalkTables, drain_into, release_free_memory)
+                    HeapGraph, WalkTables, drain_into)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .sink import WaveSink
 from .spill import Spill
