@@ -155,9 +155,12 @@ def instrumented():
 
 # -- what every harness's file and main do -------------------------------------------
 def scratch_path(kind):
-    """Where a file harness writes its input for the reader under test (tmpfs)."""
+    """Where a file harness writes its input for the reader under test: in
+    $NSDEBUG_FUZZ_SCRATCH when set (tools/fuzz.py and the tests give a directory they
+    remove: libFuzzer ends with exit(), past fuzz_main's cleanup), else on tmpfs."""
     import os
-    return f"/dev/shm/nsdebug-fuzz-{kind}-{os.getpid()}"
+    base = os.environ.get("NSDEBUG_FUZZ_SCRATCH") or "/dev/shm"
+    return os.path.join(base, f"nsdebug-fuzz-{kind}-{os.getpid()}")
 
 
 def put(path, data):

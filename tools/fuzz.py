@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,12 +53,27 @@ def atheris_dir(venv):
                           text=True, check=True, cwd="/").stdout.strip()
 
 
+_scratch = None
+
+
+def scratch_dir():
+    """A directory on tmpfs for this command's harness processes, made on first use."""
+    global _scratch
+    if _scratch is None:
+        _scratch = tempfile.mkdtemp(prefix="nsdebug-fuzz-scratch-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    return _scratch
+
+
 def fuzz_env(venv, fuzzing=True):
     env = dict(os.environ)
     env["LD_PRELOAD"] = os.path.join(atheris_dir(venv), "asan_with_fuzzer.so")
     env["ASAN_OPTIONS"] = "detect_leaks=0:allocator_may_return_null=1"
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The harnesses' scratch files: libFuzzer ends a run with exit(), past any cleanup
+    # of theirs; this directory goes when the command ends (main).
+    env["NSDEBUG_FUZZ_SCRATCH"] = scratch_dir()
     if fuzzing:
         env["NSDEBUG_FUZZING"] = "1"      # the harnesses' Python imports instrumented
     return env
@@ -163,6 +179,14 @@ def replay(args):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    finally:
+        if _scratch is not None:
+            shutil.rmtree(_scratch, ignore_errors=True)
+
+
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")

@@ -33,6 +33,19 @@ def inputs(kind):
             for path in sorted(glob.glob(os.path.join(FUZZ, kind, name, "*")))]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def scratch(tmp_path_factory):
+    """The harnesses' scratch files in a directory of this run's (fuzz/shape.py), not
+    left in /dev/shm."""
+    old = os.environ.get("NSDEBUG_FUZZ_SCRATCH")
+    os.environ["NSDEBUG_FUZZ_SCRATCH"] = str(tmp_path_factory.mktemp("fuzz-scratch"))
+    yield
+    if old is None:
+        del os.environ["NSDEBUG_FUZZ_SCRATCH"]
+    else:
+        os.environ["NSDEBUG_FUZZ_SCRATCH"] = old
+
+
 def test_every_harness_has_seeds_or_a_kept_corpus():
     for name in HARNESSES:
         assert glob.glob(os.path.join(FUZZ, "corpus", name, "*")), name
