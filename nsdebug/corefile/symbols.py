@@ -6,6 +6,7 @@ import os
 import struct
 from bisect import bisect_right
 
+from ..bytescan import aligned_finds
 from ..errors import CoreFileError, SymbolError
 from . import elf
 from .source import FileSource
@@ -241,13 +242,7 @@ def _positions(offs, value):
     """Every index at which `offs` (a list, or a memoryview of uint32) holds `value`."""
     if not isinstance(offs, memoryview):
         return [i for i, v in enumerate(offs) if v == value]
-    raw, want, out = offs.obj, struct.pack("<I", value), []
-    at = raw.find(want)
-    while at >= 0:
-        if at % 4 == 0:
-            out.append(at // 4)
-        at = raw.find(want, at + 1)
-    return out
+    return [at // 4 for at in aligned_finds(offs.obj, struct.pack("<I", value), 4)]
 
 
 class Module:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 
+from ..bytescan import aligned_finds
 from ..errors import FaultError, LayoutMissing, NsdebugError
 from ..record import record
 
@@ -417,14 +418,10 @@ class ObjectReader:
             self.ptr(addr + D.ma_keys), addr)
         at, other = (key_off, val_off) if field == "key" else (val_off, key_off)
         raw = self.mem.read(entries, nentries * esize) if nentries else b""
-        want = _Q.pack(word)
-        pos = raw.find(want)
-        while pos >= 0:
-            if pos % esize == at:
-                found = _Q.unpack_from(raw, pos - at + other)[0]
-                if found:
-                    return found
-            pos = raw.find(want, pos + 1)
+        for pos in aligned_finds(raw, _Q.pack(word), esize, at):
+            found = _Q.unpack_from(raw, pos - at + other)[0]
+            if found:
+                return found
         return 0
 
     def _keys_table(self, keys, owner):
