@@ -186,3 +186,26 @@ def test_decode_notes_sorts_by_type_and_keeps_per_thread_notes_with_their_thread
     assert n.prpsinfo.pid == 1 and n.siginfo.signo == 11
     # A second NT_SIGINFO is kept aside, not taken for the first.
     assert n.other == [("CORE", w.NT_SIGINFO, 128), ("OTHER", 77, 0)]
+
+
+def _load(offset, vaddr, filesz):
+    return elf.ProgramHeader(elf.PT_LOAD, 4, offset, vaddr, filesz, filesz, 0x1000)
+
+
+@pytest.mark.parametrize("phdrs, offset, delta", [
+    # A shared object as ld writes it: the RW load 0x1000 above its offset.
+    ([_load(0, 0, 0x27b40), _load(0x954ed0, 0x955ed0, 0x2408c)], 0, 0),
+    ([_load(0, 0, 0x27b40), _load(0x954ed0, 0x955ed0, 0x2408c)], 0x954000, 0x1000),
+    # numpy's wheel after patchelf: a load appended whose vaddr lies below its offset.
+    # Its base is still the first load; the least delta of all would be -0x5c000.
+    ([_load(0, 0, 0x27b40), _load(0x954ed0, 0x955ed0, 0x2408c),
+      _load(0x9ee000, 0x992000, 0x48a8)], 0, 0),
+    ([_load(0, 0, 0x27b40), _load(0x9ee000, 0x992000, 0x48a8)], 0x9ee000, -0x5c000),
+    # A non-PIE executable linked at 0x400000.
+    ([_load(0, 0x400000, 0x1000), _load(0x1000, 0x401000, 0x2000)], 0, 0x400000),
+    # No load maps the offset: the first load's.
+    ([_load(0x1000, 0x401000, 0x2000), _load(0, 0x400000, 0x1000)], 0x99000, 0x400000),
+    ([], 0, 0),
+])
+def test_link_delta_is_the_load_that_maps_the_offset(phdrs, offset, delta):
+    assert elf.link_delta(phdrs, offset) == delta
