@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,15 +55,18 @@ def atheris_dir(venv):
 
 
 _scratch = None
+_scratch_lock = threading.Lock()
 
 
 def scratch_dir():
-    """A directory on tmpfs for this command's harness processes, made on first use."""
+    """A directory on tmpfs for this command's harness processes, made on first use (by
+    one of `run`'s threads: one directory, whichever asks first)."""
     global _scratch
-    if _scratch is None:
-        _scratch = tempfile.mkdtemp(prefix="nsdebug-fuzz-scratch-",
-                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    return _scratch
+    with _scratch_lock:
+        if _scratch is None:
+            _scratch = tempfile.mkdtemp(prefix="nsdebug-fuzz-scratch-",
+                                        dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        return _scratch
 
 
 def fuzz_env(venv, fuzzing=True):
