@@ -79,24 +79,27 @@ class LZ4Source:
             release_free_memory()
         return self._copy
 
+    def _tasks(self, upto):
+        """(the container's index, block size, blocks per task, blocks to copy) for a
+        copy of the bytes [0, upto)."""
+        idx, bs = self._reader.index, self._reader.block_size
+        return idx, bs, max(1, TASK_BYTES // bs), min(idx.count, (upto + bs - 1) // bs)
+
     def _copy_in_c(self, upto, decoder):
         """Two threads, each decompressing a task's blocks in C (the GIL left for all of
         them) into its own buffer and writing that at its place: the page cache's pages
         are taken on both cores, and no block is a Python object."""
         import mmap
-        import tempfile
         import threading
         from concurrent.futures import ThreadPoolExecutor
         from . import _vector
-        idx, bs = self._reader.index, self._reader.block_size
-        task = max(1, TASK_BYTES // bs)
-        last = min(idx.count, (upto + bs - 1) // bs)
+        from .vector import unlinked_file
+        idx, bs, task, last = self._tasks(upto)
         size = min(last * bs, self.size)
         view, rows = self._file.view, idx.raw_rows
         scratch = threading.local()
-        fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
+        fd = unlinked_file()
         try:
-            os.unlink(path)
             os.ftruncate(fd, max(size, 1))
 
             def one(first):
@@ -130,9 +133,7 @@ class LZ4Source:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
-        idx, bs = self._reader.index, self._reader.block_size
-        task = max(1, TASK_BYTES // bs)
-        last = min(idx.count, (upto + bs - 1) // bs)
+        idx, bs, task, last = self._tasks(upto)
         view = self._file.view
 
         def compressed(off, n):

@@ -25,11 +25,22 @@ except ImportError:            # pragma: no cover - a build without a C compiler
 ZERO = bytes(1 << 16)
 
 
+def unlinked_file():
+    """A new temporary file's descriptor, its name already gone: the core's copy lives
+    in the page cache only as long as it is open or mapped."""
+    fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
+    try:
+        os.unlink(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def materialize(pieces, upto):
     """The bytes `pieces` yields ((offset, bytes) in order, up to `upto`) in an unlinked
     temporary file, mapped read-only. Pieces of zeros are left as holes."""
-    fd, path = tempfile.mkstemp(prefix="nsdebug-core-")
-    os.unlink(path)
+    fd = unlinked_file()
     with os.fdopen(fd, "w+b", buffering=8 << 20) as f:
         for off, data in pieces:
             if len(data) <= len(ZERO) and data == ZERO[:len(data)]:

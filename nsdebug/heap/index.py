@@ -89,11 +89,15 @@ def start(g, core_path, identity):
     candidate path that can be created; None when none can."""
     for path in candidate_paths(core_path, identity):
         try:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            return IndexWriter(g, path, identity)
+            return _new_writer(g, path, identity)
         except OSError:
             continue
     return None
+
+
+def _new_writer(g, path, identity):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return IndexWriter(g, path, identity)
 
 
 def save(g, core_path, identity, writer=None):
@@ -102,16 +106,16 @@ def save(g, core_path, identity, writer=None):
     directory (also when a write fails part way, as on a full disk). Returns the path
     written, or raises OSError."""
     errors = []
-    for path in candidate_paths(core_path, identity):
-        if writer is not None and writer.path != path:
-            continue                     # its first choice could not be created
-        try:
-            if writer is None:
-                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                writer = IndexWriter(g, path, identity)
-        except OSError as e:
-            errors.append(f"{path}: {e.strerror or e}")
-            continue
+    paths = candidate_paths(core_path, identity)
+    if writer is not None:
+        paths = paths[paths.index(writer.path):]    # where start() could create it
+    for path in paths:
+        if writer is None:
+            try:
+                writer = _new_writer(g, path, identity)
+            except OSError as e:
+                errors.append(f"{path}: {e.strerror or e}")
+                continue
         try:
             g.retained()
         except BaseException:

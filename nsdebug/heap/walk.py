@@ -28,6 +28,7 @@ from ..corefile.vector import VectorMemory
 from ..cpython import layout_check
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
+from ..freemem import release_free_memory
 from .arenas import ArenaScan
 from .attributes import Attributes
 from .buffers import Buffers
@@ -38,7 +39,6 @@ from .resident import Residency
 from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
-from ..freemem import release_free_memory
 from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, AddressTable,
                     HeapGraph, WalkTables, drain_into)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
