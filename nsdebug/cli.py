@@ -10,6 +10,10 @@ from .batch import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, run_batch
 from .batch import error as _err
 from .errors import NsdebugError
 
+# One BLAS thread: nsdebug does no linear algebra, and numpy's OpenBLAS otherwise starts a
+# thread per core at import that spins after it, taking a tenth of a heap command's CPU
+# from the walk on a small machine (before numpy's import: the library reads it then).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Defaults of the options, shared by the parser and the quick path below.
 DEFAULTS = {"pid": None, "executable": None, "command": None, "commands_file": None, "json": False,
