@@ -29,6 +29,7 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
+import threading
 
 import numpy as np
 
@@ -107,6 +108,12 @@ def anon_budget():
     return min(bounds) if bounds else None
 
 
+class _Mapping(mmap.mmap):
+    """A piece of the scratch file mapped: `at`, its offset in the file, and `addr`,
+    where it is mapped (for Spill.copy)."""
+    at = addr = 0
+
+
 def in_file(a):
     """Whether an array is mapped from a file (np.frombuffer of an mmap)."""
     base = a.base
@@ -129,6 +136,7 @@ class Spill:
         self.spilled = 0            # bytes put in the scratch file
         self._fd = None
         self._size = 0
+        self._lock = threading.Lock()   # arrays are made from two threads (parallel.py)
         self.why = None
         self.quiet = False
         if self.mode == "always":
@@ -161,23 +169,43 @@ class Spill:
         """An uninitialised array of n items (zeros, when in the scratch file)."""
         dtype = np.dtype(dtype)
         nbytes = int(n) * dtype.itemsize
-        if nbytes >= CHECK_FROM:
-            self.check()
-        if not self.active or nbytes < mmap.PAGESIZE:
-            return np.empty(n, dtype=dtype)
-        at = self._size
-        size = (nbytes + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
-        try:
-            # The blocks allocated now, not when the pages are first written: a full
-            # disk is then this OSError (the array made in memory instead), never a
-            # SIGBUS in the middle of the walk.
-            os.posix_fallocate(self._fd, at, size)
-            m = mmap.mmap(self._fd, size, offset=at)
-        except OSError:
-            return np.empty(n, dtype=dtype)
-        self._size += size
-        self.spilled += nbytes
-        return np.frombuffer(m, dtype=dtype, count=n)
+        with self._lock:
+            if nbytes >= CHECK_FROM:
+                self.check()
+            if not self.active or nbytes < mmap.PAGESIZE:
+                return np.empty(n, dtype=dtype)
+            at = self._size
+            size = (nbytes + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            try:
+                # The blocks allocated now, not when the pages are first written: a full
+                # disk is then this OSError (the array made in memory instead), never a
+                # SIGBUS in the middle of the walk.
+                os.posix_fallocate(self._fd, at, size)
+                m = _Mapping(self._fd, size, offset=at)
+            except OSError:
+                return np.empty(n, dtype=dtype)
+            self._size += size
+            self.spilled += nbytes
+        a = np.frombuffer(m, dtype=dtype, count=n)
+        m.at, m.addr = at, a.ctypes.data
+        return a
+
+    def copy(self, chunk, part):
+        """part[:] = chunk; into the scratch file by pwrite where `part` lies in it.
+        Written through the mapping, each page would fault, be zeroed by the kernel and
+        then be overwritten (a third of a large walk's system time); pwrite fills the
+        file's pages whole, and the mapping then finds them in the page cache."""
+        base = part.base
+        m = base.obj if isinstance(base, memoryview) else None
+        if not isinstance(m, _Mapping) or chunk.dtype != part.dtype or \
+                len(chunk) != len(part) or not part.flags.c_contiguous:
+            part[:] = chunk
+            return
+        data = memoryview(np.ascontiguousarray(chunk)).cast("B")
+        at = m.at + part.ctypes.data - m.addr
+        while len(data):
+            done = os.pwrite(self._fd, data, at)
+            data, at = data[done:], at + done
 
     def zeros(self, n, dtype):
         a = self.empty(n, dtype)
@@ -190,7 +218,7 @@ class Spill:
         if not self.active or a.nbytes < mmap.PAGESIZE or in_file(a):
             return a
         out = self.empty(len(a), a.dtype)
-        out[:] = a
+        self.copy(a, out)
         return out
 
     def park_all(self, arrays, start=0):

@@ -414,7 +414,7 @@ class HeapWalker:
         # Every node is known now: their addresses as one column, and a table to find a
         # node by its address (the C roots' words, then every edge's target).
         self._addr_col = self.spill.zeros(self.count, np.uint64)
-        drain_into(self.chunks["addr"], self._addr_col[self.n_synth:])
+        drain_into(self.chunks["addr"], self._addr_col[self.n_synth:], self.spill.copy)
         self.chunks["addr"] = None
         self._table = AddressTable(self._addr_col, self.n_synth, self.spill.empty)
         mods = [i for i, t in enumerate(self.sink.types) if t.kind == "module"]
@@ -546,7 +546,7 @@ class HeapWalker:
         for name, fill, dtype in (("type", -1, np.int32), ("size", 0, np.uint64)):
             out = empty(n, dtype)
             out[:self.n_synth] = fill
-            cols[name] = drain_into(self.chunks[name], out[self.n_synth:]).base
+            cols[name] = drain_into(self.chunks[name], out[self.n_synth:], self.spill.copy).base
         # Room before the edges for the group edges the assembly adds (C roots, the
         # unreachable: only objects the roots' waves did not find can be unreachable),
         # so that they go in without a copy of every edge.
@@ -556,7 +556,7 @@ class HeapWalker:
         sink.edges["tgt"] = None
         for field, dtype in (("kind", np.uint8), ("name", np.int32)):
             cols[field] = empty(room + m, dtype)
-            drain_into(sink.edges[field], cols[field][room:])
+            drain_into(sink.edges[field], cols[field][room:], self.spill.copy)
         sink.edges = self.chunks = None
         # Hand the columns over (no reference kept here, so the assembly can free them);
         # the C roots' and (Unreachable)'s edges are spliced in there.
@@ -569,6 +569,8 @@ class HeapWalker:
         g = HeapGraph.assemble(tables, late, cols.pop("addr"), cols.pop("type"),
                                cols.pop("size"), starts, cols.pop("tgt"), cols.pop("kind"),
                                cols.pop("name"), table, room, empty)
+        # Beside the native attribution below, which needs it only at its end.
+        g.start_dominators()
         if self.assembled is not None:
             self.assembled(g)
         self._native_memory(g)

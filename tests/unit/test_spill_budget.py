@@ -102,3 +102,31 @@ def test_a_full_disk_leaves_the_array_in_memory(tmp_path):
         del s, small, big
     finally:
         subprocess.run(["umount", "-l", str(fs)], check=True)    # -l: even while mapped
+
+
+def test_copy_writes_through_the_file_what_an_assignment_would(tmp_path):
+    """Spill.copy puts a chunk into a part of a spilled array by pwrite: the array then
+    reads exactly as after part[:] = chunk, at any offset (mid-page included), and an
+    array in memory or a chunk of another dtype gets the plain assignment."""
+    s = spill.Spill(str(tmp_path), "always")
+    out = s.zeros(300_001, np.int64)
+    want = np.zeros(300_001, np.int64)
+    rng = np.random.default_rng(5)
+    at = 0
+    for n in (1, 511, 4096, 100_000, 195_393):          # ends off every page boundary
+        chunk = rng.integers(-2**62, 2**62, n, dtype=np.int64)
+        s.copy(chunk, out[at:at + n])
+        want[at:at + n] = chunk
+        at += n
+    assert at == len(out) and np.array_equal(out, want)
+    widened = np.arange(1000, dtype=np.int32)            # cast, as drain_into's counts
+    s.copy(widened, out[7:1007])
+    assert np.array_equal(out[7:1007], widened.astype(np.int64))
+    strided = rng.integers(0, 100, 2000, dtype=np.int64)[::2]
+    s.copy(strided, out[:1000])
+    assert np.array_equal(out[:1000], strided)
+    plain = np.zeros(10, np.int64)
+    s.copy(np.arange(10, dtype=np.int64), plain)
+    assert list(plain) == list(range(10))
+    moved = s.park(np.arange(70_000, dtype=np.uint32))
+    assert spill.in_file(moved) and np.array_equal(moved, np.arange(70_000))
