@@ -1,0 +1,69 @@
+"""Work on this machine's second processor: C kernels that release the GIL (the address
+table's lookups, the dominator pass) run beside the Python that drives the walk.
+
+Only where the process may use two CPUs (its affinity and its cgroup's CPU quota): in a
+container held to one, a thread would only take turns with the main one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .freemem import one_arena
+
+_spare = None
+
+
+def two_cpus():
+    """Whether this process may run on two CPUs at once (asked once)."""
+    global _spare
+    if _spare is None:
+        from arthur.cgroups import spare_cpus
+        try:
+            _spare = spare_cpus() >= 2
+        except (OSError, ValueError):
+            _spare = False
+    return _spare
+
+
+class Background:
+    """fn() running in a thread from now on; result() waits for it and gives its value,
+    or raises what it raised. Without a second CPU (or with `threaded` false: fn holds
+    the GIL), fn() runs in result() instead."""
+
+    def __init__(self, fn, threaded=True):
+        self._fn, self._value, self._error = fn, None, None
+        self._thread = None
+        if threaded and two_cpus():
+            one_arena()
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                             name="nsdebug-background")
+            self._thread.start()
+
+    def _run(self):
+        try:
+            self._value = self._fn()
+        except BaseException as e:        # handed to result()'s caller, raised there
+            self._error = e
+
+    def result(self):
+        if self._thread is None:
+            self._thread = False
+            self._run()
+        elif self._thread:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def halves(fn, n, least):
+    """fn(lo, hi) over [0, n): as two halves at once when n >= least and a second CPU is
+    there (fn must release the GIL and touch only its own part), else in one call."""
+    if n < least or not two_cpus():
+        fn(0, n)
+        return
+    mid = n // 2
+    other = Background(lambda: fn(mid, n))
+    fn(0, mid)
+    other.result()

@@ -1,0 +1,76 @@
+"""nsdebug/parallel.py: work on a second CPU, and the same results on one."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from nsdebug import parallel
+
+
+def test_halves_cover_the_range_once_each_part_in_its_thread():
+    seen, threads = [], set()
+
+    def fn(lo, hi):
+        seen.append((lo, hi))
+        threads.add(threading.get_ident())
+    parallel.halves(fn, 1001, least=10)
+    if parallel.two_cpus():
+        assert sorted(seen) == [(0, 500), (500, 1001)] and len(threads) == 2
+    else:
+        assert seen == [(0, 1001)]
+    seen.clear()
+    parallel.halves(fn, 9, least=10)                    # too small to split
+    assert seen == [(0, 9)]
+
+
+def test_background_gives_the_value_or_raises_what_it_raised():
+    assert parallel.Background(lambda: 42).result() == 42
+    assert parallel.Background(lambda: 7, threaded=False).result() == 7
+
+    def broken():
+        raise ValueError("in the thread")
+    with pytest.raises(ValueError, match="in the thread"):
+        parallel.Background(broken).result()
+
+
+def test_the_address_table_maps_the_same_in_two_halves():
+    """AddressTable.map over more targets than MAP_IN_TWO (two threads, when the machine
+    has two CPUs) gives what one call per target does."""
+    from nsdebug.heap.graph import MAP_IN_TWO, SYNTH, AddressTable
+    rng = np.random.default_rng(3)
+    n_synth = 5
+    addr = np.concatenate([np.zeros(n_synth, np.uint64),
+                           np.unique(rng.integers(1 << 20, 1 << 40, 50_000)).astype(np.uint64)
+                           * np.uint64(16)])
+    table = AddressTable(addr, n_synth)
+    targets = np.concatenate([addr[n_synth:], addr[n_synth:] + np.uint64(8),
+                              np.uint64(SYNTH) | np.arange(10, dtype=np.uint64)])
+    targets = rng.permutation(np.tile(targets, MAP_IN_TWO * 2 // len(targets) + 1))
+    got = table.map(targets)
+    one = np.concatenate([table.map(targets[k:k + 1]) for k in range(0, len(targets), 997)])
+    assert np.array_equal(got[::997], one)
+    where = {int(a): i for i, a in enumerate(addr) if i >= n_synth}
+    expect = [where.get(int(t), -1) if not int(t) & SYNTH else
+              (int(t) & ~SYNTH if (int(t) & ~SYNTH) < n_synth else -1)
+              for t in targets[:5000]]
+    assert got[:5000].tolist() == expect
+
+
+def test_one_cpu_runs_everything_in_the_caller():
+    """Under an affinity of one CPU, nothing starts a thread (a thread there would only
+    take turns with the main one)."""
+    code = ("import os, threading; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+            "from nsdebug import parallel\n"
+            "seen = []\n"
+            "parallel.halves(lambda lo, hi: seen.append((lo, hi, threading.get_ident())),"
+            " 100, 1)\n"
+            "b = parallel.Background(lambda: threading.active_count())\n"
+            "assert not parallel.two_cpus() and len(seen) == 1 and seen[0][:2] == (0, 100)\n"
+            "assert seen[0][2] == threading.get_ident() and b.result() == 1\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert r.returncode == 0, r.stderr
