@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .vec import U64, distinct_pairs, ramp
+from .vec import U64, distinct_pairs, ramp, runs_within
 
 MAX_ROUNDS = 256                  # an owner only moves up the dominator tree
 DENSITY = 8                       # a chunk leads on when 1 word in 8 points to a block,
@@ -102,34 +102,52 @@ class NativeOwners:
             if not len(small):
                 break
             scanned += int(self.heap.size[small].sum())
-            nwords = (self.heap.size[small].astype(np.int64) - 16) // 8
-            rep = np.repeat(small, nwords)
-            pos = ramp(nwords)
-            at = self.heap.addr[rep] + U64(16) + U64(8) * pos.astype(np.uint64)
-            words, ok = self.vm.u64(at)
-            label = np.where(self.claim[rep] == SHARED, -1, self.owner[rep])
-            src, k, came_from, hits, hit_pos = self._targets(label[ok], words[ok], rep[ok],
-                                                             pos=pos[ok])
-            # Only chunks that read as structs lead on: a data buffer (zlib's window,
-            # a page) malloc did not clear holds stale pointers to others' blocks. A
-            # struct begins with pointers, or is dense with them.
-            n = len(self.heap.addr)
-            nhits = np.bincount(hits, minlength=n)
-            head = np.bincount(hits[hit_pos < HEAD_WORDS], minlength=n)
-            wordsof = (self.heap.size.astype(np.int64) - 16) // 8
-            # A lone hit in the first two words is no evidence: malloc's free lists keep
-            # their links there, and a block reused for fewer bytes (a 1-byte lock in
-            # a 32-byte chunk, 3.13+) keeps a stale one.
-            past_links = np.bincount(hits[hit_pos >= LINK_WORDS], minlength=n)
-            struct = ((nhits * DENSITY >= wordsof) | (head >= 2)) & \
-                ((nhits >= 2) | (past_links > 0))
-            follow = struct[came_from]
-            src, k = src[follow], k[follow]
+            src, k = self._scan_round(small)
         mine = self.claim == OWNED
         owners, inv = np.unique(self.owner[mine], return_inverse=True)
         nbytes = np.zeros(len(owners), np.int64)
         np.add.at(nbytes, inv, self.heap.size[mine].astype(np.int64))
         return owners, nbytes
+
+    def _scan_round(self, small):
+        """(owner, chunk) pairs to take next: the words of the chunks `small` whose
+        owner changed, read WORDS_STEP words at a time (a round's chunks may hold
+        millions of words, each some 50 bytes of temporaries when read at once), for
+        the chunks that read as structs."""
+        n = len(self.heap.addr)
+        nhits = np.zeros(n, np.int64)
+        head = np.zeros(n, np.int64)
+        past_links = np.zeros(n, np.int64)
+        parts = []
+        nwords_all = (self.heap.size[small].astype(np.int64) - 16) // 8
+        for lo, hi in runs_within(nwords_all, WORDS_STEP):
+            part, nwords = small[lo:hi], nwords_all[lo:hi]
+            rep = np.repeat(part, nwords)
+            pos = ramp(nwords)
+            at = self.heap.addr[rep] + U64(16) + U64(8) * pos.astype(np.uint64)
+            words, ok = self.vm.u64(at)
+            del at
+            label = np.where(self.claim[rep] == SHARED, -1, self.owner[rep])
+            src, k, came_from, hits, hit_pos = self._targets(label[ok], words[ok], rep[ok],
+                                                             pos=pos[ok])
+            del rep, pos, words, ok, label
+            nhits += np.bincount(hits, minlength=n)
+            head += np.bincount(hits[hit_pos < HEAD_WORDS], minlength=n)
+            past_links += np.bincount(hits[hit_pos >= LINK_WORDS], minlength=n)
+            parts.append((src, k, came_from))
+        # Only chunks that read as structs lead on: a data buffer (zlib's window, a
+        # page) malloc did not clear holds stale pointers to others' blocks. A struct
+        # begins with pointers, or is dense with them.
+        wordsof = (self.heap.size.astype(np.int64) - 16) // 8
+        # A lone hit in the first two words is no evidence: malloc's free lists keep
+        # their links there, and a block reused for fewer bytes (a 1-byte lock in a
+        # 32-byte chunk, 3.13+) keeps a stale one.
+        struct = ((nhits * DENSITY >= wordsof) | (head >= 2)) & \
+            ((nhits >= 2) | (past_links > 0))
+        src = np.concatenate([p[0] for p in parts])
+        k = np.concatenate([p[1] for p in parts])
+        follow = struct[np.concatenate([p[2] for p in parts])]
+        return src[follow], k[follow]
 
     def _targets(self, src, words, where=None, near=None, pos=None):
         """(owner, chunk) for the words that point into chunks still open (no one's, or

@@ -155,3 +155,16 @@ def ramp(counts):
     item within its own run (np.repeat's companion)."""
     total = int(counts.sum())
     return np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def runs_within(counts, step):
+    """(lo, hi) ranges over `counts`, in order, each summing to at most `step` (or one
+    item alone that is larger): a pass over np.repeat(items, counts) a bounded piece
+    at a time."""
+    ends = np.cumsum(counts)
+    lo, n = 0, len(counts)
+    while lo < n:
+        before = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, before + step, side="right")))
+        yield lo, hi
+        lo = hi

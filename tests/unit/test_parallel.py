@@ -74,3 +74,17 @@ def test_one_cpu_runs_everything_in_the_caller():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert r.returncode == 0, r.stderr
+
+
+def test_runs_within_cover_every_item_in_bounded_pieces():
+    """vec.runs_within: the pieces the native attribution reads words in."""
+    from nsdebug.heap.vec import runs_within
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 50, 1000)
+    counts[[10, 500]] = 400                       # larger than a step alone
+    pieces = list(runs_within(counts, 300))
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(counts)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    for lo, hi in pieces:
+        assert hi > lo and (counts[lo:hi].sum() <= 300 or hi == lo + 1)
+    assert list(runs_within(np.zeros(0, np.int64), 10)) == []
