@@ -130,3 +130,51 @@ def test_copy_writes_through_the_file_what_an_assignment_would(tmp_path):
     assert list(plain) == list(range(10))
     moved = s.park(np.arange(70_000, dtype=np.uint32))
     assert spill.in_file(moved) and np.array_equal(moved, np.arange(70_000))
+
+
+def test_a_dropped_array_gives_its_blocks_back_and_the_file_closes_last(tmp_path):
+    """A spilled array dropped before the end has its part of the scratch file punched
+    out (no dirty pages left for the kernel to write); the descriptor stays open while
+    an array remains, and closes with the last one (never while a finalizer may use
+    it, when its number could name another file)."""
+    import gc
+    s = spill.Spill(str(tmp_path), "always")
+    fd = s._fd
+    kept = s.zeros(1 << 20, np.int64)
+    dropped = s.empty(1 << 20, np.int64)
+    s.copy(np.arange(1 << 20, dtype=np.int64), dropped)
+    kept[:] = 9
+    full = os.fstat(fd).st_blocks * 512
+    assert full >= 16 << 20
+    del dropped
+    gc.collect()
+    spill.punches_made()
+    assert os.fstat(fd).st_blocks * 512 <= full - (8 << 20)
+    del s
+    gc.collect()
+    os.fstat(fd)                                  # still open: `kept` holds it
+    assert int(kept.sum()) == 9 << 20
+    del kept
+    gc.collect()
+    spill.punches_made()
+    try:
+        os.fstat(fd)
+        closed = False
+    except OSError:
+        closed = True
+    assert closed
+
+
+def test_copy_into_a_slice_of_a_spilled_array_goes_by_pwrite(tmp_path, monkeypatch):
+    """The walk drains its chunks into parts of a column (a slice of a slice of the
+    mapped array): those too are written by pwrite, not through the mapping."""
+    s = spill.Spill(str(tmp_path), "always")
+    col = s.empty(10_000, np.int32)
+    part = col[100:][50:]
+    assert spill.in_file(part)
+    calls = []
+    real = os.pwrite
+    monkeypatch.setattr(spill.os, "pwrite", lambda *a: calls.append(a[2]) or real(*a))
+    s.copy(np.arange(9_850, dtype=np.int32), part)
+    assert calls == [150 * 4]
+    assert np.array_equal(col[150:], np.arange(9_850))
