@@ -18,7 +18,7 @@ from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .string_table import StringTable
 from .strtext import of_builtin_kind, str_key_texts, str_texts
-from .vec import distinct
+from .vec import distinct, of_types
 
 REDACTED = "<redacted>"
 
@@ -76,7 +76,7 @@ def node_columns(g, objects, strings, vm=None, hide=None):
     # Strings, numbers, functions and code are named by their value or qualified name.
     valued = [i for i, k in enumerate(kinds) if k in ("str", "function", "code") or
               k in NUMBER_KINDS]
-    idx = np.nonzero(np.isin(g.type_ix, valued))[0]
+    idx = np.nonzero(of_types(g.type_ix, valued, len(g.types)))[0]
     if hide is not None and len(hide):
         idx = np.setdiff1d(idx, hide)
         name[hide] = strings.add(REDACTED)

@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import NsdebugError
 from ..record import Factory, record
 from .graph import REACHABLE, TRACKED
+from .vec import of_types
 
 
 @record
@@ -129,7 +130,7 @@ def instance_indices(g, type_name):
     names = g.type_names()
     wanted = [i for i, n in enumerate(names[:-1]) if n == type_name] or \
         [i for i, n in enumerate(names[:-1]) if n.rsplit(".", 1)[-1] == type_name]
-    idx = np.nonzero(np.isin(g.type_ix, wanted))[0]
+    idx = np.nonzero(of_types(g.type_ix, wanted, len(g.types)))[0]
     return idx[idx >= g.n_synth]
 
 
@@ -159,7 +160,7 @@ def containing(g, objects, pattern, limit=20):
     """(node indices of str and bytes objects whose value contains `pattern`, in node
     order, at most `limit`; whether there were more)."""
     kinds = [i for i, t in enumerate(g.types) if t.kind in ("str", "bytes")]
-    idx = np.nonzero(np.isin(g.type_ix, kinds))[0]
+    idx = np.nonzero(of_types(g.type_ix, kinds, len(g.types)))[0]
     pat_s, pat_b = pattern, pattern.encode("utf-8", "surrogateescape")
     out = []
     for i in idx:

@@ -313,7 +313,9 @@ def find_tasks(g, rt, with_locals=False, bounds=None):
     if not task_types:
         return []
     import numpy as np
-    idx = np.nonzero(np.isin(g.type_ix, task_types))[0]
+
+    from .vec import of_types
+    idx = np.nonzero(of_types(g.type_ix, task_types, len(g.types)))[0]
     out = []
     for i in idx.tolist():
         try:

@@ -168,3 +168,12 @@ def runs_within(counts, step):
         hi = max(lo + 1, int(np.searchsorted(ends, before + step, side="right")))
         yield lo, hi
         lo = hi
+
+
+def of_types(type_ix, members, ntypes):
+    """Whether each node's type index is one of `members` (all in [0, ntypes); -1, no
+    type, is in none): one lookup per node through a table of the types, where
+    np.isin makes a pass over the nodes per member (4 s of a 48M-object walk)."""
+    table = np.zeros(ntypes + 1, np.bool_)        # the last: index -1
+    table[np.asarray(members, np.int64)] = True
+    return table[type_ix]

@@ -44,7 +44,7 @@ from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, Addre
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .sink import WaveSink
 from .spill import Spill
-from .vec import U64, Visited, by_source, ramp, runs_within
+from .vec import U64, Visited, by_source, of_types, ramp, runs_within
 
 # Kinds whose decoder reads the object's own attributes itself (no second pass).
 ATTRIBUTE_KINDS = ("instance", "other", "object", "type")
@@ -97,6 +97,7 @@ class HeapWalker:
         self.synth_names: list[str] = []
         self.synth_kinds: list[str] = []
         self.tracked = array("Q")          # addresses on the GC lists
+        self.modules = []                  # the module objects' addresses, per chunk
         # The objects' columns, a chunk per wave chunk; edges per node likewise.
         self.chunks = {"addr": [], "type": [], "size": []}
         self.edge_counts = []
@@ -318,6 +319,8 @@ class HeapWalker:
             kind = sink.kind_names[code]
             start = time.perf_counter()
             idx = by_kind[bounds[code]:bounds[code + 1]]       # in address order (stable)
+            if kind == "module":
+                self.modules.append(addrs[idx])     # (the C roots look in their dicts)
             dec = self._decoders.get(kind)
             if dec is None:
                 self._fallback(addrs, idx, base, tix, sizes)
@@ -419,10 +422,9 @@ class HeapWalker:
         drain_into(self.chunks["addr"], self._addr_col[self.n_synth:], self.spill.copy)
         self.chunks["addr"] = None
         self._table = AddressTable(self._addr_col, self.n_synth, self.spill.empty)
-        mods = [i for i, t in enumerate(self.sink.types) if t.kind == "module"]
-        tix = np.concatenate(self.chunks["type"])
-        modules = self._addr_col[self.n_synth:][np.isin(tix, mods)] if mods else \
+        modules = np.concatenate(self.modules) if self.modules else \
             np.zeros(0, dtype=np.uint64)
+        self.modules = None
         c_roots = CRoots(self.sink, self.rt.process, self._table, self._arenas)
         return self._graph(c_roots.roots(modules))
 
@@ -451,14 +453,16 @@ class HeapWalker:
         owners.claim_python(a[~self._in_arenas(a)])
         # Tables larger than pymalloc's blocks (512 bytes) are malloc'd: only objects of
         # more than that can have one.
-        big = g.size[s:] > 512
+        # (The few large objects first: a type lookup per object is seconds at 48M.)
+        big = np.nonzero(g.size[s:] > 512)[0]
+        t_big = t[big]
         for kind, fields in (("list", (L.list.ob_item,)),
                              ("dict", (L.dict.ma_keys, L.dict.ma_values)),
                              ("set", (L.set.table,))):
             ix = [i for i, ti in enumerate(types) if ti.kind == kind]
-            sel = (np.isin(t, ix) & big) if ix else np.zeros(len(t), np.bool_)
+            sel = big[of_types(t_big, ix, len(types))]
             for off in fields:
-                if off is not None and sel.any():
+                if off is not None and len(sel):
                     ptrs, ok = self.vm.u64(a[sel] + U64(off))
                     owners.claim_python(ptrs[ok & (ptrs != 0)])
         buffers = self.sink.buffers

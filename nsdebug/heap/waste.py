@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import NsdebugError
 from ..record import record
 from .strtext import str_texts
+from .vec import of_types
 
 U64 = np.uint64
 MAX_VALUE = 1 << 20          # longer values are compared by their first MiB and length
@@ -59,7 +60,7 @@ def duplicates(g, vm, objects, top=20):
     groups = defaultdict(list)
     for kind in ("str", "bytes"):
         t_ix = [i for i, t in enumerate(g.types) if t.kind == kind and not t.is_heap]
-        idx = np.nonzero(np.isin(g.type_ix, t_ix))[0]
+        idx = np.nonzero(of_types(g.type_ix, t_ix, len(g.types)))[0]
         if not len(idx):
             continue
         addrs = g.addr[idx]
@@ -103,7 +104,7 @@ def sparse_containers(g, vm, objects):
     out = []
     for kind in ("dict", "list", "set", "frozenset"):
         t_ix = [i for i, t in enumerate(g.types) if t.kind == kind and not t.is_heap]
-        idx = np.nonzero(np.isin(g.type_ix, t_ix))[0]
+        idx = np.nonzero(of_types(g.type_ix, t_ix, len(g.types)))[0]
         if not len(idx):
             continue
         a = g.addr[idx]

@@ -88,3 +88,11 @@ def test_runs_within_cover_every_item_in_bounded_pieces():
     for lo, hi in pieces:
         assert hi > lo and (counts[lo:hi].sum() <= 300 or hi == lo + 1)
     assert list(runs_within(np.zeros(0, np.int64), 10)) == []
+
+
+def test_of_types_agrees_with_isin():
+    from nsdebug.heap.vec import of_types
+    rng = np.random.default_rng(2)
+    t = rng.integers(-1, 40, 100_000).astype(np.int32)
+    for members in ([], [0], [3, 39, 17], list(range(40))):
+        assert np.array_equal(of_types(t, members, 40), np.isin(t, members))
