@@ -34,6 +34,7 @@ import weakref
 
 import numpy as np
 
+from ..freemem import one_arena
 from ..parallel import two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -159,6 +160,7 @@ def _punch_later(file, at, size):
     if _punches is None:
         import queue
         _punches = queue.Queue()
+        one_arena()
         threading.Thread(target=_punch_all, daemon=True, name="nsdebug-punch").start()
     _punches.put((file, at, size))
 
