@@ -25,13 +25,13 @@ def release_free_memory():
 
 def one_arena():
     """Threads started from now on allocate from glibc's main arena, as the main thread
-    does (mallopt M_ARENA_MAX 1): called before nsdebug starts any thread (an arena
-    made before stays, and later threads may be handed it). With arenas of their own,
-    the threads' freed memory stayed with the process: a walk of 1M objects peaked at
-    96-103 MiB with its dominator pass in a thread, a capture's at 88-93 MiB with its
-    copy's threads, against 72-76 MiB in one arena. The threads here allocate a few
-    large arrays, not often enough for the arena's lock to matter. A no-op elsewhere
-    than glibc."""
+    does (mallopt M_ARENA_MAX 1): called by the model before a heap command starts any
+    thread (an arena made before stays, and later threads may be handed it). With
+    arenas of their own, the threads' freed memory stayed with the process: a walk of
+    1M objects peaked at 96-103 MiB with its dominator pass in a thread, a capture's at
+    88-93 MiB with its copy's threads, against 72-76 MiB in one arena. The threads here
+    allocate a few large arrays, not often enough for the arena's lock to matter. A
+    no-op elsewhere than glibc."""
     global _one_arena
     if _one_arena:
         return

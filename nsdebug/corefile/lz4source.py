@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import CoreFileError
-from ..freemem import one_arena, release_free_memory
+from ..freemem import release_free_memory
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
@@ -119,7 +119,6 @@ class LZ4Source:
                 while out:
                     out = out[os.pwrite(fd, out, first * bs + n - len(out)):]
 
-            one_arena()
             with ThreadPoolExecutor(2) as pool:
                 for _ in pool.map(one, range(0, last, task)):
                     pass
@@ -160,7 +159,6 @@ class LZ4Source:
                     ahead.append(pool.submit(blocks, first))
                 yield from part
 
-        one_arena()
         with ThreadPoolExecutor(2) as pool:
             return materialize(decompressed(pool), upto)
 

@@ -74,8 +74,10 @@ class Target:
     def heap(self):
         """The heap graph (heap.HeapGraph): mapped from the core's heap index when there is
         a valid one, else walked (a progress bar on a terminal) and its index written."""
+        from ..freemem import one_arena
         from ..heap import build_heap, index
         from ..progress import progress_reporter
+        one_arena()             # before the walk's first thread (a capture's copy's)
         rt = self.runtime
         if not rt.layout.complete:
             raise LayoutMissing(f"the heap of this core cannot be read: {rt.layout.missing}")
@@ -134,6 +136,8 @@ class Target:
         """The core mapped for reads at many addresses at once (corefile.vector)."""
         self._open()
         from ..corefile.vector import VectorMemory
+        from ..freemem import one_arena
+        one_arena()             # before a capture's copy starts its threads
         return VectorMemory(self.process)
 
     def has(self, model):
