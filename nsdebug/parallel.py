@@ -26,6 +26,16 @@ def two_cpus():
     return _spare
 
 
+def start_thread(target, name):
+    """A daemon thread running target(), started after one_arena(): every thread
+    nsdebug starts for itself comes from here (Background, the index writer, the
+    scratch file's punches)."""
+    one_arena()
+    t = threading.Thread(target=target, daemon=True, name=name)
+    t.start()
+    return t
+
+
 class Background:
     """fn() running in a thread from now on; result() waits for it and gives its value,
     or raises what it raised. Without a second CPU (or with `threaded` false: fn holds
@@ -35,10 +45,7 @@ class Background:
         self._fn, self._value, self._error = fn, None, None
         self._thread = None
         if threaded and two_cpus():
-            one_arena()
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                             name="nsdebug-background")
-            self._thread.start()
+            self._thread = start_thread(self._run, "nsdebug-background")
 
     def _run(self):
         try:

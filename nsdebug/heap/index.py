@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NsdebugError
-from ..freemem import one_arena
+from ..parallel import start_thread
 
 MAGIC = b"NSDHIDX4"
 ALIGN = 64
@@ -192,9 +192,7 @@ class IndexWriter:
         # The address order's sort (12 bytes an object at its peak) waits for finish():
         # not on top of the native attribution's peak.
         self.sort = threading.Event()
-        one_arena()
-        self.thread = threading.Thread(target=self._write_early, daemon=True)
-        self.thread.start()
+        self.thread = start_thread(self._write_early, "nsdebug-index")
 
     def _write_arrays(self, arrays):
         for name, a in arrays.items():

@@ -34,8 +34,7 @@ import weakref
 
 import numpy as np
 
-from ..freemem import one_arena
-from ..parallel import two_cpus
+from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
 # And, whatever the budget, once the walk holds more than this much anonymous memory
@@ -160,8 +159,7 @@ def _punch_later(file, at, size):
     if _punches is None:
         import queue
         _punches = queue.Queue()
-        one_arena()
-        threading.Thread(target=_punch_all, daemon=True, name="nsdebug-punch").start()
+        start_thread(_punch_all, "nsdebug-punch")
     _punches.put((file, at, size))
 
 
@@ -213,8 +211,7 @@ class Spill:
         self.active = False
         self.objects = 0            # objects the walk has found so far (0: not a walk's)
         self.spilled = 0            # bytes put in the scratch file
-        self._fd = None
-        self._file = None
+        self._file = None           # the scratch file (_ScratchFile), once active
         self._size = 0
         self._lock = threading.Lock()   # arrays are made from two threads (parallel.py)
         self.why = None
@@ -244,7 +241,7 @@ class Spill:
             return
         os.unlink(path)
         self._file = _ScratchFile(fd)
-        self._fd, self.active, self.why, self.quiet = fd, True, why, quiet
+        self.active, self.why, self.quiet = True, why, quiet
 
     def empty(self, n, dtype):
         """An uninitialised array of n items (zeros, when in the scratch file)."""
@@ -261,8 +258,8 @@ class Spill:
                 # The blocks allocated now, not when the pages are first written: a full
                 # disk is then this OSError (the array made in memory instead), never a
                 # SIGBUS in the middle of the walk.
-                os.posix_fallocate(self._fd, at, size)
-                m = _Mapping(self._fd, size, offset=at)
+                os.posix_fallocate(self._file.fd, at, size)
+                m = _Mapping(self._file.fd, size, offset=at)
             except OSError:
                 return np.empty(n, dtype=dtype)
             self._size += size
@@ -289,7 +286,7 @@ class Spill:
         data = memoryview(np.ascontiguousarray(chunk)).cast("B")
         at = m.at + part.ctypes.data - m.addr
         while len(data):
-            done = os.pwrite(self._fd, data, at)
+            done = os.pwrite(self._file.fd, data, at)
             data, at = data[done:], at + done
 
     def zeros(self, n, dtype):

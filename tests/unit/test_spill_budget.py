@@ -139,7 +139,7 @@ def test_a_dropped_array_gives_its_blocks_back_and_the_file_closes_last(tmp_path
     it, when its number could name another file)."""
     import gc
     s = spill.Spill(str(tmp_path), "always")
-    fd = s._fd
+    fd = s._file.fd
     kept = s.zeros(1 << 20, np.int64)
     dropped = s.empty(1 << 20, np.int64)
     s.copy(np.arange(1 << 20, dtype=np.int64), dropped)
