@@ -42,6 +42,23 @@ def bfs_parents(edge_start, e_to, n, parent, phase, found):
         deferred = [v for v in deferred if ph[v] != current]
 
 
+def bfs_more(edge_start, e_to, n, seeds, phase, found):
+    """A BFS from `seeds` over the nodes not yet found (found 255), marked `phase`;
+    returns how many it marked."""
+    start, to = memoryview(edge_start), memoryview(e_to)
+    queue, head, marked = [int(v) for v in seeds], 0, 0
+    while head < len(queue):
+        v = queue[head]
+        head += 1
+        for e in range(start[v], start[v + 1]):
+            t = to[e]
+            if found[t] == 255:
+                found[t] = phase
+                marked += 1
+                queue.append(t)
+    return marked
+
+
 def dominators(g, idom_out, order_out):
     """Cooper, Harvey & Kennedy's iterative algorithm; fills idom (-1 unreached) and the
     reached nodes in an order where each comes after its dominator. Returns the count."""

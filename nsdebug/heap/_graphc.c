@@ -383,6 +383,70 @@ done:
     return result;
 }
 
+/* bfs_more(edge_start, e_to, n, seeds, phase, found): a breadth-first search from the
+ * nodes `seeds` over the nodes not yet found (found[v] == 255), which it marks `phase`;
+ * returns how many it marked. It finishes a BFS that bfs_parents made before edges were
+ * added out of the seeds: only what those edges reach is visited, not the whole graph
+ * again. Each start and target is checked as it is used (no pass over every edge). */
+static PyObject *bfs_more(PyObject *self, PyObject *args) {
+    Buf b[4] = {{.held = 0}};
+    Py_ssize_t n;
+    int phase;
+    if (!PyArg_ParseTuple(args, "y*y*ny*iw*", &b[0].b, &b[1].b, &n, &b[2].b, &phase, &b[3].b))
+        return NULL;
+    b[0].held = b[1].held = b[2].held = b[3].held = 1;
+    PyObject *result = NULL;
+    int32_t *queue = NULL;
+    if (n <= 0 || n >= INT32_MAX || phase < 0 || phase >= 255) {
+        PyErr_SetString(PyExc_ValueError, "bad node count or phase");
+        goto done;
+    }
+    if (!need(&b[0], n + 1, 8, "edge_start") || !need(&b[3], n, 1, "found"))
+        goto done;
+    const int64_t *start = b[0].b.buf;
+    const int32_t *to = b[1].b.buf, *seeds = b[2].b.buf;
+    const int64_t m = b[1].b.len / 4;
+    const Py_ssize_t nseeds = b[2].b.len / 4;
+    uint8_t *found = b[3].b.buf;
+    /* Each node is queued once when marked, each seed once: n + seeds at most. */
+    const Py_ssize_t cap = n + nseeds;
+    queue = malloc(sizeof(int32_t) * (size_t)cap);
+    if (!queue) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t head = 0, tail = 0, marked = 0;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < nseeds && !bad; i++) {
+        int32_t v = seeds[i];
+        if (v < 0 || v >= n) bad = 1;
+        else queue[tail++] = v;
+    }
+    while (head < tail && !bad) {
+        int32_t v = queue[head++];
+        int64_t lo = start[v], hi = start[v + 1];
+        if (lo < 0 || hi < lo || hi > m) { bad = 2; break; }
+        for (int64_t e = lo; e < hi; e++) {
+            int32_t t = to[e];
+            if (t < 0 || t >= n) { bad = 3; break; }
+            if (found[t] == 255) {
+                found[t] = (uint8_t)phase;
+                marked++;
+                queue[tail++] = t;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, bad == 1 ? "seed out of range" :
+                        bad == 3 ? "edge target out of range" : "edge starts out of range");
+        goto done;
+    }
+    result = PyLong_FromSsize_t(marked);
+done:
+    free(queue);
+    release(b, 4);
+    return result;
+}
+
 /* format_rows(table, cols) -> bytes: int64 rows as "a,b,c" joined by ",\n" (the
  * .heapsnapshot arrays, one node or edge per line). */
 static PyObject *format_rows(PyObject *self, PyObject *args) {
@@ -774,6 +838,8 @@ static PyMethodDef methods[] = {
      "retained(order, reached, idom, size, out): retained size of every node"},
     {"bfs_parents", bfs_parents, METH_VARARGS,
      "bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): BFS tree"},
+    {"bfs_more", bfs_more, METH_VARARGS,
+     "bfs_more(edge_start, e_to, n, seeds, phase, found) -> nodes newly found"},
     {"first_seen", first_seen, METH_VARARGS,
      "first_seen(values, uniq_out, inverse_out) -> count of distinct values"},
     {"by_source", by_source, METH_VARARGS,

@@ -255,11 +255,14 @@ class HeapGraph:
         # C roots explain what Python's roots do not: an object Python's roots reach
         # keeps only those (a stale stack slot must not shorten its path or take its
         # retained size from its real owner).
-        python = g.found_phases() == 0
+        found = g.found_phases()
+        python = found == 0
         for group, (addrs, names) in late.items():
             to_ix = map_targets(addrs)
             wanted = (to_ix >= 0) & ~python[np.maximum(to_ix, 0)]
             g._add_group_edges(g.group_ix[group], to_ix[wanted], INTERNAL, names[wanted])
+        del python
+        g._found = g._found_beyond(found)
         # Reachable: reached from the root through Python's roots or C's. The others
         # (garbage, or held by C memory the walk does not see) hang under (Unreachable).
         reached = g.found_phases() < UNREACHABLE_PHASE
@@ -483,6 +486,21 @@ class HeapGraph:
         else:
             _py.bfs_parents(self.edge_start, self.e_to, self.n, parent, phase, found)
         self._parent, self._found = (parent if parents else None), found
+
+    def _found_beyond(self, found):
+        """found_phases() once the C roots' edges are in, from its answer before they
+        were: the Python roots' phase is as it was (the groups added to are expanded
+        after it, and only from them), so a BFS from those groups over the nodes not
+        yet found finishes it, where a new BFS would go over the whole graph again
+        (a second at 50M objects)."""
+        for p in sorted({GROUP_PHASE[grp] for grp in self.group_ix if grp in GROUP_PHASE}):
+            seeds = np.array([ix for grp, ix in self.group_ix.items()
+                              if GROUP_PHASE.get(grp) == p], dtype=np.int32)
+            if _graphc is not None:
+                _graphc.bfs_more(self.edge_start, self.e_to, self.n, seeds, p, found)
+            else:
+                _py.bfs_more(self.edge_start, self.e_to, self.n, seeds, p, found)
+        return found
 
     def parents(self):
         """BFS tree from node 0: parent edge id per node (-1 for none). Python's roots

@@ -254,3 +254,50 @@ def test_first_seen_agrees_with_its_numpy_form(monkeypatch):
     uniq2, inv2 = vec.first_seen(values)
     assert np.array_equal(uniq, uniq2) and np.array_equal(inv, inv2)
     assert len(vec.first_seen(np.zeros(0, np.uint64))[0]) == 0
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seed", range(4))
+def test_a_bfs_finished_from_the_groups_is_a_new_bfs(seed):
+    """bfs_more from the late groups, after their edges are added, finds what a whole
+    new bfs_parents does (the assembly adds the C roots' edges that way); compiled and
+    pure Python agree. Nodes 1-3 are groups as the root's children only (phases 1, 1,
+    2), as in a heap graph."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 3000))
+    src, dst = rng.integers(0, n, 3 * n), rng.integers(4, n, 3 * n)   # none into 1-3
+    src = np.where(np.isin(src, [1, 2, 3]), 0, src)                    # none out of 1-3 yet
+    before = _G(np.concatenate([[0, 0, 0], src]), np.concatenate([[1, 2, 3], dst]), n)
+    phase = np.zeros(n, np.uint8)
+    phase[1:4] = [1, 1, 2]
+    found = np.empty(n, np.uint8)
+    graph._graphc.bfs_parents(before.edge_start, before.e_to, n, 0, None, phase, found)
+    extra = rng.integers(4, n, 40)
+    late_src = np.concatenate([src, rng.choice([1, 2, 3], 40)])
+    after = _G(np.concatenate([[0, 0, 0], late_src]),
+               np.concatenate([[1, 2, 3], dst, extra]), n)
+    whole = np.empty(n, np.uint8)
+    graph._graphc.bfs_parents(after.edge_start, after.e_to, n, 0, None, phase, whole)
+    answers = []
+    for kernel in (graph._graphc.bfs_more, _graph_fallback.bfs_more):
+        f = found.copy()
+        marked = [kernel(after.edge_start, after.e_to, n, np.array(seeds, np.int32), p, f)
+                  for seeds, p in (([1, 2], 1), ([3], 2))]
+        answers.append((f, marked))
+    (c_found, c_marked), (p_found, p_marked) = answers
+    assert np.array_equal(c_found, whole) and np.array_equal(p_found, whole)
+    assert c_marked == p_marked and sum(c_marked) == int((found == 255).sum() -
+                                                         (whole == 255).sum())
+    assert sum(c_marked) > 0 or not len(extra)
+
+
+@pytest.mark.unit
+def test_bfs_more_refuses_what_is_out_of_range():
+    start, to = np.array([0, 1, 1], np.int64), np.array([1], np.int32)
+    found = np.full(2, 255, np.uint8)
+    for seeds, s, t in [([5], start, to), ([0], start, np.array([9], np.int32)),
+                        ([0], np.array([0, 4, 4], np.int64), to)]:
+        with pytest.raises(ValueError):
+            graph._graphc.bfs_more(s, t, 2, np.array(seeds, np.int32), 1, found)
+    assert graph._graphc.bfs_more(start, to, 2, np.array([0], np.int32), 1, found) == 1
+    assert found.tolist() == [255, 1]
