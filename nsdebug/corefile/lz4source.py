@@ -66,7 +66,7 @@ class LZ4Source:
     _copy = None
 
     def materialize(self, upto):
-        """The uncompressed bytes [0, upto) in a mapped copy (vector.copy_file), made once: every
+        """The uncompressed bytes [0, upto) in a mapped temporary file, made once: every
         block decompressed straight into it (the extracts past the memory are not)."""
         if self._copy is None:
             upto = min(upto, self.size)
@@ -93,12 +93,12 @@ class LZ4Source:
         import threading
         from concurrent.futures import ThreadPoolExecutor
         from . import _vector
-        from .vector import copy_file
+        from .vector import unlinked_file
         idx, bs, task, last = self._tasks(upto)
         size = min(last * bs, self.size)
         view, rows = self._file.view, idx.raw_rows
         scratch = threading.local()
-        fd = copy_file(size)
+        fd = unlinked_file()
         try:
             os.ftruncate(fd, max(size, 1))
 

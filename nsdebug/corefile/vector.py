@@ -3,8 +3,8 @@
 Only bytes the core itself holds are served (objects live in written memory);
 an address outside them reads as 0 and is flagged invalid. A source with no mapping
 of its own (an arthur .lz4 capture, a live process) is first copied, up to the end
-of its last segment, into shared memory or an unlinked temporary file (copy_file), mapped,
-then read the same way: not the Python heap; and its scalar reads are served from
+of its last segment, into an unlinked temporary file, mapped, then read the same way:
+the page cache holds it, not the Python heap; and its scalar reads are served from
 that mapping too from then on (AddressSpace.use_buffer).
 """
 
@@ -16,7 +16,6 @@ import tempfile
 
 import numpy as np
 
-from ..budget import pinnable_bytes
 from ..parallel import halves
 
 try:
@@ -41,30 +40,10 @@ def unlinked_file():
     return fd
 
 
-IN_MEMORY_SHARE = 3         # a copy of at most a third of the pinnable memory is kept there
-
-
-def copy_file(size):
-    """A descriptor for a copy of `size` bytes of a core: in shared memory (a memfd)
-    when that is at most a third of what this process could still pin
-    (budget.pinnable_bytes), else an unlinked temporary file. On disk, the copy is
-    dirty page cache the kernel writes out while the walk runs, throttling the copy
-    once the dirty pages pass its limit: a 5.75 GB copy took 13-25 s against 4-8 s
-    in shared memory. Shared memory is never written out, so it is only used where the
-    copy, the walk beside it and others' needs fit with room to spare."""
-    room = pinnable_bytes()
-    if room is not None and size * IN_MEMORY_SHARE <= room and hasattr(os, "memfd_create"):
-        try:
-            return os.memfd_create("nsdebug-core")
-        except OSError:
-            pass
-    return unlinked_file()
-
-
 def materialize(pieces, upto):
-    """The bytes `pieces` yields ((offset, bytes) in order, up to `upto`) in a copy_file,
-    mapped read-only. Pieces of zeros are left as holes."""
-    fd = copy_file(upto)
+    """The bytes `pieces` yields ((offset, bytes) in order, up to `upto`) in an unlinked
+    temporary file, mapped read-only. Pieces of zeros are left as holes."""
+    fd = unlinked_file()
     with os.fdopen(fd, "w+b", buffering=8 << 20) as f:
         for off, data in pieces:
             if len(data) <= len(ZERO) and data == ZERO[:len(data)]:

@@ -34,7 +34,6 @@ import weakref
 
 import numpy as np
 
-from ..budget import anon_budget, anon_bytes
 from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -46,6 +45,70 @@ SPILL_AT = 0.5           # spill once anonymous memory passes this share of the 
 KEEP_PER_OBJECT = 40
 KEEP_FLOOR = 48 << 20
 CHECK_FROM = 1 << 20     # allocations from this size look at the budget first
+
+
+def _kib_field(path, key):
+    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def anon_bytes(status="/proc/self/status"):
+    """This process's resident anonymous memory (RssAnon), or 0 where unknown."""
+    return _kib_field(status, b"RssAnon:") or 0
+
+
+def available_bytes(meminfo="/proc/meminfo"):
+    """The memory the system can give without swapping (MemAvailable), or None."""
+    return _kib_field(meminfo, b"MemAvailable:")
+
+
+def _stat_field(path, names):
+    """The first of `names` in a cgroup's memory.stat, in bytes."""
+    try:
+        with open(path) as f:
+            rows = dict(line.split()[:2] for line in f if line.strip())
+    except (OSError, ValueError):
+        return None
+    for name in names:
+        if name in rows:
+            return int(rows[name])
+    return None
+
+
+def cgroup_headroom(found=None, cgroup_file=None):
+    """(limit, anonymous memory charged to that cgroup) of the tightest memory cgroup
+    limit over this process, or None without one (`found`, `cgroup_file`: as
+    arthur.cgroups.controller_dir takes them)."""
+    from arthur.cgroups import controller_dir, memory_limit
+    where = controller_dir("self", "memory", found, cgroup_file)
+    limit = memory_limit(where)
+    if limit is None:
+        return None
+    anon = _stat_field(os.path.join(limit[1], "memory.stat"),
+                       ("total_rss", "rss") if where[0] == 1 else ("anon",))
+    return limit[0], anon or 0
+
+
+def anon_budget():
+    """How much anonymous memory this process may hold, in bytes (None: no known bound)."""
+    own = anon_bytes()
+    bounds = []
+    cg = cgroup_headroom()
+    if cg is not None:
+        limit, charged = cg
+        others = max(charged - own, 0)
+        bounds.append(max(limit - others, 0))
+    avail = available_bytes()
+    if avail is not None:
+        bounds.append(avail + own)
+    return min(bounds) if bounds else None
 
 
 FALLOC_PUNCH_HOLE = 0x03    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)

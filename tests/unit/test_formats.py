@@ -55,22 +55,6 @@ def test_a_raw_block_and_a_high_compression_level():
     assert b"".join(reader(blob).iter_blocks()) == data
 
 
-def _kind(fd):
-    try:
-        return "memory" if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:") \
-            else "disk"
-    finally:
-        os.close(fd)
-
-
-def test_a_copy_stays_in_memory_only_with_room_to_spare(monkeypatch):
-    from nsdebug.corefile import vector
-    for room, size, kind in [(3 << 20, 1 << 20, "memory"), (3 << 20, (1 << 20) + 1, "disk"),
-                             (None, 1, "disk"), (0, 1, "disk")]:
-        monkeypatch.setattr(vector, "pinnable_bytes", lambda: room)
-        assert _kind(vector.copy_file(size)) == kind, (room, size)
-
-
 @pytest.mark.parametrize("damage, why", [
     ("footer", "without arthur's block index"),
     ("index magic", "index"),
@@ -127,11 +111,8 @@ def _copies(tmp_path, blob, upto):
     return out
 
 
-@pytest.mark.parametrize("room", [0, 1 << 40])        # on disk, in shared memory
 @pytest.mark.parametrize("upto", [None, 3 << 20, (1 << 20) + 5])
-def test_the_compiled_copy_is_the_plain_bytes(tmp_path, upto, room, monkeypatch):
-    from nsdebug.corefile import vector
-    monkeypatch.setattr(vector, "pinnable_bytes", lambda: room)
+def test_the_compiled_copy_is_the_plain_bytes(tmp_path, upto):
     data = payload(5 << 20)
     upto = upto or len(data)
     for level in (0, 9):                 # 9: some blocks stored raw

@@ -1,12 +1,10 @@
-"""budget.py and heap/spill.py: the memory limits they find (arthur.cgroups over cgroup v1
-and v2 trees as the kernel lays them out) and the arrays the spill makes in its scratch
-file."""
+"""heap/spill.py: the memory limits it finds (arthur.cgroups over cgroup v1 and v2 trees
+as the kernel lays them out) and the arrays it makes in its scratch file."""
 
 import os
 
 import numpy as np
 
-from nsdebug import budget
 from nsdebug.heap import spill
 
 
@@ -19,9 +17,8 @@ def _tree(tmp_path, files):
 
 
 def _limits(tmp_path, files, cgroup_line, mount):
-    """(arthur.cgroups.memory_limit, budget.cgroup_headroom for anonymous memory, and for
-    anonymous and shared memory) over a cgroup tree laid out as the kernel does under
-    `mount` ("memory" for v1's hierarchy, "" for v2's)."""
+    """(arthur.cgroups.memory_limit, spill.cgroup_headroom) over a cgroup tree laid out
+    as the kernel does under `mount` ("memory" for v1's hierarchy, "" for v2's)."""
     from arthur.cgroups import controller_dir, memory_limit
     root = _tree(tmp_path / "fs", files)
     cgroup = os.path.join(_tree(tmp_path / "proc", {"cgroup": cgroup_line}), "cgroup")
@@ -29,34 +26,31 @@ def _limits(tmp_path, files, cgroup_line, mount):
     limit = memory_limit(controller_dir("self", "memory", found, cgroup))
     if limit is not None:
         limit = (limit[0], os.path.relpath(limit[1], root))
-    return limit, budget.cgroup_headroom(found, cgroup), \
-        budget.cgroup_headroom(found, cgroup, shmem=True)
+    return limit, spill.cgroup_headroom(found, cgroup)
 
 
 def test_v1_the_tightest_limit_of_the_cgroup_and_its_ancestors(tmp_path):
     assert _limits(tmp_path, {
         "memory/memory.limit_in_bytes": "9223372036854771712\n",
         "memory/svc/memory.limit_in_bytes": "800000000\n",
-        "memory/svc/memory.stat": "cache 5\nrss 1000\nshmem 9\ntotal_cache 7\ntotal_rss 300000000\n"
-                                   "total_shmem 2000000\n",
+        "memory/svc/memory.stat": "cache 5\nrss 1000\ntotal_cache 7\ntotal_rss 300000000\n",
         "memory/svc/worker/memory.limit_in_bytes": "9223372036854771712\n",
     }, "5:cpu:/\n4:memory:/svc/worker\n0::/\n", "memory") == \
-        ((800000000, "memory/svc"), (800000000, 300000000), (800000000, 302000000))
+        ((800000000, "memory/svc"), (800000000, 300000000))
 
 
 def test_v2_memory_max_and_anon(tmp_path):
     assert _limits(tmp_path, {
         "cgroup.controllers": "cpu memory pids\n",
         "pod/memory.max": "536870912\n",
-        "pod/memory.stat": "anon 104857600\nfile 2000\nshmem 1000\n",
+        "pod/memory.stat": "anon 104857600\nfile 2000\n",
         "pod/app/memory.max": "max\n",
-    }, "0::/pod/app\n", "") == ((536870912, "pod"), (536870912, 104857600),
-                                         (536870912, 104858600))
+    }, "0::/pod/app\n", "") == ((536870912, "pod"), (536870912, 104857600))
 
 
 def test_no_limit_anywhere(tmp_path):
     assert _limits(tmp_path, {"cgroup.controllers": "memory\n", "memory.max": "max\n"},
-                   "0::/\n", "") == (None, None, None)
+                   "0::/\n", "") == (None, None)
 
 
 def test_spilled_arrays_live_in_an_unlinked_file(tmp_path):
@@ -82,7 +76,7 @@ def test_never_and_auto_without_pressure_stay_in_memory(tmp_path):
         s = spill.Spill(str(tmp_path), mode)
         a = s.empty(1 << 20, np.int32)
         assert not spill.in_file(a) and s.note() is None
-    assert budget.anon_bytes() > 0 and budget.anon_budget() > budget.anon_bytes()
+    assert spill.anon_bytes() > 0 and spill.anon_budget() > spill.anon_bytes()
 
 
 def test_a_full_disk_leaves_the_array_in_memory(tmp_path):
