@@ -147,14 +147,15 @@ class DominatorTree:
     """Children lists of the dominator tree, as CSR arrays."""
 
     def __init__(self, g):
-        idom = g.dominators().astype(np.int64)
+        from .vec import by_source     # (vec imports this module)
+        idom = g.dominators()
         n = len(idom)
-        parent = np.where((idom >= 0) & (idom != np.arange(n)), idom, -1)
-        has = parent >= 0
-        kids = np.nonzero(has)[0]
-        order = np.argsort(parent[kids], kind="stable")
-        self.kids = kids[order]
-        counts = np.bincount(parent[has], minlength=n)
+        # Kept in int32 and grouped by a counting sort (by_source), not an argsort of
+        # int64s: at 15M nodes, a second less of a suspects command's three.
+        kids = np.flatnonzero((idom >= 0) & (idom != np.arange(n, dtype=idom.dtype)))
+        kids = kids.astype(np.int32)
+        counts = np.empty(n, dtype=np.int32)
+        self.kids = kids[by_source(idom[kids], 0, counts)]
         self.start = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=self.start[1:])
 
