@@ -743,6 +743,59 @@ done:
     return result;
 }
 
+/* tree_children(idom, start_out, kids_out) -> count: the dominator tree's children as
+ * CSR arrays, by a counting sort in two passes: kids_out[start_out[v]:start_out[v + 1]]
+ * = the nodes whose immediate dominator is v (other than v itself), in node order.
+ * idom, start_out (n + 1) and kids_out (n) are int32; idom's values are -1 (not
+ * reached) or node numbers. No temporary but a cursor per node. */
+static PyObject *tree_children(PyObject *self, PyObject *args) {
+    Buf b[3] = {{.held = 0}};
+    if (!PyArg_ParseTuple(args, "y*w*w*", &b[0].b, &b[1].b, &b[2].b)) return NULL;
+    for (int i = 0; i < 3; i++) b[i].held = 1;
+    PyObject *result = NULL;
+    int32_t *cursor = NULL;
+    const Py_ssize_t n = b[0].b.len / 4;
+    if (n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many nodes");
+        goto done;
+    }
+    if (!need(&b[1], n + 1, 4, "start_out") || !need(&b[2], n, 4, "kids_out")) goto done;
+    const int32_t *idom = b[0].b.buf;
+    int32_t *start = b[1].b.buf, *kids = b[2].b.buf;
+    cursor = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    if (!cursor) { PyErr_NoMemory(); goto done; }
+    int bad = 0;
+    Py_ssize_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t v = 0; v <= n; v++) start[v] = 0;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int32_t p = idom[v];
+        if (p < -1 || p >= n) { bad = 1; break; }
+        if (p >= 0 && p != v) start[p + 1]++;
+    }
+    if (!bad) {
+        for (Py_ssize_t v = 0; v < n; v++) {
+            start[v + 1] += start[v];
+            cursor[v] = start[v];
+        }
+        for (Py_ssize_t v = 0; v < n; v++) {
+            int32_t p = idom[v];
+            if (p >= 0 && p != v) kids[cursor[p]++] = (int32_t)v;
+        }
+        count = start[n];
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "dominator out of range");
+        goto done;
+    }
+    result = PyLong_FromSsize_t(count);
+done:
+    free(cursor);
+    release(b, 3);
+    return result;
+}
+
 /* by_source(src, base, counts_out, order_out): a stable counting sort of edges by
  * source node: counts_out[i] = the edges from node base + i (counts_out holds one slot
  * per node of the range), order_out = the edge positions grouped by source, in emission
@@ -840,6 +893,8 @@ static PyMethodDef methods[] = {
      "bfs_parents(edge_start, e_to, n, root, parent_out, phase, found_out): BFS tree"},
     {"bfs_more", bfs_more, METH_VARARGS,
      "bfs_more(edge_start, e_to, n, seeds, phase, found) -> nodes newly found"},
+    {"tree_children", tree_children, METH_VARARGS,
+     "tree_children(idom, start_out, kids_out) -> children in the dominator tree"},
     {"first_seen", first_seen, METH_VARARGS,
      "first_seen(values, uniq_out, inverse_out) -> count of distinct values"},
     {"by_source", by_source, METH_VARARGS,

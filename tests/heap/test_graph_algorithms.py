@@ -301,3 +301,28 @@ def test_bfs_more_refuses_what_is_out_of_range():
             graph._graphc.bfs_more(s, t, 2, np.array(seeds, np.int32), 1, found)
     assert graph._graphc.bfs_more(start, to, 2, np.array([0], np.int32), 1, found) == 1
     assert found.tolist() == [255, 1]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seed", range(3))
+def test_the_dominator_trees_children_by_the_compiled_sort(seed, monkeypatch):
+    """DominatorTree's children from _graphc.tree_children against the numpy path, on
+    the dominators of a random graph (unreached nodes and the root's own entry left
+    out), and a dominator out of range refused."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 4000))
+    g = _G(rng.integers(0, n, 2 * n), rng.integers(0, n, 2 * n), n)
+    idom = np.empty(n, np.int32)
+    graph._graphc.dominators(g.edge_start, g.e_to, n, 0, idom, np.empty(n, np.int32))
+    g.dominators = lambda: idom
+    c = graph.DominatorTree(g)
+    monkeypatch.setattr(graph, "_graphc", None)
+    p = graph.DominatorTree(g)
+    assert np.array_equal(c.start, p.start) and np.array_equal(c.kids, p.kids)
+    for v in rng.integers(0, n, 50):
+        want = [k for k in range(n) if idom[k] == v and k != v]
+        assert c.children(int(v)).tolist() == want
+    monkeypatch.undo()
+    with pytest.raises(ValueError):
+        graph._graphc.tree_children(np.array([0, 7], np.int32), np.empty(3, np.int32),
+                                    np.empty(2, np.int32))
