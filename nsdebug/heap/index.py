@@ -421,6 +421,9 @@ def _check_meta(meta):
         raise IndexProblem("garbled header (fields of the wrong type)")
 
 
+CHECK_STEP = 1 << 20        # elements an array's check compares at once
+
+
 def _bad_values(meta, name, a, arrays):
     """Why array `name` (values `a`) holds an index outside what it indexes, or None.
     `arrays` gives the others it is checked with (e_name needs e_kind)."""
@@ -434,15 +437,19 @@ def _bad_values(meta, name, a, arrays):
     if name == "edge_start":
         if int(a[0]) != 0 or int(a[-1]) != length["e_to"]:
             return "edge starts out of range"
-        if n > 0 and bool((a[1:] < a[:-1]).any()):
+        # (Compared a piece at a time: its temporaries are made once and reused.)
+        def decreases(piece):
+            return bool((piece[1:] < piece[:-1]).any())
+        if any(decreases(a[i:i + CHECK_STEP + 1]) for i in range(0, len(a) - 1, CHECK_STEP)):
             return "edge starts out of order"
     elif name == "e_to" and not within(a, 0, n):
         return "edge targets out of range"
     elif name == "e_kind" and not within(a, 0, len(KIND_NAMES)):
         return "edge kinds out of range"
     elif name == "e_name":
-        named = arrays["e_kind"] != ELEMENT
-        if not within(a[named], -length["key_refs"], len(meta["names"])):
+        kinds, lo, hi = arrays["e_kind"], -length["key_refs"], len(meta["names"])
+        if not all(within(a[i:i + CHECK_STEP][kinds[i:i + CHECK_STEP] != ELEMENT], lo, hi)
+                   for i in range(0, len(a), CHECK_STEP)):
             return "edge names out of range"
     elif name == "type_ix" and not within(a, -1, len(meta["types"])):
         return "type indices out of range"

@@ -217,3 +217,37 @@ def test_a_full_disk_mid_index_leaves_no_index_and_a_good_answer(core, tmp_path)
     left = [p for p in os.listdir(os.path.dirname(path)) if "nsdebug-index" in p]
     cache = tmp_path / "cache" / "nsdebug"
     assert left == [] and (not cache.exists() or not list(cache.iterdir()))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("step", [3, 1 << 20])
+def test_the_value_checks_see_every_piece(monkeypatch, step):
+    """_bad_values compares edge starts and edge names a piece at a time: a fault in the
+    last piece, or across two pieces, is seen as in one."""
+    import numpy as np
+    from nsdebug.heap import index
+    from nsdebug.heap.fields import ELEMENT, PROPERTY
+    monkeypatch.setattr(index, "CHECK_STEP", step)
+    starts = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], np.int64)
+    P = PROPERTY
+    kinds = np.array([ELEMENT, P, P, ELEMENT, P, P, P, P, P, ELEMENT], np.int8)
+    names = np.array([99, 0, 1, 99, 2, 0, 1, 2, 1, 99], np.int32)
+
+    class Arrays:
+        _specs = {"e_to": (None, 0, 10, 0), "key_refs": (None, 0, 1, 0)}
+
+        def __getitem__(self, name):
+            return {"e_kind": kinds}[name]
+
+    meta = {"n": 10, "names": ["a", "b", "c"]}
+    assert index._bad_values(meta, "edge_start", starts, Arrays()) is None
+    assert index._bad_values(meta, "e_name", names, Arrays()) is None
+    for at in (3, 9):              # on a piece's edge for step 3, and in the last piece
+        bad = starts.copy()
+        bad[at] = 0
+        assert index._bad_values(meta, "edge_start", bad, Arrays()) == \
+            "edge starts out of order"
+    for at, value in ((8, 3), (2, -2)):
+        bad = names.copy()
+        bad[at] = value
+        assert index._bad_values(meta, "e_name", bad, Arrays()) == "edge names out of range"
