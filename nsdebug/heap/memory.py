@@ -64,7 +64,7 @@ def memory(target):
     maps = process.mappings()
     m = g.malloc or {}
     ranges = _ranges(g, m, process)
-    res = Residency(process, target.vector_memory)
+    res = Residency(process, lambda: target.vector_memory)
     anonymous = _anonymous(res, maps, ranges)
     warnings = [] if m else ["no glibc malloc heap was read: malloc's memory is counted "
                              "with the anonymous mappings"]

@@ -24,6 +24,9 @@ class Residency:
     core's bytes (see the module's comment). `how` says which, in words."""
 
     def __init__(self, process, vm):
+        """`vm`: the core's VectorMemory, or a function that makes it: it is read only
+        for an estimate, and a capture's (which records its pages) would be a copy of
+        the whole core made for nothing."""
         record = process.residency
         self.exact = record is not None and record[0] == PAGE
         self._vm = vm
@@ -53,6 +56,8 @@ class Residency:
                     out[lo - first:hi - first] = self._states[at:at + hi - lo] == PAGE_IN_RAM
                 k += 1
             return out
+        if callable(self._vm):
+            self._vm = self._vm()
         data, starts, ends, offs = self._vm.segments()
         buf = np.frombuffer(data, dtype=np.uint8)
         lo_addr, hi_addr = first * PAGE, (first + count) * PAGE
