@@ -23,13 +23,13 @@ class Residency:
     """Resident pages of a core: exact from a capture's record, else estimated from the
     core's bytes (see the module's comment). `how` says which, in words."""
 
-    def __init__(self, process, vm):
-        """`vm`: the core's VectorMemory, or a function that makes it: it is read only
-        for an estimate, and a capture's (which records its pages) would be a copy of
-        the whole core made for nothing."""
+    def __init__(self, process, vector_memory):
+        """`vector_memory`: a function giving the core's VectorMemory, called only for
+        an estimate: a capture records its pages, and its VectorMemory would be a copy
+        of the whole core made for nothing."""
         record = process.residency
         self.exact = record is not None and record[0] == PAGE
-        self._vm = vm
+        self._vector_memory = vector_memory
         if self.exact:
             rows = record[1]
             self._first = np.array([s // PAGE for s, _ in rows], np.uint64)
@@ -56,9 +56,7 @@ class Residency:
                     out[lo - first:hi - first] = self._states[at:at + hi - lo] == PAGE_IN_RAM
                 k += 1
             return out
-        if callable(self._vm):
-            self._vm = self._vm()
-        data, starts, ends, offs = self._vm.segments()
+        data, starts, ends, offs = self._vector_memory().segments()
         buf = np.frombuffer(data, dtype=np.uint8)
         lo_addr, hi_addr = first * PAGE, (first + count) * PAGE
         k = max(int(np.searchsorted(starts, np.uint64(lo_addr), side="right")) - 1, 0)

@@ -505,7 +505,7 @@ class HeapWalker:
             g.size[got] += extra.astype(np.uint64)
             buffers.native(got, extra)
             g.buffers = buffers.table()
-        residency = Residency(self.rt.process, self.vm)
+        residency = Residency(self.rt.process, lambda: self.vm)
         summary = owners.summary(residency.chunk_bytes(heap.addr, heap.size))
         summary["resident_exact"] = residency.exact
         mm = np.nonzero(np.isin(heap.region, [i for i, r in enumerate(heap.regions)

@@ -178,7 +178,7 @@ def test_resident_bytes_of_chunks_page_by_page(capture):
     from nsdebug.heap.resident import PAGE, Residency
     with nsdebug.open(capture.core) as c:
         t = c.target
-        res = Residency(t.process, t.vector_memory)
+        res = Residency(t.process, lambda: t.vector_memory)
         assert res.exact == (capture.tool == "arthur")
         heap = MallocHeap(t.vector_memory, t.process.mappings())
         got = res.chunk_bytes(heap.addr, heap.size)
