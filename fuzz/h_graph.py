@@ -3,7 +3,8 @@ gave back (an index is a file on disk: its arrays are input). Graphs are built f
 fuzz input in the CSR form the walk keeps (edge_start int64 per node + 1, e_to int32),
 valid most of the time, with a bad start, an edge out of range or a short output array
 some of the time. Where the pure-Python forms exist (_graph_fallback.py: dominators,
-BFS, retained sizes, group retained sizes), the results must be the same."""
+BFS, the BFS finished from seeds, retained sizes, group retained sizes), the results must
+be the same; the dominator tree's children are checked against a count by hand."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def csr_ok(n, start, to):
 def one(data):
     s = Shape(data)
     n, edge_start, e_to, valid = graph(s)
-    which = s.int(0, 5)
+    which = s.int(0, 7)
     try:
         if which == 0:
             idom, order = np.zeros(n, np.int32), np.zeros(n, np.int32)
@@ -114,6 +115,30 @@ def one(data):
                             for _ in range(n)], np.int32)
             counts, order = np.zeros(8, np.int32), np.zeros(n, np.int64)
             _graphc.by_source(src, s.int(-2, 2) if s.hostile() else 0, counts, order)
+        elif which == 6:
+            # A BFS finished from a few seeds over the nodes not yet found.
+            found = np.array([s.pick([0, 255]) for _ in range(n)], np.uint8)
+            seeds = np.array([s.int(-2, n + 1) if s.hostile() else s.int(0, n - 1)
+                              for _ in range(s.int(0, 3))], np.int32)
+            phase = s.int(1, 3)
+            got = found.copy()
+            marked = _graphc.bfs_more(edge_start, e_to, n, seeds, phase, got)
+            assert ((seeds >= 0) & (seeds < n)).all(), "a bad seed was taken"
+            if valid:
+                want = found.copy()
+                assert py.bfs_more(edge_start, e_to, n, seeds, phase, want) == marked
+                assert (got == want).all()
+        elif which == 7:
+            # The dominator tree's children: idom -1 or a node, now and then out of range.
+            idom = np.array([s.int(-1, n - 1) if not s.hostile() else s.int(-3, n + 2)
+                             for _ in range(n)], np.int32)
+            start, kids = np.zeros(n + 1, np.int32), np.zeros(n, np.int32)
+            count = _graphc.tree_children(idom, start, kids)
+            assert ((idom >= -1) & (idom < n)).all(), "a bad dominator was taken"
+            for v in range(n):
+                want = [k for k in range(n) if idom[k] == v and k != v]
+                assert kids[start[v]:start[v + 1]].tolist() == want
+            assert count == start[n] == sum(1 for k in range(n) if idom[k] not in (-1, k))
         else:
             cols = s.int(1, 7) if not s.hostile() else s.int(-1, 9)
             rows = np.array([s.i64(s.int(-5, 5)) for _ in range(n)], np.int64)
