@@ -56,6 +56,7 @@ T_OBJECT, T_OBJECT_EX = 6, 16   # PyMemberDef types that hold an object pointer
 _D = struct.Struct("<d")
 _DD = struct.Struct("<dd")
 _Q = struct.Struct("<Q")
+_ABSENT = object()      # a dict probe's answer: the key is surely not there
 _q = struct.Struct("<q")
 
 
@@ -490,6 +491,8 @@ class ObjectReader:
                 return value
         if self.str_hash is not None:
             value = self._probe_str(addr, name)
+            if value is _ABSENT:
+                return None
             if value is not None:
                 return value
         items = self.dict_items(addr)
@@ -505,8 +508,10 @@ class ObjectReader:
 
     def _probe_str(self, addr, name):
         """The value under `name` found as CPython finds it: the slots its hash leads
-        to, reading only the keys met there. None when not found this way (the scan
-        decides then: a build hashing otherwise finds nothing here, never a wrong key)."""
+        to, reading only the keys met there. _ABSENT when an empty slot ends the probe
+        and this hash has already found a key in the process (so it is the process's
+        own); None when not found this way (the scan decides then: a build hashing
+        otherwise finds nothing here, never a wrong key)."""
         try:
             h = self.str_hash(name)
             return None if h is None else self._probe(addr, name, h)
@@ -527,13 +532,14 @@ class ObjectReader:
         for _ in range(size):
             ix = struct.unpack("<" + signed, self.mem.read(indices + i * width, width))[0]
             if ix == -1:                 # DKIX_EMPTY: the key is not there
-                return None
+                return _ABSENT if self.str_hash.confirmed else None
             if 0 <= ix < nentries:
                 at = entries + ix * esize
                 key = self.ptr(at + key_off)
                 if key and (not hashed or self.ssize(at + self.L.dictentry.me_hash) == h) and \
                         self.ssize(key + self.L.ascii.hash) == h and \
                         self.kind(key) == "str" and self.read_str(key) == name:
+                    self.str_hash.confirmed = True
                     if values:
                         return self.ptr(values + (self.L.dictvalues.values or 0) + 8 * ix)
                     return self.ptr(at + val_off)

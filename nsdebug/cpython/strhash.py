@@ -75,6 +75,10 @@ class StrHasher:
         self.key = None
         self.rounds = (1, 3) if version >= (3, 11) else (2, 4)
         self._seen = {}
+        # Set by a dict probe once this hash has found a key whose cached hash and text
+        # match: then the process hashes as this does, and an empty slot on a probe's
+        # path means the key is absent (no scan of the dict's every key to be sure).
+        self.confirmed = False
 
     def __call__(self, text):
         if self.key is None:
