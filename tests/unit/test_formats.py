@@ -13,6 +13,7 @@ from arthur import coreformat, extracts, lz4core
 from nsdebug.corefile.extracts import parse_extracts
 from nsdebug.corefile.elf import Note, iter_notes
 from nsdebug.corefile.lz4source import LZ4Source
+from nsdebug.corefile.memory import AddressSpace, Segment
 from nsdebug.errors import CoreFileError
 
 pytestmark = pytest.mark.unit
@@ -45,6 +46,27 @@ def test_random_reads_equal_the_plain_bytes():
     for off, n in ((0, 10), (1 << 20, 5), ((1 << 20) - 3, 9), (3 << 20, 3 << 20),
                    (len(data) - 4, 100), (len(data), 5)):
         assert r.read(off, n) == data[off:off + n], (off, n)
+
+
+@pytest.mark.parametrize("block", [lz4core.BLOCK_SIZE, 12_000])
+def test_memory_reads_a_capture_of_any_block_size(tmp_path, monkeypatch, block):
+    """A power of two (arthur's) is sliced from the kept blocks by a shift and a mask;
+    another size is read through the source. Both give the plain bytes, within a block
+    and across blocks (every 8 bytes of the data are their own offset)."""
+    monkeypatch.setattr(lz4core, "BLOCK_SIZE", block)
+    data = b"".join(struct.pack("<Q", k) for k in range(0, 2 << 20, 8))
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    src = LZ4Source(str(path))
+    try:
+        base = 0x7f0000000000
+        space = AddressSpace(src, [Segment(base, base + len(data), 0, len(data), "rw-")])
+        assert (space._blocks is not None) == (block == 1 << 14)
+        for off, n in ((0, 8), (block - 4, 8), (block, 16), (5 * block + 3, 100),
+                       (1 << 20, 3 * block), (len(data) - 8, 8)):
+            assert space.read(base + off, n) == data[off:off + n], (off, n)
+    finally:
+        src.close()
 
 
 def test_a_raw_block_and_a_high_compression_level():
