@@ -30,6 +30,30 @@ class PrivateOutput:
     only when the block ends without an exception."""
 
     def __init__(self, path, force=False, binary=True, buffering=1 << 20, durable=True):
+        name = self._target(path, force, durable)
+        fd = self._open_unnamed()
+        if fd is None:
+            fd = self._open_named(name)
+        mode = "wb" if binary else "w"
+        kw = {} if binary else {"encoding": "utf-8"}
+        self.f = os.fdopen(fd, mode, buffering=buffering, **kw)
+
+    @classmethod
+    def adopt(cls, path, fd, force=False, durable=True):
+        """The output at `path` made of a file already written: `fd`, an unnamed file
+        (O_TMPFILE, mode 0600) in path's directory, which commit() names and which the
+        output owns from now on (closed by commit or discard)."""
+        self = cls.__new__(cls)
+        try:
+            self._target(path, force, durable)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.f = os.fdopen(fd, "wb", buffering=0)
+        return self
+
+    def _target(self, path, force, durable):
+        """Check the output's name and set what every output holds; returns its base name."""
         self.durable = durable          # False: a cache, checked when read; no fsync
         self.path = os.path.abspath(path)
         self.shown = path
@@ -39,22 +63,12 @@ class PrivateOutput:
             raise OutputError(errno.EISDIR, f"{path} is a directory")
         self.dir, name = os.path.split(self.path)
         self.tmp = None
-        fd = self._open_unnamed()
-        if fd is None:
-            fd = self._open_named(name)
-        mode = "wb" if binary else "w"
-        kw = {} if binary else {"encoding": "utf-8"}
-        self.f = os.fdopen(fd, mode, buffering=buffering, **kw)
+        return name
 
     def _open_unnamed(self):
-        flag = getattr(os, "O_TMPFILE", 0)
-        if not flag:
-            return None
         try:
-            return os.open(self.dir, flag | os.O_WRONLY, MODE)
+            return unnamed_file(self.dir)
         except OSError as e:
-            if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                return None
             raise OutputError(e.errno, f"cannot write {self.shown}: {e.strerror}") from None
 
     def _open_named(self, name):
@@ -138,6 +152,20 @@ class PrivateOutput:
         else:
             self.discard()
         return False
+
+
+def unnamed_file(directory, access=os.O_WRONLY):
+    """A new file with no name in `directory` (O_TMPFILE, mode 0600), which linkat can
+    name later; None where the file system makes none. Raises OSError otherwise."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(directory, flag | access, MODE)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None
+        raise
 
 
 def _remove_stale(directory, name):
