@@ -11,7 +11,9 @@ does not match in every respect, or fails its checksum or its shape checks, is i
 Layout: 8-byte magic, u64 offset and u32 length of the header, the arrays from byte 64,
 each 64-byte aligned, then the header as JSON (identity, metadata, and per array its
 dtype, length, offset and crc32): written last, so that the arrays final after the
-graph's assembly go to the file while the rest is computed.
+graph's assembly go to the file while the rest is computed. A walk that spilled names
+its scratch file the index (IndexWriter): its arrays lie where the walk put them, page
+aligned, with holes between them.
 """
 
 from __future__ import annotations
@@ -84,21 +86,22 @@ def scratch_dir(core_path):
     return os.path.dirname(candidate_paths(core_path, {})[1])
 
 
-def start(g, core_path, identity):
+def start(g, core_path, identity, spill=None):
     """An IndexWriter already writing the arrays of g that are final once the graph is
     assembled (while the native attribution and the dominators run), at the first
-    candidate path that can be created; None when none can."""
+    candidate path that can be created; None when none can. `spill`: the walk's
+    spill.Spill, whose scratch file becomes the index where it can."""
     for path in candidate_paths(core_path, identity):
         try:
-            return _new_writer(g, path, identity)
+            return _new_writer(g, path, identity, spill)
         except OSError:
             continue
     return None
 
 
-def _new_writer(g, path, identity):
+def _new_writer(g, path, identity, spill=None):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return IndexWriter(g, path, identity)
+    return IndexWriter(g, path, identity, spill)
 
 
 def save(g, core_path, identity, writer=None):
@@ -177,17 +180,25 @@ class IndexWriter:
     dominators, the per-type columns) and the header, after the arrays, which the
     prefix points to.
 
+    Where the walk spilled into a scratch file that can be named in the index's
+    directory, that file becomes the index: the arrays already in it stay where they
+    are, the others and the header are added at its end, the prefix goes in its first
+    page (left for it), and it is named at the end. Its other pieces are the walk's
+    dropped arrays, punched out (holes).
+
     The file is private and complete or absent (it holds names read from the process's
     memory); not synced to disk: an index torn by a crash fails its checks and is
     rebuilt."""
 
-    def __init__(self, g, path, identity):
+    def __init__(self, g, path, identity, spill=None):
         import threading
         from arthur.safefile import PrivateOutput
         self.g, self.path, self.identity = g, path, identity
         self.arrays = {}                # name: dtype, length, offset, crc32, as written
         self.at = 0                     # the next array's offset from DATA_AT
-        self.out = PrivateOutput(path, force=True, durable=False)
+        self.scratch = spill if spill is not None and spill.active and \
+            spill.can_become(os.path.dirname(os.path.abspath(path))) else None
+        self.out = None if self.scratch else PrivateOutput(path, force=True, durable=False)
         self.error = None
         # The address order's sort (12 bytes an object at its peak) waits for finish():
         # not on top of the native attribution's peak.
@@ -198,17 +209,31 @@ class IndexWriter:
         for name, a in arrays.items():
             a = np.ascontiguousarray(a, dtype=WRITE_AS.get(name))
             raw = memoryview(a).cast("B")
-            self.arrays[name] = {"dtype": a.dtype.str, "len": len(a), "offset": self.at,
+            if self.scratch is not None:
+                offset = self._in_scratch(a, raw) - DATA_AT
+            else:
+                offset = self.at
+                pad = -len(raw) % ALIGN
+                self.out.write(raw)
+                self.out.write(bytes(pad))
+                self.at += len(raw) + pad
+            self.arrays[name] = {"dtype": a.dtype.str, "len": len(a), "offset": offset,
                                  "crc32": zlib.crc32(raw)}
-            pad = -len(raw) % ALIGN
-            self.out.write(raw)
-            self.out.write(bytes(pad))
-            self.at += len(raw) + pad
+
+    def _in_scratch(self, a, raw):
+        """The offset in the scratch file of array `a` (bytes `raw`): where it lies
+        already (kept there), else where it is added."""
+        at = self.scratch.offset_of(a)
+        if at is not None and at >= DATA_AT and (at - DATA_AT) % ALIGN == 0:
+            self.scratch.keep(a)
+            return at
+        return self.scratch.append(raw)
 
     def _write_early(self):
         try:
             g = self.g
-            self.out.write(bytes(DATA_AT))          # the prefix, written last
+            if self.scratch is None:
+                self.out.write(bytes(DATA_AT))          # the prefix, written last
             self._write_arrays({name: getattr(g, name) for name in EARLY})
             self.sort.wait()
             # Sorted here, while the main thread sums the per-type columns.
@@ -245,23 +270,35 @@ class IndexWriter:
                                 "idom": g.dominators(), "retained": g.retained()})
             self._write_arrays({name: h[name[len("hist_"):]] for name in HIST_ARRAYS})
             header = json.dumps(self._meta(), separators=(",", ":")).encode()
-            self.out.write(header)
-            self.out.seek(0)
-            self.out.write(PREFIX.pack(MAGIC, DATA_AT + self.at, len(header)))
+            if self.scratch is not None:
+                from arthur.safefile import PrivateOutput
+                hat = self.scratch.append(header)
+                self.scratch.write_at(0, PREFIX.pack(MAGIC, hat, len(header)))
+                self.out = PrivateOutput.adopt(self.path, self.scratch.descriptor(),
+                                               force=True, durable=False)
+            else:
+                self.out.write(header)
+                self.out.seek(0)
+                self.out.write(PREFIX.pack(MAGIC, DATA_AT + self.at, len(header)))
             self.out.commit()
         except OSError as e:
-            self.out.discard()
+            self._discard_output()
             raise OSError(f"{self.path}: {e.strerror or e}") from None
         except BaseException:
-            self.out.discard()
+            self._discard_output()
             raise
         return self.path
+
+    def _discard_output(self):
+        # (A scratch file not yet named has no output: it goes with the walk's arrays.)
+        if self.out is not None:
+            self.out.discard()
 
     def discard(self):
         """Give up (the caller failed): no file is left."""
         self.sort.set()
         self.thread.join()
-        self.out.discard()
+        self._discard_output()
 
 
 def load(core_path, identity):

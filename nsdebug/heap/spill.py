@@ -8,8 +8,9 @@ scratch file in the directory the heap index goes to, and makes the rest there: 
 kernel then writes those pages to the file and drops them when memory is short, where it
 would otherwise kill the process. Slower (the pages go to disk and come back), but done.
 
-The scratch file is unlinked as soon as it is created: its space goes when the last
-array mapped from it does, whatever happens to the process.
+The scratch file has no name (O_TMPFILE; else it is unlinked as soon as it is created):
+its space goes when the last array mapped from it does, whatever happens to the process.
+A walk that wants its heap index names it the index at the end (index.IndexWriter).
 
 What "may use" means: the smallest of the memory cgroup limits over this process's
 cgroup and its ancestors (cgroup v1 or v2), less the anonymous memory others have charged
@@ -33,6 +34,8 @@ import threading
 import weakref
 
 import numpy as np
+
+from arthur.safefile import unnamed_file
 
 from ..parallel import start_thread, two_cpus
 
@@ -137,12 +140,13 @@ class _ScratchFile:
 
     def __init__(self, fd):
         self.fd = fd
+        self.named = False          # the heap index now: every hole punched before exit
 
     def punch(self, at, size):
         """The hole punched on the second CPU where there is one: the kernel takes a
         millisecond per array to drop its pages and blocks (2.5 s over a 48M-object
         walk), which the walk need not wait for."""
-        if two_cpus():
+        if two_cpus() and not self.named:
             _punch_later(self, at, size)
         else:
             punch_hole(self.fd, at, size)
@@ -178,9 +182,11 @@ def punches_made():
 
 
 class _Mapping(mmap.mmap):
-    """A piece of the scratch file mapped: `at`, its offset in the file, and `addr`,
-    where it is mapped (for Spill.copy)."""
+    """A piece of the scratch file mapped: `at`, its offset in the file, `addr`, where
+    it is mapped (for Spill.copy), `owner`, the file's _ScratchFile, and `release`, the
+    finalizer that punches the piece out once it is dropped."""
     at = addr = 0
+    owner = release = None
 
 
 def _mapping_of(a):
@@ -212,6 +218,8 @@ class Spill:
         self.objects = 0            # objects the walk has found so far (0: not a walk's)
         self.spilled = 0            # bytes put in the scratch file
         self._file = None           # the scratch file (_ScratchFile), once active
+        self.linkable = False       # made unnamed (O_TMPFILE): it can be given a name
+        self._live = weakref.WeakSet()  # the pieces mapped (_Mapping), while mapped
         self._size = 0
         self._lock = threading.Lock()   # arrays are made from two threads (parallel.py)
         self.why = None
@@ -234,13 +242,18 @@ class Spill:
     def _activate(self, why, quiet=False):
         try:
             os.makedirs(self.directory, exist_ok=True)
-            fd, path = tempfile.mkstemp(prefix=".nsdebug-spill-", dir=self.directory)
+            fd = unnamed_file(self.directory, os.O_RDWR)
+            self.linkable = fd is not None
+            if fd is None:
+                fd, path = tempfile.mkstemp(prefix=".nsdebug-spill-", dir=self.directory)
+                os.unlink(path)
         except OSError:
             # Nowhere to write: go on in memory (the limit may still hold).
             self.mode = "never"
             return
-        os.unlink(path)
         self._file = _ScratchFile(fd)
+        # The first page left for the prefix of the heap index it may become.
+        self._size = mmap.PAGESIZE
         self.active, self.why, self.quiet = True, why, quiet
 
     def empty(self, n, dtype):
@@ -265,12 +278,14 @@ class Spill:
             self._size += size
             self.spilled += nbytes
         a = np.frombuffer(m, dtype=dtype, count=n)
-        m.at, m.addr = at, a.ctypes.data
+        m.at, m.addr, m.owner = at, a.ctypes.data, self._file
         # An array dropped before the end (a wave's chunks once drained, the address
         # table after the assembly) gives its pages back at once: they are dirty page
         # cache the kernel would otherwise write to disk, and free only when the file
         # goes (1.7 s at the end of a 48M-object walk).
-        weakref.finalize(m, self._file.punch, at, size).atexit = False
+        m.release = weakref.finalize(m, self._file.punch, at, size)
+        m.release.atexit = self._file.named
+        self._live.add(m)
         return a
 
     def copy(self, chunk, part):
@@ -279,15 +294,13 @@ class Spill:
         then be overwritten (a third of a large walk's system time); pwrite fills the
         file's pages whole, and the mapping then finds them in the page cache."""
         m = _mapping_of(part)
-        if not isinstance(m, _Mapping) or chunk.dtype != part.dtype or \
+        if not isinstance(m, _Mapping) or m.owner is not self._file or \
+                chunk.dtype != part.dtype or \
                 len(chunk) != len(part) or not part.flags.c_contiguous:
             part[:] = chunk
             return
-        data = memoryview(np.ascontiguousarray(chunk)).cast("B")
-        at = m.at + part.ctypes.data - m.addr
-        while len(data):
-            done = os.pwrite(self._file.fd, data, at)
-            data, at = data[done:], at + done
+        self.write_at(m.at + part.ctypes.data - m.addr,
+                      memoryview(np.ascontiguousarray(chunk)).cast("B"))
 
     def zeros(self, n, dtype):
         a = self.empty(n, dtype)
@@ -309,6 +322,67 @@ class Spill:
         for i in range(start, len(arrays)):
             arrays[i] = self.park(arrays[i])
         return len(arrays)
+
+    # -- the scratch file made the heap index (index.IndexWriter) ----------------------
+    # The arrays the index holds are mostly in the scratch file already, written by the
+    # walk. Named as the index, it is the index: they are kept where they are, not
+    # copied into a new file (a new file's pages are the most costly the walk touches:
+    # at 14.4M objects the copy took half the first command's time on this machine).
+
+    def can_become(self, directory):
+        """Whether the scratch file can be named in `directory` (linkat): made unnamed,
+        and on the same file system."""
+        if not self.linkable:
+            return False
+        try:
+            return os.stat(directory).st_dev == os.fstat(self._file.fd).st_dev
+        except OSError:
+            return False
+
+    def offset_of(self, a):
+        """Where array `a`'s bytes lie in the scratch file, or None where they do not (in
+        memory, not contiguous, or another file's)."""
+        m = _mapping_of(a)
+        if not isinstance(m, _Mapping) or m.owner is not self._file or \
+                not a.flags.c_contiguous:
+            return None
+        return m.at + a.ctypes.data - m.addr
+
+    def keep(self, a):
+        """`a`'s piece of the file kept when `a` is dropped (the index holds it now)."""
+        m = _mapping_of(a)
+        if isinstance(m, _Mapping) and m.release is not None:
+            m.release.detach()
+
+    def append(self, data):
+        """`data` written in a new piece at the end of the file, kept; its offset."""
+        data = memoryview(data).cast("B")
+        with self._lock:
+            at = self._size
+            size = (len(data) + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            if size:
+                os.posix_fallocate(self._file.fd, at, size)
+            self._size += size
+        self.write_at(at, data)
+        return at
+
+    def write_at(self, at, data):
+        data = memoryview(data).cast("B")
+        while len(data):
+            done = os.pwrite(self._file.fd, data, at)
+            data, at = data[done:], at + done
+
+    def descriptor(self):
+        """The scratch file's descriptor duplicated, for the output that names it. A
+        named file outlives the process: the pieces of arrays still in use are punched
+        out at exit (their finalizers run then), and every punch from now on is made at
+        once, not by the thread, which exit does not wait for."""
+        punches_made()
+        self._file.named = True
+        for m in list(self._live):
+            if m.release is not None and m.release.alive:
+                m.release.atexit = True
+        return os.dup(self._file.fd)
 
     def note(self):
         """What the user is told when the walk spilled, else None."""

@@ -102,7 +102,7 @@ class Target:
         def assembled(g):
             # The index's first arrays go to the file while the walk finishes.
             if identity is not None:
-                writers.append(index.start(g, self.process.path, identity))
+                writers.append(index.start(g, self.process.path, identity, spill))
 
         try:
             with progress_reporter("walking the heap", "objects") as report:

@@ -48,6 +48,64 @@ def test_second_command_maps_the_index_and_answers_the_same(core, nsdebug, tmp_p
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_a_spilled_walk_names_its_scratch_file_the_index(core, tmp_path):
+    """A walk that spilled makes its scratch file the index: the arrays the walk wrote
+    there stay (no copy into a new file), the walk's dropped arrays are holes, and so
+    are those still in use when the process ends. The next commands map it and answer
+    as a fresh walk does, after a first run of several commands (their temporaries
+    made in the file once it had its name)."""
+    import subprocess
+    cap, path = core
+    table = cap.truth["named"]["table"]["id"]
+    shared = cap.truth["named"]["shared"]["id"]
+    widget = cap.truth["named"]["widget"]["id"]
+    cmds = COMMANDS + [f"retained {table:#x}", f"refs {shared:#x}", f"path {widget:#x}",
+                       "suspects", "waste"]
+    args = [a for c in cmds for a in ("-c", c)]
+    env = targets.nsdebug_env(dict(os.environ, NSDEBUG_SPILL="always",
+                                   XDG_CACHE_HOME=str(tmp_path / "cache")))
+
+    def run(*extra):
+        r = subprocess.run(targets.nsdebug_cmd() + [path, *extra, *args, "--json"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        return [json.loads(x) for x in r.stdout.splitlines()], r.stderr
+
+    fresh, _ = run("--no-cache")
+    first, _ = run()
+    index = path + ".nsdebug-index"
+    st = os.stat(index)
+    assert oct(st.st_mode & 0o777) == "0o600"
+    with open(index, "rb") as f:
+        prefix = f.read(64)
+        meta = json.loads(_header(f, prefix))
+    arrays = meta["arrays"].values()
+    data = sum(a["len"] * int(a["dtype"][2:]) for a in arrays)
+    page = os.sysconf("SC_PAGE_SIZE")
+    # Allocated: the arrays, each in pages of its own, the header and the prefix's page,
+    # and the file system's map of a file with holes (32 pages allowed for it); nothing
+    # of the walk's other arrays (holes), which the file's length still spans.
+    assert st.st_blocks * 512 <= data + (len(arrays) + 2 + 32) * page + \
+        len(_header_bytes(meta))
+    assert st.st_size > st.st_blocks * 512 + 16 * page
+    second, err = run()
+    assert second[0]["heap_source"] == "index" and "ignoring" not in err, err
+    for docs in (fresh, first, second):
+        docs[0].pop("heap_source")
+    assert fresh == first == second
+
+
+def _header(f, prefix):
+    import struct
+    _, at, n = struct.unpack("<8sQI", prefix[:20])
+    f.seek(at)
+    return f.read(n)
+
+
+def _header_bytes(meta):
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
 def _objects(nsdebug, path):
     r = nsdebug(path, "-c", "objects --top 5", "--json")
     assert r.returncode == 0, r.stderr

@@ -176,5 +176,57 @@ def test_copy_into_a_slice_of_a_spilled_array_goes_by_pwrite(tmp_path, monkeypat
     real = os.pwrite
     monkeypatch.setattr(spill.os, "pwrite", lambda *a: calls.append(a[2]) or real(*a))
     s.copy(np.arange(9_850, dtype=np.int32), part)
-    assert calls == [150 * 4]
+    assert calls == [s.offset_of(col) + 150 * 4] and s.offset_of(part) == calls[0]
     assert np.array_equal(col[150:], np.arange(9_850))
+
+
+NAMED_AT_EXIT = r"""
+import sys
+import numpy as np
+from arthur.safefile import PrivateOutput
+from nsdebug.heap import spill
+s = spill.Spill(sys.argv[1], "always")
+kept = s.empty(1 << 20, np.int64)            # 8 MiB the named file keeps
+kept[:] = 7
+s.keep(kept)
+alive = s.empty(2 << 20, np.int64)          # 16 MiB still in use at exit
+alive[:] = 1
+dropped = s.empty(1 << 20, np.int64)        # 8 MiB dropped before the file is named
+dropped[:] = 2
+del dropped
+PrivateOutput.adopt(sys.argv[2], s.descriptor(), force=True, durable=False).commit()
+late = s.empty(1 << 20, np.int64)           # made after: dropped at once
+late[:] = 3
+del late
+print(s.offset_of(kept))
+"""
+
+
+def test_a_named_scratch_file_keeps_only_what_it_was_told_to(tmp_path):
+    """The scratch file named (as the heap index is) outlives the process: of its
+    pieces it keeps only those kept; arrays dropped before or after the naming, and
+    those still in use at exit, are punched out. An old file of that name is replaced."""
+    import subprocess
+    import sys
+    out = tmp_path / "named"
+    out.write_bytes(b"an old index, replaced")
+    r = subprocess.run([sys.executable, "-c", NAMED_AT_EXIT, str(tmp_path), str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    st = os.stat(out)
+    assert oct(st.st_mode & 0o777) == "0o600"
+    assert st.st_size >= 40 << 20                           # every piece's room
+    assert (8 << 20) <= st.st_blocks * 512 <= (8 << 20) + (64 << 10)
+    at = int(r.stdout)
+    with open(out, "rb") as f:
+        f.seek(at)
+        assert np.all(np.frombuffer(f.read(8 << 20), np.int64) == 7)
+    assert sorted(os.listdir(tmp_path)) == ["named"]
+
+
+def test_a_scratch_file_on_another_file_system_is_not_named_there(tmp_path):
+    s = spill.Spill(str(tmp_path), "always")
+    assert s.linkable and s.can_become(str(tmp_path))
+    if os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
+        assert not s.can_become("/dev/shm")
+    assert not spill.Spill(str(tmp_path), "never").can_become(str(tmp_path))
