@@ -17,7 +17,9 @@ Prints per core and per capture: objects; `objects` as a whole command the first
 (walk, dominators, index written) and the second time (index mapped); `suspects` and the
 snapshot export with the index; the first command's peak anonymous memory (sampled from
 /proc; the mapped core is page cache, not counted), whole and per object (the tool's
-own start-up included); with --kinds, the walk's objects per second by kind.
+own start-up included); with --kinds, the walk's objects per second by kind. Before
+and after the cases, how fast this machine gives new pages (a walk writes gigabytes of
+them; on a VM that hands free memory back to its host they are the walk's main cost).
 """
 
 import argparse
@@ -125,6 +127,26 @@ def measure(nsdebug, path, tmp, env):
             "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak}
 
 
+def new_page_rate(directory, size=1 << 30, rest=15.0):
+    """MB/s of writing `size` bytes into a new file after `rest` seconds of quiet: what a
+    page the machine has not used lately costs here. A walk writes gigabytes of new
+    pages (its arrays, the index, a capture's copy); on a VM whose free memory goes back
+    to the host (balloon free page reporting, DAMON pageout) they cost ten times what
+    reused pages do, and the figures below move with it between runs."""
+    time.sleep(rest)
+    piece = os.urandom(1 << 20)
+    fd, path = tempfile.mkstemp(dir=directory)
+    try:
+        start = time.perf_counter()
+        for _ in range(size >> 20):
+            os.write(fd, piece)
+        secs = time.perf_counter() - start
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return size / secs / 1e6
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=DEFAULT)
@@ -138,6 +160,9 @@ def main():
     args = ap.parse_args()
     byte_compile_nsdebug()
     nsdebug = tool("nsdebug")
+    scratch = os.environ.get("BENCH_TMP") or args.cache
+    os.makedirs(scratch, exist_ok=True)
+    rates = [new_page_rate(scratch)]
     rows, kind_rows = [], {}
     for spec in args.cases.split(","):
         case, want = spec.split(":")
@@ -164,7 +189,10 @@ def main():
                              f"{m['peak'] >> 20:,}",
                              f"{m['peak'] / n:.0f}"])
                 print(" ".join(rows[-1]), flush=True)
-    print("\nseconds for whole nsdebug commands (start-up included), each a new process; "
+    rates.append(new_page_rate(scratch))
+    print(f"\nnew pages on this machine: {rates[0]:,.0f} MB/s before the cases, "
+          f"{rates[1]:,.0f} MB/s after (1 GiB into a new file after 15 s of quiet)")
+    print("seconds for whole nsdebug commands (start-up included), each a new process; "
           "the first 'objects' walks and writes the heap index, the others map it; peak: "
           "the first command's anonymous memory, whole and per object (the tool's own "
           "~50 MiB of code and numpy included)")
