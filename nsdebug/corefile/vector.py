@@ -61,6 +61,8 @@ class VectorMemory:
     (as AddressSpace's scalar reads are named) take an array of addresses and give the
     values and which reads were valid."""
 
+    compiled = _vector is not None      # whether its loops run in C, the GIL let go
+
     def __init__(self, process):
         mem = process.memory
         buf = process.source.buffer

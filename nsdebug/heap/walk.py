@@ -21,6 +21,7 @@ import os
 import struct
 import time
 from array import array
+from functools import partial
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from ..cpython import layout_check
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
 from ..freemem import release_free_memory
+from ..parallel import Background
 from .arenas import ArenaScan
 from .attributes import Attributes
 from .buffers import Buffers
@@ -225,21 +227,37 @@ class HeapWalker:
             pass
         return 0
 
-    def gc_objects(self):
+    def gc_lists(self):
+        """The GC's generation lists chased on the second CPU from now on: a Background
+        whose result() is (head, nodes, whether the list came back to its head) per list,
+        for gc_objects(). A list of millions of objects is a cache miss per object, and
+        needs nothing the walk's waves make."""
+        rt, L = self.rt, self.rt.layout
+        try:
+            heads = layout_check.gc_heads(self.o, L, rt.main_interpreter.address,
+                                          rt.address)
+        except NsdebugError as e:
+            # (raised where the lists are asked for, as a failed chase would be)
+            return Background(partial(_raise, e), threaded=False)
+        vm = self.vm
+        # (The chase without the compiled module holds the GIL: it runs when asked for.)
+        return Background(lambda: [(head,) + vm.chase(head, L.gchead.gc_next, ~3)
+                                   for head in heads], threaded=vm.compiled)
+
+    def gc_objects(self, chased):
         """(tracked, frozen): the objects on the GC's generation lists, then those of the
         permanent generation (gc.freeze(); 3.12 puts its static tuples there), which
-        gc.get_objects() leaves out. Lists are followed through the mapped core."""
-        rt, L = self.rt, self.rt.layout
-        heads = layout_check.gc_heads(self.o, L, rt.main_interpreter.address, rt.address)
-        gch = L.gchead.size
+        gc.get_objects() leaves out, from gc_lists(). Lists are followed through the
+        mapped core."""
+        gch = self.rt.layout.gchead.size
         found = []
-        for head in heads:
-            nodes, closed = self.vm.chase(head, L.gchead.gc_next, ~3)
+        lists = chased.result()
+        for head, nodes, closed in lists:
             if not closed:
                 self.warnings.append(f"the GC list at {head:#x} is broken after "
                                      f"{len(nodes)} objects")
             found.append(nodes + np.uint64(gch))
-        permanent = len(heads) == 4
+        permanent = len(lists) == 4
         tracked = np.concatenate(found[:3])
         frozen = found[3] if permanent else np.zeros(0, dtype=np.uint64)
         return tracked, frozen
@@ -383,6 +401,7 @@ class HeapWalker:
 
     def run(self):
         self._roots()
+        chased = self.gc_lists()
         self.n_synth = self.count = len(self.addr)
         # The synthetic nodes' edges, as rows like every other edge.
         starts = np.frombuffer(self.edge_start, dtype=np.uint64).astype(np.int64)
@@ -400,7 +419,7 @@ class HeapWalker:
         # hold them; the graph's assembly tells, with the C roots spliced in).
         seeds = []
         try:
-            tracked, frozen = self.gc_objects()
+            tracked, frozen = self.gc_objects(chased)
             self.tracked = tracked
             seeds += [tracked, frozen]
         except NsdebugError as e:
@@ -590,3 +609,6 @@ class HeapWalker:
         sink.release()
         return g
 
+
+def _raise(error):
+    raise error
