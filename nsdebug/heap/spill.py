@@ -12,11 +12,11 @@ The scratch file has no name (O_TMPFILE; else it is unlinked as soon as it is cr
 its space goes when the last array mapped from it does, whatever happens to the process.
 A walk that wants its heap index names it the index at the end (index.IndexWriter).
 
-What "may use" means: the smallest of the memory cgroup limits over this process's
-cgroup and its ancestors (cgroup v1 or v2), less the anonymous memory others have charged
-there, and the system's available memory. An address-space limit (`ulimit -v`, `prlimit
---as`) counts mapped files as much as anonymous memory: no file helps under it, so it is
-not a reason to spill (running out of it is reported as such by the command line).
+What "may use" means is membudget.anon_budget's: the tightest memory cgroup limit over
+this process and the system's available memory. An address-space limit (`ulimit -v`,
+`prlimit --as`) counts mapped files as much as anonymous memory: no file helps under it,
+so it is not a reason to spill (running out of it is reported as such by the command
+line).
 
 A large heap spills too, with no limit in sight: past KEEP_PER_OBJECT bytes of
 anonymous memory per object found (and a floor), the walk's arrays go to the scratch
@@ -37,6 +37,7 @@ import numpy as np
 
 from arthur.safefile import unnamed_file
 
+from ..membudget import anon_budget, anon_bytes, pinned_bytes
 from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -48,70 +49,6 @@ SPILL_AT = 0.5           # spill once anonymous memory passes this share of the 
 KEEP_PER_OBJECT = 40
 KEEP_FLOOR = 48 << 20
 CHECK_FROM = 1 << 20     # allocations from this size look at the budget first
-
-
-def _kib_field(path, key):
-    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def anon_bytes(status="/proc/self/status"):
-    """This process's resident anonymous memory (RssAnon), or 0 where unknown."""
-    return _kib_field(status, b"RssAnon:") or 0
-
-
-def available_bytes(meminfo="/proc/meminfo"):
-    """The memory the system can give without swapping (MemAvailable), or None."""
-    return _kib_field(meminfo, b"MemAvailable:")
-
-
-def _stat_field(path, names):
-    """The first of `names` in a cgroup's memory.stat, in bytes."""
-    try:
-        with open(path) as f:
-            rows = dict(line.split()[:2] for line in f if line.strip())
-    except (OSError, ValueError):
-        return None
-    for name in names:
-        if name in rows:
-            return int(rows[name])
-    return None
-
-
-def cgroup_headroom(found=None, cgroup_file=None):
-    """(limit, anonymous memory charged to that cgroup) of the tightest memory cgroup
-    limit over this process, or None without one (`found`, `cgroup_file`: as
-    arthur.cgroups.controller_dir takes them)."""
-    from arthur.cgroups import controller_dir, memory_limit
-    where = controller_dir("self", "memory", found, cgroup_file)
-    limit = memory_limit(where)
-    if limit is None:
-        return None
-    anon = _stat_field(os.path.join(limit[1], "memory.stat"),
-                       ("total_rss", "rss") if where[0] == 1 else ("anon",))
-    return limit[0], anon or 0
-
-
-def anon_budget():
-    """How much anonymous memory this process may hold, in bytes (None: no known bound)."""
-    own = anon_bytes()
-    bounds = []
-    cg = cgroup_headroom()
-    if cg is not None:
-        limit, charged = cg
-        others = max(charged - own, 0)
-        bounds.append(max(limit - others, 0))
-    avail = available_bytes()
-    if avail is not None:
-        bounds.append(avail + own)
-    return min(bounds) if bounds else None
 
 
 FALLOC_PUNCH_HOLE = 0x03    # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
@@ -214,6 +151,7 @@ class Spill:
         if self.mode not in ("auto", "always", "never"):
             self.mode = "auto"
         self.budget = anon_budget() if self.mode == "auto" else None
+        self._pinned = pinned_bytes()
         self.active = False
         self.objects = 0            # objects the walk has found so far (0: not a walk's)
         self.spilled = 0            # bytes put in the scratch file
@@ -232,8 +170,13 @@ class Spill:
         process's anonymous memory has passed SPILL_AT of its budget)."""
         if not self.active and self.mode == "auto":
             anon = anon_bytes()
-            if self.budget is not None and anon > SPILL_AT * self.budget:
-                self._activate(f"{anon >> 20} MiB in use of {self.budget >> 20} MiB this "
+            budget = self.budget
+            if budget is not None:
+                # A copy of the core made in memory since (a capture's, vector.copy_file)
+                # leaves that much less.
+                budget = max(budget - (pinned_bytes() - self._pinned), 0)
+            if budget is not None and anon > SPILL_AT * budget:
+                self._activate(f"{anon >> 20} MiB in use of {budget >> 20} MiB this "
                                f"process may use")
             elif self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects:
                 self._activate(f"{self.objects:,} objects", quiet=True)

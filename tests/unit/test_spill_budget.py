@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from nsdebug import membudget
 from nsdebug.heap import spill
 
 
@@ -17,7 +18,7 @@ def _tree(tmp_path, files):
 
 
 def _limits(tmp_path, files, cgroup_line, mount):
-    """(arthur.cgroups.memory_limit, spill.cgroup_headroom) over a cgroup tree laid out
+    """(arthur.cgroups.memory_limit, membudget.cgroup_headroom) over a cgroup tree laid out
     as the kernel does under `mount` ("memory" for v1's hierarchy, "" for v2's)."""
     from arthur.cgroups import controller_dir, memory_limit
     root = _tree(tmp_path / "fs", files)
@@ -26,7 +27,7 @@ def _limits(tmp_path, files, cgroup_line, mount):
     limit = memory_limit(controller_dir("self", "memory", found, cgroup))
     if limit is not None:
         limit = (limit[0], os.path.relpath(limit[1], root))
-    return limit, spill.cgroup_headroom(found, cgroup)
+    return limit, membudget.cgroup_headroom(found, cgroup)
 
 
 def test_v1_the_tightest_limit_of_the_cgroup_and_its_ancestors(tmp_path):
@@ -76,7 +77,7 @@ def test_never_and_auto_without_pressure_stay_in_memory(tmp_path):
         s = spill.Spill(str(tmp_path), mode)
         a = s.empty(1 << 20, np.int32)
         assert not spill.in_file(a) and s.note() is None
-    assert spill.anon_bytes() > 0 and spill.anon_budget() > spill.anon_bytes()
+    assert membudget.anon_bytes() > 0 and membudget.anon_budget() > membudget.anon_bytes()
 
 
 def test_a_full_disk_leaves_the_array_in_memory(tmp_path):
@@ -230,3 +231,24 @@ def test_a_scratch_file_on_another_file_system_is_not_named_there(tmp_path):
     if os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
         assert not s.can_become("/dev/shm")
     assert not spill.Spill(str(tmp_path), "never").can_become(str(tmp_path))
+
+
+def test_a_copy_pinned_in_memory_leaves_the_walk_less(tmp_path):
+    """A capture's copy made in memory after the walk's Spill took its budget is taken
+    off that budget: with all but a little pinned, the next check spills, and says of
+    how much."""
+    s = spill.Spill(str(tmp_path), "auto")
+    assert s.budget and not s.check()
+
+    class Copy:
+        pass
+    copy = Copy()
+    pinned = s.budget - membudget.anon_bytes()   # what is in use now is then past half
+    membudget.pin(pinned, copy)
+    try:
+        assert s.check() and s.why.endswith("MiB this process may use"), s.why
+        left = int(s.why.split(" MiB in use of ")[1].split()[0])
+        assert abs(left - ((s.budget - pinned) >> 20)) <= 1, (s.why, s.budget, pinned)
+    finally:
+        del copy
+    assert membudget.pinned_bytes() == 0

@@ -1,0 +1,114 @@
+"""How much memory this process may use, and what it holds that the kernel cannot drop.
+
+What "may use" means: the smallest of the memory cgroup limits over this process's
+cgroup and its ancestors (cgroup v1 or v2), less the anonymous memory others have charged
+there, and the system's available memory (MemAvailable, plus this process's own anonymous
+memory). The heap walk spills against it (heap/spill.py); a capture's decompressed copy
+is made in memory only where it takes a small share of it (corefile/vector.py).
+
+A copy made in memory (a memfd: shared memory, which with no swap the kernel can neither
+write out nor drop) is pinned here while it lives: MemAvailable already leaves it out,
+but a cgroup counts it apart from its anonymous memory, so the cgroup's bound takes it
+off.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+IN_MEMORY_SHARE = 1 / 3     # a copy in memory takes at most this share of the budget
+_pinned = 0                 # bytes of the copies held in memory, while they live
+
+
+def _kib_field(path, key):
+    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def anon_bytes(status="/proc/self/status"):
+    """This process's resident anonymous memory (RssAnon), or 0 where unknown."""
+    return _kib_field(status, b"RssAnon:") or 0
+
+
+def available_bytes(meminfo="/proc/meminfo"):
+    """The memory the system can give without swapping (MemAvailable), or None."""
+    return _kib_field(meminfo, b"MemAvailable:")
+
+
+def _stat_field(path, names):
+    """The first of `names` in a cgroup's memory.stat, in bytes."""
+    try:
+        with open(path) as f:
+            rows = dict(line.split()[:2] for line in f if line.strip())
+    except (OSError, ValueError):
+        return None
+    for name in names:
+        if name in rows:
+            return int(rows[name])
+    return None
+
+
+def cgroup_headroom(found=None, cgroup_file=None):
+    """(limit, anonymous memory charged to that cgroup) of the tightest memory cgroup
+    limit over this process, or None without one (`found`, `cgroup_file`: as
+    arthur.cgroups.controller_dir takes them)."""
+    from arthur.cgroups import controller_dir, memory_limit
+    where = controller_dir("self", "memory", found, cgroup_file)
+    limit = memory_limit(where)
+    if limit is None:
+        return None
+    anon = _stat_field(os.path.join(limit[1], "memory.stat"),
+                       ("total_rss", "rss") if where[0] == 1 else ("anon",))
+    return limit[0], anon or 0
+
+
+def anon_budget():
+    """How much anonymous memory this process may hold, in bytes (None: no known bound)."""
+    own = anon_bytes()
+    bounds = []
+    cg = cgroup_headroom()
+    if cg is not None:
+        limit, charged = cg
+        others = max(charged - own, 0)
+        # (the copies held in memory are charged to the cgroup too, but not as its
+        # anonymous memory)
+        bounds.append(max(limit - others - _pinned, 0))
+    avail = available_bytes()
+    if avail is not None:
+        bounds.append(avail + own)
+    return min(bounds) if bounds else None
+
+
+def pin(nbytes, owner):
+    """`nbytes` of memory the kernel cannot drop, held until `owner` is collected:
+    counted against the cgroup's bound (anon_budget)."""
+    global _pinned
+    _pinned += nbytes
+    weakref.finalize(owner, _unpin, nbytes)
+
+
+def _unpin(nbytes):
+    global _pinned
+    _pinned -= nbytes
+
+
+def pinned_bytes():
+    """The copies held in memory now, in bytes."""
+    return _pinned
+
+
+def fits_in_memory(nbytes):
+    """Whether a copy of `nbytes` may be held in memory nothing can page out: at most
+    IN_MEMORY_SHARE of what this process may use, so that the heap walk over it keeps
+    the rest (a core is about 115 bytes an object, a walk peaks under 80). With no
+    bound known, it may not."""
+    budget = anon_budget()
+    return budget is not None and nbytes <= IN_MEMORY_SHARE * budget
