@@ -64,13 +64,15 @@ class MemoryCgroup:
         with open(self._file("memory.max_usage_in_bytes", "memory.peak"), "w") as f:
             f.write("0")
 
-    def run(self, cmd, **kw):
-        procs = os.path.join(self.path, "cgroup.procs")
+    def _enter(self):
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
 
-        def enter():
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        return subprocess.run(cmd, preexec_fn=enter, **kw)
+    def run(self, cmd, **kw):
+        return subprocess.run(cmd, preexec_fn=self._enter, **kw)
+
+    def popen(self, cmd, **kw):
+        return subprocess.Popen(cmd, preexec_fn=self._enter, **kw)
 
     def remove(self):
         # Its processes have ended; v1 may keep charges a moment: force them out first.

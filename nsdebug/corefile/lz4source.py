@@ -66,8 +66,9 @@ class LZ4Source:
     _copy = None
 
     def materialize(self, upto):
-        """The uncompressed bytes [0, upto) in a mapped temporary file, made once: every
-        block decompressed straight into it (the extracts past the memory are not)."""
+        """The uncompressed bytes [0, upto) in a mapped copy (vector.copy_file: in memory
+        where it fits), made once: every block decompressed straight into it (the
+        extracts past the memory are not)."""
         if self._copy is None:
             upto = min(upto, self.size)
             decoder = lz4_decoder()
@@ -93,12 +94,12 @@ class LZ4Source:
         import threading
         from concurrent.futures import ThreadPoolExecutor
         from . import _vector
-        from .vector import unlinked_file
+        from .vector import copy_file, mapped_copy
         idx, bs, task, last = self._tasks(upto)
         size = min(last * bs, self.size)
         view, rows = self._file.view, idx.raw_rows
         scratch = threading.local()
-        fd = unlinked_file()
+        fd, in_memory = copy_file(size)
         try:
             os.ftruncate(fd, max(size, 1))
 
@@ -122,7 +123,7 @@ class LZ4Source:
             with ThreadPoolExecutor(2) as pool:
                 for _ in pool.map(one, range(0, last, task)):
                     pass
-            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            return mapped_copy(fd, in_memory)
         finally:
             os.close(fd)
 

@@ -4,6 +4,9 @@ without spilling the kernel kills it; its answer and its heap index are the same
 
 import json
 import os
+import subprocess
+import threading
+import time
 
 import memcg
 import pytest
@@ -60,3 +63,66 @@ def test_a_walk_over_its_memory_limit_spills_and_completes(big_core):
         again = _objects(cg, core, "never")
         assert again.returncode == 0 and "spilled" not in again.stderr, again.stderr
         assert json.loads(again.stdout) == dict(want, heap_source="index")
+
+
+@pytest.fixture(scope="module")
+def big_capture(tmp_path_factory):
+    """An arthur .lz4 capture of the same target: a heap walk copies it whole first."""
+    why = memcg.why_unavailable()
+    if why:
+        pytest.skip(f"no memory cgroup can be made here: {why}")
+    work = str(tmp_path_factory.mktemp("spill-capture"))
+    build = targets.default_build()
+    proc, _truth = targets.start_target(build.exe, "heap_target.py", work, str(SCALE))
+    try:
+        return targets.arthur(proc.pid, os.path.join(work, "core.lz4"))
+    finally:
+        targets.stop(proc)
+
+
+def _objects_and_copy(cg, capture):
+    """(`objects` on a capture in the cgroup, where its whole-core copy was mapped:
+    "memory" (a memfd), "file" (a temporary file) or None), the process's mappings
+    looked at every few milliseconds while it runs."""
+    cmd = targets.nsdebug_cmd() + [capture, "--no-cache", "-c", "objects --top 5", "--json"]
+    proc = cg.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    env=targets.nsdebug_env())
+    seen = set()
+
+    def watch():
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/maps") as f:
+                    for line in f:
+                        if "nsdebug-core" in line:
+                            seen.add("memory" if "/memfd:" in line else "file")
+            except OSError:
+                pass
+            time.sleep(0.005)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    out, err = proc.communicate(timeout=300)
+    watcher.join()
+    assert len(seen) <= 1, seen
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), \
+        (seen.pop() if seen else None)
+
+
+def test_a_captures_copy_is_in_memory_only_where_it_fits(big_capture):
+    """Free of limits, a capture's decompressed copy is made in memory (no file system's
+    writes); under a memory cgroup limit where it would take more than a third of what
+    the process may use, it is a temporary file's pages, and the walk completes with the
+    same answer."""
+    with memcg.memory_cgroup("nsdebug-copy") as cg:
+        free, where = _objects_and_copy(cg, big_capture)
+        assert free.returncode == 0, free.stderr
+        assert where == "memory"
+        peak = cg.peak()
+        size = os.path.getsize(big_capture)
+        cg.set_limit(int(peak * LIMIT_SHARE))
+        cg.reset_peak()
+        limited, where = _objects_and_copy(cg, big_capture)
+        assert limited.returncode == 0, (limited.returncode, limited.stderr[-500:])
+        assert where == "file", (where, peak, size)
+        assert "Traceback" not in limited.stderr
+        assert json.loads(limited.stdout) == json.loads(free.stdout)

@@ -271,3 +271,45 @@ def test_the_container_is_the_same_bytes_whatever_the_workers():
         wr.close()
         outs.append(out.getvalue())
     assert outs[0] == outs[1] == outs[2]
+
+
+def _copy_mappings():
+    """The lines of /proc/self/maps that map a copy of a core, in memory or on disk."""
+    with open("/proc/self/maps") as f:
+        return [line for line in f if "nsdebug-core" in line]
+
+
+def test_a_copy_that_fits_is_made_in_memory_and_pinned_while_mapped(tmp_path):
+    """A capture's whole-core copy goes to a memfd where it takes a small share of the
+    memory this process may use (here: megabytes of gigabytes), by both copies, and is
+    counted against the memory budget until its mapping goes."""
+    import gc
+    from nsdebug import membudget
+    from nsdebug.corefile.lz4source import lz4_decoder
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    assert membudget.fits_in_memory(len(data))
+    before = membudget.pinned_bytes()
+    for make in (lambda s: s._copy_in_c(len(data), lz4_decoder()),
+                 lambda s: s._copy_in_python(len(data))):
+        src = LZ4Source(str(path))
+        copy = make(src)
+        assert copy[:] == data
+        maps = _copy_mappings()
+        assert len(maps) == 1 and "/memfd:nsdebug-core" in maps[0], maps
+        assert membudget.pinned_bytes() == before + len(copy)
+        src.close()
+        del copy, src
+        gc.collect()
+        assert membudget.pinned_bytes() == before and not _copy_mappings()
+
+
+def test_a_copy_too_large_for_memory_goes_to_a_file(tmp_path):
+    """Past a third of what the process may use (the system's available memory here),
+    the copy is a temporary file's pages, which the kernel may drop: fits_in_memory says
+    no to a copy larger than the machine's available memory."""
+    from nsdebug import membudget
+    avail = membudget.available_bytes()
+    assert avail and not membudget.fits_in_memory(avail)
+    assert membudget.fits_in_memory(avail // 100)
