@@ -17,7 +17,8 @@ Prints per core and per capture: objects; `objects` as a whole command the first
 (walk, dominators, index written) and the second time (index mapped); `suspects` and the
 snapshot export with the index; the first command's peak anonymous memory (sampled from
 /proc; the mapped core is page cache, not counted), whole and per object (the tool's
-own start-up included); with --kinds, the walk's objects per second by kind. Before
+own start-up included), and a capture's decompressed copy where it was made in memory
+(shared memory, apart); with --kinds, the walk's objects per second by kind. Before
 and after the cases, how fast this machine gives new pages (a walk writes gigabytes of
 them; on a VM that hands free memory back to its host they are the walk's main cost).
 """
@@ -78,20 +79,22 @@ def capture(case, want, workdir):
 
 
 def anon_peak(cmd, env):
-    """(seconds, stdout, peak RssAnon in bytes) of a command, its memory sampled every
-    5 ms from /proc (the mapped core is page cache, not counted)."""
+    """(seconds, stdout, peak RssAnon, peak RssShmem in bytes) of a command, its memory
+    sampled every 5 ms from /proc (the mapped core is page cache, not counted; a
+    capture's copy made in memory is shared memory, counted apart)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = [0]
+    peak = [0, 0]
 
     def sample():
         status = f"/proc/{proc.pid}/status"
         while proc.poll() is None:
             try:
                 with open(status) as f:
-                    kib = next(int(x.split()[1]) for x in f if x.startswith("RssAnon"))
-                peak[0] = max(peak[0], kib * 1024)
-            except (OSError, StopIteration, ValueError):
+                    rows = dict(x.split()[:2] for x in f if x.startswith("Rss"))
+                peak[0] = max(peak[0], int(rows["RssAnon:"]) * 1024)
+                peak[1] = max(peak[1], int(rows["RssShmem:"]) * 1024)
+            except (OSError, KeyError, ValueError):
                 pass
             time.sleep(0.005)
     sampler = threading.Thread(target=sample, daemon=True)
@@ -101,7 +104,7 @@ def anon_peak(cmd, env):
     sampler.join()
     if proc.returncode:
         sys.exit(f"{' '.join(map(str, cmd))}: {err.decode()[-2000:]}")
-    return secs, out.decode(), peak[0]
+    return secs, out.decode(), peak[0], peak[1]
 
 
 def drop_index(path):
@@ -114,7 +117,7 @@ def measure(nsdebug, path, tmp, env):
     """The figures of one core or capture: first and second `objects`, `suspects`, the
     snapshot export, the first command's peak anonymous memory."""
     drop_index(path)
-    t_first, out, peak = anon_peak([nsdebug, path, "-c", "objects", "--json"], env)
+    t_first, out, peak, shmem = anon_peak([nsdebug, path, "-c", "objects", "--json"], env)
     n = json.loads(out)["total_objects"]
     t_second, _ = timed([nsdebug, path, "-c", "objects"], env)
     t_suspects, _ = timed([nsdebug, path, "-c", "suspects"], env)
@@ -124,7 +127,7 @@ def measure(nsdebug, path, tmp, env):
     os.unlink(snap)
     drop_index(path)
     return {"n": n, "first": t_first, "second": t_second, "suspects": t_suspects,
-            "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak}
+            "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak, "shmem": shmem}
 
 
 def new_page_rate(directory, size=1 << 30, rest=15.0):
@@ -187,7 +190,7 @@ def main():
                              f"{m['second']:.2f}", f"{m['suspects']:.2f}",
                              f"{m['snapshot']:.2f}", f"{m['snapshot_mib']:,}",
                              f"{m['peak'] >> 20:,}",
-                             f"{m['peak'] / n:.0f}"])
+                             f"{m['peak'] / n:.0f}", f"{m['shmem'] >> 20:,}"])
                 print(" ".join(rows[-1]), flush=True)
     rates.append(new_page_rate(scratch))
     print(f"\nnew pages on this machine: {rates[0]:,.0f} MB/s before the cases, "
@@ -195,10 +198,11 @@ def main():
     print("seconds for whole nsdebug commands (start-up included), each a new process; "
           "the first 'objects' walks and writes the heap index, the others map it; peak: "
           "the first command's anonymous memory, whole and per object (the tool's own "
-          "~50 MiB of code and numpy included)")
+          "~50 MiB of code and numpy included); copy in memory: a capture's decompressed "
+          "core where it was made in memory (shared memory, not anonymous)")
     print_table(["case", "file", "objects", "MiB", "objects 1st", "objects/s 1st",
                  "objects 2nd", "suspects", "snapshot", "snapshot MiB", "peak MiB",
-                 "peak B/object"], rows)
+                 "peak B/object", "copy in memory MiB"], rows)
     if args.kinds:
         print("\nobjects per second of the walk, by kind (all cases together)")
         table = sorted(([k, f"{c:,}", f"{c / s:,.0f}" if s else "-"]
