@@ -2,9 +2,10 @@
 
 What "may use" means: the smallest of the memory cgroup limits over this process's
 cgroup and its ancestors (cgroup v1 or v2), less the anonymous memory others have charged
-there, and the system's available memory (MemAvailable, plus this process's own anonymous
-memory). The heap walk spills against it (heap/spill.py); a capture's decompressed copy
-is made in memory only where it takes a small share of it (corefile/vector.py).
+there, the system's available memory (MemAvailable, plus this process's own anonymous
+memory), and its data segment limit (RLIMIT_DATA). The heap walk spills against it
+(heap/spill.py); a capture's decompressed copy is made in memory only where it takes a
+small share of it (corefile/vector.py).
 
 A copy made in memory (a memfd: shared memory, which with no swap the kernel can neither
 write out nor drop) is pinned here while it lives: MemAvailable already leaves it out,
@@ -84,7 +85,24 @@ def anon_budget():
     avail = available_bytes()
     if avail is not None:
         bounds.append(avail + own)
+    data = data_limit()
+    if data is not None:
+        bounds.append(data)
     return min(bounds) if bounds else None
+
+
+def data_limit():
+    """This process's data segment limit (RLIMIT_DATA: its heap and private mappings),
+    or None. `nsdebug triage` sets one per core's analysis (the machine's memory over
+    its jobs): the walk spills under it rather than fail, and a copy in memory, which it
+    does not count (a shared mapping), still takes only a share of it, so that many
+    analyses at once do not pin more than the machine has."""
+    import resource
+    try:
+        soft, _hard = resource.getrlimit(resource.RLIMIT_DATA)
+    except (OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def pin(nbytes, owner):

@@ -252,3 +252,25 @@ def test_a_copy_pinned_in_memory_leaves_the_walk_less(tmp_path):
     finally:
         del copy
     assert membudget.pinned_bytes() == 0
+
+
+def test_a_data_limit_bounds_the_budget_and_the_copy_in_memory():
+    """`nsdebug triage` gives each core's analysis a data segment limit (RLIMIT_DATA):
+    the budget is no more than it, and a copy in memory (a shared mapping, which the
+    limit does not count) takes at most a third of it."""
+    code = """
+import resource, sys
+from nsdebug import membudget
+limit = 1 << 30
+resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.RLIM_INFINITY))
+assert membudget.data_limit() == limit
+assert membudget.anon_budget() <= limit, membudget.anon_budget()
+assert not membudget.fits_in_memory(400 << 20)
+assert membudget.fits_in_memory(200 << 20)
+print("ok")
+"""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    assert membudget.data_limit() is None or membudget.data_limit() > 1 << 30
