@@ -90,3 +90,27 @@ def memory_cgroup(name):
         yield cg
     finally:
         cg.remove()
+
+
+@contextlib.contextmanager
+def dirty_limit(nbytes):
+    """The kernel's background dirty limit (vm.dirty_background_bytes) set to `nbytes`
+    for the block, as on a machine whose page cache is already full of dirty pages;
+    restored on every path (root only). Writing the bytes zeroes the ratio: whichever
+    was set is written back."""
+    base = "/proc/sys/vm/dirty_background_"
+    with open(base + "bytes") as f:
+        old_bytes = int(f.read())
+    with open(base + "ratio") as f:
+        old_ratio = int(f.read())
+    try:
+        with open(base + "bytes", "w") as f:
+            f.write(str(nbytes))
+        yield
+    finally:
+        if old_bytes:
+            with open(base + "bytes", "w") as f:
+                f.write(str(old_bytes))
+        else:
+            with open(base + "ratio", "w") as f:
+                f.write(str(old_ratio))

@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from ..membudget import fits_in_memory, pin
+from ..membudget import copy_in_memory, pin
 from ..parallel import halves
 
 try:
@@ -43,13 +43,13 @@ def unlinked_file():
 
 def copy_file(size):
     """(descriptor, whether in memory) of a file with no name for a copy of `size` bytes
-    of a core: in memory (a memfd) where it takes a small share of what this process may
-    use, else a temporary file.
-    A file system's writes cost twice the memory's (block reservations, and past the
-    kernel's dirty limit the copy's writer waits for the disk: 12 s against 3 s for the
-    5.4 GB of a 48M-object capture here); the file's pages can be dropped when memory is
-    short, the memfd's cannot (it is pinned in membudget once mapped, mapped_copy)."""
-    if fits_in_memory(size):
+    of a core: in memory (a memfd) where a file's pages would pass the kernel's dirty
+    limit and the copy takes a small share of what this process may use
+    (membudget.copy_in_memory), else a temporary file. Past the dirty limit, the file's
+    writer waits for the disk (12 s against 3 s for the 5.4 GB of a 48M-object capture
+    here); under it, the file is the faster. The file's pages can be dropped when memory
+    is short, the memfd's cannot (it is pinned in membudget once mapped, mapped_copy)."""
+    if copy_in_memory(size):
         try:
             return os.memfd_create("nsdebug-core", os.MFD_CLOEXEC), True
         except (OSError, AttributeError):    # an old kernel, a seccomp filter: the file

@@ -279,30 +279,65 @@ def _copy_mappings():
         return [line for line in f if "nsdebug-core" in line]
 
 
-def test_a_copy_that_fits_is_made_in_memory_and_pinned_while_mapped(tmp_path):
-    """A capture's whole-core copy goes to a memfd where it takes a small share of the
-    memory this process may use (here: megabytes of gigabytes), by both copies, and is
-    counted against the memory budget until its mapping goes."""
-    import gc
-    from nsdebug import membudget
+def _lz4_copies(path, n):
+    """The whole-core copy a heap walk makes of the capture at `path` (`n` bytes), by
+    the compiled copy and by lz4's Python calls: (copy, its mapping's line) each, the
+    mapping's line found in /proc/self/maps among the copies not mapped before."""
     from nsdebug.corefile.lz4source import lz4_decoder
+    mapped = set(_copy_mappings())
+    for make in (lambda s: s._copy_in_c(n, lz4_decoder()),
+                 lambda s: s._copy_in_python(n)):
+        src = LZ4Source(str(path))
+        copy = make(src)
+        maps = [m for m in _copy_mappings() if m not in mapped]
+        assert len(maps) == 1, maps
+        yield copy, maps[0]
+        src.close()
+        del copy, src
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets vm.dirty_background_bytes: root only")
+def test_a_copy_past_the_dirty_limit_is_made_in_memory_and_pinned_while_mapped(tmp_path):
+    """Where a file's pages would pass the kernel's background dirty limit (set to 1 MiB
+    here, as on a machine busy writing), a capture's whole-core copy goes to a memfd, by
+    both copies, and is counted against the memory budget until its mapping goes."""
+    import gc
+    import memcg
+    from nsdebug import membudget
     data = payload(4 << 20)
     path = tmp_path / "c.lz4"
     path.write_bytes(container(data))
-    assert membudget.fits_in_memory(len(data))
+    gc.collect()
     before = membudget.pinned_bytes()
-    for make in (lambda s: s._copy_in_c(len(data), lz4_decoder()),
-                 lambda s: s._copy_in_python(len(data))):
-        src = LZ4Source(str(path))
-        copy = make(src)
+    with memcg.dirty_limit(1 << 20):
+        assert membudget.copy_in_memory(len(data))
+        for copy, line in _lz4_copies(path, len(data)):
+            assert copy[:] == data
+            assert "/memfd:nsdebug-core" in line, line
+            assert membudget.pinned_bytes() == before + len(copy)
+            del copy
+            gc.collect()
+    gc.collect()
+    assert membudget.pinned_bytes() == before
+
+
+def test_a_copy_under_the_dirty_limit_is_a_file(tmp_path):
+    """A copy the page cache can take as dirty pages, twice over, stays a temporary
+    file's pages: there they cost half what a memfd's do (large folios), and can be
+    dropped."""
+    from nsdebug import membudget
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    room = membudget.dirty_room()
+    assert room is not None
+    if room < 4 * len(data):
+        pytest.skip(f"the page cache is this close to its dirty limit: {room} bytes")
+    assert not membudget.copy_in_memory(len(data))
+    for copy, line in _lz4_copies(path, len(data)):
         assert copy[:] == data
-        maps = _copy_mappings()
-        assert len(maps) == 1 and "/memfd:nsdebug-core" in maps[0], maps
-        assert membudget.pinned_bytes() == before + len(copy)
-        src.close()
-        del copy, src
-        gc.collect()
-        assert membudget.pinned_bytes() == before and not _copy_mappings()
+        assert "/memfd:" not in line and "nsdebug-core-" in line, line
+        del copy
 
 
 def test_a_copy_too_large_for_memory_goes_to_a_file(tmp_path):
