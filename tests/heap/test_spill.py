@@ -17,11 +17,15 @@ SCALE = 25               # heap_target.py at about a million objects: the walk's
 LIMIT_SHARE = 0.75       # the limit, as a share of the peak without one
 
 
-@pytest.fixture(scope="module")
-def big_core(tmp_path_factory):
+def _need_memory_cgroups():
     why = memcg.why_unavailable()
     if why:
         pytest.skip(f"no memory cgroup can be made here: {why}")
+
+
+@pytest.fixture(scope="module")
+def big_core(tmp_path_factory):
+    _need_memory_cgroups()
     work = str(tmp_path_factory.mktemp("spill"))
     return targets.gcore_capture(targets.default_build(), "heap_target.py", work, str(SCALE))
 
@@ -68,9 +72,7 @@ def test_a_walk_over_its_memory_limit_spills_and_completes(big_core):
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory):
     """An arthur .lz4 capture of the same target: a heap walk copies it whole first."""
-    why = memcg.why_unavailable()
-    if why:
-        pytest.skip(f"no memory cgroup can be made here: {why}")
+    _need_memory_cgroups()
     work = str(tmp_path_factory.mktemp("spill-capture"))
     build = targets.default_build()
     proc, _truth = targets.start_target(build.exe, "heap_target.py", work, str(SCALE))
