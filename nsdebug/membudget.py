@@ -73,22 +73,30 @@ def cgroup_headroom(found=None, cgroup_file=None):
 
 def anon_budget():
     """How much anonymous memory this process may hold, in bytes (None: no known bound)."""
+    return budget_and_limit()[0]
+
+
+def budget_and_limit():
+    """(anon_budget(), whether a limit bounds it: a memory cgroup's or the data
+    segment's, tighter than the machine's available memory)."""
     own = anon_bytes()
-    bounds = []
+    limits = []
     cg = cgroup_headroom()
     if cg is not None:
         limit, charged = cg
         others = max(charged - own, 0)
         # (the copies held in memory are charged to the cgroup too, but not as its
         # anonymous memory)
-        bounds.append(max(limit - others - _pinned, 0))
-    avail = available_bytes()
-    if avail is not None:
-        bounds.append(avail + own)
+        limits.append(max(limit - others - _pinned, 0))
     data = data_limit()
     if data is not None:
-        bounds.append(data)
-    return min(bounds) if bounds else None
+        limits.append(data)
+    avail = available_bytes()
+    bounds = limits + ([avail + own] if avail is not None else [])
+    if not bounds:
+        return None, False
+    budget = min(bounds)
+    return budget, bool(limits) and min(limits) == budget
 
 
 def data_limit():

@@ -21,6 +21,8 @@ line).
 A large heap spills too, with no limit in sight: past KEEP_PER_OBJECT bytes of
 anonymous memory per object found (and a floor), the walk's arrays go to the scratch
 file as they would under a limit, without a note (it is the usual way, not a warning).
+Where a limit bounds the budget (a memory cgroup's, the data segment's), the same spill
+is noted with that budget: there it is what keeps the walk alive.
 
 NSDEBUG_SPILL=never|always|auto (the default) overrides the decision.
 """
@@ -37,7 +39,7 @@ import numpy as np
 
 from arthur.safefile import unnamed_file
 
-from ..membudget import anon_budget, anon_bytes, pinned_bytes
+from ..membudget import anon_bytes, budget_and_limit, pinned_bytes
 from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -150,7 +152,9 @@ class Spill:
         self.mode = mode or os.environ.get("NSDEBUG_SPILL", "auto")
         if self.mode not in ("auto", "always", "never"):
             self.mode = "auto"
-        self.budget = anon_budget() if self.mode == "auto" else None
+        # (limited: a memory cgroup's or the data segment's limit bounds the budget)
+        self.budget, self.limited = budget_and_limit() if self.mode == "auto" else \
+            (None, False)
         self._pinned = pinned_bytes()
         self.active = False
         self.objects = 0            # objects the walk has found so far (0: not a walk's)
@@ -175,10 +179,14 @@ class Spill:
                 # A copy of the core made in memory since (a capture's, vector.copy_file)
                 # leaves that much less.
                 budget = max(budget - (pinned_bytes() - self._pinned), 0)
-            if budget is not None and anon > SPILL_AT * budget:
+            over = budget is not None and anon > SPILL_AT * budget
+            large = self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects
+            if over or (large and self.limited):
+                # Under a limit, a spill is what keeps the walk alive, whichever rule
+                # started it: the user is told of the limit.
                 self._activate(f"{anon >> 20} MiB in use of {budget >> 20} MiB this "
                                f"process may use")
-            elif self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects:
+            elif large:
                 self._activate(f"{self.objects:,} objects", quiet=True)
         return self.active
 
