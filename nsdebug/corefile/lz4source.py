@@ -64,21 +64,37 @@ class LZ4Source:
 
     buffer = None           # no mapping of the uncompressed bytes (see VectorMemory)
     _copy = None
+    _pending = None         # the copy being made in the background (copy_soon)
+
+    def copy_soon(self, upto):
+        """Start the copy materialize(upto) makes, now, in the background: the caller
+        goes on with work that needs no byte of it (a snapshot's columns) and
+        materialize takes it when done. Only with the C decoder, which lets the GIL go;
+        until then reads are served as before, from the blocks kept."""
+        if self._copy is None and self._pending is None and lz4_decoder():
+            from ..parallel import Background
+            self._pending = Background(lambda: self._make_copy(upto))
 
     def materialize(self, upto):
         """The uncompressed bytes [0, upto) in a mapped copy (vector.copy_file: in memory
         where it fits), made once: every block decompressed straight into it (the
         extracts past the memory are not)."""
         if self._copy is None:
-            upto = min(upto, self.size)
-            decoder = lz4_decoder()
-            self._copy = self._copy_in_c(upto, decoder) if decoder else \
-                self._copy_in_python(upto)
+            pending, self._pending = self._pending, None
+            self._copy = pending.result() if pending is not None else \
+                self._make_copy(upto)
             # Reads of memory are served from the copy from now on (use_buffer): the
             # blocks kept for them are anonymous memory for nothing, given back.
             self._reader.cache.clear()
             release_free_memory()
         return self._copy
+
+    def _make_copy(self, upto):
+        """The copy itself; it touches nothing the reads of blocks kept use (a thread
+        of its own may make it while they go on)."""
+        upto = min(upto, self.size)
+        decoder = lz4_decoder()
+        return self._copy_in_c(upto, decoder) if decoder else self._copy_in_python(upto)
 
     def _tasks(self, upto):
         """(the container's index, block size, blocks per task, blocks to copy) for a

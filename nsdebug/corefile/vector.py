@@ -81,6 +81,21 @@ def materialize(pieces, upto):
         return mapped_copy(f.fileno(), in_memory)
 
 
+def _copy_extent(mem):
+    """How much of a source without a mapping its copy holds: up to the end of the
+    last segment with bytes in the core."""
+    return max((s.offset + s.filesz for s in mem.segments if s.filesz), default=0)
+
+
+def copy_soon(process):
+    """Start the copy VectorMemory(process) will need, in the background, where the
+    source has no mapping and can make it so (an .lz4 capture: copy_soon); else
+    nothing. VectorMemory then takes it, waiting for what is left."""
+    start = getattr(process.source, "copy_soon", None)
+    if process.source.buffer is None and start is not None:
+        start(_copy_extent(process.memory))
+
+
 class VectorMemory:
     """The core's bytes as numpy arrays, read at many addresses at once: u64/i64/u32/u8
     (as AddressSpace's scalar reads are named) take an array of addresses and give the
@@ -92,8 +107,7 @@ class VectorMemory:
         mem = process.memory
         buf = process.source.buffer
         if buf is None:
-            upto = max((s.offset + s.filesz for s in mem.segments if s.filesz), default=0)
-            buf = process.source.materialize(upto)
+            buf = process.source.materialize(_copy_extent(mem))
             mem.use_buffer(buf)
         self.buf = buf                  # the mapping: a slice of it is bytes at once
         self.data = np.frombuffer(buf, dtype=np.uint8)      # the core file, byte by byte

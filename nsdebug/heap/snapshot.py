@@ -159,66 +159,44 @@ def _value_name(o, g, i, kind):
 
 def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     """Write the snapshot to a text file object; returns (node count, edge count).
+    vm: the core read in bulk (corefile.vector.VectorMemory), or a function giving it,
+    called only once the columns that need no byte of the core are made: a capture's
+    copy is made meanwhile on the second CPU (Target.write_snapshot).
     redact: str and number values held under a name that looks secret are replaced."""
-    strings = StringTable()
     hide = secret_values(g) if redact else None
+    cols = _plain_columns(g)
+    if callable(vm):
+        vm = vm()
+    # The strings are added in the file's order of first use (nodes, then edges).
+    strings = StringTable()
     ntype, name = node_columns(g, objects, strings, vm, hide)
     n, m = g.n, len(g.e_to)
-    ids = g.snapshot_ids().astype(np.int64)
-    counts = np.diff(g.edge_start)
     graph_name_to_string = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
-    # Edge columns in 32 bits where the values fit (each 64-bit column of a heap of
-    # millions of edges is tens of MB more to fill); _write_rows widens a chunk at a time.
-    it = np.int32 if m < 1 << 31 and len(g.names) < 1 << 30 else np.int64
-    # (Unreachable) holds its objects by weak edges: kept in the file, not retained by root.
-    e_kind = g.e_kind
-    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int8)[e_kind]
-    ug = g.synth_names.index("(Unreachable)")
-    lo, hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
-    etype[lo:hi] = 6
-    numeric = (e_kind == ELEMENT) | (e_kind == HIDDEN)
-    hidden = e_kind == HIDDEN
-    e_name = np.where(hidden, np.arange(m, dtype=it), g.e_name.astype(it, copy=False))
+    it, e_name, numeric = cols["it"], cols["e_name"], cols["numeric"]
     named = ~numeric & (e_name >= 0)
     ename = np.where(numeric, e_name, graph_name_to_string.astype(it)[np.where(named, e_name,
                                                                                  0)])
-    lazy = ~numeric & (e_name < 0)
-    if lazy.any():
+    lazy = cols["lazy"]
+    if lazy is not None:
         # Dict entries named by their key object: read each distinct key's text once.
-        refs, inv = np.unique(-e_name[lazy] - 1, return_inverse=True)
+        refs, inv = cols["key_refs"]
         texts = np.array(strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs])),
                          dtype=np.int64)
         ename[lazy] = texts[inv]
-
-    weak_named = (etype == 6) & numeric
+    weak_named = cols["weak_named"]
     if weak_named.any():
         # Weak edges carry string names: name the unreachable by position.
         ename[weak_named] = [strings.add(str(int(x))) for x in e_name[weak_named]]
-    # Buffers and native blocks as DevTools shows an ArrayBuffer's backing store: a
-    # native node of their size, held by its owner through an internal edge, the
-    # owner's own size less it (so Summary, Retainers and `objects` agree).
-    size, to = g.size.astype(np.int64), g.e_to
+    etype, to, ids, size, counts = (cols[k] for k in ("etype", "to", "ids", "size",
+                                                       "counts"))
     b = g.buffers
     nb = len(b["node"])
     if nb:
         from .buffers import KINDS
-        owners = b["node"].astype(np.int64)
-        nbytes = b["bytes"].astype(np.int64)
-        size = size.copy()
-        np.subtract.at(size, owners, nbytes)
-        size = np.concatenate([np.maximum(size, 0), nbytes])
         ntype = np.concatenate([ntype, np.full(nb, N_NATIVE, np.int64)])
         kind_name = np.array([strings.add(k) for k in KINDS], np.int64)
         name = np.concatenate([name, kind_name[b["kind"].astype(np.int64)]])
-        ids = np.concatenate([ids, int(ids.max()) + 2 + 2 * np.arange(nb, dtype=np.int64)])
-        counts = counts.copy()
-        np.add.at(counts, owners, 1)
-        counts = np.concatenate([counts, np.zeros(nb, counts.dtype)])
-        order = np.argsort(owners, kind="stable")
-        at = g.edge_start[owners[order] + 1]
-        etype = np.insert(etype, at, E_INTERNAL)
-        ename = np.insert(ename, at, strings.add("backing_store"))
-        to = np.insert(to.astype(np.int64), at, n + order)
+        ename = np.insert(ename, cols["backing_at"], strings.add("backing_store"))
         n, m = n + nb, m + nb
     header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
                            "trace_function_count": 0}}
@@ -239,6 +217,59 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
         out.write(("," if k else "") + text[1:-1])
     out.write("]}\n")
     return n, m
+
+
+def _plain_columns(g):
+    """The snapshot's columns (and the parts of columns) that need neither a string of
+    the table nor a byte of the core: node ids, sizes and edge counts; edge types,
+    targets and the edges named by number or by key; the native nodes' rows."""
+    m = len(g.e_to)
+    ids = g.snapshot_ids().astype(np.int64)
+    counts = np.diff(g.edge_start)
+    # Edge columns in 32 bits where the values fit (each 64-bit column of a heap of
+    # millions of edges is tens of MB more to fill); _write_rows widens a chunk at a time.
+    it = np.int32 if m < 1 << 31 and len(g.names) < 1 << 30 else np.int64
+    # (Unreachable) holds its objects by weak edges: kept in the file, not retained by root.
+    e_kind = g.e_kind
+    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int8)[e_kind]
+    ug = g.synth_names.index("(Unreachable)")
+    lo, hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
+    etype[lo:hi] = 6
+    numeric = (e_kind == ELEMENT) | (e_kind == HIDDEN)
+    hidden = e_kind == HIDDEN
+    e_name = np.where(hidden, np.arange(m, dtype=it), g.e_name.astype(it, copy=False))
+    lazy = ~numeric & (e_name < 0)
+    key_refs = None
+    if lazy.any():
+        key_refs = np.unique(-e_name[lazy] - 1, return_inverse=True)
+    else:
+        lazy = None
+    cols = {"it": it, "e_name": e_name, "numeric": numeric, "lazy": lazy,
+            "key_refs": key_refs, "weak_named": (etype == 6) & numeric}
+    # Buffers and native blocks as DevTools shows an ArrayBuffer's backing store: a
+    # native node of their size, held by its owner through an internal edge, the
+    # owner's own size less it (so Summary, Retainers and `objects` agree).
+    size, to = g.size.astype(np.int64), g.e_to
+    b = g.buffers
+    nb = len(b["node"])
+    if nb:
+        n = g.n
+        owners = b["node"].astype(np.int64)
+        nbytes = b["bytes"].astype(np.int64)
+        size = size.copy()
+        np.subtract.at(size, owners, nbytes)
+        size = np.concatenate([np.maximum(size, 0), nbytes])
+        ids = np.concatenate([ids, int(ids.max()) + 2 + 2 * np.arange(nb, dtype=np.int64)])
+        counts = counts.copy()
+        np.add.at(counts, owners, 1)
+        counts = np.concatenate([counts, np.zeros(nb, counts.dtype)])
+        order = np.argsort(owners, kind="stable")
+        at = g.edge_start[owners[order] + 1]
+        etype = np.insert(etype, at, E_INTERNAL)
+        to = np.insert(to.astype(np.int64), at, n + order)
+        cols["backing_at"] = at
+    cols.update(etype=etype, to=to, ids=ids, size=size, counts=counts)
+    return cols
 
 
 def secret_values(g):

@@ -172,9 +172,15 @@ class Target:
         from ..heap.snapshot import write_snapshot
         from ..outfile import private_output
         g = self.heap
+        objects = self.runtime.objects
         with private_output(path, force) as out:
-            return write_snapshot(g, self.runtime.objects, out.f, progress,
-                                  self.vector_memory, redact=redact)
+            if "vector_memory" not in self.__dict__:
+                # A capture's copy made on the second CPU while the snapshot's first
+                # columns, which need no byte of the core, are made on this one.
+                from ..corefile.vector import copy_soon
+                copy_soon(self.process)
+            return write_snapshot(g, objects, out.f, progress,
+                                  lambda: self.vector_memory, redact=redact)
 
     def close(self):
         """Release the file; the models made from it go, and using them again is an

@@ -108,3 +108,41 @@ def test_snapshot_refuses_to_overwrite(cores, nsdebug, tmp_path):
     r = nsdebug(cap.core, "--snapshot", out, "--force")
     assert r.returncode == 0, r.stderr
     assert out.read_text().startswith('{"snapshot":')
+
+
+def test_a_captures_snapshot_copies_its_core_aside_and_equals_the_plain_cores(
+        cores, build, nsdebug, tmp_path, monkeypatch):
+    """With the heap index made, a capture's snapshot still needs the core's bytes (str
+    values, qualified names, keys): its copy is made on the second CPU while the columns
+    that need none are made, and the file is byte for byte the one the same bytes give
+    as a plain core, redacted or not."""
+    import threading
+
+    from nsdebug import api
+    from nsdebug.corefile.lz4source import LZ4Source
+    from nsdebug.parallel import two_cpus
+    lz = tmp_path / "c.lz4"
+    plain = tmp_path / "c.core"
+    with open(cores.leak(build)[1].core, "rb") as src, open(lz, "wb") as dst:
+        dst.write(src.read())                   # a copy: the index made here is its own
+    subprocess.run(["lz4", "-q", "-d", str(lz), str(plain)], check=True)
+    for core in (lz, plain):
+        r = nsdebug(core, "-c", "objects")      # the index, for the commands below
+        assert r.returncode == 0, r.stderr
+    made_in = []
+    make = LZ4Source._make_copy
+
+    def watched(self, upto):
+        made_in.append(threading.current_thread().name)
+        return make(self, upto)
+    monkeypatch.setattr(LZ4Source, "_make_copy", watched)
+    for redact in (False, True):
+        out = {}
+        for core in (lz, plain):
+            out[core] = tmp_path / f"{core.name}-{redact}.heapsnapshot"
+            with api.open(str(core)) as c:
+                assert c.target.has("heap") is False
+                c.snapshot(str(out[core]), redact=redact)
+                assert c.target.has("heap")
+        assert out[lz].read_bytes() == out[plain].read_bytes()
+    assert made_in == ["nsdebug-background" if two_cpus() else "MainThread"] * 2

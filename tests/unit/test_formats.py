@@ -167,6 +167,39 @@ def test_the_compiled_copy_names_a_damaged_block(tmp_path, damage, why):
     assert isinstance(py_err, str), py_err
 
 
+def test_a_copy_made_aside_is_the_plain_bytes_and_its_error_comes_back(tmp_path):
+    """copy_soon: the copy made in a thread of its own while reads go on from the blocks
+    kept; materialize takes it, or raises the error it met, naming the block."""
+    data = payload(3 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data, level=9))
+    src = LZ4Source(str(path))
+    try:
+        src.copy_soon(len(data))
+        assert src._pending is not None
+        for at in (0, 5 << 19, len(data) - 100):
+            assert src.read(at, 100) == data[at:at + 100]
+        copy = src.materialize(len(data))
+        assert src._pending is None and copy[:len(data)] == data
+        src.copy_soon(len(data))            # made already: nothing more starts
+        assert src._pending is None
+        del copy
+    finally:
+        src.close()
+    blob = bytearray(container(data, level=9))
+    idx = lz4core.ContainerIndex(lambda o, n: bytes(blob[o:o + n]), len(blob))
+    off, stored, _ = idx.row(2)
+    blob[off + 4:off + 4 + stored] = b"\xff" * stored
+    path.write_bytes(bytes(blob))
+    src = LZ4Source(str(path))
+    try:
+        src.copy_soon(len(data))
+        with pytest.raises(CoreFileError, match="block 2 is corrupt"):
+            src.materialize(len(data))
+    finally:
+        src.close()
+
+
 def test_a_note_is_padded_to_four():
     n = coreformat.note(b"ARTHUR", 7, b"abcde")
     namesz, descsz, ntype = struct.unpack_from("<III", n)
