@@ -127,17 +127,20 @@ done:
     return result;
 }
 
-/* chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count: the nodes of
- * a circular list from head (excluded): next = *(node + next_off) & mask, until the head
- * comes back, a NULL, an unreadable node, or `limit` nodes (out holds `limit`). Returns
- * -count - 1 when the list did not come back to its head. */
+/* chase(buf, starts, ends, offs, head, next_off, mask, limit, out[, start]) -> count: the
+ * nodes of a circular list after `start` (the head by default; a node already found, to
+ * go on from it): next = *(node + next_off) & mask, until the head comes back, a NULL, an
+ * unreadable node, or `limit` nodes (out holds `limit`). Returns -count - 1 when the list
+ * did not come back to its head. */
 static PyObject *chase(PyObject *self, PyObject *args) {
     Py_buffer b[5];
-    unsigned long long head, next_off, mask;
+    unsigned long long head, next_off, mask, start = 0;
     Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*KKKnw*", &b[0], &b[1], &b[2], &b[3], &head,
-                          &next_off, &mask, &limit, &b[4]))
+    int has_start = PyTuple_GET_SIZE(args) > 9;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*KKKnw*|K", &b[0], &b[1], &b[2], &b[3], &head,
+                          &next_off, &mask, &limit, &b[4], &start))
         return NULL;
+    if (!has_start) start = head;
     PyObject *result = NULL;
     Space s;
     if (limit < 0 || b[4].len < limit * 8) {
@@ -149,7 +152,7 @@ static PyObject *chase(PyObject *self, PyObject *args) {
     Py_ssize_t count = 0;
     int closed = 0;
     Py_BEGIN_ALLOW_THREADS
-    uint64_t node = head;
+    uint64_t node = start;
     while (count < limit) {
         int64_t o = locate(&s, node + next_off, 8);
         if (o < 0) break;
@@ -254,7 +257,7 @@ static PyMethodDef methods[] = {
     {"visit", visit, METH_VARARGS,
      "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
     {"chase", chase, METH_VARARGS,
-     "chase(buf, starts, ends, offs, head, next_off, mask, limit, out) -> count"},
+     "chase(buf, starts, ends, offs, head, next_off, mask, limit, out[, start]) -> count"},
     {"lz4_blocks", lz4_blocks, METH_VARARGS,
      "lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> "
      "None or (block, why)"},

@@ -27,6 +27,7 @@ except ImportError:            # pragma: no cover - a build without a C compiler
 
 ZERO = bytes(1 << 16)
 GATHER_IN_TWO = 1 << 15     # addresses from which a gather uses two CPUs
+CHASE_PIECE = 1 << 20       # nodes a linked list's chase takes at a time (8 MiB)
 
 
 def unlinked_file():
@@ -182,10 +183,24 @@ class VectorMemory:
         next pointer at `next_off`, masked. (addresses, whether it came back to head)."""
         mask &= (1 << 64) - 1
         if _vector is not None:
-            out = np.empty(min(limit, max(1, len(self.data) // 16)), dtype=np.uint64)
-            n = _vector.chase(*self.segments(), head, next_off, mask, len(out), out)
-            closed = n >= 0
-            return out[:n if closed else -n - 1].copy(), closed
+            # A piece at a time, each going on from the last node found: one array as long
+            # as the longest list could be (a sixteenth of the core) was address space
+            # that a data segment limit counts (830 MiB for a 1.7 GB core), for a list
+            # of thousands.
+            limit = min(limit, max(1, len(self.data) // 16))
+            pieces, node = [], head
+            while True:
+                out = np.empty(min(CHASE_PIECE, limit), dtype=np.uint64)
+                n = _vector.chase(*self.segments(), head, next_off, mask, len(out), out,
+                                  node)
+                closed = n >= 0
+                k = n if closed else -n - 1
+                pieces.append(out[:k].copy() if k < len(out) else out)
+                limit -= k
+                if closed or k < len(out) or limit <= 0:
+                    break           # back at the head, a bad or NULL link, or the limit
+                node = int(out[-1])
+            return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)), closed
         nodes, node = [], head
         while len(nodes) < limit:
             v, ok = self.u64(np.array([node + next_off], dtype=np.uint64))

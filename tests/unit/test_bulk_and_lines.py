@@ -68,6 +68,19 @@ def test_chase_follows_a_ring_back_to_its_head(vm, monkeypatch, compiled):
     assert not closed
 
 
+@pytest.mark.parametrize("piece", [1, 2, 3, 4, 5])
+def test_a_chase_in_pieces_finds_what_one_piece_does(vm, monkeypatch, piece):
+    """The compiled chase takes CHASE_PIECE nodes at a time, each piece going on from
+    the last node found: the ring and its end are the same whatever the piece's size."""
+    monkeypatch.setattr(vector, "CHASE_PIECE", piece)
+    nodes, closed = vm.chase(B, 8, ~3)
+    assert closed and nodes.tolist() == [B + 0x100 * k for k in range(1, 5)]
+    nodes, closed = vm.chase(B, 8, ~3, limit=3)
+    assert not closed and nodes.tolist() == [B + 0x100 * k for k in range(1, 4)]
+    nodes, closed = vm.chase(A + 8, 8, ~0)
+    assert not closed
+
+
 def _entries(code):
     """(instruction offset // 2, line) for every code unit, from dis's positions."""
     return [(i, pos[0]) for i, pos in enumerate(code.co_positions())]
