@@ -8,6 +8,7 @@ container held to one, a thread would only take turns with the main one.
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 from .freemem import one_arena
 
@@ -26,13 +27,31 @@ def two_cpus():
     return _spare
 
 
+THREAD_STACK = 2 << 20      # bytes of stack for nsdebug's own threads
+
+
+@contextmanager
+def small_stacks():
+    """Threads started inside get THREAD_STACK bytes of stack, not the default 8 MiB
+    (RLIMIT_STACK): a data segment limit (`nsdebug triage`'s, per analysis) counts a
+    thread's stack whole, resident or not, and nsdebug's threads run loops in C and
+    Python without deep recursion. (glibc keeps a finished thread's stack for the next
+    one: the first threads of a process decide.)"""
+    old = threading.stack_size(THREAD_STACK)
+    try:
+        yield
+    finally:
+        threading.stack_size(old)
+
+
 def start_thread(target, name):
-    """A daemon thread running target(), started after one_arena(): every thread
-    nsdebug starts for itself comes from here (Background, the index writer, the
-    scratch file's punches)."""
+    """A daemon thread running target(), started after one_arena(), with a small
+    stack: every thread nsdebug starts for itself comes from here (Background, the index
+    writer, the scratch file's punches) or from small_stacks() (a capture's copy)."""
     one_arena()
     t = threading.Thread(target=target, daemon=True, name=name)
-    t.start()
+    with small_stacks():
+        t.start()
     return t
 
 

@@ -10,6 +10,7 @@ import os
 
 from ..errors import CoreFileError
 from ..freemem import release_free_memory
+from ..parallel import Background, small_stacks
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
@@ -72,7 +73,6 @@ class LZ4Source:
         materialize takes it when done. Only with the C decoder, which lets the GIL go;
         until then reads are served as before, from the blocks kept."""
         if self._copy is None and self._pending is None and lz4_decoder():
-            from ..parallel import Background
             self._pending = Background(lambda: self._make_copy(upto))
 
     def materialize(self, upto):
@@ -136,7 +136,7 @@ class LZ4Source:
                 while out:
                     out = out[os.pwrite(fd, out, first * bs + n - len(out)):]
 
-            with ThreadPoolExecutor(2) as pool:
+            with small_stacks(), ThreadPoolExecutor(2) as pool:
                 for _ in pool.map(one, range(0, last, task)):
                     pass
             return mapped_copy(fd, in_memory)
@@ -176,7 +176,7 @@ class LZ4Source:
                     ahead.append(pool.submit(blocks, first))
                 yield from part
 
-        with ThreadPoolExecutor(2) as pool:
+        with small_stacks(), ThreadPoolExecutor(2) as pool:
             return materialize(decompressed(pool), upto)
 
     @property

@@ -96,3 +96,35 @@ def test_of_types_agrees_with_isin():
     t = rng.integers(-1, 40, 100_000).astype(np.int32)
     for members in ([], [0], [3, 39, 17], list(range(40))):
         assert np.array_equal(of_types(t, members, 40), np.isin(t, members))
+
+
+def test_nsdebugs_threads_take_small_stacks():
+    """A thread's stack counts whole against a data segment limit (`nsdebug triage`'s):
+    nsdebug's threads (start_thread, small_stacks) take THREAD_STACK, not the 8 MiB
+    default, and the setting is given back for other threads. In a new process, since
+    glibc hands a finished thread's stack to the next one."""
+    import subprocess
+    import sys
+    code = """
+import threading
+from nsdebug import parallel
+def vmdata():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) << 10 for l in f if l.startswith("VmData:"))
+before_setting = threading.stack_size()
+stop = threading.Event()
+start = vmdata()
+ts = [parallel.start_thread(stop.wait, "t") for _ in range(3)]
+grown = vmdata() - start
+assert threading.stack_size() == before_setting
+with parallel.small_stacks():
+    assert threading.stack_size() == parallel.THREAD_STACK
+assert threading.stack_size() == before_setting
+stop.set()
+print(grown)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    from nsdebug.parallel import THREAD_STACK
+    assert int(r.stdout) <= 3 * (THREAD_STACK + (1 << 20)), r.stdout    # not 3 x 8 MiB
