@@ -135,16 +135,36 @@ def main(argv=None):
     except MemoryError:
         if show_tb:
             raise
-        # Under a memory cgroup the heap walk spills to disk (heap/spill.py); an
-        # address-space limit counts files mapped as much as memory, so nothing helps.
-        _err("out of memory (an address-space limit, ulimit -v, counts the mapped core and "
-             "the heap walk's files too: raise it, or limit memory with a cgroup instead)")
+        _err(_out_of_memory())
         return EXIT_INTERNAL
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if show_tb:
             raise
         _err(f"internal error: {type(e).__name__}: {e} (rerun with --traceback and report it)")
         return EXIT_INTERNAL
+
+
+def _out_of_memory():
+    """The line for a MemoryError, naming the limit that was met. Under a memory cgroup
+    the heap walk spills to disk (heap/spill.py), and under a data segment limit it
+    spills what it makes in large arrays; an address-space limit counts files mapped as
+    much as memory, so nothing helps there."""
+    import resource
+    for which, flag, what in ((resource.RLIMIT_AS, "ulimit -v", "an address-space limit"),
+                              (resource.RLIMIT_DATA, "ulimit -d", "a data segment limit")):
+        try:
+            soft = resource.getrlimit(which)[0]
+        except (OSError, ValueError):
+            continue
+        if soft != resource.RLIM_INFINITY:
+            if which == resource.RLIMIT_AS:
+                return (f"out of memory under {what} ({flag}, {soft >> 20} MiB), which "
+                        f"counts the mapped core and the heap walk's files too: raise it, "
+                        f"or limit memory with a cgroup instead")
+            return (f"out of memory under {what} ({flag}, {soft >> 20} MiB): the heap "
+                    f"walk spilled what it could to disk, and the rest did not fit; "
+                    f"raise it")
+    return "out of memory"
 
 
 def _main(argv):

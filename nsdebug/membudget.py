@@ -39,6 +39,12 @@ def anon_bytes(status="/proc/self/status"):
     return _kib_field(status, b"RssAnon:") or 0
 
 
+def data_bytes(status="/proc/self/status"):
+    """This process's data segment as the data segment limit counts it (VmData: private
+    writable mappings, resident or not), or 0 where unknown."""
+    return _kib_field(status, b"VmData:") or 0
+
+
 def available_bytes(meminfo="/proc/meminfo"):
     """The memory the system can give without swapping (MemAvailable), or None."""
     return _kib_field(meminfo, b"MemAvailable:")

@@ -13,7 +13,12 @@ its space goes when the last array mapped from it does, whatever happens to the 
 A walk that wants its heap index names it the index at the end (index.IndexWriter).
 
 What "may use" means is membudget.anon_budget's: the tightest memory cgroup limit over
-this process and the system's available memory. An address-space limit (`ulimit -v`,
+this process, the system's available memory and the data segment limit. The last
+(`ulimit -d`, `prlimit --data`; `nsdebug triage` sets one per analysis) counts what is
+reserved, not what is resident: numpy's untouched pages, threads' stacks. So under it
+the walk also spills once its data segment (VmData) passes SPILL_AT of the limit; the
+scratch file's pages are a shared mapping, which the limit does not count. An
+address-space limit (`ulimit -v`,
 `prlimit --as`) counts mapped files as much as anonymous memory: no file helps under it,
 so it is not a reason to spill (running out of it is reported as such by the command
 line).
@@ -39,7 +44,8 @@ import numpy as np
 
 from arthur.safefile import unnamed_file
 
-from ..membudget import anon_bytes, budget_and_limit, pinned_bytes
+from ..membudget import anon_bytes, budget_and_limit, data_bytes, data_limit, \
+    pinned_bytes
 from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -156,6 +162,7 @@ class Spill:
         self.budget, self.limited = budget_and_limit() if self.mode == "auto" else \
             (None, False)
         self._pinned = pinned_bytes()
+        self.data_limit = data_limit() if self.mode == "auto" else None
         self.active = False
         self.objects = 0            # objects the walk has found so far (0: not a walk's)
         self.spilled = 0            # bytes put in the scratch file
@@ -171,7 +178,8 @@ class Spill:
 
     def check(self):
         """Whether arrays go to the scratch file from now on (it starts so when this
-        process's anonymous memory has passed SPILL_AT of its budget)."""
+        process's anonymous memory has passed SPILL_AT of its budget, or its data
+        segment SPILL_AT of its limit)."""
         if not self.active and self.mode == "auto":
             anon = anon_bytes()
             budget = self.budget
@@ -181,7 +189,11 @@ class Spill:
                 budget = max(budget - (pinned_bytes() - self._pinned), 0)
             over = budget is not None and anon > SPILL_AT * budget
             large = self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects
-            if over or (large and self.limited):
+            data = data_bytes() if self.data_limit is not None else None
+            if not over and data is not None and data > SPILL_AT * self.data_limit:
+                self._activate(f"its data segment at {data >> 20} MiB of a limit of "
+                               f"{self.data_limit >> 20} MiB")
+            elif over or (large and self.limited):
                 # Under a limit, a spill is what keeps the walk alive, whichever rule
                 # started it: the user is told of the limit.
                 self._activate(f"{anon >> 20} MiB in use of {budget >> 20} MiB this "

@@ -69,6 +69,66 @@ def test_a_walk_over_its_memory_limit_spills_and_completes(big_core):
         assert json.loads(again.stdout) == dict(want, heap_source="index")
 
 
+DATA_SHARE = 0.8        # a data segment limit, as a share of the peak without spilling
+
+
+def _objects_peak_data(core, spill, limit=None):
+    """`objects` of `core` as JSON, under a data segment limit (RLIMIT_DATA) when given:
+    (result, the most VmData seen while it ran, sampled every few milliseconds)."""
+    import resource
+    cmd = targets.nsdebug_cmd() + [core, "--no-cache", "-c", "objects --top 5", "--json"]
+    env = dict(targets.nsdebug_env(), NSDEBUG_SPILL=spill)
+
+    def set_limit():
+        if limit:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.RLIM_INFINITY))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, preexec_fn=set_limit)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            try:
+                with open(f"/proc/{proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmData:"):
+                            peak[0] = max(peak[0], int(line.split()[1]) << 10)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.003)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    out, err = proc.communicate(timeout=300)
+    t.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), peak[0]
+
+
+def test_a_walk_over_its_data_segment_limit_spills_and_completes(big_core):
+    """`nsdebug triage` gives each analysis a data segment limit (RLIMIT_DATA), which
+    counts what is reserved, not what is resident. Under one below the walk's peak
+    without spilling, the walk spills and completes with the same answer and a note;
+    without spilling, it stops with a one-line error that names the limit."""
+    core = big_core.core
+    free, peak = _objects_peak_data(core, "never")
+    assert free.returncode == 0 and peak, free.stderr
+    want = json.loads(free.stdout)
+    limit = int(peak * DATA_SHARE)
+    stopped, _ = _objects_peak_data(core, "never", limit)
+    assert stopped.returncode != 0, stopped.stderr[-500:]
+    lines = stopped.stderr.strip().splitlines()
+    assert lines[-1].startswith("nsdebug: out of memory under a data segment limit "
+                                "(ulimit -d, "), stopped.stderr[-500:]
+    assert "Traceback" not in stopped.stderr
+    spilled, under = _objects_peak_data(core, "auto", limit)
+    assert spilled.returncode == 0, (spilled.returncode, spilled.stderr[-500:])
+    assert under <= limit
+    notes = [line for line in spilled.stderr.splitlines() if "spilled" in line]
+    assert len(notes) == 1, spilled.stderr
+    assert f"of a limit of {limit >> 20} MiB" in notes[0] or \
+        "MiB this process may use" in notes[0], notes
+    assert json.loads(spilled.stdout) == want
+
+
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory):
     """An arthur .lz4 capture of the same target: a heap walk copies it whole first."""
