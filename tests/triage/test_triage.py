@@ -215,10 +215,12 @@ def test_growth_names_the_leak_and_its_holder(leaky, nsdebug):
 
 @pytest.fixture(scope="module")
 def big_heap(tmp_path_factory):
-    """An arthur capture of a 300k-object heap: its walk needs more than LIMIT."""
+    """An arthur capture of a million-object heap: its walk needs more than LIMIT, even
+    spilled (about 130 MiB of data segment; one of 300k objects came within a few MiB
+    of it once the walk's threads took small stacks, and was analysed in one run of two)."""
     build = targets.default_build()
     d = str(tmp_path_factory.mktemp("bigheap"))
-    proc, _ = targets.start_target(build.exe, "app_target.py", d, "300000")
+    proc, _ = targets.start_target(build.exe, "app_target.py", d, "1000000")
     try:
         return targets.arthur(proc.pid, os.path.join(d, "big.lz4"))
     finally:
