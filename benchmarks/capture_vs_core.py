@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""An arthur capture against a plain core of the same process, command by command.
+
+usage: python benchmarks/capture_vs_core.py [--cases app:1000000,ast:1500000,...]
+                                            [--pairs N] [--cache DIR]
+       (pip install '.[bench]' for Flask in the application heap)
+
+A capture should cost no more than a plain core of the same process, for every command.
+Single runs of a whole command swing by 10-40% on a VM. So this runs the capture's
+command and the core's in turn (common.paired_times: A B A B ...), and prints each side's
+median and the median of the neighbouring runs' ratios. The commands:
+- `objects`, the first one: the heap index is removed before each run. That is the walk,
+  and for a capture also its whole-core copy.
+- `--snapshot`, with the index. A capture's copy is made beside the snapshot's first
+  columns.
+- `suspects`, with the index.
+- `bt --all`.
+
+The cores are heap_walk.py's: the same targets, and cases of 15M objects and more are
+kept in the same cache. Pairs: --pairs, or 7 below 15M objects and 3 from there.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import byte_compile_nsdebug, paired_times, print_table, timed, tool  # noqa: E402
+from heap_walk import CACHE_FROM, capture, drop_index  # noqa: E402
+
+DEFAULT = "app:1000000,ast:1500000,app:15000000"
+
+
+def commands(nsdebug, path, tmp):
+    """(label, the command) over `path`: the first `objects` removes the index first."""
+    snap = os.path.join(tmp, os.path.basename(path) + ".heapsnapshot")
+    first = ["sh", "-c", 'rm -f "$1.nsdebug-index"; exec "$0" "$1" -c objects',
+             nsdebug, path]
+    return [("objects, first", first),
+            ("--snapshot", [nsdebug, path, "--force", "--snapshot", snap]),
+            ("suspects", [nsdebug, path, "-c", "suspects"]),
+            ("bt --all", [nsdebug, path, "-c", "bt --all"])]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default=DEFAULT)
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="pairs per command (default: 7, or 3 from 15M objects)")
+    ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "nsdebug-bench"),
+        help=f"where cases of {CACHE_FROM:,} objects and more are kept between runs")
+    args = ap.parse_args()
+    byte_compile_nsdebug()
+    nsdebug = tool("nsdebug")
+    rows = []
+    for spec in args.cases.split(","):
+        case, want = spec.split(":")
+        want = int(want)
+        pairs = args.pairs or (3 if want >= CACHE_FROM else 7)
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+            env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
+            work = os.path.join(args.cache, f"{case}-{want}") if want >= CACHE_FROM \
+                else os.path.join(tmp, "target")
+            core, lz4 = capture(case, want, work)
+            for path in (core, lz4):        # each its own index, for the later commands
+                drop_index(path)
+                timed([nsdebug, path, "-c", "objects"], env)
+            for (label, on_lz4), (_, on_core) in zip(commands(nsdebug, lz4, tmp),
+                                                     commands(nsdebug, core, tmp)):
+                t_lz4, t_core, ratio = paired_times(on_lz4, on_core, pairs, 1, env, env)
+                rows.append([f"{case} {want:,}", label, f"{t_core:.2f}", f"{t_lz4:.2f}",
+                             f"{(ratio - 1) * 100:+.1f}%", pairs])
+                print(" | ".join(map(str, rows[-1])), flush=True)
+            for path in (core, lz4):
+                drop_index(path)
+    print("\nseconds, medians of whole commands run in turn (capture, core, capture...); "
+          "capture vs core: the median of the neighbouring runs' ratios")
+    print_table(["case", "command", "core s", "capture s", "capture vs core", "pairs"], rows)
+
+
+if __name__ == "__main__":
+    main()
