@@ -10,7 +10,6 @@ import os
 
 from ..errors import CoreFileError
 from ..freemem import release_free_memory
-from ..parallel import Background, small_stacks
 from .source import FileSource
 
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
@@ -73,6 +72,7 @@ class LZ4Source:
         materialize takes it when done. Only with the C decoder, which lets the GIL go;
         until then reads are served as before, from the blocks kept."""
         if self._copy is None and self._pending is None and lz4_decoder():
+            from ..parallel import Background     # (threads: not for a `bt`'s reads)
             self._pending = Background(lambda: self._make_copy(upto))
 
     def materialize(self, upto):
@@ -109,6 +109,7 @@ class LZ4Source:
         import mmap
         import threading
         from concurrent.futures import ThreadPoolExecutor
+        from ..parallel import small_stacks
         from . import _vector
         from .vector import copy_file, mapped_copy
         idx, bs, task, last = self._tasks(upto)
@@ -150,6 +151,7 @@ class LZ4Source:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
         from itertools import islice
+        from ..parallel import small_stacks
         idx, bs, task, last = self._tasks(upto)
         view = self._file.view
 
