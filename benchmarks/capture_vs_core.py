@@ -13,8 +13,9 @@ median and the median of the neighbouring runs' ratios. The commands:
   and for a capture also its whole-core copy.
 - `--snapshot`, with the index. A capture's copy is made beside the snapshot's first
   columns.
-- `suspects`, with the index.
-- `bt --all`.
+- `suspects`, and `report --html` (the one-shot triage report, its HTML page), with
+  the index.
+- `info` and `bt --all`, which read little of the core.
 
 The cores are heap_walk.py's: the same targets, and cases of 15M objects and more are
 kept in the same cache. Pairs: --pairs, or 7 below 15M objects and 3 from there.
@@ -40,6 +41,9 @@ def commands(nsdebug, path, tmp):
     return [("objects, first", first),
             ("--snapshot", [nsdebug, path, "--force", "--snapshot", snap]),
             ("suspects", [nsdebug, path, "-c", "suspects"]),
+            ("report --html", [nsdebug, "report", path, "--force", "--html",
+                               os.path.join(tmp, os.path.basename(path) + ".html")]),
+            ("info", [nsdebug, path, "-c", "info"]),
             ("bt --all", [nsdebug, path, "-c", "bt --all"])]
 
 
