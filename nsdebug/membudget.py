@@ -22,16 +22,24 @@ IN_MEMORY_SHARE = 1 / 3     # a copy in memory takes at most this share of the b
 _pinned = 0                 # bytes of the copies held in memory, while they live
 
 
-def _kib_field(path, key):
-    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
+def _kib_fields(path, *keys):
+    """The values of "Key:   N kB" lines of a /proc file, in bytes, in the order of
+    `keys`, read in one pass; None for each one unknown."""
+    found = dict.fromkeys(keys)
     try:
         with open(path, "rb") as f:
             for line in f:
-                if line.startswith(key):
-                    return int(line.split()[1]) * 1024
+                key = line.split(b":", 1)[0] + b":"
+                if key in found:
+                    found[key] = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    return tuple(found[k] for k in keys)
+
+
+def _kib_field(path, key):
+    """The value of a "Key:   N kB" line of a /proc file, in bytes; None where unknown."""
+    return _kib_fields(path, key)[0]
 
 
 def anon_bytes(status="/proc/self/status"):
@@ -39,10 +47,12 @@ def anon_bytes(status="/proc/self/status"):
     return _kib_field(status, b"RssAnon:") or 0
 
 
-def data_bytes(status="/proc/self/status"):
-    """This process's data segment as the data segment limit counts it (VmData: private
-    writable mappings, resident or not), or 0 where unknown."""
-    return _kib_field(status, b"VmData:") or 0
+def anon_and_data_bytes(status="/proc/self/status"):
+    """(anon_bytes(), this process's data segment as the data segment limit counts it:
+    VmData, private writable mappings, resident or not), from one read; 0 for each
+    unknown."""
+    anon, data = _kib_fields(status, b"RssAnon:", b"VmData:")
+    return anon or 0, data or 0
 
 
 def available_bytes(meminfo="/proc/meminfo"):

@@ -44,8 +44,7 @@ import numpy as np
 
 from arthur.safefile import unnamed_file
 
-from ..membudget import anon_bytes, budget_and_limit, data_bytes, data_limit, \
-    pinned_bytes
+from ..membudget import anon_and_data_bytes, budget_and_limit, data_limit, pinned_bytes
 from ..parallel import start_thread, two_cpus
 
 SPILL_AT = 0.5           # spill once anonymous memory passes this share of the budget
@@ -181,7 +180,7 @@ class Spill:
         process's anonymous memory has passed SPILL_AT of its budget, or its data
         segment SPILL_AT of its limit)."""
         if not self.active and self.mode == "auto":
-            anon = anon_bytes()
+            anon, data = anon_and_data_bytes()
             budget = self.budget
             if budget is not None:
                 # A copy of the core made in memory since (a capture's, vector.copy_file)
@@ -189,8 +188,8 @@ class Spill:
                 budget = max(budget - (pinned_bytes() - self._pinned), 0)
             over = budget is not None and anon > SPILL_AT * budget
             large = self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects
-            data = data_bytes() if self.data_limit is not None else None
-            if not over and data is not None and data > SPILL_AT * self.data_limit:
+            if not over and self.data_limit is not None and \
+                    data > SPILL_AT * self.data_limit:
                 self._activate(f"its data segment at {data >> 20} MiB of a limit of "
                                f"{self.data_limit >> 20} MiB")
             elif over or (large and self.limited):
