@@ -150,20 +150,21 @@ def _out_of_memory():
     spills what it makes in large arrays; an address-space limit counts files mapped as
     much as memory, so nothing helps there."""
     import resource
-    for which, flag, what in ((resource.RLIMIT_AS, "ulimit -v", "an address-space limit"),
-                              (resource.RLIMIT_DATA, "ulimit -d", "a data segment limit")):
-        try:
-            soft = resource.getrlimit(which)[0]
-        except (OSError, ValueError):
-            continue
-        if soft != resource.RLIM_INFINITY:
-            if which == resource.RLIMIT_AS:
-                return (f"out of memory under {what} ({flag}, {soft >> 20} MiB), which "
-                        f"counts the mapped core and the heap walk's files too: raise it, "
-                        f"or limit memory with a cgroup instead")
-            return (f"out of memory under {what} ({flag}, {soft >> 20} MiB): the heap "
-                    f"walk spilled what it could to disk, and the rest did not fit; "
-                    f"raise it")
+
+    from .membudget import data_limit
+    try:
+        space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (OSError, ValueError):
+        space = resource.RLIM_INFINITY
+    if space != resource.RLIM_INFINITY:
+        return (f"out of memory under an address-space limit (ulimit -v, {space >> 20} "
+                f"MiB), which counts the mapped core and the heap walk's files too: "
+                f"raise it, or limit memory with a cgroup instead")
+    data = data_limit()
+    if data is not None:
+        return (f"out of memory under a data segment limit (ulimit -d, {data >> 20} "
+                f"MiB): the heap walk spilled what it could to disk, and the rest did "
+                f"not fit; raise it")
     return "out of memory"
 
 
