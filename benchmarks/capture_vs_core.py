@@ -2,7 +2,7 @@
 """An arthur capture against a plain core of the same process, command by command.
 
 usage: python benchmarks/capture_vs_core.py [--cases app:1000000,ast:1500000,...]
-                                            [--pairs N] [--cache DIR]
+                                            [--pairs N] [--cache DIR] [--cold]
        (pip install '.[bench]' for Flask in the application heap)
 
 A capture should cost no more than a plain core of the same process, for every command.
@@ -17,6 +17,12 @@ median and the median of the neighbouring runs' ratios. The commands:
   the index.
 - `info` and `bt --all`, which read little of the core.
 
+With --cold, each run starts with the file's pages out of the kernel's cache
+(common.drop_page_cache): the command reads the core or capture from the disk, as the
+first command on a core made or copied in elsewhere does. Without it, both are read
+from memory after the first run: the plain core's side pays nothing for its bytes, the
+capture's still decompresses its own into new memory.
+
 The cores are heap_walk.py's: the same targets, and cases of 15M objects and more are
 kept in the same cache. Pairs: --pairs, or 7 below 15M objects and 3 from there.
 """
@@ -27,7 +33,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import byte_compile_nsdebug, paired_times, print_table, timed, tool  # noqa: E402
+from common import (byte_compile_nsdebug, drop_page_cache, paired_times,  # noqa: E402
+                    print_table, timed, tool)
 from heap_walk import CACHE_FROM, capture, drop_index  # noqa: E402
 
 DEFAULT = "app:1000000,ast:1500000,app:15000000"
@@ -55,6 +62,8 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "nsdebug-bench"),
         help=f"where cases of {CACHE_FROM:,} objects and more are kept between runs")
+    ap.add_argument("--cold", action="store_true",
+                    help="each run reads its file from the disk, not the kernel's cache")
     args = ap.parse_args()
     byte_compile_nsdebug()
     nsdebug = tool("nsdebug")
@@ -73,14 +82,18 @@ def main():
                 timed([nsdebug, path, "-c", "objects"], env)
             for (label, on_lz4), (_, on_core) in zip(commands(nsdebug, lz4, tmp),
                                                      commands(nsdebug, core, tmp)):
-                t_lz4, t_core, ratio = paired_times(on_lz4, on_core, pairs, 1, env, env)
+                cold = ((lambda: drop_page_cache(lz4)), (lambda: drop_page_cache(core))) \
+                    if args.cold else (None, None)
+                t_lz4, t_core, ratio = paired_times(on_lz4, on_core, pairs, 1, env, env,
+                                                    *cold)
                 rows.append([f"{case} {want:,}", label, f"{t_core:.2f}", f"{t_lz4:.2f}",
                              f"{(ratio - 1) * 100:+.1f}%", pairs])
                 print(" | ".join(map(str, rows[-1])), flush=True)
             for path in (core, lz4):
                 drop_index(path)
     print("\nseconds, medians of whole commands run in turn (capture, core, capture...); "
-          "capture vs core: the median of the neighbouring runs' ratios")
+          "capture vs core: the median of the neighbouring runs' ratios; files read "
+          + ("from the disk (--cold)" if args.cold else "from the kernel's cache"))
     print_table(["case", "command", "core s", "capture s", "capture vs core", "pairs"], rows)
 
 

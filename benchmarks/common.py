@@ -65,19 +65,37 @@ def median_time(cmd, runs=7, warmup=1, env=None):
     return statistics.median(times)
 
 
-def paired_times(cmd_a, cmd_b, runs=7, warmup=1, env_a=None, env_b=None):
+def paired_times(cmd_a, cmd_b, runs=7, warmup=1, env_a=None, env_b=None,
+                 before_a=None, before_b=None):
     """(median of A, median of B, median of A/B) in seconds, the two commands run in
     turn (A B A B ...): each ratio is of two neighbouring runs, so a machine whose
-    speed drifts during the measurement moves both sides of it alike."""
+    speed drifts during the measurement moves both sides of it alike. before_a and
+    before_b, if given, are called before each run of their command, untimed."""
     a, b = [], []
     for i in range(warmup + runs):
+        if before_a:
+            before_a()
         ta = median_time(cmd_a, 1, 0, env_a)
+        if before_b:
+            before_b()
         tb = median_time(cmd_b, 1, 0, env_b)
         if i >= warmup:
             a.append(ta)
             b.append(tb)
     return (statistics.median(a), statistics.median(b),
             statistics.median(x / y for x, y in zip(a, b)))
+
+
+def drop_page_cache(path):
+    """The kernel's cached pages of `path` dropped (the clean ones: all of a file
+    written long ago), so that the next reader reads it from the disk: a core as the
+    first command meets it when it was made or copied in elsewhere."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def print_table(headers, rows):
