@@ -57,7 +57,8 @@ static int check_csr(const int64_t *start, Py_ssize_t n, const int32_t *to, Py_s
 }
 
 /* Iterative DFS from root: preorder vertex list and DFS-tree parents (as preorder
- * numbers). pre[v] = -1 for unreached nodes. Returns the number of reached nodes. */
+ * numbers). pre[v] = -1 for unreached nodes. Returns the number of reached nodes, or -1
+ * when its stack could not be had (no Python error set: it runs without the GIL). */
 static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int32_t root,
                       int32_t *pre, int32_t *vertex, int32_t *parent) {
     int32_t *stack = malloc(sizeof(int32_t) * (size_t)n);
@@ -65,7 +66,6 @@ static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int
     if (!stack || !next) {
         free(stack);
         free(next);
-        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) pre[i] = -1;

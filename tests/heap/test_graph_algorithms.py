@@ -96,6 +96,36 @@ def test_bad_arrays_are_refused():
                                   np.empty(2, np.uint8))
 
 
+_DFS_OUT_OF_MEMORY = r"""
+import resource, numpy as np
+from nsdebug.heap import _graphc
+n = 10_000_000                      # pre: 40 MB, the DFS's stack 40 MB and next 80 MB
+start = np.zeros(n + 1, np.int64)
+idom, order = np.empty(n, np.int32), np.empty(n, np.int32)
+with open("/proc/self/status") as f:
+    data = next(int(x.split()[1]) << 10 for x in f if x.startswith("VmData:"))
+resource.setrlimit(resource.RLIMIT_DATA, (data + (60 << 20), resource.RLIM_INFINITY))
+try:
+    _graphc.dominators(start, np.zeros(0, np.int32), n, 0, idom, order)
+except MemoryError:
+    print("MemoryError")
+"""
+
+
+@pytest.mark.unit
+def test_the_dominator_pass_out_of_memory_in_its_dfs_raises_memory_error():
+    """Under a data segment limit (`nsdebug triage` sets one) the DFS's stack may not be
+    had. It runs without the GIL, so it must not set the Python error itself: that
+    crashed the process (a walk of 14.4M objects under `prlimit --data=400MB`, 1 run in
+    5). Here its preorder array fits under the limit and its stack does not."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _DFS_OUT_OF_MEMORY], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    assert r.stdout.strip() == "MemoryError"
+
+
 @pytest.mark.unit
 def test_group_retained_is_the_union_of_retained_sets():
     # 0 -> 1 (dict) -> 2 (list) -> 3 (dict) -> 4 (leaf); 0 -> 5 (dict) -> 6 (leaf)
