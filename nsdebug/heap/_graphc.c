@@ -58,14 +58,16 @@ static int check_csr(const int64_t *start, Py_ssize_t n, const int32_t *to, Py_s
 
 /* Iterative DFS from root: preorder vertex list and DFS-tree parents (as preorder
  * numbers). pre[v] = -1 for unreached nodes. Returns the number of reached nodes, or -1
- * when its stack could not be had (no Python error set: it runs without the GIL). */
+ * when its stack could not be had (no Python error set: it runs without the GIL). Its
+ * stack is `stack` and `next` (n items each) where given, else allocated. */
 static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int32_t root,
-                      int32_t *pre, int32_t *vertex, int32_t *parent) {
-    int32_t *stack = malloc(sizeof(int32_t) * (size_t)n);
-    int64_t *next = malloc(sizeof(int64_t) * (size_t)n);
+                      int32_t *pre, int32_t *vertex, int32_t *parent, int32_t *stack_in,
+                      int64_t *next_in) {
+    int32_t *stack = stack_in ? stack_in : malloc(sizeof(int32_t) * (size_t)n);
+    int64_t *next = next_in ? next_in : malloc(sizeof(int64_t) * (size_t)n);
     if (!stack || !next) {
-        free(stack);
-        free(next);
+        if (!stack_in) free(stack);
+        if (!next_in) free(next);
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) pre[i] = -1;
@@ -94,21 +96,68 @@ static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int
             top--;
         }
     }
-    free(stack);
-    free(next);
+    if (!stack_in) free(stack);
+    if (!next_in) free(next);
     return k;
 }
 
-/* dominators(edge_start, e_to, n, root, idom_out, order_out) -> reached count.
+/* The dominator pass's working arrays, in one caller's buffer (a spilled walk's scratch
+ * file: pages the kernel may write out, where malloc's can only be kept): each piece
+ * 8-aligned, in the order dominators() takes them. The predecessor lists get room for
+ * every edge (only the backward ones are kept, counted later). */
+#define ALIGN8(x) (((x) + 7) & ~(size_t)7)
+static size_t scratch_bytes(Py_ssize_t n, Py_ssize_t m) {
+    size_t n4 = ALIGN8(4 * (size_t)n);
+    return 5 * n4 + ALIGN8(4 * ((size_t)n + 1)) + ALIGN8(4 * (size_t)(m ? m : 1));
+}
+
+/* group_retained()'s: the dominator tree's child offsets (int64, n + 1), the DFS's
+ * next-child positions (int64), the children and the DFS stack (int32 each). */
+static size_t group_scratch_bytes(Py_ssize_t n) {
+    return 8 * ((size_t)n + 1) + 8 * (size_t)n + ALIGN8(4 * (size_t)n) + 4 * (size_t)n;
+}
+
+static PyObject *group_scratch(PyObject *self, PyObject *args) {
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "n", &n)) return NULL;
+    if (n < 0 || n >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad node count");
+        return NULL;
+    }
+    return PyLong_FromSize_t(group_scratch_bytes(n));
+}
+
+static PyObject *dominator_scratch(PyObject *self, PyObject *args) {
+    Py_ssize_t n, m;
+    if (!PyArg_ParseTuple(args, "nn", &n, &m)) return NULL;
+    if (n < 0 || m < 0 || n >= INT32_MAX || m >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad node or edge count");
+        return NULL;
+    }
+    return PyLong_FromSize_t(scratch_bytes(n, m));
+}
+
+/* dominators(edge_start, e_to, n, root, idom_out, order_out[, scratch]) -> reached.
  * idom_out[v]: the immediate dominator of v (root: itself; unreached: -1).
- * order_out[0:reached]: reached nodes in DFS preorder (each after its dominator). */
+ * order_out[0:reached]: reached nodes in DFS preorder (each after its dominator).
+ * scratch: where given (not None), the working arrays are carved from it
+ * (dominator_scratch(n, len(e_to)) bytes at least) instead of malloc'd. */
 static PyObject *dominators(PyObject *self, PyObject *args) {
-    Buf b[4] = {{.held = 0}};
+    Buf b[5] = {{.held = 0}};
     Py_ssize_t n;
     int root;
-    if (!PyArg_ParseTuple(args, "y*y*niw*w*", &b[0].b, &b[1].b, &n, &root, &b[2].b, &b[3].b))
+    PyObject *scratch_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "y*y*niw*w*|O", &b[0].b, &b[1].b, &n, &root, &b[2].b,
+                          &b[3].b, &scratch_obj))
         return NULL;
     for (int i = 0; i < 4; i++) b[i].held = 1;
+    if (scratch_obj != Py_None) {
+        if (PyObject_GetBuffer(scratch_obj, &b[4].b, PyBUF_WRITABLE) < 0) {
+            release(b, 4);
+            return NULL;
+        }
+        b[4].held = 1;
+    }
     PyObject *result = NULL;
     int32_t *pre = NULL, *semi = NULL, *label = NULL, *anc = NULL, *rsrc = NULL, *path = NULL;
     int32_t path_cap = 0;
@@ -130,12 +179,38 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
      * idom_out (read for the last time before the dominators are written there), and
      * the eval's path stack grows as deep as a compression goes (rarely far). */
     int32_t *vertex = order, *parent = idom;
-
-    pre = malloc(sizeof(int32_t) * n);
-    if (!pre) { PyErr_NoMemory(); goto done; }
+    /* From a scratch buffer: pre, semi, rstart, fill, label, anc, rsrc, each 8-aligned
+     * (scratch_bytes); the DFS's stack lies over semi and its next-edge array over
+     * rstart and fill, all unused until it is done. None of them is freed at the end. */
+    int own = !b[4].held;
+    int32_t *s_semi = NULL, *s_fill = NULL, *s_label = NULL, *s_anc = NULL, *s_rsrc = NULL;
+    uint32_t *s_rstart = NULL;
+    if (!own) {
+        if (b[4].b.len < 0 || (size_t)b[4].b.len < scratch_bytes(n, m)) {
+            PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, need %zu", b[4].b.len,
+                         scratch_bytes(n, m));
+            goto done;
+        }
+        uint8_t *at = b[4].b.buf;
+        if ((uintptr_t)at & 7) {
+            PyErr_SetString(PyExc_ValueError, "scratch is not 8-aligned");
+            goto done;
+        }
+        size_t n4 = ALIGN8(4 * (size_t)n);
+        pre = (int32_t *)at; at += n4;
+        s_semi = (int32_t *)at; at += n4;
+        s_rstart = (uint32_t *)at; at += ALIGN8(4 * ((size_t)n + 1));
+        s_fill = (int32_t *)at; at += n4;
+        s_label = (int32_t *)at; at += n4;
+        s_anc = (int32_t *)at; at += n4;
+        s_rsrc = (int32_t *)at;
+    } else {
+        pre = malloc(sizeof(int32_t) * n);
+        if (!pre) { PyErr_NoMemory(); goto done; }
+    }
     Py_ssize_t k;
     Py_BEGIN_ALLOW_THREADS
-    k = dfs(start, to, n, (int32_t)root, pre, vertex, parent);
+    k = dfs(start, to, n, (int32_t)root, pre, vertex, parent, s_semi, (int64_t *)s_rstart);
     Py_END_ALLOW_THREADS
     if (k < 0) { PyErr_NoMemory(); goto done; }
 
@@ -145,12 +220,18 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
      * straight into semi[w]. Only predecessors after w (not the DFS tree's edges, for
      * one: they all go forward) are kept in lists, whose offsets are 32-bit: no heap
      * nsdebug can hold has 2**32 of them. */
-    semi = malloc(sizeof(int32_t) * (size_t)k);
-    rstart = calloc((size_t)k + 1, sizeof(uint32_t));
-    if (!semi || !rstart) { PyErr_NoMemory(); goto done; }
-    for (Py_ssize_t i = 0; i < k; i++) semi[i] = (int32_t)i;
+    if (own) {
+        semi = malloc(sizeof(int32_t) * (size_t)k);
+        rstart = calloc((size_t)k + 1, sizeof(uint32_t));
+        if (!semi || !rstart) { PyErr_NoMemory(); goto done; }
+    } else {
+        semi = s_semi;
+        rstart = s_rstart;
+    }
     uint64_t back = 0;
     Py_BEGIN_ALLOW_THREADS
+    if (!own) memset(rstart, 0, sizeof(uint32_t) * ((size_t)k + 1));  /* (calloc'd when own) */
+    for (Py_ssize_t i = 0; i < k; i++) semi[i] = (int32_t)i;
     for (Py_ssize_t i = 0; i < k; i++) {
         int32_t v = vertex[i];
         for (int64_t e = start[v]; e < start[v + 1]; e++) {
@@ -170,12 +251,12 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < k; i++) rstart[i + 1] += rstart[i];
-    rsrc = malloc(sizeof(int32_t) * (size_t)(back ? back : 1));
+    rsrc = own ? malloc(sizeof(int32_t) * (size_t)(back ? back : 1)) : s_rsrc;
     if (!rsrc) { PyErr_NoMemory(); goto done; }
 
     Py_BEGIN_ALLOW_THREADS
     {
-        uint32_t *fill = malloc(sizeof(uint32_t) * (size_t)k);
+        uint32_t *fill = own ? malloc(sizeof(uint32_t) * (size_t)k) : (uint32_t *)s_fill;
         if (fill) {
             memcpy(fill, rstart, sizeof(uint32_t) * (size_t)k);
             for (Py_ssize_t i = 0; i < k; i++) {
@@ -185,14 +266,19 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
                     if (t >= 0 && t < i) rsrc[fill[t]++] = (int32_t)i;
                 }
             }
-            free(fill);
             /* Only preorder numbers from here on: the per-node arrays of the eval
              * phase are made once the predecessor lists' scratch is gone (a lower
              * peak on a heap of millions of objects). */
-            free(pre);
-            pre = NULL;
-            label = malloc(sizeof(int32_t) * k);
-            anc = malloc(sizeof(int32_t) * k);
+            if (own) {
+                free(fill);
+                free(pre);
+                pre = NULL;
+                label = malloc(sizeof(int32_t) * k);
+                anc = malloc(sizeof(int32_t) * k);
+            } else {
+                label = s_label;
+                anc = s_anc;
+            }
             if (!label || !anc) fill = NULL;
         }
         if (fill) {
@@ -255,9 +341,12 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
     if (k < 0) { PyErr_NoMemory(); goto done; }
     result = PyLong_FromSsize_t(k);
 done:
-    free(pre); free(semi); free(label); free(anc);
-    free(rsrc); free(rstart); free(path);
-    release(b, 4);
+    if (own) {
+        free(pre); free(semi); free(label); free(anc);
+        free(rsrc); free(rstart);
+    }
+    free(path);
+    release(b, 5);
     return result;
 }
 
@@ -533,13 +622,24 @@ done:
  * group g keep alive together (the union of their retained sets, as Eclipse MAT counts a
  * class): the retained size of every node of g with no other node of g above it in the
  * dominator tree. group[v] < 0: in no group. A DFS of the dominator tree counts, per
- * group, the nodes of that group on the current path. */
+ * group, the nodes of that group on the current path. scratch: as dominators()'s, for
+ * its per-node arrays (group_scratch(n) bytes). */
 static PyObject *group_retained(PyObject *self, PyObject *args) {
-    Buf b[4] = {{.held = 0}};
+    Buf b[5] = {{.held = 0}};
     Py_ssize_t ngroups;
-    if (!PyArg_ParseTuple(args, "y*y*y*nw*", &b[0].b, &b[1].b, &b[2].b, &ngroups, &b[3].b))
+    PyObject *scratch_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "y*y*y*nw*|O", &b[0].b, &b[1].b, &b[2].b, &ngroups, &b[3].b,
+                          &scratch_obj))
         return NULL;
     for (int i = 0; i < 4; i++) b[i].held = 1;
+    if (scratch_obj != Py_None) {
+        if (PyObject_GetBuffer(scratch_obj, &b[4].b, PyBUF_WRITABLE) < 0) {
+            release(b, 4);
+            return NULL;
+        }
+        b[4].held = 1;
+    }
+    int own = !b[4].held;
     PyObject *result = NULL;
     Py_ssize_t n = b[0].b.len / 4;
     int64_t *cstart = NULL;
@@ -556,13 +656,32 @@ static PyObject *group_retained(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "idom or group out of range");
             goto done;
         }
-    cstart = calloc((size_t)n + 1, sizeof(int64_t));
-    kids = malloc(sizeof(int32_t) * (size_t)n);
-    stack = malloc(sizeof(int32_t) * (size_t)n);
-    next = malloc(sizeof(int64_t) * (size_t)n);
+    if (own) {
+        cstart = calloc((size_t)n + 1, sizeof(int64_t));
+        kids = malloc(sizeof(int32_t) * (size_t)n);
+        stack = malloc(sizeof(int32_t) * (size_t)n);
+        next = malloc(sizeof(int64_t) * (size_t)n);
+    } else {
+        /* cstart, next, kids, stack from the caller's buffer (group_scratch_bytes) */
+        if (b[4].b.len < 0 || (size_t)b[4].b.len < group_scratch_bytes(n)) {
+            PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, need %zu", b[4].b.len,
+                         group_scratch_bytes(n));
+            goto done;
+        }
+        uint8_t *at = b[4].b.buf;
+        if ((uintptr_t)at & 7) {
+            PyErr_SetString(PyExc_ValueError, "scratch is not 8-aligned");
+            goto done;
+        }
+        cstart = (int64_t *)at; at += 8 * ((size_t)n + 1);
+        next = (int64_t *)at; at += 8 * (size_t)n;
+        kids = (int32_t *)at; at += ALIGN8(4 * (size_t)n);
+        stack = (int32_t *)at;
+    }
     onpath = calloc((size_t)(ngroups ? ngroups : 1), sizeof(int32_t));
     if (!cstart || !kids || !stack || !next || !onpath) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
+    if (!own) memset(cstart, 0, 8 * ((size_t)n + 1));      /* (calloc'd when own) */
     memset(out, 0, sizeof(uint64_t) * (size_t)ngroups);
     for (Py_ssize_t v = 1; v < n; v++)
         if (idom[v] >= 0 && idom[v] != v) cstart[idom[v] + 1]++;
@@ -596,8 +715,11 @@ static PyObject *group_retained(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    free(cstart); free(kids); free(stack); free(next); free(onpath);
-    release(b, 4);
+    if (own) {
+        free(cstart); free(kids); free(stack); free(next);
+    }
+    free(onpath);
+    release(b, 5);
     return result;
 }
 
@@ -882,11 +1004,18 @@ static PyMethodDef methods[] = {
     {"map_addresses", map_addresses, METH_VARARGS,
      "map_addresses(addr, table, n_synth, targets, out): node index per address"},
     {"group_retained", group_retained, METH_VARARGS,
-     "group_retained(idom, group, retained, ngroups, out): union retained size per group"},
+     "group_retained(idom, group, retained, ngroups, out[, scratch]): union retained size "
+     "per group"},
     {"reverse", reverse, METH_VARARGS,
      "reverse(e_to, n, rev_start_out, rev_edge_out): edges grouped by target"},
     {"dominators", dominators, METH_VARARGS,
-     "dominators(edge_start, e_to, n, root, idom_out, order_out) -> reached count"},
+     "dominators(edge_start, e_to, n, root, idom_out, order_out[, scratch]) -> reached "
+     "count"},
+    {"group_scratch", group_scratch, METH_VARARGS,
+     "group_scratch(n) -> bytes of scratch group_retained() takes for n nodes"},
+    {"dominator_scratch", dominator_scratch, METH_VARARGS,
+     "dominator_scratch(n, m) -> bytes of scratch dominators() takes for n nodes and m "
+     "edges"},
     {"retained", retained, METH_VARARGS,
      "retained(order, reached, idom, size, out): retained size of every node"},
     {"bfs_parents", bfs_parents, METH_VARARGS,

@@ -37,6 +37,13 @@ def both(g, size=None):
     kp = _graph_fallback.dominators(g, p_idom, p_order)
     assert k == kp
     assert np.array_equal(c_idom, p_idom)
+    # The same pass with its working arrays in a caller's buffer (a spilled walk's
+    # scratch file), full of garbage first: nothing may be read before it is written.
+    s_idom, s_order = np.empty(g.n, np.int32), np.empty(g.n, np.int32)
+    scratch = np.full(graph._graphc.dominator_scratch(g.n, len(g.e_to)), 0xA5, np.uint8)
+    ks = graph._graphc.dominators(g.edge_start, g.e_to, g.n, 0, s_idom, s_order, scratch)
+    assert ks == k
+    assert np.array_equal(s_idom, c_idom) and np.array_equal(s_order[:k], c_order[:k])
     size = np.arange(1, g.n + 1, dtype=np.uint64) if size is None else size
     c_ret, p_ret = np.empty(g.n, np.uint64), np.empty(g.n, np.uint64)
     graph._graphc.retained(c_order[:k], k, c_idom, size, c_ret)
@@ -96,6 +103,26 @@ def test_bad_arrays_are_refused():
                                   np.empty(2, np.uint8))
 
 
+@pytest.mark.unit
+def test_a_dominator_scratch_too_small_or_misaligned_is_refused():
+    g = _G(np.array([0, 1, 2]), np.array([1, 2, 0]), 3)
+    need = graph._graphc.dominator_scratch(3, 3)
+    assert need >= 6 * 4 * 3 + 4 * 3
+    idom, order = np.empty(3, np.int32), np.empty(3, np.int32)
+    with pytest.raises(ValueError, match="scratch holds"):
+        graph._graphc.dominators(g.edge_start, g.e_to, 3, 0, idom, order,
+                                 np.empty(need - 1, np.uint8))
+    with pytest.raises(ValueError, match="8-aligned"):
+        graph._graphc.dominators(g.edge_start, g.e_to, 3, 0, idom, order,
+                                 np.empty(need + 8, np.uint8)[1:])
+    with pytest.raises(ValueError):
+        graph._graphc.dominator_scratch(-1, 0)
+    ret, out = np.ones(3, np.uint64), np.empty(1, np.uint64)
+    with pytest.raises(ValueError, match="scratch holds"):
+        graph._graphc.group_retained(idom, np.zeros(3, np.int32), ret, 1, out,
+                                     np.empty(graph._graphc.group_scratch(3) - 1, np.uint8))
+
+
 _DFS_OUT_OF_MEMORY = r"""
 import resource, numpy as np
 from nsdebug.heap import _graphc
@@ -126,6 +153,30 @@ def test_the_dominator_pass_out_of_memory_in_its_dfs_raises_memory_error():
     assert r.stdout.strip() == "MemoryError"
 
 
+def test_a_spilled_walk_puts_the_dominator_pass_in_its_scratch_file(cores, tmp_path,
+                                                                     monkeypatch):
+    """Where a walk's arrays go to its scratch file (spill.py), the C dominator pass's
+    working arrays go there too: pages the kernel can write out, not malloc's. The
+    dominators are the same as a walk in memory finds."""
+    import targets
+    from nsdebug.heap import spill
+    from nsdebug.model import open_target
+    core = cores.heap(targets.default_build()).core
+    monkeypatch.setenv("NSDEBUG_SPILL", "never")
+    want = open_target(core, use_index=False).heap
+    monkeypatch.setenv("NSDEBUG_SPILL", "always")
+    g = open_target(core, use_index=False).heap
+    assert want._spilled_scratch(64) is None
+    nbytes = graph._graphc.dominator_scratch(g.n, len(g.e_to))
+    assert nbytes >= 24 * g.n + 4 * len(g.e_to)
+    scratch = g._spilled_scratch(nbytes)
+    assert scratch is not None and spill.in_file(scratch) and len(scratch) == nbytes
+    assert np.array_equal(g.dominators(), want.dominators())
+    assert np.array_equal(g.retained(), want.retained())
+    assert np.array_equal(g.group_retained(g.type_ix, len(g.types)),
+                          want.group_retained(want.type_ix, len(want.types)))
+
+
 @pytest.mark.unit
 def test_group_retained_is_the_union_of_retained_sets():
     # 0 -> 1 (dict) -> 2 (list) -> 3 (dict) -> 4 (leaf); 0 -> 5 (dict) -> 6 (leaf)
@@ -143,6 +194,11 @@ def test_group_retained_is_the_union_of_retained_sets():
     _graph_fallback.group_retained(idom, group, ret, p_out)
     # The nested dict (3) is inside the first dict's retained set: counted once.
     assert c_out.tolist() == p_out.tolist() == [10 + 20 + 30 + 40 + 50 + 60, 20 + 30 + 40]
+    # Its working arrays in a caller's buffer of garbage: the same.
+    s_out = np.empty(2, np.uint64)
+    graph._graphc.group_retained(idom, group, ret, 2, s_out,
+                                 np.full(graph._graphc.group_scratch(7), 0xA5, np.uint8))
+    assert s_out.tolist() == c_out.tolist()
 
 
 def test_address_table_agrees_with_the_sorted_search(cores, monkeypatch):
