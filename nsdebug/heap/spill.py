@@ -7,6 +7,9 @@ memory; once it has used half of what it may, it moves the arrays it has made in
 scratch file in the directory the heap index goes to, and makes the rest there: the
 kernel then writes those pages to the file and drops them when memory is short, where it
 would otherwise kill the process. Slower (the pages go to disk and come back), but done.
+The C passes over the finished graph (dominators, retained sizes by type) take their
+working arrays from the same file then, where a limit started the spill
+(HeapGraph._spilled_scratch).
 
 The scratch file has no name (O_TMPFILE; else it is unlinked as soon as it is created):
 its space goes when the last array mapped from it does, whatever happens to the process.
