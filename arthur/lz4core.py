@@ -135,7 +135,10 @@ class ContainerWriter:
 class ContainerIndex:
     """The block index of a container, read from its end."""
 
-    def __init__(self, read, size):
+    def __init__(self, read, size, read_rows=None):
+        """`read(offset, n)` gives the container's bytes; `read_rows`, if given, the
+        rows of the index (a view of a mapped file: a capture of gigabytes has megabytes
+        of rows, of which a command that reads little needs a few)."""
         if size < 4 + _FOOTER.size or read(0, 4) != FRAME_MAGIC:
             raise ContainerError("not an LZ4 frame")
         index_at, magic = _FOOTER.unpack(read(size - _FOOTER.size, _FOOTER.size))
@@ -160,7 +163,7 @@ class ContainerIndex:
                 count * self.block_size < self.total or \
                 (count and (count - 1) * self.block_size >= self.total):
             raise ContainerError("arthur block index is corrupt (block count)")
-        self._raw = read(rows_at, count * _INDEX_ROW.size)
+        self._raw = (read_rows or read)(rows_at, count * _INDEX_ROW.size)
         if len(self._raw) != count * _INDEX_ROW.size:
             raise ContainerError("arthur block index is truncated")
         self.count = count
@@ -215,8 +218,8 @@ class ContainerReader:
     """Random reads of the uncompressed bytes, keeping decompressed blocks (at most
     `cache_bytes` of them, the first decompressed dropped first)."""
 
-    def __init__(self, read, size, cache_bytes=32 << 20):
-        self.index = ContainerIndex(read, size)
+    def __init__(self, read, size, cache_bytes=32 << 20, read_rows=None):
+        self.index = ContainerIndex(read, size, read_rows)
         self.size = self.index.total
         self.block_size = self.index.block_size
         self.cache = {}                  # insertion order: the first decompressed first

@@ -57,7 +57,10 @@ class LZ4Source:
         self._error = ContainerError
         self._file = FileSource(path, keep_fd=True)    # the compressed file, mapped
         try:
-            self._reader = ContainerReader(self._file.pread, self._file.size, CACHE_BYTES)
+            # The index's rows are read where they are mapped, not copied: 5.6 MB of them
+            # for a 5.4 GB core was 5 ms of every command on it (an `info`'s 30).
+            self._reader = ContainerReader(self._file.pread, self._file.size, CACHE_BYTES,
+                                           read_rows=self._file.read_view)
         except ContainerError as e:
             raise CoreFileError(f"{path}: {e}") from None
         self.size = self._reader.size
@@ -201,4 +204,7 @@ class LZ4Source:
             raise CoreFileError(f"{self.path}: {e}") from None
 
     def close(self):
+        rows = self._reader.index.raw_rows
+        if isinstance(rows, memoryview):
+            rows.release()              # a view of the mapping, which is closed next
         self._file.close()

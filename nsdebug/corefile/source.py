@@ -45,6 +45,13 @@ class FileSource:
             return b""
         return self._map[offset:offset + size]
 
+    def read_view(self, offset, size):
+        """Up to `size` bytes at `offset` as a view of the mapping: no copy, and only
+        the pages used are read in. It must be released before close()."""
+        if offset < 0 or size < 0:
+            return memoryview(b"")
+        return self.view[offset:offset + size]
+
     def pread(self, offset, size):
         """read() by a system call: a copy from the page cache, where a first slice of
         the mapping takes a page fault per page (a few KiB read once, as a capture's
