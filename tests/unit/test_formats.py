@@ -69,6 +69,23 @@ def test_memory_reads_a_capture_of_any_block_size(tmp_path, monkeypatch, block):
         src.close()
 
 
+def test_a_captures_index_rows_are_a_view_of_its_mapping(tmp_path):
+    """The block index is read in place: a capture of gigabytes has megabytes of rows,
+    and a command that reads little needs a few. The view is let go at close, so the
+    mapping can be closed."""
+    data = payload(3 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    src = LZ4Source(str(path))
+    rows = src._reader.index.raw_rows
+    assert isinstance(rows, memoryview) and rows.obj is src._file.view.obj
+    assert len(rows) == 16 * src._reader.index.count
+    assert src.read(len(data) - 4, 4) == b"tail" and src.read(5, 3) == data[5:8]
+    src.close()
+    with pytest.raises(ValueError):
+        rows[0]                     # released
+
+
 def test_a_raw_block_and_a_high_compression_level():
     data = payload(3 << 20)
     blob = container(data, level=9)
