@@ -140,15 +140,17 @@ except MemoryError:
 
 
 @pytest.mark.unit
-def test_the_dominator_pass_out_of_memory_in_its_dfs_raises_memory_error():
+def test_the_dominator_pass_out_of_memory_in_its_dfs_raises_memory_error(tmp_path):
     """Under a data segment limit (`nsdebug triage` sets one) the DFS's stack may not be
     had. It runs without the GIL, so it must not set the Python error itself: that
     crashed the process (a walk of 14.4M objects under `prlimit --data=400MB`, 1 run in
     5). Here its preorder array fits under the limit and its stack does not."""
     import subprocess
     import sys
+    import targets
+    # Run from outside the checkout, whose uncompiled nsdebug `python -c` would import.
     r = subprocess.run([sys.executable, "-c", _DFS_OUT_OF_MEMORY], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, cwd=tmp_path, env=targets.nsdebug_env())
     assert r.returncode == 0, (r.returncode, r.stderr[-500:])
     assert r.stdout.strip() == "MemoryError"
 
