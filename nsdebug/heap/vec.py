@@ -49,17 +49,22 @@ class Visited:
         off, inside = self.vm.offsets(addrs, 1)
         return (off >> U64(4)).astype(np.int64), inside
 
-    def add_many(self, addrs):
+    def add_many(self, addrs, empty=np.empty):
         """The distinct addresses of `addrs` not seen before, in the order first seen
         (the order edges lead to them: as local in the core as a sort by address, and
         no sort); marks them seen. Only the unseen ones are deduplicated: most targets
-        of a wave are old."""
+        of a wave are old. `empty` makes the array of new ones (a spill's, under a
+        limit)."""
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
         _vector = _corefile_vector._vector
         if _vector is not None:
             state = np.empty(len(addrs), dtype=np.uint8)
             _vector.visit(*self.vm.segments(), addrs, self.flags.bytes, state)
-            new, outside = addrs[state == 1], addrs[state == 2]
+            fresh = state == 1
+            new = np.compress(fresh, addrs, out=empty(int(np.count_nonzero(fresh)),
+                                                      np.uint64))
+            del fresh
+            outside = addrs[state == 2]
         else:
             slot, inside = self._slots(addrs)
             fresh = inside.copy()

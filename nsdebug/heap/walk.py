@@ -396,8 +396,20 @@ class HeapWalker:
             mark = len(tgt)
             self._wave(frontier)
             new = tgt[mark:]
-            frontier = self.visited.add_many(np.concatenate(new)) if new else \
-                np.zeros(0, dtype=np.uint64)
+            frontier = self.visited.add_many(self._joined(new), self._limited_empty()) \
+                if new else np.zeros(0, dtype=np.uint64)
+
+    def _limited_empty(self):
+        """What makes a wave's large temporaries: the spill's scratch file where a limit
+        started the spill (there a wave of millions of targets is 8 bytes each the limit
+        would count), else memory."""
+        spill = self.spill
+        return spill.empty if spill.active and not spill.quiet else np.empty
+
+    def _joined(self, parts):
+        """`parts` as one array (made by _limited_empty)."""
+        out = self._limited_empty()(sum(len(p) for p in parts), np.uint64)
+        return np.concatenate(parts, out=out)
 
     def run(self):
         self._roots()

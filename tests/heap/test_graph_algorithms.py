@@ -179,6 +179,31 @@ def test_a_spilled_walk_puts_the_dominator_pass_in_its_scratch_file(cores, tmp_p
                           want.group_retained(want.type_ix, len(want.types)))
 
 
+def test_a_spilled_walks_waves_make_their_large_temporaries_in_its_scratch_file(
+        cores, tmp_path):
+    """Under a limit, a wave's joined targets and the new ones among them (8 bytes a
+    target, a data limit's last obstacle at 14.4M objects) are made in the scratch file;
+    without one, in memory. The graph is the same."""
+    import targets
+    from nsdebug.corefile import open_core
+    from nsdebug.cpython import attach
+    from nsdebug.heap import spill
+    from nsdebug.heap.walk import HeapWalker
+    core = cores.heap(targets.default_build()).core
+    graphs = {}
+    for mode in ("always", "never"):
+        w = HeapWalker(attach(open_core(core)), spill=spill.Spill(str(tmp_path), mode))
+        parts = [np.arange(1, 4, dtype=np.uint64) << np.uint64(4),
+                 np.arange(5000, dtype=np.uint64)]
+        joined = w._joined(parts)
+        assert spill.in_file(joined) == (mode == "always")
+        assert np.array_equal(joined, np.concatenate(parts))
+        graphs[mode] = w.run()
+    a, b = graphs["always"], graphs["never"]
+    assert a.n == b.n and np.array_equal(a.addr, b.addr)
+    assert np.array_equal(a.e_to, b.e_to)
+
+
 @pytest.mark.unit
 def test_group_retained_is_the_union_of_retained_sets():
     # 0 -> 1 (dict) -> 2 (list) -> 3 (dict) -> 4 (leaf); 0 -> 5 (dict) -> 6 (leaf)
