@@ -106,9 +106,32 @@ static Py_ssize_t dfs(const int64_t *start, const int32_t *to, Py_ssize_t n, int
  * 8-aligned, in the order dominators() takes them. The predecessor lists get room for
  * every edge (only the backward ones are kept, counted later). */
 #define ALIGN8(x) (((x) + 7) & ~(size_t)7)
-static size_t scratch_bytes(Py_ssize_t n, Py_ssize_t m) {
+static size_t dominator_scratch_bytes(Py_ssize_t n, Py_ssize_t m) {
     size_t n4 = ALIGN8(4 * (size_t)n);
     return 5 * n4 + ALIGN8(4 * ((size_t)n + 1)) + ALIGN8(4 * (size_t)(m ? m : 1));
+}
+
+/* The optional scratch argument of a pass: held in `b` unless None. 0 with the error set
+ * when it is no writable buffer. */
+static int hold_scratch(PyObject *obj, Buf *b) {
+    if (obj == Py_None) return 1;
+    if (PyObject_GetBuffer(obj, &b->b, PyBUF_WRITABLE) < 0) return 0;
+    b->held = 1;
+    return 1;
+}
+
+/* Where a held scratch buffer's pieces start: NULL with a ValueError when it holds fewer
+ * than `want` bytes or is not 8-aligned (the pieces hold int64s). */
+static uint8_t *scratch_start(Buf *b, size_t want) {
+    if (b->b.len < 0 || (size_t)b->b.len < want) {
+        PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, need %zu", b->b.len, want);
+        return NULL;
+    }
+    if ((uintptr_t)b->b.buf & 7) {
+        PyErr_SetString(PyExc_ValueError, "scratch is not 8-aligned");
+        return NULL;
+    }
+    return b->b.buf;
 }
 
 /* group_retained()'s: the dominator tree's child offsets (int64, n + 1), the DFS's
@@ -134,7 +157,7 @@ static PyObject *dominator_scratch(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bad node or edge count");
         return NULL;
     }
-    return PyLong_FromSize_t(scratch_bytes(n, m));
+    return PyLong_FromSize_t(dominator_scratch_bytes(n, m));
 }
 
 /* dominators(edge_start, e_to, n, root, idom_out, order_out[, scratch]) -> reached.
@@ -151,12 +174,9 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
                           &b[3].b, &scratch_obj))
         return NULL;
     for (int i = 0; i < 4; i++) b[i].held = 1;
-    if (scratch_obj != Py_None) {
-        if (PyObject_GetBuffer(scratch_obj, &b[4].b, PyBUF_WRITABLE) < 0) {
-            release(b, 4);
-            return NULL;
-        }
-        b[4].held = 1;
+    if (!hold_scratch(scratch_obj, &b[4])) {
+        release(b, 4);
+        return NULL;
     }
     PyObject *result = NULL;
     int32_t *pre = NULL, *semi = NULL, *label = NULL, *anc = NULL, *rsrc = NULL, *path = NULL;
@@ -180,22 +200,15 @@ static PyObject *dominators(PyObject *self, PyObject *args) {
      * the eval's path stack grows as deep as a compression goes (rarely far). */
     int32_t *vertex = order, *parent = idom;
     /* From a scratch buffer: pre, semi, rstart, fill, label, anc, rsrc, each 8-aligned
-     * (scratch_bytes); the DFS's stack lies over semi and its next-edge array over
-     * rstart and fill, all unused until it is done. None of them is freed at the end. */
+     * (dominator_scratch_bytes); the DFS's stack lies over semi and its next-edge array
+     * over rstart and fill, all unused until it is done. None of them is freed at the
+     * end. */
     int own = !b[4].held;
     int32_t *s_semi = NULL, *s_fill = NULL, *s_label = NULL, *s_anc = NULL, *s_rsrc = NULL;
     uint32_t *s_rstart = NULL;
     if (!own) {
-        if (b[4].b.len < 0 || (size_t)b[4].b.len < scratch_bytes(n, m)) {
-            PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, need %zu", b[4].b.len,
-                         scratch_bytes(n, m));
-            goto done;
-        }
-        uint8_t *at = b[4].b.buf;
-        if ((uintptr_t)at & 7) {
-            PyErr_SetString(PyExc_ValueError, "scratch is not 8-aligned");
-            goto done;
-        }
+        uint8_t *at = scratch_start(&b[4], dominator_scratch_bytes(n, m));
+        if (!at) goto done;
         size_t n4 = ALIGN8(4 * (size_t)n);
         pre = (int32_t *)at; at += n4;
         s_semi = (int32_t *)at; at += n4;
@@ -632,12 +645,9 @@ static PyObject *group_retained(PyObject *self, PyObject *args) {
                           &scratch_obj))
         return NULL;
     for (int i = 0; i < 4; i++) b[i].held = 1;
-    if (scratch_obj != Py_None) {
-        if (PyObject_GetBuffer(scratch_obj, &b[4].b, PyBUF_WRITABLE) < 0) {
-            release(b, 4);
-            return NULL;
-        }
-        b[4].held = 1;
+    if (!hold_scratch(scratch_obj, &b[4])) {
+        release(b, 4);
+        return NULL;
     }
     int own = !b[4].held;
     PyObject *result = NULL;
@@ -663,16 +673,8 @@ static PyObject *group_retained(PyObject *self, PyObject *args) {
         next = malloc(sizeof(int64_t) * (size_t)n);
     } else {
         /* cstart, next, kids, stack from the caller's buffer (group_scratch_bytes) */
-        if (b[4].b.len < 0 || (size_t)b[4].b.len < group_scratch_bytes(n)) {
-            PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, need %zu", b[4].b.len,
-                         group_scratch_bytes(n));
-            goto done;
-        }
-        uint8_t *at = b[4].b.buf;
-        if ((uintptr_t)at & 7) {
-            PyErr_SetString(PyExc_ValueError, "scratch is not 8-aligned");
-            goto done;
-        }
+        uint8_t *at = scratch_start(&b[4], group_scratch_bytes(n));
+        if (!at) goto done;
         cstart = (int64_t *)at; at += 8 * ((size_t)n + 1);
         next = (int64_t *)at; at += 8 * (size_t)n;
         kids = (int32_t *)at; at += ALIGN8(4 * (size_t)n);

@@ -221,6 +221,14 @@ class Spill:
         self._size = mmap.PAGESIZE
         self.active, self.why, self.quiet = True, why, quiet
 
+    @property
+    def for_a_limit(self):
+        """Whether arrays go to the scratch file because a limit was met (or the spill
+        was asked for): then a pass's working arrays and a wave's large temporaries go
+        there too. A large heap's spill with no limit (quiet) keeps those in memory,
+        where they are faster."""
+        return self.active and not self.quiet
+
     def empty(self, n, dtype):
         """An uninitialised array of n items (zeros, when in the scratch file)."""
         dtype = np.dtype(dtype)

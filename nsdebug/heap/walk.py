@@ -403,8 +403,7 @@ class HeapWalker:
         """What makes a wave's large temporaries: the spill's scratch file where a limit
         started the spill (there a wave of millions of targets is 8 bytes each the limit
         would count), else memory."""
-        spill = self.spill
-        return spill.empty if spill.active and not spill.quiet else np.empty
+        return self.spill.empty if self.spill.for_a_limit else np.empty
 
     def _joined(self, parts):
         """`parts` as one array (made by _limited_empty)."""
