@@ -9,6 +9,9 @@
  */
 #include "_space.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 /* gather(buf, starts, ends, offs, addrs, width, out, ok) -> number of valid reads */
 static PyObject *gather(PyObject *self, PyObject *args) {
     Py_buffer b[8];
@@ -249,6 +252,39 @@ done:
     return result;
 }
 
+/* overlay(mapping, offset, length, fd): the first `length` bytes of file `fd` mapped
+ * read-only and shared over mapping[offset:offset + length] (MAP_FIXED), in place of what
+ * `mapping` (a read-only mmap) showed there. A capture's copy is written into one file per
+ * thread, as a file takes its writers one at a time, and its mapping is made one range
+ * again this way (lz4source.py). mmap.close() unmaps the whole range, overlays included.
+ * The place must lie inside the mapping and start on a page. If the call fails, Linux
+ * may have unmapped the place already: the caller must not read the mapping again. */
+static PyObject *overlay(PyObject *self, PyObject *args) {
+    Py_buffer map;
+    Py_ssize_t offset, length;
+    int fd;
+    if (!PyArg_ParseTuple(args, "y*nni", &map, &offset, &length, &fd))
+        return NULL;
+    PyObject *result = NULL;
+    long page = sysconf(_SC_PAGESIZE);
+    char *at = (char *)map.buf + offset;
+    if (page <= 0 || offset < 0 || length <= 0 || offset > map.len ||
+            length > map.len - offset || (uintptr_t)map.buf % (uintptr_t)page ||
+            offset % page) {
+        PyErr_SetString(PyExc_ValueError, "overlay: not a page-aligned place in the mapping");
+        goto done;
+    }
+    void *got = mmap(at, (size_t)length, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (got == MAP_FAILED) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&map);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -261,6 +297,8 @@ static PyMethodDef methods[] = {
     {"lz4_blocks", lz4_blocks, METH_VARARGS,
      "lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> "
      "None or (block, why)"},
+    {"overlay", overlay, METH_VARARGS,
+     "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,6 +15,7 @@ from .source import FileSource
 CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
 TASK_BYTES = 1 << 20     # decompressed per task when the whole core is copied
 AHEAD = 4                # tasks decompressed ahead of the copy's writer at most
+COPY_THREADS = 2         # threads making the copy in C, each into a file of its own
 
 
 # _vector.lz4_blocks' reasons, as the container reader words them (arthur/lz4core.py).
@@ -46,6 +47,18 @@ def lz4_decoder():
             continue
         return ctypes.cast(fn, ctypes.c_void_p).value
     return None
+
+
+def _copy_range(src, dst, offset, length):
+    """The first `length` bytes of file `src` written into file `dst` at `offset`."""
+    done = 0
+    while done < length:
+        piece = memoryview(os.pread(src, min(TASK_BYTES, length - done), done))
+        if not piece:
+            raise CoreFileError("a capture's copy came out short")
+        while piece:
+            written = os.pwrite(dst, piece, offset + done)
+            piece, done = piece[written:], done + written
 
 
 class LZ4Source:
@@ -106,46 +119,63 @@ class LZ4Source:
         return idx, bs, max(1, TASK_BYTES // bs), min(idx.count, (upto + bs - 1) // bs)
 
     def _copy_in_c(self, upto, decoder):
-        """Two threads, each decompressing a task's blocks in C (the GIL left for all of
-        them) into its own buffer and writing that at its place: the page cache's pages
-        are taken on both cores, and no block is a Python object."""
-        import mmap
-        import threading
+        """COPY_THREADS threads, each decompressing its share of the blocks in C (the
+        GIL left for all of them), a task at a time into its own buffer, and writing that
+        into a file of its own: a file takes its writers one at a time (its inode's
+        lock), so with one file for both the second thread mostly waited. The files are
+        then mapped as one range (mapped_copy). No block is a Python object."""
         from concurrent.futures import ThreadPoolExecutor
         from ..parallel import small_stacks
-        from . import _vector
-        from .vector import copy_file, mapped_copy
+        from .vector import copy_file, copy_file_like, mapped_copy
         idx, bs, task, last = self._tasks(upto)
         size = min(last * bs, self.size)
-        view, rows = self._file.view, idx.raw_rows
-        scratch = threading.local()
+        tasks = -(-last // task)
+        cuts = [min(last, tasks * k // COPY_THREADS * task) for k in range(COPY_THREADS + 1)]
+        shares = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]     # blocks [a, b)
         fd, in_memory = copy_file(size)
+        fds = [fd]
         try:
-            os.ftruncate(fd, max(size, 1))
-
-            def one(first):
-                end = min(first + task, last)
-                n = min(end * bs, self.size) - first * bs
-                buf = getattr(scratch, "buf", None)
-                if buf is None:
-                    # Mapped, not malloc'd: given back when the thread ends (a thread's
-                    # malloc arena would keep it).
-                    buf = scratch.buf = mmap.mmap(-1, task * bs)
-                bad = _vector.lz4_blocks(decoder, view, rows, first, end, bs, self.size,
-                                         idx.index_at, buf)
-                if bad is not None:
-                    block, why = bad
-                    raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
-                out = memoryview(buf)[:n]
-                while out:
-                    out = out[os.pwrite(fd, out, first * bs + n - len(out)):]
-
-            with small_stacks(), ThreadPoolExecutor(2) as pool:
-                for _ in pool.map(one, range(0, last, task)):
+            os.ftruncate(fd, max(size, 1))      # the whole range: the first file is mapped
+            fds += [copy_file_like(in_memory)[0] for _ in shares[1:]]
+            # The first share is written at its place; each other at the start of its file.
+            writes = [(a, b, f, a * bs if k else 0)
+                      for k, ((a, b), f) in enumerate(zip(shares, fds))]
+            with small_stacks(), ThreadPoolExecutor(max(1, len(writes))) as pool:
+                for _ in pool.map(lambda w: self._write_share(decoder, *w), writes):
                     pass
-            return mapped_copy(fd, in_memory)
+            parts = [(a * bs, min(b * bs, size) - a * bs, f) for a, b, f, _ in writes[1:]]
+            try:
+                return mapped_copy(fd, in_memory, parts)
+            except OSError:
+                # Mapped over the first file's range refused (the kernel's limit on a
+                # process's mappings): the shares are copied into that file instead.
+                for offset, length, f in parts:
+                    _copy_range(f, fd, offset, length)
+                return mapped_copy(fd, in_memory)
         finally:
-            os.close(fd)
+            for f in fds:
+                os.close(f)
+
+    def _write_share(self, decoder, first_block, end_block, fd, base):
+        """Blocks [first_block, end_block) decompressed a task at a time and written
+        into `fd`, block `first_block` at offset first_block * block size - `base`."""
+        import mmap
+        from . import _vector
+        idx, bs, task, _ = self._tasks(self.size)
+        # Mapped, not malloc'd: given back when done (a thread's malloc arena would keep it).
+        buf = mmap.mmap(-1, task * bs)
+        for first in range(first_block, end_block, task):
+            end = min(first + task, end_block)
+            n = min(end * bs, self.size) - first * bs
+            bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, first, end, bs,
+                                     self.size, idx.index_at, buf)
+            if bad is not None:
+                block, why = bad
+                raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
+            out, at = memoryview(buf)[:n], first * bs - base
+            while out:
+                written = os.pwrite(fd, out, at)
+                out, at = out[written:], at + written
 
     def _copy_in_python(self, upto):
         """The same copy without the compiled module: lz4's own calls, a few tasks

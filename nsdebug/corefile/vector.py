@@ -50,7 +50,13 @@ def copy_file(size):
     writer waits for the disk (12 s against 3 s for the 5.4 GB of a 48M-object capture
     here); under it, the file is the faster. The file's pages can be dropped when memory
     is short, the memfd's cannot (it is pinned in membudget once mapped, mapped_copy)."""
-    if copy_in_memory(size):
+    return copy_file_like(copy_in_memory(size))
+
+
+def copy_file_like(in_memory):
+    """(descriptor, whether in memory) of another file with no name for a copy, of the
+    kind copy_file chose: a memfd if `in_memory`, else a temporary file."""
+    if in_memory:
         try:
             return os.memfd_create("nsdebug-core", os.MFD_CLOEXEC), True
         except (OSError, AttributeError):    # an old kernel, a seccomp filter: the file
@@ -58,9 +64,17 @@ def copy_file(size):
     return unlinked_file(), False
 
 
-def mapped_copy(fd, in_memory):
-    """The copy `fd` holds, mapped read-only; one in memory is pinned while mapped."""
+def mapped_copy(fd, in_memory, parts=()):
+    """The copy `fd` holds, mapped read-only, with each (offset, length, descriptor) of
+    `parts` mapped over its place: the copy as one range of addresses, whichever file
+    holds each piece (_vector.overlay). One in memory is pinned while mapped."""
     buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    try:
+        for offset, length, part in parts:
+            _vector.overlay(buf, offset, length, part)
+    except BaseException:
+        buf.close()         # a failed MAP_FIXED may have unmapped the place: not read again
+        raise
     if in_memory:
         pin(len(buf), buf)
     return buf

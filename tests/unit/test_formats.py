@@ -331,8 +331,9 @@ def _copy_mappings():
 
 def _lz4_copies(path, n):
     """The whole-core copy a heap walk makes of the capture at `path` (`n` bytes), by
-    the compiled copy and by lz4's Python calls: (copy, its mapping's line) each, the
-    mapping's line found in /proc/self/maps among the copies not mapped before."""
+    the compiled copy and by lz4's Python calls: (copy, its mappings' lines) each, the
+    lines found in /proc/self/maps among the copies not mapped before: one per file
+    (the compiled copy writes a file per thread, mapped as one range)."""
     from nsdebug.corefile.lz4source import lz4_decoder
     mapped = set(_copy_mappings())
     for make in (lambda s: s._copy_in_c(n, lz4_decoder()),
@@ -340,8 +341,8 @@ def _lz4_copies(path, n):
         src = LZ4Source(str(path))
         copy = make(src)
         maps = [m for m in _copy_mappings() if m not in mapped]
-        assert len(maps) == 1, maps
-        yield copy, maps[0]
+        assert maps
+        yield copy, maps
         src.close()
         del copy, src
 
@@ -361,9 +362,9 @@ def test_a_copy_past_the_dirty_limit_is_made_in_memory_and_pinned_while_mapped(t
     before = membudget.pinned_bytes()
     with memcg.dirty_limit(1 << 20):
         assert membudget.copy_in_memory(len(data))
-        for copy, line in _lz4_copies(path, len(data)):
+        for copy, lines in _lz4_copies(path, len(data)):
             assert copy[:] == data
-            assert "/memfd:nsdebug-core" in line, line
+            assert all("/memfd:nsdebug-core" in line for line in lines), lines
             assert membudget.pinned_bytes() == before + len(copy)
             del copy
             gc.collect()
@@ -384,10 +385,75 @@ def test_a_copy_under_the_dirty_limit_is_a_file(tmp_path):
     if room < 4 * len(data):
         pytest.skip(f"the page cache is this close to its dirty limit: {room} bytes")
     assert not membudget.copy_in_memory(len(data))
-    for copy, line in _lz4_copies(path, len(data)):
+    for copy, lines in _lz4_copies(path, len(data)):
         assert copy[:] == data
-        assert "/memfd:" not in line and "nsdebug-core-" in line, line
+        assert all("/memfd:" not in line and "nsdebug-core-" in line for line in lines), lines
         del copy
+
+
+def _range_of(copy):
+    """The addresses [lo, hi) a mapped copy takes."""
+    import numpy as np
+    view = np.frombuffer(copy, dtype=np.uint8)
+    lo = view.ctypes.data
+    del view
+    return lo, lo + len(copy)
+
+
+def _maps_within(lo, hi):
+    """(start, end, inode) of each line of /proc/self/maps that meets [lo, hi)."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start < hi and end > lo:
+                out.append((start, end, fields[4]))
+    return out
+
+
+def test_the_compiled_copy_is_a_file_per_thread_mapped_as_one_range(tmp_path):
+    """Each copy thread writes its share into a file of its own (one file takes its
+    writers one at a time); the files are mapped back to back, as one range of addresses
+    holding the plain bytes, and closing the copy unmaps the whole range."""
+    from nsdebug.corefile.lz4source import COPY_THREADS, lz4_decoder
+    data = payload(4 << 20)              # four tasks of 1 MiB and a tail of 4 bytes
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    src = LZ4Source(str(path))
+    copy = src._copy_in_c(len(data), lz4_decoder())
+    lo, hi = _range_of(copy)
+    maps = _maps_within(lo, hi)
+    assert copy[:] == data
+    assert len(maps) == COPY_THREADS == 2, maps
+    (s1, e1, inode1), (s2, e2, inode2) = maps
+    assert (s1, e1, s2) == (lo, lo + (2 << 20), e1) and e2 >= hi and inode1 != inode2
+    copy.close()
+    assert not [m for m in _maps_within(lo, hi) if m[2] in (inode1, inode2)]
+    src.close()
+
+
+def test_where_a_share_cannot_be_mapped_over_the_copy_it_is_copied_in(tmp_path,
+                                                                      monkeypatch):
+    """If the kernel refuses to map a share's file over the first file's range (its
+    limit on a process's mappings), the share is copied into the first file instead:
+    the same bytes, one mapping."""
+    from nsdebug.corefile import vector
+    from nsdebug.corefile.lz4source import lz4_decoder
+
+    def refused(*args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(vector._vector, "overlay", refused)
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data, level=9))
+    src = LZ4Source(str(path))
+    copy = src._copy_in_c(len(data), lz4_decoder())
+    assert copy[:] == data
+    assert len(_maps_within(*_range_of(copy))) == 1
+    del copy
+    src.close()
 
 
 def test_a_copy_too_large_for_memory_goes_to_a_file(tmp_path):
