@@ -2,7 +2,8 @@
 """An arthur capture against a plain core of the same process, command by command.
 
 usage: python benchmarks/capture_vs_core.py [--cases app:1000000,ast:1500000,...]
-                                            [--pairs N] [--cache DIR] [--cold]
+                                            [--pairs N] [--cache DIR]
+                                            [--cold | --alone]
        (pip install '.[bench]' for Flask in the application heap)
 
 A capture should cost no more than a plain core of the same process, for every command.
@@ -23,6 +24,11 @@ first command on a core made or copied in elsewhere does. Without it, both are r
 from memory after the first run: the plain core's side pays nothing for its bytes, the
 capture's still decompresses its own into new memory.
 
+With --alone, each run starts with its own file in the kernel's cache and the other's
+out of it, as on a machine that has only the capture, or only the core. Without it, a
+capture's run of the 48M-object case finds the core's 5.7 GB still cached: memory its
+copy (5.4 GB) and walk (11 GB) must take back from the cache, on a machine of 24 GB.
+
 The cores are heap_walk.py's: the same targets, and cases of 15M objects and more are
 kept in the same cache. Pairs: --pairs, or 7 below 15M objects and 3 from there.
 """
@@ -34,7 +40,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (byte_compile_nsdebug, drop_page_cache, paired_times,  # noqa: E402
-                    print_table, timed, tool)
+                    print_table, read_into_cache, timed, tool)
 from heap_walk import CACHE_FROM, capture, drop_index  # noqa: E402
 
 DEFAULT = "app:1000000,ast:1500000,app:15000000"
@@ -54,6 +60,18 @@ def commands(nsdebug, path, tmp):
             ("bt --all", [nsdebug, path, "-c", "bt --all"])]
 
 
+def before_runs(args, lz4, core):
+    """What runs, untimed, before each run of the capture's command and the core's."""
+    if args.cold:
+        return (lambda: drop_page_cache(lz4)), (lambda: drop_page_cache(core))
+    if args.alone:
+        def only(mine, other):
+            drop_page_cache(other)
+            read_into_cache(mine)
+        return (lambda: only(lz4, core)), (lambda: only(core, lz4))
+    return None, None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=DEFAULT)
@@ -62,8 +80,11 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "nsdebug-bench"),
         help=f"where cases of {CACHE_FROM:,} objects and more are kept between runs")
-    ap.add_argument("--cold", action="store_true",
-                    help="each run reads its file from the disk, not the kernel's cache")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--cold", action="store_true",
+                     help="each run reads its file from the disk, not the kernel's cache")
+    how.add_argument("--alone", action="store_true",
+                     help="each run finds its own file cached and the other's not")
     args = ap.parse_args()
     byte_compile_nsdebug()
     nsdebug = tool("nsdebug")
@@ -82,10 +103,8 @@ def main():
                 timed([nsdebug, path, "-c", "objects"], env)
             for (label, on_lz4), (_, on_core) in zip(commands(nsdebug, lz4, tmp),
                                                      commands(nsdebug, core, tmp)):
-                cold = ((lambda: drop_page_cache(lz4)), (lambda: drop_page_cache(core))) \
-                    if args.cold else (None, None)
                 t_lz4, t_core, ratio = paired_times(on_lz4, on_core, pairs, 1, env, env,
-                                                    *cold)
+                                                    *before_runs(args, lz4, core))
                 rows.append([f"{case} {want:,}", label, f"{t_core:.2f}", f"{t_lz4:.2f}",
                              f"{(ratio - 1) * 100:+.1f}%", pairs])
                 print(" | ".join(map(str, rows[-1])), flush=True)
@@ -93,7 +112,8 @@ def main():
                 drop_index(path)
     print("\nseconds, medians of whole commands run in turn (capture, core, capture...); "
           "capture vs core: the median of the neighbouring runs' ratios; files read "
-          + ("from the disk (--cold)" if args.cold else "from the kernel's cache"))
+          + ("from the disk (--cold)" if args.cold else "from the kernel's cache"
+             + (", the other file's pages dropped (--alone)" if args.alone else "")))
     print_table(["case", "command", "core s", "capture s", "capture vs core", "pairs"], rows)
 
 

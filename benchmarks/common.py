@@ -98,6 +98,13 @@ def drop_page_cache(path):
         os.close(fd)
 
 
+def read_into_cache(path, piece=8 << 20):
+    """The whole of `path` read once, so that its pages are in the kernel's cache."""
+    with open(path, "rb", buffering=0) as f:
+        while f.read(piece):
+            pass
+
+
 def print_table(headers, rows):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
