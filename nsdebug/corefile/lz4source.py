@@ -137,13 +137,12 @@ class LZ4Source:
         try:
             os.ftruncate(fd, max(size, 1))      # the whole range: the first file is mapped
             fds += [copy_file_like(in_memory)[0] for _ in shares[1:]]
-            # The first share is written at its place; each other at the start of its file.
-            writes = [(a, b, f, a * bs if k else 0)
-                      for k, ((a, b), f) in enumerate(zip(shares, fds))]
+            # Each share at the start of its file (the first share starts at block 0).
+            writes = [(a, b, f) for (a, b), f in zip(shares, fds)]
             with small_stacks(), ThreadPoolExecutor(max(1, len(writes))) as pool:
                 for _ in pool.map(lambda w: self._write_share(decoder, *w), writes):
                     pass
-            parts = [(a * bs, min(b * bs, size) - a * bs, f) for a, b, f, _ in writes[1:]]
+            parts = [(a * bs, min(b * bs, size) - a * bs, f) for a, b, f in writes[1:]]
             try:
                 return mapped_copy(fd, in_memory, parts)
             except OSError:
@@ -156,9 +155,9 @@ class LZ4Source:
             for f in fds:
                 os.close(f)
 
-    def _write_share(self, decoder, first_block, end_block, fd, base):
+    def _write_share(self, decoder, first_block, end_block, fd):
         """Blocks [first_block, end_block) decompressed a task at a time and written
-        into `fd`, block `first_block` at offset first_block * block size - `base`."""
+        into `fd` from its start."""
         import mmap
         from . import _vector
         idx, bs, task, _ = self._tasks(self.size)
@@ -172,7 +171,7 @@ class LZ4Source:
             if bad is not None:
                 block, why = bad
                 raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
-            out, at = memoryview(buf)[:n], first * bs - base
+            out, at = memoryview(buf)[:n], (first - first_block) * bs
             while out:
                 written = os.pwrite(fd, out, at)
                 out, at = out[written:], at + written
