@@ -49,16 +49,22 @@ def lz4_decoder():
     return None
 
 
+def _pwrite_all(fd, data, at):
+    """All of `data` (a memoryview) written into file `fd` at offset `at`."""
+    while data:
+        written = os.pwrite(fd, data, at)
+        data, at = data[written:], at + written
+
+
 def _copy_range(src, dst, offset, length):
     """The first `length` bytes of file `src` written into file `dst` at `offset`."""
     done = 0
     while done < length:
-        piece = memoryview(os.pread(src, min(TASK_BYTES, length - done), done))
+        piece = os.pread(src, min(TASK_BYTES, length - done), done)
         if not piece:
             raise CoreFileError("a capture's copy came out short")
-        while piece:
-            written = os.pwrite(dst, piece, offset + done)
-            piece, done = piece[written:], done + written
+        _pwrite_all(dst, memoryview(piece), offset + done)
+        done += len(piece)
 
 
 class LZ4Source:
@@ -171,10 +177,7 @@ class LZ4Source:
             if bad is not None:
                 block, why = bad
                 raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
-            out, at = memoryview(buf)[:n], (first - first_block) * bs
-            while out:
-                written = os.pwrite(fd, out, at)
-                out, at = out[written:], at + written
+            _pwrite_all(fd, memoryview(buf)[:n], (first - first_block) * bs)
 
     def _copy_in_python(self, upto):
         """The same copy without the compiled module: lz4's own calls, a few tasks
