@@ -7,10 +7,10 @@ memory), and its data segment limit (RLIMIT_DATA). The heap walk spills against 
 (heap/spill.py); a capture's decompressed copy is made in memory only where it takes a
 small share of it (corefile/vector.py).
 
-A copy made in memory (a memfd: shared memory, which with no swap the kernel can neither
-write out nor drop) is pinned here while it lives: MemAvailable already leaves it out,
-but a cgroup counts it apart from its anonymous memory, so the cgroup's bound takes it
-off.
+A copy made in memory (anonymous memory, which with no swap the kernel can neither
+write out nor drop) is pinned here while it lives: it is the core, not the walk's, so
+this process's anonymous memory and data segment are told less it (anon_and_data_bytes),
+and every bound on them is less it too: the walk has what is left.
 """
 
 from __future__ import annotations
@@ -43,16 +43,17 @@ def _kib_field(path, key):
 
 
 def anon_bytes(status="/proc/self/status"):
-    """This process's resident anonymous memory (RssAnon), or 0 where unknown."""
-    return _kib_field(status, b"RssAnon:") or 0
+    """This process's resident anonymous memory (RssAnon) less the copies pinned, or 0
+    where unknown."""
+    return anon_and_data_bytes(status)[0]
 
 
 def anon_and_data_bytes(status="/proc/self/status"):
     """(anon_bytes(), this process's data segment as the data segment limit counts it:
-    VmData, private writable mappings, resident or not), from one read; 0 for each
-    unknown."""
+    VmData, private writable mappings, resident or not, less the copies pinned), from
+    one read; 0 for each unknown."""
     anon, data = _kib_fields(status, b"RssAnon:", b"VmData:")
-    return anon or 0, data or 0
+    return max((anon or 0) - _pinned, 0), max((data or 0) - _pinned, 0)
 
 
 def available_bytes(meminfo="/proc/meminfo"):
@@ -100,13 +101,11 @@ def budget_and_limit():
     cg = cgroup_headroom()
     if cg is not None:
         limit, charged = cg
-        others = max(charged - own, 0)
-        # (the copies held in memory are charged to the cgroup too, but not as its
-        # anonymous memory)
+        others = max(charged - own - _pinned, 0)
         limits.append(max(limit - others - _pinned, 0))
     data = data_limit()
     if data is not None:
-        limits.append(data)
+        limits.append(max(data - _pinned, 0))
     avail = available_bytes()
     bounds = limits + ([avail + own] if avail is not None else [])
     if not bounds:
@@ -116,11 +115,10 @@ def budget_and_limit():
 
 
 def data_limit():
-    """This process's data segment limit (RLIMIT_DATA: its heap and private mappings),
-    or None. `nsdebug triage` sets one per core's analysis (the machine's memory over
-    its jobs): the walk spills under it rather than fail, and a copy in memory, which it
-    does not count (a shared mapping), still takes only a share of it, so that many
-    analyses at once do not pin more than the machine has."""
+    """This process's data segment limit (RLIMIT_DATA: its heap and private mappings,
+    a copy in memory among them), or None. `nsdebug triage` sets one per core's
+    analysis (the machine's memory over its jobs): the walk spills under it rather than
+    fail, and a copy in memory takes only a share of it."""
     import resource
     try:
         soft, _hard = resource.getrlimit(resource.RLIMIT_DATA)
@@ -130,8 +128,8 @@ def data_limit():
 
 
 def pin(nbytes, owner):
-    """`nbytes` of memory the kernel cannot drop, held until `owner` is collected:
-    counted against the cgroup's bound (anon_budget)."""
+    """`nbytes` of anonymous memory held by a copy of a core until `owner` is
+    collected: not the walk's (anon_and_data_bytes), and off every bound (anon_budget)."""
     global _pinned
     _pinned += nbytes
     weakref.finalize(owner, _unpin, nbytes)
@@ -178,10 +176,12 @@ def dirty_room():
 def copy_in_memory(nbytes):
     """Whether a copy of `nbytes` (a capture's decompressed core) is better made in
     memory than in a temporary file. A file's pages are cheaper while the kernel keeps
-    them as dirty cache (large folios: 128 MiB in 28 ms here, against 63 ms in a memfd),
-    but past its background dirty limit they go to disk as they come and the writer
-    waits (1.6 GB: 0.9-2.7 s, against 0.7-0.8 s): twice the copy is counted, for the
-    heap index the walk then writes. Memory only where it fits (fits_in_memory)."""
+    them as dirty cache (large folios: 128 MiB written, touched and given back in 22-28
+    ms here, against 36-40 ms in anonymous memory), but near its background dirty limit
+    they go to disk as they come and the writer waits (1.6 GB with 2.2 GB of room:
+    0.26-0.97 s, against 0.46-0.49 s; benchmarks/core_copy.py): twice the copy is
+    counted, for the heap index the walk then writes. Memory only where it fits
+    (fits_in_memory)."""
     room = dirty_room()
     if room is not None and 2 * nbytes <= room:
         return False

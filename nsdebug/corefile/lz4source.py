@@ -98,9 +98,9 @@ class LZ4Source:
             self._pending = Background(lambda: self._make_copy(upto))
 
     def materialize(self, upto):
-        """The uncompressed bytes [0, upto) in a mapped copy (vector.copy_file: in memory
-        where it fits), made once: every block decompressed straight into it (the
-        extracts past the memory are not)."""
+        """The uncompressed bytes [0, upto) in a copy (in memory where it fits, else a
+        temporary file: vector.copy_in_memory), made once: every block decompressed
+        straight into it (the extracts past the memory are not)."""
         if self._copy is None:
             pending, self._pending = self._pending, None
             self._copy = pending.result() if pending is not None else \
@@ -126,37 +126,76 @@ class LZ4Source:
 
     def _copy_in_c(self, upto, decoder):
         """COPY_THREADS threads, each decompressing its share of the blocks in C (the
-        GIL left for all of them), a task at a time into its own buffer, and writing that
-        into a file of its own: a file takes its writers one at a time (its inode's
-        lock), so with one file for both the second thread mostly waited. The files are
-        then mapped as one range (mapped_copy). No block is a Python object."""
-        from concurrent.futures import ThreadPoolExecutor
-        from ..parallel import small_stacks
-        from .vector import copy_file, copy_file_like, mapped_copy
-        idx, bs, task, last = self._tasks(upto)
+        GIL left for all of them): straight into the copy where it is made in memory,
+        else a task at a time into a file of its own (_copy_to_files). No block is a
+        Python object."""
+        from .vector import copy_in_memory, memory_copy
+        _, bs, task, last = self._tasks(upto)
         size = min(last * bs, self.size)
         tasks = -(-last // task)
         cuts = [min(last, tasks * k // COPY_THREADS * task) for k in range(COPY_THREADS + 1)]
         shares = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]     # blocks [a, b)
-        fd, in_memory = copy_file(size)
-        fds = [fd]
+        if copy_in_memory(size):
+            try:
+                buf = memory_copy(size)
+            except OSError:         # no room for the mapping (an address space limit)
+                return self._copy_to_files(decoder, shares, size)
+            try:
+                with memoryview(buf) as view:
+                    bad = self._in_threads(lambda a, b: self._decompressed(
+                        decoder, a, b, view[a * bs:min(b * bs, size)]), shares)
+                if any(bad):
+                    raise CoreFileError(next(why for why in bad if why))
+            except BaseException:
+                try:
+                    buf.close()
+                except BufferError:     # still viewed by the frames of an interruption
+                    pass
+                raise
+            return buf
+        return self._copy_to_files(decoder, shares, size)
+
+    @staticmethod
+    def _in_threads(fn, jobs):
+        """[fn(*job) for each of `jobs`], a thread each."""
+        from concurrent.futures import ThreadPoolExecutor
+        from ..parallel import small_stacks
+        with small_stacks(), ThreadPoolExecutor(max(1, len(jobs))) as pool:
+            return list(pool.map(lambda job: fn(*job), jobs))
+
+    def _decompressed(self, decoder, first, end, out):
+        """Blocks [first, end) decompressed in C into the buffer `out`, from its start:
+        None, or what is wrong with the first bad block. (Not raised here: an error's
+        frames would keep `out`, a view of the copy, which is then closed.)"""
+        from . import _vector
+        idx, bs, _, _ = self._tasks(self.size)
+        bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, first, end, bs,
+                                 self.size, idx.index_at, out)
+        return None if bad is None else f"{self.path}: " + BAD_BLOCK[bad[1]].format(bad[0])
+
+    def _copy_to_files(self, decoder, shares, size):
+        """The copy in temporary files, a share each, written by a thread each: a file
+        takes its writers one at a time (its inode's lock), so with one file for both
+        the second thread mostly waited. The files are then mapped as one range
+        (mapped_copy)."""
+        from .vector import copy_file, mapped_copy
+        bs = self._reader.block_size
+        fds = [copy_file()]
         try:
-            os.ftruncate(fd, max(size, 1))      # the whole range: the first file is mapped
-            fds += [copy_file_like(in_memory)[0] for _ in shares[1:]]
+            os.ftruncate(fds[0], max(size, 1))      # the whole range: the first is mapped
+            fds += [copy_file() for _ in shares[1:]]
             # Each share at the start of its file (the first share starts at block 0).
             writes = [(a, b, f) for (a, b), f in zip(shares, fds)]
-            with small_stacks(), ThreadPoolExecutor(max(1, len(writes))) as pool:
-                for _ in pool.map(lambda w: self._write_share(decoder, *w), writes):
-                    pass
+            self._in_threads(lambda a, b, f: self._write_share(decoder, a, b, f), writes)
             parts = [(a * bs, min(b * bs, size) - a * bs, f) for a, b, f in writes[1:]]
             try:
-                return mapped_copy(fd, in_memory, parts)
+                return mapped_copy(fds[0], parts)
             except OSError:
                 # Mapped over the first file's range refused (the kernel's limit on a
                 # process's mappings): the shares are copied into that file instead.
                 for offset, length, f in parts:
-                    _copy_range(f, fd, offset, length)
-                return mapped_copy(fd, in_memory)
+                    _copy_range(f, fds[0], offset, length)
+                return mapped_copy(fds[0])
         finally:
             for f in fds:
                 os.close(f)
@@ -165,18 +204,15 @@ class LZ4Source:
         """Blocks [first_block, end_block) decompressed a task at a time and written
         into `fd` from its start."""
         import mmap
-        from . import _vector
-        idx, bs, task, _ = self._tasks(self.size)
+        _, bs, task, _ = self._tasks(self.size)
         # Mapped, not malloc'd: given back when done (a thread's malloc arena would keep it).
         buf = mmap.mmap(-1, task * bs)
         for first in range(first_block, end_block, task):
             end = min(first + task, end_block)
             n = min(end * bs, self.size) - first * bs
-            bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, first, end, bs,
-                                     self.size, idx.index_at, buf)
-            if bad is not None:
-                block, why = bad
-                raise CoreFileError(f"{self.path}: " + BAD_BLOCK[why].format(block))
+            bad = self._decompressed(decoder, first, end, buf)
+            if bad:
+                raise CoreFileError(bad)
             _pwrite_all(fd, memoryview(buf)[:n], (first - first_block) * bs)
 
     def _copy_in_python(self, upto):

@@ -183,18 +183,19 @@ class Spill:
         process's anonymous memory has passed SPILL_AT of its budget, or its data
         segment SPILL_AT of its limit)."""
         if not self.active and self.mode == "auto":
-            anon, data = anon_and_data_bytes()
+            anon, data = anon_and_data_bytes()      # the walk's: copies held left out
             budget = self.budget
             if budget is not None:
-                # A copy of the core made in memory since (a capture's, vector.copy_file)
+                # A copy of the core made in memory since (a capture's, vector.memory_copy)
                 # leaves that much less.
                 budget = max(budget - (pinned_bytes() - self._pinned), 0)
             over = budget is not None and anon > SPILL_AT * budget
             large = self.objects and anon > KEEP_FLOOR + KEEP_PER_OBJECT * self.objects
+            held = pinned_bytes()
             if not over and self.data_limit is not None and \
-                    data > SPILL_AT * self.data_limit:
-                self._activate(f"its data segment at {data >> 20} MiB of a limit of "
-                               f"{self.data_limit >> 20} MiB")
+                    data > SPILL_AT * max(self.data_limit - held, 0):
+                self._activate(f"its data segment at {(data + held) >> 20} MiB of a limit "
+                               f"of {self.data_limit >> 20} MiB")
             elif over or (large and self.limited):
                 # Under a limit, a spill is what keeps the walk alive, whichever rule
                 # started it: the user is told of the limit.

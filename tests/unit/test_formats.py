@@ -2,6 +2,7 @@
 damaged in every part), arthur's notes, and file extracts (kept from an ELF file built
 here, and read back sparse)."""
 
+import contextlib
 import io
 import os
 import struct
@@ -130,19 +131,38 @@ def test_lz4source_wraps_errors_in_nsdebugs(tmp_path):
         LZ4Source(str(path))
 
 
+@contextlib.contextmanager
+def _copies_in(in_memory):
+    """Copies of cores made in memory, or in temporary files, whatever their size and
+    the machine's state (vector.copy_in_memory's choice made for it)."""
+    from nsdebug.corefile import vector
+    chosen = vector.copy_in_memory
+    vector.copy_in_memory = lambda nbytes: in_memory
+    try:
+        yield
+    finally:
+        vector.copy_in_memory = chosen
+
+
 def _copies(tmp_path, blob, upto):
-    """The whole-core copy a heap walk makes, by the compiled loop and by lz4's Python
-    API, of container `blob` (or the error each gives)."""
+    """The whole-core copy a heap walk makes of container `blob` (or the error each
+    gives): by the compiled loop in memory, by it in files, and by lz4's Python API."""
     from nsdebug.corefile.lz4source import lz4_decoder
     path = tmp_path / "c.lz4"
     path.write_bytes(blob)
     decoder = lz4_decoder()
     assert decoder, "the compiled copy is not built (nsdebug.corefile._vector)"
     out = []
-    for make in (lambda s: s._copy_in_c(upto, decoder), lambda s: s._copy_in_python(upto)):
+    for in_memory, make in ((True, lambda s: s._copy_in_c(upto, decoder)),
+                            (False, lambda s: s._copy_in_c(upto, decoder)),
+                            (None, lambda s: s._copy_in_python(upto))):
         src = LZ4Source(str(path))
         try:
-            out.append(make(src))
+            if in_memory is None:
+                out.append(make(src))
+            else:
+                with _copies_in(in_memory):
+                    out.append(make(src))
         except CoreFileError as e:
             out.append(str(e))          # (not the error: its frames hold views of the file)
         finally:
@@ -155,8 +175,8 @@ def test_the_compiled_copy_is_the_plain_bytes(tmp_path, upto):
     data = payload(5 << 20)
     upto = upto or len(data)
     for level in (0, 9):                 # 9: some blocks stored raw
-        c_copy, py_copy = _copies(tmp_path, container(data, level), upto)
-        assert c_copy[:upto] == py_copy[:upto] == data[:upto]
+        in_memory, in_files, py_copy = _copies(tmp_path, container(data, level), upto)
+        assert in_memory[:upto] == in_files[:upto] == py_copy[:upto] == data[:upto]
 
 
 @pytest.mark.parametrize("damage, why", [
@@ -179,8 +199,9 @@ def test_the_compiled_copy_names_a_damaged_block(tmp_path, damage, why):
         struct.pack_into("<I", blob, rows_at + 16 * raw[0] + 8, idx.row(raw[0])[1] - 1)
     else:
         struct.pack_into("<Q", blob, rows_at + 16 * 3, idx.index_at)
-    c_err, py_err = _copies(tmp_path, bytes(blob), len(payload(2 << 20)))
-    assert isinstance(c_err, str) and why in c_err, c_err
+    in_memory, in_files, py_err = _copies(tmp_path, bytes(blob), len(payload(2 << 20)))
+    for c_err in (in_memory, in_files):
+        assert isinstance(c_err, str) and why in c_err, c_err
     assert isinstance(py_err, str), py_err
 
 
@@ -323,74 +344,6 @@ def test_the_container_is_the_same_bytes_whatever_the_workers():
     assert outs[0] == outs[1] == outs[2]
 
 
-def _copy_mappings():
-    """The lines of /proc/self/maps that map a copy of a core, in memory or on disk."""
-    with open("/proc/self/maps") as f:
-        return [line for line in f if "nsdebug-core" in line]
-
-
-def _lz4_copies(path, n):
-    """The whole-core copy a heap walk makes of the capture at `path` (`n` bytes), by
-    the compiled copy and by lz4's Python calls: (copy, its mappings' lines) each, the
-    lines found in /proc/self/maps among the copies not mapped before: one per file
-    (the compiled copy writes a file per thread, mapped as one range)."""
-    from nsdebug.corefile.lz4source import lz4_decoder
-    mapped = set(_copy_mappings())
-    for make in (lambda s: s._copy_in_c(n, lz4_decoder()),
-                 lambda s: s._copy_in_python(n)):
-        src = LZ4Source(str(path))
-        copy = make(src)
-        maps = [m for m in _copy_mappings() if m not in mapped]
-        assert maps
-        yield copy, maps
-        src.close()
-        del copy, src
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="sets vm.dirty_background_bytes: root only")
-def test_a_copy_past_the_dirty_limit_is_made_in_memory_and_pinned_while_mapped(tmp_path):
-    """Where a file's pages would pass the kernel's background dirty limit (set to 1 MiB
-    here, as on a machine busy writing), a capture's whole-core copy goes to a memfd, by
-    both copies, and is counted against the memory budget until its mapping goes."""
-    import gc
-    import memcg
-    from nsdebug import membudget
-    data = payload(4 << 20)
-    path = tmp_path / "c.lz4"
-    path.write_bytes(container(data))
-    gc.collect()
-    before = membudget.pinned_bytes()
-    with memcg.dirty_limit(1 << 20):
-        assert membudget.copy_in_memory(len(data))
-        for copy, lines in _lz4_copies(path, len(data)):
-            assert copy[:] == data
-            assert all("/memfd:nsdebug-core" in line for line in lines), lines
-            assert membudget.pinned_bytes() == before + len(copy)
-            del copy
-            gc.collect()
-    gc.collect()
-    assert membudget.pinned_bytes() == before
-
-
-def test_a_copy_under_the_dirty_limit_is_a_file(tmp_path):
-    """A copy the page cache can take as dirty pages, twice over, stays a temporary
-    file's pages: there they cost half what a memfd's do (large folios), and can be
-    dropped."""
-    from nsdebug import membudget
-    data = payload(4 << 20)
-    path = tmp_path / "c.lz4"
-    path.write_bytes(container(data))
-    room = membudget.dirty_room()
-    assert room is not None
-    if room < 4 * len(data):
-        pytest.skip(f"the page cache is this close to its dirty limit: {room} bytes")
-    assert not membudget.copy_in_memory(len(data))
-    for copy, lines in _lz4_copies(path, len(data)):
-        assert copy[:] == data
-        assert all("/memfd:" not in line and "nsdebug-core-" in line for line in lines), lines
-        del copy
-
-
 def _range_of(copy):
     """The addresses [lo, hi) a mapped copy takes."""
     import numpy as np
@@ -401,32 +354,123 @@ def _range_of(copy):
 
 
 def _maps_within(lo, hi):
-    """(start, end, inode) of each line of /proc/self/maps that meets [lo, hi)."""
+    """(start, end, inode, path) of each line of /proc/self/maps that meets [lo, hi)."""
     out = []
     with open("/proc/self/maps") as f:
         for line in f:
-            fields = line.split()
+            fields = line.split(maxsplit=5)
             start, end = (int(x, 16) for x in fields[0].split("-"))
             if start < hi and end > lo:
-                out.append((start, end, fields[4]))
+                out.append((start, end, fields[4], fields[5].strip() if len(fields) > 5
+                            else ""))
     return out
 
 
-def test_the_compiled_copy_is_a_file_per_thread_mapped_as_one_range(tmp_path):
-    """Each copy thread writes its share into a file of its own (one file takes its
-    writers one at a time); the files are mapped back to back, as one range of addresses
-    holding the plain bytes, and closing the copy unmaps the whole range."""
-    from nsdebug.corefile.lz4source import COPY_THREADS, lz4_decoder
+def _lz4_copies(path, n):
+    """The whole-core copy a heap walk makes of the capture at `path` (`n` bytes), by
+    the compiled copy and by lz4's Python calls: (copy, the lines of /proc/self/maps
+    over its range) each."""
+    from nsdebug.corefile.lz4source import lz4_decoder
+    for make in (lambda s: s._copy_in_c(n, lz4_decoder()),
+                 lambda s: s._copy_in_python(n)):
+        src = LZ4Source(str(path))
+        copy = make(src)
+        yield copy, _maps_within(*_range_of(copy))
+        src.close()
+        del copy, src
+
+
+def _rss_anon():
+    from nsdebug import membudget
+    return membudget._kib_field("/proc/self/status", b"RssAnon:")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets vm.dirty_background_bytes: root only")
+def test_a_copy_past_the_dirty_limit_is_made_in_memory_and_pinned_while_it_lives(tmp_path):
+    """Where a file's pages would pass the kernel's background dirty limit (set to 1 MiB
+    here, as on a machine busy writing), a capture's whole-core copy is made in this
+    process's anonymous memory, by both copies: one private mapping of no file, in
+    RssAnon, pinned (counted as a copy's, not the walk's) until it goes."""
+    import gc
+    import memcg
+    from nsdebug import membudget
+    data = payload(8 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    gc.collect()
+    before = membudget.pinned_bytes()
+    with memcg.dirty_limit(1 << 20):
+        assert membudget.copy_in_memory(len(data))
+        for copy, maps in _lz4_copies(path, len(data)):
+            anon = _rss_anon()
+            assert copy[:] == data
+            [(start, end, inode, name)] = maps
+            assert inode == "0" and name == "" and end - start >= len(data), maps
+            assert membudget.pinned_bytes() == before + len(copy)
+            # Its pages are this process's anonymous memory (7 MiB of them at least: the
+            # first MiB of zeros may be left a hole), and not the walk's.
+            assert membudget.anon_bytes() <= anon - len(copy) + (1 << 20)
+            copy.close()
+            del copy
+            gc.collect()
+            assert _rss_anon() <= anon - (6 << 20), (anon, _rss_anon())
+    gc.collect()
+    assert membudget.pinned_bytes() == before
+
+
+def test_a_copy_under_the_dirty_limit_is_a_file(tmp_path):
+    """A copy the page cache can take as dirty pages, twice over, stays a temporary
+    file's pages, which can be dropped."""
+    from nsdebug import membudget
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    room = membudget.dirty_room()
+    assert room is not None
+    if room < 4 * len(data):
+        pytest.skip(f"the page cache is this close to its dirty limit: {room} bytes")
+    assert not membudget.copy_in_memory(len(data))
+    for copy, maps in _lz4_copies(path, len(data)):
+        assert copy[:] == data
+        assert maps and all("nsdebug-core-" in name and "(deleted)" in name
+                            for _, _, _, name in maps), maps
+        del copy
+
+
+def test_the_compiled_copy_in_memory_is_written_in_place_by_each_thread(tmp_path):
+    """In memory, each copy thread decompresses its share straight into the one
+    mapping: one anonymous range holding the plain bytes, which closing gives back."""
+    from nsdebug.corefile.lz4source import lz4_decoder
     data = payload(4 << 20)              # four tasks of 1 MiB and a tail of 4 bytes
     path = tmp_path / "c.lz4"
     path.write_bytes(container(data))
     src = LZ4Source(str(path))
-    copy = src._copy_in_c(len(data), lz4_decoder())
+    with _copies_in(True):
+        copy = src._copy_in_c(len(data), lz4_decoder())
+    lo, hi = _range_of(copy)
+    [(start, end, inode, name)] = _maps_within(lo, hi)
+    assert copy[:] == data and inode == "0" and name == "" and start <= lo and end >= hi
+    copy.close()
+    assert not [m for m in _maps_within(lo, hi) if (m[0], m[1]) == (start, end)]
+    src.close()
+
+
+def test_the_compiled_copy_in_files_is_a_file_per_thread_mapped_as_one_range(tmp_path):
+    """In files, each copy thread writes its share into a file of its own (one file
+    takes its writers one at a time); the files are mapped back to back, as one range
+    of addresses holding the plain bytes, and closing the copy unmaps the whole range."""
+    from nsdebug.corefile.lz4source import COPY_THREADS, lz4_decoder
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data))
+    src = LZ4Source(str(path))
+    with _copies_in(False):
+        copy = src._copy_in_c(len(data), lz4_decoder())
     lo, hi = _range_of(copy)
     maps = _maps_within(lo, hi)
     assert copy[:] == data
     assert len(maps) == COPY_THREADS == 2, maps
-    (s1, e1, inode1), (s2, e2, inode2) = maps
+    (s1, e1, inode1, _), (s2, e2, inode2, _) = maps
     assert (s1, e1, s2) == (lo, lo + (2 << 20), e1) and e2 >= hi and inode1 != inode2
     copy.close()
     assert not [m for m in _maps_within(lo, hi) if m[2] in (inode1, inode2)]
@@ -449,7 +493,8 @@ def test_where_a_share_cannot_be_mapped_over_the_copy_it_is_copied_in(tmp_path,
     path = tmp_path / "c.lz4"
     path.write_bytes(container(data, level=9))
     src = LZ4Source(str(path))
-    copy = src._copy_in_c(len(data), lz4_decoder())
+    with _copies_in(False):
+        copy = src._copy_in_c(len(data), lz4_decoder())
     assert copy[:] == data
     assert len(_maps_within(*_range_of(copy))) == 1
     del copy

@@ -233,31 +233,41 @@ def test_a_scratch_file_on_another_file_system_is_not_named_there(tmp_path):
     assert not spill.Spill(str(tmp_path), "never").can_become(str(tmp_path))
 
 
-def test_a_copy_pinned_in_memory_leaves_the_walk_less(tmp_path):
-    """A capture's copy made in memory after the walk's Spill took its budget is taken
-    off that budget: with all but a little pinned, the next check spills, and says of
-    how much."""
-    s = spill.Spill(str(tmp_path), "auto")
-    assert s.budget and not s.check()
-
-    class Copy:
-        pass
-    copy = Copy()
-    pinned = s.budget - membudget.anon_bytes()   # what is in use now is then past half
-    membudget.pin(pinned, copy)
+def test_a_copy_held_in_memory_is_not_the_walks_and_leaves_it_less(tmp_path):
+    """A capture's copy made in memory (vector.memory_copy) is this process's anonymous
+    memory but not the walk's: anon_bytes() leaves it out. Made after a Spill took its
+    budget, it is taken off that budget: a budget the walk's memory is under without
+    the copy, and over with it, spills at the next check, and says of how much."""
+    import gc
+    from nsdebug.corefile.vector import memory_copy
+    copy_size = 64 << 20
+    gc.collect()
+    own = membudget.anon_bytes()
+    budget = int(own / spill.SPILL_AT) + copy_size // 2
+    without, s = spill.Spill(str(tmp_path), "auto"), spill.Spill(str(tmp_path), "auto")
+    without.budget = s.budget = budget         # as a limit of that size would set it
+    assert not without.check(), without.why
+    copy = memory_copy(copy_size)
     try:
+        rss = membudget._kib_field("/proc/self/status", b"RssAnon:")
+        copy[:] = b"\x01" * copy_size             # every page written
+        assert membudget._kib_field("/proc/self/status", b"RssAnon:") >= \
+            rss + copy_size - (4 << 20)
+        assert abs(membudget.anon_bytes() - own) < 16 << 20, (membudget.anon_bytes(), own)
         assert s.check() and s.why.endswith("MiB this process may use"), s.why
         left = int(s.why.split(" MiB in use of ")[1].split()[0])
-        assert abs(left - ((s.budget - pinned) >> 20)) <= 1, (s.why, s.budget, pinned)
+        assert left == (budget - copy_size) >> 20, (s.why, budget)
     finally:
+        copy.close()
         del copy
+        gc.collect()
     assert membudget.pinned_bytes() == 0
 
 
 def test_a_data_limit_bounds_the_budget_and_the_copy_in_memory():
     """`nsdebug triage` gives each core's analysis a data segment limit (RLIMIT_DATA):
-    the budget is no more than it, and a copy in memory (a shared mapping, which the
-    limit does not count) takes at most a third of it."""
+    the budget is no more than it, and a copy in memory (which the limit counts, a
+    private mapping) takes at most a third of it."""
     code = """
 import resource, sys
 from nsdebug import membudget
@@ -267,6 +277,10 @@ assert membudget.data_limit() == limit
 assert membudget.anon_budget() <= limit, membudget.anon_budget()
 assert not membudget.fits_in_memory(400 << 20)
 assert membudget.fits_in_memory(200 << 20)
+from nsdebug.corefile.vector import memory_copy
+copy = memory_copy(200 << 20)
+assert membudget.anon_budget() <= limit - (200 << 20), membudget.anon_budget()
+assert not membudget.fits_in_memory(300 << 20)
 print("ok")
 """
     import subprocess
