@@ -17,10 +17,11 @@ Prints per core and per capture: objects; `objects` as a whole command the first
 (walk, dominators, index written) and the second time (index mapped); `suspects` and the
 snapshot export with the index; the first command's peak anonymous memory (sampled from
 /proc; the mapped core is page cache, not counted), whole and per object (the tool's
-own start-up included), and a capture's decompressed copy where it was made in memory
-(shared memory, apart); with --kinds, the walk's objects per second by kind. Before
-and after the cases, how fast this machine gives new pages (a walk writes gigabytes of
-them; on a VM that hands free memory back to its host they are the walk's main cost).
+own start-up included), a capture's decompressed copy left out where it was made in
+memory (it is the core, as a plain core's page cache is; shown apart); with --kinds,
+the walk's objects per second by kind. Before and after the cases, how fast this
+machine gives new pages (a walk writes gigabytes of them; on a VM that hands free
+memory back to its host they are the walk's main cost).
 """
 
 import argparse
@@ -79,21 +80,24 @@ def capture(case, want, workdir):
 
 
 def anon_peak(cmd, env):
-    """(seconds, stdout, peak RssAnon, peak RssShmem in bytes) of a command, its memory
-    sampled every 5 ms from /proc (the mapped core is page cache, not counted; a
-    capture's copy made in memory is shared memory, counted apart)."""
+    """(seconds, stdout, peak RssAnon in bytes, whether a copy of the core was mapped
+    from a temporary file) of a command, its memory sampled every 5 ms from /proc (the
+    mapped core is page cache, not counted; a capture's copy made in memory is in
+    RssAnon)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = [0, 0]
+    peak, in_file = [0], []
 
     def sample():
-        status = f"/proc/{proc.pid}/status"
+        status, maps = f"/proc/{proc.pid}/status", f"/proc/{proc.pid}/maps"
         while proc.poll() is None:
             try:
                 with open(status) as f:
                     rows = dict(x.split()[:2] for x in f if x.startswith("Rss"))
                 peak[0] = max(peak[0], int(rows["RssAnon:"]) * 1024)
-                peak[1] = max(peak[1], int(rows["RssShmem:"]) * 1024)
+                if not in_file:
+                    with open(maps) as f:
+                        in_file.extend(line for line in f if "nsdebug-core-" in line)
             except (OSError, KeyError, ValueError):
                 pass
             time.sleep(0.005)
@@ -104,7 +108,19 @@ def anon_peak(cmd, env):
     sampler.join()
     if proc.returncode:
         sys.exit(f"{' '.join(map(str, cmd))}: {err.decode()[-2000:]}")
-    return secs, out.decode(), peak[0], peak[1]
+    return secs, out.decode(), peak[0], bool(in_file)
+
+
+def copy_bytes(path):
+    """The size of the copy a heap command makes of a capture (its core up to the end
+    of its last segment, as nsdebug.corefile.vector makes it); 0 for a plain core."""
+    from nsdebug.corefile import open_core
+    from nsdebug.corefile.vector import copy_extent
+    process = open_core(path)
+    try:
+        return 0 if process.source.buffer is not None else copy_extent(process.memory)
+    finally:
+        process.close()
 
 
 def drop_index(path):
@@ -117,7 +133,8 @@ def measure(nsdebug, path, tmp, env):
     """The figures of one core or capture: first and second `objects`, `suspects`, the
     snapshot export, the first command's peak anonymous memory."""
     drop_index(path)
-    t_first, out, peak, shmem = anon_peak([nsdebug, path, "-c", "objects", "--json"], env)
+    t_first, out, peak, in_file = anon_peak([nsdebug, path, "-c", "objects", "--json"], env)
+    copy = 0 if in_file else copy_bytes(path)       # (in memory: its pages in the peak)
     n = json.loads(out)["total_objects"]
     t_second, _ = timed([nsdebug, path, "-c", "objects"], env)
     t_suspects, _ = timed([nsdebug, path, "-c", "suspects"], env)
@@ -127,7 +144,7 @@ def measure(nsdebug, path, tmp, env):
     os.unlink(snap)
     drop_index(path)
     return {"n": n, "first": t_first, "second": t_second, "suspects": t_suspects,
-            "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak, "shmem": shmem}
+            "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak - copy, "copy": copy}
 
 
 def new_page_rate(directory, size=1 << 30, rest=15.0):
@@ -190,7 +207,7 @@ def main():
                              f"{m['second']:.2f}", f"{m['suspects']:.2f}",
                              f"{m['snapshot']:.2f}", f"{m['snapshot_mib']:,}",
                              f"{m['peak'] >> 20:,}",
-                             f"{m['peak'] / n:.0f}", f"{m['shmem'] >> 20:,}"])
+                             f"{m['peak'] / n:.0f}", f"{m['copy'] >> 20:,}"])
                 print(" ".join(rows[-1]), flush=True)
     rates.append(new_page_rate(scratch))
     print(f"\nnew pages on this machine: {rates[0]:,.0f} MB/s before the cases, "
@@ -198,8 +215,8 @@ def main():
     print("seconds for whole nsdebug commands (start-up included), each a new process; "
           "the first 'objects' walks and writes the heap index, the others map it; peak: "
           "the first command's anonymous memory, whole and per object (the tool's own "
-          "~50 MiB of code and numpy included); copy in memory: a capture's decompressed "
-          "core where it was made in memory (shared memory, not anonymous)")
+          "~50 MiB of code and numpy included), less a capture's decompressed core "
+          "where it was made in memory: copy in memory, its size")
     print_table(["case", "file", "objects", "MiB", "objects 1st", "objects/s 1st",
                  "objects 2nd", "suspects", "snapshot", "snapshot MiB", "peak MiB",
                  "peak B/object", "copy in memory MiB"], rows)
