@@ -36,6 +36,11 @@ class LiveSource:
                                       for pos in range(0, upto, step)), upto)
         return self._copy
 
+    def drop_copy(self):
+        """Forget the copy materialize made (VectorMemory.release); the next one reads
+        the frozen copy again."""
+        self._copy = None
+
     @property
     def files(self):
         """{mapped path: a path that opens the very file mapped}."""

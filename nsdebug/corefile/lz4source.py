@@ -111,6 +111,11 @@ class LZ4Source:
             release_free_memory()
         return self._copy
 
+    def drop_copy(self):
+        """Forget the copy materialize made (VectorMemory.release): it goes when the last
+        view of it does, and the next materialize makes it again."""
+        self._copy = None
+
     def _make_copy(self, upto):
         """The copy itself; it touches nothing the reads of blocks kept use (a thread
         of its own may make it while they go on)."""

@@ -55,7 +55,8 @@ class AddressSpace:
 
     def use_buffer(self, buf):
         """Serve reads from `buf` from now on: the source's bytes [0, len(buf)), copied
-        (VectorMemory's copy of a capture), covering every segment's kept bytes."""
+        (VectorMemory's copy of a capture), covering every segment's kept bytes; None:
+        from the source again (the copy given back)."""
         self._buf = buf
 
     def add_segment(self, seg):

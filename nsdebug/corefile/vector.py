@@ -114,21 +114,61 @@ class VectorMemory:
     compiled = _vector is not None      # whether its loops run in C, the GIL let go
 
     def __init__(self, process):
-        mem = process.memory
-        buf = process.source.buffer
-        if buf is None:
-            buf = process.source.materialize(copy_extent(mem))
-            mem.use_buffer(buf)
-        self.buf = buf                  # the mapping: a slice of it is bytes at once
-        self.data = np.frombuffer(buf, dtype=np.uint8)      # the core file, byte by byte
-        self._words = np.frombuffer(buf, dtype="<u8", count=len(buf) // 8)
-        self._dwords = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
-        for view in (self.data, self._words, self._dwords):
-            view.flags.writeable = False    # a copy in memory is a writable mapping
-        segs = [s for s in mem.segments if s.filesz]
+        self._process = process
+        self._views = None
+        self._view()                    # the copy made now, where there is none yet
+        segs = [s for s in process.memory.segments if s.filesz]
         self.start = np.array([s.start for s in segs], dtype=np.uint64)
         self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
         self.off = np.array([s.offset for s in segs], dtype=np.uint64)
+
+    def _view(self):
+        """(the mapping, its bytes, its words, its 32-bit words): the source's own mapping,
+        or its copy, made again if it was given back (release)."""
+        if self._views is None:
+            mem, source = self._process.memory, self._process.source
+            buf = source.buffer
+            if buf is None:
+                buf = source.materialize(copy_extent(mem))
+                mem.use_buffer(buf)
+            views = (np.frombuffer(buf, dtype=np.uint8),
+                     np.frombuffer(buf, dtype="<u8", count=len(buf) // 8),
+                     np.frombuffer(buf, dtype="<u4", count=len(buf) // 4))
+            for view in views:
+                view.flags.writeable = False    # a copy in memory is a writable mapping
+            self._views = (buf,) + views
+        return self._views
+
+    @property
+    def buf(self):
+        """The mapping: a slice of it is bytes at once."""
+        return self._view()[0]
+
+    @property
+    def data(self):
+        """The core file, byte by byte."""
+        return self._view()[1]
+
+    @property
+    def _words(self):
+        return self._view()[2]
+
+    @property
+    def _dwords(self):
+        return self._view()[3]
+
+    def release(self):
+        """Give back the copy of a core with no mapping of its own (a capture's, a live
+        process's) now, not at the process's end: a command does once it has read all it
+        needs of it, so that what it does next (the heap index, a snapshot's file) takes
+        the pages the copy had, not new ones (on a VM that hands free memory back to its
+        host, new pages cost the most). Read again, the copy is made again. A plain core
+        keeps its mapping."""
+        if self._views is None or self._process.source.buffer is not None:
+            return
+        self._views = None
+        self._process.memory.use_buffer(None)       # its reads: from the blocks again
+        self._process.source.drop_copy()
 
     def segments(self):
         """(core bytes, segment starts, ends, file offsets): the arguments every C kernel

@@ -183,6 +183,8 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
         texts = np.array(strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs])),
                          dtype=np.int64)
         ename[lazy] = texts[inv]
+    if vm is not None:
+        vm.release()    # the core is read: a capture's copy's pages go to the file's
     weak_named = cols["weak_named"]
     if weak_named.any():
         # Weak edges carry string names: name the unreachable by position.

@@ -615,9 +615,12 @@ class HeapWalker:
             self.assembled(g)
         self._native_memory(g)
         # What only the walk needed goes before the dominator pass (whoever keeps this
-        # walker, for its kind_stats, does not keep these too).
+        # walker, for its kind_stats, does not keep these too); a capture's copy of the
+        # core too (read again, it is made again): the index and the dominator pass then
+        # take its pages, not new ones (VectorMemory.release).
         self.tracked = None
         sink.release()
+        self.vm.release()
         return g
 
 

@@ -509,3 +509,46 @@ def test_a_copy_too_large_for_memory_goes_to_a_file(tmp_path):
     avail = membudget.available_bytes()
     assert avail and not membudget.fits_in_memory(avail)
     assert membudget.fits_in_memory(avail // 100)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_captures_copy_given_back_goes_and_is_made_again_when_read(tmp_path, in_memory):
+    """VectorMemory.release (a walk's, once it has read the core): the copy's mapping
+    goes, along with its pin; scalar reads come from the blocks again, and the next bulk
+    read makes the copy again, the same bytes."""
+    import gc
+    import struct
+
+    import numpy as np
+
+    from nsdebug import membudget
+    from nsdebug.corefile import open_core
+    from nsdebug.corefile.vector import VectorMemory
+    at = 0x10000
+    words = struct.pack("<4096Q", *range(7, 7 + 4096))         # 32 KiB
+    core = w.core([(b"CORE", w.NT_PRSTATUS, w.prstatus(1))], [(at, words, None, 6)])
+    path = tmp_path / "core.lz4"
+    path.write_bytes(container(core))
+    addrs = np.arange(at, at + len(words), 8, dtype=np.uint64)
+    process = open_core(str(path))
+    try:
+        assert process.source.buffer is None
+        gc.collect()
+        pinned = membudget.pinned_bytes()
+        with _copies_in(in_memory):
+            vm = VectorMemory(process)
+            first, ok = vm.u64(addrs)
+            lo, hi = _range_of(vm.buf)
+            mapped = _maps_within(lo, hi)
+            assert ok.all() and first.tolist() == list(range(7, 7 + 4096))
+            assert membudget.pinned_bytes() == pinned + (len(vm.buf) if in_memory else 0)
+            vm.release()
+            gc.collect()
+            assert not [m for m in _maps_within(lo, hi) if m in mapped], (mapped, lo, hi)
+            assert membudget.pinned_bytes() == pinned
+            assert process.memory.read(at + 8 * 100, 8) == words[800:808]
+            again, ok = vm.u64(addrs)
+            assert ok.all() and np.array_equal(again, first)
+            vm.release()
+    finally:
+        process.close()
