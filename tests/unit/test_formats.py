@@ -437,16 +437,22 @@ def test_a_copy_under_the_dirty_limit_is_a_file(tmp_path):
         del copy
 
 
+def _compiled_copy(tmp_path, in_memory, level=0):
+    """(source, its compiled copy, the plain bytes) of a 4 MiB capture (four tasks of
+    1 MiB and a tail of 4 bytes), the copy made in memory or in files."""
+    from nsdebug.corefile.lz4source import lz4_decoder
+    data = payload(4 << 20)
+    path = tmp_path / "c.lz4"
+    path.write_bytes(container(data, level))
+    src = LZ4Source(str(path))
+    with _copies_in(in_memory):
+        return src, src._copy_in_c(len(data), lz4_decoder()), data
+
+
 def test_the_compiled_copy_in_memory_is_written_in_place_by_each_thread(tmp_path):
     """In memory, each copy thread decompresses its share straight into the one
     mapping: one anonymous range holding the plain bytes, which closing gives back."""
-    from nsdebug.corefile.lz4source import lz4_decoder
-    data = payload(4 << 20)              # four tasks of 1 MiB and a tail of 4 bytes
-    path = tmp_path / "c.lz4"
-    path.write_bytes(container(data))
-    src = LZ4Source(str(path))
-    with _copies_in(True):
-        copy = src._copy_in_c(len(data), lz4_decoder())
+    src, copy, data = _compiled_copy(tmp_path, True)
     lo, hi = _range_of(copy)
     [(start, end, inode, name)] = _maps_within(lo, hi)
     assert copy[:] == data and inode == "0" and name == "" and start <= lo and end >= hi
@@ -459,13 +465,8 @@ def test_the_compiled_copy_in_files_is_a_file_per_thread_mapped_as_one_range(tmp
     """In files, each copy thread writes its share into a file of its own (one file
     takes its writers one at a time); the files are mapped back to back, as one range
     of addresses holding the plain bytes, and closing the copy unmaps the whole range."""
-    from nsdebug.corefile.lz4source import COPY_THREADS, lz4_decoder
-    data = payload(4 << 20)
-    path = tmp_path / "c.lz4"
-    path.write_bytes(container(data))
-    src = LZ4Source(str(path))
-    with _copies_in(False):
-        copy = src._copy_in_c(len(data), lz4_decoder())
+    from nsdebug.corefile.lz4source import COPY_THREADS
+    src, copy, data = _compiled_copy(tmp_path, False)
     lo, hi = _range_of(copy)
     maps = _maps_within(lo, hi)
     assert copy[:] == data
@@ -483,18 +484,12 @@ def test_where_a_share_cannot_be_mapped_over_the_copy_it_is_copied_in(tmp_path,
     limit on a process's mappings), the share is copied into the first file instead:
     the same bytes, one mapping."""
     from nsdebug.corefile import vector
-    from nsdebug.corefile.lz4source import lz4_decoder
 
     def refused(*args):
         raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(vector._vector, "overlay", refused)
-    data = payload(4 << 20)
-    path = tmp_path / "c.lz4"
-    path.write_bytes(container(data, level=9))
-    src = LZ4Source(str(path))
-    with _copies_in(False):
-        copy = src._copy_in_c(len(data), lz4_decoder())
+    src, copy, data = _compiled_copy(tmp_path, False, level=9)
     assert copy[:] == data
     assert len(_maps_within(*_range_of(copy))) == 1
     del copy
