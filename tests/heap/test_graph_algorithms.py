@@ -108,7 +108,7 @@ def test_a_dominator_scratch_too_small_or_misaligned_is_refused():
     g = _G(np.array([0, 1, 2]), np.array([1, 2, 0]), 3)
     need = graph._graphc.dominator_scratch(3, 3)
     assert need >= 6 * 4 * 3 + 4 * 3
-    idom, order = np.empty(3, np.int32), np.empty(3, np.int32)
+    idom, order = np.zeros(3, np.int32), np.zeros(3, np.int32)     # in range: not garbage
     with pytest.raises(ValueError, match="scratch holds"):
         graph._graphc.dominators(g.edge_start, g.e_to, 3, 0, idom, order,
                                  np.empty(need - 1, np.uint8))
