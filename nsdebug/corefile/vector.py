@@ -68,6 +68,11 @@ def mapped_copy(fd, parts=()):
     return buf
 
 
+def _all_zeros(data):
+    """Whether a piece (of at most len(ZERO) bytes to be found so) is all zeros."""
+    return len(data) <= len(ZERO) and data == ZERO[:len(data)]
+
+
 def materialize(pieces, upto):
     """The bytes `pieces` yields ((offset, bytes) in order, up to `upto`) in a copy: in
     memory where it fits (memory_copy), else a temporary file, mapped read-only. Pieces
@@ -75,13 +80,13 @@ def materialize(pieces, upto):
     if copy_in_memory(upto):
         buf = memory_copy(upto)
         for off, data in pieces:
-            if len(data) > len(ZERO) or data != ZERO[:len(data)]:
+            if not _all_zeros(data):
                 buf[off:off + len(data)] = data
         return buf
     fd = copy_file()
     with os.fdopen(fd, "w+b", buffering=8 << 20) as f:
         for off, data in pieces:
-            if len(data) <= len(ZERO) and data == ZERO[:len(data)]:
+            if _all_zeros(data):
                 continue
             if f.tell() != off:
                 f.seek(off)
