@@ -16,6 +16,7 @@ CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
 TASK_BYTES = 1 << 20     # decompressed per task when the whole core is copied
 AHEAD = 4                # tasks decompressed ahead of the copy's writer at most
 COPY_THREADS = 2         # threads making the copy in C, each into a file of its own
+PIECE_BLOCKS = 64        # blocks decompress_runs gives a thread at a time at most
 
 
 # _vector.lz4_blocks' reasons, as the container reader words them (arthur/lz4core.py).
@@ -86,25 +87,13 @@ class LZ4Source:
 
     buffer = None           # no mapping of the uncompressed bytes (see VectorMemory)
     _copy = None
-    _pending = None         # the copy being made in the background (copy_soon)
-
-    def copy_soon(self, upto):
-        """Start the copy materialize(upto) makes, now, in the background: the caller
-        goes on with work that needs no byte of it (a snapshot's columns) and
-        materialize takes it when done. Only with the C decoder, which lets the GIL go;
-        until then reads are served as before, from the blocks kept."""
-        if self._copy is None and self._pending is None and lz4_decoder():
-            from ..parallel import Background     # (threads: not for a `bt`'s reads)
-            self._pending = Background(lambda: self._make_copy(upto))
 
     def materialize(self, upto):
         """The uncompressed bytes [0, upto) in a copy (in memory where it fits, else a
         temporary file: vector.copy_in_memory), made once: every block decompressed
         straight into it (the extracts past the memory are not)."""
         if self._copy is None:
-            pending, self._pending = self._pending, None
-            self._copy = pending.result() if pending is not None else \
-                self._make_copy(upto)
+            self._copy = self._make_copy(upto)
             # Reads of memory are served from the copy from now on (use_buffer): the
             # blocks kept for them are anonymous memory for nothing, given back.
             self._reader.cache.clear()
@@ -117,8 +106,7 @@ class LZ4Source:
         self._copy = None
 
     def _make_copy(self, upto):
-        """The copy itself; it touches nothing the reads of blocks kept use (a thread
-        of its own may make it while they go on)."""
+        """The copy itself."""
         upto = min(upto, self.size)
         decoder = lz4_decoder()
         return self._copy_in_c(upto, decoder) if decoder else self._copy_in_python(upto)
@@ -177,6 +165,35 @@ class LZ4Source:
         bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, first, end, bs,
                                  self.size, idx.index_at, out)
         return None if bad is None else f"{self.path}: " + BAD_BLOCK[bad[1]].format(bad[0])
+
+    @property
+    def block_size(self):
+        return self._reader.block_size
+
+    def decompress_runs(self, runs, out, base):
+        """Each run of blocks [first, end) of `runs` decompressed in C into the buffer
+        `out`, block b at (b - base) * block_size, by two threads at once where a second
+        CPU is there (corefile.windows reads a capture a piece at a time so); CoreFileError
+        for a bad block. Needs lz4_decoder()."""
+        from ..parallel import Background
+        decoder, bs = lz4_decoder(), self.block_size
+        pieces = [(a, min(a + PIECE_BLOCKS, b)) for a, b in runs
+                  for a in range(a, b, PIECE_BLOCKS)]
+
+        def work(share):
+            for a, b in share:
+                why = self._decompressed(decoder, a, b, view[(a - base) * bs:
+                                                             min(b * bs, self.size) - base * bs])
+                if why:
+                    return why
+            return None
+        with memoryview(out) as view:
+            # Every other piece to the second thread: the two get as many bytes each.
+            other = Background(lambda: work(pieces[1::2]))
+            bad = [work(pieces[0::2]), other.result()]
+        why = next((b for b in bad if b), None)
+        if why:
+            raise CoreFileError(why)
 
     def _copy_to_files(self, decoder, shares, size):
         """The copy in temporary files, a share each, written by a thread each: a file

@@ -102,13 +102,15 @@ def copy_extent(mem):
     return max((s.offset + s.filesz for s in mem.segments if s.filesz), default=0)
 
 
-def copy_soon(process):
-    """Start the copy VectorMemory(process) will need, in the background, where the
-    source has no mapping and can make it so (an .lz4 capture: copy_soon); else
-    nothing. VectorMemory then takes it, waiting for what is left."""
-    start = getattr(process.source, "copy_soon", None)
-    if process.source.buffer is None and start is not None:
-        start(copy_extent(process.memory))
+def _views_of(buf):
+    """(buf, its bytes, its words, its 32-bit words), the arrays read-only (a copy in
+    memory is a writable mapping)."""
+    views = (np.frombuffer(buf, dtype=np.uint8),
+             np.frombuffer(buf, dtype="<u8", count=len(buf) // 8),
+             np.frombuffer(buf, dtype="<u4", count=len(buf) // 4))
+    for view in views:
+        view.flags.writeable = False
+    return (buf,) + views
 
 
 class VectorMemory:
@@ -127,6 +129,16 @@ class VectorMemory:
         self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
         self.off = np.array([s.offset for s in segs], dtype=np.uint64)
 
+    @classmethod
+    def over(cls, buf, start, end, off):
+        """A VectorMemory of `buf` alone, with these segments (arrays: their addresses,
+        and where each starts in `buf`): a window of a capture (corefile.windows)."""
+        vm = cls.__new__(cls)
+        vm._process = None
+        vm._views = _views_of(buf)
+        vm.start, vm.end, vm.off = start, end, off
+        return vm
+
     def _view(self):
         """(the mapping, its bytes, its words, its 32-bit words): the source's own mapping,
         or its copy, made again if it was given back (release)."""
@@ -136,13 +148,19 @@ class VectorMemory:
             if buf is None:
                 buf = source.materialize(copy_extent(mem))
                 mem.use_buffer(buf)
-            views = (np.frombuffer(buf, dtype=np.uint8),
-                     np.frombuffer(buf, dtype="<u8", count=len(buf) // 8),
-                     np.frombuffer(buf, dtype="<u4", count=len(buf) // 4))
-            for view in views:
-                view.flags.writeable = False    # a copy in memory is a writable mapping
-            self._views = (buf,) + views
+            self._views = _views_of(buf)
         return self._views
+
+    @property
+    def mapped(self):
+        """Whether the core's bytes are at hand (not given back by release)."""
+        return self._views is not None
+
+    def per_window(self, addrs, reach, fn):
+        """fn(vm, addrs), for reads at `addrs` that go no further than `reach` bytes from
+        each address: here all at once, over the whole core (a WindowedMemory makes them
+        a piece of a capture at a time, with no copy of it all)."""
+        return fn(self, addrs)
 
     @property
     def buf(self):
@@ -169,7 +187,8 @@ class VectorMemory:
         the pages the copy had, not new ones (on a VM that hands free memory back to its
         host, new pages cost the most). Read again, the copy is made again. A plain core
         keeps its mapping."""
-        if self._views is None or self._process.source.buffer is not None:
+        if self._views is None or self._process is None or \
+                self._process.source.buffer is not None:
             return
         self._views = None
         self._process.memory.use_buffer(None)       # its reads: from the blocks again

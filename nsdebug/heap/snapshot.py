@@ -17,7 +17,7 @@ from ..escape import printable_all
 from .graph import _graphc
 from .referents import ELEMENT, HIDDEN, INTERNAL, KEY_TEXT_LIMIT, PROPERTY, WEAK
 from .string_table import StringTable
-from .strtext import of_builtin_kind, str_key_texts, str_texts
+from .strtext import of_builtin_kind, str_key_texts, str_reach, str_texts
 from .vec import distinct, of_types
 
 REDACTED = "<redacted>"
@@ -89,19 +89,23 @@ def node_columns(g, objects, strings, vm=None, hide=None):
     if vm is not None:
         # Strings and the qualified names of functions, in bulk from the core.
         kind_of = np.array(kinds + ["<invalid>"], dtype=object)[g.type_ix[idx]]
+        # Each read near an address it is given (per_window: a capture's are served a
+        # window of its core at a time).
         is_str = kind_of == "str"          # str subclasses are not compact: per object
-        fill(is_str, str_texts(vm, objects.L, g.addr[idx[is_str]], MAX_NAME))
         L = objects.L
+        fill(is_str, _str_texts(vm, L, g.addr[idx[is_str]], MAX_NAME))
         for kind, off in (("function", L.function.func_qualname),
                           ("code", L.code.co_qualname or L.code.co_name)):
             sel = kind_of == kind
             if sel.any() and off is not None:
-                qual, ok = vm.u64(g.addr[idx[sel]] + np.uint64(off))
-                fill(sel, str_texts(vm, L, np.where(ok, qual, 0), 200))
+                qual, ok = vm.per_window(g.addr[idx[sel]], off + 8,
+                                         lambda v, a: v.u64(a + np.uint64(off)))
+                fill(sel, _str_texts(vm, L, np.where(ok, qual, 0), 200))
         heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
         sel = (kind_of == "int") & ~heap        # IntEnum members and such: by preview
         if sel.any():
-            fill(sel, _small_ints(vm, objects, g.addr[idx[sel]]))
+            fill(sel, vm.per_window(g.addr[idx[sel]], _int_reach(objects),
+                                    lambda v, a: _small_ints(v, objects, a)))
     for k in np.nonzero(np.equal(texts, None))[0].tolist():
         i = int(idx[k])
         texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
@@ -115,13 +119,32 @@ def _key_texts(g, objects, vm, keys):
     keys = np.asarray(keys, dtype=np.uint64)
     if vm is None:
         return [g.key_text(a) for a in keys.tolist()]
+    reach = max(str_reach(objects.L, KEY_TEXT_LIMIT), _int_reach(objects))
+    texts = vm.per_window(keys, reach, lambda v, a: _bulk_key_texts(g, objects, v, a))
+    return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]
+
+
+def _bulk_key_texts(g, objects, vm, keys):
+    """_key_texts' reads in bulk: str keys and small int keys; None for the others."""
     texts = str_key_texts(vm, objects.L, g.types, keys, KEY_TEXT_LIMIT)
     rest = np.array([k for k, t in enumerate(texts) if t is None], dtype=np.int64)
     if len(rest):
         sel = rest[of_builtin_kind(vm, objects.L, g.types, keys[rest], "int")]
         for k, t in zip(sel.tolist(), _small_ints(vm, objects, keys[sel])):
             texts[k] = t
-    return [t if t is not None else g.key_text(a) for t, a in zip(texts, keys.tolist())]
+    return texts
+
+
+def _str_texts(vm, layout, addrs, limit):
+    """str_texts(), a window of the core at a time where vm reads so."""
+    return vm.per_window(addrs, str_reach(layout, limit),
+                         lambda v, a: str_texts(v, layout, a, limit))
+
+
+def _int_reach(o):
+    """How far past an int's address _small_ints reads: to its second digit (the size
+    or tag it reads first lies before the digits)."""
+    return o.L.long.ob_digit + 8
 
 
 def _small_ints(vm, o, addrs):
@@ -159,9 +182,9 @@ def _value_name(o, g, i, kind):
 
 def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     """Write the snapshot to a text file object; returns (node count, edge count).
-    vm: the core read in bulk (corefile.vector.VectorMemory), or a function giving it,
-    called only once the columns that need no byte of the core are made: a capture's
-    copy is made meanwhile on the second CPU (Target.write_snapshot).
+    vm: the core read in bulk (corefile.vector.VectorMemory, or a capture's
+    corefile.windows.WindowedMemory), or a function giving it, called only once the
+    columns that need no byte of the core are made.
     redact: str and number values held under a name that looks secret are replaced."""
     hide = secret_values(g) if redact else None
     cols = _plain_columns(g)

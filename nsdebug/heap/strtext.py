@@ -44,6 +44,11 @@ def str_texts(vm, layout, addrs, limit):
     return out
 
 
+def str_reach(layout, limit):
+    """How far past a str's address str_texts reads at most, to `limit` characters."""
+    return max(layout.ascii.size, layout.compact.size or 0) + limit
+
+
 def of_builtin_kind(vm, layout, types, addrs, kind):
     """Positions in `addrs` of the objects whose type is the built-in type of `kind`
     ("str", "int"...; one of `types`, TypeInfos), not a subclass: read in bulk."""

@@ -173,14 +173,16 @@ class Target:
         from ..outfile import private_output
         g = self.heap
         objects = self.runtime.objects
+        made = self.__dict__.get("vector_memory")
+        reads = None
+        if made is None or not made.mapped:
+            # A capture's snapshot reads its core a window at a time (corefile.windows),
+            # not through a copy of it all, unless a copy is at hand already.
+            from ..corefile.windows import WindowedMemory
+            reads = WindowedMemory.of(self.process)
         with private_output(path, force) as out:
-            if "vector_memory" not in self.__dict__:
-                # A capture's copy made on the second CPU while the snapshot's first
-                # columns, which need no byte of the core, are made on this one.
-                from ..corefile.vector import copy_soon
-                copy_soon(self.process)
             return write_snapshot(g, objects, out.f, progress,
-                                  lambda: self.vector_memory, redact=redact)
+                                  reads or (lambda: self.vector_memory), redact=redact)
 
     def close(self):
         """Release the file; the models made from it go, and using them again is an

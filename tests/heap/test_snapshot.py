@@ -110,17 +110,15 @@ def test_snapshot_refuses_to_overwrite(cores, nsdebug, tmp_path):
     assert out.read_text().startswith('{"snapshot":')
 
 
-def test_a_captures_snapshot_copies_its_core_aside_and_equals_the_plain_cores(
+def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_cores(
         cores, build, nsdebug, tmp_path, monkeypatch):
-    """With the heap index made, a capture's snapshot still needs the core's bytes (str
-    values, qualified names, keys): its copy is made on the second CPU while the columns
-    that need none are made, and the file is byte for byte the one the same bytes give
-    as a plain core, redacted or not."""
-    import threading
-
+    """With the heap index made, a capture's snapshot still needs some of the core's
+    bytes (str values, qualified names, keys): it reads them a window at a time
+    (corefile.windows), no copy of the whole core made, and the file is byte for byte
+    the one the same bytes give as a plain core, redacted or not."""
     from nsdebug import api
+    from nsdebug.corefile import windows
     from nsdebug.corefile.lz4source import LZ4Source
-    from nsdebug.parallel import two_cpus
     lz = tmp_path / "c.lz4"
     plain = tmp_path / "c.core"
     with open(cores.leak(build)[1].core, "rb") as src, open(lz, "wb") as dst:
@@ -129,13 +127,13 @@ def test_a_captures_snapshot_copies_its_core_aside_and_equals_the_plain_cores(
     for core in (lz, plain):
         r = nsdebug(core, "-c", "objects")      # the index, for the commands below
         assert r.returncode == 0, r.stderr
-    made_in = []
-    make = LZ4Source._make_copy
-
-    def watched(self, upto):
-        made_in.append(threading.current_thread().name)
-        return make(self, upto)
-    monkeypatch.setattr(LZ4Source, "_make_copy", watched)
+    made, windowed = [], []
+    make, window = LZ4Source._make_copy, windows.WindowedMemory._window
+    monkeypatch.setattr(LZ4Source, "_make_copy",
+                        lambda self, upto: made.append(upto) or make(self, upto))
+    monkeypatch.setattr(windows.WindowedMemory, "_window", lambda self, first, last, runs:
+                        windowed.append(runs) or window(self, first, last, runs))
+    monkeypatch.setattr(windows, "WINDOW_BYTES", 4 << 20)      # several windows
     for redact in (False, True):
         out = {}
         for core in (lz, plain):
@@ -145,4 +143,4 @@ def test_a_captures_snapshot_copies_its_core_aside_and_equals_the_plain_cores(
                 c.snapshot(str(out[core]), redact=redact)
                 assert c.target.has("heap")
         assert out[lz].read_bytes() == out[plain].read_bytes()
-    assert made_in == ["nsdebug-background" if two_cpus() else "MainThread"] * 2
+    assert made == [] and len(windowed) > 2 * 6, len(windowed)

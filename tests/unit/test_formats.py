@@ -205,35 +205,34 @@ def test_the_compiled_copy_names_a_damaged_block(tmp_path, damage, why):
     assert isinstance(py_err, str), py_err
 
 
-def test_a_copy_made_aside_is_the_plain_bytes_and_its_error_comes_back(tmp_path):
-    """copy_soon: the copy made in a thread of its own while reads go on from the blocks
-    kept; materialize takes it, or raises the error it met, naming the block."""
+def test_runs_of_blocks_decompress_to_their_places_and_name_a_damaged_block(tmp_path):
+    """decompress_runs (a capture's windows): each run of blocks lands at its place in
+    the buffer, counted from the base block, in two threads' pieces; the bytes between
+    runs are left as they were; a damaged block is named."""
     data = payload(3 << 20)
     path = tmp_path / "c.lz4"
     path.write_bytes(container(data, level=9))
+    bs = lz4core.BLOCK_SIZE
+    runs = [(10, 12), (20, 21), (30, 30 + 70)]      # the last: two pieces of 64 at most
     src = LZ4Source(str(path))
     try:
-        src.copy_soon(len(data))
-        assert src._pending is not None
-        for at in (0, 5 << 19, len(data) - 100):
-            assert src.read(at, 100) == data[at:at + 100]
-        copy = src.materialize(len(data))
-        assert src._pending is None and copy[:len(data)] == data
-        src.copy_soon(len(data))            # made already: nothing more starts
-        assert src._pending is None
-        del copy
+        out = bytearray(b"\xee" * (100 * bs))
+        src.decompress_runs(runs, out, 10)
+        for first, end in runs:
+            at = (first - 10) * bs
+            assert out[at:at + (end - first) * bs] == data[first * bs:end * bs], first
+        assert out[2 * bs:10 * bs] == b"\xee" * (8 * bs)
     finally:
         src.close()
     blob = bytearray(container(data, level=9))
     idx = lz4core.ContainerIndex(lambda o, n: bytes(blob[o:o + n]), len(blob))
-    off, stored, _ = idx.row(2)
+    off, stored, _ = idx.row(40)           # a compressed block (a random one is stored raw)
     blob[off + 4:off + 4 + stored] = b"\xff" * stored
     path.write_bytes(bytes(blob))
     src = LZ4Source(str(path))
     try:
-        src.copy_soon(len(data))
-        with pytest.raises(CoreFileError, match="block 2 is corrupt"):
-            src.materialize(len(data))
+        with pytest.raises(CoreFileError, match="block 40 is corrupt"):
+            src.decompress_runs(runs, bytearray(100 * bs), 10)
     finally:
         src.close()
 
@@ -549,3 +548,98 @@ def test_a_captures_copy_given_back_goes_and_is_made_again_when_read(tmp_path, i
             vm.release()
     finally:
         process.close()
+
+
+def _windowed_pair(tmp_path, monkeypatch, damage=False):
+    """A core of three segments, every word its own address, opened plain and as a
+    capture; the capture's windows made small (many of them, with blocks skipped)."""
+    from nsdebug.corefile import open_core, windows
+    monkeypatch.setattr(windows, "WINDOW_BYTES", 96 << 10)     # six blocks
+    segs = [(0x10000, 300 << 10), (0x7f0000001000, 1 << 20), (0x7f0000200000, 200 << 10)]
+    loads = [(at, struct.pack(f"<{n // 8}Q", *range(at, at + n, 8)), None, 6)
+             for at, n in segs]
+    core = w.core([(b"CORE", w.NT_PRSTATUS, w.prstatus(1))], loads)
+    (tmp_path / "core").write_bytes(core)
+    blob = bytearray(container(core))
+    if damage:
+        idx = lz4core.ContainerIndex(lambda o, n: bytes(blob[o:o + n]), len(blob))
+        off, stored, _ = idx.row(40)
+        blob[off + 4:off + 4 + stored] = b"\xff" * stored
+    (tmp_path / "core.lz4").write_bytes(bytes(blob))
+    return (open_core(str(tmp_path / "core")), open_core(str(tmp_path / "core.lz4")), segs)
+
+
+def test_windowed_reads_of_a_capture_equal_the_plain_cores(tmp_path, monkeypatch):
+    """WindowedMemory (a capture's snapshot reads): reads at addresses in any order,
+    within and at the ends of segments, across a window's edge and outside the core,
+    give what VectorMemory gives over the plain core, in the order asked; lists, arrays
+    and tuples of arrays come back whole; no copy of the whole core is made."""
+    import numpy as np
+
+    from nsdebug.corefile import windows
+    from nsdebug.corefile.vector import VectorMemory
+    from nsdebug.corefile.windows import WindowedMemory
+    plain, cap, segs = _windowed_pair(tmp_path, monkeypatch)
+    whole = None
+    try:
+        rng = np.random.default_rng(5)
+        inside = np.concatenate([at + 8 * rng.integers(0, n // 8, 3000) for at, n in segs])
+        ends = [at + n - 8 for at, n in segs] + [at + n - 4 for at, n in segs]
+        outside = [0, 0x8000, segs[0][0] + segs[0][1], 0x7f0000200000 - 8, 1 << 63]
+        addrs = rng.permutation(np.concatenate([inside, ends, outside]).astype(np.uint64))
+        whole = VectorMemory(plain)
+        reads = WindowedMemory.of(cap)
+        assert reads is not None and WindowedMemory.of(plain) is None
+        seen = []
+
+        def u64_and_texts(vm, a):
+            seen.append(len(a))
+            v, ok = vm.u64(a)
+            return v, ok
+
+        want = whole.u64(addrs)
+        got = reads.per_window(addrs, 8, u64_and_texts)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        assert got[1].sum() == len(inside) + len(segs) and len(seen) > 6
+        assert sum(seen) == len(addrs)
+        texts = reads.per_window(addrs, 16, lambda vm, a: [str(int(x)) for x in
+                                                            vm.u64(a + np.uint64(8))[0]])
+        # An address outside the core has no bytes, even where its reach ends inside.
+        at_core = whole.u64(addrs)[1]
+        wanted = np.where(at_core, whole.u64(addrs + np.uint64(8))[0], 0)
+        assert texts == [str(int(x)) for x in wanted]
+        assert texts[addrs.tolist().index(0x7f0000200000 - 8)] == "0"
+        # A read past its reach finds no bytes there (invalid), never another window's.
+        far = np.array([segs[1][0] + (200 << 10)], dtype=np.uint64)
+        v, ok = reads.per_window(far, 8, lambda vm, a: vm.u64(a + np.uint64(300 << 10)))
+        assert not ok[0]
+        assert reads.per_window(np.zeros(0, np.uint64), 8, lambda vm, a: vm.u64(a))[0].size == 0
+        # Few reads after many: the blocks between their runs are not decompressed and
+        # hold what the last windows left, which no read reaches.
+        sparse = np.sort(inside)[::700]
+        assert np.array_equal(reads.per_window(sparse, 8, lambda vm, a: vm.u64(a))[0],
+                              whole.u64(sparse)[0])
+        assert windows._runs(np.array([200_000, 5, 30_000, 20_000]), 8, 1 << 14, 0, 99) == \
+            [(0, 2), (12, 13)]
+        assert windows._runs(np.array([16_380, 500_000]), 40_000, 1 << 14, 0, 40) == \
+            [(0, 4), (30, 33)]
+        assert cap.source._copy is None
+        reads.release()
+    finally:
+        del whole                           # its views of the plain core, before close
+        plain.close()
+        cap.close()
+
+
+def test_windowed_reads_name_a_damaged_block(tmp_path, monkeypatch):
+    import numpy as np
+
+    from nsdebug.corefile.windows import WindowedMemory
+    plain, cap, segs = _windowed_pair(tmp_path, monkeypatch, damage=True)
+    try:
+        addrs = np.arange(segs[1][0], segs[1][0] + segs[1][1], 4096, dtype=np.uint64)
+        with pytest.raises(CoreFileError, match="block 40 is corrupt"):
+            WindowedMemory.of(cap).per_window(addrs, 8, lambda vm, a: vm.u64(a))
+    finally:
+        plain.close()
+        cap.close()

@@ -1,0 +1,147 @@
+"""Bulk reads of an arthur capture a window at a time, with no copy of the whole core.
+
+A heap walk reads nearly every page of the core (99.7% of them at 14.4M objects), so a
+capture's walk has it copied whole (vector.VectorMemory). A snapshot made from the heap
+index reads far less, each read a few hundred bytes from an address it knows: the
+values of strs, the qualified names of functions and code, small ints, dict keys.
+WindowedMemory makes those reads a stretch of WINDOW_BYTES of the core at a time, with
+only the blocks they touch decompressed, into one buffer used again. The 14.4M-object
+capture's snapshot: the same time as with the whole copy (farm-bench, 7 pairs: 0.975),
+its peak RSS 3.8 GB instead of 5.2 (the copy was 1.6 GB; 5.4 GB at 48M objects).
+"""
+
+from __future__ import annotations
+
+import mmap
+
+import numpy as np
+
+from .lz4source import lz4_decoder
+from .vector import VectorMemory
+
+WINDOW_BYTES = 64 << 20     # a multiple of any block size arthur writes (16 KiB)
+MERGE_BLOCKS = 4        # blocks between two runs a window's reads need, decompressed anyway
+NO_SEGMENTS = np.zeros(0, dtype=np.uint64)
+
+
+class WindowedMemory:
+    """per_window(addrs, reach, fn) as VectorMemory has it, over a capture's blocks."""
+
+    def __init__(self, process):
+        self._source = process.source
+        segs = [s for s in process.memory.segments if s.filesz]
+        self.start = np.array([s.start for s in segs], dtype=np.uint64)
+        self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
+        self.off = np.array([s.offset for s in segs], dtype=np.uint64)
+        self._buf = None            # the windows' buffer, made on first use
+
+    @classmethod
+    def of(cls, process):
+        """A WindowedMemory for a capture whose blocks decompress in C, else None (the
+        whole core is then read through VectorMemory)."""
+        source = process.source
+        if source.buffer is not None or not hasattr(source, "decompress_runs") or \
+                not lz4_decoder():
+            return None
+        return cls(process)
+
+    def per_window(self, addrs, reach, fn):
+        """fn(vm, addrs) a window at a time: the window of a read is the stretch of
+        WINDOW_BYTES of the core its address falls in, and its bytes run on for `reach`
+        more (fn reads no further from each address: past it the window has no bytes and
+        the read is invalid). fn is given each window's addresses in the order of `addrs`
+        (the objects it makes are then laid out in that order, as their users go through
+        them), with a VectorMemory of the window; it gives a list, an array or a tuple of
+        arrays per address, put back in the order of `addrs`. Addresses outside the core
+        are given to fn with no bytes."""
+        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+        off, valid = self._offsets(addrs)
+        parts = []
+        lost = np.nonzero(~valid)[0]
+        if len(lost) or not len(addrs):
+            empty = VectorMemory.over(bytes(8), NO_SEGMENTS, NO_SEGMENTS, NO_SEGMENTS)
+            parts.append((lost, fn(empty, addrs[lost])))
+        at = np.nonzero(valid)[0]
+        window = off[at] // np.uint64(WINDOW_BYTES)
+        # A stable sort by window keeps each window's addresses in their order; by 16-bit
+        # keys (cores under 4 TiB) it is a radix sort, one pass.
+        small = len(window) and int(window.max()) < 1 << 16
+        order = np.argsort(window.astype(np.uint16) if small else window, kind="stable")
+        at, window = at[order], window[order]
+        cuts = np.concatenate([[0], np.flatnonzero(np.diff(window)) + 1, [len(at)]]) \
+            if len(at) else np.zeros(1, dtype=np.int64)
+        bs, size = self._source.block_size, self._source.size
+        for k, j in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            o = off[at[k:j]].astype(np.int64)
+            first = int(window[k]) * WINDOW_BYTES // bs
+            last = max(first + 1, -(-min(int(o.max()) + reach, size) // bs))
+            vm = self._window(first, last, _runs(o, reach, bs, first, last))
+            parts.append((at[k:j], fn(vm, addrs[at[k:j]])))
+        return _in_order(parts, len(addrs))
+
+    def _offsets(self, addrs):
+        """(file offsets, valid mask) of `addrs`, from the segments alone."""
+        if not len(self.start):
+            return np.zeros(len(addrs), dtype=np.uint64), np.zeros(len(addrs), dtype=bool)
+        i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
+        ic = np.maximum(i, 0)
+        valid = (i >= 0) & (addrs < self.end[ic])
+        return np.where(valid, self.off[ic] + (addrs - self.start[ic]), 0), valid
+
+    def _window(self, first, last, runs):
+        """The window of blocks [first, last), the `runs` of them its reads need
+        decompressed into the buffer, and a VectorMemory of it: the segments cut to the
+        window, so that no read reaches past it. (The blocks between runs hold what an
+        earlier window left: no read reaches them, each staying within its reach.)"""
+        bs = self._source.block_size
+        lo, hi = first * bs, min(last * bs, self._source.size)
+        buf = self._buf
+        if buf is None or len(buf) < hi - lo:
+            buf = self._buf = mmap.mmap(-1, max(hi - lo, WINDOW_BYTES + bs),
+                                        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._source.decompress_runs(runs, buf, first)
+        seg_hi = self.off + (self.end - self.start)
+        keep = (self.off < np.uint64(hi)) & (seg_hi > np.uint64(lo))
+        cut_lo = np.maximum(self.off[keep], np.uint64(lo))
+        cut_hi = np.minimum(seg_hi[keep], np.uint64(hi))
+        start = self.start[keep] + (cut_lo - self.off[keep])
+        return VectorMemory.over(buf, start, start + (cut_hi - cut_lo),
+                                 cut_lo - np.uint64(lo))
+
+    def release(self):
+        """Give the window's buffer back (VectorMemory.release's counterpart)."""
+        self._buf = None
+
+
+def _runs(offsets, reach, bs, first, last):
+    """[(first, end)] runs of the blocks in [first, last) that reads of `reach` bytes at
+    `offsets` touch; runs less than MERGE_BLOCKS apart are one."""
+    n = last - first
+    lo = offsets // bs - first
+    hi = np.minimum((offsets + reach - 1) // bs - first, n - 1) + 1
+    # A read's blocks [lo, hi): +1 at lo, -1 at hi, summed along: > 0 where one is read.
+    touched = np.cumsum(np.bincount(lo, minlength=n + 1) - np.bincount(hi, minlength=n + 1))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], touched[:n] > 0, [0]])))
+    starts, ends = edges[0::2], edges[1::2]
+    keep = starts[1:] - ends[:-1] > MERGE_BLOCKS
+    starts = starts[np.concatenate([[True], keep])]
+    ends = ends[np.concatenate([keep, [True]])]
+    return list(zip((starts + first).tolist(), (ends + first).tolist()))
+
+
+def _in_order(parts, n):
+    """The results of (positions, result) parts as one, in the order of the positions."""
+    first = parts[0][1]
+    if isinstance(first, tuple):
+        return tuple(_in_order([(p, r[k]) for p, r in parts], n) for k in range(len(first)))
+    if isinstance(first, np.ndarray):
+        out = np.zeros(n, dtype=first.dtype)
+        for positions, result in parts:
+            out[positions] = result
+        return out
+    out = np.full(n, None, dtype=object)
+    for positions, result in parts:
+        column = np.empty(len(result), dtype=object)
+        column[:] = result                  # str objects, not a str array
+        out[positions] = column
+    return out.tolist()
