@@ -3,7 +3,7 @@
 
 usage: python benchmarks/capture_vs_core.py [--cases app:1000000,ast:1500000,...]
                                             [--pairs N] [--cache DIR]
-                                            [--cold | --alone]
+                                            [--cold | --alone] [--only WORDS]
        (pip install '.[bench]' for Flask in the application heap)
 
 A capture should cost no more than a plain core of the same process, for every command.
@@ -80,6 +80,9 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("BENCH_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "nsdebug-bench"),
         help=f"where cases of {CACHE_FROM:,} objects and more are kept between runs")
+    ap.add_argument("--only", default="",
+                    help="comma-separated words: only the commands whose label has one "
+                         "(snapshot, suspects, report, objects, info, bt)")
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--cold", action="store_true",
                      help="each run reads its file from the disk, not the kernel's cache")
@@ -101,8 +104,11 @@ def main():
             for path in (core, lz4):        # each its own index, for the later commands
                 drop_index(path)
                 timed([nsdebug, path, "-c", "objects"], env)
+            only = [w for w in args.only.split(",") if w]
             for (label, on_lz4), (_, on_core) in zip(commands(nsdebug, lz4, tmp),
                                                      commands(nsdebug, core, tmp)):
+                if only and not any(w in label for w in only):
+                    continue
                 t_lz4, t_core, ratio = paired_times(on_lz4, on_core, pairs, 1, env, env,
                                                     *before_runs(args, lz4, core))
                 rows.append([f"{case} {want:,}", label, f"{t_core:.2f}", f"{t_lz4:.2f}",
