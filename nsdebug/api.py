@@ -361,4 +361,4 @@ class Heap:
         empty containers, with the memory they keep for nothing."""
         from .heap.waste import find_waste
         t = self._core.target
-        return find_waste(t.heap, t.vector_memory, t.runtime.objects, top)
+        return find_waste(t.heap, t.scattered_reads(), t.runtime.objects, top)

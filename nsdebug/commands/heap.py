@@ -250,4 +250,4 @@ def waste(session, ns):
     more, with the memory they keep for nothing."""
     from ..heap.waste import find_waste
     t = session.target
-    return find_waste(t.heap, t.vector_memory, t.runtime.objects, max(ns.top, 0))
+    return find_waste(t.heap, t.scattered_reads(), t.runtime.objects, max(ns.top, 0))

@@ -55,7 +55,7 @@ def suspects(target, top=5, min_share=MIN_SHARE, waste=False):
     res = SuspectsResult(total, found)
     if waste:
         from .waste import find_waste
-        w = find_waste(target.heap, target.vector_memory, target.runtime.objects, 10)
+        w = find_waste(target.heap, target.scattered_reads(), target.runtime.objects, 10)
         res.duplicates, res.duplicate_bytes, res.sparse = w.duplicates, w.duplicate_bytes, \
             w.sparse
     return res

@@ -1,8 +1,10 @@
 """Memory spent for nothing: the same str or bytes value held many times over, and dicts,
 lists and sets that are empty or mostly empty but keep their allocated room.
 
-Values are read in bulk from the mapped core (strtext.str_texts; bytes sliced out);
-a value nsdebug cannot read whole is left out rather than guessed.
+Values are read in bulk from the core (strtext.str_texts; bytes sliced out), each read
+near an address the heap index holds (per_window: a capture's a window at a time, with
+no copy of the whole core); a value nsdebug cannot read whole is left out rather than
+guessed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..errors import NsdebugError
 from ..record import record
-from .strtext import str_texts
+from .strtext import str_reach, str_texts
 from .vec import of_types
 
 U64 = np.uint64
@@ -64,8 +66,13 @@ def duplicates(g, vm, objects, top=20):
         if not len(idx):
             continue
         addrs = g.addr[idx]
-        values = str_texts(vm, objects.L, addrs, MAX_VALUE) if kind == "str" else \
-            _bytes_values(vm, objects, addrs)
+        L = objects.L
+        # Each read near its object (per_window: a capture's a window at a time).
+        values = vm.per_window(addrs, str_reach(L, MAX_VALUE),
+                               lambda v, a: str_texts(v, L, a, MAX_VALUE)) \
+            if kind == "str" else \
+            vm.per_window(addrs, L.bytes.ob_sval + MAX_VALUE,
+                          lambda v, a: _bytes_values(v, objects, a))
         sizes = g.size[idx].tolist()
         for i, v, sz in zip(idx.tolist(), values, sizes):
             if v is not None:
@@ -122,28 +129,34 @@ def sparse_containers(g, vm, objects):
 
 
 def _fill(kind, vm, o, a):
-    """(items, room for items, bytes per slot) per container, in bulk."""
+    """(items, room for items, bytes per slot) per container, in bulk: each read near
+    the container, or for a dict near its keys object (per_window)."""
     L = o.L
     if kind == "list":
-        n, _ = vm.i64(a + U64(o.ob_size_offset))
-        alloc, _ = vm.i64(a + U64(L.list.allocated))
+        n, alloc = vm.per_window(a, max(o.ob_size_offset, L.list.allocated) + 8,
+                                 lambda v, x: (v.i64(x + U64(o.ob_size_offset))[0],
+                                               v.i64(x + U64(L.list.allocated))[0]))
         return n, np.maximum(alloc, 0), 8
     if kind in ("set", "frozenset"):
-        used, _ = vm.i64(a + U64(L.set.used))
-        mask, _ = vm.i64(a + U64(L.set.mask))
+        used, mask = vm.per_window(a, max(L.set.used, L.set.mask) + 8,
+                                   lambda v, x: (v.i64(x + U64(L.set.used))[0],
+                                                 v.i64(x + U64(L.set.mask))[0]))
         return used, mask + 1, L.setentry.size
-    used, _ = vm.i64(a + U64(L.dict.ma_used))
-    keys, _ = vm.u64(a + U64(L.dict.ma_keys))
-    values, _ = vm.u64(a + U64(L.dict.ma_values))
+    D = L.dict
+    used, keys, values = vm.per_window(
+        a, max(D.ma_used, D.ma_keys, D.ma_values) + 8,
+        lambda v, x: (v.i64(x + U64(D.ma_used))[0], v.u64(x + U64(D.ma_keys))[0],
+                      v.u64(x + U64(D.ma_values))[0]))
     K = L.dictkeys
     if o.version >= (3, 11):
-        log2, _ = vm.u8(keys + U64(K.dk_log2_size))
+        log2, kind = vm.per_window(keys, max(K.dk_log2_size, K.dk_kind) + 1,
+                                   lambda v, x: (v.u8(x + U64(K.dk_log2_size))[0],
+                                                 v.u8(x + U64(K.dk_kind))[0]))
         size = np.left_shift(1, np.minimum(log2, 40).astype(np.int64))
-        kind, _ = vm.u8(keys + U64(K.dk_kind))
         # Keys of only str (DICT_KEYS_UNICODE, SPLIT) have entries without a hash.
         entry = np.where(kind == 0, L.dictentry.size, L.unicodeentry.size)
     else:
-        size, _ = vm.i64(keys + U64(K.dk_size))
+        size = vm.per_window(keys, K.dk_size + 8, lambda v, x: v.i64(x + U64(K.dk_size))[0])
         entry = np.full(len(a), L.dictentry.size)
     # A split dict (an instance's attributes) shares its keys: its own room is the
     # values array, one pointer per slot.

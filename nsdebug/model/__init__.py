@@ -140,6 +140,19 @@ class Target:
         one_arena()             # before a capture's copy starts its threads
         return VectorMemory(self.process)
 
+    def scattered_reads(self):
+        """The core for reads near addresses the heap index holds (a snapshot's values,
+        the waste of `suspects`): a capture's a window at a time (corefile.windows), with
+        no copy of it all, unless a copy is mapped already; else vector_memory."""
+        made = self.__dict__.get("vector_memory")
+        if made is None or not made.mapped:
+            self._open()
+            from ..corefile.windows import WindowedMemory
+            reads = WindowedMemory.of(self.process)
+            if reads is not None:
+                return reads
+        return self.vector_memory
+
     def has(self, model):
         """Whether a model ("runtime", "heap", "native") was made already."""
         return model in self.__dict__
@@ -173,16 +186,9 @@ class Target:
         from ..outfile import private_output
         g = self.heap
         objects = self.runtime.objects
-        made = self.__dict__.get("vector_memory")
-        reads = None
-        if made is None or not made.mapped:
-            # A capture's snapshot reads its core a window at a time (corefile.windows),
-            # not through a copy of it all, unless a copy is at hand already.
-            from ..corefile.windows import WindowedMemory
-            reads = WindowedMemory.of(self.process)
         with private_output(path, force) as out:
-            return write_snapshot(g, objects, out.f, progress,
-                                  reads or (lambda: self.vector_memory), redact=redact)
+            return write_snapshot(g, objects, out.f, progress, self.scattered_reads,
+                                  redact=redact)
 
     def close(self):
         """Release the file; the models made from it go, and using them again is an

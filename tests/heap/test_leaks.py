@@ -104,3 +104,31 @@ def test_waste_finds_the_duplicates_and_empty_containers(cores, build, nsdebug):
     assert dicts["empty"] >= cap.truth["empty_dicts"]
     assert dicts["sparse"] >= cap.truth["sparse_dicts"]
     assert dicts["unused_bytes"] > 0 and dicts["empty_bytes"] > 0
+
+
+def test_a_captures_waste_is_read_in_windows_and_equals_the_plain_cores(
+        cores, build, nsdebug, tmp_path, monkeypatch):
+    """`waste` (and so `suspects`) on a capture with its heap index reads the values and
+    the containers' fill a window of the core at a time (corefile.windows), no copy of
+    the whole core made, and finds what the same bytes give as a plain core."""
+    import subprocess
+
+    from nsdebug import api
+    from nsdebug.corefile.lz4source import LZ4Source
+    lz, plain = tmp_path / "c.lz4", tmp_path / "c.core"
+    with open(cores.leak(build)[1].core, "rb") as src, open(lz, "wb") as dst:
+        dst.write(src.read())                   # a copy: the index made here is its own
+    subprocess.run(["lz4", "-q", "-d", str(lz), str(plain)], check=True)
+    made = []
+    make = LZ4Source._make_copy
+    monkeypatch.setattr(LZ4Source, "_make_copy",
+                        lambda self, upto: made.append(upto) or make(self, upto))
+    found = {}
+    for core in (lz, plain):
+        r = nsdebug(core, "-c", "objects")      # the index
+        assert r.returncode == 0, r.stderr
+        with api.open(str(core)) as c:
+            found[core] = c.heap.waste(top=200)
+    assert made == []
+    assert found[lz].duplicates and found[lz].sparse
+    assert repr(found[lz]) == repr(found[plain])      # records: every field, in order
