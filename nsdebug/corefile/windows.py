@@ -3,7 +3,8 @@
 A heap walk reads nearly every page of the core (99.7% of them at 14.4M objects), so a
 capture's walk has it copied whole (vector.VectorMemory). A snapshot made from the heap
 index reads far less, each read a few hundred bytes from an address it knows: the
-values of strs, the qualified names of functions and code, small ints, dict keys.
+values of strs, the qualified names of functions and code, small ints, dict keys (and
+`waste`: values, and the fill of dicts, lists and sets).
 WindowedMemory makes those reads a stretch of WINDOW_BYTES of the core at a time, with
 only the blocks they touch decompressed, into one buffer used again. The 14.4M-object
 capture's snapshot: the same time as with the whole copy (farm-bench, 7 pairs: 0.975),
