@@ -102,6 +102,28 @@ def copy_extent(mem):
     return max((s.offset + s.filesz for s in mem.segments if s.filesz), default=0)
 
 
+def segment_arrays(memory):
+    """(starts, ends, file offsets) of an AddressSpace's segments with bytes in the core,
+    as uint64 arrays: the segments every bulk read (and C kernel) goes by."""
+    segs = [s for s in memory.segments if s.filesz]
+    return (np.array([s.start for s in segs], dtype=np.uint64),
+            np.array([s.start + s.filesz for s in segs], dtype=np.uint64),
+            np.array([s.offset for s in segs], dtype=np.uint64))
+
+
+def file_offsets(start, end, off, addrs, width):
+    """(file offsets, valid mask) for reading `width` bytes at each of `addrs` (uint64),
+    from segment arrays alone, no byte read; 0 where not valid."""
+    if not len(start):
+        return np.zeros(len(addrs), dtype=np.uint64), np.zeros(len(addrs), dtype=bool)
+    i = np.searchsorted(start, addrs, side="right").astype(np.int64) - 1
+    ic = np.maximum(i, 0)
+    # end - addr, not addr + width: an address near 2**64 must not wrap around.
+    seg_end = end[ic]
+    valid = (i >= 0) & (addrs < seg_end) & (seg_end - addrs >= np.uint64(width))
+    return np.where(valid, off[ic] + (addrs - start[ic]), np.uint64(0)), valid
+
+
 def _views_of(buf):
     """(buf, its bytes, its words, its 32-bit words), the arrays read-only (a copy in
     memory is a writable mapping)."""
@@ -124,10 +146,7 @@ class VectorMemory:
         self._process = process
         self._views = None
         self._view()                    # the copy made now, where there is none yet
-        segs = [s for s in process.memory.segments if s.filesz]
-        self.start = np.array([s.start for s in segs], dtype=np.uint64)
-        self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
-        self.off = np.array([s.offset for s in segs], dtype=np.uint64)
+        self.start, self.end, self.off = segment_arrays(process.memory)
 
     @classmethod
     def over(cls, buf, start, end, off):
@@ -207,13 +226,7 @@ class VectorMemory:
             _vector.locate_many(*self.segments(), addrs, width, out)
             valid = out >= 0
             return np.where(valid, out, 0).astype(np.uint64), valid
-        i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        # end - addr, not addr + width: an address near 2**64 must not wrap around.
-        end = self.end[ic]
-        valid = (i >= 0) & (addrs < end) & (end - addrs >= np.uint64(width))
-        off = self.off[ic] + (addrs - self.start[ic])
-        return off, valid
+        return file_offsets(self.start, self.end, self.off, addrs, width)
 
     def _gather(self, view, shift, addrs, width):
         if _vector is not None:

@@ -18,7 +18,7 @@ import mmap
 import numpy as np
 
 from .lz4source import lz4_decoder
-from .vector import VectorMemory
+from .vector import VectorMemory, file_offsets, segment_arrays
 
 WINDOW_BYTES = 64 << 20     # a multiple of any block size arthur writes (16 KiB)
 MERGE_BLOCKS = 4        # blocks between two runs a window's reads need, decompressed anyway
@@ -30,10 +30,7 @@ class WindowedMemory:
 
     def __init__(self, process):
         self._source = process.source
-        segs = [s for s in process.memory.segments if s.filesz]
-        self.start = np.array([s.start for s in segs], dtype=np.uint64)
-        self.end = np.array([s.start + s.filesz for s in segs], dtype=np.uint64)
-        self.off = np.array([s.offset for s in segs], dtype=np.uint64)
+        self.start, self.end, self.off = segment_arrays(process.memory)
         self._buf = None            # the windows' buffer, made on first use
 
     @classmethod
@@ -56,7 +53,7 @@ class WindowedMemory:
         arrays per address, put back in the order of `addrs`. Addresses outside the core
         are given to fn with no bytes."""
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
-        off, valid = self._offsets(addrs)
+        off, valid = file_offsets(self.start, self.end, self.off, addrs, 1)
         parts = []
         lost = np.nonzero(~valid)[0]
         if len(lost) or not len(addrs):
@@ -79,15 +76,6 @@ class WindowedMemory:
             vm = self._window(first, last, _runs(o, reach, bs, first, last))
             parts.append((at[k:j], fn(vm, addrs[at[k:j]])))
         return _in_order(parts, len(addrs))
-
-    def _offsets(self, addrs):
-        """(file offsets, valid mask) of `addrs`, from the segments alone."""
-        if not len(self.start):
-            return np.zeros(len(addrs), dtype=np.uint64), np.zeros(len(addrs), dtype=bool)
-        i = np.searchsorted(self.start, addrs, side="right").astype(np.int64) - 1
-        ic = np.maximum(i, 0)
-        valid = (i >= 0) & (addrs < self.end[ic])
-        return np.where(valid, self.off[ic] + (addrs - self.start[ic]), 0), valid
 
     def _window(self, first, last, runs):
         """The window of blocks [first, last), the `runs` of them its reads need
