@@ -12,8 +12,8 @@ command and the core's in turn (common.paired_times: A B A B ...), and prints ea
 median and the median of the neighbouring runs' ratios. The commands:
 - `objects`, the first one: the heap index is removed before each run. That is the walk,
   and for a capture also its whole-core copy.
-- `--snapshot`, with the index. A capture's copy is made beside the snapshot's first
-  columns.
+- `--snapshot`, with the index. A capture's is read a window of its core at a time
+  (corefile.windows), with no copy of it all.
 - `suspects`, and `report --html` (the one-shot triage report, its HTML page), with
   the index.
 - `info` and `bt --all`, which read little of the core.
