@@ -1,7 +1,7 @@
-"""Harness: corefile/_vector.c (gather, locate_many, visit, chase), the reads of a core
-at many addresses that every heap walk starts from, over a miniature core whose
-segment arrays and addresses come from the fuzz input. Beyond memory safety, every
-value read is checked against a reference reader in Python (shape.read_oracle) when
+"""Harness: corefile/_vector.c (gather, locate_many and locate_sized, visit, chase), the
+reads of a core at many addresses that every heap walk starts from, over a miniature
+core whose segment arrays and addresses come from the fuzz input. Beyond memory safety,
+every value read is checked against a reference reader in Python (shape.read_oracle) when
 the segments are as a core gives them (sorted, disjoint)."""
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ def one(data):
             assert out[k] == -1 or 0 <= out[k] <= len(space[0]) - width
             if _sane(space):
                 assert (out[k] >= 0) == (read_oracle(space, a, width) is not None)
+        # The same by the core's size alone (corefile.windows): the same offsets.
+        sized = np.zeros_like(out)
+        _vector.locate_sized(len(space[0]), *space[1:], addrs, width, sized)
+        assert np.array_equal(sized, out)
     elif which == 2:
         addrs = s.addresses(space, n, align=16)
         nbits = (len(space[0]) + 127) // 128

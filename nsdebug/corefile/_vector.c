@@ -59,6 +59,22 @@ done:
     return result;
 }
 
+/* The file offset of each of `addrs` read `width` bytes wide into `out`, -1 where the
+ * read is not in the core (s->buf is not read: only its size bounds the offsets). */
+static int locate_all(Space *s, Py_buffer *addrs, long long width, Py_buffer *out) {
+    Py_ssize_t n = addrs->len / 8;
+    if (width < 1 || out->len < n * 8) {
+        PyErr_SetString(PyExc_ValueError, "bad width or output too small");
+        return 0;
+    }
+    const uint64_t *a = addrs->buf;
+    int64_t *o = out->buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) o[k] = locate(s, a[k], (uint64_t)width);
+    Py_END_ALLOW_THREADS
+    return 1;
+}
+
 /* locate_many(buf, starts, ends, offs, addrs, width, out_offsets): file offset of each
  * read, -1 where it is not in the core (for reads of variable-sized data). */
 static PyObject *locate_many(PyObject *self, PyObject *args) {
@@ -69,20 +85,28 @@ static PyObject *locate_many(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Space s;
-    Py_ssize_t n = b[4].len / 8;
-    if (width < 1 || b[5].len < n * 8) {
-        PyErr_SetString(PyExc_ValueError, "bad width or output too small");
-        goto done;
-    }
-    if (!space(&s, &b[0], &b[1], &b[2], &b[3])) goto done;
-    const uint64_t *addrs = b[4].buf;
-    int64_t *out = b[5].buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) out[k] = locate(&s, addrs[k], (uint64_t)width);
-    Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
-done:
+    if (space(&s, &b[0], &b[1], &b[2], &b[3]) && locate_all(&s, &b[4], width, &b[5]))
+        result = Py_NewRef(Py_None);
     for (int i = 0; i < 6; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
+
+/* locate_sized(size, starts, ends, offs, addrs, width, out_offsets): locate_many for a
+ * core of `size` bytes that is not at hand (corefile.windows has a capture's core a
+ * window at a time). */
+static PyObject *locate_sized(PyObject *self, PyObject *args) {
+    Py_buffer b[5];
+    Py_ssize_t size;
+    long long width;
+    if (!PyArg_ParseTuple(args, "ny*y*y*y*Lw*", &size, &b[0], &b[1], &b[2], &b[3], &width,
+                          &b[4]))
+        return NULL;
+    PyObject *result = NULL;
+    Py_buffer none = {.buf = NULL, .len = size < 0 ? 0 : size};
+    Space s;
+    if (space(&s, &none, &b[0], &b[1], &b[2]) && locate_all(&s, &b[3], width, &b[4]))
+        result = Py_NewRef(Py_None);
+    for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
     return result;
 }
 
@@ -290,6 +314,9 @@ static PyMethodDef methods[] = {
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
     {"locate_many", locate_many, METH_VARARGS,
      "locate_many(buf, starts, ends, offs, addrs, width, out): file offsets or -1"},
+    {"locate_sized", locate_sized, METH_VARARGS,
+     "locate_sized(size, starts, ends, offs, addrs, width, out): the same, for a core of "
+     "size bytes not at hand"},
     {"visit", visit, METH_VARARGS,
      "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
     {"chase", chase, METH_VARARGS,

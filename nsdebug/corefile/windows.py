@@ -53,7 +53,8 @@ class WindowedMemory:
         arrays per address, put back in the order of `addrs`. Addresses outside the core
         are given to fn with no bytes."""
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
-        off, valid = file_offsets(self.start, self.end, self.off, addrs, 1)
+        off, valid = file_offsets(self.start, self.end, self.off, addrs, 1,
+                                  self._source.size)
         parts = []
         lost = np.nonzero(~valid)[0]
         if len(lost) or not len(addrs):

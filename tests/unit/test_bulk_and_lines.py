@@ -58,6 +58,24 @@ def test_compiled_and_numpy_gathers_agree(vm, monkeypatch):
         assert np.array_equal(np.where(ok, x, 0), np.where(ok2, y, 0))
 
 
+@pytest.mark.skipif(vector._vector is None, reason="the compiled module is not built")
+def test_offsets_by_the_cores_size_alone_agree_with_the_mapped_and_numpy_ones(vm):
+    # corefile.windows locates a capture's reads with the core's size, not its bytes.
+    addrs = np.array([A, A + 8, A + 4088, A + 4095, A + 4096, B - 8, B, B + 0x1ff8,
+                      B + 0x0fff, 0, (1 << 64) - 8, (1 << 64) - 1], dtype=np.uint64)
+    size = len(vm.data)
+    for width in (1, 8, 100):
+        mapped = vm.offsets(addrs, width)
+        sized = vector.file_offsets(vm.start, vm.end, vm.off, addrs, width, size)
+        plain = vector.file_offsets(vm.start, vm.end, vm.off, addrs, width)
+        for got in (sized, plain):
+            assert np.array_equal(got[1], mapped[1]) and np.array_equal(got[0], mapped[0])
+    # A core cut short: a read past its bytes is not valid, the rest still are.
+    last = int(vm.offsets(np.array([B + 0xfff], dtype=np.uint64), 1)[0][0])
+    off, ok = vector.file_offsets(vm.start, vm.end, vm.off, addrs, 1, last)
+    assert not ok[8] and ok[0] and ok[6] and off[6] == vm.offsets(addrs, 1)[0][6]
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_chase_follows_a_ring_back_to_its_head(vm, monkeypatch, compiled):
     if not compiled:
