@@ -2,7 +2,7 @@
  *
  * gather() reads one little-endian value of 1, 4 or 8 bytes at each address: a value is
  * valid when all its bytes lie inside one segment and the address is aligned to the
- * width; an invalid read gives 0. locate_many() gives the file offsets, visit() keeps a
+ * width; an invalid read gives 0. locate_sized() gives the file offsets, visit() keeps a
  * bit per 16 bytes of the file (which addresses were seen), and chase() follows a linked
  * list through the same buffer. These know ELF segments, not Python: the kernels that
  * know CPython's structures are heap/_kernels.c. The segment reader is _space.h.
@@ -59,41 +59,10 @@ done:
     return result;
 }
 
-/* The file offset of each of `addrs` read `width` bytes wide into `out`, -1 where the
- * read is not in the core (s->buf is not read: only its size bounds the offsets). */
-static int locate_all(Space *s, Py_buffer *addrs, long long width, Py_buffer *out) {
-    Py_ssize_t n = addrs->len / 8;
-    if (width < 1 || out->len < n * 8) {
-        PyErr_SetString(PyExc_ValueError, "bad width or output too small");
-        return 0;
-    }
-    const uint64_t *a = addrs->buf;
-    int64_t *o = out->buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < n; k++) o[k] = locate(s, a[k], (uint64_t)width);
-    Py_END_ALLOW_THREADS
-    return 1;
-}
-
-/* locate_many(buf, starts, ends, offs, addrs, width, out_offsets): file offset of each
- * read, -1 where it is not in the core (for reads of variable-sized data). */
-static PyObject *locate_many(PyObject *self, PyObject *args) {
-    Py_buffer b[6];
-    long long width;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*Lw*", &b[0], &b[1], &b[2], &b[3], &b[4], &width,
-                          &b[5]))
-        return NULL;
-    PyObject *result = NULL;
-    Space s;
-    if (space(&s, &b[0], &b[1], &b[2], &b[3]) && locate_all(&s, &b[4], width, &b[5]))
-        result = Py_NewRef(Py_None);
-    for (int i = 0; i < 6; i++) PyBuffer_Release(&b[i]);
-    return result;
-}
-
-/* locate_sized(size, starts, ends, offs, addrs, width, out_offsets): locate_many for a
- * core of `size` bytes that is not at hand (corefile.windows has a capture's core a
- * window at a time). */
+/* locate_sized(size, starts, ends, offs, addrs, width, out_offsets): file offset of
+ * each read in a core of `size` bytes, -1 where it is not in the core (for reads of
+ * variable-sized data). The core's bytes are not needed, only their number: a mapped
+ * core passes its length, corefile.windows a capture's core it has a window at a time. */
 static PyObject *locate_sized(PyObject *self, PyObject *args) {
     Py_buffer b[5];
     Py_ssize_t size;
@@ -102,10 +71,21 @@ static PyObject *locate_sized(PyObject *self, PyObject *args) {
                           &b[4]))
         return NULL;
     PyObject *result = NULL;
-    Py_buffer none = {.buf = NULL, .len = size < 0 ? 0 : size};
+    Py_buffer none = {.buf = NULL, .len = size < 0 ? 0 : size};   /* locate() reads no byte */
     Space s;
-    if (space(&s, &none, &b[0], &b[1], &b[2]) && locate_all(&s, &b[3], width, &b[4]))
-        result = Py_NewRef(Py_None);
+    Py_ssize_t n = b[3].len / 8;
+    if (width < 1 || b[4].len < n * 8) {
+        PyErr_SetString(PyExc_ValueError, "bad width or output too small");
+        goto done;
+    }
+    if (!space(&s, &none, &b[0], &b[1], &b[2])) goto done;
+    const uint64_t *addrs = b[3].buf;
+    int64_t *out = b[4].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < n; k++) out[k] = locate(&s, addrs[k], (uint64_t)width);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
     for (int i = 0; i < 5; i++) PyBuffer_Release(&b[i]);
     return result;
 }
@@ -312,11 +292,8 @@ done:
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
-    {"locate_many", locate_many, METH_VARARGS,
-     "locate_many(buf, starts, ends, offs, addrs, width, out): file offsets or -1"},
     {"locate_sized", locate_sized, METH_VARARGS,
-     "locate_sized(size, starts, ends, offs, addrs, width, out): the same, for a core of "
-     "size bytes not at hand"},
+     "locate_sized(size, starts, ends, offs, addrs, width, out): file offsets or -1"},
     {"visit", visit, METH_VARARGS,
      "visit(buf, starts, ends, offs, addrs, bits, fresh) -> new count"},
     {"chase", chase, METH_VARARGS,
