@@ -2,7 +2,8 @@
 nsdebug opens a capture: the index read from the end, blocks decompressed on demand
 (python-lz4's C block decoder), reads across block edges, the whole copied out as a
 heap walk copies it (_vector.lz4_blocks, checked against the copy lz4's Python API
-makes). Only CoreFileError may come out.
+makes), and runs of blocks decompressed as a capture's windows are (decompress_runs).
+Only CoreFileError may come out.
 
 The mutator knows the container: the footer's index offset, the skippable frame's
 length, the index head (block size, total, count), one row (offset, stored size, raw
@@ -20,7 +21,7 @@ except ImportError:
     from fuzz.shape import field_mutation, fuzz_main, instrumented, put, scratch_path
 with instrumented():
     import arthur.lz4core  # noqa: F401  (imported here to be instrumented)
-    from nsdebug.corefile.lz4source import LZ4Source
+    from nsdebug.corefile.lz4source import LZ4Source, lz4_decoder
     from nsdebug.errors import CoreFileError
 
 SCRATCH = scratch_path("lz4")
@@ -87,6 +88,17 @@ def one(data):
                 theirs = None
             other.close()
             assert theirs == copy[:src.size]
+            if lz4_decoder():
+                # A capture's window (corefile.windows): runs of blocks in one C call,
+                # each where the copy has it, the gap between them untouched.
+                count = -(-src.size // bs)
+                runs = [(0, min(1, count)), (min(2, count), count)]
+                out = bytearray(b"\xee" * (count * bs))
+                src.decompress_runs(runs, out, 0)
+                for a, b in runs:
+                    end = min(b * bs, src.size)
+                    assert out[a * bs:end] == copy[a * bs:end]
+                assert out[bs:2 * bs] == b"\xee" * len(out[bs:2 * bs])
     except CoreFileError:
         pass
     finally:

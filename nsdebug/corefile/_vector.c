@@ -183,65 +183,75 @@ done:
  * lz4source.py), which never writes past `capacity` nor reads past `size`. */
 typedef int (*lz4_decode_fn)(const char *src, char *dst, int size, int capacity);
 
-/* lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> None or
- * (block, why): blocks [first, last) of an arthur container decompressed one after
- * another into `out` (block `first` at 0), the GIL left for all of them. `rows` is the
- * container's index: per block a u64 offset of its stored size (u32) in `data`, the u32
- * stored size and u32 flags (bit 31: stored raw); `limit` is where the index starts
- * (nothing stored lies past it). why: 1 a block lies past the data, 2 a raw block of
- * the wrong size, 3 a block that does not decompress to its size, 4 `out` too small. */
+/* lz4_blocks(decoder, data, rows, runs, base, block_size, total, limit, out) -> None or
+ * (block, why): the blocks of each run [first, end) of `runs` (pairs of int64) of an
+ * arthur container decompressed into `out`, block b at (b - base) * block_size, all in
+ * one call with the GIL left (a window of a capture is many runs: one call each made a
+ * thread wait for the GIL once a run). `rows` is the container's index: per block a u64
+ * offset of its stored size (u32) in `data`, the u32 stored size and u32 flags (bit 31:
+ * stored raw); `limit` is where the index starts (nothing stored lies past it). why: 1 a
+ * block lies past the data, 2 a raw block of the wrong size, 3 a block that does not
+ * decompress to its size, 4 `out` has no place for the block. */
 static PyObject *lz4_blocks(PyObject *self, PyObject *args) {
     unsigned long long fn_addr, total, limit;
-    Py_ssize_t first, last;
+    Py_ssize_t base;
     unsigned int block_size;
-    Py_buffer data, rows, out;
-    if (!PyArg_ParseTuple(args, "Ky*y*nnIKKw*", &fn_addr, &data, &rows, &first, &last,
+    Py_buffer data, rows, runs, out;
+    if (!PyArg_ParseTuple(args, "Ky*y*y*nIKKw*", &fn_addr, &data, &rows, &runs, &base,
                           &block_size, &total, &limit, &out))
         return NULL;
     PyObject *result = NULL;
     lz4_decode_fn decode = (lz4_decode_fn)(uintptr_t)fn_addr;
-    if (!fn_addr || block_size == 0 || block_size > (1u << 22) || first < 0 ||
-            last < first || (uint64_t)last > (uint64_t)rows.len / 16 ||
-            limit > (uint64_t)data.len) {
+    const int64_t *run = runs.buf;
+    Py_ssize_t nruns = runs.len / 16, count = rows.len / 16;
+    if (!fn_addr || block_size == 0 || block_size > (1u << 22) || base < 0 ||
+            runs.len % 16 || limit > (uint64_t)data.len) {
         PyErr_SetString(PyExc_ValueError, "bad arguments");
         goto done;
+    }
+    for (Py_ssize_t r = 0; r < nruns; r++) {
+        if (run[2 * r] < base || run[2 * r + 1] < run[2 * r] || run[2 * r + 1] > count) {
+            PyErr_SetString(PyExc_ValueError, "bad arguments");
+            goto done;
+        }
     }
     Py_ssize_t bad = -1;
     int why = 0;
     const uint8_t *src = data.buf, *row = rows.buf;
     uint8_t *dst = out.buf;
     Py_BEGIN_ALLOW_THREADS
-    uint64_t at = 0;
-    for (Py_ssize_t i = first; i < last; i++) {
-        uint64_t coff;
-        uint32_t stored, flags;
-        memcpy(&coff, row + 16 * i, 8);
-        memcpy(&stored, row + 16 * i + 8, 4);
-        memcpy(&flags, row + 16 * i + 12, 4);
-        uint64_t start = (uint64_t)i * block_size;
-        uint64_t want = start >= total ? 0 : total - start;
-        if (want > block_size) want = block_size;
-        if (coff > limit || limit - coff < 4 || limit - coff - 4 < stored) {
-            bad = i, why = 1;
-            break;
-        }
-        if (at + want > (uint64_t)out.len) {
-            bad = i, why = 4;
-            break;
-        }
-        const char *body = (const char *)src + coff + 4;
-        if (flags & 0x80000000u) {
-            if (stored != want) {
-                bad = i, why = 2;
+    for (Py_ssize_t r = 0; r < nruns && bad < 0; r++) {
+        for (Py_ssize_t i = run[2 * r]; i < run[2 * r + 1]; i++) {
+            uint64_t coff;
+            uint32_t stored, flags;
+            memcpy(&coff, row + 16 * i, 8);
+            memcpy(&stored, row + 16 * i + 8, 4);
+            memcpy(&flags, row + 16 * i + 12, 4);
+            uint64_t start = (uint64_t)i * block_size;
+            uint64_t want = start >= total ? 0 : total - start;
+            if (want > block_size) want = block_size;
+            uint64_t at = (uint64_t)(i - base) * block_size;
+            if (coff > limit || limit - coff < 4 || limit - coff - 4 < stored) {
+                bad = i, why = 1;
                 break;
             }
-            memcpy(dst + at, body, want);
-        } else if (stored > INT32_MAX ||
-                   decode(body, (char *)dst + at, (int)stored, (int)want) != (int)want) {
-            bad = i, why = 3;
-            break;
+            if (at > (uint64_t)out.len || (uint64_t)out.len - at < want) {
+                bad = i, why = 4;
+                break;
+            }
+            const char *body = (const char *)src + coff + 4;
+            if (flags & 0x80000000u) {
+                if (stored != want) {
+                    bad = i, why = 2;
+                    break;
+                }
+                memcpy(dst + at, body, want);
+            } else if (stored > INT32_MAX ||
+                       decode(body, (char *)dst + at, (int)stored, (int)want) != (int)want) {
+                bad = i, why = 3;
+                break;
+            }
         }
-        at += want;
     }
     Py_END_ALLOW_THREADS
     if (bad < 0) {
@@ -252,6 +262,7 @@ static PyObject *lz4_blocks(PyObject *self, PyObject *args) {
 done:
     PyBuffer_Release(&data);
     PyBuffer_Release(&rows);
+    PyBuffer_Release(&runs);
     PyBuffer_Release(&out);
     return result;
 }
@@ -299,7 +310,7 @@ static PyMethodDef methods[] = {
     {"chase", chase, METH_VARARGS,
      "chase(buf, starts, ends, offs, head, next_off, mask, limit, out[, start]) -> count"},
     {"lz4_blocks", lz4_blocks, METH_VARARGS,
-     "lz4_blocks(decoder, data, rows, first, last, block_size, total, limit, out) -> "
+     "lz4_blocks(decoder, data, rows, runs, base, block_size, total, limit, out) -> "
      "None or (block, why)"},
     {"overlay", overlay, METH_VARARGS,
      "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},

@@ -16,14 +16,13 @@ CACHE_BYTES = 32 << 20   # decompressed blocks kept at most
 TASK_BYTES = 1 << 20     # decompressed per task when the whole core is copied
 AHEAD = 4                # tasks decompressed ahead of the copy's writer at most
 COPY_THREADS = 2         # threads making the copy in C, each into a file of its own
-PIECE_BLOCKS = 64        # blocks decompress_runs gives a thread at a time at most
 
 
 # _vector.lz4_blocks' reasons, as the container reader words them (arthur/lz4core.py).
 BAD_BLOCK = {1: "arthur block index points past the data at block {} (truncated?)",
              2: "block {} is stored raw with the wrong size",
              3: "block {} is corrupt",
-             4: "block {}: the copy's buffer is too small"}
+             4: "block {}: no room for it in the buffer"}
 
 
 def lz4_decoder():
@@ -136,7 +135,7 @@ class LZ4Source:
             try:
                 with memoryview(buf) as view:
                     bad = self._in_threads(lambda a, b: self._decompressed(
-                        decoder, a, b, view[a * bs:min(b * bs, size)]), shares)
+                        decoder, [(a, b)], a, view[a * bs:min(b * bs, size)]), shares)
                 if any(bad):
                     raise CoreFileError(next(why for why in bad if why))
             except BaseException:
@@ -156,13 +155,16 @@ class LZ4Source:
         with small_stacks(), ThreadPoolExecutor(max(1, len(jobs))) as pool:
             return list(pool.map(lambda job: fn(*job), jobs))
 
-    def _decompressed(self, decoder, first, end, out):
-        """Blocks [first, end) decompressed in C into the buffer `out`, from its start:
-        None, or what is wrong with the first bad block. (Not raised here: an error's
-        frames would keep `out`, a view of the copy, which is then closed.)"""
+    def _decompressed(self, decoder, runs, base, out):
+        """The blocks of each run [first, end) of `runs` decompressed in C into the buffer
+        `out`, block b at (b - base) * block_size: None, or what is wrong with the first
+        bad block. (Not raised here: an error's frames would keep `out`, a view of the
+        copy, which is then closed.)"""
+        import numpy as np
         from . import _vector
         idx, bs, _, _ = self._tasks(self.size)
-        bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, first, end, bs,
+        runs = np.ascontiguousarray(runs, dtype=np.int64)
+        bad = _vector.lz4_blocks(decoder, self._file.view, idx.raw_rows, runs, base, bs,
                                  self.size, idx.index_at, out)
         return None if bad is None else f"{self.path}: " + BAD_BLOCK[bad[1]].format(bad[0])
 
@@ -171,27 +173,13 @@ class LZ4Source:
         return self._reader.block_size
 
     def decompress_runs(self, runs, out, base):
-        """Each run of blocks [first, end) of `runs` decompressed in C into the buffer
-        `out`, block b at (b - base) * block_size, by two threads at once where a second
-        CPU is there (corefile.windows reads a capture a piece at a time so); CoreFileError
+        """Each run of blocks [first, end) of `runs` (rows of an int64 array) decompressed
+        in C into the buffer `out`, block b at (b - base) * block_size, in one call that
+        leaves the GIL (corefile.windows reads a capture a piece at a time so, the next
+        piece decompressing in a thread while the main one reads the last); CoreFileError
         for a bad block. Needs lz4_decoder()."""
-        from ..parallel import Background
-        decoder, bs = lz4_decoder(), self.block_size
-        pieces = [(a, min(a + PIECE_BLOCKS, b)) for a, b in runs
-                  for a in range(a, b, PIECE_BLOCKS)]
-
-        def work(share):
-            for a, b in share:
-                why = self._decompressed(decoder, a, b, view[(a - base) * bs:
-                                                             min(b * bs, self.size) - base * bs])
-                if why:
-                    return why
-            return None
         with memoryview(out) as view:
-            # Every other piece to the second thread: the two get as many bytes each.
-            other = Background(lambda: work(pieces[1::2]))
-            bad = [work(pieces[0::2]), other.result()]
-        why = next((b for b in bad if b), None)
+            why = self._decompressed(lz4_decoder(), runs, base, view)
         if why:
             raise CoreFileError(why)
 
@@ -232,7 +220,7 @@ class LZ4Source:
         for first in range(first_block, end_block, task):
             end = min(first + task, end_block)
             n = min(end * bs, self.size) - first * bs
-            bad = self._decompressed(decoder, first, end, buf)
+            bad = self._decompressed(decoder, [(first, end)], first, buf)
             if bad:
                 raise CoreFileError(bad)
             _pwrite_all(fd, memoryview(buf)[:n], (first - first_block) * bs)

@@ -207,13 +207,14 @@ def test_the_compiled_copy_names_a_damaged_block(tmp_path, damage, why):
 
 def test_runs_of_blocks_decompress_to_their_places_and_name_a_damaged_block(tmp_path):
     """decompress_runs (a capture's windows): each run of blocks lands at its place in
-    the buffer, counted from the base block, in two threads' pieces; the bytes between
-    runs are left as they were; a damaged block is named."""
+    the buffer, counted from the base block, all in one C call; the bytes between runs
+    are left as they were; a buffer too small for a run and a damaged block are named; C
+    refuses a run before the base or past the blocks (no write outside the buffer)."""
     data = payload(3 << 20)
     path = tmp_path / "c.lz4"
     path.write_bytes(container(data, level=9))
     bs = lz4core.BLOCK_SIZE
-    runs = [(10, 12), (20, 21), (30, 30 + 70)]      # the last: two pieces of 64 at most
+    runs = [(10, 12), (20, 21), (30, 30 + 70)]
     src = LZ4Source(str(path))
     try:
         out = bytearray(b"\xee" * (100 * bs))
@@ -222,6 +223,11 @@ def test_runs_of_blocks_decompress_to_their_places_and_name_a_damaged_block(tmp_
             at = (first - 10) * bs
             assert out[at:at + (end - first) * bs] == data[first * bs:end * bs], first
         assert out[2 * bs:10 * bs] == b"\xee" * (8 * bs)
+        with pytest.raises(CoreFileError, match="block 99: no room for it in the buffer"):
+            src.decompress_runs(runs, bytearray(89 * bs), 10)
+        for bad in ([(9, 12)], [(10, 10 ** 6)], [(12, 11)]):
+            with pytest.raises(ValueError, match="bad arguments"):
+                src.decompress_runs(bad, bytearray(100 * bs), 10)
     finally:
         src.close()
     blob = bytearray(container(data, level=9))
