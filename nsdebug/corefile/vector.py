@@ -120,7 +120,8 @@ def file_offsets(start, end, off, addrs, width, size=None):
         out = np.empty(len(addrs), dtype=np.int64)
         _vector.locate_sized(size, start, end, off, addrs, width, out)
         valid = out >= 0
-        return np.where(valid, out, 0).astype(np.uint64), valid
+        np.maximum(out, 0, out=out)             # -1 where not valid: 0
+        return out.view(np.uint64), valid
     if not len(start):
         return np.zeros(len(addrs), dtype=np.uint64), np.zeros(len(addrs), dtype=bool)
     i = np.searchsorted(start, addrs, side="right").astype(np.int64) - 1

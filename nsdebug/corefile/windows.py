@@ -6,7 +6,8 @@ index reads far less, each read a few hundred bytes from an address it knows: th
 values of strs, the qualified names of functions and code, small ints, dict keys (and
 `waste`: values, and the fill of dicts, lists and sets).
 WindowedMemory makes those reads a stretch of WINDOW_BYTES of the core at a time, with
-only the blocks they touch decompressed, into one buffer used again. The 14.4M-object
+only the blocks they touch decompressed, into one of two buffers used again (the next
+window decompresses in a thread while the last is read). The 14.4M-object
 capture's snapshot: the same time as with the whole copy (farm-bench, 7 pairs: 0.975),
 its peak RSS 3.8 GB instead of 5.2 (the copy was 1.6 GB; 5.4 GB at 48M objects).
 """
@@ -14,6 +15,8 @@ its peak RSS 3.8 GB instead of 5.2 (the copy was 1.6 GB; 5.4 GB at 48M objects).
 from __future__ import annotations
 
 import mmap
+from contextlib import closing
+from itertools import chain
 
 import numpy as np
 
@@ -31,7 +34,7 @@ class WindowedMemory:
     def __init__(self, process):
         self._source = process.source
         self.start, self.end, self.off = segment_arrays(process.memory)
-        self._buf = None            # the windows' buffer, made on first use
+        self._bufs = [None, None]   # the windows' two buffers, made on first use
 
     @classmethod
     def of(cls, process):
@@ -56,40 +59,81 @@ class WindowedMemory:
         off, valid = file_offsets(self.start, self.end, self.off, addrs, 1,
                                   self._source.size)
         parts = []
-        lost = np.nonzero(~valid)[0]
+        lost = np.flatnonzero(~valid)
         if len(lost) or not len(addrs):
             empty = VectorMemory.over(bytes(8), NO_SEGMENTS, NO_SEGMENTS, NO_SEGMENTS)
             parts.append((lost, fn(empty, addrs[lost])))
-        at = np.nonzero(valid)[0]
-        window = off[at] // np.uint64(WINDOW_BYTES)
-        # A stable sort by window keeps each window's addresses in their order; by 16-bit
-        # keys (cores under 4 TiB) it is a radix sort, one pass.
-        small = len(window) and int(window.max()) < 1 << 16
-        order = np.argsort(window.astype(np.uint16) if small else window, kind="stable")
-        at, window = at[order], window[order]
+        at = np.flatnonzero(valid)
+        off = off[at] if len(lost) else off
+        window = off // np.uint64(WINDOW_BYTES)
+        if len(window) > 1 and bool((window[1:] < window[:-1]).any()):
+            # A stable sort by window keeps each window's addresses in their order; by
+            # 16-bit keys (cores under 4 TiB) it is a radix sort, one pass.
+            small = int(window.max()) < 1 << 16
+            order = np.argsort(window.astype(np.uint16) if small else window, kind="stable")
+            at, off, window = at[order], off[order], window[order]
+        off = off.view(np.int64)
+        mine = addrs[at]
         cuts = np.concatenate([[0], np.flatnonzero(np.diff(window)) + 1, [len(at)]]) \
             if len(at) else np.zeros(1, dtype=np.int64)
         bs, size = self._source.block_size, self._source.size
+        plans = []
         for k, j in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-            o = off[at[k:j]].astype(np.int64)
             first = int(window[k]) * WINDOW_BYTES // bs
-            last = max(first + 1, -(-min(int(o.max()) + reach, size) // bs))
-            vm = self._window(first, last, _runs(o, reach, bs, first, last))
-            parts.append((at[k:j], fn(vm, addrs[at[k:j]])))
+            last = max(first + 1, -(-min(int(off[k:j].max()) + reach, size) // bs))
+            plans.append(((k, j), first, last, _runs(off[k:j], reach, bs, first, last)))
+        # Closed here, not when collected: fn's error (its traceback keeps the frames)
+        # must not leave a thread writing a buffer the next reads use.
+        with closing(self._windows(plans)) as windows:
+            for (k, j), vm in windows:
+                parts.append((at[k:j], fn(vm, mine[k:j])))
         return _in_order(parts, len(addrs))
 
-    def _window(self, first, last, runs):
-        """The window of blocks [first, last), the `runs` of them its reads need
-        decompressed into the buffer, and a VectorMemory of it: the segments cut to the
-        window, so that no read reaches past it. (The blocks between runs hold what an
-        earlier window left: no read reaches them, each staying within its reach.)"""
+    def _windows(self, plans):
+        """(the plan's first item, VectorMemory of its window) for each of `plans`
+        ((item, first block, end block, runs of blocks to decompress)): the next
+        window's blocks decompress in a thread of their own (where a second CPU is there)
+        while the caller reads the one given, into the other of two buffers. The thread
+        makes one C call, the GIL left: all else a window needs is done here (the main
+        thread holds the GIL for its reads, and a thread waiting for it once a step was
+        slower than the decompression itself)."""
+        from ..parallel import Background
+        if not plans:
+            return
+        bufs = [self._buffer(k, max(p[2] - p[1] for p in plans)) for k in range(2)]
+
+        def fill(k):
+            _, first, _, runs = plans[k]
+            return Background(lambda: self._source.decompress_runs(runs, bufs[k % 2], first))
+        pending = fill(0)
+        try:
+            for k, (positions, first, last, _) in enumerate(plans):
+                pending.result()
+                pending = fill(k + 1) if k + 1 < len(plans) else None
+                yield positions, self._view(bufs[k % 2], first, last)
+        finally:
+            if pending is not None:     # the caller stopped early: let the thread finish
+                try:
+                    pending.result()
+                except Exception:       # noqa: BLE001 - what stopped the caller is raised
+                    pass
+
+    def _buffer(self, which, blocks):
+        """Buffer `which` (0 or 1), with room for `blocks` blocks."""
+        size = max(blocks * self._source.block_size, WINDOW_BYTES + self._source.block_size)
+        buf = self._bufs[which]
+        if buf is None or len(buf) < size:
+            buf = self._bufs[which] = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE |
+                                                mmap.MAP_ANONYMOUS)
+        return buf
+
+    def _view(self, buf, first, last):
+        """A VectorMemory of the window of blocks [first, last) in `buf`, where its runs
+        are decompressed: the segments cut to the window, so that no read reaches past it.
+        (The blocks between runs hold what an earlier window left: no read reaches them,
+        each staying within its reach.)"""
         bs = self._source.block_size
         lo, hi = first * bs, min(last * bs, self._source.size)
-        buf = self._buf
-        if buf is None or len(buf) < hi - lo:
-            buf = self._buf = mmap.mmap(-1, max(hi - lo, WINDOW_BYTES + bs),
-                                        flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        self._source.decompress_runs(runs, buf, first)
         seg_hi = self.off + (self.end - self.start)
         keep = (self.off < np.uint64(hi)) & (seg_hi > np.uint64(lo))
         cut_lo = np.maximum(self.off[keep], np.uint64(lo))
@@ -99,13 +143,14 @@ class WindowedMemory:
                                  cut_lo - np.uint64(lo))
 
     def release(self):
-        """Give the window's buffer back (VectorMemory.release's counterpart)."""
-        self._buf = None
+        """Give the windows' buffers back (VectorMemory.release's counterpart)."""
+        self._bufs = [None, None]
 
 
 def _runs(offsets, reach, bs, first, last):
-    """[(first, end)] runs of the blocks in [first, last) that reads of `reach` bytes at
-    `offsets` touch; runs less than MERGE_BLOCKS apart are one."""
+    """The runs [first, end) of the blocks in [first, last) that reads of `reach` bytes at
+    `offsets` touch, as rows of an int64 array; runs less than MERGE_BLOCKS apart are
+    one."""
     n = last - first
     lo = offsets // bs - first
     hi = np.minimum((offsets + reach - 1) // bs - first, n - 1) + 1
@@ -116,20 +161,35 @@ def _runs(offsets, reach, bs, first, last):
     keep = starts[1:] - ends[:-1] > MERGE_BLOCKS
     starts = starts[np.concatenate([[True], keep])]
     ends = ends[np.concatenate([keep, [True]])]
-    return list(zip((starts + first).tolist(), (ends + first).tolist()))
+    return np.stack([starts + first, ends + first], axis=1).astype(np.int64)
+
+
+def _consecutive(parts, n):
+    """Whether the parts' positions, ascending in each, are 0..n-1 in turn."""
+    at = 0
+    for positions, _ in parts:
+        if len(positions) and (positions[0] != at or positions[-1] != at + len(positions) - 1):
+            return False
+        at += len(positions)
+    return at == n
 
 
 def _in_order(parts, n):
-    """The results of (positions, result) parts as one, in the order of the positions."""
+    """The results of (positions, result) parts as one, in the order of the positions
+    (which cover 0..n-1 once)."""
     first = parts[0][1]
     if isinstance(first, tuple):
         return tuple(_in_order([(p, r[k]) for p, r in parts], n) for k in range(len(first)))
+    if _consecutive(parts, n):          # each part the next run of positions: joined
+        if isinstance(first, np.ndarray):
+            return np.concatenate([r for _, r in parts])
+        return list(chain.from_iterable(r for _, r in parts))
     if isinstance(first, np.ndarray):
-        out = np.zeros(n, dtype=first.dtype)
+        out = np.empty(n, dtype=first.dtype)
         for positions, result in parts:
             out[positions] = result
         return out
-    out = np.full(n, None, dtype=object)
+    out = np.empty(n, dtype=object)
     for positions, result in parts:
         column = np.empty(len(result), dtype=object)
         column[:] = result                  # str objects, not a str array

@@ -128,11 +128,11 @@ def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_core
         r = nsdebug(core, "-c", "objects")      # the index, for the commands below
         assert r.returncode == 0, r.stderr
     made, windowed = [], []
-    make, window = LZ4Source._make_copy, windows.WindowedMemory._window
+    make, window = LZ4Source._make_copy, windows.WindowedMemory._view
     monkeypatch.setattr(LZ4Source, "_make_copy",
                         lambda self, upto: made.append(upto) or make(self, upto))
-    monkeypatch.setattr(windows.WindowedMemory, "_window", lambda self, first, last, runs:
-                        windowed.append(runs) or window(self, first, last, runs))
+    monkeypatch.setattr(windows.WindowedMemory, "_view", lambda self, buf, first, last:
+                        windowed.append(first) or window(self, buf, first, last))
     monkeypatch.setattr(windows, "WINDOW_BYTES", 4 << 20)      # several windows
     for redact in (False, True):
         out = {}

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import struct
+import time
 
 import pytest
 
@@ -625,10 +626,10 @@ def test_windowed_reads_of_a_capture_equal_the_plain_cores(tmp_path, monkeypatch
         sparse = np.sort(inside)[::700]
         assert np.array_equal(reads.per_window(sparse, 8, lambda vm, a: vm.u64(a))[0],
                               whole.u64(sparse)[0])
-        assert windows._runs(np.array([200_000, 5, 30_000, 20_000]), 8, 1 << 14, 0, 99) == \
-            [(0, 2), (12, 13)]
-        assert windows._runs(np.array([16_380, 500_000]), 40_000, 1 << 14, 0, 40) == \
-            [(0, 4), (30, 33)]
+        assert windows._runs(np.array([200_000, 5, 30_000, 20_000]), 8, 1 << 14, 0,
+                             99).tolist() == [[0, 2], [12, 13]]
+        assert windows._runs(np.array([16_380, 500_000]), 40_000, 1 << 14, 0,
+                             40).tolist() == [[0, 4], [30, 33]]
         assert cap.source._copy is None
         reads.release()
     finally:
@@ -647,5 +648,46 @@ def test_windowed_reads_name_a_damaged_block(tmp_path, monkeypatch):
         with pytest.raises(CoreFileError, match="block 40 is corrupt"):
             WindowedMemory.of(cap).per_window(addrs, 8, lambda vm, a: vm.u64(a))
     finally:
+        plain.close()
+        cap.close()
+
+
+def test_windowed_reads_stopped_by_their_reader_leave_no_window_half_made(tmp_path,
+                                                                         monkeypatch):
+    """The next window decompresses in a thread while fn reads the last: when fn raises,
+    what it raised comes out, once the thread is done, and the same reads then give what
+    the plain core gives (no buffer left half written)."""
+    import numpy as np
+
+    from nsdebug.corefile.vector import VectorMemory
+    from nsdebug.corefile.windows import WindowedMemory
+    plain, cap, segs = _windowed_pair(tmp_path, monkeypatch)
+    whole = None
+    try:
+        whole = VectorMemory(plain)
+        addrs = np.arange(segs[1][0], segs[1][0] + segs[1][1], 4096, dtype=np.uint64)
+        reads, calls, done = WindowedMemory.of(cap), [], []
+        decompress = cap.source.decompress_runs
+
+        def slow_third(runs, out, base):
+            if len(done) == 2:
+                time.sleep(0.3)         # still writing when the reader stops
+            decompress(runs, out, base)
+            done.append(base)
+        monkeypatch.setattr(cap.source, "decompress_runs", slow_third)
+
+        def second_fails(vm, a):
+            calls.append(len(a))
+            if len(calls) == 2:
+                raise KeyError("stop")
+            return vm.u64(a)[0]
+        with pytest.raises(KeyError, match="stop") as stopped:
+            reads.per_window(addrs, 8, second_fails)
+        # The third window's thread is done though the error (kept, with its frames) is.
+        assert len(calls) == 2 and len(done) == 3 and stopped.traceback
+        assert np.array_equal(reads.per_window(addrs, 8, lambda vm, a: vm.u64(a)[0]),
+                              whole.u64(addrs)[0])
+    finally:
+        del whole
         plain.close()
         cap.close()
