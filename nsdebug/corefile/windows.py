@@ -58,35 +58,39 @@ class WindowedMemory:
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
         off, valid = file_offsets(self.start, self.end, self.off, addrs, 1,
                                   self._source.size)
-        parts = []
-        lost = np.flatnonzero(~valid)
-        if len(lost) or not len(addrs):
-            empty = VectorMemory.over(bytes(8), NO_SEGMENTS, NO_SEGMENTS, NO_SEGMENTS)
-            parts.append((lost, fn(empty, addrs[lost])))
-        at = np.flatnonzero(valid)
-        off = off[at] if len(lost) else off
-        window = off // np.uint64(WINDOW_BYTES)
-        if len(window) > 1 and bool((window[1:] < window[:-1]).any()):
-            # A stable sort by window keeps each window's addresses in their order; by
-            # 16-bit keys (cores under 4 TiB) it is a radix sort, one pass.
-            small = int(window.max()) < 1 << 16
-            order = np.argsort(window.astype(np.uint16) if small else window, kind="stable")
-            at, off, window = at[order], off[order], window[order]
-        off = off.view(np.int64)
-        mine = addrs[at]
-        cuts = np.concatenate([[0], np.flatnonzero(np.diff(window)) + 1, [len(at)]]) \
-            if len(at) else np.zeros(1, dtype=np.int64)
+        empty = VectorMemory.over(bytes(8), NO_SEGMENTS, NO_SEGMENTS, NO_SEGMENTS)
+        if not len(addrs):
+            return fn(empty, addrs)
         bs, size = self._source.block_size, self._source.size
+        # Each address's window; those outside the core one past the last. Few arrays
+        # as long as `addrs` are made: each is new memory (numpy maps it afresh), and at
+        # 16M strs a dozen of them cost more in page faults than the reads.
+        outside = -(-size // WINDOW_BYTES)
+        keys = _window_keys(off, valid, outside)
+        cuts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=outside + 1))])
+        if bool((keys[1:] < keys[:-1]).any()):
+            # A stable sort keeps each window's addresses in their order; by 16-bit keys
+            # (cores under 4 TiB) it is a radix sort, one pass.
+            order = np.argsort(keys, kind="stable")
+        else:
+            order = np.arange(len(addrs))
+        del keys
+        parts = []
+        lost = order[cuts[outside]:]
+        if len(lost):
+            parts.append((lost, fn(empty, addrs[lost])))
         plans = []
-        for k, j in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-            first = int(window[k]) * WINDOW_BYTES // bs
-            last = max(first + 1, -(-min(int(off[k:j].max()) + reach, size) // bs))
-            plans.append(((k, j), first, last, _runs(off[k:j], reach, bs, first, last)))
+        for w in np.flatnonzero(np.diff(cuts[:outside + 1])).tolist():
+            at = order[cuts[w]:cuts[w + 1]]
+            o = off[at].view(np.int64)
+            first = w * WINDOW_BYTES // bs
+            last = max(first + 1, -(-min(int(o.max()) + reach, size) // bs))
+            plans.append((at, first, last, _runs(o, reach, bs, first, last)))
         # Closed here, not when collected: fn's error (its traceback keeps the frames)
         # must not leave a thread writing a buffer the next reads use.
         with closing(self._windows(plans)) as windows:
-            for (k, j), vm in windows:
-                parts.append((at[k:j], fn(vm, mine[k:j])))
+            for at, vm in windows:
+                parts.append((at, fn(vm, addrs[at])))
         return _in_order(parts, len(addrs))
 
     def _windows(self, plans):
@@ -145,6 +149,17 @@ class WindowedMemory:
     def release(self):
         """Give the windows' buffers back (VectorMemory.release's counterpart)."""
         self._bufs = [None, None]
+
+
+def _window_keys(off, valid, outside, piece=1 << 20):
+    """The window of each file offset, `outside` where not valid: 16-bit keys where
+    they fit, made a piece at a time (no temporary as long as `off`)."""
+    keys = np.empty(len(off), dtype=np.uint16 if outside < 1 << 16 else np.uint32)
+    for i in range(0, len(off), piece):
+        k = off[i:i + piece] // np.uint64(WINDOW_BYTES)
+        k[~valid[i:i + piece]] = outside
+        keys[i:i + piece] = k
+    return keys
 
 
 def _runs(offsets, reach, bs, first, last):

@@ -626,6 +626,11 @@ def test_windowed_reads_of_a_capture_equal_the_plain_cores(tmp_path, monkeypatch
         sparse = np.sort(inside)[::700]
         assert np.array_equal(reads.per_window(sparse, 8, lambda vm, a: vm.u64(a))[0],
                               whole.u64(sparse)[0])
+        off = np.array([0, 96 << 10, (96 << 10) - 1, 5 << 20, 7], dtype=np.uint64)
+        valid = np.array([True, True, True, True, False])
+        for piece in (2, 3, 1 << 20):          # made a piece at a time, the same keys
+            assert windows._window_keys(off, valid, 60, piece).tolist() == [0, 1, 0, 53, 60]
+        assert windows._window_keys(off, valid, 1 << 16).dtype == np.uint32
         assert windows._runs(np.array([200_000, 5, 30_000, 20_000]), 8, 1 << 14, 0,
                              99).tolist() == [[0, 2], [12, 13]]
         assert windows._runs(np.array([16_380, 500_000]), 40_000, 1 << 14, 0,
