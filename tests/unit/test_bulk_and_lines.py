@@ -59,7 +59,7 @@ def test_compiled_and_numpy_gathers_agree(vm, monkeypatch):
 
 
 @pytest.mark.skipif(vector._vector is None, reason="the compiled module is not built")
-def test_offsets_in_c_by_the_cores_size_agree_with_numpy(vm):
+def test_offsets_in_c_by_the_cores_size_agree_with_numpy(vm, monkeypatch):
     # C locates by the core's size alone (corefile.windows has no bytes of a capture's
     # whole core), numpy by the segments; a mapped core's offsets are the C ones.
     addrs = np.array([A, A + 8, A + 4088, A + 4095, A + 4096, B - 8, B, B + 0x1ff8,
@@ -75,6 +75,13 @@ def test_offsets_in_c_by_the_cores_size_agree_with_numpy(vm):
     last = int(vm.offsets(np.array([B + 0xfff], dtype=np.uint64), 1)[0][0])
     off, ok = vector.file_offsets(vm.start, vm.end, vm.off, addrs, 1, last)
     assert not ok[8] and ok[0] and ok[6] and off[6] == vm.offsets(addrs, 1)[0][6]
+    # numpy bounds by the size the same way (the build without the compiled module).
+    for width in (1, 8, 100):
+        c = vector.file_offsets(vm.start, vm.end, vm.off, addrs, width, last)
+        with monkeypatch.context() as m:
+            m.setattr(vector, "_vector", None)
+            py = vector.file_offsets(vm.start, vm.end, vm.off, addrs, width, last)
+        assert np.array_equal(c[0], py[0]) and np.array_equal(c[1], py[1]), width
 
 
 @pytest.mark.parametrize("compiled", [True, False])
