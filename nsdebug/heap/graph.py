@@ -421,8 +421,11 @@ class HeapGraph:
             ids = ((self.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) << np.uint64(1)
             ids = ids.astype(np.uint32)
             ids[:self.n_synth] = 2 * np.arange(self.n_synth, dtype=np.uint32) + 1
-            uniq, first = np.unique(ids, return_index=True)
-            if len(uniq) != len(ids):
+            # A clash needs addresses a multiple of 32 GiB apart: look for one with a
+            # plain sort (a tenth of the time of unique's stable argsort at 48M nodes).
+            ordered = np.sort(ids)
+            if len(ids) > 1 and (ordered[1:] == ordered[:-1]).any():
+                uniq, first = np.unique(ids, return_index=True)
                 taken = set(uniq.tolist())
                 dup = np.setdiff1d(np.arange(len(ids)), first)
                 for i in dup:

@@ -439,3 +439,24 @@ def test_the_dominator_trees_children_by_the_compiled_sort(seed, monkeypatch):
     with pytest.raises(ValueError):
         graph._graphc.tree_children(np.array([0, 7], np.int32), np.empty(3, np.int32),
                                     np.empty(2, np.int32))
+
+
+def test_snapshot_ids_are_distinct_even_when_addresses_32_gib_apart_clash():
+    """An object's id is 2*((addr >> 4) mod 2**31): addresses a multiple of 32 GiB apart
+    share it, and all but the first take the next free even id; synthetic nodes small
+    odd ids; with no clash every id is the address's own."""
+    g = graph.HeapGraph()
+    g.n_synth = 2
+    base = 0x7F0000001000
+    far = base + (1 << 35)
+    g.addr = np.array([0, 0, base, far, base + 16, far + (1 << 35)], np.uint64)
+    ids = g.snapshot_ids().tolist()
+    own = ((base >> 4) & 0x7FFFFFFF) << 1
+    assert ids[:2] == [1, 3]
+    assert ids[2] == own and ids[4] == own + 2
+    assert len(set(ids)) == len(ids) and all(i % 2 == 0 for i in ids[2:])
+    assert sorted(ids[3:4] + ids[5:]) == [own + 4, own + 6]
+    plain = graph.HeapGraph()
+    plain.n_synth = 1
+    plain.addr = np.array([0, base, base + 32, base + 4096], np.uint64)
+    assert plain.snapshot_ids().tolist() == [1, own, own + 4, own + 512]
