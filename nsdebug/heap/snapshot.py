@@ -56,20 +56,18 @@ def node_columns(g, objects, strings, vm=None, hide=None):
     """(node type, name string index) per node, vectorized by type where names are shared;
     str values read in bulk from the mapped core (vm) where it can. Nodes in `hide` are
     named <redacted>: their values are not read at all."""
-    n = g.n
-    ntype = np.full(n, N_OBJECT, dtype=np.int64)
-    name = np.zeros(n, dtype=np.int64)
-    # Objects named by their type: one string per type.
+    # Objects named by their type: one string per type. (Columns as narrow as their
+    # values: each is as long as the nodes, and new memory is slow to come by.)
     kinds = [t.kind for t in g.types]
     per_type_type = np.array([N_CLOSURE if k == "function" else N_CODE if k == "code"
                               else N_NUMBER if k in NUMBER_KINDS else N_STRING if k == "str"
-                              else N_OBJECT for k in kinds] + [N_HIDDEN], dtype=np.int64)
+                              else N_OBJECT for k in kinds] + [N_HIDDEN], dtype=np.int8)
     per_type_name = np.array([strings.add(t.qualname) for t in g.types] +
-                             [strings.add("<invalid>")], dtype=np.int64)
-    tix = g.type_ix.astype(np.int64)
-    tix = np.where(tix < 0, len(g.types), tix)
-    ntype[:] = per_type_type[tix]
-    name[:] = per_type_name[tix]
+                             [strings.add("<invalid>")], dtype=np.int32)
+    tix = np.where(g.type_ix < 0, len(g.types), g.type_ix)
+    ntype = per_type_type[tix]
+    name = per_type_name[tix]
+    del tix
     for i in range(g.n_synth):
         ntype[i] = N_SYNTHETIC
         name[i] = strings.add(g.synth_names[i])
@@ -180,123 +178,6 @@ def _value_name(o, g, i, kind):
         return g.type_name(i)
 
 
-def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
-    """Write the snapshot to a text file object; returns (node count, edge count).
-    vm: the core read in bulk (corefile.vector.VectorMemory, or a capture's
-    corefile.windows.WindowedMemory), or a function giving it, called only once the
-    columns that need no byte of the core are made.
-    redact: str and number values held under a name that looks secret are replaced."""
-    hide = secret_values(g) if redact else None
-    cols = _plain_columns(g)
-    if callable(vm):
-        vm = vm()
-    # The strings are added in the file's order of first use (nodes, then edges).
-    strings = StringTable()
-    ntype, name = node_columns(g, objects, strings, vm, hide)
-    n, m = g.n, len(g.e_to)
-    graph_name_to_string = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
-    it, e_name, numeric = cols["it"], cols["e_name"], cols["numeric"]
-    named = ~numeric & (e_name >= 0)
-    ename = np.where(numeric, e_name, graph_name_to_string.astype(it)[np.where(named, e_name,
-                                                                                 0)])
-    lazy = cols["lazy"]
-    if lazy is not None:
-        # Dict entries named by their key object: read each distinct key's text once.
-        refs, inv = cols["key_refs"]
-        texts = np.array(strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs])),
-                         dtype=np.int64)
-        ename[lazy] = texts[inv]
-    if vm is not None:
-        vm.release()    # the core is read: a capture's copy's pages go to the file's
-    weak_named = cols["weak_named"]
-    if weak_named.any():
-        # Weak edges carry string names: name the unreachable by position.
-        ename[weak_named] = [strings.add(str(int(x))) for x in e_name[weak_named]]
-    etype, to, ids, size, counts = (cols[k] for k in ("etype", "to", "ids", "size",
-                                                       "counts"))
-    b = g.buffers
-    nb = len(b["node"])
-    if nb:
-        from .buffers import KINDS
-        ntype = np.concatenate([ntype, np.full(nb, N_NATIVE, np.int64)])
-        kind_name = np.array([strings.add(k) for k in KINDS], np.int64)
-        name = np.concatenate([name, kind_name[b["kind"].astype(np.int64)]])
-        ename = np.insert(ename, cols["backing_at"], strings.add("backing_store"))
-        n, m = n + nb, m + nb
-    header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
-                           "trace_function_count": 0}}
-    out.write('{"snapshot":' + json.dumps(header["snapshot"], separators=(",", ":")))
-    out.write(',\n"nodes":[')
-    zeros = np.zeros(n, dtype=np.int64)
-    _write_rows(out, [ntype, name, ids, size, counts, zeros, zeros], progress, 0)
-    out.write('],\n"edges":[')
-    to_row = to * np.int32(len(NODE_FIELDS)) if n * len(NODE_FIELDS) < 1 << 31 else \
-        to.astype(np.int64) * len(NODE_FIELDS)
-    _write_rows(out, [etype, ename, to_row], progress, n)
-    out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
-              '"locations":[],\n"strings":[')
-    for k in range(0, len(strings.strings), CHUNK):
-        # One encoder call per chunk: a list's JSON, its brackets cut off.
-        part = printable_all(strings.strings[k:k + CHUNK])
-        text = json.dumps(part, separators=(",\n", ":"))
-        out.write(("," if k else "") + text[1:-1])
-    out.write("]}\n")
-    return n, m
-
-
-def _plain_columns(g):
-    """The snapshot's columns (and the parts of columns) that need neither a string of
-    the table nor a byte of the core: node ids, sizes and edge counts; edge types,
-    targets and the edges named by number or by key; the native nodes' rows."""
-    m = len(g.e_to)
-    ids = g.snapshot_ids().astype(np.int64)
-    counts = np.diff(g.edge_start)
-    # Edge columns in 32 bits where the values fit (each 64-bit column of a heap of
-    # millions of edges is tens of MB more to fill); _write_rows widens a chunk at a time.
-    it = np.int32 if m < 1 << 31 and len(g.names) < 1 << 30 else np.int64
-    # (Unreachable) holds its objects by weak edges: kept in the file, not retained by root.
-    e_kind = g.e_kind
-    etype = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int8)[e_kind]
-    ug = g.synth_names.index("(Unreachable)")
-    lo, hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
-    etype[lo:hi] = 6
-    numeric = (e_kind == ELEMENT) | (e_kind == HIDDEN)
-    hidden = e_kind == HIDDEN
-    e_name = np.where(hidden, np.arange(m, dtype=it), g.e_name.astype(it, copy=False))
-    lazy = ~numeric & (e_name < 0)
-    key_refs = None
-    if lazy.any():
-        key_refs = np.unique(-e_name[lazy] - 1, return_inverse=True)
-    else:
-        lazy = None
-    cols = {"it": it, "e_name": e_name, "numeric": numeric, "lazy": lazy,
-            "key_refs": key_refs, "weak_named": (etype == 6) & numeric}
-    # Buffers and native blocks as DevTools shows an ArrayBuffer's backing store: a
-    # native node of their size, held by its owner through an internal edge, the
-    # owner's own size less it (so Summary, Retainers and `objects` agree).
-    size, to = g.size.astype(np.int64), g.e_to
-    b = g.buffers
-    nb = len(b["node"])
-    if nb:
-        n = g.n
-        owners = b["node"].astype(np.int64)
-        nbytes = b["bytes"].astype(np.int64)
-        size = size.copy()
-        np.subtract.at(size, owners, nbytes)
-        size = np.concatenate([np.maximum(size, 0), nbytes])
-        ids = np.concatenate([ids, int(ids.max()) + 2 + 2 * np.arange(nb, dtype=np.int64)])
-        counts = counts.copy()
-        np.add.at(counts, owners, 1)
-        counts = np.concatenate([counts, np.zeros(nb, counts.dtype)])
-        order = np.argsort(owners, kind="stable")
-        at = g.edge_start[owners[order] + 1]
-        etype = np.insert(etype, at, E_INTERNAL)
-        to = np.insert(to.astype(np.int64), at, n + order)
-        cols["backing_at"] = at
-    cols.update(etype=etype, to=to, ids=ids, size=size, counts=counts)
-    return cols
-
-
 def secret_values(g):
     """Nodes whose value must not be shown: strings and numbers held under a key, an
     attribute or a local whose name looks secret (token, password, key...), directly
@@ -325,18 +206,202 @@ def secret_values(g):
     return nodes[node_valued[nodes]]
 
 
-def _write_rows(out, columns, progress, done):
-    """The rows of equal-length columns, a chunk at a time (never the whole table as
-    one array: at millions of nodes that was hundreds of MB and a third of the time)."""
-    total = len(columns[0])
-    for k in range(0, total, CHUNK):
-        rows = np.empty((min(CHUNK, total - k), len(columns)), dtype=np.int64)
-        for c, col in enumerate(columns):
-            rows[:, c] = col[k:k + CHUNK]
+def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
+    """Write the snapshot to a text file object; returns (node count, edge count).
+    vm: the core read in bulk (corefile.vector.VectorMemory, or a capture's
+    corefile.windows.WindowedMemory), or a function giving it, called only once the
+    pass over the edges that needs no byte of the core is made.
+    redact: str and number values held under a name that looks secret are replaced.
+    The node and edge rows are made a chunk at a time as they are written: no column
+    as long as the edges is made (at 48M objects each was 600 MB-1.2 GB of new memory)."""
+    hide = secret_values(g) if redact else None
+    refs = _used_key_refs(g)
+    if callable(vm):
+        vm = vm()
+    # The strings are added in the file's order of first use (nodes, then edges).
+    strings = StringTable()
+    ntype, name = node_columns(g, objects, strings, vm, hide)
+    names = _EdgeNames(g)
+    names.graph = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
+    if len(refs):
+        # Dict entries named by their key object: read each distinct key's text once.
+        names.keys[refs] = strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs]))
+    if vm is not None:
+        vm.release()    # the core is read: a capture's copy's pages go to the file's
+    names.add_weak(strings)
+    native = _Natives(g, strings)
+    n, m = g.n + native.count, len(g.e_to) + native.count
+    header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
+                           "trace_function_count": 0}}
+    out.write('{"snapshot":' + json.dumps(header["snapshot"], separators=(",", ":")))
+    out.write(',\n"nodes":[')
+    _write_rows(out, _node_rows(g, ntype, name, native), progress, 0)
+    out.write('],\n"edges":[')
+    _write_rows(out, _edge_rows(g, names, native), progress, n)
+    out.write('],\n"trace_function_infos":[],\n"trace_tree":[],\n"samples":[],\n'
+              '"locations":[],\n"strings":[')
+    for k in range(0, len(strings.strings), CHUNK):
+        # One encoder call per chunk: a list's JSON, its brackets cut off.
+        part = printable_all(strings.strings[k:k + CHUNK])
+        text = json.dumps(part, separators=(",\n", ":"))
+        out.write(("," if k else "") + text[1:-1])
+    out.write("]}\n")
+    return n, m
+
+
+def _edge_chunks(g):
+    """(start, e_kind, e_name as int64) of the edges, CHUNK at a time."""
+    for k in range(0, max(len(g.e_to), 1), CHUNK):   # once at least: see _edge_rows
+        yield k, g.e_kind[k:k + CHUNK], g.e_name[k:k + CHUNK].astype(np.int64)
+
+
+def _used_key_refs(g):
+    """The key_refs (sorted) that name an edge: dict entries named by their key object,
+    e_name -k-1 for key_refs[k]."""
+    used = np.zeros(len(g.key_refs), dtype=bool)
+    for _, kind, name in _edge_chunks(g):
+        lazy = ~_numeric(kind) & (name < 0)
+        used[-name[lazy] - 1] = True
+    return np.flatnonzero(used)
+
+
+def _numeric(kind):
+    """Edges named by a number (DevTools' element and hidden edges), not a string."""
+    return (kind == ELEMENT) | (kind == HIDDEN)
+
+
+class _EdgeNames:
+    """What an edge's name_or_index is: a position for element edges and for hidden ones
+    (their own index), else a string index: of the graph's name (graph), of the key's
+    text (keys, per key_refs), or, for the weak edges of (Unreachable), of the position
+    written as a string (weak, per edge of its range lo:hi)."""
+
+    def __init__(self, g):
+        self.graph = np.zeros(1, dtype=np.int64)
+        self.keys = np.zeros(len(g.key_refs), dtype=np.int64)
+        ug = g.synth_names.index("(Unreachable)")
+        self.lo, self.hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
+        self.weak = np.zeros(0, dtype=np.int64)
+        self.g = g
+
+    def add_weak(self, strings):
+        """(Unreachable) holds its objects by weak edges, and DevTools wants a weak edge
+        named by a string: a numeric one is named by its position."""
+        lo, hi = self.lo, self.hi
+        kind = self.g.e_kind[lo:hi]
+        position = self.numbers(lo, kind, self.g.e_name[lo:hi].astype(np.int64))
+        numeric = _numeric(kind)
+        self.weak = np.zeros(hi - lo, dtype=np.int64)
+        self.weak[numeric] = [strings.add(str(x)) for x in position[numeric].tolist()]
+
+    def numbers(self, start, kind, name):
+        """name with each hidden edge's name made its own index (start: the first's)."""
+        hidden = np.flatnonzero(kind == HIDDEN)
+        name[hidden] = start + hidden
+        return name
+
+    def of(self, start, kind, name):
+        """name_or_index of the edges from index start on (kind, name: their columns)."""
+        name = self.numbers(start, kind, name)
+        numeric = _numeric(kind)
+        named = np.flatnonzero(~numeric & (name >= 0))
+        lazy = np.flatnonzero(~numeric & (name < 0))
+        name[named] = self.graph[name[named]]
+        name[lazy] = self.keys[-name[lazy] - 1]
+        lo, hi = max(self.lo - start, 0), min(self.hi - start, len(name))
+        if lo < hi:
+            weak = numeric[lo:hi]
+            name[lo:hi][weak] = self.weak[start + lo - self.lo:start + hi - self.lo][weak]
+        return name
+
+
+class _Natives:
+    """Buffers and native blocks as DevTools shows an ArrayBuffer's backing store: a
+    native node of their size after the objects, held by its owner through an internal
+    edge written after the owner's own, the owner's own size less it (so Summary,
+    Retainers and `objects` agree). Sorted by owner (stably)."""
+
+    def __init__(self, g, strings):
+        b = g.buffers
+        self.count = nb = len(b["node"])
+        order = np.argsort(b["node"].astype(np.int64), kind="stable")
+        self.owners = b["node"].astype(np.int64)[order]
+        self.bytes = b["bytes"].astype(np.int64)[order]
+        self.node = g.n + order                     # each one's node, by owner
+        self.at = g.edge_start[self.owners + 1] if nb else np.zeros(0, np.int64)
+        from .buffers import KINDS
+        kind_name = np.array([strings.add(k) for k in KINDS], np.int64) if nb else None
+        self.backing = strings.add("backing_store") if nb else 0
+        ids = g.snapshot_ids()
+        first = int(ids.max()) + 2 if len(ids) else 2
+        self.rows = np.zeros((nb, len(NODE_FIELDS)), dtype=np.int64)   # in b's order
+        if nb:
+            self.rows[:, 0] = N_NATIVE
+            self.rows[:, 1] = kind_name[b["kind"].astype(np.int64)]
+            self.rows[:, 2] = first + 2 * np.arange(nb, dtype=np.int64)
+            self.rows[:, 3] = b["bytes"].astype(np.int64)
+
+    def owned(self, lo, hi):
+        """The slice of (owners, bytes, node, at) owned by nodes lo:hi."""
+        return slice(*np.searchsorted(self.owners, [lo, hi]).tolist())
+
+
+def _node_rows(g, ntype, name, native):
+    """The node rows, CHUNK at a time, then the native nodes'."""
+    ids = g.snapshot_ids()
+    for k in range(0, g.n, CHUNK):
+        e = min(k + CHUNK, g.n)
+        rows = np.zeros((e - k, len(NODE_FIELDS)), dtype=np.int64)
+        rows[:, 0] = ntype[k:e]
+        rows[:, 1] = name[k:e]
+        rows[:, 2] = ids[k:e]
+        rows[:, 3] = g.size[k:e]
+        rows[:, 4] = np.diff(g.edge_start[k:e + 1])
+        mine = native.owned(k, e)
+        owners = native.owners[mine] - k
+        np.subtract.at(rows[:, 3], owners, native.bytes[mine])
+        np.maximum(rows[:, 3], 0, out=rows[:, 3])
+        np.add.at(rows[:, 4], owners, 1)
+        yield rows
+    if native.count:
+        yield native.rows
+
+
+def _edge_rows(g, names, native):
+    """The edge rows, CHUNK at a time, each owner's backing-store edges after its own."""
+    types = np.array([KIND_TO_EDGE.get(k, 3) for k in range(8)], dtype=np.int64)
+    m, width = len(g.e_to), len(NODE_FIELDS)
+    for k, kind, name in _edge_chunks(g):
+        e = k + len(kind)
+        rows = np.empty((e - k, len(EDGE_FIELDS)), dtype=np.int64)
+        rows[:, 0] = types[kind]
+        rows[max(names.lo - k, 0):max(names.hi - k, 0), 0] = 6
+        rows[:, 1] = names.of(k, kind, name)
+        np.multiply(g.e_to[k:e], width, out=rows[:, 2], dtype=np.int64)
+        # A backing edge goes before edge `at` (the first after its owner's), as
+        # np.insert puts it; those at the very end, after the last chunk's rows.
+        mine = slice(*np.searchsorted(native.at, [k, e] if e < m else [k, m + 1],
+                                      side="left").tolist())
+        if mine.start < mine.stop:
+            extra = np.empty((mine.stop - mine.start, len(EDGE_FIELDS)), dtype=np.int64)
+            extra[:, 0] = E_INTERNAL
+            extra[:, 1] = native.backing
+            extra[:, 2] = native.node[mine] * width
+            rows = np.insert(rows, native.at[mine] - k, extra, axis=0)
+        yield rows
+
+
+def _write_rows(out, blocks, progress, done):
+    """Rows given a block at a time (2-D int64 arrays), written as JSON numbers (never
+    the whole table as one array: at millions of nodes that was hundreds of MB)."""
+    first = True
+    for rows in blocks:
         if _graphc is not None:
             text = _graphc.format_rows(rows, rows.shape[1]).decode("ascii")
         else:
             text = ",\n".join(",".join(map(str, r)) for r in rows.tolist())
-        out.write(("," if k else "") + text)
+        out.write(("" if first else ",\n") + text)     # a row a line, as in each block
+        first = False
+        done += len(rows)
         if progress:
-            progress(done + k + len(rows))
+            progress(done)

@@ -144,3 +144,53 @@ def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_core
                 assert c.target.has("heap")
         assert out[lz].read_bytes() == out[plain].read_bytes()
     assert made == [] and len(windowed) > 2 * 6, len(windowed)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 6, 1 << 16])
+def test_rows_made_a_chunk_at_a_time_are_the_same_at_any_chunk(chunk, monkeypatch):
+    """The snapshot's rows are made a chunk at a time: a native node's backing-store
+    edge follows its owner's own edges whether the owner's last edge ends a chunk or
+    the edges (5 and 6 here), its owner's size is less its bytes (never below 0), each
+    edge is named as DevTools wants (a hidden edge by its index, a weak edge of
+    (Unreachable) by its position as a string, a dict entry by its key's text)."""
+    import numpy as np
+    from nsdebug.heap import graph
+    from nsdebug.heap import snapshot as S
+    from nsdebug.heap.buffers import KINDS
+    from nsdebug.heap.referents import ELEMENT, HIDDEN, PROPERTY
+    from nsdebug.heap.string_table import StringTable
+    monkeypatch.setattr(S, "CHUNK", chunk)
+    g = graph.HeapGraph()
+    g.n, g.n_synth = 4, 2
+    g.synth_names = ["(root)", "(Unreachable)"]
+    g.addr = np.array([0, 0, 0x7F0000001000, 0x7F0000002000], np.uint64)
+    g.size = np.array([0, 0, 50, 60], np.uint64)
+    g.edge_start = np.array([0, 2, 3, 5, 6], np.int64)
+    g.e_to = np.array([2, 3, 2, 3, 3, 0], np.int32)
+    g.e_kind = np.array([PROPERTY, ELEMENT, ELEMENT, PROPERTY, HIDDEN, PROPERTY], np.uint8)
+    g.e_name = np.array([0, 5, 7, -1, 0, 1], np.int32)
+    g.key_refs = np.array([0x7F0000003000], np.uint64)
+    g.buffers = {"node": np.array([3, 2, 2]), "bytes": np.array([100, 10, 20], np.uint64),
+                 "kind": np.array([0, 1, 0], np.uint8), "data": np.zeros(3, np.uint64)}
+    strings = StringTable()
+    names = S._EdgeNames(g)
+    names.graph = np.array([strings.add("a"), strings.add("b")])
+    assert S._used_key_refs(g).tolist() == [0]
+    names.keys[0] = strings.add("key")
+    names.add_weak(strings)
+    native = S._Natives(g, strings)
+    s = {t: strings.add(t) for t in ("a", "b", "key", "7", "backing_store") + KINDS}
+    edges = np.concatenate(list(S._edge_rows(g, names, native))).tolist()
+    assert edges == [[2, s["a"], 14], [1, 5, 21], [6, s["7"], 14], [2, s["key"], 21],
+                     [4, 4, 21], [3, s["backing_store"], 35], [3, s["backing_store"], 42],
+                     [2, s["b"], 0], [3, s["backing_store"], 28]]
+    nodes = np.concatenate(list(S._node_rows(g, np.array([9, 9, 3, 3]),
+                                             np.array([0, 0, 11, 12]), native))).tolist()
+    ids = g.snapshot_ids().tolist()
+    first = max(ids) + 2
+    numpy_data, array_storage = s["numpy data"], s["array.array storage"]
+    assert nodes == [[9, 0, ids[0], 0, 2, 0, 0], [9, 0, ids[1], 0, 1, 0, 0],
+                     [3, 11, ids[2], 20, 4, 0, 0], [3, 12, ids[3], 0, 2, 0, 0],
+                     [8, numpy_data, first, 100, 0, 0, 0],
+                     [8, array_storage, first + 2, 10, 0, 0, 0],
+                     [8, numpy_data, first + 4, 20, 0, 0, 0]]
