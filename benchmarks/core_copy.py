@@ -7,9 +7,9 @@ Before a heap walk, nsdebug decompresses an .lz4 capture whole, either straight 
 anonymous memory (nsdebug/corefile/vector.py memory_copy) or into an unlinked temporary
 file it then maps (copy_file). This writes SIZE MiB each way from two threads, a
 half each: memcpy into the mapping's pages, or pwrite of 1 MiB pieces into a file of
-its own per thread, mapped as one range (as the copy does); then reads a word of every page through the
-mapping, as the walk's first reads do, and gives it all back. Printed: seconds to
-write, to touch, to give back, in all; and what the rule
+its own per thread, mapped as one range (as the copy does); then reads a word of every
+page through the mapping, as the walk's first reads do, and gives it all back. Printed:
+seconds to write, to touch, to give back, in all; and what the rule
 (nsdebug.membudget.copy_in_memory) picks for that size on this machine now, with the
 room the page cache has before its background dirty limit.
 """
