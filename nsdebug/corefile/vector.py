@@ -187,11 +187,16 @@ class VectorMemory:
         """Whether the core's bytes are at hand (not given back by release)."""
         return self._views is not None
 
-    def per_window(self, addrs, reach, fn):
+    def per_window(self, addrs, reach, fn, put=None):
         """fn(vm, addrs), for reads at `addrs` that go no further than `reach` bytes from
         each address: here all at once, over the whole core (a WindowedMemory makes them
-        a piece of a capture at a time, with no copy of it all)."""
-        return fn(self, addrs)
+        a piece of a capture at a time, with no copy of it all). With `put`, the result
+        is given to put(positions, result) (here once, positions all of them) instead
+        of returned."""
+        made = fn(self, addrs)
+        if put is None:
+            return made
+        put(slice(None), made)
 
     @property
     def buf(self):

@@ -80,10 +80,16 @@ def node_columns(g, objects, strings, vm=None, hide=None):
         name[hide] = strings.add(REDACTED)
     texts = np.full(len(idx), None, dtype=object)   # filled by kind, in bulk
 
-    def fill(sel, made):
-        column = np.empty(len(made), dtype=object)
-        column[:] = made                                # str objects, not a str array
-        texts[np.nonzero(sel)[0]] = column
+    def into(sel):
+        """put(at, made) for per_window: the texts made for sel's nodes at positions
+        `at` of them, put in place (a capture's come a window at a time, in its order)."""
+        where = np.flatnonzero(sel)
+
+        def put(at, made):
+            column = np.empty(len(made), dtype=object)
+            column[:] = made                            # str objects, not a str array
+            texts[where[at]] = column
+        return put
     if vm is not None:
         # Strings and the qualified names of functions, in bulk from the core.
         kind_of = np.array(kinds + ["<invalid>"], dtype=object)[g.type_ix[idx]]
@@ -91,19 +97,19 @@ def node_columns(g, objects, strings, vm=None, hide=None):
         # window of its core at a time).
         is_str = kind_of == "str"          # str subclasses are not compact: per object
         L = objects.L
-        fill(is_str, _str_texts(vm, L, g.addr[idx[is_str]], MAX_NAME))
+        _str_texts(vm, L, g.addr[idx[is_str]], MAX_NAME, into(is_str))
         for kind, off in (("function", L.function.func_qualname),
                           ("code", L.code.co_qualname or L.code.co_name)):
             sel = kind_of == kind
             if sel.any() and off is not None:
                 qual, ok = vm.per_window(g.addr[idx[sel]], off + 8,
                                          lambda v, a: v.u64(a + np.uint64(off)))
-                fill(sel, _str_texts(vm, L, np.where(ok, qual, 0), 200))
+                _str_texts(vm, L, np.where(ok, qual, 0), 200, into(sel))
         heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
         sel = (kind_of == "int") & ~heap        # IntEnum members and such: by preview
         if sel.any():
-            fill(sel, vm.per_window(g.addr[idx[sel]], _int_reach(objects),
-                                    lambda v, a: _small_ints(v, objects, a)))
+            vm.per_window(g.addr[idx[sel]], _int_reach(objects),
+                          lambda v, a: _small_ints(v, objects, a), into(sel))
     for k in np.nonzero(np.equal(texts, None))[0].tolist():
         i = int(idx[k])
         texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
@@ -133,10 +139,10 @@ def _bulk_key_texts(g, objects, vm, keys):
     return texts
 
 
-def _str_texts(vm, layout, addrs, limit):
-    """str_texts(), a window of the core at a time where vm reads so."""
+def _str_texts(vm, layout, addrs, limit, put=None):
+    """str_texts(), a window of the core at a time where vm reads so (per_window)."""
     return vm.per_window(addrs, str_reach(layout, limit),
-                         lambda v, a: str_texts(v, layout, a, limit))
+                         lambda v, a: str_texts(v, layout, a, limit), put)
 
 
 def _int_reach(o):

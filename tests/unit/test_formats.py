@@ -616,6 +616,26 @@ def test_windowed_reads_of_a_capture_equal_the_plain_cores(tmp_path, monkeypatch
         wanted = np.where(at_core, whole.u64(addrs + np.uint64(8))[0], 0)
         assert texts == [str(int(x)) for x in wanted]
         assert texts[addrs.tolist().index(0x7f0000200000 - 8)] == "0"
+        # With put, each window's results are given with their positions in `addrs`,
+        # every position once, and nothing is returned; over the plain core once.
+        as_read = [str(int(x)) for x in whole.u64(addrs + np.uint64(8))[0]]
+        for memory, want_texts in ((reads, texts), (whole, as_read)):
+            placed = np.full(len(addrs), None, dtype=object)
+            puts = []
+
+            def put(at, made):
+                puts.append(at)
+                assert all(x is None for x in placed[at])
+                placed[at] = made
+            assert memory.per_window(addrs, 16, lambda vm, a: [
+                str(int(x)) for x in vm.u64(a + np.uint64(8))[0]], put) is None
+            assert placed.tolist() == want_texts
+            assert len(puts) > 6 if memory is reads else puts == [slice(None)]
+        del memory                          # `whole` is closed with the core below
+        empty = []
+        reads.per_window(np.zeros(0, np.uint64), 8, lambda vm, a: [],
+                         lambda at, made: empty.append(made))
+        assert empty == [[]]
         # A read past its reach finds no bytes there (invalid), never another window's.
         far = np.array([segs[1][0] + (200 << 10)], dtype=np.uint64)
         v, ok = reads.per_window(far, 8, lambda vm, a: vm.u64(a + np.uint64(300 << 10)))
