@@ -194,7 +194,7 @@ def secret_values(g):
     node_valued = valued[g.type_ix.astype(np.int64)]
     node_valued[:g.n_synth] = False
     e_kind, e_name = g.e_kind, g.e_name.astype(np.int64)
-    named = ~np.isin(e_kind, (ELEMENT, HIDDEN))
+    named = ~_numeric(e_kind)
     secret = np.zeros(len(g.e_to), dtype=bool)
     plain = named & (e_name >= 0)
     secret_name = np.array([is_secret(n) for n in g.names] + [False], dtype=bool)
@@ -227,14 +227,11 @@ def write_snapshot(g, objects, out, progress=None, vm=None, redact=False):
     # The strings are added in the file's order of first use (nodes, then edges).
     strings = StringTable()
     ntype, name = node_columns(g, objects, strings, vm, hide)
-    names = _EdgeNames(g)
-    names.graph = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
-    if len(refs):
-        # Dict entries named by their key object: read each distinct key's text once.
-        names.keys[refs] = strings.add_all(_key_texts(g, objects, vm, g.key_refs[refs]))
+    # Dict entries named by their key object: read each distinct key's text once.
+    key_texts = _key_texts(g, objects, vm, g.key_refs[refs]) if len(refs) else []
     if vm is not None:
         vm.release()    # the core is read: a capture's copy's pages go to the file's
-    names.add_weak(strings)
+    names = _EdgeNames(g, strings, refs, key_texts)
     native = _Natives(g, strings)
     n, m = g.n + native.count, len(g.e_to) + native.count
     header = {"snapshot": {"meta": _meta(), "node_count": n, "edge_count": m,
@@ -280,22 +277,21 @@ class _EdgeNames:
     """What an edge's name_or_index is: a position for element edges and for hidden ones
     (their own index), else a string index: of the graph's name (graph), of the key's
     text (keys, per key_refs), or, for the weak edges of (Unreachable), of the position
-    written as a string (weak, per edge of its range lo:hi)."""
+    written as a string (weak, per edge of its range lo:hi). Made with the texts of the
+    keys `refs` (_used_key_refs), their strings added in the file's order: the graph's
+    names, the keys' texts, the weak edges' positions."""
 
-    def __init__(self, g):
-        self.graph = np.zeros(1, dtype=np.int64)
+    def __init__(self, g, strings, refs, key_texts):
+        self.graph = np.array([strings.add(s) for s in g.names] or [0], dtype=np.int64)
         self.keys = np.zeros(len(g.key_refs), dtype=np.int64)
+        if len(refs):
+            self.keys[refs] = strings.add_all(key_texts)
+        # (Unreachable) holds its objects by weak edges, and DevTools wants a weak edge
+        # named by a string: a numeric one is named by its position.
         ug = g.synth_names.index("(Unreachable)")
-        self.lo, self.hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
-        self.weak = np.zeros(0, dtype=np.int64)
-        self.g = g
-
-    def add_weak(self, strings):
-        """(Unreachable) holds its objects by weak edges, and DevTools wants a weak edge
-        named by a string: a numeric one is named by its position."""
-        lo, hi = self.lo, self.hi
-        kind = self.g.e_kind[lo:hi]
-        position = self.numbers(lo, kind, self.g.e_name[lo:hi].astype(np.int64))
+        lo, hi = self.lo, self.hi = int(g.edge_start[ug]), int(g.edge_start[ug + 1])
+        kind = g.e_kind[lo:hi]
+        position = self.numbers(lo, kind, g.e_name[lo:hi].astype(np.int64))
         numeric = _numeric(kind)
         self.weak = np.zeros(hi - lo, dtype=np.int64)
         self.weak[numeric] = [strings.add(str(x)) for x in position[numeric].tolist()]
@@ -334,7 +330,7 @@ class _Natives:
         self.owners = b["node"].astype(np.int64)[order]
         self.bytes = b["bytes"].astype(np.int64)[order]
         self.node = g.n + order                     # each one's node, by owner
-        self.at = g.edge_start[self.owners + 1] if nb else np.zeros(0, np.int64)
+        self.at = g.edge_start[self.owners + 1]
         from .buffers import KINDS
         kind_name = np.array([strings.add(k) for k in KINDS], np.int64) if nb else None
         self.backing = strings.add("backing_store") if nb else 0

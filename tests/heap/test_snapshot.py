@@ -170,14 +170,12 @@ def test_rows_made_a_chunk_at_a_time_are_the_same_at_any_chunk(chunk, monkeypatc
     g.e_kind = np.array([PROPERTY, ELEMENT, ELEMENT, PROPERTY, HIDDEN, PROPERTY], np.uint8)
     g.e_name = np.array([0, 5, 7, -1, 0, 1], np.int32)
     g.key_refs = np.array([0x7F0000003000], np.uint64)
+    g.names = ["a", "b"]
     g.buffers = {"node": np.array([3, 2, 2]), "bytes": np.array([100, 10, 20], np.uint64),
                  "kind": np.array([0, 1, 0], np.uint8), "data": np.zeros(3, np.uint64)}
     strings = StringTable()
-    names = S._EdgeNames(g)
-    names.graph = np.array([strings.add("a"), strings.add("b")])
     assert S._used_key_refs(g).tolist() == [0]
-    names.keys[0] = strings.add("key")
-    names.add_weak(strings)
+    names = S._EdgeNames(g, strings, S._used_key_refs(g), ["key"])
     native = S._Natives(g, strings)
     s = {t: strings.add(t) for t in ("a", "b", "key", "7", "backing_store") + KINDS}
     edges = np.concatenate(list(S._edge_rows(g, names, native))).tolist()
