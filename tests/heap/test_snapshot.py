@@ -192,3 +192,33 @@ def test_rows_made_a_chunk_at_a_time_are_the_same_at_any_chunk(chunk, monkeypatc
                      [8, numpy_data, first, 100, 0, 0, 0],
                      [8, array_storage, first + 2, 10, 0, 0, 0],
                      [8, numpy_data, first + 4, 20, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_rows_are_written_as_the_numbers_python_prints(compiled, monkeypatch):
+    """The rows' text: every number as Python's str gives it (the C formatter writes two
+    digits at a time: each count of digits, both signs, both ends of int64), a row a
+    line, and in the file's order with the text written before and after them, whether
+    the file has a binary buffer under it (the rows go there) or not."""
+    import io
+
+    import numpy as np
+    from nsdebug.heap import snapshot as S
+    if not compiled:
+        monkeypatch.setattr(S, "_graphc", None)
+    assert S._graphc is not None or not compiled, "nsdebug.heap._graphc was not built"
+    edge = [10 ** k + d for k in range(19) for d in (-1, 0, 1)] + [2 ** 63 - 1]
+    values = np.array(edge + [-v for v in edge] + [-2 ** 63, 0, 7, 1], np.int64)
+    blocks = [values[:30].reshape(-1, 3), values[30:].reshape(-1, 3)]
+    rows = [values[k:k + 3].tolist() for k in range(0, len(values), 3)]
+    want = "[" + ",\n".join(",".join(map(str, r)) for r in rows) + "]"
+    binary = io.BytesIO()
+    text = io.TextIOWrapper(binary, encoding="utf-8")
+    plain = io.StringIO()
+    for out in (text, plain):
+        out.write("[")
+        S._write_rows(out, iter(blocks), None, 0)
+        out.write("]")
+        out.flush()
+    assert binary.getvalue().decode() == want
+    assert plain.getvalue() == want
