@@ -27,6 +27,15 @@ from .vector import VectorMemory, file_offsets, segment_arrays
 # memory once, page-faulted as it is first written: with 64 MiB the 1M-object capture's
 # snapshot spent 38k faults on them (its core is 134 MB); 16 MiB is as fast at 48M.
 WINDOW_BYTES = 16 << 20
+# A capture whose core is no larger is copied whole for its scattered reads instead
+# (model.scattered_reads): once decompressed, the snapshot's half a dozen passes (strs,
+# qualified names, ints, keys) and its scalar reads go to the copy as a plain core's go
+# to its file, where each pass of windows decompresses its own blocks again and each
+# scalar read goes through a block. The snapshot, capture against capture, farm-bench
+# 15 and 11 pairs: the 1M-object core (139 MB) 0.80 s copied, 0.82 s in windows; the
+# ast 1.5M (180 MB) 1.49 against 1.55 s; for at most this much more memory. At 14.4M
+# objects (1.7 GB) the two took the same time, the windows 1.4 GB less.
+WHOLE_UP_TO = 256 << 20
 MERGE_BLOCKS = 4        # blocks between two runs a window's reads need, decompressed anyway
 NO_SEGMENTS = np.zeros(0, dtype=np.uint64)
 

@@ -143,13 +143,14 @@ class Target:
     def scattered_reads(self):
         """The core for reads near addresses the heap index holds (a snapshot's values,
         the waste of `suspects`): a capture's a window at a time (corefile.windows), with
-        no copy of it all, unless a copy is mapped already; else vector_memory."""
+        no copy of it all, unless a copy is mapped already or the core is small enough
+        that copying it whole is the faster (windows.WHOLE_UP_TO); else vector_memory."""
         made = self.__dict__.get("vector_memory")
         if made is None or not made.mapped:
             self._open()
-            from ..corefile.windows import WindowedMemory
-            reads = WindowedMemory.of(self.process)
-            if reads is not None:
+            from ..corefile import windows
+            reads = windows.WindowedMemory.of(self.process)
+            if reads is not None and self.process.source.size > windows.WHOLE_UP_TO:
                 return reads
         return self.vector_memory
 

@@ -110,12 +110,15 @@ def test_snapshot_refuses_to_overwrite(cores, nsdebug, tmp_path):
     assert out.read_text().startswith('{"snapshot":')
 
 
+@pytest.mark.parametrize("small", [False, True])
 def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_cores(
-        cores, build, nsdebug, tmp_path, monkeypatch):
+        small, cores, build, nsdebug, tmp_path, monkeypatch):
     """With the heap index made, a capture's snapshot still needs some of the core's
     bytes (str values, qualified names, keys): it reads them a window at a time
-    (corefile.windows), no copy of the whole core made, and the file is byte for byte
-    the one the same bytes give as a plain core, redacted or not."""
+    (corefile.windows), no copy of the whole core made; or, a core no larger than
+    windows.WHOLE_UP_TO (small: this one, as it is), from one copy of it all and no
+    window. The file is byte for byte the one the same bytes give as a plain core,
+    redacted or not."""
     from nsdebug import api
     from nsdebug.corefile import windows
     from nsdebug.corefile.lz4source import LZ4Source
@@ -134,6 +137,8 @@ def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_core
     monkeypatch.setattr(windows.WindowedMemory, "_view", lambda self, buf, first, last:
                         windowed.append(first) or window(self, buf, first, last))
     monkeypatch.setattr(windows, "WINDOW_BYTES", 4 << 20)      # several windows
+    if not small:
+        monkeypatch.setattr(windows, "WHOLE_UP_TO", 0)
     for redact in (False, True):
         out = {}
         for core in (lz, plain):
@@ -143,7 +148,12 @@ def test_a_captures_snapshot_reads_its_core_in_windows_and_equals_the_plain_core
                 c.snapshot(str(out[core]), redact=redact)
                 assert c.target.has("heap")
         assert out[lz].read_bytes() == out[plain].read_bytes()
-    assert made == [] and len(windowed) > 2 * 6, len(windowed)
+    if small:
+        size = os.path.getsize(plain)
+        assert size <= windows.WHOLE_UP_TO and windowed == [], (size, len(windowed))
+        assert len(made) == 2 and made[0] <= size, made      # once for each snapshot
+    else:
+        assert made == [] and len(windowed) > 2 * 6, len(windowed)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 6, 1 << 16])
