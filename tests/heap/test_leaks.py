@@ -110,11 +110,15 @@ def test_a_captures_waste_is_read_in_windows_and_equals_the_plain_cores(
         cores, build, nsdebug, tmp_path, monkeypatch):
     """`waste` (and so `suspects`) on a capture with its heap index reads the values and
     the containers' fill a window of the core at a time (corefile.windows), no copy of
-    the whole core made, and finds what the same bytes give as a plain core."""
+    the whole core made, and finds what the same bytes give as a plain core. (This core
+    is small enough to be copied whole instead, windows.WHOLE_UP_TO: the bound is set to
+    0 here; the snapshot's test checks the copy.)"""
     import subprocess
 
     from nsdebug import api
+    from nsdebug.corefile import windows
     from nsdebug.corefile.lz4source import LZ4Source
+    monkeypatch.setattr(windows, "WHOLE_UP_TO", 0)
     lz, plain = tmp_path / "c.lz4", tmp_path / "c.core"
     with open(cores.leak(build)[1].core, "rb") as src, open(lz, "wb") as dst:
         dst.write(src.read())                   # a copy: the index made here is its own
