@@ -50,8 +50,11 @@ def test_buffers_count_in_sizes(capture):
     assert got["mm"][0] >= 4 << 20
     # A memoryview leads to its exporter, held elsewhere: it retains its own struct.
     assert got["mv"][1] < 1024
-    # The buffered writer's 1 MiB buffer is a malloc block only it points to.
-    assert abs(got["bw"][0] - named["bw"]["getsizeof"]) <= 4096
+    # The buffered writer's 1 MiB buffer is a malloc block only it points to. Its chunk
+    # is 1 MiB and 16 bytes from the heap, or a mapping of its own rounded up to a page
+    # (1 MiB and 4 KiB) where malloc's mmap threshold had not grown past it: with the
+    # writer's lock's chunk, 4,160 bytes over getsizeof in one CI run (3.10, gcore).
+    assert abs(got["bw"][0] - named["bw"]["getsizeof"]) <= 8192
     # Extension objects' native memory: reached through their structs (zlib's deflate
     # state, sqlite's connection). How much of what malloc held more once each was made
     # they get varies with stale pointers in reused blocks (nativemem.py): measured in
