@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..corefile.vector import within
 from ..cpython.flags import MAX_USER_ADDRESS
 from ..errors import NsdebugError
 from .arenas import ALIGNMENT_SHIFT
@@ -199,9 +200,7 @@ class CRoots:
         uniq = vals[hit][first]
         other = cand[~hit]
         anon = self._anonymous_rw()
-        i = np.searchsorted(anon[0], words[other], side="right") - 1
-        inside = (i >= 0) & (words[other] < anon[1][np.maximum(i, 0)])
-        return cand[hit][first], uniq, other[inside]
+        return cand[hit][first], uniq, other[within(anon[0], anon[1], words[other])]
 
     def _anonymous_rw(self):
         if self._anon is None:

@@ -25,7 +25,7 @@ from functools import partial
 
 import numpy as np
 
-from ..corefile.vector import VectorMemory
+from ..corefile.vector import VectorMemory, within
 from ..cpython import layout_check
 from ..cpython.sizes import SizeOf
 from ..errors import NsdebugError
@@ -551,15 +551,13 @@ class HeapWalker:
 
     def _in_arenas(self, addrs):
         """Whether each address is in one of pymalloc's arenas (a slice at a time: the
-        search's indexes are 8 bytes an address)."""
+        lookup's offsets are 8 bytes an address)."""
         out = np.zeros(len(addrs), np.bool_)
         if self._arenas is None or not len(self._arenas[0]):
             return out
         starts, ends, _ = self._arenas
         for lo in range(0, len(addrs), WORDS_SLICE):
-            part = addrs[lo:lo + WORDS_SLICE]
-            k = np.searchsorted(starts, part, side="right") - 1
-            out[lo:lo + len(part)] = (k >= 0) & (part < ends[np.maximum(k, 0)])
+            out[lo:lo + WORDS_SLICE] = within(starts, ends, addrs[lo:lo + WORDS_SLICE])
         return out
 
     def _not_malloc(self):

@@ -85,6 +85,33 @@ def test_offsets_in_c_by_the_cores_size_agree_with_numpy(vm, monkeypatch):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
+def test_within_says_which_addresses_lie_in_sorted_ranges(monkeypatch, compiled):
+    """vector.within (pymalloc's arenas against every object of a walk) against the plain
+    question asked of each range; ranges of other lengths, addresses at both ends of each
+    range, between them, before the first and near 2**64; in an order that jumps from
+    range to range (the compiled lookup keeps the last range found)."""
+    if not compiled:
+        monkeypatch.setattr(vector, "_vector", None)
+    top = (1 << 64) - 0x100
+    starts = np.array([0x1000, 0x5000, 0x5800, 0x100000, top], dtype=np.uint64)
+    ends = np.array([0x2000, 0x5800, 0x9000, 0x100010, top + 0x80], dtype=np.uint64)
+    picks = [0, 0xfff, 0x1000, 0x1fff, 0x2000, 0x4fff, 0x5000, 0x57ff, 0x5800, 0x8fff,
+             0x9000, 0x100000, 0x10000f, 0x100010, top - 1, top, top + 0x7f, top + 0x80,
+             (1 << 64) - 1]
+    rng = np.random.default_rng(7)
+    addrs = np.concatenate([np.array(picks, dtype=np.uint64),
+                            rng.permutation(np.array(picks * 5, dtype=np.uint64)),
+                            rng.integers(0, 0x110000, 2000).astype(np.uint64)])
+    truth = [any(int(a) <= int(x) < int(b) for a, b in zip(starts, ends)) for x in addrs]
+    got = vector.within(starts, ends, addrs)
+    assert got.dtype == np.bool_ and got.tolist() == truth
+    assert got[:len(picks)].tolist() == [False, False, True, True, False, False, True, True,
+                                         True, True, False, True, True, False, False, True,
+                                         True, False, False]
+    assert not vector.within(starts[:0], ends[:0], addrs).any()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
 def test_chase_follows_a_ring_back_to_its_head(vm, monkeypatch, compiled):
     if not compiled:
         monkeypatch.setattr(vector, "_vector", None)
