@@ -458,15 +458,20 @@ def test_snapshot_ids_are_distinct_even_when_addresses_32_gib_apart_clash():
     assert sorted(ids[3:4] + ids[5:]) == [own + 4, own + 6]
     plain = graph.HeapGraph()
     plain.n_synth = 1
-    plain.addr = np.array([0, base, base + 32, base + 4096], np.uint64)
-    assert plain.snapshot_ids().tolist() == [1, own, own + 4, own + 512]
+    plain.addr = np.array([0, base, base + 32, base + 4096, base + 4104], np.uint64)
+    # (an address 8 bytes into its 16 shares its id: the next is taken, still even)
+    assert plain.snapshot_ids().tolist() == [1, own, own + 4, own + 512, own + 514]
 
 
-def test_many_clashing_snapshot_ids_take_the_ids_a_set_of_every_id_gives():
+@pytest.mark.parametrize("order", ["addresses", "not the addresses'", "one piece"])
+def test_many_clashing_snapshot_ids_take_the_ids_a_set_of_every_id_gives(monkeypatch, order):
     """Thousands of clashes (a 48M-object heap had 4,972), in chains where the next id is
     held too and at the top of the 32-bit ids (they wrap to 0): each node's id is the
     one the plain way gives (every id in a set, each clash in node order taking the next
-    even id the set lacks), which took minutes at 48M nodes."""
+    even id the set lacks), which took minutes at 48M nodes. The clashes are found from
+    the objects' address order, a bank of 32 GiB at a time; given an order that is not
+    the addresses' (an index's, say), by a sort of every id; the ids made a piece of the
+    nodes at a time or in one."""
     rng = np.random.default_rng(7)
     granules = np.concatenate([rng.integers(1 << 20, 1 << 30, 600),
                                np.arange(4000, 4040),                  # runs: chains
@@ -478,6 +483,17 @@ def test_many_clashing_snapshot_ids_take_the_ids_a_set_of_every_id_gives():
     g = graph.HeapGraph()
     g.n_synth = 3
     g.addr = np.concatenate([np.zeros(3, np.uint64), addr])
+    by_addr = np.argsort(addr, kind="stable").astype(np.int32) + 3
+    banks = graph._ids_by_bank((((g.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) <<
+                                np.uint64(1)).astype(np.uint32), g.addr, by_addr, 3)
+    assert len(banks) == 5 and all((b[1:] > b[:-1]).all() for b in banks)
+    if order == "addresses":
+        g._addr_order = by_addr
+    elif order == "one piece":
+        monkeypatch.setattr(graph, "ID_PIECE", len(g.addr))
+    else:
+        g._addr_order = by_addr[::-1].copy()
+        monkeypatch.setattr(graph, "_shared_ids", _one_sorted_bank(graph._shared_ids))
     ids = g.snapshot_ids().tolist()
     want = (((g.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) << np.uint64(1)).astype(
         np.uint32)
@@ -493,3 +509,11 @@ def test_many_clashing_snapshot_ids_take_the_ids_a_set_of_every_id_gives():
         want[i] = v
     assert ids == want.tolist()
     assert len(set(ids)) == len(ids)
+
+
+def _one_sorted_bank(shared_ids):
+    """_shared_ids, checking that it is given every object's id sorted, as one bank."""
+    def check(banks):
+        assert len(banks) == 1 and (banks[0][1:] >= banks[0][:-1]).all()
+        return shared_ids(banks)
+    return check
