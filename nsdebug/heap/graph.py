@@ -429,7 +429,7 @@ class HeapGraph:
             ids &= np.uint32(0xFFFFFFFE)
             ids[:self.n_synth] = 2 * np.arange(self.n_synth, dtype=np.uint32) + 1
             banks = _ids_by_bank(ids, self.addr, self.addr_order(), self.n_synth)
-            clashing = _shared_ids(banks)
+            clashing = _shared_ids([held for held, _ in banks])
             if len(clashing):
                 _give_clashes_free_ids(ids, banks, clashing)
             self._ids = ids
@@ -629,10 +629,10 @@ class HeapGraph:
 
 def _ids_by_bank(ids, addr, order, n_synth):
     """The objects' ids (`ids` of the nodes, `addr` their addresses, `order` the objects'
-    nodes in address order) as sorted uint32 arrays, one for each 32 GiB of addresses
-    that holds objects (a bank): within one, address order is id order, so a gather
-    replaces the sort of every id (2.8 s at 48M objects). Where the ids of a bank do not
-    rise (an order that is not the addresses'), every id sorted, as one."""
+    nodes in address order) as (sorted uint32 ids, their nodes), one for each 32 GiB of
+    addresses that holds objects (a bank): within one, address order is id order, so a
+    gather replaces the sort of every id (2.8 s at 48M objects). Where the ids of a bank
+    do not rise (an order that is not the addresses'), every id sorted, as one."""
     if not len(order):
         return []
     banks, lo = [], 0
@@ -644,11 +644,12 @@ def _ids_by_bank(ids, addr, order, n_synth):
         held = ids[order[lo:hi]]
         if len(held) > 1 and not (held[1:] > held[:-1]).all():
             break
-        banks.append(held)
+        banks.append((held, order[lo:hi]))
         lo = hi
     else:
         return banks
-    return [np.sort(ids[n_synth:])]
+    nodes = np.argsort(ids[n_synth:]) + n_synth
+    return [(ids[nodes], nodes)]
 
 
 def _first_at_or_above(addr, order, bound, lo):
@@ -684,20 +685,21 @@ def _shared_ids(banks):
     return np.unique(np.concatenate(shared))
 
 
-def _give_clashes_free_ids(ids, banks, clashing, piece=1 << 22):
+def _give_clashes_free_ids(ids, banks, clashing):
     """Node ids (uint32, changed in place) of which `clashing` (sorted) are held by more
     than one node: every node after the first (by node) to hold one takes, in node order,
     the next id of the same parity that no node holds and none took before it. `banks`:
-    every object's id, in sorted arrays (_ids_by_bank). A heap of 48M objects whose
-    objects lie in places far more than 32 GiB apart (0x55... and 0x7f...) had 4,972
-    clashes: a set of every id (and a Python loop over it) took minutes there; this
+    every object's id and its node, sorted by id (_ids_by_bank). A heap of 48M objects
+    whose objects lie in places far more than 32 GiB apart (0x55... and 0x7f...) had
+    4,972 clashes: a set of every id (and a Python loop over it) took minutes there; this
     looks in the banks and keeps only the ids given out."""
     at = []
-    for lo in range(0, len(ids), piece):            # the nodes with a clashing id
-        part = ids[lo:lo + piece]
-        k = np.minimum(np.searchsorted(clashing, part), len(clashing) - 1)
-        at.append(np.flatnonzero(clashing[k] == part) + lo)
-    at = np.concatenate(at)
+    for held, nodes in banks:                       # the nodes with a clashing id
+        lo = np.searchsorted(held, clashing, side="left")
+        hi = np.searchsorted(held, clashing, side="right")
+        some = hi > lo
+        at += [nodes[a:b] for a, b in zip(lo[some].tolist(), hi[some].tolist())]
+    at = np.sort(np.concatenate(at))
     held = ids[at]
     by_id = np.argsort(held, kind="stable")         # each id's nodes, in node order
     later = np.ones(len(at), dtype=bool)
@@ -706,7 +708,7 @@ def _give_clashes_free_ids(ids, banks, clashing, piece=1 << 22):
     given = set()
     for i in np.sort(at[by_id[later]]).tolist():
         v = int(ids[i])
-        while v in given or any(_holds(bank, v) for bank in banks):
+        while v in given or any(_holds(bank, v) for bank, _ in banks):
             v = (v + 2) & 0xFFFFFFFF
         given.add(v)
         ids[i] = v

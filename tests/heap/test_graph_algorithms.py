@@ -486,7 +486,7 @@ def test_many_clashing_snapshot_ids_take_the_ids_a_set_of_every_id_gives(monkeyp
     by_addr = np.argsort(addr, kind="stable").astype(np.int32) + 3
     banks = graph._ids_by_bank((((g.addr >> np.uint64(4)) & np.uint64(0x7FFFFFFF)) <<
                                 np.uint64(1)).astype(np.uint32), g.addr, by_addr, 3)
-    assert len(banks) == 5 and all((b[1:] > b[:-1]).all() for b in banks)
+    assert len(banks) == 5 and all((b[1:] > b[:-1]).all() for b, _ in banks)
     if order == "addresses":
         g._addr_order = by_addr
     elif order == "one piece":
