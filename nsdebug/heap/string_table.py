@@ -23,7 +23,7 @@ class StringTable:
         from .graph import _graphc      # read at call time: a test may set it to None
         if _graphc is not None:
             out = np.empty(len(texts), dtype=np.int64)
-            _graphc.intern_all(self.index, self.strings, texts, out)
+            self.index = _graphc.intern_all(self.index, self.strings, texts, out)
             return out
         index, strings = self.index, self.strings
         out = []

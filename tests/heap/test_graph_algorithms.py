@@ -317,11 +317,15 @@ def test_group_edges_go_into_the_room_or_a_copy_alike():
 
 
 @pytest.mark.unit
-def test_string_table_in_c_agrees(monkeypatch):
+@pytest.mark.parametrize("count", [5000, 200_000])
+def test_string_table_in_c_agrees(monkeypatch, count):
+    """add_all in C against the Python loop; with many texts (past 65,536) its index is
+    a dict made with room for them all: the strings before and after it are found in it
+    as in the loop's."""
     from nsdebug.heap.string_table import StringTable
     rng = np.random.default_rng(13)
-    words = ["", "a", "é", "\u4e2d", "x" * 300] + [f"w{i}" for i in range(200)]
-    texts = [words[i] for i in rng.integers(0, len(words), 5000)]
+    words = ["", "a", "é", "\u4e2d", "x" * 300] + [f"w{i}" for i in range(count // 25)]
+    texts = [words[i] for i in rng.integers(0, len(words), count)]
     fast = StringTable()
     fast.add("pre")
     got = fast.add_all(texts)
@@ -331,8 +335,14 @@ def test_string_table_in_c_agrees(monkeypatch):
     want = slow.add_all(texts)
     assert np.array_equal(got, want) and fast.strings == slow.strings
     assert [fast.strings[i] for i in got] == texts
+    assert fast.index == slow.index and len(fast.index) == len(fast.strings)
+    assert fast.add("pre") == 1 and fast.add(texts[-1]) == got[-1]
+    assert fast.add("after") == len(slow.strings)
+    assert fast.add_all(["after", "pre"]).tolist() == [len(slow.strings), 1]
     with pytest.raises(TypeError):
         fast.add_all([["not", "hashable"]])
+    with pytest.raises(TypeError):
+        fast.add_all(texts + [["not", "hashable"]])
 
 
 def test_str_texts_in_c_agree(cores, monkeypatch):
