@@ -204,6 +204,26 @@ def test_rows_made_a_chunk_at_a_time_are_the_same_at_any_chunk(chunk, monkeypatc
                      [8, numpy_data, first + 4, 20, 0, 0, 0]]
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1 << 20])
+def test_used_key_refs_are_those_of_named_edges_only(monkeypatch, chunk):
+    """The dict keys a snapshot reads: those a property-like edge names (e_name -k-1 for
+    key_refs[k]); element and hidden edges' names are numbers, whatever their sign; in
+    chunks of every size (the negative names are found first, then their kinds)."""
+    import numpy as np
+    from nsdebug.heap import graph
+    from nsdebug.heap import snapshot as S
+    from nsdebug.heap.referents import ELEMENT, HIDDEN, INTERNAL, PROPERTY
+    monkeypatch.setattr(S, "CHUNK", chunk)
+    g = graph.HeapGraph()
+    g.key_refs = np.arange(6, dtype=np.uint64) + np.uint64(0x7F0000003000)
+    g.e_kind = np.array([ELEMENT, PROPERTY, HIDDEN, INTERNAL, PROPERTY, ELEMENT, PROPERTY],
+                        np.uint8)
+    g.e_name = np.array([-1, 3, -2, -4, -6, -5, -4], np.int32)
+    assert S._used_key_refs(g).tolist() == [3, 5]
+    g.e_kind, g.e_name = g.e_kind[:0], g.e_name[:0]
+    assert S._used_key_refs(g).tolist() == []
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_rows_are_written_as_the_numbers_python_prints(compiled, monkeypatch):
     """The rows' text: every number as Python's str gives it (the C formatter writes two
