@@ -219,8 +219,9 @@ def test_used_key_refs_are_those_of_named_edges_only(monkeypatch, chunk):
     g.e_kind = np.array([ELEMENT, PROPERTY, HIDDEN, INTERNAL, PROPERTY, ELEMENT, PROPERTY],
                         np.uint8)
     g.e_name = np.array([-1, 3, -2, -4, -6, -5, -4], np.int32)
+    g.e_to = np.zeros(len(g.e_name), np.int32)
     assert S._used_key_refs(g).tolist() == [3, 5]
-    g.e_kind, g.e_name = g.e_kind[:0], g.e_name[:0]
+    g.e_kind, g.e_name, g.e_to = g.e_kind[:0], g.e_name[:0], g.e_to[:0]
     assert S._used_key_refs(g).tolist() == []
 
 
