@@ -34,7 +34,6 @@ N_HIDDEN, N_STRING, N_OBJECT, N_CODE, N_CLOSURE, N_NUMBER, N_NATIVE, N_SYNTHETIC
 E_INTERNAL = 3
 KIND_TO_EDGE = {ELEMENT: 1, PROPERTY: 2, INTERNAL: 3, HIDDEN: 4, WEAK: 6}
 NUMBER_KINDS = ("int", "bool", "float", "complex")
-READ_KINDS = ("str", "function", "code", "int")    # node names read from the core in bulk
 MAX_NAME = 1000
 CHUNK = 1 << 16
 
@@ -93,23 +92,27 @@ def node_columns(g, objects, strings, vm=None, hide=None):
         return put
     if vm is not None:
         # Strings and the qualified names of functions, in bulk from the core. Each
-        # node's kind as a small number (a column of kind names, compared as objects,
-        # took 0.5 s for the 14.4M-object core's 5.5M valued nodes).
-        kind_of = _kind_codes(kinds, READ_KINDS)[g.type_ix[idx]]
+        # node's kind by a lookup of its type (a column of kind names, compared as
+        # objects, took 0.5 s for the 14.4M-object core's 5.5M valued nodes).
+        valued_types = g.type_ix[idx]
+
+        def of_kind(kind):
+            return of_types(valued_types, [i for i, k in enumerate(kinds) if k == kind],
+                            len(kinds))
         # Each read near an address it is given (per_window: a capture's are served a
         # window of its core at a time).
-        is_str = kind_of == READ_KINDS.index("str")    # str subclasses are not compact
+        is_str = of_kind("str")                # str subclasses are not compact: per object
         L = objects.L
         _str_texts(vm, L, g.addr[idx[is_str]], MAX_NAME, into(is_str))
         for kind, off in (("function", L.function.func_qualname),
                           ("code", L.code.co_qualname or L.code.co_name)):
-            sel = kind_of == READ_KINDS.index(kind)
+            sel = of_kind(kind)
             if sel.any() and off is not None:
                 qual, ok = vm.per_window(g.addr[idx[sel]], off + 8,
                                          lambda v, a: v.u64(a + np.uint64(off)))
                 _str_texts(vm, L, np.where(ok, qual, 0), 200, into(sel))
-        heap = np.array([t.is_heap for t in g.types] + [False])[g.type_ix[idx]]
-        sel = (kind_of == READ_KINDS.index("int")) & ~heap     # IntEnum members: preview
+        heap = np.array([t.is_heap for t in g.types] + [False])[valued_types]
+        sel = of_kind("int") & ~heap            # IntEnum members and such: by preview
         if sel.any():
             vm.per_window(g.addr[idx[sel]], _int_reach(objects),
                           lambda v, a: _small_ints(v, objects, a), into(sel))
@@ -118,13 +121,6 @@ def node_columns(g, objects, strings, vm=None, hide=None):
         texts[k] = _value_name(objects, g, i, kinds[int(g.type_ix[i])])
     name[idx] = strings.add_all(texts)
     return ntype, name
-
-
-def _kind_codes(kinds, named):
-    """Per type (and one more for no type), the position of its kind in `named`, -1 for
-    a kind not there: int8, to be indexed by the nodes' type indexes."""
-    return np.array([named.index(k) if k in named else -1 for k in kinds] + [-1],
-                    dtype=np.int8)
 
 
 def _key_texts(g, objects, vm, keys):
