@@ -641,10 +641,11 @@ def _ids_by_bank(ids, addr, order, n_synth):
         hi = _first_at_or_above(addr, order, (bank + 1) << BANK_SHIFT, lo)
         if hi <= lo:
             break                       # the order is not the addresses': sorted below
-        held = ids[order[lo:hi]]
+        nodes = order[lo:hi]
+        held = ids[nodes]
         if len(held) > 1 and not (held[1:] > held[:-1]).all():
             break
-        banks.append((held, order[lo:hi]))
+        banks.append((held, nodes))
         lo = hi
     else:
         return banks

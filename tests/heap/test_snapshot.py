@@ -208,7 +208,7 @@ def test_rows_made_a_chunk_at_a_time_are_the_same_at_any_chunk(chunk, monkeypatc
 def test_used_key_refs_are_those_of_named_edges_only(monkeypatch, chunk):
     """The dict keys a snapshot reads: those a property-like edge names (e_name -k-1 for
     key_refs[k]); element and hidden edges' names are numbers, whatever their sign; in
-    chunks of every size (the negative names are found first, then their kinds)."""
+    chunks of every size."""
     import numpy as np
     from nsdebug.heap import graph
     from nsdebug.heap import snapshot as S
