@@ -42,7 +42,7 @@ from .containers import Containers
 from .croots import CRoots
 from .fields import KIND_FIELDS
 from .graph import (C_GLOBALS, C_STACKS, INVALID_TYPE, SYNTH, UNREACHABLE, AddressTable,
-                    HeapGraph, WalkTables, drain_into)
+                    HeapGraph, WalkTables, drain_into, running_sums)
 from .referents import ELEMENT, INTERNAL, PROPERTY, Referents
 from .sink import WaveSink
 from .spill import Spill
@@ -572,7 +572,7 @@ class HeapWalker:
         n = self.count
         empty = self.spill.empty
         starts = self.spill.zeros(n + 1, np.int64)
-        np.cumsum(drain_into(self.edge_counts, starts[1:]), out=starts[1:])
+        drain_into(self.edge_counts, starts[1:], running_sums(self.spill.copy))
         self.edge_counts = self.sink.edges["src"] = None
         self.visited = None
         sink = self.sink
