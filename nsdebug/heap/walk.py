@@ -395,9 +395,13 @@ class HeapWalker:
             tgt = self.sink.edges["tgt"]
             mark = len(tgt)
             self._wave(frontier)
-            new = tgt[mark:]
-            frontier = self.visited.add_many(self._joined(new), self._limited_empty()) \
-                if new else np.zeros(0, dtype=np.uint64)
+            # The wave's targets looked up a wave chunk's at a time, not joined first:
+            # every edge's target passes here once, and a join of them all (and the
+            # lookup's temporaries as long) was new memory each wave (1.25 GB of
+            # targets in all at 48M objects), where a chunk's temporaries are reused.
+            empty = self._limited_empty()
+            new = [self.visited.add_many(chunk, empty) for chunk in tgt[mark:]]
+            frontier = self._joined(new) if new else np.zeros(0, dtype=np.uint64)
 
     def _limited_empty(self):
         """What makes a wave's large temporaries: the spill's scratch file where a limit

@@ -93,3 +93,13 @@ def test_visited_set_in_c_and_numpy_agree(cores, build, monkeypatch):
     assert len(flat) == len(set(flat))
     first = list(dict.fromkeys(int(a) for a in batches[0]))
     assert results[0][0] == first
+    # The walk looks a wave's targets up a chunk at a time: the new ones, joined, are
+    # what one lookup of all of them finds, those in the core in the same order (those
+    # outside come after their own chunk's).
+    everything = np.concatenate(batches)
+    whole = vec.Visited(vm).add_many(everything).tolist()
+    outside = {1 << 60, 16, 32, 48}
+    assert sorted(flat) == sorted(whole) == sorted(set(everything.tolist()))
+    assert [a for a in flat if a not in outside] == [a for a in whole if a not in outside]
+    assert [a for a in whole if a not in outside] == \
+        [a for a in dict.fromkeys(everything.tolist()) if a not in outside]
