@@ -21,7 +21,9 @@ own start-up included), a capture's decompressed copy left out where it was made
 memory (it is the core, as a plain core's page cache is; shown apart); with --kinds,
 the walk's objects per second by kind. Before and after the cases, how fast this
 machine gives new pages (a walk writes gigabytes of them; on a VM that hands free
-memory back to its host they are the walk's main cost).
+memory back to its host they are the walk's main cost). Each core and capture is
+measured with its own pages in the kernel's cache and the other files' dropped
+(alone_in_cache).
 """
 
 import argparse
@@ -35,7 +37,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import byte_compile_nsdebug, print_table, targets, timed, tool  # noqa: E402
+from common import (byte_compile_nsdebug, drop_page_cache, print_table,  # noqa: E402
+                    read_into_cache, targets, timed, tool)
 
 DEFAULT = "app:1000000,app:5000000,app:15000000,app:50000000,ast:1500000"
 CACHE_FROM = 15_000_000        # cases this large are made once and kept (--cache)
@@ -147,6 +150,18 @@ def measure(nsdebug, path, tmp, env):
             "snapshot": t_snap, "snapshot_mib": snap_mib, "peak": peak - copy, "copy": copy}
 
 
+def alone_in_cache(path, files):
+    """`path` read into the kernel's cache and every other of `files` (the cases' cores
+    and captures so far) dropped from it: each is measured as on a machine that holds
+    only it. Else what the earlier cases left cached (19 GB of 24 by the 50M case's
+    capture) pushes the file's own pages out while its walk runs, and they are read
+    from the disk again: how much depends on the order of the cases."""
+    for other in files:
+        if other != path:
+            drop_page_cache(other)
+    read_into_cache(path)
+
+
 def new_page_rate(directory, size=1 << 30, rest=15.0):
     """MB/s of writing `size` bytes into a new file after `rest` seconds of quiet: what a
     page the machine has not used lately costs here. A walk writes gigabytes of new
@@ -183,7 +198,7 @@ def main():
     scratch = os.environ.get("BENCH_TMP") or args.cache
     os.makedirs(scratch, exist_ok=True)
     rates = [new_page_rate(scratch)]
-    rows, kind_rows = [], {}
+    rows, kind_rows, files = [], {}, []
     for spec in args.cases.split(","):
         case, want = spec.split(":")
         want = int(want)
@@ -199,7 +214,9 @@ def main():
                     k = kind_rows.setdefault(kind, [0, 0.0])
                     k[0] += count
                     k[1] += secs
+            files += [core, lz4]
             for label, path in (("core", core), (".lz4", lz4)):
+                alone_in_cache(path, files)
                 m = measure(nsdebug, path, tmp, env)
                 n = m["n"]
                 rows.append([case, label, f"{n:,}", f"{os.path.getsize(path) >> 20:,}",
