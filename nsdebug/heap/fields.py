@@ -95,6 +95,15 @@ TYPE_FIELDS = {
         ("_context", "context"))],
 }
 
+# C types of the standard library whose struct holds no object at all, by tp_name:
+# their words are numbers (a Decimal's hash, exponent, digit counts and its first
+# limbs, whose pointer leads to more limbs; a date's packed fields; a timedelta's days,
+# seconds and microseconds). The walk reads none of them as a possible reference: a
+# service holds Decimals by the million (11 words each to read for nothing), and a
+# Decimal whose digits equal an object's address would otherwise hold that object.
+# (datetime and time keep a tzinfo reference in some objects: read as other C types.)
+NO_OBJECT_FIELDS = frozenset({"decimal.Decimal", "datetime.date", "datetime.timedelta"})
+
 
 def offsets(layout, rows):
     """[(name, offset, edge kind)] of the rows this build has."""

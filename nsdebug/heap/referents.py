@@ -66,8 +66,13 @@ class Referents:
         accounts for: not the header, a member, a known C field, the __dict__ or the
         weak reference list. For a Python class there are none; for a C type whose
         fields nsdebug does not know (_struct.Struct, _io objects, _asyncio.Task...),
-        its fields, read conservatively (plausible_object). Cached per type."""
+        its fields, read conservatively (plausible_object); none for those known to
+        hold no object (fields.NO_OBJECT_FIELDS). Cached per type."""
         offs = self._body.get(info.address)
+        # (By name alone: 3.13's Decimal is a heap type, made from a spec, and a class
+        # of that name, _pydecimal's, has no words but its slots, which are not scanned.)
+        if offs is None and info.qualname in fields.NO_OBJECT_FIELDS:
+            offs = self._body[info.address] = []
         if offs is None:
             known = {off for _, off in self.o.slot_members(info)}
             known |= {off for _, off, _ in self.fields_of_type(info.qualname)}

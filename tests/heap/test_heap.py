@@ -64,6 +64,22 @@ def test_counts_sizes_paths_refs(cores, build, nsdebug):
     assert objs["unreachable_objects"] >= 2
 
 
+def test_a_decimal_holds_no_reference_whatever_its_digits(cores, build, nsdebug):
+    """A Decimal's struct holds numbers only (fields.NO_OBJECT_FIELDS): one whose digits
+    are an object's address (its first limb is that number, as the target checked) is
+    no referrer of that object, which its real holder still is; the Decimal itself is
+    found with its own size."""
+    cap = cores.heap(build)
+    d = cap.truth["decimal_lookalike"]
+    assert d["holds_address"]
+    refs, shown = run_json(nsdebug, cap.core, f"refs {d['decoy']:#x}",
+                           f"inspect {d['decimal']:#x}")
+    holders = {r["address"] for r in refs["referrers"]} | \
+        {r["owner_address"] for r in refs["referrers"]}
+    assert d["decimal"] not in holders, refs
+    assert holders, refs
+    assert shown["type"] == d["type"] and shown["size"] == d["size"], shown
+
 def test_text_commands(cores, build, nsdebug):
     cap = cores.heap(build)
     t = cap.truth
