@@ -13,7 +13,8 @@ import struct
 
 import numpy as np
 
-from ..cpython.flags import MAX_REFCOUNT, MAX_USER_ADDRESS, TPFLAGS_HAVE_GC, TPFLAGS_PREHEADER
+from ..cpython.flags import (MAX_REFCOUNT, MAX_USER_ADDRESS, TPFLAGS_HAVE_GC, TPFLAGS_HEAPTYPE,
+                             TPFLAGS_PREHEADER)
 from ..errors import NsdebugError
 from . import vec
 from .vec import U64, ramp
@@ -57,8 +58,9 @@ class ArenaScan:
 
     POOLS_PER_BATCH = 2048
 
-    def __init__(self, sink, rt, visited):
+    def __init__(self, sink, rt, visited, type_objects=()):
         self.s, self.rt, self.visited = sink, rt, visited
+        self.type_objects = type_objects    # the type objects the walk found, per chunk
         self.vm = sink.vm
         self.L = sink.L
         self.ranges = None          # (starts, ends, pool size) of the arenas, once read
@@ -115,8 +117,24 @@ class ArenaScan:
             cur, _ = vm.u64(cur)
         return blocks[keep], bsz[keep]
 
+    def _types_of_untracked(self):
+        """The type objects the walk found whose instances may be on no GC list (static
+        types, heap types without GC: an untracked object only C holds, such as 3.13's
+        decimal context variable, kept in its module's state), met as types from now
+        on: a block is taken for an object only of a type met, and a type none of
+        whose instances the walk reached was not. Classes (heap types with GC) are left
+        out: their instances are all on GC lists."""
+        found = [a for a in self.type_objects if len(a)]
+        if not found or self.L.type.tp_flags is None:
+            return
+        addrs = np.concatenate(found)
+        flags, ok = self.vm.u64(addrs + U64(self.L.type.tp_flags))
+        classes = U64(TPFLAGS_HEAPTYPE | TPFLAGS_HAVE_GC)
+        self.s.type_indices(addrs[ok & ((flags & classes) != classes)])
+
     def objects(self):
         vm, P = self.vm, self.L.pool
+        self._types_of_untracked()
         all_pools, pool_size = self.pools()
         align = 1 << ALIGNMENT_SHIFT
         overhead = (P.size + align - 1) & ~(align - 1)

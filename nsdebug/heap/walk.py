@@ -100,6 +100,7 @@ class HeapWalker:
         self.synth_kinds: list[str] = []
         self.tracked = array("Q")          # addresses on the GC lists
         self.modules = []                  # the module objects' addresses, per chunk
+        self.type_objects = []             # the type objects' addresses, per chunk
         # The objects' columns, a chunk per wave chunk; edges per node likewise.
         self.chunks = {"addr": [], "type": [], "size": []}
         self.edge_counts = []
@@ -339,6 +340,8 @@ class HeapWalker:
             idx = by_kind[bounds[code]:bounds[code + 1]]       # in address order (stable)
             if kind == "module":
                 self.modules.append(addrs[idx])     # (the C roots look in their dicts)
+            elif kind == "type":
+                self.type_objects.append(addrs[idx])    # (the arena scan's types)
             dec = self._decoders.get(kind)
             if dec is None:
                 self._fallback(addrs, idx, base, tix, sizes)
@@ -443,7 +446,7 @@ class HeapWalker:
             self._drain_waves(self.visited.add_many(group))
         if self.scan_arenas:
             try:
-                scan = ArenaScan(self.sink, self.rt, self.visited)
+                scan = ArenaScan(self.sink, self.rt, self.visited, self.type_objects)
                 found = scan.objects()
                 self._arenas = scan.ranges
                 self._drain_waves(self.visited.add_many(found))
