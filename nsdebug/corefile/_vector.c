@@ -300,6 +300,66 @@ done:
     return result;
 }
 
+/* The interpreter's reserve at a data segment limit (`nsdebug triage`'s per analysis).
+ * pymalloc takes its arenas (1 MiB mappings from 3.10, 256 KiB before) through the arena
+ * allocator. At the limit an arena refused while an exception is on its way out can
+ * hang the process: 3.11 makes an int of the frame's last instruction before it enters
+ * an exception handler, and when that allocation fails it unwinds to the same handler
+ * again, for ever (at 100% CPU, seen with the heap walk under `--memory-limit`). So
+ * arena_reserve(pieces, size) maps `pieces` mappings of `size` bytes that count against
+ * the limit, and wraps the arena allocator: an arena refused while an exception is set
+ * gives one piece back and is asked for again. An arena refused with none set fails as
+ * before (a MemoryError, raised: then the reserve lets it get out). Once per process. */
+#define MAX_RESERVE 64
+static void *reserve[MAX_RESERVE];
+static int reserve_left = 0;
+static size_t reserve_size = 0;
+static PyObjectArenaAllocator base_arena = {NULL, NULL, NULL};
+
+static void *reserve_alloc(void *ctx, size_t size) {
+    void *p = base_arena.alloc(base_arena.ctx, size);
+    while (p == NULL && reserve_left > 0 && PyErr_Occurred()) {
+        reserve_left--;
+        munmap(reserve[reserve_left], reserve_size);
+        p = base_arena.alloc(base_arena.ctx, size);
+    }
+    return p;
+}
+
+static void reserve_free(void *ctx, void *ptr, size_t size) {
+    base_arena.free(base_arena.ctx, ptr, size);
+}
+
+static PyObject *arena_reserve(PyObject *self, PyObject *args) {
+    int pieces;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "in", &pieces, &size)) return NULL;
+    if (pieces <= 0 || pieces > MAX_RESERVE || size <= 0) {
+        PyErr_SetString(PyExc_ValueError, "arena_reserve: 1 to 64 pieces of a positive size");
+        return NULL;
+    }
+    if (base_arena.alloc != NULL) Py_RETURN_FALSE;          /* made already */
+    for (int i = 0; i < pieces; i++) {
+        void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            while (i > 0) munmap(reserve[--i], (size_t)size);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        reserve[i] = p;
+    }
+    reserve_left = pieces;
+    reserve_size = (size_t)size;
+    PyObject_GetArenaAllocator(&base_arena);
+    PyObjectArenaAllocator wrapped = {NULL, reserve_alloc, reserve_free};
+    PyObject_SetArenaAllocator(&wrapped);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *arena_reserve_left(PyObject *self, PyObject *noargs) {
+    return PyLong_FromLong(reserve_left);
+}
+
 static PyMethodDef methods[] = {
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends, offs, addrs, width, out, ok) -> valid count"},
@@ -314,6 +374,10 @@ static PyMethodDef methods[] = {
      "None or (block, why)"},
     {"overlay", overlay, METH_VARARGS,
      "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},
+    {"arena_reserve", arena_reserve, METH_VARARGS,
+     "arena_reserve(pieces, size) -> made: room for the interpreter's arenas at a limit"},
+    {"arena_reserve_left", arena_reserve_left, METH_NOARGS,
+     "arena_reserve_left() -> pieces of the reserve not given back yet"},
     {NULL, NULL, 0, NULL},
 };
 

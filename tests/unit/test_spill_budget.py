@@ -309,3 +309,40 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     assert membudget.data_limit() is None or membudget.data_limit() > 1 << 30
+
+
+def test_arena_reserve_is_kept_for_an_exception_on_its_way_out():
+    """fleet.child's reserve at the data limit (_vector.arena_reserve): made once, in
+    pieces that count against the limit; arenas refused while no exception is set fail
+    as before (a MemoryError, the reserve kept whole for the unwinding that follows)."""
+    import subprocess
+    import sys
+    code = r"""
+import resource
+from nsdebug.corefile import _vector
+def vmdata():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+before = vmdata()
+first, again = _vector.arena_reserve(4, 1 << 20), _vector.arena_reserve(4, 1 << 20)
+grew = vmdata() - before
+slots = [None] * 4_000_000
+limit = vmdata() + (2 << 20)
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+def fill(slots=slots):
+    i = 0
+    try:
+        while True:
+            slots[i] = object()
+            i += 1
+    except MemoryError:
+        return i
+n = fill()
+print(first, again, grew >= 4 << 20, n > 1000, n < len(slots), _vector.arena_reserve_left())
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "True", "True", "True", "4"]
