@@ -67,13 +67,12 @@ def drain_into(chunks, out, fill=None):
     return out
 
 
-
-def running_sums(fill=None):
+def running_sums(fill):
     """A `fill` for drain_into that puts each chunk's running sums in its part, carried
     on from chunk to chunk (np.cumsum over the chunks as one, in int64), through
-    `fill(sums, part)` where given (Spill.copy: into the scratch file by pwrite, where
-    a cumsum written through the mapping faults each page in, zeroed, first: the
-    48M-object walk's edge starts took 2.25 s so, most of it in the kernel)."""
+    `fill(sums, part)` (Spill.copy: into the scratch file by pwrite, where a cumsum
+    written through the mapping faults each page in, zeroed, first: the 48M-object
+    walk's edge starts took 2.25 s so, most of it in the kernel)."""
     total = [0]
 
     def put(chunk, part):
@@ -81,11 +80,9 @@ def running_sums(fill=None):
         if len(sums):
             sums += total[0]
             total[0] = int(sums[-1])
-        if fill is None:
-            part[:] = sums
-        else:
-            fill(sums, part)
+        fill(sums, part)
     return put
+
 
 class AddressTable:
     """Node index by object address, for many addresses at once: a hash table in C

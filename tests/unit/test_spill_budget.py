@@ -136,9 +136,9 @@ def test_copy_writes_through_the_file_what_an_assignment_would(tmp_path):
 
 def test_running_sums_drain_chunks_into_one_cumsum(tmp_path):
     """The walk's edge starts: int32 counts a chunk at a time, summed on from chunk to
-    chunk into one int64 column, by pwrite into a spilled array (Spill.copy) or by
-    assignment in memory: the cumsum of all the counts as one, empty chunks and counts
-    past 2**31 in all included."""
+    chunk into one int64 column through Spill.copy, by pwrite into a spilled array or by
+    assignment into one in memory: the cumsum of all the counts as one, empty chunks and
+    counts past 2**31 in all included."""
     from nsdebug.heap.graph import drain_into, running_sums
     rng = np.random.default_rng(11)
     sizes = (0, 1, 4095, 70_000, 0, 131_072, 3)
@@ -148,8 +148,8 @@ def test_running_sums_drain_chunks_into_one_cumsum(tmp_path):
     s = spill.Spill(str(tmp_path), "always")
     in_file = s.zeros(len(want) + 1, np.int64)
     assert spill.in_file(in_file)
-    for out, fill in ((in_file, s.copy), (np.zeros(len(want) + 1, np.int64), None)):
-        drain_into([c.copy() for c in chunks], out[1:], running_sums(fill))
+    for out in (in_file, np.zeros(len(want) + 1, np.int64)):
+        drain_into([c.copy() for c in chunks], out[1:], running_sums(s.copy))
         assert out[0] == 0 and np.array_equal(out[1:], want)
 
 def test_a_dropped_array_gives_its_blocks_back_and_the_file_closes_last(tmp_path):
