@@ -300,64 +300,90 @@ done:
     return result;
 }
 
-/* The interpreter's reserve at a data segment limit (`nsdebug triage`'s per analysis).
- * pymalloc takes its arenas (1 MiB mappings from 3.10, 256 KiB before) through the arena
- * allocator. At the limit an arena refused while an exception is on its way out can
- * hang the process: 3.11 makes an int of the frame's last instruction before it enters
- * an exception handler, and when that allocation fails it unwinds to the same handler
- * again, for ever (at 100% CPU, seen with the heap walk under `--memory-limit`). So
- * arena_reserve(pieces, size) maps `pieces` mappings of `size` bytes that count against
- * the limit, and wraps the arena allocator: an arena refused while an exception is set
- * gives one piece back and is asked for again. An arena refused with none set fails as
- * before (a MemoryError, raised: then the reserve lets it get out). Once per process. */
-#define MAX_RESERVE 64
-static void *reserve[MAX_RESERVE];
-static int reserve_left = 0;
-static size_t reserve_size = 0;
-static PyObjectArenaAllocator base_arena = {NULL, NULL, NULL};
+/* The end of a process whose interpreter has run out of memory at a data segment limit
+ * (`nsdebug triage --memory-limit`, one analysis a process). CPython does not survive
+ * every small allocation refused: 3.11 to 3.13 make an int of the frame's last instruction
+ * before they enter a handler that needs it (a `with`, an `except` cleanup), and when that
+ * int cannot be made they unwind to the same handler again, for ever, at 100% CPU (seen in
+ * CI: a heap walk under Dask, whose workers set MALLOC_TRIM_THRESHOLD_). A small request
+ * refused means the interpreter itself has no room left, whatever would come next. So
+ * exit_when_exhausted(status, small) wraps the allocators of the three domains and the
+ * arena allocator: a request of at most `small` bytes, or an arena, refused ends the
+ * process at once with `status` and one line on stderr. A larger request fails as before,
+ * a MemoryError its caller may handle (a damaged length asking for gigabytes is not the
+ * limit's doing). Once per process, before any other thread runs. */
+static int exhausted_status = 0;
+static size_t exhausted_small = 0;
+static PyMemAllocatorEx guarded[3];           /* the allocators wrapped, by domain */
+static PyObjectArenaAllocator guarded_arena = {NULL, NULL, NULL};
 
-static void *reserve_alloc(void *ctx, size_t size) {
-    void *p = base_arena.alloc(base_arena.ctx, size);
-    while (p == NULL && reserve_left > 0 && PyErr_Occurred()) {
-        reserve_left--;
-        munmap(reserve[reserve_left], reserve_size);
-        p = base_arena.alloc(base_arena.ctx, size);
-    }
+static void exhausted(void) {
+    static const char line[] = "nsdebug: out of memory at the data segment limit\n";
+    ssize_t unused = write(2, line, sizeof line - 1);
+    (void)unused;
+    _exit(exhausted_status);
+}
+
+static void *guard_malloc(void *ctx, size_t size) {
+    PyMemAllocatorEx *base = ctx;
+    void *p = base->malloc(base->ctx, size);
+    if (p == NULL && size <= exhausted_small) exhausted();
     return p;
 }
 
-static void reserve_free(void *ctx, void *ptr, size_t size) {
-    base_arena.free(base_arena.ctx, ptr, size);
+static void *guard_calloc(void *ctx, size_t nelem, size_t elsize) {
+    PyMemAllocatorEx *base = ctx;
+    void *p = base->calloc(base->ctx, nelem, elsize);
+    if (p == NULL && (elsize == 0 || nelem <= exhausted_small / elsize)) exhausted();
+    return p;
 }
 
-static PyObject *arena_reserve(PyObject *self, PyObject *args) {
-    int pieces;
-    Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "in", &pieces, &size)) return NULL;
-    if (pieces <= 0 || pieces > MAX_RESERVE || size <= 0) {
-        PyErr_SetString(PyExc_ValueError, "arena_reserve: 1 to 64 pieces of a positive size");
+static void *guard_realloc(void *ctx, void *ptr, size_t size) {
+    PyMemAllocatorEx *base = ctx;
+    void *p = base->realloc(base->ctx, ptr, size);
+    if (p == NULL && size <= exhausted_small) exhausted();
+    return p;
+}
+
+static void guard_free(void *ctx, void *ptr) {
+    PyMemAllocatorEx *base = ctx;
+    base->free(base->ctx, ptr);
+}
+
+static void *guard_arena_alloc(void *ctx, size_t size) {
+    void *p = guarded_arena.alloc(guarded_arena.ctx, size);
+    if (p == NULL) exhausted();
+    return p;
+}
+
+static void guard_arena_free(void *ctx, void *ptr, size_t size) {
+    guarded_arena.free(guarded_arena.ctx, ptr, size);
+}
+
+static PyObject *exit_when_exhausted(PyObject *self, PyObject *args) {
+    int status;
+    Py_ssize_t small;
+    if (!PyArg_ParseTuple(args, "in", &status, &small)) return NULL;
+    if (status < 0 || status > 255 || small < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "exit_when_exhausted: a status of 0 to 255, a size of 0 or more");
         return NULL;
     }
-    if (base_arena.alloc != NULL) Py_RETURN_FALSE;          /* made already */
-    for (int i = 0; i < pieces; i++) {
-        void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) {
-            while (i > 0) munmap(reserve[--i], (size_t)size);
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        reserve[i] = p;
+    if (guarded_arena.alloc != NULL) Py_RETURN_FALSE;       /* wrapped already */
+    exhausted_status = status;
+    exhausted_small = (size_t)small;
+    static const PyMemAllocatorDomain domains[3] = {
+        PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+    for (int i = 0; i < 3; i++) {
+        PyMem_GetAllocator(domains[i], &guarded[i]);
+        PyMemAllocatorEx wrap = {&guarded[i], guard_malloc, guard_calloc, guard_realloc,
+                                 guard_free};
+        PyMem_SetAllocator(domains[i], &wrap);
     }
-    reserve_left = pieces;
-    reserve_size = (size_t)size;
-    PyObject_GetArenaAllocator(&base_arena);
-    PyObjectArenaAllocator wrapped = {NULL, reserve_alloc, reserve_free};
-    PyObject_SetArenaAllocator(&wrapped);
+    PyObject_GetArenaAllocator(&guarded_arena);
+    PyObjectArenaAllocator wrap = {NULL, guard_arena_alloc, guard_arena_free};
+    PyObject_SetArenaAllocator(&wrap);
     Py_RETURN_TRUE;
-}
-
-static PyObject *arena_reserve_left(PyObject *self, PyObject *noargs) {
-    return PyLong_FromLong(reserve_left);
 }
 
 static PyMethodDef methods[] = {
@@ -374,10 +400,9 @@ static PyMethodDef methods[] = {
      "None or (block, why)"},
     {"overlay", overlay, METH_VARARGS,
      "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},
-    {"arena_reserve", arena_reserve, METH_VARARGS,
-     "arena_reserve(pieces, size) -> made: room for the interpreter's arenas at a limit"},
-    {"arena_reserve_left", arena_reserve_left, METH_NOARGS,
-     "arena_reserve_left() -> pieces of the reserve not given back yet"},
+    {"exit_when_exhausted", exit_when_exhausted, METH_VARARGS,
+     "exit_when_exhausted(status, small) -> wrapped: exit at once when a request of at most "
+     "small bytes is refused"},
     {NULL, NULL, 0, NULL},
 };
 

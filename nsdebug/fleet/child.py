@@ -12,14 +12,14 @@ import resource
 import sys
 
 EXIT_MEMORY = 3
-RESERVE_PIECES = 8          # MiB kept back for the interpreter's own arenas at the limit
+SMALL = 1 << 20             # a request refused up to this size: the interpreter is out
 
 
 def main(argv):
     path, heap, limit = argv[0], argv[1], int(argv[2])
     if limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        _reserve_arenas()
+        _exit_when_exhausted()
     try:
         from nsdebug.errors import NsdebugError
         from nsdebug.fleet.summary import summarize
@@ -38,17 +38,18 @@ def main(argv):
     return 0
 
 
-def _reserve_arenas():
-    """Room for the interpreter's own small objects once the limit is met, given back
-    only while a MemoryError is on its way out (corefile/_vector.c, arena_reserve):
-    3.11 could otherwise spin for ever unwinding it, at 100% CPU, until the engine's
-    timeout (seen in a heap walk under --memory-limit: the int of a handler's last
-    instruction could not be made). Without the compiled module, none."""
+def _exit_when_exhausted():
+    """At the limit, a small allocation refused ends this process at once, with
+    EXIT_MEMORY (corefile/_vector.c, exit_when_exhausted): 3.11-3.13 could otherwise
+    spin for ever unwinding the MemoryError, at 100% CPU, until the engine's timeout
+    (seen in a heap walk under --memory-limit: the int of a handler's last instruction
+    could not be made). Larger requests still raise a MemoryError, which main() answers
+    the same way once it has got out. Without the compiled module, nothing."""
     try:
-        from nsdebug.corefile._vector import arena_reserve
-        arena_reserve(RESERVE_PIECES, 1 << 20)
-    except (ImportError, AttributeError, OSError):
-        pass            # (OSError: the limit leaves no room for it; the walk goes on)
+        from nsdebug.corefile._vector import exit_when_exhausted
+    except ImportError:
+        return
+    exit_when_exhausted(EXIT_MEMORY, SMALL)
 
 
 if __name__ == "__main__":
