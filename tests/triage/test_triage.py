@@ -233,17 +233,18 @@ def test_dask_local_cluster_gives_the_local_answer(fleet, leaky, big_heap, nsdeb
     os.makedirs(os.path.dirname(big), exist_ok=True)
     shutil.copy(big_heap, big)
     paths = [fleet["dir"], leaky, os.path.dirname(big)]
+    # (--timeout under the call's own: an analysis that hangs is named as that core's.)
     local = triage(nsdebug, *paths, "--no-cache", "--heap", "--memory-limit", LIMIT,
-                   "--jobs", "2")
+                   "--timeout", "240", "--jobs", "2")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             pids = client.run(os.getpid)        # real worker processes, not threads
         assert len(pids) == 2 and os.getpid() not in pids.values()
         remote = triage(nsdebug, *paths, "--no-cache", "--heap", "--memory-limit", LIMIT,
-                        "--dask", cluster.scheduler_address)
-    assert remote == local
+                        "--timeout", "240", "--dask", cluster.scheduler_address)
     failed = {f["core"]: f for f in remote["failed"]}
+    assert remote == local, (failed, local["failed"])
     assert failed[big]["kind"] == "memory" and "--memory-limit" in failed[big]["error"]
     assert set(failed) == fleet["bad"] | {big}
     assert len(remote["groups"]) == len(BUGS)
