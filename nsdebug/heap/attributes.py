@@ -18,6 +18,7 @@ from ..cpython.flags import (MAX_REFCOUNT, MAX_USER_ADDRESS, TPFLAGS_INLINE_VALU
                              TPFLAGS_MANAGED_DICT)
 from ..errors import NsdebugError
 from .containers import keys_table
+from .fields import flagged_field
 from .referents import BODY_SCAN_KINDS, INTERNAL, PROPERTY
 from .vec import U64, distinct, extend_per_type, ramp
 
@@ -36,6 +37,9 @@ class AttrPlan:
         self.key_names = np.zeros(0, dtype=np.int32)
         self.scan_off = np.zeros(0, dtype=np.int64)
         self.scan_name = np.zeros(0, dtype=np.int32)
+        # A field only objects with a flag byte set have (fields.FLAGGED_FIELDS): the
+        # flag's offset (0: none), the field's, its edge name.
+        self.flag_at, self.flag_field, self.flag_name = 0, 0, 0
 
 
 class Attributes:
@@ -82,6 +86,8 @@ class Attributes:
             self.s.emit(src[rep], tgt, f_kind[j], f_name[j])
         if P.scounts.any():
             self._scan_bodies(P, t, a, src)
+        if P.flag_at.any():
+            self._flagged_fields(P, t, a, src)
         modes = P.modes[t]
         dict_edge = self.s.name_id("__dict__")
         vm, V = self.vm, self.L.dictvalues
@@ -177,6 +183,16 @@ class Attributes:
         valid = self.s.type_indices(tp) >= 0
         self.s.emit(src[valid], word[valid], INTERNAL, names[valid])
 
+    def _flagged_fields(self, P, t, a, src):
+        """The field of objects whose flag byte says they have it (a datetime's tzinfo)."""
+        sel = np.nonzero(P.flag_at[t])[0]
+        if not len(sel):
+            return
+        flag, ok = self.vm.u8(a[sel] + P.flag_at[t[sel]])
+        sel = sel[ok & (flag != 0)]
+        tgt, _ = self.vm.u64(a[sel] + P.flag_field[t[sel]])
+        self.s.emit(src[sel], tgt, INTERNAL, P.flag_name[t[sel]])
+
     # AttrPlan fields flattened into _plan_tables(), with the dtype of each table.
     _PLAN_ROWS = (("f_off", "field_off", np.uint64), ("f_name", "field_name", np.int32),
                   ("f_kind", "field_kind", np.uint8), ("keys", "keys", np.uint64),
@@ -205,7 +221,10 @@ class Attributes:
                 ("kcounts", [len(p.keys) for p in plans], 0, np.int64),
                 ("scounts", [len(p.scan_off) for p in plans], 0, np.int64),
                 ("modes", [p.mode for p in plans], MODE_NONE, np.int8),
-                ("dictoffsets", [p.dictoffset for p in plans], 0, np.uint64)):
+                ("dictoffsets", [p.dictoffset for p in plans], 0, np.uint64),
+                ("flag_at", [p.flag_at for p in plans], 0, np.uint64),
+                ("flag_field", [p.flag_field for p in plans], 0, np.uint64),
+                ("flag_name", [p.flag_name for p in plans], 0, np.int32)):
             setattr(P, per_type, extend_per_type(getattr(P, per_type, None), values,
                                                   invalid, dtype))
         P.ntypes = len(self.s.types)
@@ -270,6 +289,10 @@ class Attributes:
             plan.scan_off = np.array(body, dtype=np.int64)
             plan.scan_name = np.array([self.s.name_id(f"+{off:#x}") for off in body],
                                       dtype=np.int32)
+            flagged = flagged_field(info)
+            if flagged is not None:
+                name, plan.flag_at, plan.flag_field = flagged
+                plan.flag_name = self.s.name_id(name)
         flags, v = info.flags, self.v
         if v >= (3, 13) and flags & TPFLAGS_INLINE_VALUES:
             plan.mode = MODE_INLINE

@@ -101,8 +101,24 @@ TYPE_FIELDS = {
 # seconds and microseconds). The walk reads none of them as a possible reference: a
 # service holds Decimals by the million (11 words each to read for nothing), and a
 # Decimal whose digits equal an object's address would otherwise hold that object.
-# (datetime and time keep a tzinfo reference in some objects: read as other C types.)
 NO_OBJECT_FIELDS = frozenset({"decimal.Decimal", "datetime.date", "datetime.timedelta"})
+
+# C types of the standard library with an object field only some of their objects have,
+# by tp_name and size: (edge name, offset of the byte that says it is there, offset of
+# the field, the type's tp_basicsize: a class of the same name laid out otherwise is
+# not it). A datetime or time made with a tzinfo is allocated with a word for it after
+# its data and says so in its hastzinfo byte (after the header and the hash); one made
+# without is allocated without that word, and what lies there is what the block held
+# before (a freed list's item, read as a reference, held that item). Their other words
+# are numbers.
+FLAGGED_FIELDS = {"datetime.datetime": ("tzinfo", 24, 40, 48),
+                  "datetime.time": ("tzinfo", 24, 32, 40)}
+
+
+def flagged_field(info):
+    """(edge name, flag offset, field offset) of the type's FLAGGED_FIELDS, or None."""
+    row = FLAGGED_FIELDS.get(info.qualname)
+    return row[:3] if row is not None and row[3] == info.basicsize else None
 
 
 def offsets(layout, rows):

@@ -67,11 +67,13 @@ class Referents:
         weak reference list. For a Python class there are none; for a C type whose
         fields nsdebug does not know (_struct.Struct, _io objects, _asyncio.Task...),
         its fields, read conservatively (plausible_object); none for those known to
-        hold no object (fields.NO_OBJECT_FIELDS). Cached per type."""
+        hold no object but where a flag says (fields.NO_OBJECT_FIELDS, FLAGGED_FIELDS).
+        Cached per type."""
         offs = self._body.get(info.address)
         # (By name alone: 3.13's Decimal is a heap type, made from a spec, and a class
         # of that name, _pydecimal's, has no words but its slots, which are not scanned.)
-        if offs is None and info.qualname in fields.NO_OBJECT_FIELDS:
+        if offs is None and (info.qualname in fields.NO_OBJECT_FIELDS or
+                             fields.flagged_field(info) is not None):
             offs = self._body[info.address] = []
         if offs is None:
             known = {off for _, off in self.o.slot_members(info)}
@@ -294,6 +296,11 @@ class Referents:
                 target = self.ptr(addr + off)
                 if self.plausible_object(target):
                     out.append((INTERNAL, f"+{off:#x}", target))
+            flagged = fields.flagged_field(info)
+            if flagged is not None and self.mem.read(addr + flagged[1], 1) != b"\0":
+                target = self.ptr(addr + flagged[2])
+                if target:
+                    out.append((INTERNAL, flagged[0], target))
         d, items = o.instance_dict(addr, info)
         if d is not None:
             out.append((INTERNAL, "__dict__", d))

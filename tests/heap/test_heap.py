@@ -80,6 +80,30 @@ def test_a_decimal_holds_no_reference_whatever_its_digits(cores, build, nsdebug)
     assert holders, refs
     assert shown["type"] == d["type"] and shown["size"] == d["size"], shown
 
+
+def test_a_datetime_holds_its_tzinfo_only_when_it_has_one(cores, build, nsdebug):
+    """A naive datetime is allocated without the word of a tzinfo: what its block held
+    there before (a freed list's item, as the target checked from inside) is no
+    reference of it. An aware datetime and time hold their tzinfo, named so
+    (fields.FLAGGED_FIELDS), in the walk and in the one object's view."""
+    cap = cores.heap(build)
+    d = cap.truth["datetime_tzinfo"]
+    assert len(d["stale"]) > len(d["naive"]) // 2
+    anchor, zone = run_json(nsdebug, cap.core, f"refs {d['anchor']:#x}",
+                            f"refs {d['zone']:#x}")
+    holders = {r["address"] for r in anchor["referrers"]} | \
+        {r["owner_address"] for r in anchor["referrers"]}
+    assert holders and not holders & set(d["stale"]), anchor
+    named = {(r["address"], r["how"]) for r in zone["referrers"]}
+    assert {(d["aware"], ".tzinfo"), (d["aware_time"], ".tzinfo")} <= named, zone
+    from nsdebug import open as open_core        # (`nsdebug` here is the fixture)
+    with open_core(cap.core) as c:              # one object's referents, read alone
+        for addr in (d["aware"], d["aware_time"]):
+            held = [(name, o.address) for name, o in c.object(addr).referents()]
+            assert held == [("tzinfo", d["zone"])], held
+        held = [(name, o.address) for name, o in c.object(d["stale"][0]).referents()]
+        assert held == [], held
+
 def test_text_commands(cores, build, nsdebug):
     cap = cores.heap(build)
     t = cap.truth
