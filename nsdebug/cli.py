@@ -115,6 +115,7 @@ def open_session(args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     show_tb = "--traceback" in argv
+    _end_at_the_limit()
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -142,6 +143,22 @@ def main(argv=None):
             raise
         _err(f"internal error: {type(e).__name__}: {e} (rerun with --traceback and report it)")
         return EXIT_INTERNAL
+
+
+def _end_at_the_limit():
+    """Under a data segment or address-space limit, a small allocation refused ends
+    nsdebug at once with the line its MemoryError gets (freemem.exit_when_exhausted):
+    3.11-3.13 can otherwise spin unwinding it, at 100% CPU, for ever. A larger request
+    refused is still the MemoryError below."""
+    import resource
+    try:
+        if all(resource.getrlimit(r)[0] == resource.RLIM_INFINITY
+               for r in (resource.RLIMIT_AS, resource.RLIMIT_DATA)):
+            return
+    except (OSError, ValueError):
+        return
+    from .freemem import exit_when_exhausted
+    exit_when_exhausted(EXIT_INTERNAL, "nsdebug: " + _out_of_memory())
 
 
 def _out_of_memory():

@@ -1,10 +1,12 @@
-"""Freed C heap memory given back to the system (glibc's malloc_trim), for any layer."""
+"""Freed C heap memory given back to the system (glibc's malloc_trim), and the process's
+end when it has none left at its limit, for any layer."""
 
 from __future__ import annotations
 
 _malloc_trim = None
 _one_arena = False
 M_ARENA_MAX = -8            # glibc's mallopt parameter
+SMALL_REQUEST = 1 << 20     # a request of at most this refused: the interpreter is out
 
 
 def release_free_memory():
@@ -41,3 +43,18 @@ def one_arena():
         ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
     except (OSError, AttributeError):
         pass
+
+
+def exit_when_exhausted(status, line):
+    """From now on, a small allocation refused (the process at its memory limit) ends
+    the process at once with `status`, `line` on stderr (corefile/_vector.c): CPython
+    3.11-3.13 can otherwise spin for ever unwinding the MemoryError, at 100% CPU (a
+    handler that needs an int of its last instruction, which cannot be made). Larger
+    requests still raise a MemoryError. Files nsdebug writes are named only when whole
+    (arthur.safefile, the index's scratch file): an end here leaves none half written.
+    Whether it was set up (not without the compiled module, nor twice)."""
+    try:
+        from .corefile._vector import exit_when_exhausted as wrap
+    except ImportError:
+        return False
+    return wrap(status, SMALL_REQUEST, line.encode("ascii", "replace")[:500] + b"\n")

@@ -300,26 +300,28 @@ done:
     return result;
 }
 
-/* The end of a process whose interpreter has run out of memory at a data segment limit
- * (`nsdebug triage --memory-limit`, one analysis a process). CPython does not survive
+/* The end of a process whose interpreter has run out of memory at a limit (a data
+ * segment or address space limit: `nsdebug triage --memory-limit` sets one per
+ * analysis, a user may run nsdebug under `ulimit -d` or `-v`). CPython does not survive
  * every small allocation refused: 3.11 to 3.13 make an int of the frame's last instruction
  * before they enter a handler that needs it (a `with`, an `except` cleanup), and when that
  * int cannot be made they unwind to the same handler again, for ever, at 100% CPU (seen in
  * CI: a heap walk under Dask, whose workers set MALLOC_TRIM_THRESHOLD_). A small request
  * refused means the interpreter itself has no room left, whatever would come next. So
- * exit_when_exhausted(status, small) wraps the allocators of the three domains and the
- * arena allocator: a request of at most `small` bytes, or an arena, refused ends the
- * process at once with `status` and one line on stderr. A larger request fails as before,
+ * exit_when_exhausted(status, small, line) wraps the allocators of the three domains and
+ * the arena allocator: a request of at most `small` bytes, or an arena, refused ends the
+ * process at once with `status` and `line` on stderr. A larger request fails as before,
  * a MemoryError its caller may handle (a damaged length asking for gigabytes is not the
  * limit's doing). Once per process, before any other thread runs. */
 static int exhausted_status = 0;
 static size_t exhausted_small = 0;
+static char exhausted_line[512];              /* made when wrapped: no allocation at the end */
+static size_t exhausted_len = 0;
 static PyMemAllocatorEx guarded[3];           /* the allocators wrapped, by domain */
 static PyObjectArenaAllocator guarded_arena = {NULL, NULL, NULL};
 
 static void exhausted(void) {
-    static const char line[] = "nsdebug: out of memory at the data segment limit\n";
-    ssize_t unused = write(2, line, sizeof line - 1);
+    ssize_t unused = write(2, exhausted_line, exhausted_len);
     (void)unused;
     _exit(exhausted_status);
 }
@@ -362,16 +364,19 @@ static void guard_arena_free(void *ctx, void *ptr, size_t size) {
 
 static PyObject *exit_when_exhausted(PyObject *self, PyObject *args) {
     int status;
-    Py_ssize_t small;
-    if (!PyArg_ParseTuple(args, "in", &status, &small)) return NULL;
-    if (status < 0 || status > 255 || small < 0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "exit_when_exhausted: a status of 0 to 255, a size of 0 or more");
+    Py_ssize_t small, len;
+    const char *line;
+    if (!PyArg_ParseTuple(args, "iny#", &status, &small, &line, &len)) return NULL;
+    if (status < 0 || status > 255 || small < 0 || len > (Py_ssize_t)sizeof exhausted_line) {
+        PyErr_SetString(PyExc_ValueError, "exit_when_exhausted: a status of 0 to 255, a "
+                        "size of 0 or more, a line of at most 512 bytes");
         return NULL;
     }
     if (guarded_arena.alloc != NULL) Py_RETURN_FALSE;       /* wrapped already */
     exhausted_status = status;
     exhausted_small = (size_t)small;
+    memcpy(exhausted_line, line, (size_t)len);
+    exhausted_len = (size_t)len;
     static const PyMemAllocatorDomain domains[3] = {
         PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
     for (int i = 0; i < 3; i++) {
@@ -401,8 +406,8 @@ static PyMethodDef methods[] = {
     {"overlay", overlay, METH_VARARGS,
      "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},
     {"exit_when_exhausted", exit_when_exhausted, METH_VARARGS,
-     "exit_when_exhausted(status, small) -> wrapped: exit at once when a request of at most "
-     "small bytes is refused"},
+     "exit_when_exhausted(status, small, line) -> wrapped: exit at once, saying line, when "
+     "a request of at most small bytes is refused"},
     {NULL, NULL, 0, NULL},
 };
 

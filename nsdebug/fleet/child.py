@@ -12,14 +12,16 @@ import resource
 import sys
 
 EXIT_MEMORY = 3
-SMALL = 1 << 20             # a request refused up to this size: the interpreter is out
 
 
 def main(argv):
     path, heap, limit = argv[0], argv[1], int(argv[2])
     if limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        _exit_when_exhausted()
+        # At the limit a small allocation refused ends this process at once (freemem):
+        # 3.11-3.13 could otherwise spin unwinding the MemoryError until the timeout.
+        from nsdebug.freemem import exit_when_exhausted
+        exit_when_exhausted(EXIT_MEMORY, "nsdebug: out of memory at the data segment limit")
     try:
         from nsdebug.errors import NsdebugError
         from nsdebug.fleet.summary import summarize
@@ -36,20 +38,6 @@ def main(argv):
         sys.stdout = None
         return EXIT_MEMORY
     return 0
-
-
-def _exit_when_exhausted():
-    """At the limit, a small allocation refused ends this process at once, with
-    EXIT_MEMORY (corefile/_vector.c, exit_when_exhausted): 3.11-3.13 could otherwise
-    spin for ever unwinding the MemoryError, at 100% CPU, until the engine's timeout
-    (seen in a heap walk under --memory-limit: the int of a handler's last instruction
-    could not be made). Larger requests still raise a MemoryError, which main() answers
-    the same way once it has got out. Without the compiled module, nothing."""
-    try:
-        from nsdebug.corefile._vector import exit_when_exhausted
-    except ImportError:
-        return
-    exit_when_exhausted(EXIT_MEMORY, SMALL)
 
 
 if __name__ == "__main__":

@@ -312,12 +312,13 @@ print("ok")
 
 
 def test_a_small_allocation_refused_at_the_limit_ends_the_process_at_once(tmp_path):
-    """fleet.child's end at the data limit (_vector.exit_when_exhausted). The function
-    below makes CPython 3.11-3.13 spin for ever without it: ints of the size the handler's
-    last-instruction int needs fill the memory inside a `with` past offset 256, so that
-    int cannot be made and the unwinding comes back to the same handler. With it, the
-    process ends at once with the status asked for, one line and no traceback; a large
-    request refused is still a MemoryError the program handles."""
+    """The end at a memory limit of the triage child and the CLI (freemem and
+    _vector.exit_when_exhausted). The function below makes CPython 3.11-3.13 spin for
+    ever without it: ints of the size the handler's last-instruction int needs fill the
+    memory inside a `with` past offset 256, so that int cannot be made and the unwinding
+    comes back to the same handler. With it, the process ends at once with the status
+    asked for, one line and no traceback; a large request refused is still a MemoryError
+    the program handles."""
     import subprocess
     import sys
 
@@ -328,13 +329,13 @@ def test_a_small_allocation_refused_at_the_limit_ends_the_process_at_once(tmp_pa
         pytest.skip("a data limit under the preloaded sanitizer is not this test's")
     code = r"""
 import resource
-from nsdebug.corefile import _vector
 def vmdata():
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmData:"):
                 return int(line.split()[1]) * 1024
-print(_vector.exit_when_exhausted(7, 1 << 20), _vector.exit_when_exhausted(7, 1 << 20))
+from nsdebug import freemem
+print(freemem.exit_when_exhausted(7, "nsdebug: out"), freemem.exit_when_exhausted(7, "again"))
 slots = [None] * 4_000_000
 src = ("def fill(slots):\n    i = 0\n" + "    x = 1\n" * 400 +
        "    with open('/dev/null'):\n        while True:\n"
@@ -357,4 +358,30 @@ except MemoryError:
                        timeout=60, cwd=str(tmp_path))     # (spinning: TimeoutExpired)
     assert r.returncode == 7, (r.returncode, r.stdout, r.stderr)
     assert r.stdout.splitlines() == ["True False", "large refused"], r.stdout
-    assert r.stderr == "nsdebug: out of memory at the data segment limit\n", r.stderr
+    assert r.stderr == "nsdebug: out\n", r.stderr
+
+
+def test_the_cli_ends_at_the_limit_only_under_one(tmp_path):
+    """nsdebug's main() sets up that end under a data segment or address-space limit
+    (with the line its MemoryError gets), and not without one."""
+    import subprocess
+    import sys
+    code = r"""
+import resource, sys
+if sys.argv[1] != "none":
+    which = getattr(resource, sys.argv[1])
+    resource.setrlimit(which, (64 << 30, resource.RLIM_INFINITY))
+from nsdebug import cli, freemem
+try:
+    cli.main(["--version"])
+except SystemExit:
+    pass
+print(freemem.exit_when_exhausted(1, "x"))      # False: set up already
+"""
+    got = {}
+    for limit in ("none", "RLIMIT_DATA", "RLIMIT_AS"):
+        r = subprocess.run([sys.executable, "-c", code, limit], capture_output=True,
+                           text=True, timeout=60, cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        got[limit] = r.stdout.split()[-1]
+    assert got == {"none": "True", "RLIMIT_DATA": "False", "RLIMIT_AS": "False"}, got
