@@ -11,14 +11,15 @@ import tempfile
 import urllib.request
 
 from .errors import NsdebugError
+from .selfcmd import module_command
 
 REQUESTS = 400
 TOUR = ["info", "bt --all", "objects --top 10"]
 
 
 def start_service():
-    proc = subprocess.Popen([sys.executable, "-m", "nsdebug.demo_app"], stdout=subprocess.PIPE,
-                            text=True)
+    cmd, cwd = module_command("nsdebug.demo_app")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd)
     line = proc.stdout.readline().split()
     if len(line) != 2 or line[0] != "ready":
         proc.kill()

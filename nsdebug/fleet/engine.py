@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..corefile.notes import signal_name
 from ..errors import NsdebugError
+from ..selfcmd import module_command
 from ..units import human_size
 from .child import EXIT_MEMORY
 
@@ -24,14 +24,14 @@ def analyze(path, heap=None, timeout=600.0, memory_limit=0):
     """{"summary": ...} of one core, or {"error": ..., "kind": "error" | "timeout" |
     "memory" | "crash"}: the one per-core function both engines run."""
     heap_arg = "auto" if heap is None else ("1" if heap else "0")
-    cmd = [sys.executable, "-m", "nsdebug.fleet.child", path, heap_arg,
-           str(int(memory_limit or 0))]
+    cmd, cwd = module_command("nsdebug.fleet.child", os.path.abspath(path), heap_arg,
+                              int(memory_limit or 0))
     # One BLAS thread: numpy's OpenBLAS reserves a buffer per thread at import, which
     # would count against the memory limit for nothing (nsdebug does no linear algebra).
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     try:
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=timeout, env=env)
+                           timeout=timeout, env=env, cwd=cwd)
     except subprocess.TimeoutExpired:
         return {"error": f"the analysis took longer than {timeout:g} s (--timeout)",
                 "kind": "timeout"}

@@ -251,6 +251,24 @@ def test_dask_local_cluster_gives_the_local_answer(fleet, leaky, big_heap, nsdeb
     assert remote["growth"][0]["type"] == "__main__.AuditRecord"
 
 
+def test_an_analysis_runs_the_nsdebug_that_started_it(fleet, tmp_path):
+    """`nsdebug triage` run from a directory that holds another `nsdebug` package (a
+    source checkout: CI's working directory) analyses with its own nsdebug, where
+    `python -m` would import the one there first (nsdebug/selfcmd.py). The decoy here
+    ends any process that imports it."""
+    decoy = tmp_path / "nsdebug" / "fleet"
+    decoy.mkdir(parents=True)
+    (decoy.parent / "__init__.py").write_text('raise SystemExit("the decoy was imported")\n')
+    (decoy / "__init__.py").write_text("")
+    core = sorted(fleet["truth"])[0]
+    r = subprocess.run(targets.nsdebug_cmd() + ["triage", core, "--no-cache", "--json"],
+                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+                       env=targets.nsdebug_env())
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["cores"] == 1 and doc["failed"] == [] and len(doc["groups"]) == 1, doc
+
+
 def test_bad_arguments_one_line(nsdebug, tmp_path):
     (tmp_path / "core.1").write_bytes(b"")      # one core to send to the cluster
     for args, words in ((["/no/such/dir"], "no such file"), ([str(tmp_path), "--jobs", "0"],
