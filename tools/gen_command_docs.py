@@ -6,7 +6,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def render():
@@ -45,4 +44,7 @@ def main():
 
 
 if __name__ == "__main__":
+    # Run from the checkout: its nsdebug. (Only then: a test imports this module, and a
+    # path put first in the test process stays for every process it spawns later.)
+    sys.path.insert(0, ROOT)
     main()
