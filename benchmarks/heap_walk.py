@@ -226,6 +226,8 @@ def main():
                              f"{m['peak'] >> 20:,}",
                              f"{m['peak'] / n:.0f}", f"{m['copy'] >> 20:,}"])
                 print(" ".join(rows[-1]), flush=True)
+        # A small case's files went with its directory (and their pages with them).
+        files = [f for f in files if os.path.exists(f)]
     rates.append(new_page_rate(scratch))
     print(f"\nnew pages on this machine: {rates[0]:,.0f} MB/s before the cases, "
           f"{rates[1]:,.0f} MB/s after (1 GiB into a new file after 15 s of quiet)")
