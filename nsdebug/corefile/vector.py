@@ -37,21 +37,8 @@ def memory_copy(size):
     14.4M-object capture's copy here: 0.45 s to make, 0.01 s to have every page
     mapped and 0.12 s to give back, against 0.42, 0.18 and 0.37 s."""
     buf = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    huge_pages(buf)
     pin(len(buf), buf)
     return buf
-
-
-def huge_pages(buf):
-    """Ask for `buf` (an anonymous mapping) in huge pages where the kernel has them (THP,
-    "madvise" mode being the usual default). A heap walk reads a copy of a core at
-    random: with 4 KiB pages nearly every read misses the TLB."""
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if advice is not None:
-        try:
-            buf.madvise(advice)
-        except OSError:             # a kernel without transparent huge pages
-            pass
 
 
 def copy_file():

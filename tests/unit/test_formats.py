@@ -372,19 +372,6 @@ def _maps_within(lo, hi):
     return out
 
 
-def _vm_flags(start):
-    """The VmFlags /proc/self/smaps gives the mapping that starts at `start`."""
-    with open("/proc/self/smaps") as f:
-        here = False
-        for line in f:
-            head = line.split(maxsplit=1)[0]
-            if "-" in head and not head.endswith(":"):
-                here = int(head.split("-")[0], 16) == start
-            elif here and head == "VmFlags:":
-                return line.split()[1:]
-    raise AssertionError(f"no mapping starts at {start:#x}")
-
-
 def _lz4_copies(path, n):
     """The whole-core copy a heap walk makes of the capture at `path` (`n` bytes), by
     the compiled copy and by lz4's Python calls: (copy, the lines of /proc/self/maps
@@ -472,14 +459,11 @@ def _compiled_copy(tmp_path, in_memory, level=0):
 
 def test_the_compiled_copy_in_memory_is_written_in_place_by_each_thread(tmp_path):
     """In memory, each copy thread decompresses its share straight into the one
-    mapping: one anonymous range holding the plain bytes, asked for in huge pages where
-    the kernel has them (the walk reads it at random), which closing gives back."""
+    mapping: one anonymous range holding the plain bytes, which closing gives back."""
     src, copy, data = _compiled_copy(tmp_path, True)
     lo, hi = _range_of(copy)
     [(start, end, inode, name)] = _maps_within(lo, hi)
     assert copy[:] == data and inode == "0" and name == "" and start <= lo and end >= hi
-    if os.path.exists("/sys/kernel/mm/transparent_hugepage/enabled"):
-        assert "hg" in _vm_flags(start), _vm_flags(start)
     copy.close()
     assert not [m for m in _maps_within(lo, hi) if (m[0], m[1]) == (start, end)]
     src.close()
