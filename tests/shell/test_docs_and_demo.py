@@ -3,20 +3,16 @@
 import os
 import re
 import subprocess
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_command_reference_is_current():
-    # (sys.path as it was after: Dask's workers start with this process's path, and
-    # one with the work tree first imported its nsdebug, without compiled modules.)
-    saved = list(sys.path)
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import gen_command_docs
-    finally:
-        sys.path[:] = saved
+def test_command_reference_is_current(monkeypatch):
+    # (sys.path as it was after, monkeypatch restoring it: Dask's workers start with this
+    # process's path, and one with the work tree first imported its nsdebug, without
+    # compiled modules.)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
+    import gen_command_docs
     with open(os.path.join(ROOT, "docs", "commands.md")) as f:
         assert f.read() == gen_command_docs.render(), \
             "docs/commands.md is stale: run tools/gen_command_docs.py"

@@ -4,9 +4,17 @@ as the kernel lays them out) and the arrays it makes in its scratch file."""
 import os
 
 import numpy as np
+import pytest
 
+import targets
 from nsdebug import membudget
 from nsdebug.heap import spill
+
+# A data segment or address-space limit set under the preloaded sanitizer: its shadow
+# and allocator mappings count against the limit too, and do not fit under such limits.
+not_under_the_sanitizer = pytest.mark.skipif(
+    bool(targets.SANITIZER_PRELOAD),
+    reason="a data or address-space limit under the preloaded sanitizer")
 
 
 def _tree(tmp_path, files):
@@ -311,6 +319,7 @@ print("ok")
     assert membudget.data_limit() is None or membudget.data_limit() > 1 << 30
 
 
+@not_under_the_sanitizer
 def test_a_small_allocation_refused_at_the_limit_ends_the_process_at_once(tmp_path):
     """The end at a memory limit of the triage child and the CLI (freemem and
     _vector.exit_when_exhausted). The function below makes CPython 3.11-3.13 spin for
@@ -322,11 +331,6 @@ def test_a_small_allocation_refused_at_the_limit_ends_the_process_at_once(tmp_pa
     import subprocess
     import sys
 
-    import pytest
-    import targets
-    if targets.SANITIZER_PRELOAD:
-        # (The preloaded sanitizer's own mappings count against the data limit too.)
-        pytest.skip("a data limit under the preloaded sanitizer is not this test's")
     code = r"""
 import resource
 def vmdata():
@@ -361,17 +365,13 @@ except MemoryError:
     assert r.stderr == "nsdebug: out\n", r.stderr
 
 
+@not_under_the_sanitizer
 def test_the_cli_ends_at_the_limit_only_under_one(tmp_path):
     """nsdebug's main() sets up that end under a data segment or address-space limit
     (with the line its MemoryError gets), and not without one."""
     import subprocess
     import sys
 
-    import pytest
-    import targets
-    if targets.SANITIZER_PRELOAD:
-        # (The preloaded sanitizer's shadow mappings do not fit under such limits.)
-        pytest.skip("a data or address-space limit under the preloaded sanitizer")
     code = r"""
 import resource, sys
 if sys.argv[1] != "none":
