@@ -300,6 +300,31 @@ done:
     return result;
 }
 
+/* populate(buffer) -> bool: the pages of a writable buffer (page-aligned at its start)
+ * given memory now, all in one madvise(MADV_POPULATE_WRITE) with the GIL left, rather
+ * than one fault at a time as they are first written. Where each first write is a trap
+ * (and on a VM, often an exit to the host as well), the batch costs less; a 2 GiB mapping
+ * here: 0.6-1.2 s against 1.1-4.0 s touched page by page. False where the kernel does not
+ * know the advice (before Linux 5.14) or refuses it (no memory left: the writes fault
+ * then, as without it). */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static PyObject *populate(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "w*", &buf))
+        return NULL;
+    long page = sysconf(_SC_PAGESIZE);
+    int ok = 0;
+    if (page > 0 && buf.len > 0 && (uintptr_t)buf.buf % (uintptr_t)page == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = madvise(buf.buf, (size_t)buf.len, MADV_POPULATE_WRITE) == 0;
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&buf);
+    return PyBool_FromLong(ok);
+}
+
 /* The end of a process whose interpreter has run out of memory at a limit (a data
  * segment or address space limit: `nsdebug triage --memory-limit` sets one per
  * analysis, a user may run nsdebug under `ulimit -d` or `-v`). CPython does not survive
@@ -403,6 +428,8 @@ static PyMethodDef methods[] = {
     {"lz4_blocks", lz4_blocks, METH_VARARGS,
      "lz4_blocks(decoder, data, rows, runs, base, block_size, total, limit, out) -> "
      "None or (block, why)"},
+    {"populate", populate, METH_VARARGS,
+     "populate(buffer) -> bool: its pages given memory now, in one call"},
     {"overlay", overlay, METH_VARARGS,
      "overlay(mapping, offset, length, fd): file fd mapped over mapping[offset:]"},
     {"exit_when_exhausted", exit_when_exhausted, METH_VARARGS,

@@ -5,6 +5,7 @@ here, and read back sparse)."""
 import contextlib
 import io
 import os
+import re
 import struct
 import time
 
@@ -171,8 +172,14 @@ def _copies(tmp_path, blob, upto):
     return out
 
 
+@pytest.mark.parametrize("piece", [None, 3 * lz4core.BLOCK_SIZE])
 @pytest.mark.parametrize("upto", [None, 3 << 20, (1 << 20) + 5])
-def test_the_compiled_copy_is_the_plain_bytes(tmp_path, upto):
+def test_the_compiled_copy_is_the_plain_bytes(tmp_path, monkeypatch, upto, piece):
+    """piece: the copy in memory given its pages a few blocks at a time (many pieces a
+    thread, the last one short), not a share's whole in one piece."""
+    from nsdebug.corefile import lz4source
+    if piece:
+        monkeypatch.setattr(lz4source, "POPULATE_BYTES", piece)
     data = payload(5 << 20)
     upto = upto or len(data)
     for level in (0, 9):                 # 9: some blocks stored raw
@@ -384,6 +391,43 @@ def _lz4_copies(path, n):
         yield copy, _maps_within(*_range_of(copy))
         src.close()
         del copy, src
+
+
+def _rss_kib_at(addr):
+    """Rss (KiB) of the mapping of /proc/self/smaps that holds `addr`."""
+    found = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(maxsplit=1)[0]
+            if not first.endswith(":"):                 # a mapping's own line
+                start, end = (int(x, 16) for x in first.split("-"))
+                found = start <= addr < end
+            elif found and first == "Rss:":
+                return int(line.split()[1])
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
+@pytest.mark.skipif(tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+                    < (5, 14), reason="MADV_POPULATE_WRITE is Linux 5.14's")
+def test_populate_gives_a_mapping_its_pages_in_one_call():
+    """_vector.populate: a new anonymous mapping has no page until written; populated,
+    every page is there (what the copy of a capture asks before decompressing into a
+    piece of it), its bytes still zeros. A buffer not starting on a page is refused."""
+    import mmap
+    from nsdebug.corefile import _vector
+    buf = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    lo, _ = _range_of(buf)
+    try:
+        assert _rss_kib_at(lo) == 0
+        assert _vector.populate(buf) is True
+        assert _rss_kib_at(lo) == 8 << 10
+        assert buf[:] == bytes(8 << 20)
+        with memoryview(buf) as view:
+            assert _vector.populate(view[100:4096]) is False
+        with pytest.raises(TypeError):
+            _vector.populate(bytes(4096))           # not writable
+    finally:
+        buf.close()
 
 
 def _rss_anon():
