@@ -393,20 +393,6 @@ def _lz4_copies(path, n):
         del copy, src
 
 
-def _rss_kib_at(addr):
-    """Rss (KiB) of the mapping of /proc/self/smaps that holds `addr`."""
-    found = False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            first = line.split(maxsplit=1)[0]
-            if not first.endswith(":"):                 # a mapping's own line
-                start, end = (int(x, 16) for x in first.split("-"))
-                found = start <= addr < end
-            elif found and first == "Rss:":
-                return int(line.split()[1])
-    raise AssertionError(f"no mapping holds {addr:#x}")
-
-
 @pytest.mark.skipif(tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
                     < (5, 14), reason="MADV_POPULATE_WRITE is Linux 5.14's")
 def test_populate_gives_a_mapping_its_pages_in_one_call():
@@ -414,13 +400,14 @@ def test_populate_gives_a_mapping_its_pages_in_one_call():
     every page is there (what the copy of a capture asks before decompressing into a
     piece of it), its bytes still zeros. A buffer not starting on a page is refused."""
     import mmap
+    from arthur.procfs import anonymous_kb
     from nsdebug.corefile import _vector
     buf = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    lo, _ = _range_of(buf)
+    [(start, _, _, _)] = _maps_within(*_range_of(buf))
     try:
-        assert _rss_kib_at(lo) == 0
+        assert anonymous_kb(os.getpid())[start] == 0
         assert _vector.populate(buf) is True
-        assert _rss_kib_at(lo) == 8 << 10
+        assert anonymous_kb(os.getpid())[start] == 8 << 10
         assert buf[:] == bytes(8 << 20)
         with memoryview(buf) as view:
             assert _vector.populate(view[100:4096]) is False
