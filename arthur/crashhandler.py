@@ -351,10 +351,14 @@ def _finish(spool, stem, record, owner, cfg, begun, stdin_fd):
 
 
 def _summary(path):
-    """nsdebug's crash line and the CPython version, read from the finished capture."""
+    """nsdebug's crash line and the CPython version, read from the finished capture.
+    Isolated (-I): the kernel starts the handler in "/", and `python -m` would put that
+    directory first on sys.path, so that an `nsdebug` folder there would be run instead
+    of the nsdebug installed beside this arthur."""
     import subprocess
     try:
-        r = subprocess.run([sys.executable, "-m", "nsdebug", path, "-c", "info", "--json"],
+        r = subprocess.run([sys.executable, "-I", "-m", "nsdebug", path, "-c", "info",
+                            "--json"],
                            capture_output=True, text=True, timeout=SUMMARY_TIMEOUT,
                            env={"PATH": "/usr/bin:/bin", "HOME": "/"})
         info = json.loads(r.stdout.splitlines()[0]) if r.returncode == 0 else None

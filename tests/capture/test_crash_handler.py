@@ -194,6 +194,24 @@ def test_non_root_crash_is_readable_by_its_owner_only(kernel_pattern, request):
     assert "Python: string_at (__init__.py:" in rec["crash"]
 
 
+def test_the_crash_line_is_the_installed_nsdebugs_whatever_the_directory(cores, tmp_path,
+                                                                          monkeypatch):
+    """The kernel starts the handler in "/", and `python -m` puts the directory it runs
+    in first on sys.path: an `nsdebug` folder there (here, a decoy in the test's own
+    directory) must not be the one that reads the crash."""
+    from arthur import crashhandler
+    cap = cores.crash(targets.default_build())
+    decoy = tmp_path / "nsdebug"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("")
+    (decoy / "__main__.py").write_text("print('{\"crash\": \"the decoy\"}')\n")
+    monkeypatch.chdir(tmp_path)
+    summary = crashhandler._summary(cap.core)
+    assert "summary_error" not in summary, summary
+    assert "Python: parse_record (stacks_target.py:" in summary["crash"], summary
+    assert summary["python"].startswith(cap.build.version + "."), summary
+
+
 def test_ten_crashes_at_once(kernel_pattern, python, tmp_path):
     spool = str(tmp_path / "spool")
     install(spool, "--rate", "100/60")
