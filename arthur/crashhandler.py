@@ -1,8 +1,8 @@
 """`arthur crash-handler`: the kernel pipes every crash's core into arthur, which keeps it
 as a self-contained capture in a spool, with a JSON record beside it.
 
-install sets kernel.core_pattern to `|<python> -m arthur.crashhandler %P %I %u %g %s %t
-%d %E` and kernel.core_pipe_limit so that the kernel waits for the handler (keeping
+install sets kernel.core_pattern to `|<python> -I -m arthur.crashhandler %P %I %u %g %s
+%t %d %E` and kernel.core_pipe_limit so that the kernel waits for the handler (keeping
 /proc/PID readable: the mapped files are read through /proc/PID/map_files, from inside
 the crashed process's mount namespace), remembering both previous values in
 /etc/arthur/crash-handler.json with the spool and its rules (the pattern itself has no
@@ -51,12 +51,23 @@ def _write(path, text):
         f.write(text)
 
 
+def _python(module):
+    """The words that run `module` with this interpreter, isolated (-I): the kernel starts
+    the handler in "/", and `python -m` puts the directory it runs in first on sys.path,
+    so that an `arthur` or `nsdebug` folder there would be run, as root, instead of the
+    one installed. -I leaves out nothing the handler has: the kernel gives it no
+    environment, and site-packages (a venv's too) stays on the path."""
+    return [sys.executable, "-I", "-m", module]
+
+
 def handler_command():
-    return f"{sys.executable} -m arthur.crashhandler"
+    return " ".join(_python("arthur.crashhandler"))
 
 
 def is_ours(pattern):
-    return re.match(r"^\|\S+ -m arthur\.crashhandler ", pattern) is not None
+    # Also a pattern installed before the handler ran isolated (no -I): an upgraded
+    # arthur must still uninstall it.
+    return re.match(r"^\|\S+ (-I )?-m arthur\.crashhandler ", pattern) is not None
 
 
 def read_config():
@@ -351,14 +362,11 @@ def _finish(spool, stem, record, owner, cfg, begun, stdin_fd):
 
 
 def _summary(path):
-    """nsdebug's crash line and the CPython version, read from the finished capture.
-    Isolated (-I): the kernel starts the handler in "/", and `python -m` would put that
-    directory first on sys.path, so that an `nsdebug` folder there would be run instead
-    of the nsdebug installed beside this arthur."""
+    """nsdebug's crash line and the CPython version, read from the finished capture (by
+    the nsdebug installed beside this arthur: _python)."""
     import subprocess
     try:
-        r = subprocess.run([sys.executable, "-I", "-m", "nsdebug", path, "-c", "info",
-                            "--json"],
+        r = subprocess.run(_python("nsdebug") + [path, "-c", "info", "--json"],
                            capture_output=True, text=True, timeout=SUMMARY_TIMEOUT,
                            env={"PATH": "/usr/bin:/bin", "HOME": "/"})
         info = json.loads(r.stdout.splitlines()[0]) if r.returncode == 0 else None

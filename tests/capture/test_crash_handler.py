@@ -212,6 +212,25 @@ def test_the_crash_line_is_the_installed_nsdebugs_whatever_the_directory(cores, 
     assert summary["python"].startswith(cap.build.version + "."), summary
 
 
+def test_the_handler_is_the_installed_arthur_whatever_the_directory(tmp_path):
+    """The kernel runs core_pattern's command in "/": a folder `arthur` there (here, a
+    decoy in the directory the command runs in) must not be what handles crashes, as
+    root. The installed handler, given no crash's arguments, fails and says so."""
+    from arthur import crashhandler
+    decoy = tmp_path / "arthur"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("")
+    (decoy / "crashhandler.py").write_text("open('the-decoy-ran', 'w').close()\n")
+    r = subprocess.run(crashhandler.handler_command().split(), cwd=tmp_path, env={},
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert not (tmp_path / "the-decoy-ran").exists()
+    assert r.returncode == 1 and not r.stdout, r
+    # A pattern installed before the handler ran isolated is still arthur's to uninstall.
+    assert crashhandler.is_ours(f"|{crashhandler.handler_command()} %P")
+    assert crashhandler.is_ours(f"|{sys.executable} -m arthur.crashhandler %P")
+    assert not crashhandler.is_ours(f"|{sys.executable} -m other.handler %P")
+
+
 def test_ten_crashes_at_once(kernel_pattern, python, tmp_path):
     spool = str(tmp_path / "spool")
     install(spool, "--rate", "100/60")
